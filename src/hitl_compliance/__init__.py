@@ -1,0 +1,62 @@
+"""hitl-compliance: human-in-the-loop compliance graphs on LangGraph.
+
+A risky AI-drafted reply never reaches a customer until a compliance officer
+approves, edits or rejects it, with a durable record of who decided what.
+"""
+
+from hitl_compliance.coordinator import Clock, HitlCoordinator
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    DraftError,
+    HitlError,
+    InvalidDecisionError,
+    InvalidInputError,
+    PauseDisabledError,
+    ReviewNotFoundError,
+    ThreadBusyError,
+)
+from hitl_compliance.graph import (
+    NODES,
+    ComplianceGraph,
+    Drafter,
+    PauseStyle,
+    build_compliance_graph,
+)
+from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, ReviewRecord
+from hitl_compliance.rules import ComplianceRule, KeywordRule, RegexRule, RuleResult, Verdict
+from hitl_compliance.state import ComplianceState, Decision, merge_metadata
+from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
+
+__all__ = [
+    "NODES",
+    "AlreadyDecidedError",
+    "AuditRecord",
+    "Clock",
+    "ComplianceGraph",
+    "ComplianceRule",
+    "ComplianceState",
+    "ConfigurationError",
+    "Decision",
+    "DraftError",
+    "Drafter",
+    "HitlCoordinator",
+    "HitlError",
+    "InMemoryReviewStore",
+    "InvalidDecisionError",
+    "InvalidInputError",
+    "KeywordRule",
+    "PauseDisabledError",
+    "PauseStyle",
+    "PendingReview",
+    "ProcessResult",
+    "RegexRule",
+    "ReviewNotFoundError",
+    "ReviewRecord",
+    "ReviewStore",
+    "RuleResult",
+    "ThreadBusyError",
+    "Verdict",
+    "build_compliance_graph",
+    "merge_metadata",
+]

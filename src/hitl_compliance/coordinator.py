@@ -1,0 +1,463 @@
+"""[`HitlCoordinator`][hitl_compliance.HitlCoordinator]: run turns, list and decide reviews.
+
+The coordinator owns what LangGraph leaves to its users: it validates every
+decision before it reaches the graph, claims the review row atomically so one
+decision wins per pause (across processes, when the store is shared), resumes
+each pause style the one correct way, and records the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from langgraph.types import Command, StateSnapshot
+from pydantic import ValidationError
+
+from hitl_compliance.errors import (
+    ConfigurationError,
+    HitlError,
+    InvalidDecisionError,
+    InvalidInputError,
+    ReviewNotFoundError,
+)
+from hitl_compliance.graph import ComplianceGraph, graph_spec
+from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, ReviewRecord
+from hitl_compliance.rules import RuleResult
+from hitl_compliance.state import ComplianceState, Decision
+from hitl_compliance.stores.base import FinalStatus, ReviewStore
+from hitl_compliance.stores.memory import InMemoryReviewStore
+
+__all__ = ["Clock", "HitlCoordinator"]
+
+logger = logging.getLogger("hitl_compliance")
+
+Clock = Callable[[], datetime]
+"""Returns the current time as a timezone-aware datetime; injectable for tests."""
+
+_PAUSED = ("human_approval",)
+_TURN_RESET: dict[str, Any] = {
+    "draft_response": None,
+    "violations": [],
+    "agent_response": None,
+    "agent_type": None,
+    "is_compliant": None,
+    "decision": None,
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class HitlCoordinator:
+    """Drive a compliance graph: `process` turns, list `pending` reviews, `approve` / `reject`.
+
+    Args:
+        graph: A graph built by [`build_compliance_graph`][hitl_compliance.build_compliance_graph].
+        reviews: Where reviews and the audit log live (default: in memory).
+            Share one durable store between processes for exactly-once decisions.
+        lease: How long a claimed decision or a started turn may run before
+            `recover()` treats it as abandoned by a crashed process. Keep it
+            longer than your slowest drafter call.
+        clock: Returns the current aware datetime (inject a fake in tests).
+
+    Example:
+        ```python
+        coord = HitlCoordinator(graph)
+        result = await coord.process("thread-1", "Should I buy this fund?")
+        if result.awaiting_approval:
+            result = await coord.approve("thread-1", reviewer="officer@bank")
+        ```
+    """
+
+    def __init__(
+        self,
+        graph: ComplianceGraph,
+        *,
+        reviews: ReviewStore | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        clock: Clock | None = None,
+    ) -> None:
+        self._spec = graph_spec(graph)
+        self._graph = graph
+        if reviews is not None and not isinstance(reviews, ReviewStore):
+            raise ConfigurationError(
+                f"reviews must implement ReviewStore, got {type(reviews).__name__}."
+            )
+        self._reviews: ReviewStore = reviews if reviews is not None else InMemoryReviewStore()
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ConfigurationError("lease must be a positive timedelta.")
+        self._lease = lease
+        self._clock: Clock = clock or _utcnow
+
+    @property
+    def graph(self) -> ComplianceGraph:
+        """The compiled graph this coordinator drives."""
+        return self._graph
+
+    @property
+    def reviews(self) -> ReviewStore:
+        """The review/audit store."""
+        return self._reviews
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ConfigurationError(
+                "The coordinator's clock must return timezone-aware datetimes."
+            )
+        return now
+
+    # -- turns -----------------------------------------------------------------
+
+    async def process(
+        self,
+        thread_id: str,
+        message: str,
+        *,
+        requested_by: str | None = None,
+        **fields: Any,
+    ) -> ProcessResult:
+        """Run one turn: draft a reply, check it, deliver it or pause for review.
+
+        On a completed thread this starts a new turn of the conversation.
+        Extra `fields` set fields of a custom `state_schema`.
+
+        Raises:
+            ThreadBusyError: the thread is paused for review or another turn runs.
+            InvalidInputError: `message` or `fields` do not fit the state schema.
+        """
+        _check_thread_id(thread_id)
+        values = self._turn_input(message, requested_by, fields)
+        owner = uuid.uuid4().hex
+        await self._reviews.begin_turn(thread_id, owner=owner, now=self._now())
+        try:
+            await self._graph.ainvoke(values, _config_for(thread_id))
+        except BaseException:
+            # The run raised (drafter error, cancellation): nothing paused, so free the thread.
+            await self._reviews.end_turn(thread_id, owner=owner)
+            raise
+        return await self._settle_turn(thread_id, owner)
+
+    def _turn_input(
+        self, message: str, requested_by: str | None, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not isinstance(message, str):
+            raise InvalidInputError(f"message must be str, got {type(message).__name__}.")
+        schema = self._spec.state_schema
+        reserved = set(_TURN_RESET) | {"customer_message", "requested_by", "turn", "metadata"}
+        unknown = set(fields) - set(schema.model_fields)
+        if unknown:
+            raise InvalidInputError(
+                f"Unknown state fields {sorted(unknown)} for {schema.__name__}; "
+                "add them to your state_schema subclass."
+            )
+        clash = set(fields) & reserved - {"metadata"}
+        if clash:
+            raise InvalidInputError(f"Fields {sorted(clash)} are set by the library.")
+        values: dict[str, Any] = {
+            **_TURN_RESET,
+            "customer_message": message,
+            "requested_by": requested_by,
+            **fields,
+        }
+        try:
+            # LangGraph does not validate input against a pydantic schema before
+            # checkpointing it; validate here so bad input changes nothing.
+            schema.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
+        return values
+
+    async def _settle_turn(self, thread_id: str, owner: str | None) -> ProcessResult:
+        """After a run: open a review if the graph paused, else end the turn."""
+        snapshot = await self._graph.aget_state(_config_for(thread_id))
+        if tuple(snapshot.next) == _PAUSED:
+            state = self._state(snapshot)
+            review = ReviewRecord(
+                review_id=uuid.uuid4().hex,
+                thread_id=thread_id,
+                checkpoint_id=_checkpoint_id(snapshot),
+                status="pending",
+                customer_message=state.customer_message,
+                draft_response=state.draft_response or "",
+                violations=state.rule_results,
+                requested_at=self._now(),
+                requested_by=state.requested_by,
+            )
+            review = await self._reviews.open_review(review, owner=owner)
+            logger.info("thread %s paused for review %s", thread_id, review.review_id)
+            return _result(thread_id, snapshot, state, review_id=review.review_id)
+        if owner is not None:
+            await self._reviews.end_turn(thread_id, owner=owner)
+        return _result(thread_id, snapshot, self._state(snapshot))
+
+    # -- reviews ---------------------------------------------------------------
+
+    async def pending(self, *, limit: int | None = None) -> list[PendingReview]:
+        """Paused threads awaiting a decision, oldest first, read from the review store.
+
+        Costs O(pending reviews): no checkpoint is scanned.
+        """
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise InvalidInputError("limit must be a positive int or None.")
+        return [r.to_pending() for r in await self._reviews.list_pending(limit=limit)]
+
+    async def approve(
+        self,
+        thread_id: str,
+        *,
+        reviewer: str,
+        response: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ProcessResult:
+        """Approve a paused draft: deliver it, or deliver the reviewer's edited `response`.
+
+        Raises:
+            ReviewNotFoundError: the thread is not paused for review.
+            AlreadyDecidedError: another decision won, or the review was decided.
+            InvalidDecisionError: the decision failed validation; nothing changed.
+
+        Example:
+            ```python
+            await coord.approve("t1", reviewer="officer@bank", metadata={"ticket": "C-9"})
+            ```
+        """
+        decision = self._decision(
+            approved=True, reviewer=reviewer, response=response, metadata=metadata
+        )
+        return await self._decide(thread_id, decision)
+
+    async def reject(
+        self,
+        thread_id: str,
+        *,
+        reviewer: str,
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ProcessResult:
+        """Reject a paused draft; the customer gets `rejection_message` (or nothing).
+
+        Raises:
+            ReviewNotFoundError: the thread is not paused for review.
+            AlreadyDecidedError: another decision won, or the review was decided.
+            InvalidDecisionError: the decision failed validation; nothing changed.
+        """
+        decision = self._decision(
+            approved=False, reviewer=reviewer, reason=reason or None, metadata=metadata
+        )
+        return await self._decide(thread_id, decision)
+
+    def _decision(self, **fields: Any) -> Decision:
+        metadata = fields.get("metadata")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidDecisionError("metadata must be a mapping of JSON values.")
+        fields["metadata"] = dict(metadata or {})
+        try:
+            return Decision(decided_at=self._now(), **fields)
+        except ValidationError as exc:
+            raise InvalidDecisionError(f"Invalid decision: {exc}") from exc
+
+    async def _decide(self, thread_id: str, decision: Decision) -> ProcessResult:
+        _check_thread_id(thread_id)
+        claim_id = uuid.uuid4().hex
+        review = await self._reviews.claim(
+            thread_id,
+            claim_id=claim_id,
+            reviewer=decision.reviewer,
+            decision=decision.to_state(),
+            now=self._now(),
+        )
+        try:
+            await self._resume(review, decision)
+        except BaseException:
+            if await self._untouched(review):
+                await self._reviews.release(review.review_id, claim_id=claim_id)
+            raise
+        return await self._record(review, claim_id, decision)
+
+    async def _resume(self, review: ReviewRecord, decision: Decision) -> None:
+        """Resume the paused graph with `decision`, the one correct way for its style."""
+        config = _config_for(review.thread_id)
+        payload = decision.to_state()
+        if self._spec.style == "interrupt_before":
+            # as_node="human_approval" skips the node body and routes on its edge;
+            # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
+            await self._graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
+            await self._graph.ainvoke(None, config)
+        else:
+            await self._graph.ainvoke(Command(resume=payload), config)
+
+    async def _untouched(self, review: ReviewRecord) -> bool:
+        """Whether the graph is still exactly at the paused checkpoint (safe to release)."""
+        try:
+            snapshot = await self._graph.aget_state(_config_for(review.thread_id))
+        except Exception:
+            return False
+        return tuple(snapshot.next) == _PAUSED and _checkpoint_id(snapshot) == review.checkpoint_id
+
+    async def _record(
+        self, review: ReviewRecord, claim_id: str, decision: Decision
+    ) -> ProcessResult:
+        snapshot = await self._graph.aget_state(_config_for(review.thread_id))
+        state = self._state(snapshot)
+        status: FinalStatus = "approved" if decision.approved else "rejected"
+        payload = decision.to_state()
+        payload["delivered"] = state.agent_response
+        await self._reviews.complete(
+            review.review_id,
+            claim_id=claim_id,
+            status=status,
+            now=self._now(),
+            actor=decision.reviewer,
+            payload=payload,
+        )
+        logger.info("thread %s %s by %s", review.thread_id, status, decision.reviewer)
+        return _result(
+            review.thread_id,
+            snapshot,
+            state,
+            review_id=review.review_id,
+            reviewer=decision.reviewer,
+        )
+
+    # -- recovery --------------------------------------------------------------
+
+    async def recover(self) -> list[ProcessResult]:
+        """Finish work a crashed process left behind; safe to run from any process.
+
+        Takes over only claims and turns older than the lease, so it never races
+        a decider that is merely slow: a claimed decision is resumed (or, with
+        the static style, finished from `next == ("deliver",)`) without
+        re-running the drafter; a thread that paused without a review row gets
+        one, so no paused thread stays invisible to `pending()`.
+
+        Returns:
+            One result per thread it finished or made pending.
+        """
+        now = self._now()
+        cutoff = now - self._lease
+        results: list[ProcessResult] = []
+        for review in await self._reviews.abandoned_claims(claimed_before=cutoff):
+            claim_id = uuid.uuid4().hex
+            if review.claim_id is None or review.decision is None:
+                continue
+            if not await self._reviews.take_over_claim(
+                review.review_id, old_claim_id=review.claim_id, new_claim_id=claim_id, now=now
+            ):
+                continue
+            decision = Decision.model_validate(review.decision)
+            await self._finish_resume(review, decision)
+            results.append(await self._record(review, claim_id, decision))
+        for turn in await self._reviews.stale_turns(started_before=cutoff):
+            owner = uuid.uuid4().hex
+            if not await self._reviews.take_over_turn(
+                turn.thread_id, old_owner=turn.owner, new_owner=owner, now=now
+            ):
+                continue
+            config = _config_for(turn.thread_id)
+            snapshot = await self._graph.aget_state(config)
+            if snapshot.next and tuple(snapshot.next) != _PAUSED:
+                # The run died mid-way (say, in `compliance`): finish it from its checkpoint.
+                await self._graph.ainvoke(None, config)
+            results.append(await self._settle_turn(turn.thread_id, owner))
+        return results
+
+    async def _finish_resume(self, review: ReviewRecord, decision: Decision) -> None:
+        """Complete an abandoned resume from wherever the crash left the graph."""
+        config = _config_for(review.thread_id)
+        snapshot = await self._graph.aget_state(config)
+        nxt = tuple(snapshot.next)
+        if nxt == _PAUSED and _checkpoint_id(snapshot) == review.checkpoint_id:
+            await self._resume(review, decision)
+        elif nxt in (("deliver",), ("rejected",)):
+            # Static style crashed between aupdate_state and ainvoke(None).
+            await self._graph.ainvoke(None, config)
+        elif nxt:
+            raise HitlError(
+                f"Thread {review.thread_id!r} is at {nxt}, not at the reviewed pause; "
+                "it was changed outside the coordinator. Inspect it before deciding.",
+                thread_id=review.thread_id,
+            )
+
+    # -- evidence --------------------------------------------------------------
+
+    async def audit_log(self, thread_id: str) -> list[AuditRecord]:
+        """The thread's audit records, oldest first."""
+        _check_thread_id(thread_id)
+        return await self._reviews.audit_log(thread_id)
+
+    async def state_at_decision(self, thread_id: str) -> ComplianceState:
+        """The state of the exact paused checkpoint the latest decision was made on.
+
+        Read back from the checkpointer by checkpoint id, not copied.
+
+        Raises:
+            ReviewNotFoundError: the thread never paused for review.
+        """
+        review = await self._reviews.get_review(thread_id)
+        if review is None:
+            raise ReviewNotFoundError(
+                f"Thread {thread_id!r} has no review to show.", thread_id=thread_id
+            )
+        config = {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": review.checkpoint_id,
+            }
+        }
+        snapshot = await self._graph.aget_state(config)  # type: ignore[arg-type]
+        return self._state(snapshot)
+
+    def _state(self, snapshot: StateSnapshot) -> ComplianceState:
+        return self._spec.state_schema.model_validate(snapshot.values)
+
+
+def _check_thread_id(thread_id: str) -> None:
+    if not isinstance(thread_id, str) or not thread_id.strip() or len(thread_id) > 512:
+        raise InvalidInputError("thread_id must be a non-empty str of at most 512 characters.")
+
+
+def _config_for(thread_id: str) -> Any:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def _checkpoint_id(snapshot: StateSnapshot) -> str:
+    return str(snapshot.config["configurable"]["checkpoint_id"])
+
+
+def _result(
+    thread_id: str,
+    snapshot: StateSnapshot,
+    state: ComplianceState,
+    *,
+    review_id: str | None = None,
+    reviewer: str | None = None,
+) -> ProcessResult:
+    paused = tuple(snapshot.next) == _PAUSED
+    if paused:
+        status = "paused"
+    elif state.is_compliant:
+        status = "completed"
+    else:
+        status = "rejected"
+    return ProcessResult(
+        status=status,
+        thread_id=thread_id,
+        awaiting_approval=paused,
+        agent_response=None if paused else state.agent_response,
+        violations=[RuleResult.from_dict(v) for v in state.violations],
+        draft_response=state.draft_response,
+        customer_message=state.customer_message,
+        agent_type=None if paused else state.agent_type,
+        is_compliant=state.is_compliant,
+        reviewer=reviewer,
+        checkpoint_id=_checkpoint_id(snapshot),
+        review_id=review_id,
+        metadata=dict(state.metadata),
+    )

@@ -1,0 +1,114 @@
+"""The library's errors: one tree, rooted in [`HitlError`][hitl_compliance.HitlError].
+
+```text
+HitlError
+├── ConfigurationError        the graph, coordinator or backend is set up wrongly
+├── ReviewNotFoundError       no paused review exists for the thread
+├── AlreadyDecidedError       the review was decided (or is being decided) already
+├── ThreadBusyError           the thread is paused, or another call is running on it
+├── InvalidInputError         an argument failed validation before reaching LangGraph
+│   └── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
+├── DraftError                the drafter returned something other than text
+└── PauseDisabledError        a draft needed review in a graph built with pause=False
+```
+
+Every error says what happened and what to do, and carries its context as
+keyword-only attributes (`thread_id`, `reviewer`, ...). A call that raises
+leaves nothing half-done: the thread stays as it was.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyDecidedError",
+    "ConfigurationError",
+    "DraftError",
+    "HitlError",
+    "InvalidDecisionError",
+    "InvalidInputError",
+    "PauseDisabledError",
+    "ReviewNotFoundError",
+    "ThreadBusyError",
+]
+
+
+class HitlError(Exception):
+    """Base class of every error raised by hitl-compliance.
+
+    Catch this to handle any library failure; `thread_id` names the thread
+    concerned when there is one.
+    """
+
+    def __init__(self, message: str, *, thread_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.thread_id = thread_id
+
+
+class ConfigurationError(HitlError):
+    """The graph, coordinator or backend was configured in a way that cannot work.
+
+    Raised at build or open time, never half-way through a run: for example an
+    interrupt compiled without a checkpointer (LangGraph would silently never
+    pause), duplicate rule names, or a backend URL that cannot be reached.
+    """
+
+
+class ReviewNotFoundError(HitlError):
+    """There is no paused review for this thread: it is unknown, finished, or never paused.
+
+    Check `await coord.pending()` for the threads that are awaiting a decision.
+    """
+
+
+class AlreadyDecidedError(HitlError):
+    """The review was already decided, or another reviewer's decision is in flight.
+
+    Exactly one decision wins per review; reload the review and its audit log
+    (`await coord.audit_log(thread_id)`) to see who decided it.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, status: str | None = None
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.status = status
+
+
+class ThreadBusyError(HitlError):
+    """The thread cannot start a new turn now: it is paused for review or another call runs.
+
+    Decide the pending review first (`approve` / `reject`), or, after a crash,
+    call `await coord.recover()`.
+    """
+
+
+class InvalidInputError(HitlError):
+    """An argument (thread id, message, state field, limit) failed validation.
+
+    Nothing was sent to LangGraph, which would checkpoint invalid values
+    unvalidated. Fix the input and call again.
+    """
+
+
+class InvalidDecisionError(InvalidInputError):
+    """A decision (reviewer, response, reason, metadata) failed validation.
+
+    Nothing was sent to LangGraph: an invalid resume value would otherwise be
+    stored and poison the thread. Fix the input and call again.
+    """
+
+
+class DraftError(HitlError):
+    """The drafter returned something other than a `str`.
+
+    A drafter must return the reply text; wrap structured LLM output yourself.
+    """
+
+
+class PauseDisabledError(HitlError):
+    """A draft needed human review but the graph was built with `pause=False`.
+
+    `pause=False` is for tests asserting the happy path never reaches review;
+    reaching review there is a failure, never a silent pass.
+    """

@@ -1,0 +1,297 @@
+"""The graph factory: `draft -> compliance -> deliver | human_approval | rejected`.
+
+[`build_compliance_graph`][hitl_compliance.build_compliance_graph] compiles a
+LangGraph `StateGraph` in one of two pause styles and refuses the
+configurations in which LangGraph would silently misbehave.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
+
+from hitl_compliance.errors import (
+    ConfigurationError,
+    DraftError,
+    InvalidDecisionError,
+    PauseDisabledError,
+)
+from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
+from hitl_compliance.state import ComplianceState, Decision
+
+__all__ = [
+    "NODES",
+    "ComplianceGraph",
+    "Drafter",
+    "PauseStyle",
+    "build_compliance_graph",
+    "graph_spec",
+]
+
+PauseStyle: TypeAlias = Literal["interrupt_before", "command_resume"]
+"""`interrupt_before`: static pause before `human_approval`, resumed by
+`aupdate_state` + `ainvoke(None)`. `command_resume`: the node calls
+`interrupt(payload)` and is resumed with `Command(resume=decision)`."""
+
+Drafter: TypeAlias = Callable[[Any], "str | Awaitable[str]"]
+"""The LLM step: takes the state, returns the reply text (sync or async)."""
+
+ComplianceGraph: TypeAlias = CompiledStateGraph[Any, Any, Any, Any]
+"""A compiled compliance graph, as returned by `build_compliance_graph`."""
+
+NODES = ("draft", "compliance", "human_approval", "deliver", "rejected")
+"""The node names, exactly; `snapshot.next == ("human_approval",)` while paused."""
+
+_STYLES: frozenset[str] = frozenset({"interrupt_before", "command_resume"})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """What the coordinator needs to know about a graph built by the factory."""
+
+    style: PauseStyle
+    rules: tuple[ComplianceRule, ...]
+    state_schema: type[ComplianceState]
+    rejection_message: str | None
+    pause: bool
+
+
+_SPECS: weakref.WeakKeyDictionary[Any, GraphSpec] = weakref.WeakKeyDictionary()
+
+
+def graph_spec(graph: Any) -> GraphSpec:
+    """The build options of a graph made by `build_compliance_graph`.
+
+    Raises:
+        ConfigurationError: `graph` was not built by `build_compliance_graph`.
+    """
+    try:
+        return _SPECS[graph]
+    except (KeyError, TypeError):
+        raise ConfigurationError(
+            "HitlCoordinator needs a graph made by build_compliance_graph(); "
+            f"got {type(graph).__name__}."
+        ) from None
+
+
+async def run_rules(rules: Sequence[ComplianceRule], state: ComplianceState) -> list[RuleResult]:
+    """Evaluate every rule; a rule that raises or misbehaves becomes a `review` finding."""
+    results: list[RuleResult] = []
+    for rule in rules:
+        try:
+            outcome = rule.evaluate(state)
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+            if not isinstance(outcome, RuleResult):
+                raise TypeError(f"evaluate() returned {type(outcome).__name__}, not RuleResult")
+        except Exception as exc:  # a broken rule must fail closed, never let a draft through
+            outcome = RuleResult(rule.name, "review", f"rule failed: {exc!r}")
+        results.append(outcome)
+    return results
+
+
+def build_compliance_graph(
+    draft: Drafter,
+    *,
+    rules: Sequence[ComplianceRule] = (),
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    style: PauseStyle = "interrupt_before",
+    state_schema: type[ComplianceState] = ComplianceState,
+    rejection_message: str | None = None,
+    pause: bool = True,
+) -> ComplianceGraph:
+    """Compile the compliance graph around your drafter and rules.
+
+    Args:
+        draft: The LLM step; receives the state, returns the reply text.
+        rules: [`ComplianceRule`][hitl_compliance.ComplianceRule]s with unique names.
+        checkpointer: Any LangGraph checkpoint saver; required when `pause=True`,
+            because LangGraph silently never pauses without one.
+        style: `"interrupt_before"` or `"command_resume"`; same outcomes.
+        state_schema: [`ComplianceState`][hitl_compliance.ComplianceState] or a subclass.
+        rejection_message: What the customer gets on rejection (default `None`).
+        pause: `False` builds without a pause; reaching review then raises
+            [`PauseDisabledError`][hitl_compliance.PauseDisabledError].
+
+    Raises:
+        ConfigurationError: On any configuration LangGraph would accept but misrun.
+
+    Example:
+        ```python
+        graph = build_compliance_graph(
+            lambda state: "Guaranteed returns!",
+            rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+            checkpointer=InMemorySaver(),
+        )
+        ```
+    """
+    if not callable(draft):
+        raise ConfigurationError("draft must be a callable taking the state and returning text.")
+    if style not in _STYLES:
+        raise ConfigurationError(
+            f"style must be 'interrupt_before' or 'command_resume', got {style!r}."
+        )
+    if not (isinstance(state_schema, type) and issubclass(state_schema, ComplianceState)):
+        raise ConfigurationError("state_schema must be ComplianceState or a subclass of it.")
+    if pause and checkpointer is None:
+        raise ConfigurationError(
+            "A graph that pauses for human review needs a checkpointer: without one "
+            "LangGraph compiles the interrupt but silently never pauses. Pass "
+            "checkpointer=InMemorySaver() (tests) or open_backend(...).checkpointer."
+        )
+    if checkpointer is not None and not isinstance(checkpointer, BaseCheckpointSaver):
+        raise ConfigurationError(
+            "checkpointer must be a LangGraph BaseCheckpointSaver, "
+            f"got {type(checkpointer).__name__}."
+        )
+    if rejection_message is not None and not isinstance(rejection_message, str):
+        raise ConfigurationError("rejection_message must be a str or None.")
+    rule_list = tuple(rules)
+    seen: set[str] = set()
+    for rule in rule_list:
+        if not isinstance(rule, ComplianceRule):
+            raise ConfigurationError(
+                f"{rule!r} is not a ComplianceRule: it needs a `name` and `evaluate(state)`."
+            )
+        if rule.name in seen:
+            raise ConfigurationError(f"Rule names must be unique; {rule.name!r} appears twice.")
+        seen.add(rule.name)
+
+    spec = GraphSpec(style, rule_list, state_schema, rejection_message, pause)
+    # Typed as Any: StateGraph.add_node's overloads cannot infer a node input type
+    # from a state schema chosen at run time (a ComplianceState subclass).
+    builder: Any = StateGraph(state_schema)
+    builder.add_node("draft", _draft_node(draft))
+    builder.add_node("compliance", _compliance_node(rule_list))
+    builder.add_node("human_approval", _approval_node(spec))
+    builder.add_node("deliver", _deliver)
+    builder.add_node("rejected", _rejected_node(rejection_message))
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "compliance")
+    builder.add_conditional_edges(
+        "compliance", _route_findings, ["deliver", "human_approval", "rejected"]
+    )
+    builder.add_conditional_edges("human_approval", _route_decision, ["deliver", "rejected"])
+    builder.add_edge("deliver", END)
+    builder.add_edge("rejected", END)
+    static = pause and style == "interrupt_before"
+    compiled: ComplianceGraph = builder.compile(
+        checkpointer=checkpointer,
+        interrupt_before=["human_approval"] if static else None,
+    )
+    _SPECS[compiled] = spec
+    return compiled
+
+
+def _draft_node(draft: Drafter) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
+    async def draft_node(state: ComplianceState) -> dict[str, Any]:
+        text = draft(state)
+        if inspect.isawaitable(text):
+            text = await text
+        if not isinstance(text, str):
+            raise DraftError(
+                f"The drafter returned {type(text).__name__}; it must return the reply as str."
+            )
+        return {"draft_response": text, "turn": state.turn + 1}
+
+    return draft_node
+
+
+def _compliance_node(
+    rules: tuple[ComplianceRule, ...],
+) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
+    async def compliance(state: ComplianceState) -> dict[str, Any]:
+        findings = [r for r in await run_rules(rules, state) if r.verdict != "pass"]
+        return {
+            "violations": [f.to_dict() for f in findings],
+            "is_compliant": not findings,
+        }
+
+    return compliance
+
+
+def _route_findings(state: ComplianceState) -> str:
+    verdict = worst_verdict(state.rule_results)
+    return {"pass": "deliver", "review": "human_approval", "block": "rejected"}[verdict]
+
+
+def review_payload(state: ComplianceState) -> dict[str, Any]:
+    """What a paused review shows: plain data, as sent to `interrupt()`."""
+    return {
+        "customer_message": state.customer_message,
+        "draft_response": state.draft_response,
+        "violations": list(state.violations),
+        "requested_by": state.requested_by,
+    }
+
+
+def _approval_node(spec: GraphSpec) -> Callable[[ComplianceState], dict[str, Any]]:
+    def human_approval(state: ComplianceState) -> dict[str, Any]:
+        if not spec.pause:
+            raise PauseDisabledError(
+                "This draft needs human review but the graph was built with pause=False: "
+                f"findings {[v['rule'] for v in state.violations]}."
+            )
+        if spec.style == "interrupt_before":
+            # Our coordinator resumes with aupdate_state(as_node="human_approval"),
+            # which skips this body; running it means someone resumed without a decision.
+            if state.decision is None:
+                raise InvalidDecisionError(
+                    "The static pause was resumed without a decision. Resume through "
+                    "HitlCoordinator.approve()/reject(), not ainvoke(None) alone."
+                )
+            return {}
+        value = interrupt(review_payload(state))
+        return {"decision": Decision.model_validate(value).to_state()}
+
+    return human_approval
+
+
+def _route_decision(state: ComplianceState) -> str:
+    if state.decision is not None and state.decision.get("approved") is True:
+        return "deliver"
+    return "rejected"
+
+
+def _decision_metadata(decision: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = dict(decision.get("metadata") or {})
+    patch["reviewer"] = decision["reviewer"]
+    patch["decided_at"] = decision["decided_at"]
+    if decision.get("reason"):
+        patch["rejection_reason"] = decision["reason"]
+    return patch
+
+
+def _deliver(state: ComplianceState) -> dict[str, Any]:
+    decision = state.decision
+    if decision is None:
+        return {"agent_response": state.draft_response, "agent_type": "llm", "is_compliant": True}
+    return {
+        "agent_response": decision.get("response") or state.draft_response,
+        "agent_type": "human_admin",
+        "is_compliant": True,
+        "metadata": _decision_metadata(decision),
+    }
+
+
+def _rejected_node(message: str | None) -> Callable[[ComplianceState], dict[str, Any]]:
+    def rejected(state: ComplianceState) -> dict[str, Any]:
+        decision = state.decision
+        update: dict[str, Any] = {
+            "agent_response": message,
+            "agent_type": "system" if decision is None else "human_admin",
+            "is_compliant": False,
+        }
+        if decision is not None:
+            update["metadata"] = _decision_metadata(decision)
+        return update
+
+    return rejected

@@ -1,0 +1,157 @@
+"""Frozen value types returned by the public API: results, reviews and audit records."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hitl_compliance.rules import RuleResult
+
+__all__ = [
+    "AuditEvent",
+    "AuditRecord",
+    "PendingReview",
+    "ProcessResult",
+    "ReviewRecord",
+    "ReviewStatus",
+    "sha256_text",
+]
+
+ReviewStatus = Literal["pending", "claimed", "approved", "rejected", "expired"]
+"""Lifecycle of a review row: `pending` until a decider claims it, then final."""
+
+AuditEvent = Literal["paused", "approved", "rejected", "recovered"]
+"""What an audit row records."""
+
+
+def sha256_text(text: str | None) -> str:
+    """Hex SHA-256 of the UTF-8 text (of `""` for `None`)."""
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+
+class ProcessResult(_Frozen):
+    """The outcome of `process`, `approve`, `reject` or `recover` for one thread.
+
+    `status` is `paused` (awaiting a human), `completed` (a reply was
+    delivered) or `rejected` (nothing, or `rejection_message`, was delivered).
+    """
+
+    status: Literal["paused", "completed", "rejected"]
+    thread_id: str
+    awaiting_approval: bool
+    agent_response: str | None = None
+    violations: list[RuleResult] = Field(default_factory=list)
+    draft_response: str | None = None
+    customer_message: str = ""
+    agent_type: str | None = None
+    is_compliant: bool | None = None
+    reviewer: str | None = None
+    checkpoint_id: str | None = None
+    review_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("status", self.status),
+            ("thread", self.thread_id),
+            ("customer", self.customer_message),
+            ("draft", self.draft_response or ""),
+            ("delivered", "" if self.agent_response is None else self.agent_response),
+            ("findings", ", ".join(f"{v.rule}:{v.verdict}" for v in self.violations)),
+            ("reviewer", self.reviewer or ""),
+        ]
+        return _html_table(["field", "value"], rows)
+
+
+class PendingReview(_Frozen):
+    """One paused thread awaiting a decision, with what a reviewer needs to decide it."""
+
+    thread_id: str
+    review_id: str
+    checkpoint_id: str
+    customer_message: str
+    draft_response: str
+    draft_sha256: str
+    violations: list[RuleResult]
+    requested_at: datetime
+    requested_by: str | None = None
+
+    def _repr_html_(self) -> str:
+        return _html_table(
+            ["thread", "requested_at", "findings", "draft"],
+            [
+                (
+                    self.thread_id,
+                    self.requested_at.isoformat(timespec="seconds"),
+                    ", ".join(f"{v.rule}:{v.verdict}" for v in self.violations),
+                    self.draft_response,
+                )
+            ],
+        )
+
+
+class ReviewRecord(_Frozen):
+    """One row of a review store: one pause of one thread and its decision.
+
+    Store adapters create and return these; `decision` is the validated
+    decision payload once a decider has claimed the review.
+    """
+
+    review_id: str
+    thread_id: str
+    checkpoint_id: str
+    status: ReviewStatus
+    customer_message: str = ""
+    draft_response: str = ""
+    violations: list[RuleResult] = Field(default_factory=list)
+    requested_at: datetime
+    requested_by: str | None = None
+    claim_id: str | None = None
+    claimed_at: datetime | None = None
+    decided_at: datetime | None = None
+    reviewer: str | None = None
+    decision: dict[str, Any] | None = None
+
+    def to_pending(self) -> PendingReview:
+        """The reviewer-facing view of this row."""
+        return PendingReview(
+            thread_id=self.thread_id,
+            review_id=self.review_id,
+            checkpoint_id=self.checkpoint_id,
+            customer_message=self.customer_message,
+            draft_response=self.draft_response,
+            draft_sha256=sha256_text(self.draft_response),
+            violations=list(self.violations),
+            requested_at=self.requested_at,
+            requested_by=self.requested_by,
+        )
+
+
+class AuditRecord(_Frozen):
+    """One append-only audit event: who did what, to which checkpoint, when."""
+
+    seq: int
+    thread_id: str
+    review_id: str | None
+    checkpoint_id: str | None
+    event: str
+    actor: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,239 @@
+"""Compliance rules: the [`ComplianceRule`][hitl_compliance.ComplianceRule] protocol and built-ins.
+
+A rule reads the graph state (usually `state.draft_response`) and returns a
+frozen [`RuleResult`][hitl_compliance.RuleResult]: `pass`, `review` (a human
+must decide) or `block` (rejected without a human). `evidence` holds the exact
+text spans that triggered the verdict, so reviewers and auditors see why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from hitl_compliance.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from hitl_compliance.state import ComplianceState
+
+__all__ = ["ComplianceRule", "KeywordRule", "RegexRule", "RuleResult", "Verdict"]
+
+Verdict = Literal["pass", "review", "block"]
+"""What a rule decided: deliver (`pass`), ask a human (`review`), or refuse (`block`)."""
+
+_VERDICTS: frozenset[str] = frozenset({"pass", "review", "block"})
+_SEVERITY = {"pass": 0, "review": 1, "block": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """The frozen outcome of one rule on one draft.
+
+    Example:
+        >>> r = RuleResult("guarantee", "review", "promises returns", ("guaranteed returns",))
+        >>> r.verdict, r.evidence
+        ('review', ('guaranteed returns',))
+    """
+
+    rule: str
+    verdict: Verdict
+    reason: str = ""
+    evidence: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.verdict not in _VERDICTS:
+            raise ConfigurationError(
+                f"RuleResult verdict must be one of pass/review/block, got {self.verdict!r} "
+                f"from rule {self.rule!r}."
+            )
+        if not isinstance(self.evidence, tuple):
+            object.__setattr__(self, "evidence", tuple(self.evidence))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, as kept in checkpointed state and review stores."""
+        return {
+            "rule": self.rule,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleResult:
+        """Rebuild a result from [`to_dict`][hitl_compliance.RuleResult.to_dict] output."""
+        return cls(
+            rule=str(data["rule"]),
+            verdict=data["verdict"],
+            reason=str(data.get("reason", "")),
+            evidence=tuple(str(e) for e in data.get("evidence", ())),
+        )
+
+
+def worst_verdict(results: Iterable[RuleResult]) -> Verdict:
+    """The most severe verdict among `results` (`pass` when there are none)."""
+    worst: Verdict = "pass"
+    for result in results:
+        if _SEVERITY[result.verdict] > _SEVERITY[worst]:
+            worst = result.verdict
+    return worst
+
+
+@runtime_checkable
+class ComplianceRule(Protocol):
+    """A check run on every draft before it may reach a customer.
+
+    `evaluate` may be sync or async. A rule that raises sends the draft to human
+    review with the error as the reason: a broken rule never lets a draft through.
+
+    Example:
+        ```python
+        class NoPhoneNumbers:
+            name = "no_phone_numbers"
+
+            def evaluate(self, state: ComplianceState) -> RuleResult:
+                found = re.findall(r"\\+44\\d{10}", state.draft_response or "")
+                return RuleResult(self.name, "review" if found else "pass", evidence=tuple(found))
+        ```
+    """
+
+    @property
+    def name(self) -> str:
+        """Unique name of the rule within a graph; recorded on every finding."""
+        ...
+
+    def evaluate(self, state: ComplianceState) -> RuleResult | Awaitable[RuleResult]:
+        """Judge the state's draft and return a [`RuleResult`][hitl_compliance.RuleResult]."""
+        ...
+
+
+class _PatternRule:
+    """Shared machinery of the built-in rules: one compiled regex over one state field."""
+
+    __slots__ = ("_field", "_name", "_pattern", "_reason", "_verdict")
+
+    def __init__(
+        self, name: str, pattern: re.Pattern[str], verdict: Verdict, reason: str, field: str
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("A rule needs a non-empty name.")
+        if verdict not in ("review", "block"):
+            raise ConfigurationError(
+                f"Rule {name!r}: verdict on a match must be 'review' or 'block', got {verdict!r}."
+            )
+        self._name = name
+        self._pattern = pattern
+        self._verdict: Verdict = verdict
+        self._reason = reason
+        self._field = field
+
+    @property
+    def name(self) -> str:
+        """The rule's unique name."""
+        return self._name
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict given when the pattern matches."""
+        return self._verdict
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled pattern the rule searches for."""
+        return self._pattern
+
+    def evaluate(self, state: ComplianceState) -> RuleResult:
+        """Search the configured field; every distinct match becomes evidence."""
+        text = getattr(state, self._field, None) or ""
+        evidence: list[str] = []
+        for match in self._pattern.finditer(str(text)):
+            span = match.group(0)
+            if span and span not in evidence:
+                evidence.append(span)
+        if not evidence:
+            return RuleResult(self._name, "pass")
+        return RuleResult(self._name, self._verdict, self._reason, tuple(evidence))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._name!r}, {self._pattern.pattern!r}, "
+            f"verdict={self._verdict!r}, reason={self._reason!r})"
+        )
+
+
+class KeywordRule(_PatternRule):
+    """Flags drafts containing any of `phrases` (case-insensitive, whole words only).
+
+    Example:
+        >>> rule = KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns")
+        >>> from hitl_compliance import ComplianceState
+        >>> rule.evaluate(ComplianceState(draft_response="Guaranteed returns of 9%!")).evidence
+        ('Guaranteed returns',)
+    """
+
+    __slots__ = ("_phrases",)
+
+    def __init__(
+        self,
+        name: str,
+        phrases: Iterable[str],
+        *,
+        verdict: Verdict = "review",
+        reason: str = "",
+        field: str = "draft_response",
+    ) -> None:
+        if isinstance(phrases, str):
+            raise ConfigurationError(
+                f"Rule {name!r}: phrases must be a list of strings, not one string."
+            )
+        cleaned = tuple(p.strip() for p in phrases if isinstance(p, str) and p.strip())
+        if not cleaned:
+            raise ConfigurationError(f"Rule {name!r}: give at least one non-empty phrase.")
+        # Longest first so "guaranteed returns" wins over "guaranteed" in one alternation;
+        # (?<!\w)/(?!\w) are word boundaries that also work for phrases ending in punctuation.
+        alternation = "|".join(re.escape(p) for p in sorted(cleaned, key=len, reverse=True))
+        pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
+        super().__init__(name, pattern, verdict, reason, field)
+        self._phrases = cleaned
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        """The phrases searched for."""
+        return self._phrases
+
+
+class RegexRule(_PatternRule):
+    """Flags drafts matching a regular expression (a `str` or compiled pattern).
+
+    Example:
+        >>> rule = RegexRule("percent_return", r"\\d+% (?:return|yield)", verdict="block")
+        >>> from hitl_compliance import ComplianceState
+        >>> rule.evaluate(ComplianceState(draft_response="A 12% return")).verdict
+        'block'
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        pattern: str | re.Pattern[str],
+        *,
+        verdict: Verdict = "review",
+        reason: str = "",
+        field: str = "draft_response",
+        flags: int = 0,
+    ) -> None:
+        if isinstance(pattern, re.Pattern):
+            compiled = pattern
+        else:
+            try:
+                compiled = re.compile(pattern, flags)
+            except (re.error, TypeError) as exc:
+                raise ConfigurationError(
+                    f"Rule {name!r}: {pattern!r} is not a valid regular expression ({exc})."
+                ) from exc
+        if compiled.pattern == "":
+            raise ConfigurationError(f"Rule {name!r}: the pattern is empty and would match all.")
+        super().__init__(name, compiled, verdict, reason, field)

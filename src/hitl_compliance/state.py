@@ -1,0 +1,116 @@
+"""The graph state and the human decision, as plain data that every saver round-trips.
+
+LangGraph's serializers warn on (or, with `LANGGRAPH_STRICT_MSGPACK=true`,
+refuse) unregistered types in checkpoints, so state holds only JSON-like
+values; typed objects ([`RuleResult`][hitl_compliance.RuleResult],
+[`Decision`][hitl_compliance.Decision]) are built at the API edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from hitl_compliance.rules import RuleResult
+
+__all__ = ["ComplianceState", "Decision", "merge_metadata"]
+
+
+def merge_metadata(
+    left: Mapping[str, Any] | None, right: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Reducer for `metadata`: patch, never overwrite (nested dicts merge key by key).
+
+    Example:
+        >>> merge_metadata({"a": 1, "n": {"x": 1}}, {"b": 2, "n": {"y": 2}})
+        {'a': 1, 'n': {'x': 1, 'y': 2}, 'b': 2}
+    """
+    merged: dict[str, Any] = dict(left or {})
+    for key, value in (right or {}).items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_metadata(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class ComplianceState(BaseModel):
+    """State of one conversation thread; subclass it to add fields of your own.
+
+    Drafters and rules read it as attributes (`state.draft_response`).
+    `violations` holds each non-pass [`RuleResult`][hitl_compliance.RuleResult]
+    as a dict (see [`rule_results`][hitl_compliance.ComplianceState.rule_results]).
+
+    Example:
+        ```python
+        class BankState(ComplianceState):
+            customer_id: str = ""
+
+        graph = build_compliance_graph(draft, checkpointer=saver, state_schema=BankState)
+        await HitlCoordinator(graph).process("t1", "Hi", customer_id="C-42")
+        ```
+    """
+
+    customer_message: str = ""
+    draft_response: str | None = None
+    violations: list[dict[str, Any]] = Field(default_factory=list)
+    agent_response: str | None = None
+    agent_type: str | None = None
+    is_compliant: bool | None = None
+    metadata: Annotated[dict[str, Any], merge_metadata] = Field(default_factory=dict)
+    decision: dict[str, Any] | None = None
+    requested_by: str | None = None
+    turn: int = 0
+
+    @property
+    def rule_results(self) -> list[RuleResult]:
+        """`violations` as typed [`RuleResult`][hitl_compliance.RuleResult]s."""
+        return [RuleResult.from_dict(v) for v in self.violations]
+
+
+class Decision(BaseModel):
+    """A validated human (or system) decision on one paused review.
+
+    Built and validated by the coordinator before anything reaches LangGraph,
+    because LangGraph stores an invalid resume value unvalidated and the thread
+    is poisoned from then on.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    approved: bool
+    reviewer: str = Field(min_length=1, max_length=256)
+    response: str | None = None
+    reason: str | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    decided_at: datetime
+    kind: Literal["human", "system"] = "human"
+
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("reviewer must not be blank")
+        return value
+
+    @field_validator("response")
+    @classmethod
+    def _response_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an edited response must not be blank; omit it to send the draft")
+        return value
+
+    @field_validator("decided_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("decided_at must be timezone-aware")
+        return value
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain-data form stored in graph state and sent as the resume value."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,10 @@
+"""Review/audit stores: one protocol, one module per backend.
+
+The SQL adapters import their drivers lazily: `hitl_compliance.stores.sqlite`
+needs the `sqlite` extra, `hitl_compliance.stores.postgres` the `postgres` extra.
+"""
+
+from hitl_compliance.stores.base import FinalStatus, ReviewStore, TurnRecord, paused_payload
+from hitl_compliance.stores.memory import InMemoryReviewStore
+
+__all__ = ["FinalStatus", "InMemoryReviewStore", "ReviewStore", "TurnRecord", "paused_payload"]

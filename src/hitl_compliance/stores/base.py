@@ -1,0 +1,167 @@
+"""The [`ReviewStore`][hitl_compliance.ReviewStore] protocol every review/audit backend implements.
+
+A store keeps three things, all durable in the SQL adapters:
+
+* **turn rows** (`hitl_intents`): written before the graph runs, so a crash
+  between "graph paused" and "review row written" is found by `recover()`
+  without scanning checkpoints;
+* **review rows** (`hitl_reviews`): one per pause, `pending -> claimed ->
+  approved | rejected`; the `pending -> claimed` step is atomic and is what
+  makes a decision exactly-once across processes;
+* **audit rows** (`hitl_audit`): append-only, one per event.
+
+Every method that changes more than one row does so in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from hitl_compliance.models import AuditRecord, ReviewRecord, sha256_text
+
+__all__ = ["FinalStatus", "ReviewStore", "TurnRecord", "paused_payload"]
+
+FinalStatus = Literal["approved", "rejected", "expired"]
+
+
+class TurnRecord(BaseModel):
+    """An intent row: a turn that started on `thread_id` and has not finished."""
+
+    model_config = ConfigDict(frozen=True)
+
+    thread_id: str
+    owner: str
+    started_at: datetime
+
+
+@runtime_checkable
+class ReviewStore(Protocol):
+    """Durable home of reviews, turn intents and the audit log.
+
+    Adapters: [`InMemoryReviewStore`][hitl_compliance.InMemoryReviewStore],
+    `SqliteReviewStore`, `PostgresReviewStore`. All datetimes are timezone-aware.
+    """
+
+    async def setup(self) -> None:
+        """Create tables and indexes; idempotent."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections owned by the store."""
+        ...
+
+    async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
+        """Record that a turn starts on `thread_id`.
+
+        Raises:
+            ThreadBusyError: the thread has an open (pending or claimed) review
+                or an unfinished turn.
+        """
+        ...
+
+    async def end_turn(self, thread_id: str, *, owner: str) -> None:
+        """Delete the thread's turn row if `owner` still holds it."""
+        ...
+
+    async def stale_turns(self, *, started_before: datetime) -> list[TurnRecord]:
+        """Turn rows started before `started_before` (abandoned by a crash)."""
+        ...
+
+    async def take_over_turn(
+        self, thread_id: str, *, old_owner: str, new_owner: str, now: datetime
+    ) -> bool:
+        """Atomically move a turn row to `new_owner`; False if someone else did first."""
+        ...
+
+    async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
+        """Insert a pending review, its `paused` audit row, and end the turn, atomically.
+
+        Idempotent per `(thread_id, checkpoint_id)`: when that review exists,
+        return it and write nothing.
+        """
+        ...
+
+    async def get_review(self, thread_id: str) -> ReviewRecord | None:
+        """The thread's most recent review, whatever its status."""
+        ...
+
+    async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        """Reviews with status `pending`, oldest `requested_at` first; O(pending)."""
+        ...
+
+    async def claim(
+        self,
+        thread_id: str,
+        *,
+        claim_id: str,
+        reviewer: str,
+        decision: dict[str, Any],
+        now: datetime,
+    ) -> ReviewRecord:
+        """Atomically move the thread's pending review to `claimed` with `decision`.
+
+        Raises:
+            ReviewNotFoundError: the thread has no review at all.
+            AlreadyDecidedError: its latest review is claimed or decided.
+        """
+        ...
+
+    async def release(self, review_id: str, *, claim_id: str) -> None:
+        """Undo a claim that never reached the graph: back to `pending`."""
+        ...
+
+    async def complete(
+        self,
+        review_id: str,
+        *,
+        claim_id: str,
+        status: FinalStatus,
+        now: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> ReviewRecord:
+        """Move a claimed review to its final status and append the decision audit row.
+
+        Raises:
+            AlreadyDecidedError: `claim_id` no longer holds the review.
+        """
+        ...
+
+    async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
+        """Claimed reviews whose claim is older than `claimed_before`."""
+        ...
+
+    async def take_over_claim(
+        self, review_id: str, *, old_claim_id: str, new_claim_id: str, now: datetime
+    ) -> bool:
+        """Atomically move an abandoned claim to `new_claim_id`; False if it moved already."""
+        ...
+
+    async def append_audit(
+        self,
+        *,
+        thread_id: str,
+        review_id: str | None,
+        checkpoint_id: str | None,
+        event: str,
+        actor: str,
+        payload: dict[str, Any],
+        at: datetime,
+    ) -> AuditRecord:
+        """Append one audit row."""
+        ...
+
+    async def audit_log(self, thread_id: str) -> list[AuditRecord]:
+        """The thread's audit rows, oldest first."""
+        ...
+
+
+def paused_payload(review: ReviewRecord) -> dict[str, Any]:
+    """The payload of a review's `paused` audit row; every adapter writes the same."""
+    return {
+        "draft_sha256": sha256_text(review.draft_response),
+        "violations": [v.to_dict() for v in review.violations],
+    }

@@ -1,0 +1,250 @@
+"""In-memory review store: the default, for tests and notebooks. Nothing survives the process."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from hitl_compliance.errors import AlreadyDecidedError, ReviewNotFoundError, ThreadBusyError
+from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
+
+__all__ = ["InMemoryReviewStore"]
+
+
+class InMemoryReviewStore:
+    """A [`ReviewStore`][hitl_compliance.ReviewStore] in process memory.
+
+    Atomic within one event loop (one lock around every change); use the
+    SQLite or Postgres store when several processes decide reviews.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._reviews: dict[str, ReviewRecord] = {}
+        self._by_thread: dict[str, list[str]] = {}
+        self._by_checkpoint: dict[tuple[str, str], str] = {}
+        self._pending: dict[str, None] = {}  # insertion-ordered set of pending review ids
+        self._turns: dict[str, TurnRecord] = {}
+        self._audit: list[AuditRecord] = []
+        self._audit_by_thread: dict[str, list[AuditRecord]] = {}
+
+    async def setup(self) -> None:
+        """Nothing to create."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _open_review_id(self, thread_id: str) -> str | None:
+        ids = self._by_thread.get(thread_id)
+        if ids and self._reviews[ids[-1]].status in ("pending", "claimed"):
+            return ids[-1]
+        return None
+
+    async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
+        async with self._lock:
+            if self._open_review_id(thread_id) is not None:
+                raise ThreadBusyError(
+                    f"Thread {thread_id!r} is paused for review; approve or reject it first.",
+                    thread_id=thread_id,
+                )
+            if thread_id in self._turns:
+                raise ThreadBusyError(
+                    f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
+                    "run `await coord.recover()`).",
+                    thread_id=thread_id,
+                )
+            self._turns[thread_id] = TurnRecord(thread_id=thread_id, owner=owner, started_at=now)
+
+    async def end_turn(self, thread_id: str, *, owner: str) -> None:
+        async with self._lock:
+            turn = self._turns.get(thread_id)
+            if turn is not None and turn.owner == owner:
+                del self._turns[thread_id]
+
+    async def stale_turns(self, *, started_before: datetime) -> list[TurnRecord]:
+        async with self._lock:
+            return [t for t in self._turns.values() if t.started_at < started_before]
+
+    async def take_over_turn(
+        self, thread_id: str, *, old_owner: str, new_owner: str, now: datetime
+    ) -> bool:
+        async with self._lock:
+            turn = self._turns.get(thread_id)
+            if turn is None or turn.owner != old_owner:
+                return False
+            self._turns[thread_id] = TurnRecord(
+                thread_id=thread_id, owner=new_owner, started_at=now
+            )
+            return True
+
+    async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
+        async with self._lock:
+            existing = self._by_checkpoint.get((review.thread_id, review.checkpoint_id))
+            if existing is not None:
+                return self._reviews[existing]
+            self._reviews[review.review_id] = review
+            self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
+            self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
+            self._pending[review.review_id] = None
+            self._append(
+                thread_id=review.thread_id,
+                review_id=review.review_id,
+                checkpoint_id=review.checkpoint_id,
+                event="paused",
+                actor=review.requested_by or "system",
+                payload=paused_payload(review),
+                at=review.requested_at,
+            )
+            turn = self._turns.get(review.thread_id)
+            if owner is not None and turn is not None and turn.owner == owner:
+                del self._turns[review.thread_id]
+            return review
+
+    async def get_review(self, thread_id: str) -> ReviewRecord | None:
+        ids = self._by_thread.get(thread_id)
+        return self._reviews[ids[-1]] if ids else None
+
+    async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        async with self._lock:
+            rows = sorted(
+                (self._reviews[i] for i in self._pending),
+                key=lambda r: (r.requested_at, r.review_id),
+            )
+        return rows if limit is None else rows[:limit]
+
+    async def claim(
+        self,
+        thread_id: str,
+        *,
+        claim_id: str,
+        reviewer: str,
+        decision: dict[str, Any],
+        now: datetime,
+    ) -> ReviewRecord:
+        async with self._lock:
+            ids = self._by_thread.get(thread_id)
+            if not ids:
+                raise ReviewNotFoundError(
+                    f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+                )
+            review = self._reviews[ids[-1]]
+            if review.status != "pending":
+                raise AlreadyDecidedError(
+                    f"The review of thread {thread_id!r} is already {review.status}.",
+                    thread_id=thread_id,
+                    status=review.status,
+                )
+            claimed = review.model_copy(
+                update={
+                    "status": "claimed",
+                    "claim_id": claim_id,
+                    "claimed_at": now,
+                    "reviewer": reviewer,
+                    "decision": decision,
+                }
+            )
+            self._reviews[review.review_id] = claimed
+            self._pending.pop(review.review_id, None)
+            return claimed
+
+    async def release(self, review_id: str, *, claim_id: str) -> None:
+        async with self._lock:
+            review = self._reviews.get(review_id)
+            if review is None or review.status != "claimed" or review.claim_id != claim_id:
+                return
+            self._reviews[review_id] = review.model_copy(
+                update={
+                    "status": "pending",
+                    "claim_id": None,
+                    "claimed_at": None,
+                    "reviewer": None,
+                    "decision": None,
+                }
+            )
+            self._pending[review_id] = None
+
+    async def complete(
+        self,
+        review_id: str,
+        *,
+        claim_id: str,
+        status: FinalStatus,
+        now: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> ReviewRecord:
+        async with self._lock:
+            review = self._reviews.get(review_id)
+            if review is None or review.status != "claimed" or review.claim_id != claim_id:
+                raise AlreadyDecidedError(
+                    f"Review {review_id!r} is no longer held by this decision.",
+                    thread_id=None if review is None else review.thread_id,
+                    status=None if review is None else review.status,
+                )
+            done = review.model_copy(update={"status": status, "decided_at": now})
+            self._reviews[review_id] = done
+            self._append(
+                thread_id=review.thread_id,
+                review_id=review_id,
+                checkpoint_id=review.checkpoint_id,
+                event=status,
+                actor=actor,
+                payload=payload,
+                at=now,
+            )
+            return done
+
+    async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
+        async with self._lock:
+            return [
+                r
+                for r in self._reviews.values()
+                if r.status == "claimed"
+                and r.claimed_at is not None
+                and r.claimed_at < claimed_before
+            ]
+
+    async def take_over_claim(
+        self, review_id: str, *, old_claim_id: str, new_claim_id: str, now: datetime
+    ) -> bool:
+        async with self._lock:
+            review = self._reviews.get(review_id)
+            if review is None or review.status != "claimed" or review.claim_id != old_claim_id:
+                return False
+            self._reviews[review_id] = review.model_copy(
+                update={"claim_id": new_claim_id, "claimed_at": now}
+            )
+            return True
+
+    async def append_audit(
+        self,
+        *,
+        thread_id: str,
+        review_id: str | None,
+        checkpoint_id: str | None,
+        event: str,
+        actor: str,
+        payload: dict[str, Any],
+        at: datetime,
+    ) -> AuditRecord:
+        async with self._lock:
+            return self._append(
+                thread_id=thread_id,
+                review_id=review_id,
+                checkpoint_id=checkpoint_id,
+                event=event,
+                actor=actor,
+                payload=payload,
+                at=at,
+            )
+
+    async def audit_log(self, thread_id: str) -> list[AuditRecord]:
+        return list(self._audit_by_thread.get(thread_id, ()))
+
+    def _append(self, **fields: Any) -> AuditRecord:
+        record = AuditRecord(seq=len(self._audit) + 1, **fields)
+        self._audit.append(record)
+        self._audit_by_thread.setdefault(record.thread_id, []).append(record)
+        return record
