@@ -83,6 +83,12 @@ class HitlCoordinator:
         clock: Clock | None = None,
     ) -> None:
         self._spec = graph_spec(graph)
+        if graph.checkpointer is None:
+            raise ConfigurationError(
+                "HitlCoordinator needs a graph compiled with a checkpointer: it reads the "
+                "paused state back from checkpoints. Pass checkpointer= to "
+                "build_compliance_graph (also with pause=False)."
+            )
         self._graph = graph
         if reviews is not None and not isinstance(reviews, ReviewStore):
             raise ConfigurationError(
@@ -167,11 +173,12 @@ class HitlCoordinator:
         }
         try:
             # LangGraph does not validate input against a pydantic schema before
-            # checkpointing it; validate here so bad input changes nothing.
-            schema.model_validate(values)
+            # checkpointing it; validate here so bad input changes nothing, and send
+            # the validated (coerced) values rather than the raw ones.
+            validated = schema.model_validate(values)
         except ValidationError as exc:
             raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
-        return values
+        return validated.model_dump(include=set(values))
 
     async def _settle_turn(self, thread_id: str, owner: str | None) -> ProcessResult:
         """After a run: open a review if the graph paused, else end the turn."""
@@ -203,7 +210,9 @@ class HitlCoordinator:
 
         Costs O(pending reviews): no checkpoint is scanned.
         """
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
             raise InvalidInputError("limit must be a positive int or None.")
         return [r.to_pending() for r in await self._reviews.list_pending(limit=limit)]
 
@@ -350,6 +359,12 @@ class HitlCoordinator:
                 review.review_id, old_claim_id=review.claim_id, new_claim_id=claim_id, now=now
             ):
                 continue
+            await self._audit_recovery(
+                review.thread_id,
+                review.review_id,
+                review.checkpoint_id,
+                {"recovered": "claim", "abandoned_by": review.reviewer},
+            )
             decision = Decision.model_validate(review.decision)
             await self._finish_resume(review, decision)
             results.append(await self._record(review, claim_id, decision))
@@ -361,11 +376,35 @@ class HitlCoordinator:
                 continue
             config = _config_for(turn.thread_id)
             snapshot = await self._graph.aget_state(config)
+            if "checkpoint_id" not in snapshot.config.get("configurable", {}):
+                # Died before the graph's first checkpoint: nothing ran, nothing to finish.
+                await self._reviews.end_turn(turn.thread_id, owner=owner)
+                continue
+            await self._audit_recovery(
+                turn.thread_id, None, _checkpoint_id(snapshot), {"recovered": "turn"}
+            )
             if snapshot.next and tuple(snapshot.next) != _PAUSED:
                 # The run died mid-way (say, in `compliance`): finish it from its checkpoint.
                 await self._graph.ainvoke(None, config)
             results.append(await self._settle_turn(turn.thread_id, owner))
         return results
+
+    async def _audit_recovery(
+        self,
+        thread_id: str,
+        review_id: str | None,
+        checkpoint_id: str | None,
+        payload: dict[str, Any],
+    ) -> None:
+        await self._reviews.append_audit(
+            thread_id=thread_id,
+            review_id=review_id,
+            checkpoint_id=checkpoint_id,
+            event="recovered",
+            actor="system:recover",
+            payload=payload,
+            at=self._now(),
+        )
 
     async def _finish_resume(self, review: ReviewRecord, decision: Decision) -> None:
         """Complete an abandoned resume from wherever the crash left the graph."""

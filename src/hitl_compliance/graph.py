@@ -164,16 +164,28 @@ def build_compliance_graph(
         if rule.name in seen:
             raise ConfigurationError(f"Rule names must be unique; {rule.name!r} appears twice.")
         seen.add(rule.name)
+        field = getattr(rule, "field", None)
+        if isinstance(field, str) and field not in state_schema.model_fields:
+            raise ConfigurationError(
+                f"Rule {rule.name!r} reads state field {field!r}, which "
+                f"{state_schema.__name__} does not have."
+            )
 
     spec = GraphSpec(style, rule_list, state_schema, rejection_message, pause)
     # Typed as Any: StateGraph.add_node's overloads cannot infer a node input type
     # from a state schema chosen at run time (a ComplianceState subclass).
     builder: Any = StateGraph(state_schema)
-    builder.add_node("draft", _draft_node(draft))
-    builder.add_node("compliance", _compliance_node(rule_list))
-    builder.add_node("human_approval", _approval_node(spec))
-    builder.add_node("deliver", _deliver)
-    builder.add_node("rejected", _rejected_node(rejection_message))
+    # input_schema: without it LangGraph reads each node's annotation (ComplianceState)
+    # and silently drops the fields of a user's state_schema subclass.
+    nodes: dict[str, Any] = {
+        "draft": _draft_node(draft),
+        "compliance": _compliance_node(rule_list),
+        "human_approval": _approval_node(spec),
+        "deliver": _deliver,
+        "rejected": _rejected_node(rejection_message),
+    }
+    for name, node in nodes.items():
+        builder.add_node(name, node, input_schema=state_schema)
     builder.add_edge(START, "draft")
     builder.add_edge("draft", "compliance")
     builder.add_conditional_edges(
@@ -261,24 +273,39 @@ def _route_decision(state: ComplianceState) -> str:
     return "rejected"
 
 
-def _decision_metadata(decision: dict[str, Any]) -> dict[str, Any]:
-    patch: dict[str, Any] = dict(decision.get("metadata") or {})
+_DECISION_KEYS = ("reviewer", "decided_at", "rejection_reason")
+
+
+def _decision_metadata(state: ComplianceState, decision: dict[str, Any]) -> dict[str, Any]:
+    """Patch of the decision's facts; clears an earlier turn's facts it does not replace."""
+    patch = _clear_decision_metadata(state)
+    patch.update(decision.get("metadata") or {})
     patch["reviewer"] = decision["reviewer"]
     patch["decided_at"] = decision["decided_at"]
-    if decision.get("reason"):
+    if not decision.get("approved") and decision.get("reason"):
         patch["rejection_reason"] = decision["reason"]
     return patch
+
+
+def _clear_decision_metadata(state: ComplianceState) -> dict[str, Any]:
+    """A turn decided without a human must not show an earlier turn's reviewer."""
+    return {k: None for k in _DECISION_KEYS if state.metadata.get(k) is not None}
 
 
 def _deliver(state: ComplianceState) -> dict[str, Any]:
     decision = state.decision
     if decision is None:
-        return {"agent_response": state.draft_response, "agent_type": "llm", "is_compliant": True}
+        return {
+            "agent_response": state.draft_response,
+            "agent_type": "llm",
+            "is_compliant": True,
+            "metadata": _clear_decision_metadata(state),
+        }
     return {
         "agent_response": decision.get("response") or state.draft_response,
         "agent_type": "human_admin",
         "is_compliant": True,
-        "metadata": _decision_metadata(decision),
+        "metadata": _decision_metadata(state, decision),
     }
 
 
@@ -290,8 +317,11 @@ def _rejected_node(message: str | None) -> Callable[[ComplianceState], dict[str,
             "agent_type": "system" if decision is None else "human_admin",
             "is_compliant": False,
         }
-        if decision is not None:
-            update["metadata"] = _decision_metadata(decision)
+        update["metadata"] = (
+            _clear_decision_metadata(state)
+            if decision is None
+            else _decision_metadata(state, decision)
+        )
         return update
 
     return rejected

@@ -139,13 +139,19 @@ class _PatternRule:
         return self._verdict
 
     @property
+    def field(self) -> str:
+        """The state field searched (default `draft_response`)."""
+        return self._field
+
+    @property
     def pattern(self) -> re.Pattern[str]:
         """The compiled pattern the rule searches for."""
         return self._pattern
 
     def evaluate(self, state: ComplianceState) -> RuleResult:
         """Search the configured field; every distinct match becomes evidence."""
-        text = getattr(state, self._field, None) or ""
+        # A missing field raises (and so fails closed to review) rather than passing.
+        text = getattr(state, self._field) or ""
         evidence: list[str] = []
         for match in self._pattern.finditer(str(text)):
             span = match.group(0)
@@ -187,7 +193,10 @@ class KeywordRule(_PatternRule):
             raise ConfigurationError(
                 f"Rule {name!r}: phrases must be a list of strings, not one string."
             )
-        cleaned = tuple(p.strip() for p in phrases if isinstance(p, str) and p.strip())
+        phrase_list = list(phrases)
+        if not all(isinstance(p, str) for p in phrase_list):
+            raise ConfigurationError(f"Rule {name!r}: every phrase must be a str.")
+        cleaned = tuple(p.strip() for p in phrase_list if p.strip())
         if not cleaned:
             raise ConfigurationError(f"Rule {name!r}: give at least one non-empty phrase.")
         # Longest first so "guaranteed returns" wins over "guaranteed" in one alternation;
@@ -226,6 +235,11 @@ class RegexRule(_PatternRule):
         flags: int = 0,
     ) -> None:
         if isinstance(pattern, re.Pattern):
+            if flags:
+                raise ConfigurationError(
+                    f"Rule {name!r}: flags= applies to a str pattern; compile them into the "
+                    "pattern you passed instead."
+                )
             compiled = pattern
         else:
             try:

@@ -61,7 +61,7 @@ class ComplianceState(BaseModel):
     agent_response: str | None = None
     agent_type: str | None = None
     is_compliant: bool | None = None
-    metadata: Annotated[dict[str, Any], merge_metadata] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, JsonValue], merge_metadata] = Field(default_factory=dict)
     decision: dict[str, Any] | None = None
     requested_by: str | None = None
     turn: int = 0

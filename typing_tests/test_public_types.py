@@ -1,0 +1,117 @@
+"""Static checks of the public types; mypy checks this module, nothing ever runs it.
+
+Each `assert_type` fails type checking, not a test run, when a public
+signature drifts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from langgraph.checkpoint.memory import InMemorySaver
+from typing_extensions import assert_type
+
+from hitl_compliance import (
+    NODES,
+    AuditRecord,
+    ComplianceGraph,
+    ComplianceRule,
+    ComplianceState,
+    Decision,
+    HitlCoordinator,
+    InMemoryReviewStore,
+    KeywordRule,
+    PendingReview,
+    ProcessResult,
+    RegexRule,
+    ReviewStore,
+    RuleResult,
+    Verdict,
+    build_compliance_graph,
+    merge_metadata,
+)
+
+
+def _draft(state: ComplianceState) -> str:
+    return state.customer_message
+
+
+async def _adraft(state: ComplianceState) -> str:
+    return state.customer_message
+
+
+class _BankState(ComplianceState):
+    customer_id: str = ""
+
+
+class _CustomRule:
+    name = "custom"
+
+    def evaluate(self, state: ComplianceState) -> RuleResult:
+        return RuleResult(self.name, "pass")
+
+
+def check_build() -> None:
+    graph = build_compliance_graph(
+        _draft,
+        rules=[KeywordRule("k", ["x"]), RegexRule("r", re.compile("y")), _CustomRule()],
+        checkpointer=InMemorySaver(),
+        style="command_resume",
+        state_schema=_BankState,
+        rejection_message="Sorry.",
+    )
+    assert_type(graph, ComplianceGraph)
+    assert_type(build_compliance_graph(_adraft, checkpointer=None, pause=False), ComplianceGraph)
+    assert_type(NODES, tuple[str, str, str, str, str])
+
+
+async def check_coordinator(graph: ComplianceGraph) -> None:
+    coord = HitlCoordinator(graph, reviews=InMemoryReviewStore())
+    assert_type(coord.graph, ComplianceGraph)
+    assert_type(coord.reviews, ReviewStore)
+    assert_type(await coord.process("t", "hi", requested_by="agent"), ProcessResult)
+    assert_type(await coord.pending(), list[PendingReview])
+    assert_type(await coord.pending(limit=5), list[PendingReview])
+    assert_type(await coord.approve("t", reviewer="a", response="r", metadata={}), ProcessResult)
+    assert_type(await coord.reject("t", reviewer="a", reason="no"), ProcessResult)
+    assert_type(await coord.recover(), list[ProcessResult])
+    assert_type(await coord.audit_log("t"), list[AuditRecord])
+    assert_type(await coord.state_at_decision("t"), ComplianceState)
+
+
+def check_results(result: ProcessResult, review: PendingReview, record: AuditRecord) -> None:
+    assert_type(result.status, Literal["paused", "completed", "rejected"])
+    assert_type(result.awaiting_approval, bool)
+    assert_type(result.agent_response, str | None)
+    assert_type(result.violations, list[RuleResult])
+    assert_type(review.draft_sha256, str)
+    assert_type(review.requested_at, datetime)
+    assert_type(record.event, str)
+    assert_type(record.seq, int)
+
+
+def check_rule_result() -> None:
+    result = RuleResult("r", "review", "why", ("span",))
+    assert_type(result.rule, str)
+    assert_type(result.verdict, Verdict)
+    assert_type(result.reason, str)
+    assert_type(result.evidence, tuple[str, ...])
+    assert_type(result.to_dict(), dict[str, Any])
+    assert_type(RuleResult.from_dict({"rule": "r", "verdict": "pass"}), RuleResult)
+    rule: ComplianceRule = KeywordRule("k", ["x"], verdict="block")
+    assert_type(rule.name, str)
+
+
+def check_state() -> None:
+    state = ComplianceState()
+    assert_type(state.rule_results, list[RuleResult])
+    assert_type(merge_metadata({"a": 1}, None), dict[str, Any])
+    decision = Decision(approved=True, reviewer="a", decided_at=datetime.now(timezone.utc))
+    assert_type(decision.to_state(), dict[str, Any])
+
+
+def check_rejected() -> None:
+    RuleResult("r", "maybe")  # type: ignore[arg-type]
+    build_compliance_graph(_draft, checkpointer=None, style="static")  # type: ignore[arg-type]
