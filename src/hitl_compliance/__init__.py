@@ -4,6 +4,7 @@ A risky AI-drafted reply never reaches a customer until a compliance officer
 approves, edits or rejects it, with a durable record of who decided what.
 """
 
+from hitl_compliance.backends import Backend, mask_url, open_backend
 from hitl_compliance.coordinator import Clock, HitlCoordinator
 from hitl_compliance.errors import (
     AlreadyDecidedError,
@@ -24,14 +25,32 @@ from hitl_compliance.graph import (
     build_compliance_graph,
 )
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, ReviewRecord
-from hitl_compliance.rules import ComplianceRule, KeywordRule, RegexRule, RuleResult, Verdict
+from hitl_compliance.policy import (
+    AllowAllPolicy,
+    ApprovalPolicy,
+    Authorization,
+    Reviewer,
+    RoleBasedPolicy,
+)
+from hitl_compliance.rules import (
+    ComplianceRule,
+    KeywordRule,
+    RegexRule,
+    RuleResult,
+    Severity,
+    Verdict,
+)
 from hitl_compliance.state import ComplianceState, Decision, merge_metadata
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
     "NODES",
+    "AllowAllPolicy",
     "AlreadyDecidedError",
+    "ApprovalPolicy",
     "AuditRecord",
+    "Authorization",
+    "Backend",
     "Clock",
     "ComplianceGraph",
     "ComplianceRule",
@@ -54,9 +73,14 @@ __all__ = [
     "ReviewNotFoundError",
     "ReviewRecord",
     "ReviewStore",
+    "Reviewer",
+    "RoleBasedPolicy",
     "RuleResult",
+    "Severity",
     "ThreadBusyError",
     "Verdict",
     "build_compliance_graph",
+    "mask_url",
     "merge_metadata",
+    "open_backend",
 ]

@@ -26,7 +26,8 @@ DEFAULT_BACKEND = "sqlite:///hitl_compliance.db"
 
 
 def _say(text: str = "") -> None:
-    print(textwrap.fill(text, width=88) if text else "")
+    indent = " " * (len(text) - len(text.lstrip()) + 4)
+    print(textwrap.fill(text, width=92, subsequent_indent=indent) if text else "")
 
 
 def _show(result: ProcessResult) -> None:
@@ -69,8 +70,10 @@ async def run_demo(backend_url: str, style: str) -> int:
         _say("3. The compliance officer's queue (read from the review store, not checkpoints):")
         for item in await coord.pending():
             _say(f"  - {item.thread_id}: {item.draft_response!r}")
-            _say(f"    rules: {', '.join(v.rule for v in item.violations)}; draft sha256 "
-                 f"{item.draft_sha256[:12]}...; paused at checkpoint {item.checkpoint_id}")
+            _say(
+                f"    rules: {', '.join(v.rule for v in item.violations)}; draft sha256 "
+                f"{item.draft_sha256[:12]}...; paused at checkpoint {item.checkpoint_id}"
+            )
         _say()
 
         _say("4. The officer edits the reply and approves it; the graph resumes without")
@@ -95,8 +98,10 @@ async def run_demo(backend_url: str, style: str) -> int:
 
         _say("6. The audit log of that thread:")
         for record in await coord.audit_log(thread):
-            _say(f"  {record.at:%H:%M:%S} {record.event:<9} by {record.actor:<14} "
-                 f"checkpoint {record.checkpoint_id}")
+            _say(
+                f"  {record.at:%H:%M:%S} {record.event:<9} by {record.actor:<14} "
+                f"checkpoint {record.checkpoint_id}"
+            )
         _say()
 
         _say("7. A draft leaking account details is blocked outright, no human needed:")

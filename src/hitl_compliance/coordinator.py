@@ -143,9 +143,11 @@ class HitlCoordinator:
         await self._reviews.begin_turn(thread_id, owner=owner, now=self._now())
         try:
             await self._graph.ainvoke(values, _config_for(thread_id))
-        except BaseException:
+        except BaseException as exc:
             # The run raised (drafter error, cancellation): nothing paused, so free the thread.
             await self._reviews.end_turn(thread_id, owner=owner)
+            if isinstance(exc, HitlError) and exc.thread_id is None:
+                exc.thread_id = thread_id
             raise
         return await self._settle_turn(thread_id, owner)
 

@@ -55,7 +55,10 @@ class ConfigurationError(HitlError):
 
 
 class ReviewNotFoundError(HitlError):
-    """There is no paused review for this thread: it is unknown, finished, or never paused.
+    """There is no review for this thread: it is unknown or never paused.
+
+    (A thread whose latest review was already decided raises
+    [`AlreadyDecidedError`][hitl_compliance.AlreadyDecidedError] instead.)
 
     Check `await coord.pending()` for the threads that are awaiting a decision.
     """

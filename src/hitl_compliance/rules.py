@@ -18,12 +18,17 @@ from hitl_compliance.errors import ConfigurationError
 if TYPE_CHECKING:
     from hitl_compliance.state import ComplianceState
 
-__all__ = ["ComplianceRule", "KeywordRule", "RegexRule", "RuleResult", "Verdict"]
+__all__ = ["ComplianceRule", "KeywordRule", "RegexRule", "RuleResult", "Severity", "Verdict"]
 
 Verdict = Literal["pass", "review", "block"]
 """What a rule decided: deliver (`pass`), ask a human (`review`), or refuse (`block`)."""
 
+Severity = Literal["low", "medium", "high", "critical"]
+"""How serious a finding is; an [`ApprovalPolicy`][hitl_compliance.ApprovalPolicy] may
+require roles or several approvers by severity."""
+
 _VERDICTS: frozenset[str] = frozenset({"pass", "review", "block"})
+_SEVERITIES: frozenset[str] = frozenset({"low", "medium", "high", "critical"})
 _SEVERITY = {"pass": 0, "review": 1, "block": 2}
 
 
@@ -41,12 +46,18 @@ class RuleResult:
     verdict: Verdict
     reason: str = ""
     evidence: tuple[str, ...] = field(default=())
+    severity: Severity = "medium"
 
     def __post_init__(self) -> None:
         if self.verdict not in _VERDICTS:
             raise ConfigurationError(
                 f"RuleResult verdict must be one of pass/review/block, got {self.verdict!r} "
                 f"from rule {self.rule!r}."
+            )
+        if self.severity not in _SEVERITIES:
+            raise ConfigurationError(
+                f"RuleResult severity must be one of low/medium/high/critical, got "
+                f"{self.severity!r} from rule {self.rule!r}."
             )
         if not isinstance(self.evidence, tuple):
             object.__setattr__(self, "evidence", tuple(self.evidence))
@@ -58,6 +69,7 @@ class RuleResult:
             "verdict": self.verdict,
             "reason": self.reason,
             "evidence": list(self.evidence),
+            "severity": self.severity,
         }
 
     @classmethod
@@ -68,6 +80,7 @@ class RuleResult:
             verdict=data["verdict"],
             reason=str(data.get("reason", "")),
             evidence=tuple(str(e) for e in data.get("evidence", ())),
+            severity=data.get("severity", "medium"),
         )
 
 
@@ -111,10 +124,16 @@ class ComplianceRule(Protocol):
 class _PatternRule:
     """Shared machinery of the built-in rules: one compiled regex over one state field."""
 
-    __slots__ = ("_field", "_name", "_pattern", "_reason", "_verdict")
+    __slots__ = ("_field", "_name", "_pattern", "_reason", "_severity", "_verdict")
 
     def __init__(
-        self, name: str, pattern: re.Pattern[str], verdict: Verdict, reason: str, field: str
+        self,
+        name: str,
+        pattern: re.Pattern[str],
+        verdict: Verdict,
+        reason: str,
+        field: str,
+        severity: Severity,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError("A rule needs a non-empty name.")
@@ -122,6 +141,11 @@ class _PatternRule:
             raise ConfigurationError(
                 f"Rule {name!r}: verdict on a match must be 'review' or 'block', got {verdict!r}."
             )
+        if severity not in _SEVERITIES:
+            raise ConfigurationError(
+                f"Rule {name!r}: severity must be low/medium/high/critical, got {severity!r}."
+            )
+        self._severity: Severity = severity
         self._name = name
         self._pattern = pattern
         self._verdict: Verdict = verdict
@@ -132,6 +156,11 @@ class _PatternRule:
     def name(self) -> str:
         """The rule's unique name."""
         return self._name
+
+    @property
+    def severity(self) -> Severity:
+        """The severity given to findings."""
+        return self._severity
 
     @property
     def verdict(self) -> Verdict:
@@ -159,7 +188,7 @@ class _PatternRule:
                 evidence.append(span)
         if not evidence:
             return RuleResult(self._name, "pass")
-        return RuleResult(self._name, self._verdict, self._reason, tuple(evidence))
+        return RuleResult(self._name, self._verdict, self._reason, tuple(evidence), self._severity)
 
     def __repr__(self) -> str:
         return (
@@ -188,6 +217,7 @@ class KeywordRule(_PatternRule):
         verdict: Verdict = "review",
         reason: str = "",
         field: str = "draft_response",
+        severity: Severity = "medium",
     ) -> None:
         if isinstance(phrases, str):
             raise ConfigurationError(
@@ -203,7 +233,7 @@ class KeywordRule(_PatternRule):
         # (?<!\w)/(?!\w) are word boundaries that also work for phrases ending in punctuation.
         alternation = "|".join(re.escape(p) for p in sorted(cleaned, key=len, reverse=True))
         pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-        super().__init__(name, pattern, verdict, reason, field)
+        super().__init__(name, pattern, verdict, reason, field, severity)
         self._phrases = cleaned
 
     @property
@@ -233,6 +263,7 @@ class RegexRule(_PatternRule):
         reason: str = "",
         field: str = "draft_response",
         flags: int = 0,
+        severity: Severity = "medium",
     ) -> None:
         if isinstance(pattern, re.Pattern):
             if flags:
@@ -250,4 +281,4 @@ class RegexRule(_PatternRule):
                 ) from exc
         if compiled.pattern == "":
             raise ConfigurationError(f"Rule {name!r}: the pattern is empty and would match all.")
-        super().__init__(name, compiled, verdict, reason, field)
+        super().__init__(name, compiled, verdict, reason, field, severity)

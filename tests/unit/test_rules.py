@@ -60,6 +60,7 @@ class TestRuleResult:
             "verdict": "block",
             "reason": "why",
             "evidence": ["a", "b"],
+            "severity": "medium",
         }
 
     @pytest.mark.parametrize(
