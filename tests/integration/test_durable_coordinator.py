@@ -70,7 +70,7 @@ def drafter_calls(counter: Path) -> int:
 
 def run_worker(mode: str, url: str, style: str, thread: str, counter: Path) -> int:
     """Run worker.py in a fresh interpreter and return its exit code."""
-    proc = subprocess.run(  # noqa: S603 - our own script, fixed interpreter
+    proc = subprocess.run(
         [sys.executable, str(WORKER), mode, url, style, thread, str(counter)],
         capture_output=True,
         text=True,
@@ -100,9 +100,7 @@ class Coordinated:
 
 
 @pytest.fixture
-def open_coordinator(
-    style: PauseStyle, counter: Path
-) -> Callable[..., Any]:
+def open_coordinator(style: PauseStyle, counter: Path) -> Callable[..., Any]:
     """Factory: an async context manager opening backend + graph + coordinator on a URL."""
     from contextlib import asynccontextmanager
 
@@ -119,7 +117,11 @@ class TestRestart:
     """A pause survives the process that made it."""
 
     async def test_pause_in_subprocess_approve_here(
-        self, durable_url: str, style: PauseStyle, thread_id: str, counter: Path,
+        self,
+        durable_url: str,
+        style: PauseStyle,
+        thread_id: str,
+        counter: Path,
         open_coordinator: Callable[..., Any],
     ) -> None:
         """A thread paused by another process is pending here, approves, and drafts once."""
@@ -158,7 +160,10 @@ class TestRace:
     """Two coordinators on one database: exactly one decision wins."""
 
     async def test_twenty_deciders_two_coordinators(
-        self, durable_url: str, thread_id: str, counter: Path,
+        self,
+        durable_url: str,
+        thread_id: str,
+        counter: Path,
         open_coordinator: Callable[..., Any],
     ) -> None:
         """20 concurrent approve/reject calls via two coordinators: one wins, graph resumes once."""
@@ -197,7 +202,12 @@ class TestCrash:
         ],
     )
     async def test_kill_then_recover(
-        self, durable_url: str, style: PauseStyle, mode: str, thread_id: str, counter: Path,
+        self,
+        durable_url: str,
+        style: PauseStyle,
+        mode: str,
+        thread_id: str,
+        counter: Path,
         open_coordinator: Callable[..., Any],
     ) -> None:
         """After a hard kill, recover() past the lease completes the decision exactly once."""
@@ -228,7 +238,10 @@ class TestCrash:
         assert drafter_calls(counter) == 1
 
     async def test_paused_without_review_row_becomes_pending(
-        self, any_url: str, thread_id: str, counter: Path,
+        self,
+        any_url: str,
+        thread_id: str,
+        counter: Path,
         open_coordinator: Callable[..., Any],
     ) -> None:
         """A crash between the graph pausing and the review row being written is recovered."""
@@ -243,7 +256,8 @@ class TestCrash:
             mine = [r for r in await app.coord.recover() if r.thread_id == thread_id]
             assert mine == [], "a turn within its lease is never taken over"
             later = HitlCoordinator(
-                app.coord.graph, reviews=app.backend.reviews,
+                app.coord.graph,
+                reviews=app.backend.reviews,
                 clock=lambda: now + timedelta(minutes=5),
             )
             results = [r for r in await later.recover() if r.thread_id == thread_id]

@@ -161,10 +161,12 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert self.drafts[thread] == self.turns[thread]
             review = self.run(self.backend.reviews.get_review(tid))
             if status == "paused":
-                assert review is not None and review.status == "pending"
+                assert review is not None
+                assert review.status == "pending"
                 assert review.checkpoint_id == snap.config["configurable"]["checkpoint_id"]
             if status == "claimed":
-                assert review is not None and review.status == "claimed"
+                assert review is not None
+                assert review.status == "claimed"
 
 
 @pytest.mark.parametrize("style", ["interrupt_before", "command_resume"])

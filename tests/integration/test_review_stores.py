@@ -14,7 +14,7 @@ import pytest
 from hitl_compliance.errors import AlreadyDecidedError, ReviewNotFoundError, ThreadBusyError
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import RuleResult
-from hitl_compliance.stores import InMemoryReviewStore, ReviewStore, paused_payload
+from hitl_compliance.stores import ReviewStore, paused_payload
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -203,13 +203,11 @@ class TestOpenReview:
         assert (latest.review_id, latest.status) == ("r0", "pending")
 
 
-class TestOpenReviewSql:
+class TestOpenReviewConstraints:
     async def test_second_open_review_of_a_thread_is_refused(
         self, review_store: ReviewStore
     ) -> None:
         """A thread has at most one open review: a second checkpoint's review is refused."""
-        if isinstance(review_store, InMemoryReviewStore):
-            pytest.skip("InMemoryReviewStore does not enforce one open review per thread")
         await review_store.open_review(make_review(review_id="r1"), owner=None)
         with pytest.raises(ThreadBusyError):
             await review_store.open_review(make_review(checkpoint_id="c2"), owner=None)
@@ -218,8 +216,6 @@ class TestOpenReviewSql:
 
     async def test_naive_datetimes_are_refused(self, review_store: ReviewStore) -> None:
         """A naive datetime raises ValueError before anything is written."""
-        if isinstance(review_store, InMemoryReviewStore):
-            pytest.skip("InMemoryReviewStore stores whatever it is given")
         naive = datetime(2024, 1, 1)
         with pytest.raises(ValueError, match="timezone-aware"):
             await review_store.begin_turn("t1", owner="a", now=naive)

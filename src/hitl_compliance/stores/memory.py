@@ -43,6 +43,7 @@ class InMemoryReviewStore:
         return None
 
     async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
+        _aware(now)
         async with self._lock:
             if self._open_review_id(thread_id) is not None:
                 raise ThreadBusyError(
@@ -80,10 +81,16 @@ class InMemoryReviewStore:
             return True
 
     async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
+        _aware(review.requested_at)
         async with self._lock:
             existing = self._by_checkpoint.get((review.thread_id, review.checkpoint_id))
             if existing is not None:
                 return self._reviews[existing]
+            if self._open_review_id(review.thread_id) is not None:
+                raise ThreadBusyError(
+                    f"Thread {review.thread_id!r} already has an open review.",
+                    thread_id=review.thread_id,
+                )
             self._reviews[review.review_id] = review
             self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
             self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
@@ -107,6 +114,8 @@ class InMemoryReviewStore:
         return self._reviews[ids[-1]] if ids else None
 
     async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
         async with self._lock:
             rows = sorted(
                 (self._reviews[i] for i in self._pending),
@@ -248,3 +257,8 @@ class InMemoryReviewStore:
         self._audit.append(record)
         self._audit_by_thread.setdefault(record.thread_id, []).append(record)
         return record
+
+
+def _aware(value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError("datetimes given to a review store must be timezone-aware")
