@@ -5,6 +5,7 @@ HitlError
 ├── ConfigurationError        the graph, coordinator or backend is set up wrongly
 ├── ReviewNotFoundError       no paused review exists for the thread
 ├── AlreadyDecidedError       the review was decided (or is being decided) already
+│   └── DuplicateVoteError    this reviewer already voted on this review
 ├── ThreadBusyError           the thread is paused, or another call is running on it
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
 │   └── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
@@ -23,6 +24,7 @@ __all__ = [
     "AlreadyDecidedError",
     "ConfigurationError",
     "DraftError",
+    "DuplicateVoteError",
     "HitlError",
     "InvalidDecisionError",
     "InvalidInputError",
@@ -76,6 +78,13 @@ class AlreadyDecidedError(HitlError):
     ) -> None:
         super().__init__(message, thread_id=thread_id)
         self.status = status
+
+
+class DuplicateVoteError(AlreadyDecidedError):
+    """This reviewer already approved this review; one person's vote never counts twice.
+
+    A review needing several approvers waits for *other* reviewers.
+    """
 
 
 class ThreadBusyError(HitlError):

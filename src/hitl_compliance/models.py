@@ -14,6 +14,7 @@ from hitl_compliance.rules import RuleResult
 
 __all__ = [
     "AuditEvent",
+    "Vote",
     "AuditRecord",
     "PendingReview",
     "ProcessResult",
@@ -25,7 +26,7 @@ __all__ = [
 ReviewStatus = Literal["pending", "claimed", "approved", "rejected", "expired"]
 """Lifecycle of a review row: `pending` until a decider claims it, then final."""
 
-AuditEvent = Literal["paused", "approved", "rejected", "recovered"]
+AuditEvent = Literal["paused", "voted", "denied", "approved", "rejected", "recovered"]
 """What an audit row records."""
 
 
@@ -36,6 +37,17 @@ def sha256_text(text: str | None) -> str:
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+
+class Vote(_Frozen):
+    """One approver's approval of one text, while a review waits for its quorum."""
+
+    reviewer: str
+    roles: list[str] = Field(default_factory=list)
+    at: datetime
+    text_sha256: str
+    response: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProcessResult(_Frozen):
@@ -58,6 +70,8 @@ class ProcessResult(_Frozen):
     checkpoint_id: str | None = None
     review_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    votes: list[Vote] = Field(default_factory=list)
+    approvals_required: int = 1
 
     def _repr_html_(self) -> str:
         rows = [
@@ -84,6 +98,13 @@ class PendingReview(_Frozen):
     violations: list[RuleResult]
     requested_at: datetime
     requested_by: str | None = None
+    votes: list[Vote] = Field(default_factory=list)
+    approvals_required: int = 1
+
+    @property
+    def cursor(self) -> str:
+        """Opaque position of this item; pass it as `pending(cursor=...)` for the next page."""
+        return f"{self.requested_at.isoformat()}|{self.review_id}"
 
     def _repr_html_(self) -> str:
         return _html_table(
@@ -120,6 +141,8 @@ class ReviewRecord(_Frozen):
     decided_at: datetime | None = None
     reviewer: str | None = None
     decision: dict[str, Any] | None = None
+    votes: list[Vote] = Field(default_factory=list)
+    approvals_required: int = 1
 
     def to_pending(self) -> PendingReview:
         """The reviewer-facing view of this row."""
@@ -133,6 +156,8 @@ class ReviewRecord(_Frozen):
             violations=list(self.violations),
             requested_at=self.requested_at,
             requested_by=self.requested_by,
+            votes=list(self.votes),
+            approvals_required=self.approvals_required,
         )
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from hitl_compliance.models import AuditRecord, ReviewRecord, sha256_text
+from hitl_compliance.models import AuditRecord, ReviewRecord, Vote, sha256_text
 
 __all__ = ["FinalStatus", "ReviewStore", "TurnRecord", "paused_payload"]
 
@@ -88,8 +88,20 @@ class ReviewStore(Protocol):
         """The thread's most recent review, whatever its status."""
         ...
 
-    async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
-        """Reviews with status `pending`, oldest `requested_at` first; O(pending)."""
+    async def list_pending(
+        self,
+        *,
+        limit: int | None = None,
+        rule: str | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Reviews with status `pending`, ordered by `(requested_at, review_id)`.
+
+        Cost is O(returned rows) through an index: filters narrow to reviews
+        with a finding of `rule`, requested strictly before `requested_before`,
+        and strictly after the `(requested_at, review_id)` cursor `after`.
+        """
         ...
 
     async def claim(
@@ -100,17 +112,50 @@ class ReviewStore(Protocol):
         reviewer: str,
         decision: dict[str, Any],
         now: datetime,
+        review_id: str | None = None,
     ) -> ReviewRecord:
         """Atomically move the thread's pending review to `claimed` with `decision`.
 
+        With `review_id`, only that review may be claimed (the one the decider loaded).
+
         Raises:
             ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: its latest review is claimed or decided.
+            AlreadyDecidedError: its latest review is claimed or decided, or is
+                not `review_id`.
+        """
+        ...
+
+    async def vote(
+        self,
+        thread_id: str,
+        *,
+        review_id: str,
+        vote: Vote,
+        quorum: int,
+        claim_id: str,
+        decision: dict[str, Any],
+        now: datetime,
+    ) -> ReviewRecord:
+        """Record an approval vote; claim the review when it completes the quorum, atomically.
+
+        Counts the votes already on the review for the same `text_sha256`, plus
+        this one. Below `quorum`: append the vote, write a `voted` audit row and
+        return the still-`pending` record. At `quorum`: append the vote and move
+        the review to `claimed` with `claim_id`, `decision` and `reviewer =
+        vote.reviewer`, as [`claim`][hitl_compliance.ReviewStore.claim] does.
+
+        Raises:
+            ReviewNotFoundError: the thread has no review at all.
+            AlreadyDecidedError: the review is not pending, or is not `review_id`.
+            DuplicateVoteError: `vote.reviewer` already voted on this review.
         """
         ...
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim that never reached the graph: back to `pending`."""
+        """Undo a claim that never reached the graph: back to `pending`.
+
+        Clears the claim and drops the claiming reviewer's vote, if any.
+        """
         ...
 
     async def complete(

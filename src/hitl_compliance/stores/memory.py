@@ -6,8 +6,13 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from hitl_compliance.errors import AlreadyDecidedError, ReviewNotFoundError, ThreadBusyError
-from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    DuplicateVoteError,
+    ReviewNotFoundError,
+    ThreadBusyError,
+)
+from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
 from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
 
 __all__ = ["InMemoryReviewStore"]
@@ -113,7 +118,14 @@ class InMemoryReviewStore:
         ids = self._by_thread.get(thread_id)
         return self._reviews[ids[-1]] if ids else None
 
-    async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
+    async def list_pending(
+        self,
+        *,
+        limit: int | None = None,
+        rule: str | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
         async with self._lock:
@@ -121,7 +133,35 @@ class InMemoryReviewStore:
                 (self._reviews[i] for i in self._pending),
                 key=lambda r: (r.requested_at, r.review_id),
             )
+        if rule is not None:
+            rows = [r for r in rows if any(v.rule == rule for v in r.violations)]
+        if requested_before is not None:
+            rows = [r for r in rows if r.requested_at < requested_before]
+        if after is not None:
+            rows = [r for r in rows if (r.requested_at, r.review_id) > after]
         return rows if limit is None else rows[:limit]
+
+    def _pending_review(self, thread_id: str, review_id: str | None) -> ReviewRecord:
+        """The thread's latest review, which must be pending (and `review_id`, if given)."""
+        ids = self._by_thread.get(thread_id)
+        if not ids:
+            raise ReviewNotFoundError(
+                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+            )
+        review = self._reviews[ids[-1]]
+        if review_id is not None and review.review_id != review_id:
+            raise AlreadyDecidedError(
+                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+                thread_id=thread_id,
+                status=self._reviews[review_id].status if review_id in self._reviews else None,
+            )
+        if review.status != "pending":
+            raise AlreadyDecidedError(
+                f"The review of thread {thread_id!r} is already {review.status}.",
+                thread_id=thread_id,
+                status=review.status,
+            )
+        return review
 
     async def claim(
         self,
@@ -131,32 +171,71 @@ class InMemoryReviewStore:
         reviewer: str,
         decision: dict[str, Any],
         now: datetime,
+        review_id: str | None = None,
     ) -> ReviewRecord:
         async with self._lock:
-            ids = self._by_thread.get(thread_id)
-            if not ids:
-                raise ReviewNotFoundError(
-                    f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-                )
-            review = self._reviews[ids[-1]]
-            if review.status != "pending":
-                raise AlreadyDecidedError(
-                    f"The review of thread {thread_id!r} is already {review.status}.",
+            review = self._pending_review(thread_id, review_id)
+            return self._claim(review, claim_id, reviewer, decision, now, review.votes)
+
+    def _claim(
+        self,
+        review: ReviewRecord,
+        claim_id: str,
+        reviewer: str,
+        decision: dict[str, Any],
+        now: datetime,
+        votes: list[Vote],
+    ) -> ReviewRecord:
+        claimed = review.model_copy(
+            update={
+                "status": "claimed",
+                "claim_id": claim_id,
+                "claimed_at": now,
+                "reviewer": reviewer,
+                "decision": decision,
+                "votes": votes,
+            }
+        )
+        self._reviews[review.review_id] = claimed
+        self._pending.pop(review.review_id, None)
+        return claimed
+
+    async def vote(
+        self,
+        thread_id: str,
+        *,
+        review_id: str,
+        vote: Vote,
+        quorum: int,
+        claim_id: str,
+        decision: dict[str, Any],
+        now: datetime,
+    ) -> ReviewRecord:
+        _aware(now)
+        async with self._lock:
+            review = self._pending_review(thread_id, review_id)
+            if any(v.reviewer == vote.reviewer for v in review.votes):
+                raise DuplicateVoteError(
+                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
+                    "it needs another approver.",
                     thread_id=thread_id,
                     status=review.status,
                 )
-            claimed = review.model_copy(
-                update={
-                    "status": "claimed",
-                    "claim_id": claim_id,
-                    "claimed_at": now,
-                    "reviewer": reviewer,
-                    "decision": decision,
-                }
+            votes = [*review.votes, vote]
+            if sum(v.text_sha256 == vote.text_sha256 for v in votes) >= quorum:
+                return self._claim(review, claim_id, vote.reviewer, decision, now, votes)
+            updated = review.model_copy(update={"votes": votes})
+            self._reviews[review.review_id] = updated
+            self._append(
+                thread_id=thread_id,
+                review_id=review.review_id,
+                checkpoint_id=review.checkpoint_id,
+                event="voted",
+                actor=vote.reviewer,
+                payload=vote.model_dump(mode="json"),
+                at=now,
             )
-            self._reviews[review.review_id] = claimed
-            self._pending.pop(review.review_id, None)
-            return claimed
+            return updated
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
         async with self._lock:
@@ -170,6 +249,8 @@ class InMemoryReviewStore:
                     "claimed_at": None,
                     "reviewer": None,
                     "decision": None,
+                    # The claimer's vote never reached the graph: it does not count.
+                    "votes": [v for v in review.votes if v.reviewer != review.reviewer],
                 }
             )
             self._pending[review_id] = None
