@@ -8,6 +8,7 @@ each pause style the one correct way, and records the outcome.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,14 +19,26 @@ from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
 from hitl_compliance.errors import (
+    AlreadyDecidedError,
     ConfigurationError,
     HitlError,
     InvalidDecisionError,
     InvalidInputError,
+    NotAuthorizedError,
+    PolicyViolationError,
     ReviewNotFoundError,
+    StaleReviewError,
 )
-from hitl_compliance.graph import ComplianceGraph, graph_spec
-from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, ReviewRecord
+from hitl_compliance.graph import ComplianceGraph, graph_spec, run_rules
+from hitl_compliance.models import (
+    AuditRecord,
+    PendingReview,
+    ProcessResult,
+    ReviewRecord,
+    Vote,
+    sha256_text,
+)
+from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer, as_reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import ComplianceState, Decision
 from hitl_compliance.stores.base import FinalStatus, ReviewStore
@@ -49,8 +62,21 @@ _TURN_RESET: dict[str, Any] = {
 }
 
 
+_warned_no_policy = False
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _warn_no_policy() -> None:
+    global _warned_no_policy
+    if not _warned_no_policy:
+        _warned_no_policy = True
+        logger.warning(
+            "HitlCoordinator has no approval policy: every reviewer may decide every "
+            "review. Pass policy=RoleBasedPolicy(...) in production."
+        )
 
 
 class HitlCoordinator:
@@ -60,6 +86,9 @@ class HitlCoordinator:
         graph: A graph built by [`build_compliance_graph`][hitl_compliance.build_compliance_graph].
         reviews: Where reviews and the audit log live (default: in memory).
             Share one durable store between processes for exactly-once decisions.
+        policy: Who may decide which review and how many approvals it needs.
+            Without one every reviewer may decide everything (a warning is
+            logged once).
         lease: How long a claimed decision or a started turn may run before
             `recover()` treats it as abandoned by a crashed process. Keep it
             longer than your slowest drafter call.
@@ -79,6 +108,7 @@ class HitlCoordinator:
         graph: ComplianceGraph,
         *,
         reviews: ReviewStore | None = None,
+        policy: ApprovalPolicy | None = None,
         lease: timedelta = timedelta(seconds=30),
         clock: Clock | None = None,
     ) -> None:
@@ -99,6 +129,14 @@ class HitlCoordinator:
             raise ConfigurationError("lease must be a positive timedelta.")
         self._lease = lease
         self._clock: Clock = clock or _utcnow
+        if policy is None:
+            _warn_no_policy()
+            policy = AllowAllPolicy()
+        elif not isinstance(policy, ApprovalPolicy):
+            raise ConfigurationError(
+                f"policy must implement ApprovalPolicy, got {type(policy).__name__}."
+            )
+        self._policy: ApprovalPolicy = policy
 
     @property
     def graph(self) -> ComplianceGraph:
@@ -109,6 +147,11 @@ class HitlCoordinator:
     def reviews(self) -> ReviewStore:
         """The review/audit store."""
         return self._reviews
+
+    @property
+    def policy(self) -> ApprovalPolicy:
+        """The approval policy in force."""
+        return self._policy
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -197,6 +240,7 @@ class HitlCoordinator:
                 violations=state.rule_results,
                 requested_at=self._now(),
                 requested_by=state.requested_by,
+                approvals_required=self._quorum(state.rule_results),
             )
             review = await self._reviews.open_review(review, owner=owner)
             logger.info("thread %s paused for review %s", thread_id, review.review_id)
@@ -207,30 +251,110 @@ class HitlCoordinator:
 
     # -- reviews ---------------------------------------------------------------
 
-    async def pending(self, *, limit: int | None = None) -> list[PendingReview]:
+    async def pending(
+        self,
+        *,
+        rule: str | None = None,
+        reviewer: str | Reviewer | None = None,
+        older_than: timedelta | datetime | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> list[PendingReview]:
         """Paused threads awaiting a decision, oldest first, read from the review store.
 
-        Costs O(pending reviews): no checkpoint is scanned.
+        Costs O(returned rows) through the store's indexes: no checkpoint is scanned.
+
+        Args:
+            rule: Only reviews with a finding of this rule.
+            reviewer: Only reviews this reviewer may decide now (authorised by the
+                policy, not the requester, not already voted).
+            older_than: Only reviews requested before this datetime, or longer ago
+                than this timedelta.
+            limit: At most this many items.
+            cursor: Continue after this item (`PendingReview.cursor` of the last item).
+
+        Example:
+            ```python
+            page = await coord.pending(limit=50)
+            more = await coord.pending(limit=50, cursor=page[-1].cursor)
+            ```
         """
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidInputError("limit must be a positive int or None.")
-        return [r.to_pending() for r in await self._reviews.list_pending(limit=limit)]
+        before: datetime | None
+        if older_than is None or isinstance(older_than, datetime):
+            before = older_than
+        elif isinstance(older_than, timedelta):
+            before = self._now() - older_than
+        else:
+            raise InvalidInputError("older_than must be a timedelta or an aware datetime.")
+        if before is not None and before.tzinfo is None:
+            raise InvalidInputError("older_than must be timezone-aware.")
+        after = _parse_cursor(cursor)
+        who = None if reviewer is None else as_reviewer(reviewer)
+        out: list[PendingReview] = []
+        while True:
+            page = await self._reviews.list_pending(
+                limit=None if limit is None else max(limit, 50) if who else limit,
+                rule=rule,
+                requested_before=before,
+                after=after,
+            )
+            for record in page:
+                if who is None or self._may_decide(who, record):
+                    out.append(record.to_pending())
+                    if limit is not None and len(out) == limit:
+                        return out
+            if who is None or limit is None or not page:
+                return out
+            after = (page[-1].requested_at, page[-1].review_id)
+
+    def _may_decide(self, reviewer: Reviewer, review: ReviewRecord) -> bool:
+        if reviewer.id == review.requested_by:
+            return False
+        if any(v.reviewer == reviewer.id for v in review.votes):
+            return False
+        return self._policy.authorize(reviewer, review.violations).allowed
+
+    def _quorum(self, findings: list[RuleResult]) -> int:
+        required = self._policy.approvals_required(findings)
+        if isinstance(required, bool) or not isinstance(required, int) or required < 1:
+            raise ConfigurationError(
+                f"The approval policy returned {required!r} approvals; it must be an int >= 1."
+            )
+        return required
 
     async def approve(
         self,
         thread_id: str,
         *,
-        reviewer: str,
+        reviewer: str | Reviewer,
         response: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        expected: str | None = None,
     ) -> ProcessResult:
         """Approve a paused draft: deliver it, or deliver the reviewer's edited `response`.
 
+        An edit goes back through the rules first. When the policy needs several
+        approvers, each approval is a vote and the graph resumes only at quorum
+        (the result stays `paused` until then).
+
+        Args:
+            thread_id: The paused thread.
+            reviewer: A reviewer id or a [`Reviewer`][hitl_compliance.Reviewer] with roles.
+            response: An edited reply to deliver instead of the draft.
+            metadata: JSON data merged into the thread's metadata and the audit record.
+            expected: The `draft_sha256` or `checkpoint_id` the reviewer saw; refuses
+                with [`StaleReviewError`][hitl_compliance.StaleReviewError] if it changed.
+
         Raises:
-            ReviewNotFoundError: the thread is not paused for review.
+            ReviewNotFoundError: the thread never paused for review.
             AlreadyDecidedError: another decision won, or the review was decided.
+            NotAuthorizedError: the policy (or four-eyes) forbids this reviewer.
+            PolicyViolationError: the edited response breaks a `block` rule.
+            StaleReviewError: `expected` does not match the paused state.
             InvalidDecisionError: the decision failed validation; nothing changed.
 
         Example:
@@ -238,30 +362,107 @@ class HitlCoordinator:
             await coord.approve("t1", reviewer="officer@bank", metadata={"ticket": "C-9"})
             ```
         """
+        _check_thread_id(thread_id)
+        who = as_reviewer(reviewer)
         decision = self._decision(
-            approved=True, reviewer=reviewer, response=response, metadata=metadata
+            approved=True,
+            reviewer=who.id,
+            roles=sorted(who.roles),
+            response=response,
+            metadata=metadata,
         )
-        return await self._decide(thread_id, decision)
+        review = await self._open_review(thread_id, expected)
+        if who.id == review.requested_by:
+            await self._deny(review, who, "the requester of a review may not approve it")
+        findings = list(review.violations)
+        text = review.draft_response
+        edit_findings: list[RuleResult] = []
+        if response is not None and response != review.draft_response:
+            edit_findings = await self._check_edit(review, response)
+            findings += [f for f in edit_findings if f not in findings]
+            text = response
+        auth = self._policy.authorize(who, findings)
+        if not auth.allowed:
+            await self._deny(review, who, auth.reason, auth.missing_roles)
+        decision = decision.model_copy(
+            update={
+                "text_sha256": sha256_text(text),
+                "edit_findings": [f.to_dict() for f in edit_findings],
+            }
+        )
+        quorum = max(review.approvals_required, self._quorum(findings))
+        claim_id = uuid.uuid4().hex
+        vote = Vote(
+            reviewer=who.id,
+            roles=sorted(who.roles),
+            at=decision.decided_at,
+            text_sha256=sha256_text(text),
+            response=response,
+            metadata=dict(decision.metadata),
+        )
+        updated = await self._reviews.vote(
+            thread_id,
+            review_id=review.review_id,
+            vote=vote,
+            quorum=quorum,
+            claim_id=claim_id,
+            decision=decision.to_state(),
+            now=decision.decided_at,
+        )
+        if updated.status == "pending":
+            logger.info(
+                "thread %s: %s voted (%d of %d)",
+                thread_id,
+                who.id,
+                len(updated.votes),
+                quorum,
+            )
+            return _paused_result(updated, quorum)
+        return await self._resume_claimed(updated, claim_id)
 
     async def reject(
         self,
         thread_id: str,
         *,
-        reviewer: str,
+        reviewer: str | Reviewer,
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
+        expected: str | None = None,
     ) -> ProcessResult:
         """Reject a paused draft; the customer gets `rejection_message` (or nothing).
 
+        One authorised rejection ends a review, whatever approvals it had.
+
         Raises:
-            ReviewNotFoundError: the thread is not paused for review.
+            ReviewNotFoundError: the thread never paused for review.
             AlreadyDecidedError: another decision won, or the review was decided.
+            NotAuthorizedError: the policy forbids this reviewer.
+            StaleReviewError: `expected` does not match the paused state.
             InvalidDecisionError: the decision failed validation; nothing changed.
         """
+        _check_thread_id(thread_id)
+        who = as_reviewer(reviewer)
         decision = self._decision(
-            approved=False, reviewer=reviewer, reason=reason or None, metadata=metadata
+            approved=False,
+            reviewer=who.id,
+            roles=sorted(who.roles),
+            reason=reason or None,
+            metadata=metadata,
         )
-        return await self._decide(thread_id, decision)
+        review = await self._open_review(thread_id, expected)
+        auth = self._policy.authorize(who, review.violations)
+        if not auth.allowed:
+            await self._deny(review, who, auth.reason, auth.missing_roles)
+        claim_id = uuid.uuid4().hex
+        claimed = await self._reviews.claim(
+            thread_id,
+            claim_id=claim_id,
+            reviewer=who.id,
+            decision=decision.to_state(),
+            now=decision.decided_at,
+            review_id=review.review_id,
+        )
+        return await self._resume_claimed(claimed, claim_id)
 
     def _decision(self, **fields: Any) -> Decision:
         metadata = fields.get("metadata")
@@ -273,16 +474,89 @@ class HitlCoordinator:
         except ValidationError as exc:
             raise InvalidDecisionError(f"Invalid decision: {exc}") from exc
 
-    async def _decide(self, thread_id: str, decision: Decision) -> ProcessResult:
-        _check_thread_id(thread_id)
-        claim_id = uuid.uuid4().hex
-        review = await self._reviews.claim(
-            thread_id,
-            claim_id=claim_id,
-            reviewer=decision.reviewer,
-            decision=decision.to_state(),
-            now=self._now(),
+    async def _open_review(self, thread_id: str, expected: str | None) -> ReviewRecord:
+        """The thread's pending review, checked against what the reviewer saw."""
+        review = await self._reviews.get_review(thread_id)
+        if review is None:
+            raise ReviewNotFoundError(
+                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+            )
+        if review.status != "pending":
+            raise AlreadyDecidedError(
+                f"The review of thread {thread_id!r} is already {review.status}.",
+                thread_id=thread_id,
+                status=review.status,
+            )
+        if expected is not None:
+            if not isinstance(expected, str):
+                raise InvalidDecisionError("expected must be a draft_sha256 or checkpoint id.")
+            current = (review.checkpoint_id, sha256_text(review.draft_response))
+            if expected not in current:
+                raise StaleReviewError(
+                    f"Thread {thread_id!r} changed since it was loaded: expected {expected!r}, "
+                    f"now checkpoint {review.checkpoint_id!r} with draft sha256 "
+                    f"{current[1]!r}. Reload the review and decide again.",
+                    thread_id=thread_id,
+                    expected=expected,
+                    actual=review.checkpoint_id,
+                )
+        return review
+
+    async def _deny(
+        self,
+        review: ReviewRecord,
+        reviewer: Reviewer,
+        reason: str,
+        missing_roles: frozenset[str] = frozenset(),
+    ) -> None:
+        """Record the refusal in the audit log, then raise; nothing else changes."""
+        await self._reviews.append_audit(
+            thread_id=review.thread_id,
+            review_id=review.review_id,
+            checkpoint_id=review.checkpoint_id,
+            event="denied",
+            actor=reviewer.id,
+            payload={
+                "reason": reason,
+                "roles": sorted(reviewer.roles),
+                "missing_roles": sorted(missing_roles),
+            },
+            at=self._now(),
         )
+        raise NotAuthorizedError(
+            f"{reviewer.id} may not decide the review of thread {review.thread_id!r}: {reason}.",
+            thread_id=review.thread_id,
+            reviewer=reviewer.id,
+            missing_roles=missing_roles,
+        )
+
+    async def _check_edit(self, review: ReviewRecord, response: str) -> list[RuleResult]:
+        """Run the rules on the edited reply; a `block` finding refuses the approval."""
+        paused = await self._graph.aget_state(_checkpoint_config(review))
+        state = self._state(paused).model_copy(update={"draft_response": response})
+        findings = [r for r in await run_rules(self._spec.rules, state) if r.verdict != "pass"]
+        blocked = [f for f in findings if f.verdict == "block"]
+        if blocked:
+            raise PolicyViolationError(
+                f"The edited reply breaks {[f.rule for f in blocked]}: "
+                + "; ".join(f"{f.rule}: {f.reason} {list(f.evidence)}" for f in blocked),
+                thread_id=review.thread_id,
+                findings=tuple(findings),
+            )
+        return findings
+
+    def _final_decision(self, review: ReviewRecord) -> Decision:
+        """The claimed decision, with every approver whose vote counted toward it."""
+        if review.decision is None:
+            raise HitlError(f"Review {review.review_id!r} has no decision.")
+        decision = Decision.model_validate(review.decision)
+        if not decision.approved:
+            return decision
+        approvers = [v.reviewer for v in review.votes if v.text_sha256 == decision.text_sha256]
+        return decision.model_copy(update={"approvers": approvers or [decision.reviewer]})
+
+    async def _resume_claimed(self, review: ReviewRecord, claim_id: str) -> ProcessResult:
+        decision = self._final_decision(review)
         try:
             await self._resume(review, decision)
         except BaseException:
@@ -319,6 +593,15 @@ class HitlCoordinator:
         status: FinalStatus = "approved" if decision.approved else "rejected"
         payload = decision.to_state()
         payload["delivered"] = state.agent_response
+        if decision.approved and state.agent_response != review.draft_response:
+            payload["diff"] = "".join(
+                difflib.unified_diff(
+                    review.draft_response.splitlines(keepends=True),
+                    (state.agent_response or "").splitlines(keepends=True),
+                    fromfile="draft",
+                    tofile="delivered",
+                )
+            )
         await self._reviews.complete(
             review.review_id,
             claim_id=claim_id,
@@ -367,7 +650,7 @@ class HitlCoordinator:
                 review.checkpoint_id,
                 {"recovered": "claim", "abandoned_by": review.reviewer},
             )
-            decision = Decision.model_validate(review.decision)
+            decision = self._final_decision(review)
             await self._finish_resume(review, decision)
             results.append(await self._record(review, claim_id, decision))
         for turn in await self._reviews.stale_turns(started_before=cutoff):
@@ -445,14 +728,7 @@ class HitlCoordinator:
             raise ReviewNotFoundError(
                 f"Thread {thread_id!r} has no review to show.", thread_id=thread_id
             )
-        config = {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": "",
-                "checkpoint_id": review.checkpoint_id,
-            }
-        }
-        snapshot = await self._graph.aget_state(config)  # type: ignore[arg-type]
+        snapshot = await self._graph.aget_state(_checkpoint_config(review))
         return self._state(snapshot)
 
     def _state(self, snapshot: StateSnapshot) -> ComplianceState:
@@ -466,6 +742,46 @@ def _check_thread_id(thread_id: str) -> None:
 
 def _config_for(thread_id: str) -> Any:
     return {"configurable": {"thread_id": thread_id}}
+
+
+def _checkpoint_config(review: ReviewRecord) -> Any:
+    """Config reading the exact paused checkpoint of `review`."""
+    return {
+        "configurable": {
+            "thread_id": review.thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": review.checkpoint_id,
+        }
+    }
+
+
+def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        at, review_id = cursor.split("|", 1)
+        parsed = datetime.fromisoformat(at)
+    except (AttributeError, ValueError):
+        raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.") from None
+    if parsed.tzinfo is None or not review_id:
+        raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.")
+    return parsed, review_id
+
+
+def _paused_result(review: ReviewRecord, quorum: int) -> ProcessResult:
+    """A review still waiting (for more approvals), described from its store row."""
+    return ProcessResult(
+        status="paused",
+        thread_id=review.thread_id,
+        awaiting_approval=True,
+        violations=list(review.violations),
+        draft_response=review.draft_response,
+        customer_message=review.customer_message,
+        checkpoint_id=review.checkpoint_id,
+        review_id=review.review_id,
+        votes=list(review.votes),
+        approvals_required=quorum,
+    )
 
 
 def _checkpoint_id(snapshot: StateSnapshot) -> str:

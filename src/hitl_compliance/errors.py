@@ -7,6 +7,9 @@ HitlError
 ├── AlreadyDecidedError       the review was decided (or is being decided) already
 │   └── DuplicateVoteError    this reviewer already voted on this review
 ├── ThreadBusyError           the thread is paused, or another call is running on it
+├── NotAuthorizedError        the reviewer may not decide this review (policy, requester)
+├── PolicyViolationError      an edited reply breaks a `block` rule
+├── StaleReviewError          the paused state changed since the reviewer loaded it
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
 │   └── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
 ├── DraftError                the drafter returned something other than text
@@ -28,8 +31,11 @@ __all__ = [
     "HitlError",
     "InvalidDecisionError",
     "InvalidInputError",
+    "NotAuthorizedError",
     "PauseDisabledError",
+    "PolicyViolationError",
     "ReviewNotFoundError",
+    "StaleReviewError",
     "ThreadBusyError",
 ]
 
@@ -124,3 +130,58 @@ class PauseDisabledError(HitlError):
     `pause=False` is for tests asserting the happy path never reaches review;
     reaching review there is a failure, never a silent pass.
     """
+
+
+class NotAuthorizedError(HitlError):
+    """The reviewer may not decide this review; a `denied` audit row records the attempt.
+
+    The policy requires roles the reviewer lacks (`missing_roles`), or the
+    reviewer requested the review and so may not approve it. The review stays
+    paused and pending: ask an authorised reviewer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str | None = None,
+        reviewer: str | None = None,
+        missing_roles: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.reviewer = reviewer
+        self.missing_roles = missing_roles
+
+
+class PolicyViolationError(HitlError):
+    """The reviewer's edited reply breaks a `block` rule, so it cannot be delivered.
+
+    Nothing changed; `findings` holds the rule results of the edit. Edit again
+    or reject the review.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, findings: tuple[object, ...] = ()
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.findings = findings
+
+
+class StaleReviewError(HitlError):
+    """The paused state differs from what the reviewer saw (`expected`): reload and re-check.
+
+    Raised when `approve(..., expected=...)` names a draft hash or checkpoint id
+    that is not the current review's. Nothing changed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.expected = expected
+        self.actual = actual

@@ -14,12 +14,12 @@ from hitl_compliance.rules import RuleResult
 
 __all__ = [
     "AuditEvent",
-    "Vote",
     "AuditRecord",
     "PendingReview",
     "ProcessResult",
     "ReviewRecord",
     "ReviewStatus",
+    "Vote",
     "sha256_text",
 ]
 

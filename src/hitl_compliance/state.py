@@ -89,6 +89,10 @@ class Decision(BaseModel):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     decided_at: datetime
     kind: Literal["human", "system"] = "human"
+    roles: list[str] = Field(default_factory=list)
+    text_sha256: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    edit_findings: list[dict[str, JsonValue]] = Field(default_factory=list)
 
     @field_validator("reviewer")
     @classmethod

@@ -92,6 +92,10 @@ class TestDecision:
             "metadata": {},
             "decided_at": "2025-01-01T00:00:00Z",
             "kind": "human",
+            "roles": [],
+            "text_sha256": None,
+            "approvers": [],
+            "edit_findings": [],
         }
 
     def test_round_trip(self) -> None:
