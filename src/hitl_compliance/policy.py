@@ -41,7 +41,9 @@ class Reviewer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id.strip() or len(self.id) > 256:
-            raise InvalidDecisionError("A reviewer id must be a non-blank str (<= 256 chars).")
+            raise InvalidDecisionError(
+                "Invalid reviewer: reviewer must not be blank (a str of at most 256 chars)."
+            )
         if not isinstance(self.roles, frozenset):
             object.__setattr__(self, "roles", frozenset(self.roles))
         if not all(isinstance(r, str) for r in self.roles):

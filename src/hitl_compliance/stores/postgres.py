@@ -5,14 +5,20 @@ change runs in one explicit transaction, so the store works on the pool
 LangGraph's `AsyncPostgresSaver` uses (`autocommit=True`, `dict_row`) as well
 as on an ordinary pool. Turn and review changes of one thread are serialised
 by a transaction-scoped advisory lock, which keeps "is the thread free? then
-take it" race-free across processes.
+take it" race-free across processes; `claim` and `vote` lock the review row
+(`SELECT ... FOR UPDATE`) before they check it.
+
+`setup()` creates the tables and upgrades tables written by an older version
+in place, under a setup advisory lock: the `<prefix>schema_version` row records
+which of the ordered migration steps ran, and the missing ones run in one
+transaction.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -21,10 +27,11 @@ from typing import Any
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
+    DuplicateVoteError,
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
 
@@ -45,7 +52,9 @@ _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _OPEN = "('pending', 'claimed')"
 
 
-def _schema(p: str) -> list[str]:
+def _schema_v1(p: str) -> list[str]:
+    # The tables of the first release, unchanged: a database created then has
+    # exactly these, so later steps ALTER instead of editing this list.
     # Ids compare as bytes (COLLATE "C") so ordering ties break exactly as in
     # Python and SQLite, whatever the database's locale.
     return [
@@ -96,6 +105,36 @@ def _schema(p: str) -> list[str]:
     ]
 
 
+def _schema_v2(p: str) -> list[str]:
+    # Approval votes on a review, and the rule side table behind list_pending(rule=).
+    return [
+        f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS votes JSONB NOT NULL DEFAULT '[]'::jsonb",
+        f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS approvals_required INTEGER "
+        "NOT NULL DEFAULT 1",
+        # One row per distinct rule of a review's findings, while the review is
+        # open (pending or claimed); complete() deletes them.
+        f"""CREATE TABLE IF NOT EXISTS {p}review_rules (
+            review_id TEXT COLLATE "C" NOT NULL,
+            rule TEXT COLLATE "C" NOT NULL,
+            requested_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (review_id, rule)
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
+        f"ON {p}review_rules (rule, requested_at, review_id)",
+        # Open reviews written before this step get their rule rows too.
+        f"INSERT INTO {p}review_rules (review_id, rule, requested_at) "
+        f"SELECT DISTINCT r.review_id, v->>'rule', r.requested_at FROM {p}reviews AS r "
+        f"CROSS JOIN LATERAL jsonb_array_elements(r.violations) AS v "
+        f"WHERE r.status IN {_OPEN} ON CONFLICT DO NOTHING",
+    ]
+
+
+# Ordered migration steps: step i (1-based) brings the tables to schema version i.
+# Append new steps; never edit or reorder released ones.
+_MIGRATIONS: Sequence[Callable[[str], list[str]]] = (_schema_v1, _schema_v2)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
 def _check_table_prefix(table_prefix: str) -> str:
     if not _PREFIX_RE.fullmatch(table_prefix):
         raise ConfigurationError(
@@ -137,6 +176,8 @@ def _review(row: Mapping[str, Any]) -> ReviewRecord:
         decided_at=_utc(row["decided_at"]),
         reviewer=row["reviewer"],
         decision=row["decision"],
+        votes=[Vote.model_validate(v) for v in row["votes"]],
+        approvals_required=row["approvals_required"],
     )
 
 
@@ -165,8 +206,9 @@ class PostgresReviewStore:
 
     Args:
         pool: the connection pool; any `autocommit` setting and row factory work.
-        table_prefix: prefix of the three table names (`hitl_reviews`,
-            `hitl_audit`, `hitl_intents` by default).
+        table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
+            `hitl_intents`, `hitl_review_rules` and `hitl_schema_version` by
+            default).
 
     Raises:
         ConfigurationError: `table_prefix` is not a plain identifier.
@@ -181,6 +223,8 @@ class PostgresReviewStore:
         self._reviews = f"{p}reviews"
         self._audit = f"{p}audit"
         self._intents = f"{p}intents"
+        self._review_rules = f"{p}review_rules"
+        self._schema_version = f"{p}schema_version"
 
     @classmethod
     def from_conn_string(
@@ -235,13 +279,15 @@ class PostgresReviewStore:
     # -- lifecycle ---------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Create tables and indexes if missing; idempotent and safe to run concurrently.
+        """Create or upgrade the tables; idempotent and safe to run concurrently.
 
-        Opens the pool first when the store owns it.
+        Tables written by an older version are migrated in place, in one
+        transaction, keeping their rows. Opens the pool first when the store owns it.
 
         Raises:
-            ConfigurationError: the server cannot be reached or the DDL fails
-                (for example the `search_path` schema does not exist).
+            ConfigurationError: the server cannot be reached, the DDL fails
+                (for example the `search_path` schema does not exist), or the
+                tables were written by a newer version.
         """
         try:
             if self._owns_pool and self._pool.closed:
@@ -249,7 +295,7 @@ class PostgresReviewStore:
             async with (
                 self._pool.connection() as conn,
                 conn.transaction(),
-                conn.cursor() as cur,
+                conn.cursor(row_factory=dict_row) as cur,
             ):
                 # CREATE ... IF NOT EXISTS is not safe against itself running in
                 # two sessions at once; the lock makes concurrent setups queue.
@@ -257,13 +303,40 @@ class PostgresReviewStore:
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                     (f"hitl_compliance.setup:{self.table_prefix}",),
                 )
-                for statement in _schema(self.table_prefix):
-                    await cur.execute(statement)
+                await self._migrate(cur)
         except (psycopg.Error, PoolTimeout) as exc:
             raise ConfigurationError(
                 f"Cannot create the review tables ({self._reviews}, ...) in PostgreSQL: "
                 f"{exc}. Check the server is reachable and the search_path schema exists."
             ) from exc
+
+    async def _migrate(self, cur: AsyncCursor[dict[str, Any]]) -> None:
+        """Run the migration steps the tables miss; the caller holds the setup lock."""
+        await cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._schema_version} ("
+            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+        )
+        await cur.execute(f"SELECT version FROM {self._schema_version} WHERE id = 1")
+        row = await cur.fetchone()
+        # No row: a new database, or one created before versioning (version 1's
+        # tables, which step 1 creates only if missing).
+        current = 0 if row is None else int(row["version"])
+        if current > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"The review tables ({self._reviews}, ...) are at schema version {current}, "
+                f"newer than this hitl-compliance understands ({SCHEMA_VERSION}); "
+                "upgrade hitl-compliance."
+            )
+        if current == SCHEMA_VERSION:
+            return
+        for step in _MIGRATIONS[current:]:
+            for statement in step(self.table_prefix):
+                await cur.execute(statement)
+        await cur.execute(
+            f"INSERT INTO {self._schema_version} (id, version) VALUES (1, %s) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            (SCHEMA_VERSION,),
+        )
 
     async def aclose(self) -> None:
         """Close the pool if the store owns it (a pool passed in is left open); idempotent."""
@@ -419,7 +492,9 @@ class PostgresReviewStore:
                 _aware(value)
         violations = _dumps([v.to_dict() for v in review.violations])
         decision = None if review.decision is None else _dumps(review.decision)
+        votes = _dumps([v.model_dump(mode="json") for v in review.votes])
         audit_payload = _dumps(paused_payload(review))
+        rules = list(dict.fromkeys(v.rule for v in review.violations))
         async with self._write(lock_thread=review.thread_id) as cur:
             await cur.execute(
                 f"SELECT * FROM {self._reviews} WHERE thread_id = %s AND checkpoint_id = %s",
@@ -438,8 +513,9 @@ class PostgresReviewStore:
             await cur.execute(
                 f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
                 "customer_message, draft_response, violations, requested_at, requested_by, "
-                "claim_id, claimed_at, decided_at, reviewer, decision) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
+                "approvals_required) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, "
+                "%s, %s, %s, %s::jsonb, %s::jsonb, %s)",
                 (
                     review.review_id,
                     review.thread_id,
@@ -455,8 +531,16 @@ class PostgresReviewStore:
                     review.decided_at,
                     review.reviewer,
                     decision,
+                    votes,
+                    review.approvals_required,
                 ),
             )
+            if rules and review.status in ("pending", "claimed"):
+                await cur.execute(
+                    f"INSERT INTO {self._review_rules} (review_id, rule, requested_at) "
+                    "SELECT %s, rule, %s FROM unnest(%s::text[]) AS rule",
+                    (review.review_id, review.requested_at, rules),
+                )
             await self._insert_audit(
                 cur,
                 thread_id=review.thread_id,
@@ -480,22 +564,127 @@ class PostgresReviewStore:
             row = await self._latest(cur, thread_id)
         return None if row is None else _review(row)
 
-    async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
-        """Reviews with status `pending`, oldest `requested_at` first (ties by `review_id`).
+    def _pending_query(
+        self,
+        *,
+        limit: int | None,
+        rule: str | None,
+        requested_before: datetime | None,
+        after: tuple[datetime, str] | None,
+    ) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `list_pending`; every filter is an index range."""
+        params: list[Any] = []
+        if rule is None:
+            # The partial index on (requested_at, review_id) WHERE status = 'pending'.
+            t = "r"
+            sql = f"SELECT r.* FROM {self._reviews} AS r WHERE r.status = 'pending'"
+        else:
+            # The side table's (rule, requested_at, review_id) index drives the
+            # scan; each row is joined by primary key, and claimed reviews are skipped.
+            t = "rr"
+            sql = (
+                f"SELECT r.* FROM {self._review_rules} AS rr JOIN {self._reviews} AS r "
+                "ON r.review_id = rr.review_id WHERE rr.rule = %s AND r.status = 'pending'"
+            )
+            params.append(rule)
+        if requested_before is not None:
+            sql += f" AND {t}.requested_at < %s"
+            params.append(_aware(requested_before))
+        if after is not None:
+            sql += f" AND ({t}.requested_at, {t}.review_id) > (%s, %s)"
+            params.extend((_aware(after[0]), after[1]))
+        sql += f" ORDER BY {t}.requested_at, {t}.review_id LIMIT %s"
+        params.append(limit)
+        return sql, params
+
+    async def list_pending(
+        self,
+        *,
+        limit: int | None = None,
+        rule: str | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Reviews with status `pending`, ordered by `(requested_at, review_id)`.
+
+        Filters: a finding of `rule`; requested strictly before
+        `requested_before`; strictly after the `(requested_at, review_id)`
+        cursor `after`. Each reads an index range, so the cost is O(returned rows).
 
         Raises:
-            ValueError: `limit` is negative.
+            ValueError: `limit` is negative, or a datetime is naive.
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0 or None, got {limit}.")
+        sql, params = self._pending_query(
+            limit=limit, rule=rule, requested_before=requested_before, after=after
+        )
         async with self._read() as cur:
-            await cur.execute(
-                f"SELECT * FROM {self._reviews} WHERE status = 'pending' "
-                "ORDER BY requested_at, review_id LIMIT %s",
-                (limit,),
-            )
+            await cur.execute(sql, params)
             rows = await cur.fetchall()
         return [_review(r) for r in rows]
+
+    async def _pending_row(
+        self, cur: AsyncCursor[dict[str, Any]], thread_id: str, review_id: str | None
+    ) -> dict[str, Any]:
+        """Lock the thread's latest review, which must be pending (and `review_id`, if given).
+
+        `FOR UPDATE` makes concurrent deciders queue on the row; after the one
+        ahead commits, the next one reads the row as that one left it.
+
+        Raises:
+            ReviewNotFoundError: the thread has no review at all.
+            AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
+        """
+        await cur.execute(
+            f"SELECT * FROM {self._reviews} WHERE thread_id = %s "
+            "ORDER BY seq DESC LIMIT 1 FOR UPDATE",
+            (thread_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise ReviewNotFoundError(
+                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+            )
+        if review_id is not None and row["review_id"] != review_id:
+            await cur.execute(
+                f"SELECT status FROM {self._reviews} WHERE review_id = %s", (review_id,)
+            )
+            other = await cur.fetchone()
+            raise AlreadyDecidedError(
+                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+                thread_id=thread_id,
+                status=None if other is None else other["status"],
+            )
+        if row["status"] != "pending":
+            raise AlreadyDecidedError(
+                f"The review of thread {thread_id!r} is already {row['status']}.",
+                thread_id=thread_id,
+                status=row["status"],
+            )
+        return row
+
+    async def _set_claimed(
+        self,
+        cur: AsyncCursor[dict[str, Any]],
+        review_id: str,
+        *,
+        claim_id: str,
+        claimed_at: datetime,
+        reviewer: str,
+        decision: str,
+        votes: str | None,
+    ) -> ReviewRecord:
+        """Claim a review whose row this transaction locked; `votes=None` keeps them."""
+        await cur.execute(
+            f"UPDATE {self._reviews} SET status = 'claimed', claim_id = %s, claimed_at = %s, "
+            "reviewer = %s, decision = %s::jsonb, votes = COALESCE(%s::jsonb, votes) "
+            "WHERE review_id = %s RETURNING *",
+            (claim_id, claimed_at, reviewer, decision, votes, review_id),
+        )
+        row = await cur.fetchone()
+        assert row is not None  # the row is locked by this transaction
+        return _review(row)
 
     async def claim(
         self,
@@ -505,48 +694,124 @@ class PostgresReviewStore:
         reviewer: str,
         decision: dict[str, Any],
         now: datetime,
+        review_id: str | None = None,
     ) -> ReviewRecord:
         """Atomically move the thread's pending review to `claimed` with `decision`.
 
-        Concurrent claims queue on the row lock; after the winner commits, the
-        others see a row that is no longer `pending` and update nothing.
+        With `review_id`, only that review may be claimed (the one the decider
+        loaded). Votes already on the review stay on it. Concurrent claims and
+        votes queue on the row lock; after the winner commits, the others see a
+        row that is no longer `pending`.
 
         Raises:
             ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: its latest review is claimed or decided.
+            AlreadyDecidedError: its latest review is claimed or decided, or is
+                not `review_id`.
         """
+        _aware(now)
         decision_json = _dumps(decision)
         async with self._write() as cur:
-            # The partial unique index allows one open review per thread, so the
-            # pending row, if any, is the thread's latest review.
+            row = await self._pending_row(cur, thread_id, review_id)
+            return await self._set_claimed(
+                cur,
+                row["review_id"],
+                claim_id=claim_id,
+                claimed_at=now,
+                reviewer=reviewer,
+                decision=decision_json,
+                votes=None,
+            )
+
+    async def vote(
+        self,
+        thread_id: str,
+        *,
+        review_id: str,
+        vote: Vote,
+        quorum: int,
+        claim_id: str,
+        decision: dict[str, Any],
+        now: datetime,
+    ) -> ReviewRecord:
+        """Record an approval vote; claim the review when it completes the quorum, atomically.
+
+        Counts the votes already on the review for the same `text_sha256`, plus
+        this one. Below `quorum`: append the vote, write a `voted` audit row and
+        return the still-`pending` record. At `quorum`: append the vote and
+        claim the review for `vote.reviewer` with `claim_id` and `decision`.
+        The review row is locked (`SELECT ... FOR UPDATE`) for the whole
+        read-check-write transaction.
+
+        Raises:
+            ReviewNotFoundError: the thread has no review at all.
+            AlreadyDecidedError: the review is not pending, or is not `review_id`.
+            DuplicateVoteError: `vote.reviewer` already voted on this review.
+        """
+        _aware(now)
+        vote_data = vote.model_dump(mode="json")
+        vote_json = _dumps(vote_data)
+        decision_json = _dumps(decision)
+        async with self._write() as cur:
+            row = await self._pending_row(cur, thread_id, review_id)
+            votes: list[dict[str, Any]] = list(row["votes"])
+            if any(v["reviewer"] == vote.reviewer for v in votes):
+                raise DuplicateVoteError(
+                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
+                    "it needs another approver.",
+                    thread_id=thread_id,
+                    status=row["status"],
+                )
+            votes.append(vote_data)
+            votes_json = _dumps(votes)
+            if sum(v["text_sha256"] == vote.text_sha256 for v in votes) >= quorum:
+                return await self._set_claimed(
+                    cur,
+                    review_id,
+                    claim_id=claim_id,
+                    claimed_at=now,
+                    reviewer=vote.reviewer,
+                    decision=decision_json,
+                    votes=votes_json,
+                )
             await cur.execute(
-                f"UPDATE {self._reviews} SET status = 'claimed', claim_id = %s, "
-                "claimed_at = %s, reviewer = %s, decision = %s::jsonb "
-                "WHERE thread_id = %s AND status = 'pending' RETURNING *",
-                (claim_id, _aware(now), reviewer, decision_json, thread_id),
+                f"UPDATE {self._reviews} SET votes = %s::jsonb WHERE review_id = %s RETURNING *",
+                (votes_json, review_id),
             )
-            claimed = await cur.fetchone()
-            latest = None if claimed is not None else await self._latest(cur, thread_id)
-        if claimed is not None:
-            return _review(claimed)
-        if latest is None:
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+            updated = await cur.fetchone()
+            assert updated is not None  # the row is locked by this transaction
+            await self._insert_audit(
+                cur,
+                thread_id=thread_id,
+                review_id=review_id,
+                checkpoint_id=row["checkpoint_id"],
+                event="voted",
+                actor=vote.reviewer,
+                payload=vote_json,
+                at=now,
             )
-        raise AlreadyDecidedError(
-            f"The review of thread {thread_id!r} is already {latest['status']}.",
-            thread_id=thread_id,
-            status=latest["status"],
-        )
+        return _review(updated)
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim that never reached the graph: back to `pending`."""
+        """Undo a claim that never reached the graph: back to `pending`.
+
+        Clears the claim and drops the claiming reviewer's vote, if any.
+        """
         async with self._write() as cur:
             await cur.execute(
-                f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
-                "claimed_at = NULL, reviewer = NULL, decision = NULL "
-                "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s",
+                f"SELECT reviewer, votes FROM {self._reviews} "
+                "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s FOR UPDATE",
                 (review_id, claim_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return
+            # The claimer's vote never reached the graph: it does not count.
+            votes = [v for v in row["votes"] if v["reviewer"] != row["reviewer"]]
+            await cur.execute(
+                f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
+                "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = %s::jsonb "
+                "WHERE review_id = %s",
+                (_dumps(votes), review_id),
             )
 
     async def complete(
@@ -583,6 +848,10 @@ class PostgresReviewStore:
                     thread_id=None if row is None else row["thread_id"],
                     status=None if row is None else row["status"],
                 )
+            # Final: list_pending(rule=...) never needs the rule rows again.
+            await cur.execute(
+                f"DELETE FROM {self._review_rules} WHERE review_id = %s", (review_id,)
+            )
             await self._insert_audit(
                 cur,
                 thread_id=done["thread_id"],

@@ -3,7 +3,12 @@
 Needs the `sqlite` extra (`pip install "hitl-compliance[sqlite]"`). Every change
 runs in one `BEGIN IMMEDIATE` transaction, so two processes (or two store
 instances) on the same file serialise on SQLite's write lock and the
-`pending -> claimed` step stays exactly-once across them.
+`pending -> claimed` step (by `claim` or by the vote completing a quorum)
+stays exactly-once across them.
+
+`setup()` creates the tables and upgrades tables written by an older version
+in place: the `<prefix>schema_version` row records which of the ordered
+migration steps ran, and the missing ones run in one transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -22,10 +27,11 @@ from typing import Any
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
+    DuplicateVoteError,
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
 
@@ -43,7 +49,9 @@ _OPEN = "('pending', 'claimed')"
 _BUSY_TIMEOUT_MS = 30_000
 
 
-def _schema(p: str) -> list[str]:
+def _schema_v1(p: str) -> list[str]:
+    # The tables of the first release, unchanged: a database created then has
+    # exactly these, so later steps ALTER instead of editing this list.
     # review_id is the primary key; the implicit rowid orders a thread's reviews
     # (SQLite always gives a new row a rowid above every existing one).
     return [
@@ -91,6 +99,34 @@ def _schema(p: str) -> list[str]:
         )""",
         f"CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
     ]
+
+
+def _schema_v2(p: str) -> list[str]:
+    # Approval votes on a review, and the rule side table behind list_pending(rule=).
+    return [
+        f"ALTER TABLE {p}reviews ADD COLUMN votes TEXT NOT NULL DEFAULT '[]'",
+        f"ALTER TABLE {p}reviews ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 1",
+        # One row per distinct rule of a review's findings, while the review is
+        # open (pending or claimed); complete() deletes them.
+        f"""CREATE TABLE IF NOT EXISTS {p}review_rules (
+            review_id TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            PRIMARY KEY (review_id, rule)
+        ) WITHOUT ROWID""",
+        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
+        f"ON {p}review_rules (rule, requested_at, review_id)",
+        # Open reviews written before this step get their rule rows too.
+        f"INSERT OR IGNORE INTO {p}review_rules (review_id, rule, requested_at) "
+        f"SELECT r.review_id, json_extract(v.value, '$.rule'), r.requested_at "
+        f"FROM {p}reviews AS r, json_each(r.violations) AS v WHERE r.status IN {_OPEN}",
+    ]
+
+
+# Ordered migration steps: step i (1-based) brings the tables to schema version i.
+# Append new steps; never edit or reorder released ones.
+_MIGRATIONS: Sequence[Callable[[str], list[str]]] = (_schema_v1, _schema_v2)
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def _check_table_prefix(table_prefix: str) -> str:
@@ -156,6 +192,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
+def _vote_dicts(text: str) -> list[dict[str, Any]]:
+    votes: list[dict[str, Any]] = json.loads(text)
+    return votes
+
+
 def _review(row: sqlite3.Row) -> ReviewRecord:
     requested_at = _dt(row["requested_at"])
     assert requested_at is not None  # NOT NULL column
@@ -174,6 +215,8 @@ def _review(row: sqlite3.Row) -> ReviewRecord:
         decided_at=_dt(row["decided_at"]),
         reviewer=row["reviewer"],
         decision=None if row["decision"] is None else json.loads(row["decision"]),
+        votes=[Vote.model_validate(v) for v in _vote_dicts(row["votes"])],
+        approvals_required=row["approvals_required"],
     )
 
 
@@ -213,8 +256,9 @@ class SqliteReviewStore:
     Args:
         path: the database file (created if missing; its directory must exist),
             or `":memory:"`.
-        table_prefix: prefix of the three table names (`hitl_reviews`,
-            `hitl_audit`, `hitl_intents` by default).
+        table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
+            `hitl_intents`, `hitl_review_rules` and `hitl_schema_version` by
+            default).
 
     Raises:
         ConfigurationError: `table_prefix` is not a plain identifier.
@@ -229,6 +273,8 @@ class SqliteReviewStore:
         self._reviews = f"{p}reviews"
         self._audit = f"{p}audit"
         self._intents = f"{p}intents"
+        self._review_rules = f"{p}review_rules"
+        self._schema_version = f"{p}schema_version"
 
     def __repr__(self) -> str:
         return f"SqliteReviewStore({self.path!r}, table_prefix={self.table_prefix!r})"
@@ -248,10 +294,14 @@ class SqliteReviewStore:
     # -- lifecycle ---------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Open the connection (once) and create tables and indexes if missing; idempotent.
+        """Open the connection (once), then create or upgrade the tables; idempotent.
+
+        Tables written by an older version are migrated in place, in one
+        transaction, keeping their rows.
 
         Raises:
-            ConfigurationError: the file cannot be opened or is not an SQLite database.
+            ConfigurationError: the file cannot be opened or is not an SQLite
+                database, or its tables were written by a newer version.
         """
         async with self._lock:
             if self._conn is None:
@@ -260,8 +310,7 @@ class SqliteReviewStore:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in _schema(self.table_prefix):
-                        await conn.execute(statement)
+                    await self._migrate(conn)
                 except BaseException:
                     await conn.rollback()
                     raise
@@ -270,6 +319,33 @@ class SqliteReviewStore:
                 raise ConfigurationError(
                     f"Cannot create the review tables in SQLite database {self.path!r}: {exc}."
                 ) from exc
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        """Run the migration steps the tables miss; the caller holds the write lock."""
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._schema_version} ("
+            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+        )
+        row = await self._one(conn, f"SELECT version FROM {self._schema_version} WHERE id = 1", ())
+        # No row: a new database, or one created before versioning (version 1's
+        # tables, which step 1 creates only if missing).
+        current = 0 if row is None else int(row["version"])
+        if current > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"The review tables in SQLite database {self.path!r} are at schema version "
+                f"{current}, newer than this hitl-compliance understands ({SCHEMA_VERSION}); "
+                "upgrade hitl-compliance."
+            )
+        if current == SCHEMA_VERSION:
+            return
+        for step in _MIGRATIONS[current:]:
+            for statement in step(self.table_prefix):
+                await conn.execute(statement)
+        await conn.execute(
+            f"INSERT INTO {self._schema_version} (id, version) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            (SCHEMA_VERSION,),
+        )
 
     async def _connect(self) -> aiosqlite.Connection:
         await _check_sqlite_file(self.path)
@@ -472,8 +548,11 @@ class SqliteReviewStore:
             _ts_or_none(review.decided_at),
             review.reviewer,
             None if review.decision is None else _dumps(review.decision),
+            _dumps([v.model_dump(mode="json") for v in review.votes]),
+            review.approvals_required,
         )
         audit_payload = _dumps(paused_payload(review))
+        rules = list(dict.fromkeys(v.rule for v in review.violations))
         async with self._write() as conn:
             existing = await self._one(
                 conn,
@@ -492,10 +571,16 @@ class SqliteReviewStore:
             await conn.execute(
                 f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
                 "customer_message, draft_response, violations, requested_at, requested_by, "
-                "claim_id, claimed_at, decided_at, reviewer, decision) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
+                "approvals_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
+            if review.status in ("pending", "claimed"):
+                await conn.executemany(
+                    f"INSERT INTO {self._review_rules} (review_id, rule, requested_at) "
+                    "VALUES (?, ?, ?)",
+                    [(review.review_id, rule, values[7]) for rule in rules],
+                )
             await self._insert_audit(
                 conn,
                 thread_id=review.thread_id,
@@ -519,22 +604,121 @@ class SqliteReviewStore:
             row = await self._latest(conn, thread_id)
         return None if row is None else _review(row)
 
-    async def list_pending(self, *, limit: int | None = None) -> list[ReviewRecord]:
-        """Reviews with status `pending`, oldest `requested_at` first (ties by `review_id`).
+    def _pending_query(
+        self,
+        *,
+        limit: int | None,
+        rule: str | None,
+        requested_before: datetime | None,
+        after: tuple[datetime, str] | None,
+    ) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `list_pending`; every filter is an index range."""
+        params: list[Any] = []
+        if rule is None:
+            # The partial index on (requested_at, review_id) WHERE status = 'pending'.
+            t = "r"
+            sql = f"SELECT r.* FROM {self._reviews} AS r WHERE r.status = 'pending'"
+        else:
+            # The side table's (rule, requested_at, review_id) index drives the
+            # scan (CROSS JOIN fixes SQLite's join order); each row is joined by
+            # primary key, and claimed reviews are skipped.
+            t = "rr"
+            sql = (
+                f"SELECT r.* FROM {self._review_rules} AS rr CROSS JOIN {self._reviews} AS r "
+                "ON r.review_id = rr.review_id WHERE rr.rule = ? AND r.status = 'pending'"
+            )
+            params.append(rule)
+        if requested_before is not None:
+            sql += f" AND {t}.requested_at < ?"
+            params.append(_ts(requested_before))
+        if after is not None:
+            sql += f" AND ({t}.requested_at, {t}.review_id) > (?, ?)"
+            params.extend((_ts(after[0]), after[1]))
+        sql += f" ORDER BY {t}.requested_at, {t}.review_id LIMIT ?"
+        params.append(-1 if limit is None else limit)
+        return sql, params
+
+    async def list_pending(
+        self,
+        *,
+        limit: int | None = None,
+        rule: str | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Reviews with status `pending`, ordered by `(requested_at, review_id)`.
+
+        Filters: a finding of `rule`; requested strictly before
+        `requested_before`; strictly after the `(requested_at, review_id)`
+        cursor `after`. Each reads an index range, so the cost is O(returned rows).
 
         Raises:
-            ValueError: `limit` is negative.
+            ValueError: `limit` is negative, or a datetime is naive.
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0 or None, got {limit}.")
+        sql, params = self._pending_query(
+            limit=limit, rule=rule, requested_before=requested_before, after=after
+        )
         async with self._read() as conn:
-            rows = await self._all(
-                conn,
-                f"SELECT * FROM {self._reviews} WHERE status = 'pending' "
-                "ORDER BY requested_at, review_id LIMIT ?",
-                (-1 if limit is None else limit,),
-            )
+            rows = await self._all(conn, sql, params)
         return [_review(r) for r in rows]
+
+    async def _pending_row(
+        self, conn: aiosqlite.Connection, thread_id: str, review_id: str | None
+    ) -> sqlite3.Row:
+        """The thread's latest review, which must be pending (and `review_id`, if given).
+
+        Raises:
+            ReviewNotFoundError: the thread has no review at all.
+            AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
+        """
+        row = await self._latest(conn, thread_id)
+        if row is None:
+            raise ReviewNotFoundError(
+                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+            )
+        if review_id is not None and row["review_id"] != review_id:
+            other = await self._one(
+                conn, f"SELECT status FROM {self._reviews} WHERE review_id = ?", (review_id,)
+            )
+            raise AlreadyDecidedError(
+                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+                thread_id=thread_id,
+                status=None if other is None else other["status"],
+            )
+        if row["status"] != "pending":
+            raise AlreadyDecidedError(
+                f"The review of thread {thread_id!r} is already {row['status']}.",
+                thread_id=thread_id,
+                status=row["status"],
+            )
+        return row
+
+    async def _set_claimed(
+        self,
+        conn: aiosqlite.Connection,
+        review_id: str,
+        *,
+        claim_id: str,
+        claimed_at: str,
+        reviewer: str,
+        decision: str,
+        votes: str,
+    ) -> ReviewRecord:
+        await conn.execute(
+            f"UPDATE {self._reviews} SET status = 'claimed', claim_id = ?, claimed_at = ?, "
+            "reviewer = ?, decision = ?, votes = ? WHERE review_id = ?",
+            (claim_id, claimed_at, reviewer, decision, votes, review_id),
+        )
+        return await self._by_id(conn, review_id)
+
+    async def _by_id(self, conn: aiosqlite.Connection, review_id: str) -> ReviewRecord:
+        row = await self._one(
+            conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,)
+        )
+        assert row is not None  # read inside the transaction that found it
+        return _review(row)
 
     async def claim(
         self,
@@ -544,44 +728,119 @@ class SqliteReviewStore:
         reviewer: str,
         decision: dict[str, Any],
         now: datetime,
+        review_id: str | None = None,
     ) -> ReviewRecord:
         """Atomically move the thread's pending review to `claimed` with `decision`.
 
+        With `review_id`, only that review may be claimed (the one the decider loaded).
+        Votes already on the review stay on it.
+
         Raises:
             ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: its latest review is claimed or decided.
+            AlreadyDecidedError: its latest review is claimed or decided, or is
+                not `review_id`.
         """
-        params = (claim_id, _ts(now), reviewer, _dumps(decision), thread_id)
+        claimed_at = _ts(now)
+        decision_json = _dumps(decision)
         async with self._write() as conn:
-            # The partial unique index allows one open review per thread, so the
-            # pending row, if any, is the thread's latest review.
-            changed = await self._change(
+            row = await self._pending_row(conn, thread_id, review_id)
+            return await self._set_claimed(
                 conn,
-                f"UPDATE {self._reviews} SET status = 'claimed', claim_id = ?, claimed_at = ?, "
-                "reviewer = ?, decision = ? WHERE thread_id = ? AND status = 'pending'",
-                params,
+                row["review_id"],
+                claim_id=claim_id,
+                claimed_at=claimed_at,
+                reviewer=reviewer,
+                decision=decision_json,
+                votes=row["votes"],
             )
-            row = await self._latest(conn, thread_id)
-        if row is None:
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+
+    async def vote(
+        self,
+        thread_id: str,
+        *,
+        review_id: str,
+        vote: Vote,
+        quorum: int,
+        claim_id: str,
+        decision: dict[str, Any],
+        now: datetime,
+    ) -> ReviewRecord:
+        """Record an approval vote; claim the review when it completes the quorum, atomically.
+
+        Counts the votes already on the review for the same `text_sha256`, plus
+        this one. Below `quorum`: append the vote, write a `voted` audit row and
+        return the still-`pending` record. At `quorum`: append the vote and
+        claim the review for `vote.reviewer` with `claim_id` and `decision`.
+        Read, check and write happen in one `BEGIN IMMEDIATE` transaction.
+
+        Raises:
+            ReviewNotFoundError: the thread has no review at all.
+            AlreadyDecidedError: the review is not pending, or is not `review_id`.
+            DuplicateVoteError: `vote.reviewer` already voted on this review.
+        """
+        at = _ts(now)
+        vote_data = vote.model_dump(mode="json")
+        vote_json = _dumps(vote_data)
+        decision_json = _dumps(decision)
+        async with self._write() as conn:
+            row = await self._pending_row(conn, thread_id, review_id)
+            votes = _vote_dicts(row["votes"])
+            if any(v["reviewer"] == vote.reviewer for v in votes):
+                raise DuplicateVoteError(
+                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
+                    "it needs another approver.",
+                    thread_id=thread_id,
+                    status=row["status"],
+                )
+            votes.append(vote_data)
+            votes_json = _dumps(votes)
+            if sum(v["text_sha256"] == vote.text_sha256 for v in votes) >= quorum:
+                return await self._set_claimed(
+                    conn,
+                    review_id,
+                    claim_id=claim_id,
+                    claimed_at=at,
+                    reviewer=vote.reviewer,
+                    decision=decision_json,
+                    votes=votes_json,
+                )
+            await conn.execute(
+                f"UPDATE {self._reviews} SET votes = ? WHERE review_id = ?",
+                (votes_json, review_id),
             )
-        if changed == 0:
-            raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {row['status']}.",
+            await self._insert_audit(
+                conn,
                 thread_id=thread_id,
-                status=row["status"],
+                review_id=review_id,
+                checkpoint_id=row["checkpoint_id"],
+                event="voted",
+                actor=vote.reviewer,
+                payload=vote_json,
+                at=at,
             )
-        return _review(row)
+            return await self._by_id(conn, review_id)
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim that never reached the graph: back to `pending`."""
+        """Undo a claim that never reached the graph: back to `pending`.
+
+        Clears the claim and drops the claiming reviewer's vote, if any.
+        """
         async with self._write() as conn:
-            await conn.execute(
-                f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
-                "claimed_at = NULL, reviewer = NULL, decision = NULL "
+            row = await self._one(
+                conn,
+                f"SELECT reviewer, votes FROM {self._reviews} "
                 "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
                 (review_id, claim_id),
+            )
+            if row is None:
+                return
+            # The claimer's vote never reached the graph: it does not count.
+            votes = [v for v in _vote_dicts(row["votes"]) if v["reviewer"] != row["reviewer"]]
+            await conn.execute(
+                f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
+                "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = ? "
+                "WHERE review_id = ?",
+                (_dumps(votes), review_id),
             )
 
     async def complete(
@@ -617,6 +876,10 @@ class SqliteReviewStore:
                     thread_id=None if row is None else row["thread_id"],
                     status=None if row is None else row["status"],
                 )
+            # Final: list_pending(rule=...) never needs the rule rows again.
+            await conn.execute(
+                f"DELETE FROM {self._review_rules} WHERE review_id = ?", (review_id,)
+            )
             await self._insert_audit(
                 conn,
                 thread_id=row["thread_id"],
