@@ -5,7 +5,7 @@ approves, edits or rejects it, with a durable record of who decided what.
 """
 
 from hitl_compliance.backends import Backend, mask_url, open_backend
-from hitl_compliance.coordinator import Clock, HitlCoordinator
+from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -28,7 +28,16 @@ from hitl_compliance.graph import (
     PauseStyle,
     build_compliance_graph,
 )
-from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, ReviewRecord, Vote
+from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
+from hitl_compliance.ledger import LedgerBreak, LedgerReport
+from hitl_compliance.models import (
+    AuditRecord,
+    HookDelivery,
+    PendingReview,
+    ProcessResult,
+    ReviewRecord,
+    Vote,
+)
 from hitl_compliance.policy import (
     AllowAllPolicy,
     ApprovalPolicy,
@@ -60,23 +69,32 @@ __all__ = [
     "ComplianceRule",
     "ComplianceState",
     "ConfigurationError",
+    "DecidedEvent",
     "Decision",
     "DraftError",
     "Drafter",
     "DuplicateVoteError",
+    "ExpiredEvent",
     "HitlCoordinator",
     "HitlError",
+    "HookDelivery",
+    "Hooks",
     "InMemoryReviewStore",
     "InvalidDecisionError",
     "InvalidInputError",
     "KeywordRule",
+    "LedgerBreak",
+    "LedgerReport",
     "NotAuthorizedError",
+    "OnTimeout",
     "PauseDisabledError",
     "PauseStyle",
+    "PausedEvent",
     "PendingReview",
     "PolicyViolationError",
     "ProcessResult",
     "RegexRule",
+    "ReviewEvent",
     "ReviewNotFoundError",
     "ReviewRecord",
     "ReviewStore",

@@ -8,12 +8,16 @@ each pause style the one correct way, and records the outcome.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import inspect
+import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
@@ -30,6 +34,8 @@ from hitl_compliance.errors import (
     StaleReviewError,
 )
 from hitl_compliance.graph import ComplianceGraph, graph_spec, run_rules
+from hitl_compliance.hooks import Hooks, event_for
+from hitl_compliance.ledger import LedgerReport, verify_rows
 from hitl_compliance.models import (
     AuditRecord,
     PendingReview,
@@ -44,12 +50,18 @@ from hitl_compliance.state import ComplianceState, Decision
 from hitl_compliance.stores.base import FinalStatus, ReviewStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
-__all__ = ["Clock", "HitlCoordinator"]
+__all__ = ["SLA_ACTOR", "Clock", "HitlCoordinator", "OnTimeout"]
 
 logger = logging.getLogger("hitl_compliance")
 
 Clock = Callable[[], datetime]
 """Returns the current time as a timezone-aware datetime; injectable for tests."""
+
+OnTimeout: TypeAlias = Literal["reject", "approve_draft", "escalate"]
+"""What `expire_overdue` does with a review past its deadline."""
+
+SLA_ACTOR = "system:sla"
+_FORCED = {"forced": True, "reason": "sla_timeout"}
 
 _PAUSED = ("human_approval",)
 _TURN_RESET: dict[str, Any] = {
@@ -89,6 +101,14 @@ class HitlCoordinator:
         policy: Who may decide which review and how many approvals it needs.
             Without one every reviewer may decide everything (a warning is
             logged once).
+        sla: How long a review may wait before `expire_overdue` resolves it.
+        sla_by: Per rule name or severity SLAs; a review's deadline uses the
+            shortest SLA that applies to any of its findings (and `sla`).
+        on_timeout: `"reject"` (default, the safe choice for regulated replies),
+            `"approve_draft"` (the customer gets the draft rather than silence) or
+            `"escalate"` (stays paused, priority raised, new deadline, hook fired).
+        hooks: [`Hooks`][hitl_compliance.Hooks] called after pauses and decisions
+            are durable.
         lease: How long a claimed decision or a started turn may run before
             `recover()` treats it as abandoned by a crashed process. Keep it
             longer than your slowest drafter call.
@@ -109,8 +129,12 @@ class HitlCoordinator:
         *,
         reviews: ReviewStore | None = None,
         policy: ApprovalPolicy | None = None,
-        lease: timedelta = timedelta(seconds=30),
+        sla: timedelta | None = None,
+        sla_by: Mapping[str, timedelta] | None = None,
+        on_timeout: OnTimeout = "reject",
         clock: Clock | None = None,
+        hooks: Hooks | None = None,
+        lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self._spec = graph_spec(graph)
         if graph.checkpointer is None:
@@ -137,6 +161,22 @@ class HitlCoordinator:
                 f"policy must implement ApprovalPolicy, got {type(policy).__name__}."
             )
         self._policy: ApprovalPolicy = policy
+        for value in [sla, *(sla_by or {}).values()]:
+            if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+                raise ConfigurationError("sla and sla_by values must be positive timedeltas.")
+        if on_timeout not in ("reject", "approve_draft", "escalate"):
+            raise ConfigurationError(
+                f"on_timeout must be 'reject', 'approve_draft' or 'escalate', got {on_timeout!r}."
+            )
+        if on_timeout == "escalate" and sla is None and not sla_by:
+            raise ConfigurationError("on_timeout='escalate' needs an sla to set new deadlines.")
+        self._sla = sla
+        self._sla_by = dict(sla_by or {})
+        self._on_timeout: OnTimeout = on_timeout
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
+        self._hooks = hooks or Hooks()
+        self._reviews.configure_hooks(self._hooks.names())
 
     @property
     def graph(self) -> ComplianceGraph:
@@ -242,8 +282,12 @@ class HitlCoordinator:
                 requested_by=state.requested_by,
                 approvals_required=self._quorum(state.rule_results),
             )
+            sla = self._sla_for(review.violations)
+            if sla is not None:
+                review = review.model_copy(update={"deadline": review.requested_at + sla})
             review = await self._reviews.open_review(review, owner=owner)
             logger.info("thread %s paused for review %s", thread_id, review.review_id)
+            await self._dispatch_hooks(thread_id)
             return _result(thread_id, snapshot, state, review_id=review.review_id)
         if owner is not None:
             await self._reviews.end_turn(thread_id, owner=owner)
@@ -593,6 +637,10 @@ class HitlCoordinator:
         status: FinalStatus = "approved" if decision.approved else "rejected"
         payload = decision.to_state()
         payload["delivered"] = state.agent_response
+        if decision.kind == "system":
+            status = "expired"
+            payload.update(_FORCED)
+            payload["action"] = "approve_draft" if decision.approved else "reject"
         if decision.approved and state.agent_response != review.draft_response:
             payload["diff"] = "".join(
                 difflib.unified_diff(
@@ -611,6 +659,7 @@ class HitlCoordinator:
             payload=payload,
         )
         logger.info("thread %s %s by %s", review.thread_id, status, decision.reviewer)
+        await self._dispatch_hooks(review.thread_id)
         return _result(
             review.thread_id,
             snapshot,
@@ -672,6 +721,7 @@ class HitlCoordinator:
                 # The run died mid-way (say, in `compliance`): finish it from its checkpoint.
                 await self._graph.ainvoke(None, config)
             results.append(await self._settle_turn(turn.thread_id, owner))
+        await self._dispatch_hooks(None, created_before=cutoff)
         return results
 
     async def _audit_recovery(
@@ -708,6 +758,163 @@ class HitlCoordinator:
                 thread_id=review.thread_id,
             )
 
+    # -- SLA -------------------------------------------------------------------
+
+    def _sla_for(self, findings: list[RuleResult]) -> timedelta | None:
+        candidates = [self._sla] if self._sla is not None else []
+        for finding in findings:
+            for key in (finding.rule, finding.severity):
+                if key in self._sla_by:
+                    candidates.append(self._sla_by[key])
+        return min(candidates) if candidates else None
+
+    async def expire_overdue(self, now: datetime | None = None) -> list[ProcessResult]:
+        """Resolve every pending review past its deadline by `on_timeout`, exactly once.
+
+        Idempotent and safe with several sweepers at once: each review is
+        claimed (or escalated) atomically, so only one sweeper resolves it. State
+        and audit record `{"forced": True, "reason": "sla_timeout"}` with actor
+        `system:sla`.
+
+        Returns:
+            One result per review this call resolved or escalated.
+        """
+        now = self._now() if now is None else now
+        if now.tzinfo is None:
+            raise InvalidInputError("now must be timezone-aware.")
+        results: list[ProcessResult] = []
+        for review in await self._reviews.list_overdue(now=now):
+            try:
+                results.append(await self._expire(review, now))
+            except AlreadyDecidedError:
+                continue  # another sweeper, or a reviewer, got there first
+        return results
+
+    async def _expire(self, review: ReviewRecord, now: datetime) -> ProcessResult:
+        if self._on_timeout == "escalate":
+            sla = self._sla_for(review.violations)
+            assert sla is not None  # checked in __init__
+            escalated = await self._reviews.escalate(
+                review.review_id,
+                now=now,
+                new_deadline=now + sla,
+                actor=SLA_ACTOR,
+                payload={**_FORCED, "action": "escalate", "priority": review.priority + 1},
+            )
+            if escalated is None:
+                raise AlreadyDecidedError("escalated already", thread_id=review.thread_id)
+            await self._dispatch_hooks(review.thread_id)
+            return _paused_result(escalated, escalated.approvals_required)
+        approve = self._on_timeout == "approve_draft"
+        decision = Decision(
+            approved=approve,
+            reviewer=SLA_ACTOR,
+            kind="system",
+            reason=None if approve else "sla_timeout",
+            metadata=dict(_FORCED),
+            decided_at=now,
+            text_sha256=sha256_text(review.draft_response) if approve else None,
+        )
+        claim_id = uuid.uuid4().hex
+        claimed = await self._reviews.claim(
+            review.thread_id,
+            claim_id=claim_id,
+            reviewer=SLA_ACTOR,
+            decision=decision.to_state(),
+            now=now,
+            review_id=review.review_id,
+        )
+        return await self._resume_claimed(claimed, claim_id)
+
+    async def run_sla_sweeper(self, interval: timedelta | float = 60.0) -> None:
+        """Run `expire_overdue` every `interval` (seconds or timedelta) until cancelled.
+
+        Errors of one sweep are logged and the loop goes on.
+
+        Example:
+            ```python
+            task = asyncio.create_task(coord.run_sla_sweeper(interval=30))
+            ...
+            task.cancel()
+            ```
+        """
+        seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
+        if seconds <= 0:
+            raise InvalidInputError("interval must be positive.")
+        while True:
+            try:
+                resolved = await self.expire_overdue()
+                if resolved:
+                    logger.info("SLA sweep resolved %d review(s)", len(resolved))
+            except Exception:
+                logger.exception("SLA sweep failed; retrying in %s s", seconds)
+            await asyncio.sleep(seconds)
+
+    # -- hooks -----------------------------------------------------------------
+
+    async def _dispatch_hooks(
+        self, thread_id: str | None, *, created_before: datetime | None = None
+    ) -> None:
+        """Call the hooks owed by durable events; failures are recorded for recover()."""
+        if not self._hooks.names():
+            return
+        deliveries = await self._reviews.pending_hooks(
+            thread_id=thread_id, created_before=created_before
+        )
+        for delivery in deliveries:
+            if thread_id is not None and delivery.status != "pending":
+                continue  # failed ones are retried by recover(), not by the next decision
+            hook = getattr(self._hooks, delivery.hook)
+            error: str | None = None
+            try:
+                outcome = hook(event_for(delivery))
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                error = repr(exc)
+                logger.exception(
+                    "hook %s failed for thread %s (audit seq %s); recover() will retry it",
+                    delivery.hook,
+                    delivery.record.thread_id,
+                    delivery.record.seq,
+                )
+            await self._reviews.finish_hook(
+                delivery.delivery_id, ok=error is None, error=error, now=self._now()
+            )
+
+    # -- evidence --------------------------------------------------------------
+
+    async def verify_audit(self, thread_id: str | None = None) -> LedgerReport:
+        """Verify the tamper-evident audit ledger (one thread's chain, or the whole store).
+
+        Returns a report with `ok` and `first_broken` (None when ok) naming the
+        first row that was edited, deleted, inserted or reordered.
+        """
+        rows = [r.to_row() for r in await self._reviews.audit_rows(thread_id)]
+        head = None if thread_id is not None else await self._reviews.audit_head()
+        return verify_rows(rows, head=head or (0, ""), thread_id=thread_id)
+
+    async def export_audit(
+        self, path: str | os.PathLike[str], *, thread_id: str | None = None
+    ) -> int:
+        """Write the audit ledger as JSON Lines an auditor can verify offline.
+
+        One `{"type": "row", ...}` object per row (all hashed fields plus
+        `hash`), then for a whole-store export one `{"type": "head", "seq",
+        "hash"}` line. Verify with `python -m hitl_compliance.ledger verify FILE`
+        (or the copied `ledger.py` file alone). Returns the number of rows written.
+        """
+        rows = await self._reviews.audit_rows(thread_id)
+        head = None if thread_id is not None else await self._reviews.audit_head()
+        lines = [json.dumps({"type": "row", **r.to_row()}, ensure_ascii=False) for r in rows]
+        if thread_id is None:
+            seq, digest = head or (0, "")
+            lines.append(json.dumps({"type": "head", "seq": seq, "hash": digest}))
+        text = "".join(line + "\n" for line in lines)
+        # Written in a worker thread: an export can be large, and must not block the loop.
+        await asyncio.to_thread(_write_text, os.fspath(path), text)
+        return len(rows)
+
     # -- evidence --------------------------------------------------------------
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
@@ -742,6 +949,11 @@ def _check_thread_id(thread_id: str) -> None:
 
 def _config_for(thread_id: str) -> Any:
     return {"configurable": {"thread_id": thread_id}}
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def _checkpoint_config(review: ReviewRecord) -> Any:

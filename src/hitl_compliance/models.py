@@ -10,23 +10,28 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hitl_compliance.ledger import GENESIS, format_at, row_hash
 from hitl_compliance.rules import RuleResult
 
 __all__ = [
     "AuditEvent",
     "AuditRecord",
+    "HookDelivery",
     "PendingReview",
     "ProcessResult",
     "ReviewRecord",
     "ReviewStatus",
     "Vote",
+    "seal",
     "sha256_text",
 ]
 
 ReviewStatus = Literal["pending", "claimed", "approved", "rejected", "expired"]
 """Lifecycle of a review row: `pending` until a decider claims it, then final."""
 
-AuditEvent = Literal["paused", "voted", "denied", "approved", "rejected", "recovered"]
+AuditEvent = Literal[
+    "paused", "voted", "denied", "approved", "rejected", "expired", "escalated", "recovered"
+]
 """What an audit row records."""
 
 
@@ -100,6 +105,8 @@ class PendingReview(_Frozen):
     requested_by: str | None = None
     votes: list[Vote] = Field(default_factory=list)
     approvals_required: int = 1
+    deadline: datetime | None = None
+    priority: int = 0
 
     @property
     def cursor(self) -> str:
@@ -143,6 +150,8 @@ class ReviewRecord(_Frozen):
     decision: dict[str, Any] | None = None
     votes: list[Vote] = Field(default_factory=list)
     approvals_required: int = 1
+    deadline: datetime | None = None
+    priority: int = 0
 
     def to_pending(self) -> PendingReview:
         """The reviewer-facing view of this row."""
@@ -158,6 +167,8 @@ class ReviewRecord(_Frozen):
             requested_by=self.requested_by,
             votes=list(self.votes),
             approvals_required=self.approvals_required,
+            deadline=self.deadline,
+            priority=self.priority,
         )
 
 
@@ -172,6 +183,70 @@ class AuditRecord(_Frozen):
     actor: str
     payload: dict[str, Any] = Field(default_factory=dict)
     at: datetime
+    prev_hash: str = GENESIS
+    global_prev_hash: str = GENESIS
+    hash: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        """Plain JSON form, as exported and as hashed by [`ledger`][hitl_compliance.ledger]."""
+        row = self.model_dump(mode="json")
+        row["at"] = format_at(self.at)
+        return row
+
+    def _repr_html_(self) -> str:
+        return _html_table(
+            ["seq", "at", "event", "actor", "checkpoint"],
+            [
+                (
+                    str(self.seq),
+                    self.at.isoformat(timespec="seconds"),
+                    self.event,
+                    self.actor,
+                    self.checkpoint_id or "",
+                )
+            ],
+        )
+
+
+def seal(
+    *,
+    seq: int,
+    thread_id: str,
+    review_id: str | None,
+    checkpoint_id: str | None,
+    event: str,
+    actor: str,
+    payload: dict[str, Any],
+    at: datetime,
+    prev_hash: str,
+    global_prev_hash: str,
+) -> AuditRecord:
+    """Build an audit record with its ledger hash; every store appends through this."""
+    unsealed = AuditRecord(
+        seq=seq,
+        thread_id=thread_id,
+        review_id=review_id,
+        checkpoint_id=checkpoint_id,
+        event=event,
+        actor=actor,
+        payload=payload,
+        at=at,
+        prev_hash=prev_hash,
+        global_prev_hash=global_prev_hash,
+    )
+    return unsealed.model_copy(update={"hash": row_hash(unsealed.to_row())})
+
+
+class HookDelivery(_Frozen):
+    """One hook call owed for one audit event (the outbox row), and how it went."""
+
+    delivery_id: str
+    hook: str
+    status: Literal["pending", "failed", "delivered"]
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime
+    record: AuditRecord
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

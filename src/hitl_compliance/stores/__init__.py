@@ -4,7 +4,20 @@ The SQL adapters import their drivers lazily: `hitl_compliance.stores.sqlite`
 needs the `sqlite` extra, `hitl_compliance.stores.postgres` the `postgres` extra.
 """
 
-from hitl_compliance.stores.base import FinalStatus, ReviewStore, TurnRecord, paused_payload
+from hitl_compliance.stores.base import (
+    HOOK_FOR_EVENT,
+    FinalStatus,
+    ReviewStore,
+    TurnRecord,
+    paused_payload,
+)
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
-__all__ = ["FinalStatus", "InMemoryReviewStore", "ReviewStore", "TurnRecord", "paused_payload"]
+__all__ = [
+    "HOOK_FOR_EVENT",
+    "FinalStatus",
+    "InMemoryReviewStore",
+    "ReviewStore",
+    "TurnRecord",
+    "paused_payload",
+]

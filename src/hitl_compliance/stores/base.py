@@ -20,11 +20,20 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from hitl_compliance.models import AuditRecord, ReviewRecord, Vote, sha256_text
+from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, sha256_text
 
-__all__ = ["FinalStatus", "ReviewStore", "TurnRecord", "paused_payload"]
+__all__ = ["HOOK_FOR_EVENT", "FinalStatus", "ReviewStore", "TurnRecord", "paused_payload"]
 
 FinalStatus = Literal["approved", "rejected", "expired"]
+
+HOOK_FOR_EVENT: dict[str, str] = {
+    "paused": "on_paused",
+    "approved": "on_decided",
+    "rejected": "on_decided",
+    "expired": "on_expired",
+    "escalated": "on_expired",
+}
+"""Which decision hook an audit event owes a call to (when that hook is configured)."""
 
 
 class TurnRecord(BaseModel):
@@ -78,6 +87,10 @@ class ReviewStore(Protocol):
 
     async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
         """Insert a pending review, its `paused` audit row, and end the turn, atomically.
+
+        Persists every field of `review`, including `deadline`, `priority` and
+        `approvals_required`. Audit rows are sealed with
+        [`seal`][hitl_compliance.models.seal] (hash chain per thread and store-wide).
 
         Idempotent per `(thread_id, checkpoint_id)`: when that review exists,
         return it and write nothing.
@@ -201,6 +214,58 @@ class ReviewStore(Protocol):
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit rows, oldest first."""
+        ...
+
+    async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
+        """Every audit row of the store (or of one thread), in `seq` order, as stored."""
+        ...
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The store-wide chain head `(seq, hash)` of the last appended row, or None."""
+        ...
+
+    async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
+        """Pending reviews whose `deadline` is at or before `now`, earliest first; O(overdue)."""
+        ...
+
+    async def escalate(
+        self,
+        review_id: str,
+        *,
+        now: datetime,
+        new_deadline: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> ReviewRecord | None:
+        """Raise an overdue pending review's priority and move its deadline, atomically.
+
+        Only when it is still pending with `deadline <= now` (so concurrent
+        sweepers escalate it once); writes an `escalated` audit row. Returns the
+        updated record, or None when another sweeper (or a decision) got there first.
+        """
+        ...
+
+    def configure_hooks(self, hooks: frozenset[str]) -> None:
+        """Name the hooks (`on_paused`, `on_decided`, `on_expired`) the application handles.
+
+        From then on, appending an audit row whose event maps to one of them
+        ([`HOOK_FOR_EVENT`][hitl_compliance.stores.HOOK_FOR_EVENT]) also writes
+        a `pending` outbox row in the same transaction, so a hook call is never
+        lost to a crash between the decision and the call.
+        """
+        ...
+
+    async def pending_hooks(
+        self, *, thread_id: str | None = None, created_before: datetime | None = None
+    ) -> list[HookDelivery]:
+        """Undelivered outbox rows in `seq` order: `failed` ones, and `pending` ones
+        created before `created_before` (all pending ones when it is None)."""
+        ...
+
+    async def finish_hook(
+        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
+    ) -> None:
+        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`."""
         ...
 
 

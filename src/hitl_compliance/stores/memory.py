@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +13,9 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
-from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
+from hitl_compliance.ledger import GENESIS
+from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
+from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
 
 __all__ = ["InMemoryReviewStore"]
 
@@ -34,6 +36,12 @@ class InMemoryReviewStore:
         self._turns: dict[str, TurnRecord] = {}
         self._audit: list[AuditRecord] = []
         self._audit_by_thread: dict[str, list[AuditRecord]] = {}
+        self._hooks: frozenset[str] = frozenset()
+        self._outbox: dict[str, HookDelivery] = {}
+
+    def configure_hooks(self, hooks: frozenset[str]) -> None:
+        """Write outbox rows for these hooks (see the protocol)."""
+        self._hooks = frozenset(hooks)
 
     async def setup(self) -> None:
         """Nothing to create."""
@@ -333,11 +341,136 @@ class InMemoryReviewStore:
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         return list(self._audit_by_thread.get(thread_id, ()))
 
-    def _append(self, **fields: Any) -> AuditRecord:
-        record = AuditRecord(seq=len(self._audit) + 1, **fields)
+    async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
+        if thread_id is not None:
+            return await self.audit_log(thread_id)
+        return list(self._audit)
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else None
+
+    def _append(
+        self,
+        *,
+        thread_id: str,
+        review_id: str | None,
+        checkpoint_id: str | None,
+        event: str,
+        actor: str,
+        payload: dict[str, Any],
+        at: datetime,
+    ) -> AuditRecord:
+        thread_rows = self._audit_by_thread.get(thread_id)
+        record = seal(
+            seq=len(self._audit) + 1,
+            thread_id=thread_id,
+            review_id=review_id,
+            checkpoint_id=checkpoint_id,
+            event=event,
+            actor=actor,
+            payload=payload,
+            at=at,
+            prev_hash=thread_rows[-1].hash if thread_rows else GENESIS,
+            global_prev_hash=self._audit[-1].hash if self._audit else GENESIS,
+        )
         self._audit.append(record)
         self._audit_by_thread.setdefault(record.thread_id, []).append(record)
+        hook = HOOK_FOR_EVENT.get(event)
+        if hook is not None and hook in self._hooks:
+            delivery = HookDelivery(
+                delivery_id=uuid.uuid4().hex,
+                hook=hook,
+                status="pending",
+                created_at=at,
+                record=record,
+            )
+            self._outbox[delivery.delivery_id] = delivery
         return record
+
+    # -- SLA -------------------------------------------------------------------
+
+    async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
+        _aware(now)
+        async with self._lock:
+            rows = sorted(
+                (
+                    r
+                    for r in (self._reviews[i] for i in self._pending)
+                    if r.deadline is not None and r.deadline <= now
+                ),
+                key=lambda r: (r.deadline, r.review_id),
+            )
+        return rows if limit is None else rows[:limit]
+
+    async def escalate(
+        self,
+        review_id: str,
+        *,
+        now: datetime,
+        new_deadline: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> ReviewRecord | None:
+        _aware(now)
+        async with self._lock:
+            review = self._reviews.get(review_id)
+            if (
+                review is None
+                or review.status != "pending"
+                or review.deadline is None
+                or review.deadline > now
+            ):
+                return None
+            escalated = review.model_copy(
+                update={"priority": review.priority + 1, "deadline": new_deadline}
+            )
+            self._reviews[review_id] = escalated
+            self._append(
+                thread_id=review.thread_id,
+                review_id=review_id,
+                checkpoint_id=review.checkpoint_id,
+                event="escalated",
+                actor=actor,
+                payload=payload,
+                at=now,
+            )
+            return escalated
+
+    # -- hook outbox -----------------------------------------------------------
+
+    async def pending_hooks(
+        self, *, thread_id: str | None = None, created_before: datetime | None = None
+    ) -> list[HookDelivery]:
+        async with self._lock:
+            return sorted(
+                (
+                    d
+                    for d in self._outbox.values()
+                    if d.status != "delivered"
+                    and (thread_id is None or d.record.thread_id == thread_id)
+                    and (
+                        created_before is None
+                        or d.status == "failed"
+                        or d.created_at < created_before
+                    )
+                ),
+                key=lambda d: d.record.seq,
+            )
+
+    async def finish_hook(
+        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
+    ) -> None:
+        async with self._lock:
+            delivery = self._outbox.get(delivery_id)
+            if delivery is None or delivery.status == "delivered":
+                return
+            self._outbox[delivery_id] = delivery.model_copy(
+                update={
+                    "status": "delivered" if ok else "failed",
+                    "attempts": delivery.attempts + 1,
+                    "last_error": error,
+                }
+            )
 
 
 def _aware(value: datetime) -> None:

@@ -1,0 +1,206 @@
+"""The tamper-evident audit ledger: how each audit row is hashed, chained and verified.
+
+Every audit row carries `hash = SHA-256(canonical(row))`, where the canonical
+form covers the row's content, `prev_hash` (the previous row *of the same
+thread*, or 64 zeros) and `global_prev_hash` (the previous row *of the whole
+store*). Stores also keep a chain head (the last row's seq and hash). Editing,
+deleting, inserting or reordering a row directly in the database breaks a
+hash or a link, and [`verify_rows`][hitl_compliance.ledger.verify_rows] names
+the first broken row.
+
+This module is standard-library only, so an auditor can copy this one file and
+verify an export (`coord.export_audit(path)`) without installing anything:
+
+```console
+$ python ledger.py verify audit.jsonl
+ok: 42 rows, chain head 1c9f...e2
+```
+
+The canonical form is JSON of the object
+`{"seq", "thread_id", "review_id", "checkpoint_id", "event", "actor", "payload",
+"at", "prev_hash", "global_prev_hash"}` with sorted keys, no whitespace
+(`separators=(",", ":")`), UTF-8, non-ASCII kept, and `at` as ISO-8601 UTC
+with microseconds (`2026-11-24T18:00:00.000000+00:00`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "GENESIS",
+    "HASHED_FIELDS",
+    "LedgerBreak",
+    "LedgerReport",
+    "canonical",
+    "format_at",
+    "row_hash",
+    "verify_rows",
+]
+
+GENESIS = "0" * 64
+"""The `prev_hash` / `global_prev_hash` of a chain's first row."""
+
+HASHED_FIELDS = (
+    "seq",
+    "thread_id",
+    "review_id",
+    "checkpoint_id",
+    "event",
+    "actor",
+    "payload",
+    "at",
+    "prev_hash",
+    "global_prev_hash",
+)
+"""The fields of an audit row covered by its hash."""
+
+
+def format_at(value: datetime | str) -> str:
+    """The canonical text of a timestamp: ISO-8601 in UTC with microseconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("audit timestamps must be timezone-aware")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def canonical(row: Mapping[str, Any]) -> bytes:
+    """The exact bytes hashed for one audit row (see the module docstring)."""
+    content = {name: row.get(name) for name in HASHED_FIELDS}
+    content["at"] = format_at(row["at"])
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def row_hash(row: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of [`canonical`][hitl_compliance.ledger.canonical]`(row)`."""
+    return hashlib.sha256(canonical(row)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerBreak:
+    """The first row where the ledger does not verify, and why."""
+
+    seq: int | None
+    thread_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerReport:
+    """Result of verifying a ledger (or one thread's chain)."""
+
+    ok: bool
+    checked: int
+    first_broken: LedgerBreak | None = None
+    head_hash: str | None = None
+
+
+def verify_rows(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    head: tuple[int, str] | None = None,
+    thread_id: str | None = None,
+) -> LedgerReport:
+    """Verify hashes and links of audit rows given in `seq` order.
+
+    Args:
+        rows: All rows of the store (or, with `thread_id`, of that thread), oldest first.
+        head: The store's chain head `(seq, hash)`; checked against the last row
+            (whole-store verification only). `None` skips the head check.
+        thread_id: Verify one thread's chain only (global links are not checked).
+    """
+    thread_prev: dict[str, str] = {}
+    global_prev = GENESIS
+    last_seq = 0
+    checked = 0
+    last_hash: str | None = None
+    for row in rows:
+        seq = int(row["seq"])
+        tid = str(row["thread_id"])
+
+        reason = _link_problem(row, seq, last_seq, thread_prev.get(tid, GENESIS), global_prev)
+        if thread_id is not None and reason is not None and reason.startswith("global"):
+            reason = None  # a single thread's export cannot see the other threads' rows
+        if reason is not None:
+            return LedgerReport(False, checked, LedgerBreak(seq, tid, reason), last_hash)
+        thread_prev[tid] = str(row["hash"])
+        global_prev = str(row["hash"])
+        last_seq = seq
+        last_hash = global_prev
+        checked += 1
+    if thread_id is None and head is not None:
+        head_seq, head_hash = head
+        if checked == 0 and head_seq == 0:
+            return LedgerReport(True, 0, None, None)
+        if (head_seq, head_hash) != (last_seq, last_hash):
+            return LedgerReport(
+                False,
+                checked,
+                LedgerBreak(
+                    last_seq or None,
+                    None,
+                    f"the chain head (seq {head_seq}) does not match the last row "
+                    f"(seq {last_seq}): rows at the end were deleted or added",
+                ),
+                last_hash,
+            )
+    return LedgerReport(True, checked, None, last_hash)
+
+
+def _link_problem(
+    row: Mapping[str, Any], seq: int, last_seq: int, thread_prev: str, global_prev: str
+) -> str | None:
+    """Why `row` does not verify after its predecessors, or None."""
+    if seq <= last_seq:
+        return f"seq {seq} is not after seq {last_seq}: rows reordered"
+    if row_hash(row) != row.get("hash"):
+        return "hash does not match the row's content: the row was edited"
+    if row.get("prev_hash") != thread_prev:
+        return (
+            "prev_hash does not link to the thread's previous row: a row of this "
+            "thread was deleted, inserted or reordered"
+        )
+    if row.get("global_prev_hash") != global_prev:
+        return (
+            "global_prev_hash does not link to the previous row of the store: a row "
+            "was deleted, inserted or reordered"
+        )
+    return None
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] != "verify":
+        print("usage: python ledger.py verify EXPORT.jsonl", file=sys.stderr)
+        return 2
+    head: tuple[int, str] | None = None
+    rows: list[dict[str, Any]] = []
+    with open(argv[2], encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record.get("type") == "head":
+                head = (int(record["seq"]), str(record["hash"]))
+            elif record.get("type", "row") == "row":
+                rows.append(record)
+    thread_ids = {r["thread_id"] for r in rows}
+    partial = head is None and len(thread_ids) == 1
+    report = verify_rows(rows, head=head, thread_id=next(iter(thread_ids)) if partial else None)
+    if report.ok:
+        print(f"ok: {report.checked} rows, chain head {report.head_hash}")
+        return 0
+    broken = report.first_broken
+    assert broken is not None
+    print(f"BROKEN at seq {broken.seq} (thread {broken.thread_id}): {broken.reason}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv))
