@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from hitl_compliance.errors import AlreadyDecidedError, ReviewNotFoundError, ThreadBusyError
-from hitl_compliance.models import ReviewRecord
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    DuplicateVoteError,
+    ReviewNotFoundError,
+    ThreadBusyError,
+)
+from hitl_compliance.models import ReviewRecord, Vote, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores import ReviewStore, paused_payload
 
@@ -33,6 +39,8 @@ def make_review(
     requested_at: datetime = T0,
     requested_by: str | None = "bot",
     violations: list[RuleResult] | None = None,
+    approvals_required: int = 1,
+    votes: list[Vote] | None = None,
 ) -> ReviewRecord:
     """A pending review with sensible defaults."""
     return ReviewRecord(
@@ -49,6 +57,45 @@ def make_review(
         ),
         requested_at=requested_at,
         requested_by=requested_by,
+        approvals_required=approvals_required,
+        votes=[] if votes is None else votes,
+    )
+
+
+DRAFT = "Returns are guaranteed!"
+
+
+def make_vote(reviewer: str, text: str = DRAFT, *, minutes: float = 1) -> Vote:
+    """`reviewer`'s approval of `text` (the draft by default)."""
+    return Vote(
+        reviewer=reviewer,
+        roles=["compliance"],
+        at=at(minutes),
+        text_sha256=sha256_text(text),
+        response=None if text == DRAFT else text,
+        metadata={"ticket": f"C-{reviewer}", "note": "ünïcödé ✓"},
+    )
+
+
+async def cast(
+    store: ReviewStore,
+    reviewer: str,
+    *,
+    review_id: str,
+    thread_id: str = "t1",
+    quorum: int = 2,
+    text: str = DRAFT,
+    minutes: float = 1,
+) -> ReviewRecord:
+    """Vote for `reviewer` with claim id `k-<reviewer>`."""
+    return await store.vote(
+        thread_id,
+        review_id=review_id,
+        vote=make_vote(reviewer, text, minutes=minutes),
+        quorum=quorum,
+        claim_id=f"k-{reviewer}",
+        decision={"approved": True, "reviewer": reviewer},
+        now=at(minutes),
     )
 
 
@@ -523,6 +570,483 @@ class TestSetup:
         assert [r.review_id for r in await review_store.list_pending()] == ["r1"]
 
 
+class TestVotes:
+    async def test_open_review_persists_votes_and_approvals_required(
+        self, review_store: ReviewStore
+    ) -> None:
+        """approvals_required and votes given to open_review come back on every read."""
+        review = make_review(review_id="r1", approvals_required=3, votes=[make_vote("zoe")])
+        await review_store.open_review(review, owner=None)
+        assert await review_store.get_review("t1") == review
+        (pending,) = await review_store.list_pending()
+        assert (pending.approvals_required, pending.votes) == (3, [make_vote("zoe")])
+        assert pending.to_pending().votes == [make_vote("zoe")]
+
+    async def test_vote_below_quorum_stays_pending_and_is_audited(
+        self, review_store: ReviewStore
+    ) -> None:
+        """A vote short of the quorum is stored, audited as `voted`, and leaves it pending."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        updated = await cast(review_store, "alice", review_id="r1", minutes=3)
+        assert (updated.status, updated.votes, updated.claim_id) == (
+            "pending",
+            [make_vote("alice", minutes=3)],
+            None,
+        )
+        assert await review_store.get_review("t1") == updated
+        assert await review_store.list_pending() == [updated]
+        paused, voted = await review_store.audit_log("t1")
+        assert paused.event == "paused"
+        assert (voted.event, voted.actor, voted.review_id, voted.checkpoint_id, voted.at) == (
+            "voted",
+            "alice",
+            "r1",
+            "c1",
+            at(3),
+        )
+        assert voted.payload == make_vote("alice", minutes=3).model_dump(mode="json")
+
+    async def test_vote_completing_the_quorum_claims_the_review(
+        self, review_store: ReviewStore
+    ) -> None:
+        """The vote reaching the quorum claims the review for its voter, without a voted row."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        await cast(review_store, "alice", review_id="r1")
+        claimed = await cast(review_store, "bob", review_id="r1", minutes=2)
+        assert (claimed.status, claimed.claim_id, claimed.reviewer, claimed.claimed_at) == (
+            "claimed",
+            "k-bob",
+            "bob",
+            at(2),
+        )
+        assert claimed.decision == {"approved": True, "reviewer": "bob"}
+        assert claimed.votes == [make_vote("alice"), make_vote("bob", minutes=2)]
+        assert await review_store.get_review("t1") == claimed
+        assert await review_store.list_pending() == []
+        assert [a.event for a in await review_store.audit_log("t1")] == ["paused", "voted"]
+        done = await review_store.complete(
+            "r1", claim_id="k-bob", status="approved", now=at(3), actor="bob", payload={}
+        )
+        assert (done.status, done.votes) == ("approved", claimed.votes)
+        with pytest.raises(AlreadyDecidedError) as info:
+            await cast(review_store, "carol", review_id="r1")
+        assert info.value.status == "approved"
+
+    async def test_quorum_of_one_claims_at_once(self, review_store: ReviewStore) -> None:
+        """With quorum 1 the first vote claims the review; no `voted` row is written."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        claimed = await cast(review_store, "alice", review_id="r1", quorum=1)
+        assert (claimed.status, claimed.reviewer, claimed.votes) == (
+            "claimed",
+            "alice",
+            [make_vote("alice")],
+        )
+        assert [a.event for a in await review_store.audit_log("t1")] == ["paused"]
+
+    async def test_duplicate_vote_raises_and_changes_nothing(
+        self, review_store: ReviewStore
+    ) -> None:
+        """A reviewer's second vote, even for another text, raises DuplicateVoteError."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        first = await cast(review_store, "alice", review_id="r1")
+        log = await review_store.audit_log("t1")
+        for text in (DRAFT, "An edited reply."):
+            with pytest.raises(DuplicateVoteError) as info:
+                await cast(review_store, "alice", review_id="r1", text=text, quorum=1)
+            assert isinstance(info.value, AlreadyDecidedError)
+            assert (info.value.thread_id, info.value.status) == ("t1", "pending")
+        assert await review_store.get_review("t1") == first
+        assert await review_store.audit_log("t1") == log
+
+    async def test_votes_for_different_texts_do_not_add_up(self, review_store: ReviewStore) -> None:
+        """Only votes for the same text_sha256 count towards the quorum."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        await cast(review_store, "alice", review_id="r1")
+        edited = await cast(review_store, "bob", review_id="r1", text="An edited reply.")
+        assert edited.status == "pending"
+        assert [v.reviewer for v in edited.votes] == ["alice", "bob"]
+        claimed = await cast(review_store, "carol", review_id="r1")
+        assert (claimed.status, claimed.reviewer) == ("claimed", "carol")
+        assert [v.reviewer for v in claimed.votes] == ["alice", "bob", "carol"]
+        assert [a.actor for a in await review_store.audit_log("t1")][1:] == ["alice", "bob"]
+
+    async def test_vote_errors(self, review_store: ReviewStore) -> None:
+        """Unknown thread, wrong or stale review id, and a claimed review all refuse a vote."""
+        with pytest.raises(ReviewNotFoundError) as missing:
+            await cast(review_store, "alice", review_id="r1", thread_id="ghost")
+        assert missing.value.thread_id == "ghost"
+
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        with pytest.raises(AlreadyDecidedError) as wrong:
+            await cast(review_store, "alice", review_id="nope")
+        assert (type(wrong.value), wrong.value.thread_id, wrong.value.status) == (
+            AlreadyDecidedError,
+            "t1",
+            None,
+        )
+        await claim(review_store)
+        with pytest.raises(AlreadyDecidedError) as claimed:
+            await cast(review_store, "bob", review_id="r1")
+        assert claimed.value.status == "claimed"
+        await review_store.complete(
+            "r1", claim_id="k1", status="approved", now=at(2), actor="alice", payload={}
+        )
+        await review_store.open_review(make_review(checkpoint_id="c2", review_id="r2"), owner=None)
+        with pytest.raises(AlreadyDecidedError) as stale:
+            await cast(review_store, "bob", review_id="r1")
+        assert stale.value.status == "approved"
+        latest = await review_store.get_review("t1")
+        assert latest is not None
+        assert (latest.review_id, latest.votes) == ("r2", [])
+        assert [a.event for a in await review_store.audit_log("t1")] == [
+            "paused",
+            "approved",
+            "paused",
+        ]
+
+    async def test_vote_refuses_naive_now(self, review_store: ReviewStore) -> None:
+        """A naive `now` raises ValueError and records nothing."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await review_store.vote(
+                "t1",
+                review_id="r1",
+                vote=make_vote("alice"),
+                quorum=2,
+                claim_id="k",
+                decision={},
+                now=datetime(2024, 1, 1),
+            )
+        review = await review_store.get_review("t1")
+        assert review is not None
+        assert review.votes == []
+
+    async def test_release_drops_the_claimers_vote(self, review_store: ReviewStore) -> None:
+        """Releasing a quorum claim drops the claimer's vote; the others' votes stay."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        await cast(review_store, "alice", review_id="r1")
+        await cast(review_store, "bob", review_id="r1")
+        await review_store.release("r1", claim_id="k-bob")
+        released = await review_store.get_review("t1")
+        assert released is not None
+        assert (released.status, released.claim_id, released.reviewer) == ("pending", None, None)
+        assert released.votes == [make_vote("alice")]
+        assert await review_store.list_pending() == [released]
+        # Bob's vote no longer counts, so he may vote again and complete the quorum.
+        again = await cast(review_store, "bob", review_id="r1", minutes=5)
+        assert (again.status, again.claim_id) == ("claimed", "k-bob")
+        assert [v.reviewer for v in again.votes] == ["alice", "bob"]
+
+    async def test_release_of_a_plain_claim_keeps_the_votes(
+        self, review_store: ReviewStore
+    ) -> None:
+        """A claim keeps earlier votes; releasing it (the claimer did not vote) keeps them too."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        await cast(review_store, "alice", review_id="r1")
+        rejected = await review_store.claim(
+            "t1", claim_id="kc", reviewer="carol", decision={"approved": False}, now=at(2)
+        )
+        assert rejected.votes == [make_vote("alice")]
+        await review_store.release("r1", claim_id="kc")
+        released = await review_store.get_review("t1")
+        assert released is not None
+        assert (released.status, released.votes) == ("pending", [make_vote("alice")])
+
+
+class TestClaimBoundToReview:
+    async def test_claim_with_the_open_review_id(self, review_store: ReviewStore) -> None:
+        """claim(review_id=) claims the review when it is the thread's open one."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        claimed = await review_store.claim(
+            "t1", claim_id="k1", reviewer="a", decision={}, now=at(1), review_id="r1"
+        )
+        assert (claimed.review_id, claimed.status) == ("r1", "claimed")
+
+    async def test_claim_with_another_review_id_is_refused(self, review_store: ReviewStore) -> None:
+        """A review id that is not the open review raises AlreadyDecidedError, changes nothing."""
+        first = await review_store.open_review(make_review(review_id="r1"), owner=None)
+        with pytest.raises(AlreadyDecidedError) as unknown:
+            await review_store.claim(
+                "t1", claim_id="k1", reviewer="a", decision={}, now=at(1), review_id="nope"
+            )
+        assert (unknown.value.thread_id, unknown.value.status) == ("t1", None)
+        assert await review_store.get_review("t1") == first
+
+        await claim(review_store)
+        await review_store.complete(
+            "r1", claim_id="k1", status="rejected", now=at(2), actor="alice", payload={}
+        )
+        second = await review_store.open_review(
+            make_review(checkpoint_id="c2", review_id="r2"), owner=None
+        )
+        with pytest.raises(AlreadyDecidedError) as stale:
+            await review_store.claim(
+                "t1", claim_id="k2", reviewer="a", decision={}, now=at(3), review_id="r1"
+            )
+        assert stale.value.status == "rejected"
+        assert await review_store.get_review("t1") == second
+
+    async def test_claim_of_unknown_thread_with_review_id(self, review_store: ReviewStore) -> None:
+        """A thread without reviews is ReviewNotFoundError even with a review id."""
+        with pytest.raises(ReviewNotFoundError):
+            await review_store.claim(
+                "ghost", claim_id="k", reviewer="a", decision={}, now=at(1), review_id="r1"
+            )
+
+
+def rules(*names: str) -> list[RuleResult]:
+    """One `review` finding per rule name."""
+    return [RuleResult(name, "review", f"{name} found") for name in names]
+
+
+class TestListPendingFilters:
+    async def test_rule_filter(self, review_store: ReviewStore) -> None:
+        """rule= keeps reviews with a finding of that rule, claimed and decided ones excluded."""
+        s = review_store
+        await s.open_review(
+            make_review("t1", review_id="r1", requested_at=at(1), violations=rules("guarantee")),
+            owner=None,
+        )
+        await s.open_review(
+            make_review(
+                "t2",
+                review_id="r2",
+                requested_at=at(2),
+                violations=[*rules("pii", "guarantee"), RuleResult("guarantee", "block")],
+            ),
+            owner=None,
+        )
+        await s.open_review(
+            make_review(
+                "t3",
+                review_id="r3",
+                requested_at=at(3),
+                violations=[*rules("pii"), RuleResult("tone", "pass")],
+            ),
+            owner=None,
+        )
+        await s.open_review(
+            make_review("t4", review_id="r4", requested_at=at(0), violations=rules("guarantee")),
+            owner=None,
+        )
+        await s.open_review(
+            make_review("t5", review_id="r5", requested_at=at(4), violations=rules("guarantee")),
+            owner=None,
+        )
+        await s.open_review(make_review("t6", review_id="r6", violations=[]), owner=None)
+
+        async def ids(**kwargs: Any) -> list[str]:
+            return [r.review_id for r in await s.list_pending(**kwargs)]
+
+        assert await ids(rule="guarantee") == ["r4", "r1", "r2", "r5"]
+        assert await ids(rule="pii") == ["r2", "r3"]
+        assert await ids(rule="tone") == ["r3"]  # any finding counts, as in memory
+        assert await ids(rule="nope") == []
+        assert await ids(rule="guarantee", limit=2) == ["r4", "r1"]
+        assert await ids(rule="guarantee", limit=0) == []
+
+        # Decided: gone for good. Claimed: hidden until released.
+        await claim(s, "t4", claim_id="k4")
+        await s.complete("r4", claim_id="k4", status="approved", now=at(5), actor="a", payload={})
+        await claim(s, "t5", claim_id="k5")
+        assert await ids(rule="guarantee") == ["r1", "r2"]
+        await s.release("r5", claim_id="k5")
+        assert await ids(rule="guarantee") == ["r1", "r2", "r5"]
+        await claim(s, "t1", claim_id="k1")
+        await s.complete("r1", claim_id="k1", status="expired", now=at(5), actor="a", payload={})
+        assert await ids(rule="guarantee") == ["r2", "r5"]
+        # The finished thread pauses again with the same rule: only the new review shows.
+        await s.open_review(
+            make_review(
+                "t1",
+                "c2",
+                review_id="r1b",
+                requested_at=at(6),
+                violations=rules("guarantee"),
+            ),
+            owner=None,
+        )
+        assert await ids(rule="guarantee") == ["r2", "r5", "r1b"]
+        assert await ids() == ["r6", "r2", "r3", "r5", "r1b"]
+
+    async def test_requested_before(self, review_store: ReviewStore) -> None:
+        """requested_before is strict and combines with rule, limit and the cursor."""
+        for i, rule in enumerate(["a", "b", "a", "b", "a"]):
+            await review_store.open_review(
+                make_review(f"t{i}", review_id=f"r{i}", requested_at=at(i), violations=rules(rule)),
+                owner=None,
+            )
+
+        async def ids(**kwargs: Any) -> list[str]:
+            return [r.review_id for r in await review_store.list_pending(**kwargs)]
+
+        assert await ids(requested_before=at(3)) == ["r0", "r1", "r2"]
+        assert await ids(requested_before=at(3).astimezone(IST)) == ["r0", "r1", "r2"]
+        assert await ids(requested_before=at(0)) == []
+        assert await ids(requested_before=at(3), rule="a") == ["r0", "r2"]
+        assert await ids(requested_before=at(3), limit=1) == ["r0"]
+        assert await ids(requested_before=at(4), after=(at(1), "r1")) == ["r2", "r3"]
+        assert await ids(requested_before=at(9), after=(at(0), "r0"), rule="a") == ["r2", "r4"]
+
+    async def test_cursor_pages_through_everything_once(self, review_store: ReviewStore) -> None:
+        """Pages of 3 after the last item's (requested_at, review_id) yield all 7 in order."""
+        s = review_store
+        # Ties on requested_at break by review id, also across page boundaries.
+        times = [at(1), at(1), at(2), at(2), at(2), at(3), at(0)]
+        for i, when in enumerate(times):
+            await s.open_review(
+                make_review(f"t{i}", review_id=f"r-{6 - i}", requested_at=when), owner=None
+            )
+        # Decided and claimed reviews in between never show up.
+        await s.open_review(make_review("td", review_id="r-d", requested_at=at(2)), owner=None)
+        await claim(s, "td", claim_id="kd")
+        await s.complete("r-d", claim_id="kd", status="rejected", now=at(4), actor="a", payload={})
+        await s.open_review(make_review("tc", review_id="r-c", requested_at=at(1)), owner=None)
+        await claim(s, "tc", claim_id="kc")
+
+        expected = await s.list_pending()
+        assert len(expected) == 7
+        assert [(r.requested_at, r.review_id) for r in expected] == sorted(
+            (r.requested_at, r.review_id) for r in expected
+        )
+        for rule in (None, "guarantee"):
+            seen: list[ReviewRecord] = []
+            after: tuple[datetime, str] | None = None
+            pages = 0
+            while True:
+                page = await s.list_pending(limit=3, rule=rule, after=after)
+                if not page:
+                    break
+                pages += 1
+                assert len(page) <= 3
+                seen.extend(page)
+                # The cursor works in any timezone: it names an instant.
+                after = (page[-1].requested_at.astimezone(IST), page[-1].review_id)
+            assert pages == 3
+            assert seen == expected
+            assert len({r.review_id for r in seen}) == 7
+            assert {"r-d", "r-c"}.isdisjoint(r.review_id for r in seen)
+        last = expected[-1]
+        assert await s.list_pending(after=(last.requested_at, last.review_id)) == []
+        first = expected[0]
+        assert await s.list_pending(after=(first.requested_at, first.review_id)) == expected[1:]
+
+
+# -- votes racing a rejection, on one store or two stores sharing the database ----------
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def review_store_pair(
+    request: pytest.FixtureRequest, sqlite_path: Path
+) -> AsyncIterator[tuple[ReviewStore, ReviewStore]]:
+    """Two stores on the same data: the same in-memory store twice, or two SQL stores."""
+    if request.param == "memory":
+        from hitl_compliance.stores import InMemoryReviewStore
+
+        store = InMemoryReviewStore()
+        yield store, store
+        return
+    a: ReviewStore
+    b: ReviewStore
+    if request.param == "sqlite":
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        a, b = SqliteReviewStore(sqlite_path), SqliteReviewStore(sqlite_path)
+    else:
+        from hitl_compliance.stores.postgres import PostgresReviewStore
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        prefix = f"t{uuid.uuid4().hex[:8]}_"
+        a = PostgresReviewStore.from_conn_string(dsn, table_prefix=prefix)
+        b = PostgresReviewStore.from_conn_string(dsn, table_prefix=prefix)
+    await asyncio.gather(a.setup(), b.setup())
+    try:
+        yield a, b
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+class TestVoteRace:
+    async def test_quorum_vote_races_a_rejection(
+        self, review_store_pair: tuple[ReviewStore, ReviewStore]
+    ) -> None:
+        """Two approvers (quorum 2) and a rejector race: exactly one of them decides.
+
+        Either the rejector's claim wins (a vote before it stays recorded, the
+        votes after it fail), or the second vote completes the quorum and the
+        rejector fails. Repeated 20 times, alternating stores and start order.
+        """
+        a, b = review_store_pair
+        outcomes = {"rejected": 0, "quorum": 0}
+        for i in range(20):
+            thread = f"race{i}"
+            review = await a.open_review(
+                make_review(thread, review_id=f"r{i}", approvals_required=2), owner=None
+            )
+            stores = (a, b) if i % 2 else (b, a)
+            calls = {
+                "alice": cast(stores[0], "alice", review_id=review.review_id, thread_id=thread),
+                "bob": cast(stores[1], "bob", review_id=review.review_id, thread_id=thread),
+                "carol": stores[i % 3 % 2].claim(
+                    thread,
+                    claim_id="k-carol",
+                    reviewer="carol",
+                    decision={"approved": False},
+                    now=at(1),
+                    review_id=review.review_id,
+                ),
+            }
+            order = list(calls)[i % 3 :] + list(calls)[: i % 3]
+            results = dict(
+                zip(
+                    order,
+                    await asyncio.gather(*(calls[k] for k in order), return_exceptions=True),
+                    strict=True,
+                )
+            )
+            for result in results.values():
+                # Never a duplicate, never anything unexpected.
+                assert isinstance(result, ReviewRecord) or type(result) is AlreadyDecidedError
+            final = await b.get_review(thread)
+            assert final is not None
+            assert final.status == "claimed"
+            winners = [r for r in results.values() if isinstance(r, ReviewRecord)]
+            assert sum(r.status == "claimed" for r in winners) == 1
+            pending_votes = [
+                r
+                for k in ("alice", "bob")
+                if isinstance(r := results[k], ReviewRecord) and r.status == "pending"
+            ]
+            voted = [e for e in await a.audit_log(thread) if e.event == "voted"]
+            assert len(voted) == len(pending_votes)
+            carol = results["carol"]
+            if isinstance(carol, ReviewRecord):
+                outcomes["rejected"] += 1
+                assert (final.reviewer, final.claim_id, final.decision) == (
+                    "carol",
+                    "k-carol",
+                    {"approved": False},
+                )
+                assert len(pending_votes) <= 1
+                assert [v.reviewer for v in final.votes] == [e.actor for e in voted]
+                for k in ("alice", "bob"):
+                    if not isinstance(results[k], ReviewRecord):
+                        assert isinstance(results[k], AlreadyDecidedError)
+            else:
+                outcomes["quorum"] += 1
+                assert isinstance(carol, AlreadyDecidedError)
+                assert carol.status == "claimed"
+                assert len(pending_votes) == 1
+                (winner,) = [r for r in winners if r.status == "claimed"]
+                assert final == winner
+                assert final.reviewer in ("alice", "bob")
+                assert final.claim_id == f"k-{final.reviewer}"
+                assert sorted(v.reviewer for v in final.votes) == ["alice", "bob"]
+                assert final.votes[-1].reviewer == final.reviewer
+        assert sum(outcomes.values()) == 20
+
+
 # -- SQLite only -------------------------------------------------------------------------
 
 
@@ -623,6 +1147,269 @@ class TestSqliteReviewStore:
         assert "hitl_reviews_pending" in plan
         assert "TEMP B-TREE" not in plan
 
+    async def test_filtered_pending_queries_use_indexes(self, sqlite_path: Path) -> None:
+        """The queries list_pending runs read an index range and never sort.
+
+        rule= scans the side table's (rule, requested_at, review_id) index and
+        joins reviews by primary key; requested_before/after without a rule
+        are a range of the partial pending index.
+        """
+        import aiosqlite
+
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        async def plan(**filters: Any) -> str:
+            async with SqliteReviewStore(sqlite_path) as store:
+                sql, params = store._pending_query(
+                    limit=10,
+                    rule=filters.get("rule"),
+                    requested_before=filters.get("requested_before"),
+                    after=filters.get("after"),
+                )
+            async with (
+                aiosqlite.connect(sqlite_path) as conn,
+                conn.execute("EXPLAIN QUERY PLAN " + sql, params) as cur,
+            ):
+                return " | ".join(str(row[-1]) for row in await cur.fetchall())
+
+        cursor = (T0, "r-1")
+        filters: dict[str, Any]
+        for filters in (
+            {"rule": "guarantee"},
+            {"rule": "guarantee", "after": cursor},
+            {"rule": "guarantee", "after": cursor, "requested_before": at(9)},
+        ):
+            text = await plan(**filters)
+            assert "SEARCH rr USING COVERING INDEX hitl_review_rules_pending (rule=?" in text
+            assert "SEARCH r USING INDEX sqlite_autoindex_hitl_reviews_1 (review_id=?)" in text
+            assert "SCAN" not in text
+            assert "TEMP B-TREE" not in text
+        text = await plan(rule="guarantee", after=cursor)
+        assert "(requested_at,review_id)>(?,?)" in text
+        for filters in (
+            {"after": cursor},
+            {"after": cursor, "requested_before": at(9)},
+            {"requested_before": at(9)},
+        ):
+            text = await plan(**filters)
+            assert text.startswith("SEARCH r USING INDEX hitl_reviews_pending (")
+            assert "TEMP B-TREE" not in text
+        assert "(requested_at,review_id)>(?,?)" in await plan(after=cursor)
+        assert await plan() == "SCAN r USING INDEX hitl_reviews_pending"
+
+
+# The tables as the first release of the SQLite store created them (no
+# schema_version table, no votes, no rule side table).
+OLD_SQLITE_DDL = [
+    """CREATE TABLE IF NOT EXISTS hitl_reviews (
+        review_id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        customer_message TEXT NOT NULL,
+        draft_response TEXT NOT NULL,
+        violations TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        requested_by TEXT,
+        claim_id TEXT,
+        claimed_at TEXT,
+        decided_at TEXT,
+        reviewer TEXT,
+        decision TEXT,
+        UNIQUE (thread_id, checkpoint_id)
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS hitl_reviews_one_open "
+    "ON hitl_reviews (thread_id) WHERE status IN ('pending', 'claimed')",
+    "CREATE INDEX IF NOT EXISTS hitl_reviews_pending "
+    "ON hitl_reviews (requested_at, review_id) WHERE status = 'pending'",
+    "CREATE INDEX IF NOT EXISTS hitl_reviews_thread ON hitl_reviews (thread_id)",
+    "CREATE INDEX IF NOT EXISTS hitl_reviews_claimed "
+    "ON hitl_reviews (claimed_at) WHERE status = 'claimed'",
+    """CREATE TABLE IF NOT EXISTS hitl_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        thread_id TEXT NOT NULL,
+        review_id TEXT,
+        checkpoint_id TEXT,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS hitl_audit_thread ON hitl_audit (thread_id, seq)",
+    """CREATE TABLE IF NOT EXISTS hitl_intents (
+        thread_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        started_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS hitl_intents_started ON hitl_intents (started_at)",
+]
+
+OLD_REVIEWS = [
+    # (review_id, thread_id, status, requested_at, violations, claim, decided)
+    ("o-pending", "tp", "pending", at(1), ["guarantee", "pii", "guarantee"], None, None),
+    ("o-claimed", "tc", "claimed", at(2), ["guarantee"], ("k-old", at(3)), None),
+    ("o-done", "td", "approved", at(0), ["guarantee"], ("k-done", at(1)), at(2)),
+]
+
+
+def old_review_record(review_id: str) -> ReviewRecord:
+    """The ReviewRecord the new code reads back for one of OLD_REVIEWS."""
+    (row,) = [r for r in OLD_REVIEWS if r[0] == review_id]
+    _, thread, status, requested, names, claim_data, decided = row
+    return ReviewRecord(
+        review_id=review_id,
+        thread_id=thread,
+        checkpoint_id="c1",
+        status=status,
+        customer_message="Can I get my money back?",
+        draft_response=DRAFT,
+        violations=rules(*names),
+        requested_at=requested,
+        requested_by="bot",
+        claim_id=None if claim_data is None else claim_data[0],
+        claimed_at=None if claim_data is None else claim_data[1],
+        decided_at=decided,
+        reviewer=None if claim_data is None else "alice",
+        decision=None if claim_data is None else {"approved": True},
+    )
+
+
+class TestSqliteSchemaMigration:
+    @staticmethod
+    def _create_old_database(path: Path) -> None:
+        import json
+        import sqlite3
+
+        def ts(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat(timespec="microseconds")
+
+        with sqlite3.connect(path) as conn:
+            for statement in OLD_SQLITE_DDL:
+                conn.execute(statement)
+            for review_id in ("o-pending", "o-claimed", "o-done"):
+                r = old_review_record(review_id)
+                conn.execute(
+                    "INSERT INTO hitl_reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.review_id,
+                        r.thread_id,
+                        r.checkpoint_id,
+                        r.status,
+                        r.customer_message,
+                        r.draft_response,
+                        json.dumps([v.to_dict() for v in r.violations]),
+                        ts(r.requested_at),
+                        r.requested_by,
+                        r.claim_id,
+                        ts(r.claimed_at),
+                        ts(r.decided_at),
+                        r.reviewer,
+                        None if r.decision is None else json.dumps(r.decision),
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO hitl_audit (thread_id, review_id, checkpoint_id, event, actor, "
+                    "payload, at) VALUES (?, ?, 'c1', 'paused', 'bot', '{}', ?)",
+                    (r.thread_id, r.review_id, ts(r.requested_at)),
+                )
+            conn.execute("INSERT INTO hitl_intents VALUES ('ti', 'worker', ?)", (ts(T0),))
+        conn.close()
+
+    @staticmethod
+    def _schema(path: Path) -> dict[str, Any]:
+        import sqlite3
+
+        with sqlite3.connect(path) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+            out: dict[str, Any] = {
+                t: conn.execute(f"PRAGMA table_info({t})").fetchall() for t in tables
+            }
+            out["indexes"] = conn.execute(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' ORDER BY name"
+            ).fetchall()
+            out["version"] = conn.execute("SELECT * FROM hitl_schema_version").fetchall()
+        conn.close()
+        return out
+
+    async def test_old_database_is_upgraded_in_place(
+        self, sqlite_path: Path, tmp_path: Path
+    ) -> None:
+        """setup() on a file written by the first release keeps its rows and adds the rest."""
+        from hitl_compliance.stores.sqlite import SCHEMA_VERSION, SqliteReviewStore
+
+        self._create_old_database(sqlite_path)
+        async with SqliteReviewStore(sqlite_path) as store:
+            for review_id in ("o-pending", "o-claimed", "o-done"):
+                expected = old_review_record(review_id)
+                assert await store.get_review(expected.thread_id) == expected
+            assert [r.review_id for r in await store.list_pending()] == ["o-pending"]
+            # Open reviews got their rule rows: claimed ones show up once released.
+            assert [r.review_id for r in await store.list_pending(rule="pii")] == ["o-pending"]
+            assert [r.review_id for r in await store.list_pending(rule="guarantee")] == [
+                "o-pending"
+            ]
+            await store.release("o-claimed", claim_id="k-old")
+            assert [r.review_id for r in await store.list_pending(rule="guarantee")] == [
+                "o-pending",
+                "o-claimed",
+            ]
+            assert [t.thread_id for t in await store.stale_turns(started_before=at(1))] == ["ti"]
+            assert [a.event for a in await store.audit_log("tp")] == ["paused"]
+            # The new methods work on the migrated rows.
+            await cast(store, "alice", review_id="o-pending", thread_id="tp")
+            done = await cast(store, "bob", review_id="o-pending", thread_id="tp")
+            assert (done.status, done.reviewer) == ("claimed", "bob")
+            assert [a.event for a in await store.audit_log("tp")] == ["paused", "voted"]
+            await store.complete(
+                "o-pending", claim_id="k-bob", status="approved", now=at(5), actor="b", payload={}
+            )
+            assert await store.list_pending(rule="pii") == []
+            await store.setup()  # idempotent once migrated
+            assert [r.review_id for r in await store.list_pending()] == ["o-claimed"]
+
+        migrated = self._schema(sqlite_path)
+        assert migrated["version"] == [(1, SCHEMA_VERSION)]
+        fresh_path = tmp_path / "fresh.db"
+        async with SqliteReviewStore(fresh_path):
+            pass
+        assert migrated == self._schema(fresh_path)
+
+    async def test_two_stores_migrate_an_old_file_at_once(self, sqlite_path: Path) -> None:
+        """Concurrent setups on an old file migrate it once; both stores then work."""
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        self._create_old_database(sqlite_path)
+        a, b = SqliteReviewStore(sqlite_path), SqliteReviewStore(sqlite_path)
+        try:
+            await asyncio.gather(a.setup(), b.setup())
+            assert await a.list_pending(rule="pii") == await b.list_pending(rule="pii")
+            assert len(await b.list_pending(rule="pii")) == 1
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    async def test_newer_schema_is_refused(self, sqlite_path: Path) -> None:
+        """A file migrated by a newer version fails setup with ConfigurationError."""
+        import sqlite3
+
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        async with SqliteReviewStore(sqlite_path):
+            pass
+        with sqlite3.connect(sqlite_path) as conn:
+            conn.execute("UPDATE hitl_schema_version SET version = 99")
+        conn.close()
+        store = SqliteReviewStore(sqlite_path)
+        with pytest.raises(ConfigurationError, match="schema version 99"):
+            await store.setup()
+        await store.aclose()
+
 
 # -- PostgreSQL only ---------------------------------------------------------------------
 
@@ -700,3 +1487,198 @@ class TestPostgresReviewStore:
                 assert isinstance(results[0], ReviewRecord)
                 assert isinstance(results[1], ThreadBusyError)
             assert await store.stale_turns(started_before=at(60)) == []
+
+
+# The tables as the first release of the Postgres store created them; `{p}` is the prefix.
+OLD_POSTGRES_DDL = [
+    """CREATE TABLE IF NOT EXISTS {p}reviews (
+        review_id TEXT COLLATE "C" PRIMARY KEY,
+        seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        thread_id TEXT COLLATE "C" NOT NULL,
+        checkpoint_id TEXT COLLATE "C" NOT NULL,
+        status TEXT NOT NULL,
+        customer_message TEXT NOT NULL,
+        draft_response TEXT NOT NULL,
+        violations JSONB NOT NULL,
+        requested_at TIMESTAMPTZ NOT NULL,
+        requested_by TEXT,
+        claim_id TEXT,
+        claimed_at TIMESTAMPTZ,
+        decided_at TIMESTAMPTZ,
+        reviewer TEXT,
+        decision JSONB,
+        UNIQUE (thread_id, checkpoint_id)
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS {p}reviews_one_open "
+    "ON {p}reviews (thread_id) WHERE status IN ('pending', 'claimed')",
+    "CREATE INDEX IF NOT EXISTS {p}reviews_pending "
+    "ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+    "CREATE INDEX IF NOT EXISTS {p}reviews_thread ON {p}reviews (thread_id, seq)",
+    "CREATE INDEX IF NOT EXISTS {p}reviews_claimed "
+    "ON {p}reviews (claimed_at) WHERE status = 'claimed'",
+    """CREATE TABLE IF NOT EXISTS {p}audit (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        thread_id TEXT COLLATE "C" NOT NULL,
+        review_id TEXT COLLATE "C",
+        checkpoint_id TEXT COLLATE "C",
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        payload JSONB NOT NULL,
+        at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS {p}audit_thread ON {p}audit (thread_id, seq)",
+    """CREATE TABLE IF NOT EXISTS {p}intents (
+        thread_id TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
+]
+
+
+@pytest.mark.postgres
+class TestPostgresSchemaMigration:
+    @staticmethod
+    async def _create_old_tables(dsn: str, prefix: str) -> None:
+        import json
+
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            for statement in OLD_POSTGRES_DDL:
+                await conn.execute(statement.replace("{p}", prefix))
+            for review_id in ("o-pending", "o-claimed", "o-done"):
+                r = old_review_record(review_id)
+                await conn.execute(
+                    f"INSERT INTO {prefix}reviews (review_id, thread_id, checkpoint_id, "
+                    "status, customer_message, draft_response, violations, requested_at, "
+                    "requested_by, claim_id, claimed_at, decided_at, reviewer, decision) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                    (
+                        r.review_id,
+                        r.thread_id,
+                        r.checkpoint_id,
+                        r.status,
+                        r.customer_message,
+                        r.draft_response,
+                        json.dumps([v.to_dict() for v in r.violations]),
+                        r.requested_at,
+                        r.requested_by,
+                        r.claim_id,
+                        r.claimed_at,
+                        r.decided_at,
+                        r.reviewer,
+                        None if r.decision is None else json.dumps(r.decision),
+                    ),
+                )
+                await conn.execute(
+                    f"INSERT INTO {prefix}audit (thread_id, review_id, checkpoint_id, event, "
+                    "actor, payload, at) VALUES (%s, %s, 'c1', 'paused', 'bot', '{}', %s)",
+                    (r.thread_id, r.review_id, r.requested_at),
+                )
+            await conn.execute(
+                f"INSERT INTO {prefix}intents VALUES ('ti', 'worker', %s)",
+                (T0,),
+            )
+
+    @staticmethod
+    async def _schema(dsn: str, prefix: str) -> dict[str, Any]:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT substr(table_name, %s), column_name, data_type, is_nullable, "
+                "column_default, collation_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name LIKE %s "
+                "ORDER BY table_name, ordinal_position",
+                (len(prefix) + 1, prefix.replace("_", r"\_") + "%"),
+            )
+            columns = await cur.fetchall()
+            cur = await conn.execute(
+                "SELECT substr(indexname, %s), replace(indexdef, %s, '') FROM pg_indexes "
+                "WHERE schemaname = current_schema() AND indexname LIKE %s ORDER BY indexname",
+                (len(prefix) + 1, prefix, prefix.replace("_", r"\_") + "%"),
+            )
+            indexes = await cur.fetchall()
+            cur = await conn.execute(f"SELECT * FROM {prefix}schema_version")
+            version = await cur.fetchall()
+        return {"columns": columns, "indexes": indexes, "version": version}
+
+    async def test_old_tables_are_upgraded_in_place(self, postgres_dsn: str) -> None:
+        """Concurrent setups on the first release's tables keep the rows and add the rest."""
+        from hitl_compliance.stores.postgres import SCHEMA_VERSION, PostgresReviewStore
+
+        prefix = f"m{uuid.uuid4().hex[:8]}_"
+        await self._create_old_tables(postgres_dsn, prefix)
+        a = PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=prefix)
+        b = PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=prefix)
+        try:
+            await asyncio.gather(a.setup(), b.setup())
+            for review_id in ("o-pending", "o-claimed", "o-done"):
+                expected = old_review_record(review_id)
+                assert await a.get_review(expected.thread_id) == expected
+            assert [r.review_id for r in await b.list_pending()] == ["o-pending"]
+            assert [r.review_id for r in await b.list_pending(rule="pii")] == ["o-pending"]
+            await a.release("o-claimed", claim_id="k-old")
+            assert [r.review_id for r in await b.list_pending(rule="guarantee")] == [
+                "o-pending",
+                "o-claimed",
+            ]
+            assert [t.thread_id for t in await a.stale_turns(started_before=at(1))] == ["ti"]
+            await cast(a, "alice", review_id="o-pending", thread_id="tp")
+            done = await cast(b, "bob", review_id="o-pending", thread_id="tp")
+            assert (done.status, done.reviewer) == ("claimed", "bob")
+            assert [e.event for e in await a.audit_log("tp")] == ["paused", "voted"]
+            await a.complete(
+                "o-pending", claim_id="k-bob", status="approved", now=at(5), actor="b", payload={}
+            )
+            assert await b.list_pending(rule="pii") == []
+            await a.setup()  # idempotent once migrated
+            assert [r.review_id for r in await a.list_pending()] == ["o-claimed"]
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+        migrated = await self._schema(postgres_dsn, prefix)
+        assert migrated["version"] == [(1, SCHEMA_VERSION)]
+        fresh = f"f{uuid.uuid4().hex[:8]}_"
+        async with PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=fresh):
+            pass
+        assert migrated == await self._schema(postgres_dsn, fresh)
+
+    async def test_newer_schema_is_refused(self, postgres_dsn: str) -> None:
+        """Tables migrated by a newer version fail setup with ConfigurationError."""
+        import psycopg
+
+        from hitl_compliance.stores.postgres import PostgresReviewStore
+
+        prefix = f"n{uuid.uuid4().hex[:8]}_"
+        async with PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=prefix):
+            pass
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            await conn.execute(f"UPDATE {prefix}schema_version SET version = 99")
+        store = PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=prefix)
+        try:
+            with pytest.raises(ConfigurationError, match="schema version 99"):
+                await store.setup()
+        finally:
+            await store.aclose()
+
+    async def test_cursor_reads_the_partial_index(self, postgres_dsn: str) -> None:
+        """The cursor and requested_before are conditions on the partial pending index."""
+        from hitl_compliance.stores.postgres import PostgresReviewStore
+
+        async with PostgresReviewStore.from_conn_string(
+            postgres_dsn, table_prefix=f"q{uuid.uuid4().hex[:8]}_"
+        ) as store:
+            sql, params = store._pending_query(
+                limit=10, rule=None, requested_before=at(9), after=(T0, "r-1")
+            )
+            async with store._pool.connection() as conn, conn.transaction():
+                # Tiny tables: forbid the sequential scan the planner would prefer.
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                cur = await conn.execute("EXPLAIN " + sql, params)
+                text = " ".join(str(next(iter(row.values()))) for row in await cur.fetchall())
+        assert f"Index Scan using {store.table_prefix}reviews_pending" in text
+        assert "ROW(requested_at, review_id) > ROW(" in text
+        assert "Sort" not in text
