@@ -16,6 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeAlias
 
@@ -225,14 +226,14 @@ class HitlCoordinator:
         owner = uuid.uuid4().hex
         await self._reviews.begin_turn(thread_id, owner=owner, now=self._now())
         try:
-            await self._graph.ainvoke(values, _config_for(thread_id))
+            output = await self._graph.ainvoke(values, _config_for(thread_id))
         except BaseException as exc:
             # The run raised (drafter error, cancellation): nothing paused, so free the thread.
             await self._reviews.end_turn(thread_id, owner=owner)
             if isinstance(exc, HitlError) and exc.thread_id is None:
                 exc.thread_id = thread_id
             raise
-        return await self._settle_turn(thread_id, owner)
+        return await self._settle_turn(thread_id, owner, output)
 
     def _turn_input(
         self, message: str, requested_by: str | None, fields: Mapping[str, Any]
@@ -265,15 +266,38 @@ class HitlCoordinator:
             raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
         return validated.model_dump(include=set(values))
 
-    async def _settle_turn(self, thread_id: str, owner: str | None) -> ProcessResult:
+    async def _position(self, thread_id: str, output: Any = None) -> _Position:
+        """Where the thread stands after a run: its state, paused or not, its checkpoint.
+
+        With the run's `output` (final values) this costs one checkpoint lookup: the
+        graph's own topology says a run that returned without `agent_type` stopped
+        at `human_approval` (only `deliver` and `rejected` set it). Otherwise it
+        reads the full LangGraph snapshot.
+        """
+        config = _config_for(thread_id)
+        if isinstance(output, Mapping) and output.get("customer_message") is not None:
+            state = self._state(output)
+            saved = await self._graph.checkpointer.aget_tuple(config)  # type: ignore[union-attr]
+            if saved is not None:
+                return _Position(
+                    state, state.agent_type is None, saved.config["configurable"]["checkpoint_id"]
+                )
+        snapshot = await self._graph.aget_state(config)
+        return _Position(
+            self._state(snapshot.values), tuple(snapshot.next) == _PAUSED, _checkpoint_id(snapshot)
+        )
+
+    async def _settle_turn(
+        self, thread_id: str, owner: str | None, output: Any = None
+    ) -> ProcessResult:
         """After a run: open a review if the graph paused, else end the turn."""
-        snapshot = await self._graph.aget_state(_config_for(thread_id))
-        if tuple(snapshot.next) == _PAUSED:
-            state = self._state(snapshot)
+        pos = await self._position(thread_id, output)
+        if pos.paused:
+            state = pos.state
             review = ReviewRecord(
                 review_id=uuid.uuid4().hex,
                 thread_id=thread_id,
-                checkpoint_id=_checkpoint_id(snapshot),
+                checkpoint_id=pos.checkpoint_id,
                 status="pending",
                 customer_message=state.customer_message,
                 draft_response=state.draft_response or "",
@@ -288,10 +312,10 @@ class HitlCoordinator:
             review = await self._reviews.open_review(review, owner=owner)
             logger.info("thread %s paused for review %s", thread_id, review.review_id)
             await self._dispatch_hooks(thread_id)
-            return _result(thread_id, snapshot, state, review_id=review.review_id)
+            return _result(thread_id, pos, review_id=review.review_id)
         if owner is not None:
             await self._reviews.end_turn(thread_id, owner=owner)
-        return _result(thread_id, snapshot, self._state(snapshot))
+        return _result(thread_id, pos)
 
     # -- reviews ---------------------------------------------------------------
 
@@ -577,7 +601,7 @@ class HitlCoordinator:
     async def _check_edit(self, review: ReviewRecord, response: str) -> list[RuleResult]:
         """Run the rules on the edited reply; a `block` finding refuses the approval."""
         paused = await self._graph.aget_state(_checkpoint_config(review))
-        state = self._state(paused).model_copy(update={"draft_response": response})
+        state = self._state(paused.values).model_copy(update={"draft_response": response})
         findings = [r for r in await run_rules(self._spec.rules, state) if r.verdict != "pass"]
         blocked = [f for f in findings if f.verdict == "block"]
         if blocked:
@@ -602,14 +626,14 @@ class HitlCoordinator:
     async def _resume_claimed(self, review: ReviewRecord, claim_id: str) -> ProcessResult:
         decision = self._final_decision(review)
         try:
-            await self._resume(review, decision)
+            output = await self._resume(review, decision)
         except BaseException:
             if await self._untouched(review):
                 await self._reviews.release(review.review_id, claim_id=claim_id)
             raise
-        return await self._record(review, claim_id, decision)
+        return await self._record(review, claim_id, decision, output)
 
-    async def _resume(self, review: ReviewRecord, decision: Decision) -> None:
+    async def _resume(self, review: ReviewRecord, decision: Decision) -> Any:
         """Resume the paused graph with `decision`, the one correct way for its style."""
         config = _config_for(review.thread_id)
         payload = decision.to_state()
@@ -617,9 +641,8 @@ class HitlCoordinator:
             # as_node="human_approval" skips the node body and routes on its edge;
             # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
             await self._graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
-            await self._graph.ainvoke(None, config)
-        else:
-            await self._graph.ainvoke(Command(resume=payload), config)
+            return await self._graph.ainvoke(None, config)
+        return await self._graph.ainvoke(Command(resume=payload), config)
 
     async def _untouched(self, review: ReviewRecord) -> bool:
         """Whether the graph is still exactly at the paused checkpoint (safe to release)."""
@@ -630,10 +653,10 @@ class HitlCoordinator:
         return tuple(snapshot.next) == _PAUSED and _checkpoint_id(snapshot) == review.checkpoint_id
 
     async def _record(
-        self, review: ReviewRecord, claim_id: str, decision: Decision
+        self, review: ReviewRecord, claim_id: str, decision: Decision, output: Any = None
     ) -> ProcessResult:
-        snapshot = await self._graph.aget_state(_config_for(review.thread_id))
-        state = self._state(snapshot)
+        pos = await self._position(review.thread_id, output)
+        state = pos.state
         status: FinalStatus = "approved" if decision.approved else "rejected"
         payload = decision.to_state()
         payload["delivered"] = state.agent_response
@@ -662,8 +685,7 @@ class HitlCoordinator:
         await self._dispatch_hooks(review.thread_id)
         return _result(
             review.thread_id,
-            snapshot,
-            state,
+            pos,
             review_id=review.review_id,
             reviewer=decision.reviewer,
         )
@@ -936,10 +958,11 @@ class HitlCoordinator:
                 f"Thread {thread_id!r} has no review to show.", thread_id=thread_id
             )
         snapshot = await self._graph.aget_state(_checkpoint_config(review))
-        return self._state(snapshot)
+        return self._state(snapshot.values)
 
-    def _state(self, snapshot: StateSnapshot) -> ComplianceState:
-        return self._spec.state_schema.model_validate(snapshot.values)
+    def _state(self, values: Mapping[str, Any]) -> ComplianceState:
+        # A command_resume run's output carries "__interrupt__"; the schema ignores it.
+        return self._spec.state_schema.model_validate(values)
 
 
 def _check_thread_id(thread_id: str) -> None:
@@ -1000,16 +1023,24 @@ def _checkpoint_id(snapshot: StateSnapshot) -> str:
     return str(snapshot.config["configurable"]["checkpoint_id"])
 
 
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """A thread after a run: its state, whether it waits at `human_approval`, its checkpoint."""
+
+    state: ComplianceState
+    paused: bool
+    checkpoint_id: str
+
+
 def _result(
     thread_id: str,
-    snapshot: StateSnapshot,
-    state: ComplianceState,
+    pos: _Position,
     *,
     review_id: str | None = None,
     reviewer: str | None = None,
 ) -> ProcessResult:
-    paused = tuple(snapshot.next) == _PAUSED
-    if paused:
+    state = pos.state
+    if pos.paused:
         status = "paused"
     elif state.is_compliant:
         status = "completed"
@@ -1018,15 +1049,15 @@ def _result(
     return ProcessResult(
         status=status,
         thread_id=thread_id,
-        awaiting_approval=paused,
-        agent_response=None if paused else state.agent_response,
-        violations=[RuleResult.from_dict(v) for v in state.violations],
+        awaiting_approval=pos.paused,
+        agent_response=None if pos.paused else state.agent_response,
+        violations=state.rule_results,
         draft_response=state.draft_response,
         customer_message=state.customer_message,
-        agent_type=None if paused else state.agent_type,
+        agent_type=None if pos.paused else state.agent_type,
         is_compliant=state.is_compliant,
         reviewer=reviewer,
-        checkpoint_id=_checkpoint_id(snapshot),
+        checkpoint_id=pos.checkpoint_id,
         review_id=review_id,
         metadata=dict(state.metadata),
     )
