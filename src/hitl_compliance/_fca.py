@@ -1,17 +1,61 @@
-"""The FCA support-agent scenario shared by the demo, the examples and the docs.
+"""The FCA support-agent scenario shared by the demo, the CLI, the examples and the docs.
 
 A UK bank's support agent drafts replies with an LLM; a compliance node checks
 every draft against rules modelled on the FCA's conduct rules (personal
 recommendations, misleading promotions, disclosure of account data). Here the
 "LLM" is a deterministic stand-in so the scenario runs offline.
+
+Reviewer authority follows the Senior Managers and Certification Regime
+(SM&CR): a personal recommendation may only be signed off by an SMCR approver;
+a misleading-promotion finding alone may also be decided by a compliance
+officer.
+
+[`app`][hitl_compliance._fca.app] is the CLI's default `--app`: it builds the
+coordinator of this scenario on an opened [`Backend`][hitl_compliance.Backend].
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from hitl_compliance.coordinator import HitlCoordinator
+from hitl_compliance.graph import ComplianceGraph, PauseStyle, build_compliance_graph
+from hitl_compliance.policy import RoleBasedPolicy
 from hitl_compliance.rules import ComplianceRule, KeywordRule, RegexRule
 from hitl_compliance.state import ComplianceState
 
-__all__ = ["SCRIPT", "fca_drafter", "fca_rules"]
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from hitl_compliance.backends import Backend
+
+__all__ = [
+    "COMPLIANCE_OFFICER",
+    "REJECTION_MESSAGE",
+    "SCRIPT",
+    "SLA",
+    "SMCR_APPROVER",
+    "app",
+    "command_resume_app",
+    "fca_coordinator",
+    "fca_drafter",
+    "fca_graph",
+    "fca_policy",
+    "fca_rules",
+]
+
+SMCR_APPROVER = "smcr_approver"
+"""Role of a senior manager approved under SM&CR to sign off personal recommendations."""
+
+COMPLIANCE_OFFICER = "compliance_officer"
+"""Role of a compliance officer: may decide misleading-promotion findings."""
+
+SLA = timedelta(hours=24)
+"""How long a review may wait; `hitl-compliance expire` then rejects it (the safe default)."""
+
+REJECTION_MESSAGE = "Sorry, I can't help with that here. A colleague will contact you."
+"""What the customer receives when a draft is rejected or blocked."""
 
 SCRIPT: dict[str, str] = {
     "What are your opening hours?": (
@@ -21,10 +65,15 @@ SCRIPT: dict[str, str] = {
         "Yes, you should invest in the Global Equity Fund: it offers guaranteed returns "
         "of 8% a year."
     ),
+    "Is the Fixed Rate Saver safe for my pension lump sum?": (
+        "The Fixed Rate Saver is risk-free: you can't lose money, so you should invest "
+        "your lump sum there."
+    ),
     "What is the account number on my joint account?": (
         "The joint account is sort code 20-00-00, account 12345678."
     ),
 }
+"""The stand-in LLM's reply to each customer message it knows."""
 
 
 def fca_drafter(state: ComplianceState) -> str:
@@ -42,6 +91,7 @@ def fca_rules() -> list[ComplianceRule]:
             ["you should invest", "I recommend investing", "buy this fund"],
             verdict="review",
             reason="Personal recommendation: needs a suitability check (COBS 9A).",
+            severity="high",
         ),
         KeywordRule(
             "guaranteed_returns",
@@ -54,5 +104,56 @@ def fca_rules() -> list[ComplianceRule]:
             r"\b\d{2}-\d{2}-\d{2}\b.*?\b\d{8}\b",
             verdict="block",
             reason="Discloses account details in a chat reply.",
+            severity="critical",
         ),
     ]
+
+
+def fca_policy() -> RoleBasedPolicy:
+    """Who may decide which finding: personal recommendations need an SMCR approver."""
+    return RoleBasedPolicy(
+        rule_roles={
+            "investment_advice": SMCR_APPROVER,
+            "guaranteed_returns": {COMPLIANCE_OFFICER, SMCR_APPROVER},
+        },
+        default_roles={COMPLIANCE_OFFICER, SMCR_APPROVER},
+    )
+
+
+def fca_graph(
+    checkpointer: BaseCheckpointSaver[Any], *, style: PauseStyle = "interrupt_before"
+) -> ComplianceGraph:
+    """The scenario's compiled graph on `checkpointer`."""
+    return build_compliance_graph(
+        fca_drafter,
+        rules=fca_rules(),
+        checkpointer=checkpointer,
+        style=style,
+        rejection_message=REJECTION_MESSAGE,
+    )
+
+
+def fca_coordinator(backend: Backend, *, style: PauseStyle = "interrupt_before") -> HitlCoordinator:
+    """The scenario's coordinator: its graph, rules, SM&CR policy and SLA on `backend`."""
+    return HitlCoordinator(
+        fca_graph(backend.checkpointer, style=style),
+        reviews=backend.reviews,
+        policy=fca_policy(),
+        sla=SLA,
+        on_timeout="reject",
+    )
+
+
+def app(backend: Backend) -> HitlCoordinator:
+    """The CLI's default `--app` (`hitl_compliance._fca:app`): the scenario, static pauses."""
+    return fca_coordinator(backend)
+
+
+def command_resume_app(backend: Backend) -> HitlCoordinator:
+    """`--app hitl_compliance._fca:command_resume_app`: the scenario with `interrupt()` pauses.
+
+    A thread must be resumed by a graph of the pause style it paused in, so
+    reviews left by `hitl-compliance demo --style command_resume` are decided
+    with this app.
+    """
+    return fca_coordinator(backend, style="command_resume")

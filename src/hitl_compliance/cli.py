@@ -1,60 +1,538 @@
 """The `hitl-compliance` command line (also `python -m hitl_compliance`).
 
-`demo` runs the FCA support-agent scenario end to end on an embedded SQLite
-file: a safe reply is delivered, a risky one pauses for an officer, the
-officer edits and approves it, a reply leaking account details is blocked.
+```text
+hitl-compliance demo                       run the FCA scenario, leave one review pending
+hitl-compliance pending                    list the reviews awaiting a decision
+hitl-compliance show THREAD                one review: draft, findings, who may decide
+hitl-compliance approve THREAD --reviewer ID [--role ROLE ...] [--response TEXT] [--expected H]
+hitl-compliance reject THREAD --reason TEXT --reviewer ID [--role ROLE ...]
+hitl-compliance audit [THREAD]             the audit log (--verify the ledger, --export PATH)
+hitl-compliance expire                     resolve reviews past their SLA deadline
+hitl-compliance recover                    finish work a crashed process left behind
+```
+
+Every command but `demo` takes `--backend URL` (default
+`sqlite:///hitl_compliance.db`, the file `demo` writes), `--app module:function`
+and `--json`.
+
+The `--app` contract: `function(backend)` receives the opened
+[`Backend`][hitl_compliance.Backend] and returns the
+[`HitlCoordinator`][hitl_compliance.HitlCoordinator] your service uses, built
+on `backend.checkpointer` and `backend.reviews` (it may be `async def`). The
+CLI then decides reviews with your graph, rules and policy. The default,
+`hitl_compliance._fca:app`, is the FCA scenario of `demo`.
+
+Exit codes: 0 done; 1 the library refused (unknown thread, not authorised,
+already decided, stale, invalid decision) with one line on stderr naming the
+error class, or `audit --verify` found the ledger broken; 2 a usage or
+configuration error (bad arguments, bad `--app`, unreachable database). A
+refused command changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import importlib
+import inspect
+import json
+import os
+import shutil
 import sys
 import textwrap
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
 
-from hitl_compliance._fca import fca_drafter, fca_rules
+from pydantic import BaseModel
+
+from hitl_compliance._fca import SMCR_APPROVER, fca_coordinator
+from hitl_compliance.backends import Backend, mask_url, open_backend
 from hitl_compliance.coordinator import HitlCoordinator
-from hitl_compliance.errors import HitlError
-from hitl_compliance.graph import build_compliance_graph
-from hitl_compliance.models import ProcessResult
+from hitl_compliance.errors import ConfigurationError, HitlError, ReviewNotFoundError
+from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sha256_text
+from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
+from hitl_compliance.rules import RuleResult
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_APP", "DEFAULT_BACKEND", "AppFactory", "main"]
 
 DEFAULT_BACKEND = "sqlite:///hitl_compliance.db"
+"""The backend every command uses unless `--backend` says otherwise (the demo's file)."""
+
+DEFAULT_APP = "hitl_compliance._fca:app"
+"""The `--app` used unless one is given: the FCA support-agent scenario."""
+
+AppFactory = Callable[[Backend], "HitlCoordinator | Awaitable[HitlCoordinator]"]
+"""What `--app module:function` names: takes the opened backend, returns the coordinator."""
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+_PROG = "hitl-compliance"
+
+
+# -- output helpers ----------------------------------------------------------------
+
+
+def _width() -> int:
+    return max(60, shutil.get_terminal_size((100, 24)).columns)
 
 
 def _say(text: str = "") -> None:
     indent = " " * (len(text) - len(text.lstrip()) + 4)
-    print(textwrap.fill(text, width=92, subsequent_indent=indent) if text else "")
+    print(textwrap.fill(text, width=min(_width(), 100), subsequent_indent=indent) if text else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _clip(text: str, width: int) -> str:
+    text = _one_line(text)
+    return text if len(text) <= width else text[: max(1, width - 3)] + "..."
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print aligned columns; on a terminal, the last column is clipped to its width."""
+    widths = [max(len(h), *(len(_one_line(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    if sys.stdout.isatty():  # piped output stays whole, for grep and friends
+        room = _width() - sum(w + 2 for w in widths[:-1])
+        widths[-1] = max(20, min(widths[-1], room))
+    for row in [list(headers), *rows]:
+        cells = [_one_line(c).ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+        print("  ".join([*cells, _clip(row[-1], widths[-1])]).rstrip())
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> None:
+    """Print `name  value` lines, wrapping long values under themselves."""
+    pad = max(len(name) for name, _ in pairs) + 2
+    width = max(40, min(_width(), 100) - pad)
+    for name, value in pairs:
+        lines = textwrap.wrap(_one_line(value), width) or [""]
+        print(name.ljust(pad) + lines[0])
+        for line in lines[1:]:
+            print(" " * pad + line)
+
+
+def _json(value: Any) -> None:
+    print(json.dumps(_plain(value), indent=2, ensure_ascii=False))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: pydantic models via `model_dump(mode="json")`, dataclasses via asdict."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _span(seconds: float) -> str:
+    seconds = int(abs(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _ago(at: datetime) -> str:
+    return f"{_span((datetime.now(timezone.utc) - at).total_seconds())} ago"
+
+
+def _due(deadline: datetime | None) -> str:
+    if deadline is None:
+        return "-"
+    seconds = (deadline - datetime.now(timezone.utc)).total_seconds()
+    return f"in {_span(seconds)}" if seconds >= 0 else f"overdue {_span(seconds)}"
+
+
+def _finding(finding: RuleResult) -> str:
+    evidence = ", ".join(repr(e) for e in finding.evidence)
+    text = f"{finding.rule} ({finding.verdict}, {finding.severity}): {finding.reason}"
+    return f"{text} [{evidence}]" if evidence else text
+
+
+def _command(args: argparse.Namespace, *words: str) -> str:
+    """A command line to suggest, repeating the non-default --backend and --app."""
+    parts = [_PROG, *words]
+    if args.backend != DEFAULT_BACKEND:
+        parts += ["--backend", mask_url(args.backend)]  # never repeat a password on screen
+    app = getattr(args, "app", DEFAULT_APP)
+    if app != DEFAULT_APP:
+        parts += ["--app", app]
+    return " ".join(parts)
+
+
+# -- the --app contract --------------------------------------------------------------
+
+
+def load_app(spec: str) -> AppFactory:
+    """Import the `module:function` named by `--app`.
+
+    The current directory is importable (as with `python -m`), so
+    `--app examples.fca_support_agent:factory` works from a checkout.
+
+    Raises:
+        ConfigurationError: the spec is malformed, the module does not import, or
+            the attribute is missing or not callable.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(
+            f"--app {spec!r} is not module:function (for example myservice.review:make_app)."
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # whatever the user's module raises on import
+        raise ConfigurationError(
+            f"--app {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    for name in attr.split("."):
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise ConfigurationError(
+                f"--app {spec!r}: module {module_name!r} has no attribute {attr!r}."
+            ) from None
+    if not callable(target):
+        raise ConfigurationError(
+            f"--app {spec!r} names a {type(target).__name__}, not a function taking the backend."
+        )
+    factory: AppFactory = target
+    return factory
+
+
+async def build_coordinator(factory: AppFactory, backend: Backend, spec: str) -> HitlCoordinator:
+    """Call the `--app` factory on `backend` and check what it returned."""
+    try:
+        made: Any = factory(backend)
+        if inspect.isawaitable(made):
+            made = await made
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # the user's factory failed: a configuration problem
+        raise ConfigurationError(f"--app {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(made, HitlCoordinator):
+        raise ConfigurationError(
+            f"--app {spec!r} returned {type(made).__name__}; it must return a HitlCoordinator."
+        )
+    if made.reviews is not backend.reviews:
+        # Otherwise the CLI would read an empty in-memory queue and report nothing pending.
+        # (The graph's checkpointer cannot be compared the same way: LangGraph may compile
+        # the graph with a copy of the saver, e.g. one with a serializer allowlist.)
+        raise ConfigurationError(
+            f"--app {spec!r} must build on the backend it receives: "
+            "build_compliance_graph(..., checkpointer=backend.checkpointer) and "
+            "HitlCoordinator(graph, reviews=backend.reviews, ...)."
+        )
+    return made
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+Handler = Callable[[HitlCoordinator, argparse.Namespace], Awaitable[int]]
+
+
+def _reviewer(args: argparse.Namespace) -> Reviewer:
+    return Reviewer(args.reviewer, roles=frozenset(args.role or ()))
+
+
+async def cmd_pending(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """List the reviews awaiting a decision, oldest first."""
+    who = _reviewer(args) if args.reviewer else None
+    reviews: list[PendingReview] = await coord.pending(
+        rule=args.rule, reviewer=who, limit=args.limit
+    )
+    if args.json:
+        _json(reviews)
+        return EXIT_OK
+    if not reviews:
+        print("No reviews pending.")
+        return EXIT_OK
+    _table(
+        ["THREAD", "WAITING", "DUE", "FINDINGS", "APPROVALS", "DRAFT"],
+        [
+            [
+                r.thread_id,
+                _ago(r.requested_at),
+                _due(r.deadline),
+                ",".join(v.rule for v in r.violations),
+                f"{len(r.votes)}/{r.approvals_required}",
+                r.draft_response,
+            ]
+            for r in reviews
+        ],
+    )
+    print()
+    print(f"{len(reviews)} pending. Next: {_command(args, 'show', reviews[0].thread_id)}")
+    return EXIT_OK
+
+
+async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Show one thread's latest review: what was drafted, why it stopped, who may decide."""
+    review = await coord.reviews.get_review(args.thread)
+    if review is None:
+        raise ReviewNotFoundError(
+            f"Thread {args.thread!r} has no review: it is unknown or never paused. "
+            f"See `{_command(args, 'pending')}`.",
+            thread_id=args.thread,
+        )
+    draft_sha = sha256_text(review.draft_response)
+    if args.json:
+        _json({**review.model_dump(mode="json"), "draft_sha256": draft_sha})
+        return EXIT_OK
+    pairs = [
+        ("thread", review.thread_id),
+        ("status", review.status),
+        ("requested", f"{review.requested_at:%Y-%m-%d %H:%M:%S} UTC ({_ago(review.requested_at)})"),
+        ("requested by", review.requested_by or "-"),
+        ("checkpoint", review.checkpoint_id),
+        ("draft sha256", draft_sha),
+        ("approvals", f"{len(review.votes)} of {review.approvals_required}"),
+        (
+            "deadline",
+            "-" if review.deadline is None else f"{review.deadline:%Y-%m-%d %H:%M:%S} UTC",
+        ),
+        ("priority", str(review.priority)),
+        ("customer", review.customer_message),
+        ("draft", review.draft_response),
+    ]
+    for i, finding in enumerate(review.violations):
+        pairs.append(("findings" if i == 0 else "", _finding(finding)))
+    policy = coord.policy
+    if isinstance(policy, RoleBasedPolicy):
+        per_finding = [
+            f"{f.rule}: {' or '.join(sorted(roles))}"
+            for f in review.violations
+            for roles in policy.required_roles(f)
+        ]
+        pairs.append(("needs roles", "; ".join(per_finding) or "-"))
+    for vote in review.votes:
+        pairs.append(("vote", f"{vote.reviewer} at {vote.at:%Y-%m-%d %H:%M:%S}"))
+    if review.decision is not None:
+        decision = review.decision
+        verb = "approved" if decision.get("approved") else "rejected"
+        detail = decision.get("response") or decision.get("reason") or ""
+        pairs.append(("decision", f"{verb} by {decision.get('reviewer')} {detail}".strip()))
+    _fields(pairs)
+    if review.status == "pending":
+        roles = _roles_needed(policy, review.violations)
+        decider = ["--reviewer", "ID", *(w for r in roles or ["ROLE"] for w in ("--role", r))]
+        print()
+        print("Decide it:")
+        print("  " + _command(args, "approve", review.thread_id, *decider))
+        print(f"      [--response TEXT] [--expected {draft_sha}]")
+        print("  " + _command(args, "reject", review.thread_id, "--reason", "TEXT", *decider))
+    elif review.status == "claimed":
+        print()
+        print("A decision is being applied. If it stays claimed, its process died; run:")
+        print("  " + _command(args, "recover"))
+    return EXIT_OK
+
+
+def _roles_needed(policy: ApprovalPolicy, findings: Sequence[RuleResult]) -> list[str] | None:
+    """A few roles that satisfy a `RoleBasedPolicy` for `findings` (None for other policies)."""
+    if not isinstance(policy, RoleBasedPolicy):
+        return None
+    chosen: set[str] = set()
+    for roles in sorted((r for f in findings for r in policy.required_roles(f)), key=len):
+        if not roles & chosen:
+            chosen.add(min(roles))
+    return sorted(chosen)
+
+
+def _print_result(result: ProcessResult, headline: str) -> None:
+    print(headline)
+    pairs = [("thread", result.thread_id), ("status", result.status)]
+    if result.status == "paused":
+        pairs.append(("approvals", f"{len(result.votes)} of {result.approvals_required}"))
+    else:
+        pairs.append(("delivered", "-" if result.agent_response is None else result.agent_response))
+    if result.reviewer:
+        pairs.append(("reviewer", result.reviewer))
+    _fields(pairs)
+
+
+async def cmd_approve(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Approve a paused draft, or an edited reply with `--response`."""
+    result = await coord.approve(
+        args.thread, reviewer=_reviewer(args), response=args.response, expected=args.expected
+    )
+    if args.json:
+        _json(result)
+    elif result.status == "paused":
+        _print_result(result, "Vote recorded; the review waits for more approvers.")
+    else:
+        _print_result(result, f"Approved by {args.reviewer}.")
+    return EXIT_OK
+
+
+async def cmd_reject(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Reject a paused draft; the customer gets the graph's rejection message."""
+    result = await coord.reject(
+        args.thread, reviewer=_reviewer(args), reason=args.reason, expected=args.expected
+    )
+    if args.json:
+        _json(result)
+    else:
+        _print_result(result, f"Rejected by {args.reviewer}.")
+    return EXIT_OK
+
+
+def _audit_detail(record: AuditRecord) -> str:
+    payload = record.payload
+    if record.event == "paused":
+        return "rules: " + ", ".join(str(v.get("rule")) for v in payload.get("violations", []))
+    if record.event == "denied":
+        return str(payload.get("reason", ""))
+    if record.event == "voted":
+        return f"approval vote for text sha256 {str(payload.get('text_sha256', ''))[:12]}"
+    if record.event == "approved":
+        edited = "edited, " if payload.get("diff") else ""
+        return f"{edited}delivered {payload.get('delivered')!r}"
+    if record.event == "rejected":
+        return f"reason {payload.get('reason')!r}"
+    return json.dumps(payload, sort_keys=True, default=str)
+
+
+async def cmd_audit(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Print a thread's audit log (or the whole store's), verify the ledger, or export it."""
+    if args.verify:
+        return await _verify(coord, args)
+    if args.export is not None:
+        count = await coord.export_audit(args.export, thread_id=args.thread)
+        if args.json:
+            _json({"path": args.export, "rows": count})
+        else:
+            print(f"Wrote {count} audit rows to {args.export}.")
+            print(f"Verify it offline: python -m hitl_compliance.ledger verify {args.export}")
+        return EXIT_OK
+    if args.thread is not None:
+        records = await coord.audit_log(args.thread)
+        if not records:
+            raise ReviewNotFoundError(
+                f"Thread {args.thread!r} has no audit records: it never paused for review.",
+                thread_id=args.thread,
+            )
+    else:
+        records = await coord.reviews.audit_rows()
+    if args.json:
+        _json(records)
+        return EXIT_OK
+    if not records:
+        print("The audit log is empty.")
+        return EXIT_OK
+    _table(
+        ["SEQ", "AT (UTC)", "THREAD", "EVENT", "ACTOR", "DETAIL"],
+        [
+            [
+                str(r.seq),
+                f"{r.at.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}",
+                r.thread_id,
+                r.event,
+                r.actor,
+                _audit_detail(r),
+            ]
+            for r in records
+        ],
+    )
+    return EXIT_OK
+
+
+async def _verify(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Check the hash chain; exit 1 when a row was edited, deleted, inserted or reordered."""
+    report = await coord.verify_audit(args.thread)
+    scope = f"thread {args.thread}" if args.thread else "the whole store"
+    if args.json:
+        _json(report)
+    elif report.ok:
+        print(
+            f"ok: {report.checked} audit rows of {scope} verify; "
+            f"chain head {report.head_hash or '-'}"
+        )
+    else:
+        broken = report.first_broken
+        where = "-" if broken is None else f"seq {broken.seq} (thread {broken.thread_id or '-'})"
+        why = "" if broken is None else broken.reason
+        print(f"BROKEN: the audit ledger of {scope} does not verify at {where}: {why}")
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+def _print_results(results: Sequence[ProcessResult], empty: str) -> None:
+    if not results:
+        print(empty)
+        return
+    _table(
+        ["THREAD", "STATUS", "REVIEWER", "DELIVERED"],
+        [
+            [
+                r.thread_id,
+                r.status,
+                r.reviewer or "-",
+                "(awaiting a decision)" if r.status == "paused" else (r.agent_response or "-"),
+            ]
+            for r in results
+        ],
+    )
+
+
+async def cmd_expire(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Resolve reviews past their deadline by the app's `on_timeout` (reject by default)."""
+    results = await coord.expire_overdue()
+    if args.json:
+        _json(results)
+    else:
+        _print_results(results, "No review is overdue.")
+    return EXIT_OK
+
+
+async def cmd_recover(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Finish decisions, turns and hook calls a crashed process left behind."""
+    results = await coord.recover()
+    if args.json:
+        _json(results)
+    else:
+        _print_results(results, "Nothing to recover.")
+    return EXIT_OK
+
+
+# -- demo ----------------------------------------------------------------------------
 
 
 def _show(result: ProcessResult) -> None:
     _say(f"  status: {result.status}")
     _say(f"  draft:  {result.draft_response}")
     for finding in result.violations:
-        evidence = ", ".join(repr(e) for e in finding.evidence)
-        _say(f"  finding: {finding.rule} ({finding.verdict}): {finding.reason} [{evidence}]")
+        _say(f"  finding: {_finding(finding)}")
     if result.status != "paused":
         _say(f"  customer receives: {result.agent_response!r} (from {result.agent_type})")
 
 
-async def run_demo(backend_url: str, style: str) -> int:
-    """Run the FCA scenario end to end and print each step."""
-    from hitl_compliance.backends import open_backend
-
+async def run_demo(backend_url: str, style: str, args: argparse.Namespace | None = None) -> int:
+    """Run the FCA scenario end to end, print each step, and leave one review pending."""
     run = uuid.uuid4().hex[:6]
     async with open_backend(backend_url) as backend:
-        graph = build_compliance_graph(
-            fca_drafter,
-            rules=fca_rules(),
-            checkpointer=backend.checkpointer,
-            style="command_resume" if style == "command_resume" else "interrupt_before",
-            rejection_message="Sorry, I can't help with that here. A colleague will contact you.",
+        coord = fca_coordinator(
+            backend, style="command_resume" if style == "command_resume" else "interrupt_before"
         )
-        coord = HitlCoordinator(graph, reviews=backend.reviews)
+        officer = Reviewer("officer@bank", roles=frozenset({SMCR_APPROVER}))
+        colleague = Reviewer("ops@bank", roles=frozenset({"compliance_officer"}))
         _say(f"Backend: {backend.url}   pause style: {style}")
+        _say("Rules: investment_advice and guaranteed_returns send a draft to review;")
+        _say("account_details blocks it. Policy (SM&CR): a personal recommendation needs")
+        _say(f"the {SMCR_APPROVER} role.")
         _say()
 
         _say("1. A customer asks something harmless; the draft passes every rule.")
@@ -68,35 +546,48 @@ async def run_demo(backend_url: str, style: str) -> int:
         _say()
 
         _say("3. The compliance officer's queue (read from the review store, not checkpoints):")
-        for item in await coord.pending():
+        queue = await coord.pending()
+        for item in queue:
+            if item.thread_id != thread:
+                continue
             _say(f"  - {item.thread_id}: {item.draft_response!r}")
             _say(
                 f"    rules: {', '.join(v.rule for v in item.violations)}; draft sha256 "
                 f"{item.draft_sha256[:12]}...; paused at checkpoint {item.checkpoint_id}"
             )
+        if len(queue) > 1:
+            _say(f"  (and {len(queue) - 1} more left by earlier runs on this backend)")
         _say()
 
-        _say("4. The officer edits the reply and approves it; the graph resumes without")
-        _say("   re-running the LLM, and the decision is recorded.")
+        _say(f"4. A colleague without the {SMCR_APPROVER} role tries to approve it:")
+        try:
+            await coord.approve(thread, reviewer=colleague)
+        except HitlError as exc:
+            _say(f"  {type(exc).__name__}: {exc}")
+        _say("  Nothing changed: the review is still pending, and the attempt is audited.")
+        _say()
+
+        _say("5. The SMCR approver edits the reply and approves it; the graph resumes")
+        _say("   without re-running the LLM, and the decision is recorded.")
         edited = (
             "I can't recommend a specific fund, but one of our qualified advisers can review "
             "your circumstances. Would you like us to book a call?"
         )
         _show(
             await coord.approve(
-                thread, reviewer="officer@bank", response=edited, metadata={"ticket": "C-9"}
+                thread, reviewer=officer, response=edited, metadata={"ticket": "C-9"}
             )
         )
         _say()
 
-        _say("5. A second decision on the same review is refused:")
+        _say("6. A second decision on the same review is refused:")
         try:
-            await coord.reject(thread, reviewer="someone-else@bank", reason="too late")
+            await coord.reject(thread, reviewer=officer, reason="too late")
         except HitlError as exc:
             _say(f"  {type(exc).__name__}: {exc}")
         _say()
 
-        _say("6. The audit log of that thread:")
+        _say("7. The audit log of that thread:")
         for record in await coord.audit_log(thread):
             _say(
                 f"  {record.at:%H:%M:%S} {record.event:<9} by {record.actor:<14} "
@@ -104,36 +595,199 @@ async def run_demo(backend_url: str, style: str) -> int:
             )
         _say()
 
-        _say("7. A draft leaking account details is blocked outright, no human needed:")
+        _say("8. A draft leaking account details is blocked outright, no human needed:")
         _show(await coord.process(f"leak-{run}", "What is the account number on my joint account?"))
-    return 0
+        _say()
+
+        left = f"pension-{run}"
+        _say("9. One more customer asks about their pension; this review is left for you.")
+        _show(await coord.process(left, "Is the Fixed Rate Saver safe for my pension lump sum?"))
+        _say()
+        if backend_url.startswith("memory:"):
+            _say("memory:// keeps nothing after the demo; run it on the default SQLite file")
+            _say("to decide this review from the command line.")
+            return EXIT_OK
+        if args is None:
+            args = argparse.Namespace(backend=backend_url, app=DEFAULT_APP)
+        if style == "command_resume":
+            args.app = "hitl_compliance._fca:command_resume_app"
+        print("Your turn: decide it from the command line, on the same database.")
+        print(f"  {_command(args, 'pending')}")
+        print(f"  {_command(args, 'show', left)}")
+        approve = ["approve", left, "--reviewer", "you@bank"]
+        print(f"  {_command(args, *approve)}   # refused: you lack the role")
+        print(f"  {_command(args, *approve, '--role', SMCR_APPROVER)}")
+        print(f"  {_command(args, 'audit', left)}")
+    return EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hitl-compliance",
-        description="Human-in-the-loop compliance graphs on LangGraph.",
+# -- argument parsing ----------------------------------------------------------------
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--backend, --app and --json, accepted before and after the command."""
+
+    def default(value: object) -> object:
+        # Sub-commands only set an option the user typed, so the top level's default stands.
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--backend",
+        metavar="URL",
+        default=default(DEFAULT_BACKEND),
+        help=f"memory://, sqlite:///file.db or postgresql://... (default {DEFAULT_BACKEND})",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the FCA support-agent scenario end to end")
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:FUNCTION",
+        default=default(DEFAULT_APP),
+        help="function(backend) -> HitlCoordinator building your graph and policy "
+        f"(default {DEFAULT_APP}, the demo's FCA scenario)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print JSON (the library's models) instead of tables",
+    )
+
+
+def _add_decider(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument(
+        "--reviewer", metavar="ID", required=required, help="who decides (recorded in the audit)"
+    )
+    parser.add_argument(
+        "--role",
+        metavar="ROLE",
+        action="append",
+        default=[],
+        help="a role the reviewer holds (repeat for several)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `hitl-compliance` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Human-in-the-loop compliance graphs on LangGraph: run the demo, "
+        "then list, inspect, approve and reject paused reviews.",
+        epilog="Exit codes: 0 ok, 1 refused by the library, 2 usage or configuration error.",
+    )
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the FCA support-agent scenario end to end (leaves one review pending)",
+        description="Run the FCA support-agent scenario end to end, explaining each step.",
+    )
     demo.add_argument(
         "--backend",
-        default=DEFAULT_BACKEND,
+        metavar="URL",
+        default=argparse.SUPPRESS,
         help=f"backend URL (default {DEFAULT_BACKEND}; also memory:// or postgresql://...)",
     )
     demo.add_argument(
         "--style", choices=["interrupt_before", "command_resume"], default="interrupt_before"
     )
+
+    pending = sub.add_parser("pending", help="list the reviews awaiting a decision")
+    _add_common(pending, top=False)
+    pending.add_argument("--rule", help="only reviews with a finding of this rule")
+    _add_decider(pending, required=False)
+    pending.add_argument("--limit", type=int, metavar="N", help="at most N reviews")
+
+    show = sub.add_parser("show", help="show one thread's review: draft, findings, roles")
+    _add_common(show, top=False)
+    show.add_argument("thread", metavar="THREAD")
+
+    approve = sub.add_parser("approve", help="approve a paused draft (or an edited reply)")
+    _add_common(approve, top=False)
+    approve.add_argument("thread", metavar="THREAD")
+    approve.add_argument("--response", metavar="TEXT", help="deliver this edited reply instead")
+    _add_decider(approve)
+    approve.add_argument(
+        "--expected",
+        metavar="HASH_OR_CHECKPOINT",
+        help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
+    )
+
+    reject = sub.add_parser("reject", help="reject a paused draft")
+    _add_common(reject, top=False)
+    reject.add_argument("thread", metavar="THREAD")
+    reject.add_argument("--reason", metavar="TEXT", required=True, help="why (recorded)")
+    _add_decider(reject)
+    reject.add_argument(
+        "--expected",
+        metavar="HASH_OR_CHECKPOINT",
+        help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
+    )
+
+    audit = sub.add_parser("audit", help="print the audit log of a thread (or of everything)")
+    _add_common(audit, top=False)
+    audit.add_argument("thread", metavar="THREAD", nargs="?")
+    what = audit.add_mutually_exclusive_group()
+    what.add_argument(
+        "--verify",
+        action="store_true",
+        help="verify the tamper-evident ledger (exit 1 if a row was tampered with)",
+    )
+    what.add_argument(
+        "--export", metavar="PATH", help="write the ledger as JSON Lines an auditor can verify"
+    )
+
+    expire = sub.add_parser(
+        "expire", help="resolve reviews past their SLA deadline (the app's on_timeout)"
+    )
+    _add_common(expire, top=False)
+
+    recover = sub.add_parser(
+        "recover", help="finish decisions, turns and hook calls a crashed process left behind"
+    )
+    _add_common(recover, top=False)
     return parser
 
 
+_HANDLERS: dict[str, Handler] = {
+    "pending": cmd_pending,
+    "show": cmd_show,
+    "approve": cmd_approve,
+    "reject": cmd_reject,
+    "audit": cmd_audit,
+    "expire": cmd_expire,
+    "recover": cmd_recover,
+}
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        if args.app != DEFAULT_APP:
+            raise ConfigurationError(
+                "demo always runs the built-in FCA scenario; --app applies to the other commands."
+            )
+        return await run_demo(args.backend, args.style, args)
+    # Import the app before opening the database, so a typo fails fast and touches nothing.
+    factory = load_app(args.app)
+    async with open_backend(args.backend) as backend:
+        coord = await build_coordinator(factory, backend, args.app)
+        return await _HANDLERS[args.command](coord, args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `hitl-compliance` console script."""
-    args = _parser().parse_args(argv)
+    """Entry point of the `hitl-compliance` console script; returns the exit code."""
     try:
-        if args.command == "demo":
-            return asyncio.run(run_demo(args.backend, args.style))
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        if exc.code is None:
+            return EXIT_OK
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return asyncio.run(_run(args))
+    except ConfigurationError as exc:
+        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except HitlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 1
+        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,579 @@
+"""The `hitl-compliance` command line, run in-process with `main([...])` on a temporary SQLite file.
+
+The newcomer path is the backbone: `demo` leaves one review pending, `pending`
+lists it, `show` explains it, a reviewer without the role is refused (and the
+review stays pending), a reviewer with the role approves it, `audit` shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hitl_compliance import HitlCoordinator
+from hitl_compliance._fca import REJECTION_MESSAGE, SMCR_APPROVER
+from hitl_compliance.backends import open_backend
+from hitl_compliance.cli import DEFAULT_BACKEND, main
+from hitl_compliance.models import sha256_text
+
+
+@pytest.fixture
+def backend_url(tmp_path: Path) -> str:
+    """A SQLite backend URL of the test's own."""
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def left_over(backend_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the demo on `backend_url` and return the thread of the review it leaves pending."""
+    assert main(["demo", "--backend", backend_url]) == 0
+    capsys.readouterr()
+    [review] = run_json(capsys, "pending", "--backend", backend_url)
+    return str(review["thread_id"])
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run a command with --json, check it succeeded, and parse its output."""
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def pending_threads(capsys: pytest.CaptureFixture[str], backend_url: str) -> list[str]:
+    return [r["thread_id"] for r in run_json(capsys, "pending", "--backend", backend_url)]
+
+
+class TestNewcomerPath:
+    """demo -> pending -> show -> refused approve -> approve -> audit."""
+
+    def test_demo_explains_and_leaves_one_review(
+        self, backend_url: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The demo walks through the scenario and ends with the commands to decide its review."""
+        code, out, _ = run(capsys, "demo", "--backend", backend_url)
+        assert code == 0
+        assert "NotAuthorizedError" in out  # step 4: a colleague without the role
+        assert "AlreadyDecidedError" in out  # step 6: a second decision
+        assert "Your turn" in out
+        [thread] = pending_threads(capsys, backend_url)
+        assert thread.startswith("pension-")
+        assert f"hitl-compliance pending --backend {backend_url}" in out
+        assert f"hitl-compliance approve {thread} --reviewer you@bank --role smcr_approver" in out
+
+    def test_walkthrough(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A newcomer lists, inspects, is refused without the role, approves with it, audits."""
+        code, out, _ = run(capsys, "pending", "--backend", backend_url)
+        assert code == 0
+        assert left_over in out
+        assert "investment_advice" in out
+        assert "1 pending" in out
+
+        code, out, _ = run(capsys, "show", left_over, "--backend", backend_url)
+        assert code == 0
+        assert "Is the Fixed Rate Saver safe" in out
+        assert "investment_advice: smcr_approver" in out
+        assert f"approve {left_over} --reviewer ID --role smcr_approver" in out
+
+        code, out, err = run(
+            capsys, "approve", left_over, "--reviewer", "you@bank", "--backend", backend_url
+        )
+        assert code == 1
+        assert out == ""
+        assert err.startswith("error: NotAuthorizedError: ")
+        assert err.count("\n") == 1
+        assert pending_threads(capsys, backend_url) == [left_over]  # nothing changed
+
+        code, out, _ = run(
+            capsys,
+            *("approve", left_over, "--reviewer", "you@bank", "--role", SMCR_APPROVER),
+            *("--backend", backend_url),
+        )
+        assert code == 0
+        assert "Approved by you@bank" in out
+        assert "completed" in out
+        assert pending_threads(capsys, backend_url) == []
+
+        code, out, _ = run(capsys, "audit", left_over, "--backend", backend_url)
+        assert code == 0
+        events = [line.split()[4] for line in out.splitlines()[1:]]
+        assert events == ["paused", "denied", "approved"]
+
+    def test_command_resume_demo(
+        self, backend_url: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The demo's suggested commands name the app of the pause style it ran in."""
+        code, out, _ = run(capsys, "demo", "--style", "command_resume", "--backend", backend_url)
+        assert code == 0
+        [line] = [s for s in out.splitlines() if " approve " in s and "--role" in s]
+        argv = shlex.split(line)[1:]
+        assert argv[argv.index("--app") + 1] == "hitl_compliance._fca:command_resume_app"
+        code, decided, err = run(capsys, *argv)
+        assert code == 0, err
+        assert "completed" in decided
+        assert pending_threads(capsys, backend_url) == []
+
+    def test_python_dash_m_runs_the_same_cli(self, backend_url: str, left_over: str) -> None:
+        """`python -m hitl_compliance` is the same command line as `hitl-compliance`."""
+        completed = subprocess.run(
+            [sys.executable, "-m", "hitl_compliance", "pending", "--backend", backend_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert left_over in completed.stdout
+
+
+class TestJson:
+    """--json prints the library's models as JSON (model_dump(mode="json"))."""
+
+    def test_pending_and_show(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """pending gives PendingReview objects; show gives the review row plus its draft hash."""
+        [item] = run_json(capsys, "pending", "--backend", backend_url)
+        assert item["thread_id"] == left_over
+        assert item["draft_sha256"] == sha256_text(item["draft_response"])
+        assert [v["rule"] for v in item["violations"]] == [
+            "investment_advice",
+            "guaranteed_returns",
+        ]
+        shown = run_json(capsys, "show", left_over, "--backend", backend_url)
+        assert shown["status"] == "pending"
+        assert shown["draft_sha256"] == item["draft_sha256"]
+        assert shown["checkpoint_id"] == item["checkpoint_id"]
+
+    def test_approve_and_audit(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """approve gives a ProcessResult; audit gives AuditRecords, oldest first."""
+        result = run_json(
+            capsys,
+            *("approve", left_over, "--reviewer", "officer@bank", "--role", SMCR_APPROVER),
+            *("--response", "An adviser will call you.", "--backend", backend_url),
+        )
+        assert result["status"] == "completed"
+        assert result["agent_response"] == "An adviser will call you."
+        assert result["reviewer"] == "officer@bank"
+        records = run_json(capsys, "audit", left_over, "--backend", backend_url)
+        assert [r["event"] for r in records] == ["paused", "approved"]
+        assert records[-1]["payload"]["delivered"] == "An adviser will call you."
+
+    def test_options_before_the_command(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--backend and --json may also come before the command."""
+        code, out, err = run(capsys, "--backend", backend_url, "--json", "pending")
+        assert code == 0, err
+        assert [r["thread_id"] for r in json.loads(out)] == [left_over]
+
+
+class TestDecisions:
+    """reject, --expected and filters behave as the library's methods do."""
+
+    def test_reject(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """reject delivers the rejection message and records the reason."""
+        result = run_json(
+            capsys,
+            *("reject", left_over, "--reason", "unsuitable", "--reviewer", "officer@bank"),
+            *("--role", SMCR_APPROVER, "--backend", backend_url),
+        )
+        assert result["status"] == "rejected"
+        assert result["agent_response"] == REJECTION_MESSAGE
+        records = run_json(capsys, "audit", left_over, "--backend", backend_url)
+        assert records[-1]["event"] == "rejected"
+        assert records[-1]["payload"]["reason"] == "unsuitable"
+
+    def test_expected_hash(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A stale --expected is refused and changes nothing; the right hash is accepted."""
+        code, _, err = run(
+            capsys,
+            *("approve", left_over, "--reviewer", "officer@bank", "--role", SMCR_APPROVER),
+            *("--expected", "0" * 64, "--backend", backend_url),
+        )
+        assert code == 1
+        assert "StaleReviewError" in err
+        assert pending_threads(capsys, backend_url) == [left_over]
+
+        [item] = run_json(capsys, "pending", "--backend", backend_url)
+        result = run_json(
+            capsys,
+            *("approve", left_over, "--reviewer", "officer@bank", "--role", SMCR_APPROVER),
+            *("--expected", item["draft_sha256"], "--backend", backend_url),
+        )
+        assert result["status"] == "completed"
+
+    def test_second_decision_is_refused(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Deciding a decided review exits 1 with AlreadyDecidedError."""
+        decide = ("--reviewer", "officer@bank", "--role", SMCR_APPROVER, "--backend", backend_url)
+        assert run(capsys, "approve", left_over, *decide)[0] == 0
+        code, _, err = run(capsys, "reject", left_over, "--reason", "late", *decide)
+        assert code == 1
+        assert "AlreadyDecidedError" in err
+
+    def test_pending_for_a_reviewer(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """pending --reviewer lists only what that reviewer may decide."""
+        who = ("pending", "--reviewer", "ops@bank", "--backend", backend_url)
+        assert run_json(capsys, *who) == []
+        assert run_json(capsys, *who, "--role", SMCR_APPROVER)[0]["thread_id"] == left_over
+        code, out, _ = run(capsys, *who)
+        assert code == 0
+        assert "No reviews pending." in out
+
+    def test_recover_with_nothing_to_do(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """recover on a healthy backend finishes nothing and leaves the review pending."""
+        code, out, _ = run(capsys, "recover", "--backend", backend_url)
+        assert code == 0
+        assert "Nothing to recover." in out
+        assert pending_threads(capsys, backend_url) == [left_over]
+
+
+class TestRefusals:
+    """Library refusals exit 1 with one line naming the error class; nothing changes."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ("show", "no-such-thread"),
+            ("approve", "no-such-thread", "--reviewer", "officer@bank"),
+            ("reject", "no-such-thread", "--reason", "x", "--reviewer", "officer@bank"),
+            ("audit", "no-such-thread"),
+        ],
+        ids=["show", "approve", "reject", "audit"],
+    )
+    def test_unknown_thread(
+        self, backend_url: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+    ) -> None:
+        """An unknown thread is a ReviewNotFoundError: exit 1, one line on stderr."""
+        code, out, err = run(capsys, *argv, "--backend", backend_url)
+        assert code == 1
+        assert out == ""
+        assert err.startswith("error: ReviewNotFoundError: ")
+        assert "'no-such-thread'" in err
+        assert err.count("\n") == 1
+
+    def test_blank_response_is_refused(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An invalid decision is refused before it reaches the graph."""
+        code, _, err = run(
+            capsys,
+            *("approve", left_over, "--reviewer", "officer@bank", "--role", SMCR_APPROVER),
+            *("--response", "   ", "--backend", backend_url),
+        )
+        assert code == 1
+        assert "InvalidDecisionError" in err
+        assert err.count("\n") == 1
+        assert pending_threads(capsys, backend_url) == [left_over]
+
+
+class TestConfigurationErrors:
+    """Usage and configuration errors exit 2 and touch nothing."""
+
+    def test_unreachable_postgres_masks_the_password(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A database that cannot be reached exits 2 without printing its password."""
+        url = "postgresql://hitl:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2"
+        code, out, err = run(capsys, "pending", "--backend", url)
+        assert code == 2
+        assert out == ""
+        assert err.startswith("error: ConfigurationError: ")
+        assert "s3cret-pw" not in err
+        assert "hitl:***@127.0.0.1:1" in err
+
+    def test_unknown_scheme(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A URL no backend understands is a configuration error."""
+        code, _, err = run(capsys, "pending", "--backend", "mysql://db/x")
+        assert code == 2
+        assert "ConfigurationError" in err
+
+    @pytest.mark.parametrize(
+        ("app", "message"),
+        [
+            ("no_such_module_xyz:factory", "cannot import 'no_such_module_xyz'"),
+            ("hitl_compliance._fca:no_such_function", "has no attribute"),
+            ("hitl_compliance._fca", "is not module:function"),
+            ("hitl_compliance._fca:SCRIPT", "not a function"),
+            ("hitl_compliance._fca:fca_rules", "failed: TypeError"),
+        ],
+    )
+    def test_bad_app(
+        self, backend_url: str, capsys: pytest.CaptureFixture[str], app: str, message: str
+    ) -> None:
+        """A bad --app exits 2 with the reason."""
+        code, out, err = run(capsys, "pending", "--backend", backend_url, "--app", app)
+        assert code == 2
+        assert out == ""
+        assert err.startswith("error: ConfigurationError: --app ")
+        assert message in err
+
+    def test_bad_app_fails_before_opening_the_database(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An --app that does not import creates no database file."""
+        db = tmp_path / "untouched.db"
+        code, _, _ = run(capsys, "pending", "--backend", f"sqlite:///{db}", "--app", "nope:app")
+        assert code == 2
+        assert not db.exists()
+
+    def test_app_must_use_the_backend(
+        self,
+        tmp_path: Path,
+        backend_url: str,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """An app that ignores the backend's store would show an empty queue: refused."""
+        (tmp_path / "own_store_app.py").write_text(
+            textwrap.dedent(
+                """
+                from langgraph.checkpoint.memory import InMemorySaver
+
+                from hitl_compliance import AllowAllPolicy, HitlCoordinator, build_compliance_graph
+
+
+                def factory(backend):
+                    graph = build_compliance_graph(lambda s: "hi", checkpointer=InMemorySaver())
+                    return HitlCoordinator(graph, policy=AllowAllPolicy())
+                """
+            ),
+            encoding="utf-8",
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delitem(sys.modules, "own_store_app", raising=False)
+        code, _, err = run(
+            capsys, "pending", "--backend", backend_url, "--app", "own_store_app:factory"
+        )
+        assert code == 2
+        assert "must build on the backend it receives" in err
+
+    def test_missing_required_option(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """reject without --reason is a usage error (argparse's message, exit 2)."""
+        code, _, err = run(capsys, "reject", "t1", "--reviewer", "officer@bank")
+        assert code == 2
+        assert "--reason" in err
+
+    def test_demo_takes_no_app(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--app with demo is refused rather than silently ignored."""
+        code, _, err = run(capsys, "--app", "x:y", "demo", "--backend", "memory://")
+        assert code == 2
+        assert "demo always runs the built-in FCA scenario" in err
+
+    def test_help(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--help lists the commands and exits 0."""
+        code, out, _ = run(capsys, "--help")
+        assert code == 0
+        for command in ("demo", "pending", "show", "approve", "reject", "audit", "expire"):
+            assert command in out
+        assert DEFAULT_BACKEND in run(capsys, "pending", "--help")[1]
+
+
+class TestCustomApp:
+    """--app module:function drives your own graph and policy on the same backend."""
+
+    def test_async_factory_from_the_current_directory(
+        self,
+        tmp_path: Path,
+        backend_url: str,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """An `async def` factory in a module of the working directory decides its reviews."""
+        (tmp_path / "my_review_app.py").write_text(
+            textwrap.dedent(
+                """
+                from hitl_compliance import (
+                    HitlCoordinator,
+                    KeywordRule,
+                    RoleBasedPolicy,
+                    build_compliance_graph,
+                )
+
+
+                def graph_on(checkpointer):
+                    return build_compliance_graph(
+                        lambda state: "Crypto is a sure thing.",
+                        rules=[KeywordRule("crypto", ["crypto"], reason="high risk")],
+                        checkpointer=checkpointer,
+                    )
+
+
+                async def factory(backend):
+                    return HitlCoordinator(
+                        graph_on(backend.checkpointer),
+                        reviews=backend.reviews,
+                        policy=RoleBasedPolicy(default_roles="desk_head"),
+                    )
+                """
+            ),
+            encoding="utf-8",
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delitem(sys.modules, "my_review_app", raising=False)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        import my_review_app  # type: ignore[import-not-found]
+
+        async def pause() -> None:
+            async with open_backend(backend_url) as backend:
+                coord: HitlCoordinator = await my_review_app.factory(backend)
+                result = await coord.process("crypto-1", "Should I buy crypto?")
+                assert result.status == "paused"
+
+        asyncio.run(pause())
+        app = ("--app", "my_review_app:factory", "--backend", backend_url)
+        code, out, _ = run(capsys, "show", "crypto-1", *app)
+        assert code == 0
+        assert "crypto: desk_head" in out
+        assert "--app my_review_app:factory" in out  # suggested commands repeat the app
+        code, _, err = run(capsys, "approve", "crypto-1", "--reviewer", "a@bank", *app)
+        assert code == 1
+        assert "NotAuthorizedError" in err
+        result = run_json(
+            capsys, "approve", "crypto-1", "--reviewer", "a@bank", "--role", "desk_head", *app
+        )
+        assert result["agent_response"] == "Crypto is a sure thing."
+
+
+class TestLedgerAndSla:
+    """audit --verify / --export and expire drive the coordinator's ledger and SLA."""
+
+    def test_audit_of_everything(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """audit without a thread lists every thread's rows in ledger order."""
+        records = run_json(capsys, "audit", "--backend", backend_url)
+        assert [r["seq"] for r in records] == sorted(r["seq"] for r in records)
+        assert {r["thread_id"].split("-")[0] for r in records} == {"advice", "pension"}
+        assert (records[-1]["thread_id"], records[-1]["event"]) == (left_over, "paused")
+
+    def test_verify(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An untouched ledger verifies, for the whole store and for one thread."""
+        code, out, err = run(capsys, "audit", "--verify", "--backend", backend_url)
+        assert code == 0, err
+        assert out.startswith("ok: 4 audit rows of the whole store verify")
+        report = run_json(capsys, "audit", left_over, "--verify", "--backend", backend_url)
+        assert report["ok"] is True
+        assert report["checked"] == 1
+
+    def test_verify_detects_an_edited_row(
+        self, tmp_path: Path, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A row edited in the database breaks the chain: exit 1 naming the row."""
+        with sqlite3.connect(tmp_path / "cli.db") as conn:
+            conn.execute("UPDATE hitl_audit SET actor = 'mallory@bank' WHERE seq = 2")
+        code, out, _ = run(capsys, "audit", "--verify", "--backend", backend_url)
+        assert code == 1
+        assert out.startswith(
+            "BROKEN: the audit ledger of the whole store does not verify at seq 2"
+        )
+
+    def test_export_verifies_offline(
+        self, tmp_path: Path, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--export writes JSON Lines that the standalone ledger verifier accepts."""
+        path = tmp_path / "audit.jsonl"
+        code, out, err = run(capsys, "audit", "--export", str(path), "--backend", backend_url)
+        assert code == 0, err
+        assert out.startswith("Wrote 4 audit rows")
+        completed = subprocess.run(
+            [sys.executable, "-m", "hitl_compliance.ledger", "verify", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert completed.stdout.startswith("ok: 4 rows")
+
+    def test_expire_before_the_deadline(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The FCA app's SLA is a day: a fresh review is not expired."""
+        [item] = run_json(capsys, "pending", "--backend", backend_url)
+        assert item["deadline"] is not None
+        code, out, _ = run(capsys, "expire", "--backend", backend_url)
+        assert code == 0
+        assert "No review is overdue." in out
+        assert pending_threads(capsys, backend_url) == [left_over]
+
+    def test_expire_overdue(
+        self,
+        tmp_path: Path,
+        backend_url: str,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """An overdue review is rejected by the SLA sweeper (actor system:sla)."""
+        (tmp_path / "short_sla_app.py").write_text(
+            textwrap.dedent(
+                """
+                from datetime import timedelta
+
+                from hitl_compliance._fca import fca_graph, fca_policy
+                from hitl_compliance import HitlCoordinator
+
+
+                def factory(backend):
+                    return HitlCoordinator(
+                        fca_graph(backend.checkpointer),
+                        reviews=backend.reviews,
+                        policy=fca_policy(),
+                        sla=timedelta(microseconds=1),
+                    )
+                """
+            ),
+            encoding="utf-8",
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delitem(sys.modules, "short_sla_app", raising=False)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        import short_sla_app  # type: ignore[import-not-found]
+
+        async def pause() -> None:
+            async with open_backend(backend_url) as backend:
+                coord: HitlCoordinator = short_sla_app.factory(backend)
+                await coord.process(
+                    "late-1", "Should I move my savings into the Global Equity Fund?"
+                )
+
+        asyncio.run(pause())
+        app = ("--backend", backend_url, "--app", "short_sla_app:factory")
+        [result] = run_json(capsys, "expire", *app)
+        assert result["thread_id"] == "late-1"
+        assert result["status"] == "rejected"
+        assert result["agent_response"] == REJECTION_MESSAGE
+        assert pending_threads(capsys, backend_url) == []
+        records = run_json(capsys, "audit", result["thread_id"], *app)
+        assert (records[-1]["event"], records[-1]["actor"]) == ("expired", "system:sla")
