@@ -2,8 +2,11 @@
 
 The library promises that graph state survives LangGraph's serializer in
 strict mode, so the whole session runs with `LANGGRAPH_STRICT_MSGPACK=true`.
-LangGraph reads the variable at import time, so it is set here, before any
-test module imports `langgraph` or `hitl_compliance`.
+LangGraph reads the variable at import time. The library's own pytest plugin
+(the `hitl_compliance` `pytest11` entry point) has imported LangGraph before
+this file runs, so besides setting the variable this file applies it to what
+LangGraph derived from it at import time (`tests/testing/test_package.py`
+checks that strict mode is really on).
 """
 
 from __future__ import annotations
@@ -25,13 +28,32 @@ from hitl_compliance import (
     ComplianceRule,
     ComplianceState,
     HitlCoordinator,
-    KeywordRule,
     PauseStyle,
-    RegexRule,
     ReviewStore,
     build_compliance_graph,
 )
-from tests.helpers import FakeClock, ScriptedDrafter
+from tests.helpers import FakeClock, ScriptedDrafter, default_rules
+
+
+def _strict_msgpack() -> None:
+    """Turn LangGraph's strict serializer on now, although LangGraph was imported already."""
+    if os.environ["LANGGRAPH_STRICT_MSGPACK"].lower() not in ("1", "true", "yes"):
+        return
+    from langgraph._internal import _serde
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.checkpoint.serde import _msgpack
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    _msgpack.STRICT_MSGPACK_ENABLED = True  # read by each JsonPlusSerializer() made from now on
+    _serde.STRICT_MSGPACK_ENABLED = True  # read by StateGraph.compile()
+    # The savers' default serializer was made at import time, before the flag was set.
+    BaseCheckpointSaver.serde = JsonPlusSerializer()
+
+
+_strict_msgpack()
+
+# tests/testing/test_plugin.py runs the library's pytest plugin in inner pytest sessions.
+pytest_plugins = ["pytester"]
 
 settings.register_profile(
     "ci", deadline=None, max_examples=50, suppress_health_check=[HealthCheck.too_slow]
@@ -45,14 +67,6 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 STYLES: tuple[PauseStyle, ...] = ("interrupt_before", "command_resume")
-
-
-def default_rules() -> list[ComplianceRule]:
-    """The rules most tests use: a reviewable promise and a blocked SSN."""
-    return [
-        KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns"),
-        RegexRule("ssn", r"\b\d{3}-\d{2}-\d{4}\b", verdict="block", reason="personal data"),
-    ]
 
 
 class _SerdeLogRecorder(logging.Handler):

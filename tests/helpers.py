@@ -1,22 +1,48 @@
-"""Test doubles shared by the whole suite: a scripted drafter, a fake clock, odd rules.
+"""Test doubles shared by the whole suite: the kit's fakes set up for it, odd rules.
 
-Every fake lives here so that unit, property and integration tests drive the
-library the same way; fixtures that build them are in `conftest.py`.
+The scripted drafter and the fake clock are the ones the library ships in
+`hitl_compliance.testing` (so downstream teams test with what we test with);
+this module gives them the suite's script. Fixtures that build them are in
+`conftest.py`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from langgraph.types import StateSnapshot
 
-from hitl_compliance import ComplianceState, HitlCoordinator, RuleResult
+from hitl_compliance import (
+    ComplianceRule,
+    ComplianceState,
+    HitlCoordinator,
+    KeywordRule,
+    RegexRule,
+    RuleResult,
+)
+from hitl_compliance.testing import EPOCH, FakeClock
+from hitl_compliance.testing import ScriptedDrafter as KitScriptedDrafter
+from hitl_compliance.testing.stateful import CoordinatorMachine
 
-EPOCH = datetime(2025, 1, 1, 9, 0, tzinfo=timezone.utc)
-"""Where every fake clock starts, so timestamps in assertions are predictable."""
+__all__ = [
+    "CLEAN",
+    "EPOCH",
+    "RISKY",
+    "SCRIPT",
+    "SECRET",
+    "AsyncKeywordRule",
+    "FakeClock",
+    "NotAResultRule",
+    "RaisingRule",
+    "ScriptedDrafter",
+    "SuiteMachine",
+    "checkpoint_id",
+    "config_for",
+    "default_rules",
+    "finished_runs",
+    "snapshot",
+]
 
 CLEAN = "hello"
 RISKY = "invest"
@@ -30,68 +56,35 @@ SCRIPT: Mapping[str, str] = {
 """Customer message -> draft: CLEAN passes, RISKY needs review, SECRET is blocked."""
 
 
-class ScriptedDrafter:
-    """A drafter that replies from a script keyed by the customer message and counts calls.
+class ScriptedDrafter(KitScriptedDrafter):
+    """The kit's [`ScriptedDrafter`][hitl_compliance.testing.ScriptedDrafter], scripted
+    with this suite's `SCRIPT` unless given another script."""
 
-    Unknown messages get `default` (with `{message}` filled in). Counting is by
-    customer message, so tests that need per-thread counts give each thread its
-    own message. Set `reply` to return a fixed object (even a non-`str`).
-    """
-
-    def __init__(
-        self,
-        script: Mapping[str, str] | None = None,
-        *,
-        default: str = "Reply to: {message}",
-        is_async: bool = False,
-    ) -> None:
-        self.script = dict(SCRIPT if script is None else script)
-        self.default = default
-        self.is_async = is_async
-        self.calls: list[str] = []
-        self.states: list[ComplianceState] = []
-
-    def text_for(self, message: str) -> str:
-        """The draft this drafter gives for `message`."""
-        return self.script.get(message, self.default.format(message=message))
-
-    def _draft(self, state: ComplianceState) -> str:
-        self.calls.append(state.customer_message)
-        self.states.append(state)
-        return self.text_for(state.customer_message)
-
-    def __call__(self, state: ComplianceState) -> Any:
-        if self.is_async:
-            return self._adraft(state)
-        return self._draft(state)
-
-    async def _adraft(self, state: ComplianceState) -> str:
-        return self._draft(state)
-
-    @property
-    def counts(self) -> Counter[str]:
-        """Calls per customer message."""
-        return Counter(self.calls)
+    def __init__(self, script: Mapping[str, str] | None = None, **options: Any) -> None:
+        super().__init__(SCRIPT if script is None else script, **options)
 
 
-class FakeClock:
-    """An injectable clock: returns `now`, then moves it on by `step` (zero by default)."""
+def default_rules() -> list[ComplianceRule]:
+    """The rules most tests use: a reviewable promise and a blocked SSN."""
+    return [
+        KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns"),
+        RegexRule("ssn", r"\b\d{3}-\d{2}-\d{4}\b", verdict="block", reason="personal data"),
+    ]
 
-    def __init__(self, start: datetime = EPOCH, *, step: timedelta = timedelta(0)) -> None:
-        self.now = start
-        self.step = step
-        self.calls = 0
 
-    def __call__(self) -> datetime:
-        self.calls += 1
-        now = self.now
-        self.now = now + self.step
-        return now
+class SuiteMachine(CoordinatorMachine):
+    """The kit's coordinator state machine over this suite's rules and script, without crashes."""
 
-    def advance(self, **delta: float) -> datetime:
-        """Move the clock forward by `timedelta(**delta)` and return the new time."""
-        self.now += timedelta(**delta)
-        return self.now
+    compliance_rules = default_rules()
+    script = SCRIPT
+    expected_status: ClassVar[Mapping[str, str]] = {
+        CLEAN: "completed",
+        RISKY: "paused",
+        SECRET: "rejected",
+    }
+    reviewers = ("alice", "bob")
+    edits = ("Edited.",)
+    faults = ()
 
 
 class RaisingRule:

@@ -6,21 +6,11 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
-
-POSTGRES_DSN_ENV = "HITL_TEST_POSTGRES_DSN"
-
-
-def with_search_path(dsn: str, schema: str) -> str:
-    """`dsn` with `options=-csearch_path=<schema>` added to its query string."""
-    parts = urlsplit(dsn)
-    option = "options=" + quote(f"-csearch_path={schema}", safe="")
-    query = f"{parts.query}&{option}" if parts.query else option
-    return urlunsplit(parts._replace(query=query))
+from hitl_compliance.testing.databases import POSTGRES_DSN_ENV, postgres_schema
 
 
 @pytest.fixture(scope="session")
@@ -40,17 +30,8 @@ def postgres_base_dsn() -> str:
 @pytest.fixture(scope="session")
 def postgres_dsn(postgres_base_dsn: str) -> Iterator[str]:
     """A DSN whose search_path is a fresh schema, dropped with everything in it afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    schema = f"hitl_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_base_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield with_search_path(postgres_base_dsn, schema)
-    finally:
-        with psycopg.connect(postgres_base_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with postgres_schema(postgres_base_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture

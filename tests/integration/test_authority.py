@@ -191,7 +191,9 @@ class TestQuorum:
             log = await coord.audit_log(thread)
             decisions = [a for a in log if a.event in ("approved", "rejected")]
             assert len(decisions) == 1
-            assert decisions[0].event == ("approved" if finals[0].status == "completed" else "rejected")
+            assert decisions[0].event == (
+                "approved" if finals[0].status == "completed" else "rejected"
+            )
 
 
 class TestEdits:
@@ -223,9 +225,7 @@ class TestEdits:
 
 
 class TestBinding:
-    async def test_pending_review_carries_hash_and_checkpoint(
-        self, coord: HitlCoordinator
-    ) -> None:
+    async def test_pending_review_carries_hash_and_checkpoint(self, coord: HitlCoordinator) -> None:
         """PendingReview has the SHA-256 of the UTF-8 draft and the paused checkpoint id."""
         thread = tid()
         paused = await coord.process(thread, "You should invest — now!")

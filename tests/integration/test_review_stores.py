@@ -18,7 +18,8 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.models import ReviewRecord, Vote, sha256_text
+from hitl_compliance.ledger import GENESIS, row_hash, verify_rows
+from hitl_compliance.models import AuditRecord, ReviewRecord, Vote, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores import ReviewStore, paused_payload
 
@@ -1047,6 +1048,523 @@ class TestVoteRace:
         assert sum(outcomes.values()) == 20
 
 
+# -- SLA deadlines, escalation, the hook outbox and the audit ledger -----------------------
+
+
+def make_due(
+    thread_id: str,
+    deadline: datetime | None,
+    *,
+    review_id: str | None = None,
+    priority: int = 0,
+    requested_at: datetime = T0,
+    approvals_required: int = 1,
+) -> ReviewRecord:
+    """A pending review with a deadline (or none) and a priority."""
+    review = make_review(
+        thread_id,
+        review_id=review_id,
+        requested_at=requested_at,
+        approvals_required=approvals_required,
+    )
+    return review.model_copy(update={"deadline": deadline, "priority": priority})
+
+
+async def raw_sql(store: ReviewStore, *statements: str) -> None:
+    """Run SQL directly against an SQL store's database, outside the store."""
+    from hitl_compliance.stores.postgres import PostgresReviewStore
+    from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+    if isinstance(store, SqliteReviewStore):
+        import sqlite3
+
+        conn = sqlite3.connect(store.path)
+        try:
+            with conn:
+                for statement in statements:
+                    conn.execute(statement.replace("{p}", store.table_prefix))
+        finally:
+            conn.close()
+    elif isinstance(store, PostgresReviewStore):
+        async with store._pool.connection() as conn, conn.transaction():
+            for statement in statements:
+                await conn.execute(statement.replace("{p}", store.table_prefix))
+    else:
+        pytest.skip("needs an SQL store")
+
+
+def assert_chain(rows: list[AuditRecord], head: tuple[int, str] | None) -> None:
+    """Rows are numbered 1..n without gaps, each sealed and linked, and the head is the last."""
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    last_of_thread: dict[str, str] = {}
+    previous = GENESIS
+    for record in rows:
+        assert record.hash == row_hash(record.to_row())
+        assert record.prev_hash == last_of_thread.get(record.thread_id, GENESIS)
+        assert record.global_prev_hash == previous
+        last_of_thread[record.thread_id] = previous = record.hash
+    assert head == ((rows[-1].seq, rows[-1].hash) if rows else None)
+    report = verify_rows([r.to_row() for r in rows], head=head or (0, ""))
+    assert report.ok, report.first_broken
+    assert report.checked == len(rows)
+
+
+class TestDeadlineAndPriority:
+    async def test_deadline_and_priority_round_trip(self, review_store: ReviewStore) -> None:
+        """open_review persists deadline (any timezone, microseconds) and priority."""
+        deadline = datetime(2024, 5, 1, 18, 0, 0, 654321, tzinfo=IST)
+        review = await review_store.open_review(make_due("t1", deadline, priority=3), owner=None)
+        await review_store.open_review(make_due("t2", None), owner=None)
+        stored = await review_store.get_review("t1")
+        assert stored == review
+        assert stored is not None
+        assert stored.deadline == deadline
+        assert stored.deadline.tzinfo is not None
+        assert stored.priority == 3
+        other = await review_store.get_review("t2")
+        assert other is not None
+        assert (other.deadline, other.priority) == (None, 0)
+        [pending] = [r for r in await review_store.list_pending() if r.thread_id == "t1"]
+        assert (pending.deadline, pending.priority) == (deadline, 3)
+        assert (pending.to_pending().deadline, pending.to_pending().priority) == (deadline, 3)
+
+
+class TestListOverdue:
+    async def test_overdue_pending_reviews_earliest_first(self, review_store: ReviewStore) -> None:
+        """Only pending reviews with deadline <= now, by (deadline, review_id); limit cuts."""
+        reviews = [
+            make_due("late", at(30), review_id="r-late"),
+            make_due("tie-b", at(10), review_id="r-b"),
+            make_due("tie-a", at(10), review_id="r-a"),
+            make_due("first", at(5), review_id="r-first"),
+            make_due("exact", at(20), review_id="r-exact"),
+            make_due("future", at(21), review_id="r-future"),
+            make_due("none", None, review_id="r-none"),
+            make_due("claimed", at(1), review_id="r-claimed"),
+            make_due("done", at(1), review_id="r-done"),
+        ]
+        for review in reviews:
+            await review_store.open_review(review, owner=None)
+        await claim(review_store, "claimed", claim_id="k-c")
+        await claim(review_store, "done", claim_id="k-d")
+        await review_store.complete(
+            "r-done", claim_id="k-d", status="approved", now=at(2), actor="a", payload={}
+        )
+        now = at(20)
+        expected = ["r-first", "r-a", "r-b", "r-exact"]
+        assert [r.review_id for r in await review_store.list_overdue(now=now)] == expected
+        assert [r.review_id for r in await review_store.list_overdue(now=now, limit=2)] == (
+            expected[:2]
+        )
+        assert await review_store.list_overdue(now=now, limit=0) == []
+        assert await review_store.list_overdue(now=at(4)) == []
+        assert [r.review_id for r in await review_store.list_overdue(now=at(60))] == [
+            *expected,
+            "r-future",
+            "r-late",
+        ]
+        # The same instant in another timezone is the same cut-off.
+        assert [
+            r.review_id for r in await review_store.list_overdue(now=now.astimezone(IST))
+        ] == expected
+        overdue = await review_store.list_overdue(now=now)
+        assert overdue[0] == await review_store.get_review("first")
+        with pytest.raises(ValueError, match="aware"):
+            await review_store.list_overdue(now=now.replace(tzinfo=None))
+
+
+class TestEscalate:
+    async def test_escalate_raises_priority_moves_deadline_and_audits(
+        self, review_store: ReviewStore
+    ) -> None:
+        """An overdue pending review is escalated once per deadline, with an audit row."""
+        review = await review_store.open_review(make_due("t1", at(10), priority=2), owner=None)
+        payload = {"forced": True, "action": "escalate", "priority": 3}
+        assert (
+            await review_store.escalate(
+                review.review_id, now=at(9), new_deadline=at(70), actor="sla", payload=payload
+            )
+            is None
+        )
+        escalated = await review_store.escalate(
+            review.review_id, now=at(10), new_deadline=at(70), actor="sla", payload=payload
+        )
+        assert escalated is not None
+        assert (escalated.status, escalated.priority, escalated.deadline) == (
+            "pending",
+            3,
+            at(70),
+        )
+        assert await review_store.get_review("t1") == escalated
+        _paused, event = await review_store.audit_log("t1")
+        assert (event.event, event.actor, event.payload, event.at) == (
+            "escalated",
+            "sla",
+            payload,
+            at(10),
+        )
+        assert (event.review_id, event.checkpoint_id) == (review.review_id, "c1")
+        # Its new deadline has not passed: a second sweep at the same time does nothing.
+        assert (
+            await review_store.escalate(
+                review.review_id, now=at(10), new_deadline=at(99), actor="sla", payload={}
+            )
+            is None
+        )
+        assert [r.review_id for r in await review_store.list_overdue(now=at(70))] == [
+            review.review_id
+        ]
+        assert len(await review_store.audit_log("t1")) == 2
+
+    async def test_claimed_decided_unknown_or_deadline_free_are_not_escalated(
+        self, review_store: ReviewStore
+    ) -> None:
+        """escalate returns None and writes nothing unless the review is pending and overdue."""
+        await review_store.open_review(make_due("t1", at(1), review_id="r1"), owner=None)
+        await review_store.open_review(make_due("t2", None, review_id="r2"), owner=None)
+        await claim(review_store, "t1")
+        for review_id in ("r1", "r2", "nope"):
+            assert (
+                await review_store.escalate(
+                    review_id, now=at(60), new_deadline=at(90), actor="sla", payload={}
+                )
+                is None
+            )
+        assert [a.event for a in await review_store.audit_rows()] == ["paused", "paused"]
+        with pytest.raises(ValueError, match="aware"):
+            await review_store.escalate(
+                "r2", now=at(60).replace(tzinfo=None), new_deadline=at(90), actor="s", payload={}
+            )
+
+    async def test_concurrent_escalations_happen_exactly_once(
+        self, review_store_pair: tuple[ReviewStore, ReviewStore]
+    ) -> None:
+        """Four sweepers on two store instances: each review is escalated exactly once."""
+        a, b = review_store_pair
+        ids = []
+        for i in range(8):
+            review = await a.open_review(make_due(f"e{i}", at(i), review_id=f"re{i}"), owner=None)
+            ids.append(review.review_id)
+        for review_id in ids:
+            results = await asyncio.gather(
+                *(
+                    s.escalate(
+                        review_id,
+                        now=at(30),
+                        new_deadline=at(90),
+                        actor=f"sweeper{n}",
+                        payload={"n": n},
+                    )
+                    for n, s in enumerate([a, b, a, b])
+                )
+            )
+            winners = [r for r in results if r is not None]
+            assert len(winners) == 1
+            assert winners[0].priority == 1
+        for i in range(len(ids)):
+            stored = await b.get_review(f"e{i}")
+            assert stored is not None
+            assert (stored.priority, stored.deadline) == (1, at(90))
+            assert [e.event for e in await a.audit_log(f"e{i}")] == ["paused", "escalated"]
+        assert await a.list_overdue(now=at(30)) == []
+        assert_chain(await b.audit_rows(), await a.audit_head())
+
+
+class TestHookOutbox:
+    async def test_no_outbox_rows_without_configured_hooks(self, review_store: ReviewStore) -> None:
+        """Until configure_hooks names a hook, no event writes an outbox row."""
+        review = await review_store.open_review(make_due("t1", at(1)), owner=None)
+        await review_store.escalate(
+            review.review_id, now=at(2), new_deadline=at(9), actor="s", payload={}
+        )
+        await claim(review_store)
+        await review_store.complete(
+            review.review_id, claim_id="k1", status="approved", now=at(3), actor="a", payload={}
+        )
+        assert await review_store.pending_hooks() == []
+
+    async def test_outbox_rows_only_for_configured_hooks(self, review_store: ReviewStore) -> None:
+        """Each audit row whose event maps to a configured hook gets one pending row."""
+        review_store.configure_hooks(frozenset({"on_decided", "on_expired"}))
+        review = await review_store.open_review(
+            make_due("t1", at(1), approvals_required=2), owner=None
+        )
+        await cast(review_store, "alice", review_id=review.review_id)  # voted: no hook
+        await review_store.escalate(
+            review.review_id, now=at(2), new_deadline=at(9), actor="sla", payload={"x": 1}
+        )
+        await cast(review_store, "bob", review_id=review.review_id, minutes=3)
+        await review_store.complete(
+            review.review_id,
+            claim_id="k-bob",
+            status="approved",
+            now=at(4),
+            actor="bob",
+            payload={"delivered": DRAFT},
+        )
+        await review_store.append_audit(
+            thread_id="t2",
+            review_id=None,
+            checkpoint_id=None,
+            event="expired",
+            actor="sla",
+            payload={"action": "reject"},
+            at=at(5),
+        )
+        await review_store.append_audit(
+            thread_id="t2",
+            review_id=None,
+            checkpoint_id=None,
+            event="recovered",
+            actor="sys",
+            payload={},
+            at=at(6),
+        )
+        rows = {r.seq: r for r in await review_store.audit_rows()}
+        deliveries = await review_store.pending_hooks()
+        assert [(d.hook, d.record.event) for d in deliveries] == [
+            ("on_expired", "escalated"),
+            ("on_decided", "approved"),
+            ("on_expired", "expired"),
+        ]
+        for d in deliveries:
+            assert d.status == "pending"
+            assert (d.attempts, d.last_error) == (0, None)
+            assert d.record == rows[d.record.seq]
+            assert d.created_at == d.record.at
+        assert len({d.delivery_id for d in deliveries}) == 3
+        assert [d.record.event for d in await review_store.pending_hooks(thread_id="t2")] == [
+            "expired"
+        ]
+        review_store.configure_hooks(frozenset({"on_paused"}))
+        await review_store.open_review(make_due("t3", None), owner=None)
+        assert [d.hook for d in await review_store.pending_hooks(thread_id="t3")] == ["on_paused"]
+        review_store.configure_hooks(frozenset())
+        await review_store.open_review(make_due("t4", None), owner=None)
+        assert await review_store.pending_hooks(thread_id="t4") == []
+
+    async def test_pending_failed_delivered(self, review_store: ReviewStore) -> None:
+        """finish_hook moves a row to failed (counting attempts) or delivered (gone for good)."""
+        review_store.configure_hooks(frozenset({"on_paused"}))
+        for i, minutes in enumerate((1, 2, 3)):
+            await review_store.open_review(
+                make_due(f"t{i}", None, requested_at=at(minutes)), owner=None
+            )
+        one, two, three = await review_store.pending_hooks()
+        assert [d.record.thread_id for d in (one, two, three)] == ["t0", "t1", "t2"]
+        # created_before keeps pending rows younger than the cut-off for their own caller.
+        assert [d.delivery_id for d in await review_store.pending_hooks(created_before=at(2))] == [
+            one.delivery_id
+        ]
+        await review_store.finish_hook(two.delivery_id, ok=False, error="boom", now=at(4))
+        failed = (await review_store.pending_hooks(thread_id="t1"))[0]
+        assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "boom")
+        assert failed.record == two.record
+        # Failed rows come back whatever the cut-off, in seq order.
+        assert [d.delivery_id for d in await review_store.pending_hooks(created_before=at(2))] == [
+            one.delivery_id,
+            two.delivery_id,
+        ]
+        assert await review_store.pending_hooks(created_before=T0) == [failed]
+        await review_store.finish_hook(two.delivery_id, ok=False, error="again", now=at(5))
+        await review_store.finish_hook(two.delivery_id, ok=True, error=None, now=at(6))
+        await review_store.finish_hook(one.delivery_id, ok=True, error=None, now=at(6))
+        assert [d.delivery_id for d in await review_store.pending_hooks()] == [three.delivery_id]
+        # Delivered is final; unknown ids are ignored.
+        await review_store.finish_hook(two.delivery_id, ok=False, error="late", now=at(7))
+        await review_store.finish_hook("no-such-delivery", ok=False, error="x", now=at(7))
+        assert [d.delivery_id for d in await review_store.pending_hooks()] == [three.delivery_id]
+        assert await review_store.pending_hooks(thread_id="t1") == []
+
+    async def test_failed_writes_leave_no_outbox_rows(self, review_store: ReviewStore) -> None:
+        """A refused or repeated change writes no outbox row (nor audit row)."""
+        review_store.configure_hooks(frozenset({"on_paused", "on_decided"}))
+        review = await review_store.open_review(make_review(), owner=None)
+        assert await review_store.open_review(make_review(), owner=None) == review
+        with pytest.raises(ThreadBusyError):
+            await review_store.open_review(make_review(checkpoint_id="c2"), owner=None)
+        with pytest.raises(AlreadyDecidedError):
+            await review_store.complete(
+                review.review_id,
+                claim_id="nope",
+                status="approved",
+                now=at(1),
+                actor="a",
+                payload={},
+            )
+        assert [d.hook for d in await review_store.pending_hooks()] == ["on_paused"]
+        assert [a.event for a in await review_store.audit_rows()] == ["paused"]
+
+    async def test_outbox_row_is_written_in_the_audit_rows_transaction(
+        self, review_store: ReviewStore
+    ) -> None:
+        """SQL: when the outbox insert fails, the decision and its audit row roll back too."""
+        from hitl_compliance.stores import InMemoryReviewStore
+        from hitl_compliance.stores.postgres import PostgresReviewStore
+
+        if isinstance(review_store, InMemoryReviewStore):
+            pytest.skip("one lock, no transaction to fail half-way")
+        review_store.configure_hooks(frozenset({"on_decided"}))
+        review = await review_store.open_review(make_review(), owner=None)
+        await claim(review_store)
+        head = await review_store.audit_head()
+        error: type[Exception]
+        if isinstance(review_store, PostgresReviewStore):
+            import psycopg
+
+            error = psycopg.errors.CheckViolation
+            block = ["ALTER TABLE {p}hook_outbox ADD CONSTRAINT block CHECK (false) NOT VALID"]
+            unblock = ["ALTER TABLE {p}hook_outbox DROP CONSTRAINT block"]
+        else:
+            import sqlite3
+
+            error = sqlite3.IntegrityError
+            block = [
+                "CREATE TRIGGER {p}block BEFORE INSERT ON {p}hook_outbox "
+                "BEGIN SELECT RAISE(ABORT, 'outbox down'); END"
+            ]
+            unblock = ["DROP TRIGGER {p}block"]
+        await raw_sql(review_store, *block)
+        with pytest.raises(error, match=r"outbox down|block"):
+            await review_store.complete(
+                review.review_id,
+                claim_id="k1",
+                status="approved",
+                now=at(2),
+                actor="a",
+                payload={},
+            )
+        await raw_sql(review_store, *unblock)
+        stored = await review_store.get_review("t1")
+        assert stored is not None
+        assert stored.status == "claimed"
+        assert [a.event for a in await review_store.audit_rows()] == ["paused"]
+        assert await review_store.audit_head() == head
+        assert await review_store.pending_hooks() == []
+        await review_store.complete(
+            review.review_id, claim_id="k1", status="approved", now=at(2), actor="a", payload={}
+        )
+        [delivery] = await review_store.pending_hooks()
+        assert delivery.record.event == "approved"
+        assert_chain(await review_store.audit_rows(), await review_store.audit_head())
+
+
+class TestLedger:
+    async def test_empty_store_has_no_head(self, review_store: ReviewStore) -> None:
+        """No audit rows: no head, and the empty ledger verifies."""
+        assert await review_store.audit_rows() == []
+        assert await review_store.audit_head() is None
+        assert_chain([], None)
+
+    async def test_every_append_is_sealed_and_chained(self, review_store: ReviewStore) -> None:
+        """Rows of every kind of append chain per thread and store-wide; verify_rows agrees."""
+        r1 = await review_store.open_review(make_due("t1", at(1), approvals_required=2), owner=None)
+        r2 = await review_store.open_review(make_due("t2", None), owner=None)
+        appended = [
+            await review_store.append_audit(
+                thread_id="t3",
+                review_id=None,
+                checkpoint_id=None,
+                event="denied",
+                actor="mallory",
+                payload={"reason": "not allowed"},
+                at=at(1),
+            )
+        ]
+        await cast(review_store, "alice", review_id=r1.review_id)
+        await review_store.escalate(
+            r1.review_id, now=at(2), new_deadline=at(9), actor="sla", payload={"p": 1}
+        )
+        await claim(review_store, "t2")
+        await review_store.complete(
+            r2.review_id,
+            claim_id="k1",
+            status="rejected",
+            now=at(3),
+            actor="bob",
+            payload={"reason": "no"},
+        )
+        rows = await review_store.audit_rows()
+        assert [(r.thread_id, r.event) for r in rows] == [
+            ("t1", "paused"),
+            ("t2", "paused"),
+            ("t3", "denied"),
+            ("t1", "voted"),
+            ("t1", "escalated"),
+            ("t2", "rejected"),
+        ]
+        assert appended[0] == rows[2]
+        assert_chain(rows, await review_store.audit_head())
+        for thread in ("t1", "t2", "t3"):
+            thread_rows = await review_store.audit_rows(thread)
+            assert thread_rows == [r for r in rows if r.thread_id == thread]
+            assert thread_rows == await review_store.audit_log(thread)
+            report = verify_rows([r.to_row() for r in thread_rows], thread_id=thread)
+            assert report.ok
+            assert report.checked == len(thread_rows)
+
+    async def test_payloads_and_times_round_trip_to_the_same_hash(
+        self, review_store: ReviewStore
+    ) -> None:
+        """What the store returns on append is what it reads back, and both hash the same."""
+        payload = {
+            "float": 0.1,
+            "big_float": 1e16,
+            "tiny": 1e-7,
+            "negative_zero": -0.0,
+            "big_int": 2**70,
+            "text": 'ünïcödé ✓ "quoted" \\ \u0000 \n',
+            "emoji": "👋",
+            "nested": {"b": [1, 2.5, None, True], "a": {}},
+            "z_first": "keys out of order",
+        }
+        when = datetime(2024, 3, 31, 1, 59, 59, 999999, tzinfo=IST)
+        record = await review_store.append_audit(
+            thread_id="t1",
+            review_id="r1",
+            checkpoint_id="c1",
+            event="recovered",
+            actor="ops ✓",
+            payload=payload,
+            at=when,
+        )
+        [stored] = await review_store.audit_rows()
+        assert stored == record
+        assert stored.payload == payload
+        assert stored.at == when
+        assert stored.to_row() == record.to_row()
+        assert repr(stored.payload["big_float"]) == "1e+16"
+        assert repr(stored.payload["negative_zero"]) == "-0.0"
+        assert stored.hash == row_hash(stored.to_row())
+        assert_chain([stored], await review_store.audit_head())
+
+    async def test_concurrent_appends_on_two_stores_form_one_chain(
+        self, review_store_pair: tuple[ReviewStore, ReviewStore]
+    ) -> None:
+        """Appends racing through two store instances: seq 1..n, no fork, the chain verifies."""
+        a, b = review_store_pair
+
+        async def append(store: ReviewStore, i: int) -> AuditRecord:
+            return await store.append_audit(
+                thread_id=f"t{i % 3}",
+                review_id=None,
+                checkpoint_id=None,
+                event="recovered",
+                actor=f"w{i}",
+                payload={"i": i},
+                at=at(i),
+            )
+
+        opened = [
+            a.open_review(make_review(f"o{i}", review_id=f"ro{i}"), owner=None) for i in range(4)
+        ]
+        records = await asyncio.gather(*(append(a if i % 2 else b, i) for i in range(30)), *opened)
+        rows = await a.audit_rows()
+        assert len(rows) == 34
+        assert {r.seq for r in records if isinstance(r, AuditRecord)} <= {r.seq for r in rows}
+        assert_chain(rows, await b.audit_head())
+
+
 # -- SQLite only -------------------------------------------------------------------------
 
 
@@ -1197,6 +1715,37 @@ class TestSqliteReviewStore:
         assert "(requested_at,review_id)>(?,?)" in await plan(after=cursor)
         assert await plan() == "SCAN r USING INDEX hitl_reviews_pending"
 
+    async def test_overdue_and_outbox_queries_use_partial_indexes(self, sqlite_path: Path) -> None:
+        """list_overdue and pending_hooks read partial indexes in order, never sorting."""
+        import aiosqlite
+
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        async with SqliteReviewStore(sqlite_path) as store:
+            queries = [
+                store._overdue_query(now=at(5), limit=10),
+                *(
+                    store._hooks_query(thread_id=thread, created_before=before)
+                    for thread in (None, "t1")
+                    for before in (None, at(5))
+                ),
+            ]
+        plans = []
+        async with aiosqlite.connect(sqlite_path) as conn:
+            for sql, params in queries:
+                async with conn.execute("EXPLAIN QUERY PLAN " + sql, params) as cur:
+                    plans.append(" | ".join(str(row[-1]) for row in await cur.fetchall()))
+        overdue, *hooks = plans
+        assert overdue.startswith("SEARCH hitl_reviews USING INDEX hitl_reviews_overdue (")
+        assert "hitl_hook_outbox_undelivered" in hooks[0]
+        assert "hitl_hook_outbox_undelivered" in hooks[1]
+        assert "hitl_hook_outbox_thread (thread_id=?)" in hooks[2]
+        assert "hitl_hook_outbox_thread (thread_id=?)" in hooks[3]
+        for text in plans:
+            assert "TEMP B-TREE" not in text
+        for text in hooks:
+            assert "SEARCH a USING INTEGER PRIMARY KEY (rowid=?)" in text
+
 
 # The tables as the first release of the SQLite store created them (no
 # schema_version table, no votes, no rule side table).
@@ -1272,6 +1821,21 @@ def old_review_record(review_id: str) -> ReviewRecord:
         reviewer=None if claim_data is None else "alice",
         decision=None if claim_data is None else {"approved": True},
     )
+
+
+# Audit rows as schema version 2 (votes, before the ledger) wrote them:
+# (thread_id, review_id, event, actor, payload, at), in seq order.
+V2_AUDIT: list[tuple[str, str | None, str, str, dict[str, Any], datetime]] = [
+    ("tv", "rv", "paused", "bot", {"draft_sha256": sha256_text(DRAFT), "violations": []}, at(0)),
+    ("tw", None, "recovered", "ops ✓", {"n": 1.5, "big": 1e16, "text": 'ünï "q"'}, at(1)),
+    ("tv", "rv", "voted", "alice", {"reviewer": "alice", "nested": {"b": [1, None]}}, at(2)),
+    ("tw", None, "denied", "mallory", {}, at(3)),
+]
+
+
+def v2_review() -> ReviewRecord:
+    """The pending review `rv` of V2_AUDIT, with alice's vote on it (quorum 2)."""
+    return make_review("tv", review_id="rv", approvals_required=2, votes=[make_vote("alice")])
 
 
 class TestSqliteSchemaMigration:
@@ -1361,6 +1925,10 @@ class TestSqliteSchemaMigration:
             ]
             assert [t.thread_id for t in await store.stale_turns(started_before=at(1))] == ["ti"]
             assert [a.event for a in await store.audit_log("tp")] == ["paused"]
+            # The old audit rows were sealed and chained, in seq order.
+            old_rows = await store.audit_rows()
+            assert [r.thread_id for r in old_rows] == ["tp", "tc", "td"]
+            assert_chain(old_rows, await store.audit_head())
             # The new methods work on the migrated rows.
             await cast(store, "alice", review_id="o-pending", thread_id="tp")
             done = await cast(store, "bob", review_id="o-pending", thread_id="tp")
@@ -1372,6 +1940,9 @@ class TestSqliteSchemaMigration:
             assert await store.list_pending(rule="pii") == []
             await store.setup()  # idempotent once migrated
             assert [r.review_id for r in await store.list_pending()] == ["o-claimed"]
+            rows = await store.audit_rows()
+            assert rows[:3] == old_rows
+            assert_chain(rows, await store.audit_head())
 
         migrated = self._schema(sqlite_path)
         assert migrated["version"] == [(1, SCHEMA_VERSION)]
@@ -1393,6 +1964,79 @@ class TestSqliteSchemaMigration:
         finally:
             await a.aclose()
             await b.aclose()
+
+    async def test_version_two_database_is_upgraded_and_its_ledger_verifies(
+        self, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A file at schema version 2 gets deadlines, the ledger and the outbox.
+
+        Its audit rows are sealed and chained in seq order by the migration, and
+        new appends continue that chain.
+        """
+        import json
+        import sqlite3
+
+        import hitl_compliance.stores.sqlite as module
+
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:2])
+            patch.setattr(module, "SCHEMA_VERSION", 2)
+            async with module.SqliteReviewStore(sqlite_path):
+                pass
+        review = v2_review()
+        with sqlite3.connect(sqlite_path) as conn:
+            conn.execute(
+                "INSERT INTO hitl_reviews (review_id, thread_id, checkpoint_id, status, "
+                "customer_message, draft_response, violations, requested_at, requested_by, "
+                "votes, approvals_required) VALUES (?, ?, ?, 'pending', ?, ?, '[]', ?, ?, ?, 2)",
+                (
+                    review.review_id,
+                    review.thread_id,
+                    review.checkpoint_id,
+                    review.customer_message,
+                    review.draft_response,
+                    review.requested_at.isoformat(timespec="microseconds"),
+                    review.requested_by,
+                    json.dumps([v.model_dump(mode="json") for v in review.votes]),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO hitl_audit (thread_id, review_id, checkpoint_id, event, actor, "
+                "payload, at) VALUES (?, ?, 'c1', ?, ?, ?, ?)",
+                [
+                    (t, r, e, a, json.dumps(p), w.isoformat(timespec="microseconds"))
+                    for t, r, e, a, p, w in V2_AUDIT
+                ],
+            )
+            assert conn.execute("SELECT version FROM hitl_schema_version").fetchall() == [(2,)]
+        conn.close()
+
+        async with module.SqliteReviewStore(sqlite_path) as store:
+            rows = await store.audit_rows()
+            assert [(r.thread_id, r.event, r.actor, r.payload, r.at) for r in rows] == [
+                (t, e, a, p, w) for t, _, e, a, p, w in V2_AUDIT
+            ]
+            assert_chain(rows, await store.audit_head())
+            stored = await store.get_review("tv")
+            assert stored == review.model_copy(update={"violations": []})
+            assert (stored.deadline, stored.priority) == (None, 0)
+            store.configure_hooks(frozenset({"on_decided"}))
+            done = await cast(store, "bob", review_id="rv", thread_id="tv", minutes=4)
+            assert done.status == "claimed"
+            await store.complete(
+                "rv", claim_id="k-bob", status="approved", now=at(5), actor="bob", payload={}
+            )
+            rows = await store.audit_rows()
+            assert rows[-1].seq == len(V2_AUDIT) + 1
+            assert rows[-1].prev_hash == rows[2].hash  # tv's last row before the upgrade
+            assert_chain(rows, await store.audit_head())
+            [delivery] = await store.pending_hooks()
+            assert delivery.record == rows[-1]
+        with sqlite3.connect(sqlite_path) as conn:
+            assert conn.execute("SELECT version FROM hitl_schema_version").fetchall() == [
+                (module.SCHEMA_VERSION,)
+            ]
+        conn.close()
 
     async def test_newer_schema_is_refused(self, sqlite_path: Path) -> None:
         """A file migrated by a newer version fails setup with ConfigurationError."""
@@ -1625,6 +2269,10 @@ class TestPostgresSchemaMigration:
                 "o-claimed",
             ]
             assert [t.thread_id for t in await a.stale_turns(started_before=at(1))] == ["ti"]
+            # The old audit rows were sealed and chained, in seq order.
+            old_rows = await b.audit_rows()
+            assert [r.thread_id for r in old_rows] == ["tp", "tc", "td"]
+            assert_chain(old_rows, await a.audit_head())
             await cast(a, "alice", review_id="o-pending", thread_id="tp")
             done = await cast(b, "bob", review_id="o-pending", thread_id="tp")
             assert (done.status, done.reviewer) == ("claimed", "bob")
@@ -1635,6 +2283,9 @@ class TestPostgresSchemaMigration:
             assert await b.list_pending(rule="pii") == []
             await a.setup()  # idempotent once migrated
             assert [r.review_id for r in await a.list_pending()] == ["o-claimed"]
+            rows = await a.audit_rows()
+            assert rows[:3] == old_rows
+            assert_chain(rows, await b.audit_head())
         finally:
             await a.aclose()
             await b.aclose()
@@ -1645,6 +2296,85 @@ class TestPostgresSchemaMigration:
         async with PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=fresh):
             pass
         assert migrated == await self._schema(postgres_dsn, fresh)
+
+    async def test_version_two_tables_are_upgraded_and_their_ledger_verifies(
+        self, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Tables at schema version 2 get deadlines, the ledger and the outbox.
+
+        The jsonb payloads become text; the audit rows are sealed and chained in
+        seq order by the migration, and new appends (numbered after them, now
+        that seq is no identity) continue that chain.
+        """
+        import json
+
+        import psycopg
+
+        import hitl_compliance.stores.postgres as module
+
+        prefix = f"v{uuid.uuid4().hex[:8]}_"
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:2])
+            patch.setattr(module, "SCHEMA_VERSION", 2)
+            async with module.PostgresReviewStore.from_conn_string(
+                postgres_dsn, table_prefix=prefix
+            ):
+                pass
+        review = v2_review()
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            await conn.execute(
+                f"INSERT INTO {prefix}reviews (review_id, thread_id, checkpoint_id, status, "
+                "customer_message, draft_response, violations, requested_at, requested_by, "
+                "votes, approvals_required) "
+                "VALUES (%s, %s, %s, 'pending', %s, %s, '[]', %s, %s, %s::jsonb, 2)",
+                (
+                    review.review_id,
+                    review.thread_id,
+                    review.checkpoint_id,
+                    review.customer_message,
+                    review.draft_response,
+                    review.requested_at,
+                    review.requested_by,
+                    json.dumps([v.model_dump(mode="json") for v in review.votes]),
+                ),
+            )
+            for t, r, e, a, p, w in V2_AUDIT:
+                await conn.execute(
+                    f"INSERT INTO {prefix}audit (thread_id, review_id, checkpoint_id, event, "
+                    "actor, payload, at) VALUES (%s, %s, 'c1', %s, %s, %s::jsonb, %s)",
+                    (t, r, e, a, json.dumps(p), w),
+                )
+            cur = await conn.execute(f"SELECT version FROM {prefix}schema_version")
+            assert await cur.fetchall() == [(2,)]
+
+        async with module.PostgresReviewStore.from_conn_string(
+            postgres_dsn, table_prefix=prefix
+        ) as store:
+            rows = await store.audit_rows()
+            # jsonb wrote 1e16 as an integer: equal, and hashed as read.
+            assert [(r.thread_id, r.event, r.actor, r.payload, r.at) for r in rows] == [
+                (t, e, a, p, w) for t, _, e, a, p, w in V2_AUDIT
+            ]
+            assert_chain(rows, await store.audit_head())
+            stored = await store.get_review("tv")
+            assert stored == review.model_copy(update={"violations": []})
+            assert stored is not None
+            assert (stored.deadline, stored.priority) == (None, 0)
+            store.configure_hooks(frozenset({"on_decided"}))
+            done = await cast(store, "bob", review_id="rv", thread_id="tv", minutes=4)
+            assert done.status == "claimed"
+            await store.complete(
+                "rv", claim_id="k-bob", status="approved", now=at(5), actor="bob", payload={}
+            )
+            rows = await store.audit_rows()
+            assert rows[-1].seq == len(V2_AUDIT) + 1
+            assert rows[-1].prev_hash == rows[2].hash  # tv's last row before the upgrade
+            assert_chain(rows, await store.audit_head())
+            [delivery] = await store.pending_hooks()
+            assert delivery.record == rows[-1]
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            cur = await conn.execute(f"SELECT version FROM {prefix}schema_version")
+            assert await cur.fetchall() == [(module.SCHEMA_VERSION,)]
 
     async def test_newer_schema_is_refused(self, postgres_dsn: str) -> None:
         """Tables migrated by a newer version fail setup with ConfigurationError."""
@@ -1682,3 +2412,34 @@ class TestPostgresSchemaMigration:
         assert f"Index Scan using {store.table_prefix}reviews_pending" in text
         assert "ROW(requested_at, review_id) > ROW(" in text
         assert "Sort" not in text
+
+    async def test_overdue_and_outbox_queries_read_partial_indexes(self, postgres_dsn: str) -> None:
+        """list_overdue and pending_hooks are ranges of partial indexes, never sorted."""
+        from hitl_compliance.stores.postgres import PostgresReviewStore
+
+        async with PostgresReviewStore.from_conn_string(
+            postgres_dsn, table_prefix=f"q{uuid.uuid4().hex[:8]}_"
+        ) as store:
+            p = store.table_prefix
+            queries = [
+                store._overdue_query(now=at(5), limit=10),
+                store._hooks_query(thread_id=None, created_before=at(5)),
+                store._hooks_query(thread_id="t1", created_before=None),
+            ]
+            plans = []
+            async with store._pool.connection() as conn, conn.transaction():
+                # Empty tables: forbid the scans and sorts the planner would prefer,
+                # so the plan shows that the partial indexes serve these queries.
+                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                    await conn.execute(f"SET LOCAL {setting} = off")
+                for sql, params in queries:
+                    cur = await conn.execute("EXPLAIN " + sql, params)
+                    plans.append(
+                        " ".join(str(next(iter(row.values()))) for row in await cur.fetchall())
+                    )
+        overdue, all_hooks, thread_hooks = plans
+        assert f"Index Scan using {p}reviews_overdue" in overdue
+        assert f"{p}hook_outbox_undelivered" in all_hooks
+        assert f"{p}hook_outbox_thread" in thread_hooks
+        for text in plans:
+            assert "Sort" not in text

@@ -64,8 +64,13 @@ def style(request: pytest.FixtureRequest) -> PauseStyle:
 
 @pytest.fixture
 async def backend(url: str) -> AsyncIterator[Backend]:
-    """An open backend."""
-    async with open_backend(url) as opened:
+    """An open backend, with review tables of its own.
+
+    The Postgres schema is shared by the session: without a prefix per test,
+    `recover()` here would settle other tests' abandoned claims (and call this
+    test's hooks for them), and whole-store checks would see their rows.
+    """
+    async with open_backend(url, table_prefix=f"s{uuid.uuid4().hex[:8]}_") as opened:
         yield opened
 
 
@@ -141,7 +146,7 @@ class TestSla:
         assert item.deadline == T0 + timedelta(minutes=15)
 
     async def test_escalate(self, make: Callable[..., HitlCoordinator]) -> None:
-        """Escalation keeps the review paused, raises priority, moves the deadline, fires the hook."""
+        """Escalation keeps the review paused, raises priority, moves the deadline, hooks."""
         clock = Clock()
         fired: list[ExpiredEvent] = []
         coord = make(
@@ -287,23 +292,36 @@ class TestLedger:
         out = tmp_path / "audit.jsonl"
         assert await coord.export_audit(out, thread_id=thread) == 2
         verifier = tmp_path / "ledger.py"
-        verifier.write_text(Path(ledger_module.__file__).read_text())
-        proc = subprocess.run(
-            [sys.executable, str(verifier), "verify", str(out)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        await asyncio.to_thread(_copy, Path(ledger_module.__file__), verifier)
+        proc = await asyncio.to_thread(_verify_export, verifier, out)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.startswith("ok: 2 rows")
-        rows = [json.loads(line) for line in out.read_text().splitlines()]
-        rows[0]["actor"] = "mallory"
-        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        proc = subprocess.run(
-            [sys.executable, str(verifier), "verify", str(out)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        await asyncio.to_thread(_edit_first_row, out, actor="mallory")
+        proc = await asyncio.to_thread(_verify_export, verifier, out)
         assert proc.returncode == 1
         assert "BROKEN at seq" in proc.stdout
+        # The whole store, with its chain head, verifies offline too.
+        everything = tmp_path / "all.jsonl"
+        count = await coord.export_audit(everything)
+        proc = await asyncio.to_thread(_verify_export, verifier, everything)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.startswith(f"ok: {count} rows")
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def _verify_export(verifier: Path, export: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(verifier), "verify", str(export)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _edit_first_row(export: Path, **changes: Any) -> None:
+    rows = [json.loads(line) for line in export.read_text(encoding="utf-8").splitlines()]
+    rows[0].update(changes)
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

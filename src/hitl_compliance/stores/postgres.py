@@ -12,13 +12,26 @@ take it" race-free across processes; `claim` and `vote` lock the review row
 in place, under a setup advisory lock: the `<prefix>schema_version` row records
 which of the ordered migration steps ran, and the missing ones run in one
 transaction.
+
+Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger].
+Each append locks the single chain-head row (`<prefix>audit_head`, `SELECT ...
+FOR UPDATE`), reads the thread's last row, seals the new row with
+[`seal`][hitl_compliance.models.seal] at `seq = head + 1` and moves the head in
+the same transaction. That serialises audit appends store-wide (the price of
+one global chain), so every append is the last statement of its transaction
+and holds the head lock for three short statements. Hook calls owed by an
+audit row go to `<prefix>hook_outbox` in the same statement as the row.
+Payloads are stored as JSON text, not `jsonb`: `jsonb` rewrites numbers
+(`1e16` comes back as an integer), which would change what was hashed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -31,9 +44,10 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
+from hitl_compliance.ledger import GENESIS
+from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
-from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
+from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
 
 try:
     import psycopg
@@ -48,11 +62,19 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["PostgresReviewStore"]
 
+logger = logging.getLogger("hitl_compliance")
+
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _OPEN = "('pending', 'claimed')"
+_BACKFILL_PAGE = 1000
+
+# A migration step is SQL statements and, where SQL alone cannot do it, Python
+# steps run on the cursor (inside the migration's transaction) with the prefix.
+_PyStep = Callable[["AsyncCursor[dict[str, Any]]", str], Awaitable[None]]
+_Step = str | _PyStep
 
 
-def _schema_v1(p: str) -> list[str]:
+def _schema_v1(p: str) -> list[_Step]:
     # The tables of the first release, unchanged: a database created then has
     # exactly these, so later steps ALTER instead of editing this list.
     # Ids compare as bytes (COLLATE "C") so ordering ties break exactly as in
@@ -105,7 +127,7 @@ def _schema_v1(p: str) -> list[str]:
     ]
 
 
-def _schema_v2(p: str) -> list[str]:
+def _schema_v2(p: str) -> list[_Step]:
     # Approval votes on a review, and the rule side table behind list_pending(rule=).
     return [
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS votes JSONB NOT NULL DEFAULT '[]'::jsonb",
@@ -129,9 +151,96 @@ def _schema_v2(p: str) -> list[str]:
     ]
 
 
+def _schema_v3(p: str) -> list[_Step]:
+    # SLA deadlines and priority, the hash-chained audit ledger and the hook outbox.
+    return [
+        f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS deadline TIMESTAMPTZ",
+        f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS priority INTEGER NOT NULL DEFAULT 0",
+        # list_overdue reads only overdue pending rows, earliest deadline first.
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
+        "WHERE status = 'pending' AND deadline IS NOT NULL",
+        # seq is now assigned by the append (head + 1) under the head lock.
+        f"ALTER TABLE {p}audit ALTER COLUMN seq DROP IDENTITY IF EXISTS",
+        # The hash covers the payload as written: keep its JSON text as is.
+        f"ALTER TABLE {p}audit ALTER COLUMN payload TYPE TEXT USING payload::text",
+        f"ALTER TABLE {p}audit ADD COLUMN IF NOT EXISTS prev_hash TEXT NOT NULL DEFAULT ''",
+        f"ALTER TABLE {p}audit ADD COLUMN IF NOT EXISTS global_prev_hash TEXT NOT NULL DEFAULT ''",
+        f"ALTER TABLE {p}audit ADD COLUMN IF NOT EXISTS hash TEXT NOT NULL DEFAULT ''",
+        # The store-wide chain head: seq and hash of the last appended audit row
+        # (seq 0 and GENESIS while there is none). Always exactly one row, the
+        # one every append locks.
+        f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        # One row per hook call owed by an audit row (`seq`), written with it.
+        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
+            delivery_id TEXT COLLATE "C" PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            thread_id TEXT COLLATE "C" NOT NULL,
+            hook TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TIMESTAMPTZ NOT NULL,
+            attempted_at TIMESTAMPTZ
+        )""",
+        # pending_hooks reads only undelivered rows, store-wide or of one thread.
+        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
+        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
+        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
+        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+        _backfill_ledger,
+    ]
+
+
+async def _backfill_ledger(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
+    """Seal the audit rows written before the ledger existed, in seq order, and set the head.
+
+    Pages through the table, so memory holds one page plus one hash per thread.
+    """
+    thread_prev: dict[str, str] = {}
+    head_seq, head_hash = 0, GENESIS
+    while True:
+        await cur.execute(
+            f"SELECT * FROM {p}audit WHERE seq > %s ORDER BY seq LIMIT %s",
+            (head_seq, _BACKFILL_PAGE),
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            break
+        updates = []
+        for row in rows:
+            record = seal(
+                seq=row["seq"],
+                thread_id=row["thread_id"],
+                review_id=row["review_id"],
+                checkpoint_id=row["checkpoint_id"],
+                event=row["event"],
+                actor=row["actor"],
+                payload=json.loads(row["payload"]),
+                at=row["at"],
+                prev_hash=thread_prev.get(row["thread_id"], GENESIS),
+                global_prev_hash=head_hash,
+            )
+            updates.append((record.prev_hash, record.global_prev_hash, record.hash, record.seq))
+            thread_prev[record.thread_id] = record.hash
+            head_seq, head_hash = record.seq, record.hash
+        await cur.executemany(
+            f"UPDATE {p}audit SET prev_hash = %s, global_prev_hash = %s, hash = %s WHERE seq = %s",
+            updates,
+        )
+    await cur.execute(
+        f"INSERT INTO {p}audit_head (id, seq, hash) VALUES (1, %s, %s) "
+        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (head_seq, head_hash),
+    )
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
-_MIGRATIONS: Sequence[Callable[[str], list[str]]] = (_schema_v1, _schema_v2)
+_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (_schema_v1, _schema_v2, _schema_v3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -178,10 +287,13 @@ def _review(row: Mapping[str, Any]) -> ReviewRecord:
         decision=row["decision"],
         votes=[Vote.model_validate(v) for v in row["votes"]],
         approvals_required=row["approvals_required"],
+        deadline=_utc(row["deadline"]),
+        priority=row["priority"],
     )
 
 
 def _audit(row: Mapping[str, Any]) -> AuditRecord:
+    # As stored: never re-sealed, so an edited row keeps its (now wrong) hash.
     return AuditRecord(
         seq=row["seq"],
         thread_id=row["thread_id"],
@@ -189,8 +301,24 @@ def _audit(row: Mapping[str, Any]) -> AuditRecord:
         checkpoint_id=row["checkpoint_id"],
         event=row["event"],
         actor=row["actor"],
-        payload=row["payload"],
+        payload=json.loads(row["payload"]),
         at=row["at"].astimezone(timezone.utc),
+        prev_hash=row["prev_hash"],
+        global_prev_hash=row["global_prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def _delivery(row: Mapping[str, Any]) -> HookDelivery:
+    """An outbox row joined with its audit row (outbox columns prefixed `o_`)."""
+    return HookDelivery(
+        delivery_id=row["o_delivery_id"],
+        hook=row["o_hook"],
+        status=row["o_status"],
+        attempts=row["o_attempts"],
+        last_error=row["o_last_error"],
+        created_at=row["o_created_at"].astimezone(timezone.utc),
+        record=_audit(row),
     )
 
 
@@ -207,8 +335,8 @@ class PostgresReviewStore:
     Args:
         pool: the connection pool; any `autocommit` setting and row factory work.
         table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
-            `hitl_intents`, `hitl_review_rules` and `hitl_schema_version` by
-            default).
+            `hitl_audit_head`, `hitl_hook_outbox`, `hitl_intents`,
+            `hitl_review_rules` and `hitl_schema_version` by default).
 
     Raises:
         ConfigurationError: `table_prefix` is not a plain identifier.
@@ -225,6 +353,9 @@ class PostgresReviewStore:
         self._intents = f"{p}intents"
         self._review_rules = f"{p}review_rules"
         self._schema_version = f"{p}schema_version"
+        self._audit_head = f"{p}audit_head"
+        self._outbox = f"{p}hook_outbox"
+        self._hooks: frozenset[str] = frozenset()
 
     @classmethod
     def from_conn_string(
@@ -331,7 +462,10 @@ class PostgresReviewStore:
             return
         for step in _MIGRATIONS[current:]:
             for statement in step(self.table_prefix):
-                await cur.execute(statement)
+                if isinstance(statement, str):
+                    await cur.execute(statement)
+                else:
+                    await statement(cur, self.table_prefix)
         await cur.execute(
             f"INSERT INTO {self._schema_version} (id, version) VALUES (1, %s) "
             "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -399,16 +533,90 @@ class PostgresReviewStore:
         actor: str,
         payload: str,
         at: datetime,
-    ) -> int:
+    ) -> AuditRecord:
+        """Seal and append one audit row, move the chain head, queue its hook call.
+
+        Locks the head row (`FOR UPDATE`) until the caller's transaction ends,
+        so call it as the transaction's last step. The thread's last row is
+        read after the lock is held (a fresh snapshot under READ COMMITTED),
+        so it cannot be a row some other append is still writing. `payload` is
+        the JSON text stored; the row is sealed over its parsed form, which is
+        exactly what reading the row back gives.
+        """
+        await cur.execute(f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1 FOR UPDATE")
+        head = await cur.fetchone()
+        if head is None:
+            head = await self._rebuild_head(cur)
         await cur.execute(
-            f"INSERT INTO {self._audit} "
-            "(thread_id, review_id, checkpoint_id, event, actor, payload, at) "
-            "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) RETURNING seq",
-            (thread_id, review_id, checkpoint_id, event, actor, payload, at),
+            f"SELECT hash FROM {self._audit} WHERE thread_id = %s ORDER BY seq DESC LIMIT 1",
+            (thread_id,),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row["seq"])
+        prev = await cur.fetchone()
+        record = seal(
+            seq=int(head["seq"]) + 1,
+            thread_id=thread_id,
+            review_id=review_id,
+            checkpoint_id=checkpoint_id,
+            event=event,
+            actor=actor,
+            payload=json.loads(payload),
+            at=at,
+            prev_hash=GENESIS if prev is None else str(prev["hash"]),
+            global_prev_hash=str(head["hash"]),
+        )
+        params: list[Any] = [
+            record.seq,
+            thread_id,
+            review_id,
+            checkpoint_id,
+            event,
+            actor,
+            payload,
+            at,
+            record.prev_hash,
+            record.global_prev_hash,
+            record.hash,
+        ]
+        # One round trip for the row, its outbox row and the head.
+        sql = (
+            f"WITH audit_row AS (INSERT INTO {self._audit} (seq, thread_id, review_id, "
+            "checkpoint_id, event, actor, payload, at, prev_hash, global_prev_hash, hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s))"
+        )
+        hook = HOOK_FOR_EVENT.get(event)
+        if hook is not None and hook in self._hooks:
+            sql += (
+                f", outbox_row AS (INSERT INTO {self._outbox} (delivery_id, seq, thread_id, "
+                "hook, status, attempts, created_at) VALUES (%s, %s, %s, %s, 'pending', 0, %s))"
+            )
+            params += [uuid.uuid4().hex, record.seq, thread_id, hook, at]
+        sql += f" UPDATE {self._audit_head} SET seq = %s, hash = %s WHERE id = 1"
+        params += [record.seq, record.hash]
+        await cur.execute(sql, params)
+        return record
+
+    async def _rebuild_head(self, cur: AsyncCursor[dict[str, Any]]) -> dict[str, Any]:
+        """Recreate a deleted chain-head row from the last audit row, and lock it.
+
+        Only a direct edit of the database deletes it; `verify_audit()` reports
+        the missing head until this runs, and any rows cut from the end with it
+        stay undetectable, as with a forged head.
+        """
+        logger.warning(
+            "%s has no chain head row (edited outside hitl-compliance?); "
+            "rebuilding it from the last audit row",
+            self._audit_head,
+        )
+        await cur.execute(
+            f"INSERT INTO {self._audit_head} (id, seq, hash) "
+            f"SELECT 1, COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM {self._audit} "
+            f"ORDER BY seq DESC LIMIT 1), %s) FROM {self._audit} ON CONFLICT (id) DO NOTHING",
+            (GENESIS,),
+        )
+        await cur.execute(f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1 FOR UPDATE")
+        head = await cur.fetchone()
+        assert head is not None  # inserted just above, by us or a concurrent append
+        return head
 
     # -- turns -------------------------------------------------------------------
 
@@ -487,7 +695,7 @@ class PostgresReviewStore:
         Raises:
             ThreadBusyError: another review of the thread is still open.
         """
-        for value in (review.requested_at, review.claimed_at, review.decided_at):
+        for value in (review.requested_at, review.claimed_at, review.decided_at, review.deadline):
             if value is not None:
                 _aware(value)
         violations = _dumps([v.to_dict() for v in review.violations])
@@ -514,8 +722,8 @@ class PostgresReviewStore:
                 f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
                 "customer_message, draft_response, violations, requested_at, requested_by, "
                 "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
-                "approvals_required) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, "
-                "%s, %s, %s, %s::jsonb, %s::jsonb, %s)",
+                "approvals_required, deadline, priority) VALUES (%s, %s, %s, %s, %s, %s, "
+                "%s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
                 (
                     review.review_id,
                     review.thread_id,
@@ -533,6 +741,8 @@ class PostgresReviewStore:
                     decision,
                     votes,
                     review.approvals_required,
+                    review.deadline,
+                    review.priority,
                 ),
             )
             if rules and review.status in ("pending", "claimed"):
@@ -541,6 +751,12 @@ class PostgresReviewStore:
                     "SELECT %s, rule, %s FROM unnest(%s::text[]) AS rule",
                     (review.review_id, review.requested_at, rules),
                 )
+            if owner is not None:
+                await cur.execute(
+                    f"DELETE FROM {self._intents} WHERE thread_id = %s AND owner = %s",
+                    (review.thread_id, owner),
+                )
+            # Last: it holds the store-wide audit head lock until the commit.
             await self._insert_audit(
                 cur,
                 thread_id=review.thread_id,
@@ -551,11 +767,6 @@ class PostgresReviewStore:
                 payload=audit_payload,
                 at=review.requested_at,
             )
-            if owner is not None:
-                await cur.execute(
-                    f"DELETE FROM {self._intents} WHERE thread_id = %s AND owner = %s",
-                    (review.thread_id, owner),
-                )
         return review
 
     async def get_review(self, thread_id: str) -> ReviewRecord | None:
@@ -900,11 +1111,11 @@ class PostgresReviewStore:
         payload: dict[str, Any],
         at: datetime,
     ) -> AuditRecord:
-        """Append one audit row."""
+        """Append one sealed audit row (and its outbox row, if a configured hook is owed)."""
         payload_json = _dumps(payload)
         _aware(at)
         async with self._write() as cur:
-            seq = await self._insert_audit(
+            return await self._insert_audit(
                 cur,
                 thread_id=thread_id,
                 review_id=review_id,
@@ -914,23 +1125,154 @@ class PostgresReviewStore:
                 payload=payload_json,
                 at=at,
             )
-        return AuditRecord(
-            seq=seq,
-            thread_id=thread_id,
-            review_id=review_id,
-            checkpoint_id=checkpoint_id,
-            event=event,
-            actor=actor,
-            payload=json.loads(payload_json),
-            at=at,
-        )
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit rows, oldest first."""
+        return await self.audit_rows(thread_id)
+
+    async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
+        """Every audit row (or one thread's), in `seq` order, exactly as stored."""
         async with self._read() as cur:
-            await cur.execute(
-                f"SELECT * FROM {self._audit} WHERE thread_id = %s ORDER BY seq",
-                (thread_id,),
-            )
+            if thread_id is None:
+                await cur.execute(f"SELECT * FROM {self._audit} ORDER BY seq")
+            else:
+                await cur.execute(
+                    f"SELECT * FROM {self._audit} WHERE thread_id = %s ORDER BY seq",
+                    (thread_id,),
+                )
             rows = await cur.fetchall()
         return [_audit(r) for r in rows]
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The chain head `(seq, hash)` of the last appended row; None before the first."""
+        async with self._read() as cur:
+            await cur.execute(f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1")
+            row = await cur.fetchone()
+        if row is None or int(row["seq"]) == 0:
+            return None
+        return int(row["seq"]), str(row["hash"])
+
+    # -- SLA ---------------------------------------------------------------------
+
+    async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
+        """Pending reviews whose `deadline` is at or before `now`, earliest first.
+
+        Reads the partial `(deadline, review_id)` index of pending reviews with
+        a deadline, so the cost is O(overdue rows returned).
+
+        Raises:
+            ValueError: `limit` is negative, or `now` is naive.
+        """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0 or None, got {limit}.")
+        sql, params = self._overdue_query(now=now, limit=limit)
+        async with self._read() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+        return [_review(r) for r in rows]
+
+    def _overdue_query(self, *, now: datetime, limit: int | None) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `list_overdue`: a range of the partial overdue index."""
+        return (
+            f"SELECT * FROM {self._reviews} WHERE status = 'pending' AND deadline IS NOT NULL "
+            "AND deadline <= %s ORDER BY deadline, review_id LIMIT %s",
+            [_aware(now), limit],
+        )
+
+    async def escalate(
+        self,
+        review_id: str,
+        *,
+        now: datetime,
+        new_deadline: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> ReviewRecord | None:
+        """Raise an overdue pending review's priority and move its deadline, atomically.
+
+        One conditional UPDATE (still pending, `deadline <= now`) locks the row;
+        a concurrent sweeper waits on that lock and then finds the condition
+        false, so exactly one escalates. The `escalated` audit row is written
+        in the same transaction.
+        """
+        _aware(now)
+        _aware(new_deadline)
+        payload_json = _dumps(payload)
+        async with self._write() as cur:
+            await cur.execute(
+                f"UPDATE {self._reviews} SET priority = priority + 1, deadline = %s "
+                "WHERE review_id = %s AND status = 'pending' AND deadline IS NOT NULL "
+                "AND deadline <= %s RETURNING *",
+                (new_deadline, review_id, now),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await self._insert_audit(
+                cur,
+                thread_id=row["thread_id"],
+                review_id=review_id,
+                checkpoint_id=row["checkpoint_id"],
+                event="escalated",
+                actor=actor,
+                payload=payload_json,
+                at=now,
+            )
+        return _review(row)
+
+    # -- hook outbox -------------------------------------------------------------
+
+    def configure_hooks(self, hooks: frozenset[str]) -> None:
+        """Write an outbox row, with each audit row, for these hooks (see the protocol)."""
+        self._hooks = frozenset(hooks)
+
+    async def pending_hooks(
+        self, *, thread_id: str | None = None, created_before: datetime | None = None
+    ) -> list[HookDelivery]:
+        """Undelivered outbox rows in `seq` order, each with its audit record.
+
+        `failed` rows always; `pending` rows only if created before
+        `created_before` (all of them when it is None). Reads the partial index
+        of undelivered rows (of one thread, with `thread_id`).
+        """
+        sql, params = self._hooks_query(thread_id=thread_id, created_before=created_before)
+        async with self._read() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+        return [_delivery(r) for r in rows]
+
+    def _hooks_query(
+        self, *, thread_id: str | None, created_before: datetime | None
+    ) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `pending_hooks`: a range of a partial undelivered index."""
+        sql = (
+            "SELECT o.delivery_id AS o_delivery_id, o.hook AS o_hook, o.status AS o_status, "
+            "o.attempts AS o_attempts, o.last_error AS o_last_error, "
+            f"o.created_at AS o_created_at, a.* FROM {self._outbox} AS o "
+            f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.status <> 'delivered'"
+        )
+        params: list[Any] = []
+        if thread_id is not None:
+            sql += " AND o.thread_id = %s"
+            params.append(thread_id)
+        if created_before is not None:
+            sql += " AND (o.status = 'failed' OR o.created_at < %s)"
+            params.append(_aware(created_before))
+        sql += " ORDER BY o.seq"
+        return sql, params
+
+    async def finish_hook(
+        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
+    ) -> None:
+        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`.
+
+        A row already delivered is left alone.
+        """
+        _aware(now)
+        async with self._write() as cur:
+            await cur.execute(
+                f"UPDATE {self._outbox} SET status = %s, attempts = attempts + 1, "
+                "last_error = %s, attempted_at = %s "
+                "WHERE delivery_id = %s AND status <> 'delivered'",
+                ("delivered" if ok else "failed", error, now, delivery_id),
+            )

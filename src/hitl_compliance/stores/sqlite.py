@@ -9,16 +9,25 @@ stays exactly-once across them.
 `setup()` creates the tables and upgrades tables written by an older version
 in place: the `<prefix>schema_version` row records which of the ordered
 migration steps ran, and the missing ones run in one transaction.
+
+Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger]:
+each append reads the chain head (`<prefix>audit_head`) and the thread's last
+row inside the `BEGIN IMMEDIATE` transaction, seals the row with
+[`seal`][hitl_compliance.models.seal] at `seq = head + 1`, and moves the head,
+so the chain has no gaps and no forks whatever the number of writers. Hook
+calls owed by an audit row go to `<prefix>hook_outbox` in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -31,9 +40,10 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
+from hitl_compliance.ledger import GENESIS
+from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
-from hitl_compliance.stores.base import FinalStatus, TurnRecord, paused_payload
+from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
 
 try:
     import aiosqlite
@@ -44,12 +54,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["SqliteReviewStore"]
 
+logger = logging.getLogger("hitl_compliance")
+
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _OPEN = "('pending', 'claimed')"
 _BUSY_TIMEOUT_MS = 30_000
+_BACKFILL_PAGE = 1000
+
+# A migration step is SQL statements and, where SQL alone cannot do it, Python
+# steps run on the connection (inside the migration's transaction) with the prefix.
+_PyStep = Callable[[aiosqlite.Connection, str], Awaitable[None]]
+_Step = str | _PyStep
 
 
-def _schema_v1(p: str) -> list[str]:
+def _schema_v1(p: str) -> list[_Step]:
     # The tables of the first release, unchanged: a database created then has
     # exactly these, so later steps ALTER instead of editing this list.
     # review_id is the primary key; the implicit rowid orders a thread's reviews
@@ -101,7 +119,7 @@ def _schema_v1(p: str) -> list[str]:
     ]
 
 
-def _schema_v2(p: str) -> list[str]:
+def _schema_v2(p: str) -> list[_Step]:
     # Approval votes on a review, and the rule side table behind list_pending(rule=).
     return [
         f"ALTER TABLE {p}reviews ADD COLUMN votes TEXT NOT NULL DEFAULT '[]'",
@@ -123,9 +141,93 @@ def _schema_v2(p: str) -> list[str]:
     ]
 
 
+def _schema_v3(p: str) -> list[_Step]:
+    # SLA deadlines and priority, the hash-chained audit ledger and the hook outbox.
+    return [
+        f"ALTER TABLE {p}reviews ADD COLUMN deadline TEXT",
+        f"ALTER TABLE {p}reviews ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        # list_overdue reads only overdue pending rows, earliest deadline first.
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
+        "WHERE status = 'pending' AND deadline IS NOT NULL",
+        f"ALTER TABLE {p}audit ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''",
+        f"ALTER TABLE {p}audit ADD COLUMN global_prev_hash TEXT NOT NULL DEFAULT ''",
+        f"ALTER TABLE {p}audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
+        # The store-wide chain head: seq and hash of the last appended audit row
+        # (seq 0 and GENESIS while there is none). Always exactly one row.
+        f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        # One row per hook call owed by an audit row (`seq`), written with it.
+        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
+            delivery_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            thread_id TEXT NOT NULL,
+            hook TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            attempted_at TEXT
+        )""",
+        # pending_hooks reads only undelivered rows, store-wide or of one thread.
+        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
+        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
+        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
+        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+        _backfill_ledger,
+    ]
+
+
+async def _backfill_ledger(conn: aiosqlite.Connection, p: str) -> None:
+    """Seal the audit rows written before the ledger existed, in seq order, and set the head.
+
+    Pages through the table, so memory holds one page plus one hash per thread.
+    """
+    thread_prev: dict[str, str] = {}
+    head_seq, head_hash = 0, GENESIS
+    while True:
+        async with conn.execute(
+            f"SELECT * FROM {p}audit WHERE seq > ? ORDER BY seq LIMIT ?",
+            (head_seq, _BACKFILL_PAGE),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        if not rows:
+            break
+        updates = []
+        for row in rows:
+            at = _dt(row["at"])
+            assert at is not None  # NOT NULL column
+            record = seal(
+                seq=row["seq"],
+                thread_id=row["thread_id"],
+                review_id=row["review_id"],
+                checkpoint_id=row["checkpoint_id"],
+                event=row["event"],
+                actor=row["actor"],
+                payload=json.loads(row["payload"]),
+                at=at,
+                prev_hash=thread_prev.get(row["thread_id"], GENESIS),
+                global_prev_hash=head_hash,
+            )
+            updates.append((record.prev_hash, record.global_prev_hash, record.hash, record.seq))
+            thread_prev[record.thread_id] = record.hash
+            head_seq, head_hash = record.seq, record.hash
+        await conn.executemany(
+            f"UPDATE {p}audit SET prev_hash = ?, global_prev_hash = ?, hash = ? WHERE seq = ?",
+            updates,
+        )
+    await conn.execute(
+        f"INSERT INTO {p}audit_head (id, seq, hash) VALUES (1, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (head_seq, head_hash),
+    )
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
-_MIGRATIONS: Sequence[Callable[[str], list[str]]] = (_schema_v1, _schema_v2)
+_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (_schema_v1, _schema_v2, _schema_v3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -173,6 +275,27 @@ async def _check_sqlite_file(path: str) -> None:
         ) from exc
 
 
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """Switch the file to WAL, retrying while another connection holds a lock.
+
+    Changing the journal mode can fail with "database is locked" at once,
+    without waiting for the busy timeout (two stores opening a new file
+    together), so wait here, up to that timeout.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() >= give_up:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _ts(value: datetime) -> str:
     # Fixed-width UTC ISO-8601 text sorts like the instant it names.
     if value.tzinfo is None or value.utcoffset() is None:
@@ -217,6 +340,8 @@ def _review(row: sqlite3.Row) -> ReviewRecord:
         decision=None if row["decision"] is None else json.loads(row["decision"]),
         votes=[Vote.model_validate(v) for v in _vote_dicts(row["votes"])],
         approvals_required=row["approvals_required"],
+        deadline=_dt(row["deadline"]),
+        priority=row["priority"],
     )
 
 
@@ -229,6 +354,7 @@ def _turn(row: sqlite3.Row) -> TurnRecord:
 
 
 def _audit(row: sqlite3.Row) -> AuditRecord:
+    # As stored: never re-sealed, so an edited row keeps its (now wrong) hash.
     return AuditRecord(
         seq=row["seq"],
         thread_id=row["thread_id"],
@@ -238,6 +364,22 @@ def _audit(row: sqlite3.Row) -> AuditRecord:
         actor=row["actor"],
         payload=json.loads(row["payload"]),
         at=datetime.fromisoformat(row["at"]),
+        prev_hash=row["prev_hash"],
+        global_prev_hash=row["global_prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def _delivery(row: sqlite3.Row) -> HookDelivery:
+    """An outbox row joined with its audit row (outbox columns prefixed `o_`)."""
+    return HookDelivery(
+        delivery_id=row["o_delivery_id"],
+        hook=row["o_hook"],
+        status=row["o_status"],
+        attempts=row["o_attempts"],
+        last_error=row["o_last_error"],
+        created_at=datetime.fromisoformat(row["o_created_at"]),
+        record=_audit(row),
     )
 
 
@@ -257,8 +399,8 @@ class SqliteReviewStore:
         path: the database file (created if missing; its directory must exist),
             or `":memory:"`.
         table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
-            `hitl_intents`, `hitl_review_rules` and `hitl_schema_version` by
-            default).
+            `hitl_audit_head`, `hitl_hook_outbox`, `hitl_intents`,
+            `hitl_review_rules` and `hitl_schema_version` by default).
 
     Raises:
         ConfigurationError: `table_prefix` is not a plain identifier.
@@ -275,6 +417,9 @@ class SqliteReviewStore:
         self._intents = f"{p}intents"
         self._review_rules = f"{p}review_rules"
         self._schema_version = f"{p}schema_version"
+        self._audit_head = f"{p}audit_head"
+        self._outbox = f"{p}hook_outbox"
+        self._hooks: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"SqliteReviewStore({self.path!r}, table_prefix={self.table_prefix!r})"
@@ -340,7 +485,10 @@ class SqliteReviewStore:
             return
         for step in _MIGRATIONS[current:]:
             for statement in step(self.table_prefix):
-                await conn.execute(statement)
+                if isinstance(statement, str):
+                    await conn.execute(statement)
+                else:
+                    await statement(conn, self.table_prefix)
         await conn.execute(
             f"INSERT INTO {self._schema_version} (id, version) VALUES (1, ?) "
             "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -356,7 +504,7 @@ class SqliteReviewStore:
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(conn)
             await conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException as exc:
             await conn.close()
@@ -447,17 +595,87 @@ class SqliteReviewStore:
         event: str,
         actor: str,
         payload: str,
-        at: str,
-    ) -> int:
-        async with conn.execute(
-            f"INSERT INTO {self._audit} "
-            "(thread_id, review_id, checkpoint_id, event, actor, payload, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (thread_id, review_id, checkpoint_id, event, actor, payload, at),
-        ) as cur:
-            seq = cur.lastrowid
-        assert seq is not None
-        return seq
+        at: datetime,
+    ) -> AuditRecord:
+        """Seal and append one audit row, move the chain head, queue its hook call.
+
+        The caller holds the write transaction (`BEGIN IMMEDIATE`), so the head
+        and the thread's last row cannot move between reading and writing them.
+        `payload` is the JSON text stored; the row is sealed over its parsed
+        form, which is exactly what reading the row back gives.
+        """
+        # One read for both links: nothing moves inside this write transaction.
+        head_sql = (
+            f"SELECT seq, hash, (SELECT hash FROM {self._audit} WHERE thread_id = ? "
+            f"ORDER BY seq DESC LIMIT 1) AS thread_hash FROM {self._audit_head} WHERE id = 1"
+        )
+        head = await self._one(conn, head_sql, (thread_id,))
+        if head is None:
+            await self._rebuild_head(conn)
+            head = await self._one(conn, head_sql, (thread_id,))
+            assert head is not None  # just rebuilt
+        prev = head["thread_hash"]
+        record = seal(
+            seq=int(head["seq"]) + 1,
+            thread_id=thread_id,
+            review_id=review_id,
+            checkpoint_id=checkpoint_id,
+            event=event,
+            actor=actor,
+            payload=json.loads(payload),
+            at=at,
+            prev_hash=GENESIS if prev is None else str(prev),
+            global_prev_hash=str(head["hash"]),
+        )
+        await conn.execute(
+            f"INSERT INTO {self._audit} (seq, thread_id, review_id, checkpoint_id, event, "
+            "actor, payload, at, prev_hash, global_prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.seq,
+                thread_id,
+                review_id,
+                checkpoint_id,
+                event,
+                actor,
+                payload,
+                _ts(at),
+                record.prev_hash,
+                record.global_prev_hash,
+                record.hash,
+            ),
+        )
+        await conn.execute(
+            f"UPDATE {self._audit_head} SET seq = ?, hash = ? WHERE id = 1",
+            (record.seq, record.hash),
+        )
+        hook = HOOK_FOR_EVENT.get(event)
+        if hook is not None and hook in self._hooks:
+            await conn.execute(
+                f"INSERT INTO {self._outbox} (delivery_id, seq, thread_id, hook, status, "
+                "attempts, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?)",
+                (uuid.uuid4().hex, record.seq, thread_id, hook, _ts(at)),
+            )
+        return record
+
+    async def _rebuild_head(self, conn: aiosqlite.Connection) -> None:
+        """Recreate a deleted chain-head row from the last audit row.
+
+        Only a direct edit of the database deletes it; `verify_audit()` reports
+        the missing head until this runs, and any rows cut from the end with it
+        stay undetectable, as with a forged head.
+        """
+        logger.warning(
+            "%s has no chain head row (edited outside hitl-compliance?); "
+            "rebuilding it from the last audit row",
+            self._audit_head,
+        )
+        await conn.execute(
+            f"INSERT INTO {self._audit_head} (id, seq, hash) "
+            f"SELECT 1, COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM {self._audit} "
+            f"ORDER BY seq DESC LIMIT 1), ?) FROM {self._audit}",
+            (GENESIS,),
+        )
 
     # -- turns -------------------------------------------------------------------
 
@@ -550,6 +768,8 @@ class SqliteReviewStore:
             None if review.decision is None else _dumps(review.decision),
             _dumps([v.model_dump(mode="json") for v in review.votes]),
             review.approvals_required,
+            _ts_or_none(review.deadline),
+            review.priority,
         )
         audit_payload = _dumps(paused_payload(review))
         rules = list(dict.fromkeys(v.rule for v in review.violations))
@@ -572,7 +792,8 @@ class SqliteReviewStore:
                 f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
                 "customer_message, draft_response, violations, requested_at, requested_by, "
                 "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
-                "approvals_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "approvals_required, deadline, priority) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
             if review.status in ("pending", "claimed"):
@@ -589,7 +810,7 @@ class SqliteReviewStore:
                 event="paused",
                 actor=review.requested_by or "system",
                 payload=audit_payload,
-                at=values[7],
+                at=review.requested_at,
             )
             if owner is not None:
                 await conn.execute(
@@ -816,7 +1037,7 @@ class SqliteReviewStore:
                 event="voted",
                 actor=vote.reviewer,
                 payload=vote_json,
-                at=at,
+                at=now,
             )
             return await self._by_id(conn, review_id)
 
@@ -888,7 +1109,7 @@ class SqliteReviewStore:
                 event=status,
                 actor=actor,
                 payload=payload_json,
-                at=decided_at,
+                at=now,
             )
         return _review(row)
 
@@ -931,11 +1152,11 @@ class SqliteReviewStore:
         payload: dict[str, Any],
         at: datetime,
     ) -> AuditRecord:
-        """Append one audit row."""
+        """Append one sealed audit row (and its outbox row, if a configured hook is owed)."""
         payload_json = _dumps(payload)
-        at_text = _ts(at)
+        _ts(at)
         async with self._write() as conn:
-            seq = await self._insert_audit(
+            return await self._insert_audit(
                 conn,
                 thread_id=thread_id,
                 review_id=review_id,
@@ -943,25 +1164,153 @@ class SqliteReviewStore:
                 event=event,
                 actor=actor,
                 payload=payload_json,
-                at=at_text,
+                at=at,
             )
-        return AuditRecord(
-            seq=seq,
-            thread_id=thread_id,
-            review_id=review_id,
-            checkpoint_id=checkpoint_id,
-            event=event,
-            actor=actor,
-            payload=json.loads(payload_json),
-            at=at,
-        )
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit rows, oldest first."""
+        return await self.audit_rows(thread_id)
+
+    async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
+        """Every audit row (or one thread's), in `seq` order, exactly as stored."""
         async with self._read() as conn:
-            rows = await self._all(
-                conn,
-                f"SELECT * FROM {self._audit} WHERE thread_id = ? ORDER BY seq",
-                (thread_id,),
-            )
+            if thread_id is None:
+                rows = await self._all(conn, f"SELECT * FROM {self._audit} ORDER BY seq", ())
+            else:
+                rows = await self._all(
+                    conn,
+                    f"SELECT * FROM {self._audit} WHERE thread_id = ? ORDER BY seq",
+                    (thread_id,),
+                )
         return [_audit(r) for r in rows]
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The chain head `(seq, hash)` of the last appended row; None before the first."""
+        async with self._read() as conn:
+            row = await self._one(
+                conn, f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1", ()
+            )
+        if row is None or int(row["seq"]) == 0:
+            return None
+        return int(row["seq"]), str(row["hash"])
+
+    # -- SLA ---------------------------------------------------------------------
+
+    async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
+        """Pending reviews whose `deadline` is at or before `now`, earliest first.
+
+        Reads the partial `(deadline, review_id)` index of pending reviews with
+        a deadline, so the cost is O(overdue rows returned).
+
+        Raises:
+            ValueError: `limit` is negative, or `now` is naive.
+        """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0 or None, got {limit}.")
+        async with self._read() as conn:
+            rows = await self._all(conn, *self._overdue_query(now=now, limit=limit))
+        return [_review(r) for r in rows]
+
+    def _overdue_query(self, *, now: datetime, limit: int | None) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `list_overdue`: a range of the partial overdue index."""
+        return (
+            f"SELECT * FROM {self._reviews} WHERE status = 'pending' AND deadline IS NOT NULL "
+            "AND deadline <= ? ORDER BY deadline, review_id LIMIT ?",
+            [_ts(now), -1 if limit is None else limit],
+        )
+
+    async def escalate(
+        self,
+        review_id: str,
+        *,
+        now: datetime,
+        new_deadline: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> ReviewRecord | None:
+        """Raise an overdue pending review's priority and move its deadline, atomically.
+
+        One conditional UPDATE (still pending, `deadline <= now`) and the
+        `escalated` audit row in one `BEGIN IMMEDIATE` transaction: of several
+        concurrent sweepers exactly one escalates; the others get None.
+        """
+        now_text = _ts(now)
+        deadline_text = _ts(new_deadline)
+        payload_json = _dumps(payload)
+        async with self._write() as conn:
+            changed = await self._change(
+                conn,
+                f"UPDATE {self._reviews} SET priority = priority + 1, deadline = ? "
+                "WHERE review_id = ? AND status = 'pending' AND deadline IS NOT NULL "
+                "AND deadline <= ?",
+                (deadline_text, review_id, now_text),
+            )
+            if changed == 0:
+                return None
+            escalated = await self._by_id(conn, review_id)
+            await self._insert_audit(
+                conn,
+                thread_id=escalated.thread_id,
+                review_id=review_id,
+                checkpoint_id=escalated.checkpoint_id,
+                event="escalated",
+                actor=actor,
+                payload=payload_json,
+                at=now,
+            )
+        return escalated
+
+    # -- hook outbox -------------------------------------------------------------
+
+    def configure_hooks(self, hooks: frozenset[str]) -> None:
+        """Write an outbox row, with each audit row, for these hooks (see the protocol)."""
+        self._hooks = frozenset(hooks)
+
+    async def pending_hooks(
+        self, *, thread_id: str | None = None, created_before: datetime | None = None
+    ) -> list[HookDelivery]:
+        """Undelivered outbox rows in `seq` order, each with its audit record.
+
+        `failed` rows always; `pending` rows only if created before
+        `created_before` (all of them when it is None). Reads the partial index
+        of undelivered rows (of one thread, with `thread_id`).
+        """
+        sql, params = self._hooks_query(thread_id=thread_id, created_before=created_before)
+        async with self._read() as conn:
+            rows = await self._all(conn, sql, params)
+        return [_delivery(r) for r in rows]
+
+    def _hooks_query(
+        self, *, thread_id: str | None, created_before: datetime | None
+    ) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `pending_hooks`: a range of a partial undelivered index."""
+        sql = (
+            "SELECT o.delivery_id AS o_delivery_id, o.hook AS o_hook, o.status AS o_status, "
+            "o.attempts AS o_attempts, o.last_error AS o_last_error, "
+            f"o.created_at AS o_created_at, a.* FROM {self._outbox} AS o "
+            f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.status <> 'delivered'"
+        )
+        params: list[Any] = []
+        if thread_id is not None:
+            sql += " AND o.thread_id = ?"
+            params.append(thread_id)
+        if created_before is not None:
+            sql += " AND (o.status = 'failed' OR o.created_at < ?)"
+            params.append(_ts(created_before))
+        sql += " ORDER BY o.seq"
+        return sql, params
+
+    async def finish_hook(
+        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
+    ) -> None:
+        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`.
+
+        A row already delivered is left alone.
+        """
+        attempted_at = _ts(now)
+        async with self._write() as conn:
+            await conn.execute(
+                f"UPDATE {self._outbox} SET status = ?, attempts = attempts + 1, "
+                "last_error = ?, attempted_at = ? WHERE delivery_id = ? AND status <> 'delivered'",
+                ("delivered" if ok else "failed", error, attempted_at, delivery_id),
+            )

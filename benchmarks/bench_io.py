@@ -1,0 +1,217 @@
+"""Storage I/O per cycle: SQLite thread hops and Postgres round trips, library vs raw.
+
+Wall-clock numbers on a shared 2-core machine move with the neighbours'
+load; the number of trips to storage does not. This counts, for a handful of
+sequential cycles per backend and style:
+
+* SQLite: calls into aiosqlite's worker thread (`aiosqlite.Connection._execute`,
+  a private method patched for the count: every `execute`, `fetchone`,
+  cursor `close` and `commit` is one hop and one wake-up of the event loop),
+  split into the checkpointer's connection and the review store's;
+* Postgres: client round trips (libpq trace: each `Sync` of the extended
+  protocol or simple `Query` waits for the server), on a pool built like
+  `open_backend`'s (one pool shared by saver and store) so every connection
+  can be traced; `BEGIN` counts the explicit transactions.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from benchmarks._backends import BenchContext
+from benchmarks._raw import Style, build_raw_graph, raw_cycle
+from benchmarks._result import BenchResult, guarded, new_result
+from benchmarks._workload import MESSAGE, REVIEWER, draft, rules
+from hitl_compliance import HitlCoordinator, build_compliance_graph
+
+__all__ = ["run"]
+
+STYLES: tuple[Style, ...] = ("interrupt_before", "command_resume")
+_SYNC = re.compile(r"^F\t\d+\t(?:Sync|Query)\b", re.M)
+_BEGIN = re.compile(r"^F\t\d+\tQuery\t \"BEGIN", re.M)
+
+
+@contextmanager
+def _count_hops() -> Iterator[collections.Counter[int]]:
+    """Count aiosqlite worker-thread calls per connection (by `id`) while active."""
+    import aiosqlite
+
+    counts: collections.Counter[int] = collections.Counter()
+    original: Any = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        counts[id(self)] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        aiosqlite.Connection._execute = original  # type: ignore[method-assign]
+
+
+async def _sqlite(ctx: BenchContext, style: Style, cycles: int) -> dict[str, Any]:
+    async with ctx.library("sqlite", style) as coord, ctx.raw("sqlite", style) as graph:
+        lib_saver = id(coord.graph.checkpointer.conn)  # type: ignore[union-attr]
+
+        async def library_cycle() -> None:
+            thread_id = uuid.uuid4().hex
+            await coord.process(thread_id, MESSAGE)
+            await coord.approve(thread_id, reviewer=REVIEWER)
+
+        for _ in range(3):
+            await library_cycle()
+            await raw_cycle(graph, style, uuid.uuid4().hex)
+        with _count_hops() as lib_counts:
+            for _ in range(cycles):
+                await library_cycle()
+        with _count_hops() as raw_counts:
+            for _ in range(cycles):
+                await raw_cycle(graph, style, uuid.uuid4().hex)
+    lib_checkpoints = lib_counts.get(lib_saver, 0)
+    lib_store = sum(lib_counts.values()) - lib_checkpoints
+    return {
+        "backend": "sqlite",
+        "style": style,
+        "unit": "thread hops",
+        "library_total": round((lib_checkpoints + lib_store) / cycles, 1),
+        "library_checkpointer": round(lib_checkpoints / cycles, 1),
+        "library_review_store": round(lib_store / cycles, 1),
+        "raw_total": round(sum(raw_counts.values()) / cycles, 1),
+        "library_transactions": None,
+    }
+
+
+def _start_traces(connections: list[Any], tracedir: Path, side: str, flags: Any) -> list[IO[str]]:
+    """Send each connection's libpq protocol trace to a file of its own."""
+    files: list[IO[str]] = []
+    for i, conn in enumerate(connections):
+        handle = (tracedir / f"{side}-{i}.trace").open("w")
+        files.append(handle)
+        conn.pgconn.trace(handle.fileno())
+        conn.pgconn.set_trace_flags(flags)
+    return files
+
+
+def _read_traces(tracedir: Path, side: str) -> str:
+    return "".join(p.read_text() for p in sorted(tracedir.glob(f"{side}-*.trace")))
+
+
+async def _postgres(ctx: BenchContext, style: Style, cycles: int) -> dict[str, Any]:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+    from psycopg.pq import Trace
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    from hitl_compliance.stores.postgres import PostgresReviewStore
+
+    async def measure(side: str, dsn: str, tracedir: Path) -> tuple[int, int]:
+        connections: list[AsyncConnection[Any]] = []
+
+        async def remember(conn: AsyncConnection[Any]) -> None:
+            connections.append(conn)
+
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            dsn,
+            open=False,
+            min_size=1,
+            max_size=10,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            configure=remember,
+        )
+        await pool.open(wait=True)
+        try:
+            saver = AsyncPostgresSaver(pool)
+            await saver.setup()
+            cycle: Callable[[], Awaitable[None]]
+            if side == "library":
+                store = PostgresReviewStore(pool)
+                await store.setup()
+                coord = HitlCoordinator(
+                    build_compliance_graph(draft, rules=rules(), checkpointer=saver, style=style),
+                    reviews=store,
+                )
+
+                async def cycle() -> None:
+                    thread_id = uuid.uuid4().hex
+                    await coord.process(thread_id, MESSAGE)
+                    await coord.approve(thread_id, reviewer=REVIEWER)
+
+            else:
+                graph = build_raw_graph(draft, rules(), checkpointer=saver, style=style)
+
+                async def cycle() -> None:
+                    await raw_cycle(graph, style, uuid.uuid4().hex)
+
+            for _ in range(3):
+                await cycle()
+            files = _start_traces(connections, tracedir, side, Trace.SUPPRESS_TIMESTAMPS)
+            traced = len(connections)
+            for _ in range(cycles):
+                await cycle()
+            if len(connections) != traced:
+                raise RuntimeError("the pool opened a connection mid-count; counts would be low")
+            for conn in connections:
+                conn.pgconn.untrace()  # flushes the trace
+            for handle in files:
+                handle.close()
+        finally:
+            await pool.close()
+        text = _read_traces(tracedir, side)
+        return len(_SYNC.findall(text)), len(_BEGIN.findall(text))
+
+    with tempfile.TemporaryDirectory(prefix="hitl-io-") as tmp:
+        async with ctx.postgres_schema("io_lib") as lib_dsn:
+            lib_trips, lib_tx = await measure("library", lib_dsn, Path(tmp))
+        async with ctx.postgres_schema("io_raw") as raw_dsn:
+            raw_trips, _ = await measure("raw", raw_dsn, Path(tmp))
+    return {
+        "backend": "postgres",
+        "style": style,
+        "unit": "round trips",
+        "library_total": round(lib_trips / cycles, 1),
+        "library_checkpointer": None,
+        "library_review_store": None,
+        "raw_total": round(raw_trips / cycles, 1),
+        "library_transactions": round(lib_tx / cycles, 1),
+    }
+
+
+async def run(ctx: BenchContext) -> BenchResult:
+    """Trips to storage per cycle on SQLite and Postgres, both styles."""
+    cycles = 5 if ctx.smoke else 40
+    result = new_result("io", "Storage I/O per cycle (counted, not timed)", {"cycles": cycles})
+    result["notes"] += [
+        f"{cycles} sequential cycles per row after 3 warm-up cycles; counts are per cycle "
+        "and do not depend on machine load.",
+        "SQLite: calls into aiosqlite's worker thread (each `execute`, `fetchone`, "
+        "cursor close and commit is one hop to the thread and one wake-up of the "
+        "event loop). Postgres: client round trips (libpq trace: one per `Sync` or "
+        "simple `Query`), on a pool built like `open_backend`'s; 'transactions' "
+        "counts explicit `BEGIN`s (LangGraph's saver writes in autocommit pipelines).",
+    ]
+    if "postgres" not in ctx.backends("postgres") and ctx.postgres_skip_reason:
+        result["skipped"].append(f"postgres: {ctx.postgres_skip_reason}")
+    for backend in ctx.backends("sqlite", "postgres"):
+        for style in STYLES:
+            with guarded(result, f"{backend}/{style}"):
+                if backend == "sqlite":
+                    row = await _sqlite(ctx, style, cycles)
+                else:
+                    row = await _postgres(ctx, style, cycles)
+                row["ratio"] = round(row["library_total"] / row["raw_total"], 2)
+                result["rows"].append(row)
+                print(
+                    f"  io       {backend:8} {style:16} library {row['library_total']} vs raw "
+                    f"{row['raw_total']} {row['unit']} per cycle",
+                    flush=True,
+                )
+    return result

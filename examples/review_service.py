@@ -1,0 +1,197 @@
+"""The FCA scenario as a review service: the review API and the reviewer inbox on FastAPI.
+
+Run it with one command from the repository root (needs the `api` and `sqlite`
+extras, both in `dev`):
+
+    python examples/review_service.py
+
+then open http://127.0.0.1:8000/inbox?reviewer=sam@bank. On start it seeds a
+couple of paused reviews (when none are pending) into an SQLite file, so a
+restart keeps what was left undecided. `?reviewer=` (or an `X-Reviewer` header)
+picks one of the demo reviewers below: `sam@bank` may decide everything,
+`cora@bank` only misleading promotions, `ops@bank` nothing.
+
+Send the support agent a new customer message, and watch it arrive in the
+open inbox through the event stream:
+
+    curl -X POST http://127.0.0.1:8000/demo/messages -H 'Content-Type: application/json' \\
+         -d '{"message": "Is the Fixed Rate Saver safe for my pension lump sum?"}'
+
+Options: `--host`, `--port`, `--db PATH` (default: a file in the temp directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
+
+from hitl_compliance import HitlCoordinator, ProcessResult, Reviewer, open_backend
+from hitl_compliance._fca import (
+    COMPLIANCE_OFFICER,
+    SCRIPT,
+    SLA,
+    SMCR_APPROVER,
+    fca_graph,
+    fca_policy,
+)
+from hitl_compliance.fastapi import ReviewEvents, create_review_router
+
+DEFAULT_DB = Path(tempfile.gettempdir()) / "hitl_review_service.db"
+
+REVIEWERS: Mapping[str, frozenset[str]] = {
+    "sam@bank": frozenset({SMCR_APPROVER}),
+    "cora@bank": frozenset({COMPLIANCE_OFFICER}),
+    "ops@bank": frozenset(),
+}
+"""The demo's reviewers and their SM&CR roles; a real service asks its identity provider."""
+
+SEED_MESSAGES = [
+    "Should I move my savings into the Global Equity Fund?",
+    "Is the Fixed Rate Saver safe for my pension lump sum?",
+]
+"""Customer messages whose scripted drafts need a compliance decision."""
+
+
+def authenticate(
+    x_reviewer: Annotated[
+        str | None, Header(description="Demo authentication: the reviewer's id.")
+    ] = None,
+    reviewer: Annotated[
+        str | None, Query(description="Demo authentication, for browsers: the reviewer's id.")
+    ] = None,
+) -> Reviewer:
+    """Demo authentication: trust the `X-Reviewer` header or `?reviewer=`. Never in production."""
+    who = x_reviewer or reviewer
+    if who is None or who not in REVIEWERS:
+        raise HTTPException(
+            status_code=401,
+            detail=f"Unknown reviewer {who!r}: send X-Reviewer or ?reviewer= with one of "
+            f"{sorted(REVIEWERS)}.",
+            headers={"WWW-Authenticate": "X-Reviewer"},
+        )
+    return Reviewer(who, roles=REVIEWERS[who])
+
+
+async def seed(coord: HitlCoordinator) -> list[str]:
+    """Pause a couple of risky drafts for review, unless some are already pending."""
+    if await coord.pending(limit=1):
+        return []
+    threads = []
+    for message in SEED_MESSAGES:
+        thread_id = f"conv-{uuid.uuid4().hex[:6]}"
+        await coord.process(thread_id, message)
+        threads.append(thread_id)
+    return threads
+
+
+class CustomerMessage(BaseModel):
+    """A message from a customer to the support agent (`POST /demo/messages`)."""
+
+    message: str = Field(min_length=1, max_length=2_000, examples=[next(iter(SCRIPT))])
+    thread_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+def create_app(database_url: str, *, seed_reviews: bool = True) -> FastAPI:
+    """The service: the FCA coordinator on `database_url`, its review router and inbox."""
+    events = ReviewEvents()
+    holder: dict[str, HitlCoordinator] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_backend(database_url) as backend:
+            coord = HitlCoordinator(
+                fca_graph(backend.checkpointer),
+                reviews=backend.reviews,
+                policy=fca_policy(),
+                sla=SLA,
+                hooks=events.hooks(),
+            )
+            await coord.recover()  # finish whatever a crashed run left behind
+            if seed_reviews:
+                await seed(coord)
+            holder["coordinator"] = coord
+            sweeper = asyncio.create_task(coord.run_sla_sweeper(interval=timedelta(minutes=1)))
+            try:
+                yield
+            finally:
+                events.close()  # end open event streams
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
+    app = FastAPI(
+        title="FCA review service",
+        summary="hitl-compliance's review API and reviewer inbox for the FCA support agent.",
+        lifespan=lifespan,
+    )
+    app.state.review_events = events
+    # The backend is opened in the lifespan, so the router gets a callable.
+    app.include_router(
+        create_review_router(
+            lambda: holder["coordinator"], authenticate=authenticate, events=events
+        )
+    )
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/inbox?reviewer=sam@bank")
+
+    @app.post("/demo/messages", tags=["demo"], summary="A customer writes to the support agent")
+    async def customer_message(body: CustomerMessage) -> ProcessResult:
+        thread_id = body.thread_id or f"conv-{uuid.uuid4().hex[:6]}"
+        return await holder["coordinator"].process(thread_id, body.message)
+
+    return app
+
+
+class ReviewServer(uvicorn.Server):
+    """uvicorn that ends open event streams as soon as it is asked to stop.
+
+    uvicorn waits for open responses before it runs the lifespan's shutdown, and
+    an event stream never ends by itself: closing the broadcaster on the signal
+    lets the inboxes' streams finish, so Ctrl-C stops the service at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, events: ReviewEvents) -> None:
+        super().__init__(config)
+        self.events = events
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.events.close()
+        super().handle_exit(sig, frame)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the review service with uvicorn until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="the SQLite file")
+    args = parser.parse_args(argv)
+    app = create_app(f"sqlite:///{args.db.resolve()}")
+    base = f"http://{args.host}:{args.port}"
+    print(f"database: {args.db.resolve()}")
+    for who, roles in REVIEWERS.items():
+        described = ", ".join(sorted(roles)) or "no roles"
+        print(f"inbox of {who} ({described}): {base}/inbox?reviewer={who}")
+    print(f"API docs: {base}/docs")
+    config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=5)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once stopped
+        ReviewServer(config, app.state.review_events).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The reviewer inbox end to end in headless Chromium, against the example service on uvicorn.
+
+Skips (with the reason) when Chromium or the `playwright` package is missing,
+except under CI (`CI` set), where a missing browser is a failure: the inbox
+must have been seen working. Playwright drives the system Chromium
+(`/usr/bin/chromium`); `playwright install` is never needed.
+
+The test saves a screenshot of the inbox; it replaces `docs/assets/inbox.png`
+(shown by docs/guides/review-service.md) when that file is missing or when
+`HITL_UPDATE_SCREENSHOTS=1`, so ordinary runs leave the work tree alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "assets" / "inbox.png"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EDIT = (
+    "Thanks for asking. I can't recommend a particular fund here; one of our "
+    "qualified advisers will call you to talk through your options and the risks."
+)
+
+
+def chromium_path() -> str:
+    """The system Chromium, or skip (fail under CI) saying how to get it."""
+    missing = []
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        missing.append("Chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append('the playwright package (pip install -e ".[dev]")')
+    if missing:
+        reason = f"the browser test needs {' and '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so this must not skip: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+class ServerThread:
+    """uvicorn serving an ASGI app on a free localhost port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.socket.close()
+        assert not self.thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServerThread]:
+    """`examples/review_service.py`'s app on a fresh SQLite file, seeded with two reviews."""
+    from examples.review_service import create_app
+
+    app = create_app(f"sqlite:///{tmp_path / 'inbox.db'}")
+    with ServerThread(app) as server:
+        yield server
+
+
+def test_edit_approve_and_audit_in_chromium(served: ServerThread, tmp_path: Path) -> None:
+    """A reviewer edits a draft and approves it; the item leaves the list, the audit shows it."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    api = httpx.Client(base_url=served.url, headers={"X-Reviewer": "sam@bank"}, timeout=10)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 860},
+            locale="en-GB",
+            timezone_id="Europe/London",
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served.url}/inbox?reviewer=sam@bank")
+
+            reviews = page.locator("article.review")
+            expect(reviews).to_have_count(2)
+            expect(page.locator("#whoami")).to_have_text("Signed in as sam@bank (smcr_approver)")
+            expect(page.locator("#status")).to_have_text("live")
+
+            # The seeded equity-fund review: evidence marked, deadline and quorum shown.
+            fund = reviews.filter(has_text="Global Equity Fund").first
+            thread_id = fund.get_attribute("data-thread")
+            assert thread_id
+            marks = fund.locator(".draft mark")
+            expect(marks).to_have_text(["you should invest", "guaranteed returns"])
+            expect(fund.locator(".deadline")).to_contain_text("due in")
+            expect(fund.locator(".votes")).to_have_text("approvals 0 of 1")
+
+            # A new customer message pauses; the open page hears it on /events.
+            live = api.post(
+                "/demo/messages",
+                json={
+                    "thread_id": "conv-live",
+                    "message": "Should I move my savings into the Global Equity Fund?",
+                },
+            )
+            assert live.json()["status"] == "paused"
+            expect(reviews).to_have_count(3)
+            expect(page.locator("#activity")).to_contain_text("conv-live paused for review")
+
+            # Edit the draft and approve the edit.
+            fund.get_by_role("button", name="Edit").click()
+            fund.locator("textarea.edit").fill(EDIT)
+            fund.get_by_role("button", name="Approve edited reply").click()
+
+            expect(page.locator(f'article[data-thread="{thread_id}"]')).to_have_count(0)
+            expect(reviews).to_have_count(2)
+            expect(page.locator("#banner")).to_contain_text(
+                f"Approved {thread_id}: the customer received your edited reply."
+            )
+            expect(page.locator("#audit-title")).to_have_text(f"Audit trail · {thread_id}")
+            audit_rows = page.locator("#audit tbody tr")
+            expect(audit_rows).to_have_count(2)
+            expect(audit_rows.nth(1)).to_contain_text("approved")
+            expect(audit_rows.nth(1)).to_contain_text("sam@bank")
+            expect(page.locator("#audit-detail")).to_contain_text(EDIT)
+            expect(page.locator("#activity")).to_contain_text(f"{thread_id} approved by sam@bank")
+            assert errors == []
+
+            shot = tmp_path / "inbox.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            if os.environ.get("HITL_UPDATE_SCREENSHOTS") or not SCREENSHOT.exists():
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shot, SCREENSHOT)
+        finally:
+            context.close()
+
+    # What the browser did is what the service recorded.
+    audit = api.get(f"/reviews/{thread_id}/audit").json()
+    assert [(row["event"], row["actor"]) for row in audit] == [
+        ("paused", "system"),
+        ("approved", "sam@bank"),
+    ]
+    assert audit[-1]["payload"]["delivered"] == EDIT
+    pending = api.get("/reviews").json()["items"]
+    assert thread_id not in {item["thread_id"] for item in pending}
+    api.close()
+
+
+class TestBrowserRequirement:
+    """A missing browser skips a developer's run and fails CI's."""
+
+    def test_skips_outside_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without `CI`, a missing Chromium skips with a reason naming the package."""
+        monkeypatch.delenv("CI", raising=False)
+        monkeypatch.setattr(shutil, "which", lambda name: "/nonexistent/chromium")
+        with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+            chromium_path()
+
+    def test_fails_under_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With `CI` set, a missing Chromium is a failure, never a skip."""
+        monkeypatch.setenv("CI", "true")
+        monkeypatch.setattr(shutil, "which", lambda name: "/nonexistent/chromium")
+        with pytest.raises(pytest.fail.Exception, match="must not skip"):
+            chromium_path()

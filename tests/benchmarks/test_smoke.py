@@ -1,0 +1,158 @@
+"""The benchmark runner's smoke mode runs end to end and fills every table.
+
+The runner is started as a subprocess (`python -m benchmarks --smoke`), as
+a user or CI would run it. Nothing here looks at a timing: unit tests never
+assert speed. Postgres is included when `HITL_TEST_POSTGRES_DSN` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_DSN_ENV = "HITL_TEST_POSTGRES_DSN"
+BENCHMARKS = ("cycle", "io", "throughput", "pending", "sla", "memory")
+STYLES = {"interrupt_before", "command_resume"}
+
+
+def _postgres_dsn() -> str | None:
+    dsn = os.environ.get(POSTGRES_DSN_ENV)
+    if not dsn and os.environ.get("HITL_REQUIRE_POSTGRES"):
+        pytest.fail(f"HITL_REQUIRE_POSTGRES is set (CI) but {POSTGRES_DSN_ENV} is not.")
+    return dsn or None
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One smoke run of every benchmark; its JSON results, rendered page and output."""
+    out = tmp_path_factory.mktemp("benchmarks")
+    dsn = _postgres_dsn()
+    env = dict(os.environ)
+    # Only the test DSN decides whether Postgres runs, so the assertions below hold.
+    env.pop("HITL_BENCH_POSTGRES_DSN", None)
+    env.pop(POSTGRES_DSN_ENV, None)
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--smoke",
+        "--output",
+        str(out / "results.json"),
+        "--write-docs",
+        str(out / "performance.md"),
+    ]
+    if dsn:
+        command += ["--postgres-dsn", dsn]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return {
+        "document": json.loads((out / "results.json").read_text(encoding="utf-8")),
+        "page": (out / "performance.md").read_text(encoding="utf-8"),
+        "stdout": done.stdout,
+        "postgres": bool(dsn),
+    }
+
+
+def _backends(smoke_run: dict[str, Any], *names: str) -> set[str]:
+    return {n for n in names if n != "postgres" or smoke_run["postgres"]}
+
+
+class TestSmokeRun:
+    """`python -m benchmarks --smoke` runs every benchmark on every available backend."""
+
+    def test_every_benchmark_reports_without_errors(self, smoke_run: dict[str, Any]) -> None:
+        """Each benchmark has a result and none recorded an error."""
+        results = smoke_run["document"]["results"]
+        assert set(results) == set(BENCHMARKS)
+        assert {name: results[name]["errors"] for name in BENCHMARKS} == {
+            name: [] for name in BENCHMARKS
+        }
+
+    def test_cycle_table_covers_every_backend_and_style(self, smoke_run: dict[str, Any]) -> None:
+        """The cycle table has a library/raw row per backend and pause style."""
+        rows = smoke_run["document"]["results"]["cycle"]["rows"]
+        expected = {
+            (b, s) for b in _backends(smoke_run, "memory", "sqlite", "postgres") for s in STYLES
+        }
+        assert {(r["backend"], r["style"]) for r in rows} == expected
+        assert all(r["ratio"] > 0 for r in rows)
+
+    def test_io_table_counts_both_sides(self, smoke_run: dict[str, Any]) -> None:
+        """The storage I/O table has positive counts for library and raw per SQL backend."""
+        rows = smoke_run["document"]["results"]["io"]["rows"]
+        expected = {(b, s) for b in _backends(smoke_run, "sqlite", "postgres") for s in STYLES}
+        assert {(r["backend"], r["style"]) for r in rows} == expected
+        assert all(r["library_total"] > 0 and r["raw_total"] > 0 for r in rows)
+
+    def test_throughput_table_covers_sql_backends(self, smoke_run: dict[str, Any]) -> None:
+        """The throughput table has rows for SQLite (and Postgres) at several concurrencies."""
+        rows = smoke_run["document"]["results"]["throughput"]["rows"]
+        assert {r["backend"] for r in rows} == _backends(smoke_run, "sqlite", "postgres")
+        assert len({r["concurrency"] for r in rows}) > 1
+        assert all(r["library_errors"] == r["raw_errors"] == 0 for r in rows)
+
+    def test_pending_table_covers_every_backend_and_scale(self, smoke_run: dict[str, Any]) -> None:
+        """The pending() table has a row per backend and scale, with the naive scan beside it."""
+        result = smoke_run["document"]["results"]["pending"]
+        rows = result["rows"]
+        scales = set(result["params"]["scales"])
+        expected = {
+            (b, s) for b in _backends(smoke_run, "memory", "sqlite", "postgres") for s in scales
+        }
+        assert {(r["backend"], r["threads"]) for r in rows} == expected
+        assert all("naive_limit_ms" in r and "naive_all_ms" in r for r in rows)
+
+    def test_sla_runs_or_says_not_implemented(self, smoke_run: dict[str, Any]) -> None:
+        """The SLA sweep has a row per backend, or is skipped as not implemented yet."""
+        result = smoke_run["document"]["results"]["sla"]
+        if result["status"] == "skipped":
+            assert "not implemented yet" in result["reason"]
+            assert "not implemented yet" in smoke_run["stdout"]
+        else:
+            rows = result["rows"]
+            assert {r["backend"] for r in rows} == _backends(
+                smoke_run, "memory", "sqlite", "postgres"
+            )
+            assert all(r["resolved"] == r["overdue"] for r in rows)
+
+    def test_memory_table_has_library_raw_and_store(self, smoke_run: dict[str, Any]) -> None:
+        """The memory table reports the library, the raw baseline and the store alone."""
+        rows = smoke_run["document"]["results"]["memory"]["rows"]
+        assert [r["variant"] for r in rows] == ["library", "raw", "store only"]
+
+    def test_postgres_skip_is_explained(self, smoke_run: dict[str, Any]) -> None:
+        """Without a DSN every Postgres-capable benchmark says why Postgres was skipped."""
+        if smoke_run["postgres"]:
+            pytest.skip(f"{POSTGRES_DSN_ENV} is set: Postgres ran")
+        results = smoke_run["document"]["results"]
+        for name in ("cycle", "io", "throughput", "pending"):
+            assert any("no DSN" in line for line in results[name]["skipped"]), name
+
+    def test_docs_page_renders_every_section(self, smoke_run: dict[str, Any]) -> None:
+        """The generated page has the machine table, every benchmark's section and table."""
+        page = smoke_run["page"]
+        for heading in (
+            "## Machine and versions",
+            "## How to reproduce",
+            "## 1. Cycle overhead",
+            "## 1b. Storage I/O per cycle",
+            "## 2. Throughput under concurrency",
+            "## 3. `pending()` at scale",
+            "## 4. SLA sweep",
+            "## 5. Memory",
+            "<!-- analysis:start -->",
+        ):
+            assert heading in page
+        assert "| Backend | Style |" in page
+        assert "| Backend | Concurrent threads |" in page
+        assert "| Backend | Threads |" in page
+        assert "| Variant |" in page
