@@ -36,6 +36,15 @@ def _num(value: Any, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _ms_or_text(value: Any) -> str:
+    """`12 ms` for a number; a note such as `> 15,000 (stopped)` becomes `> 15,000 ms, stopped`."""
+    if isinstance(value, (int, float)):
+        return f"{value:,.0f} ms"
+    if isinstance(value, str) and value.endswith(" (stopped)"):
+        return value.removesuffix(" (stopped)") + " ms, stopped"
+    return str(value)
+
+
 def _table(rows: Sequence[Row], columns: Sequence[Column]) -> str:
     lines = [
         "| " + " | ".join(h for h, _ in columns) + " |",
@@ -182,7 +191,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
         biggest = max(r["threads"] for r in pending["rows"])
         parts = [
             f"{r['backend']} {_num(r['library_limit_p50_ms'])} ms (naive "
-            f"{_num(r['naive_limit_ms'], 0)} ms)"
+            f"{_ms_or_text(r['naive_limit_ms'])})"
             for r in pending["rows"]
             if r["threads"] == biggest
         ]
@@ -190,6 +199,14 @@ def _summary(results: dict[str, Any]) -> list[str]:
     sla = results.get("sla")
     if sla and sla["status"] == "skipped":
         lines.append(f"- **SLA sweep**: {sla['reason']}")
+    elif sla and sla["rows"]:
+        parts = [
+            f"{r['backend']} {_num(r['resolved_per_s'], 0)}/s ({_num(r['resolved'])} reviews)"
+            for r in sla["rows"]
+        ]
+        lines.append(
+            "- **SLA sweep** (overdue reviews resolved per second): " + ", ".join(parts) + "."
+        )
     memory = results.get("memory")
     if memory and memory["rows"]:
         parts = [f"{r['variant']} {_num(r['rss_mib_per_10k'], 1)} MiB" for r in memory["rows"]]
@@ -258,7 +275,10 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
         "the same job, measured in the same run on the same machine; and what it "
         "buys at scale (`pending()` against scanning checkpoints). "
         f"Measured {meta['machine']['date_utc']} on {meta['machine']['nproc']} cores "
-        f"({meta['mode']} run, {meta['seconds']:.0f} s in all).",
+        f"({meta['mode']} run, {meta['seconds']:.0f} s in all; 1-minute load average "
+        f"{meta.get('load_start', '?')} at the start and {meta.get('load_end', '?')} at the "
+        "end: other work shared the machine, so trust ratios and counts more than "
+        "absolute milliseconds).",
         "",
         "## Summary",
         "",

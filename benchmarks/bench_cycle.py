@@ -28,7 +28,7 @@ STYLES: tuple[Style, ...] = ("interrupt_before", "command_resume")
 def _params(ctx: BenchContext) -> dict[str, dict[str, int]]:
     if ctx.smoke:
         return {
-            b: {"warmup": 3, "rounds": 2, "per_round": 4} for b in ("memory", "sqlite", "postgres")
+            b: {"warmup": 2, "rounds": 2, "per_round": 2} for b in ("memory", "sqlite", "postgres")
         }
     return {
         "memory": {"warmup": 40, "rounds": 20, "per_round": 40},

@@ -57,7 +57,7 @@ def _count_hops() -> Iterator[collections.Counter[int]]:
         aiosqlite.Connection._execute = original  # type: ignore[method-assign]
 
 
-async def _sqlite(ctx: BenchContext, style: Style, cycles: int) -> dict[str, Any]:
+async def _sqlite(ctx: BenchContext, style: Style, cycles: int, warmup: int) -> dict[str, Any]:
     async with ctx.library("sqlite", style) as coord, ctx.raw("sqlite", style) as graph:
         lib_saver = id(coord.graph.checkpointer.conn)  # type: ignore[union-attr]
 
@@ -66,7 +66,7 @@ async def _sqlite(ctx: BenchContext, style: Style, cycles: int) -> dict[str, Any
             await coord.process(thread_id, MESSAGE)
             await coord.approve(thread_id, reviewer=REVIEWER)
 
-        for _ in range(3):
+        for _ in range(warmup):
             await library_cycle()
             await raw_cycle(graph, style, uuid.uuid4().hex)
         with _count_hops() as lib_counts:
@@ -104,7 +104,7 @@ def _read_traces(tracedir: Path, side: str) -> str:
     return "".join(p.read_text() for p in sorted(tracedir.glob(f"{side}-*.trace")))
 
 
-async def _postgres(ctx: BenchContext, style: Style, cycles: int) -> dict[str, Any]:
+async def _postgres(ctx: BenchContext, style: Style, cycles: int, warmup: int) -> dict[str, Any]:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg import AsyncConnection
     from psycopg.pq import Trace
@@ -151,7 +151,7 @@ async def _postgres(ctx: BenchContext, style: Style, cycles: int) -> dict[str, A
                 async def cycle() -> None:
                     await raw_cycle(graph, style, uuid.uuid4().hex)
 
-            for _ in range(3):
+            for _ in range(warmup):
                 await cycle()
             files = _start_traces(connections, tracedir, side, Trace.SUPPRESS_TIMESTAMPS)
             traced = len(connections)
@@ -187,10 +187,10 @@ async def _postgres(ctx: BenchContext, style: Style, cycles: int) -> dict[str, A
 
 async def run(ctx: BenchContext) -> BenchResult:
     """Trips to storage per cycle on SQLite and Postgres, both styles."""
-    cycles = 5 if ctx.smoke else 40
+    cycles, warmup = (3, 1) if ctx.smoke else (40, 3)
     result = new_result("io", "Storage I/O per cycle (counted, not timed)", {"cycles": cycles})
     result["notes"] += [
-        f"{cycles} sequential cycles per row after 3 warm-up cycles; counts are per cycle "
+        f"{cycles} sequential cycles per row after {warmup} warm-up cycle(s); counts are per cycle "
         "and do not depend on machine load.",
         "SQLite: calls into aiosqlite's worker thread (each `execute`, `fetchone`, "
         "cursor close and commit is one hop to the thread and one wake-up of the "
@@ -204,9 +204,9 @@ async def run(ctx: BenchContext) -> BenchResult:
         for style in STYLES:
             with guarded(result, f"{backend}/{style}"):
                 if backend == "sqlite":
-                    row = await _sqlite(ctx, style, cycles)
+                    row = await _sqlite(ctx, style, cycles, warmup)
                 else:
-                    row = await _postgres(ctx, style, cycles)
+                    row = await _postgres(ctx, style, cycles, warmup)
                 row["ratio"] = round(row["library_total"] / row["raw_total"], 2)
                 result["rows"].append(row)
                 print(

@@ -61,7 +61,7 @@ class Params:
     def for_run(cls, smoke: bool) -> Params:
         """Tiny sizes in smoke mode, the documented ones otherwise."""
         if smoke:
-            return cls((200, 1_000), 1, 10, 2, 1.0, 5.0, 2.0)
+            return cls((100, 400), 1, 5, 1, 1.0, 5.0, 2.0)
         return cls((1_000, 10_000, 100_000), 3, 100, 10, 3.0, 15.0, 10.0)
 
 

@@ -41,7 +41,7 @@ class MovableClock:
 
 def _sizes(smoke: bool) -> dict[str, int]:
     if smoke:
-        return {"memory": 30, "sqlite": 30, "postgres": 30}
+        return {"memory": 10, "sqlite": 10, "postgres": 10}
     # Parking and resolving each cost about one full cycle; 10k on the SQL
     # backends would take ~10 minutes alone. The rate does not depend on N
     # (overdue reviews are found through an index), so they get 1,000.

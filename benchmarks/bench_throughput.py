@@ -38,7 +38,7 @@ class Params:
     def for_run(cls, smoke: bool) -> Params:
         """Tiny sizes in smoke mode, the documented ones otherwise."""
         if smoke:
-            return cls(levels=(1, 8), min_cycles=8, cycles_per_task=1, repeats=1)
+            return cls(levels=(1, 4), min_cycles=4, cycles_per_task=1, repeats=1)
         return cls(levels=(1, 8, 32, 128), min_cycles=120, cycles_per_task=3, repeats=2)
 
 
@@ -78,8 +78,8 @@ async def run(ctx: BenchContext) -> BenchResult:
                     await raw_cycle(graph, STYLE, uuid.uuid4().hex)
 
                 # Warm both sides (connections, caches) before the first level.
-                await run_concurrently(library_cycle, concurrency=4, total=8 if ctx.smoke else 40)
-                await run_concurrently(raw_one, concurrency=4, total=8 if ctx.smoke else 40)
+                await run_concurrently(library_cycle, concurrency=4, total=4 if ctx.smoke else 40)
+                await run_concurrently(raw_one, concurrency=4, total=4 if ctx.smoke else 40)
                 for level in levels:
                     total = max(min_cycles, per_task * level)
                     runs: dict[str, list[ConcurrentRun]] = {"library": [], "raw": []}

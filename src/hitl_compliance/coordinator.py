@@ -618,8 +618,8 @@ class HitlCoordinator:
         if review.decision is None:
             raise HitlError(f"Review {review.review_id!r} has no decision.")
         decision = Decision.model_validate(review.decision)
-        if not decision.approved:
-            return decision
+        if not decision.approved or decision.kind == "system":
+            return decision  # an SLA outcome is nobody's approval, whatever votes it had
         approvers = [v.reviewer for v in review.votes if v.text_sha256 == decision.text_sha256]
         return decision.model_copy(update={"approvers": approvers or [decision.reviewer]})
 

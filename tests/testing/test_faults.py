@@ -37,6 +37,7 @@ from hitl_compliance.testing import (
     ScriptedDrafter,
     SimulatedCrash,
     assert_invariants,
+    memory_backend,
 )
 from hitl_compliance.testing.faults import unwrap_graph, unwrap_store
 from tests.helpers import CLEAN, RISKY, SCRIPT, default_rules, finished_runs
@@ -78,6 +79,11 @@ class Rig:
             lease=LEASE,
             **options,
         )
+
+    @classmethod
+    def in_memory(cls, style: PauseStyle = "interrupt_before") -> Rig:
+        """A rig on a fresh in-memory backend."""
+        return cls(memory_backend(), style, FakeClock())
 
     async def restart_and_recover(self) -> list[ProcessResult]:
         """A new process, once the lease has passed, recovers."""
@@ -178,7 +184,7 @@ async def test_a_crash_in_an_sla_sweep_is_survived(
 
 async def test_a_crash_completing_a_quorum_is_survived(hitl_clock: FakeClock) -> None:
     """A vote below the quorum claims nothing; the crash at the deciding vote is recovered."""
-    backend = Backend("memory://", InMemorySaver(), InMemoryReviewStore())
+    backend = memory_backend()
     policy = RoleBasedPolicy(default_roles="officer", quorum={"guarantee": 2})
     rig = Rig(backend, "command_resume", hitl_clock, policy=policy)
     ann, bo = (Reviewer(n, roles=frozenset({"officer"})) for n in ("ann", "bo"))
@@ -202,10 +208,8 @@ class TestDeadProcess:
 
     async def test_everything_through_the_injector_raises(self) -> None:
         """Store, graph and hook calls all raise SimulatedCrash; the wrapped objects still work."""
-        injector = FaultInjector()
-        store = InMemoryReviewStore()
-        graph = build(ScriptedDrafter(SCRIPT), InMemorySaver(), "interrupt_before")
-        coord = injector.coordinator(graph, reviews=store, clock=FakeClock())
+        rig = Rig.in_memory()
+        coord, injector, store = rig.coord, rig.injector, rig.backend.reviews
         await coord.process("t1", RISKY)
         injector.arm("after_claim")
         with pytest.raises(SimulatedCrash):
@@ -227,16 +231,15 @@ class TestDeadProcess:
         assert [p.thread_id for p in await coord.pending()] == []
 
     async def test_the_coordinators_cleanup_cannot_run(self) -> None:
-        """A crash before resuming keeps the claim; an ordinary error releases it."""
-        injector = FaultInjector()
-        store = InMemoryReviewStore()
-        graph = build(ScriptedDrafter(SCRIPT), InMemorySaver(), "command_resume")
-        coord = injector.coordinator(graph, reviews=store, clock=FakeClock())
-        await coord.process("t1", RISKY)
-        injector.arm("before_resume")
+        """A crash before resuming keeps the claim the coordinator would otherwise release."""
+        rig = Rig.in_memory("command_resume")
+        await rig.coord.process("t1", RISKY)
+        rig.injector.arm("before_resume")
         with pytest.raises(SimulatedCrash):
-            await coord.approve("t1", reviewer="officer")
-        assert (await store.get_review("t1")).status == "claimed"  # type: ignore[union-attr]
+            await rig.coord.approve("t1", reviewer="officer")
+        review = await rig.backend.reviews.get_review("t1")
+        assert review is not None
+        assert review.status == "claimed"
 
     def test_a_crash_is_not_an_exception(self) -> None:
         """`except Exception` does not swallow a crash: a dead process does not carry on."""
@@ -249,9 +252,8 @@ class TestArming:
 
     async def test_only_on_the_armed_thread(self) -> None:
         """A fault armed for one thread lets decisions on others through."""
-        injector = FaultInjector()
-        graph = build(ScriptedDrafter(SCRIPT), InMemorySaver(), "interrupt_before")
-        coord = injector.coordinator(graph, clock=FakeClock())
+        rig = Rig.in_memory()
+        coord, injector = rig.coord, rig.injector
         await coord.process("t1", RISKY)
         await coord.process("t2", RISKY)
         injector.arm("after_resume_before_record", thread_id="t2")
@@ -261,9 +263,8 @@ class TestArming:
 
     async def test_disarm(self) -> None:
         """A disarmed fault never fires."""
-        injector = FaultInjector()
-        graph = build(ScriptedDrafter(SCRIPT), InMemorySaver(), "interrupt_before")
-        coord = injector.coordinator(graph, clock=FakeClock())
+        rig = Rig.in_memory()
+        coord, injector = rig.coord, rig.injector
         await coord.process("t1", RISKY)
         injector.arm("before_resume")
         injector.disarm()

@@ -58,6 +58,12 @@ class Setup:
         )
         self.coord = HitlCoordinator(self.graph, reviews=self.store, clock=self.clock, **options)
 
+    def behind_injector(self) -> tuple[FaultInjector, HitlCoordinator]:
+        """A fault injector and a coordinator through it, over the same graph and store."""
+        injector = FaultInjector()
+        coord = injector.coordinator(self.graph, reviews=self.store, clock=self.clock)
+        return injector, coord
+
     def checker(self, **options: Any) -> HitlCoordinator:
         """Another coordinator over the same graph and store (say, with a stricter policy)."""
         graph = options.pop("graph", self.graph)
@@ -260,9 +266,8 @@ class TestStoreLedgerAndCheckpointsAgree:
 
     async def test_a_claim_older_than_the_lease(self) -> None:
         """An abandoned claim is allowed while crashed, reported once recovery is due."""
-        injector = FaultInjector()
         setup = Setup()
-        coord = injector.coordinator(setup.graph, reviews=setup.store, clock=setup.clock)
+        injector, coord = setup.behind_injector()
         await coord.process("t1", RISKY)
         injector.arm("after_claim")
         with pytest.raises(SimulatedCrash):
@@ -283,9 +288,8 @@ class TestStoreLedgerAndCheckpointsAgree:
 
     async def test_a_hook_call_never_attempted(self) -> None:
         """A hook call lost to a crash is reported until recover() makes it."""
-        injector = FaultInjector()
         setup = Setup()
-        coord = injector.coordinator(setup.graph, reviews=setup.store, clock=setup.clock)
+        injector, coord = setup.behind_injector()
         injector.arm("in_hook")
         with pytest.raises(SimulatedCrash):
             await coord.process("t1", RISKY)
@@ -297,9 +301,8 @@ class TestStoreLedgerAndCheckpointsAgree:
 
     async def test_reads_through_a_dead_injector(self) -> None:
         """The checks read the stores directly, so they run while the injected process is dead."""
-        injector = FaultInjector()
         setup = Setup()
-        coord = injector.coordinator(setup.graph, reviews=setup.store, clock=setup.clock)
+        injector, coord = setup.behind_injector()
         await coord.process("t1", RISKY)
         injector.arm("after_resume_before_record")
         with pytest.raises(SimulatedCrash):

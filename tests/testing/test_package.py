@@ -128,10 +128,8 @@ class TestPublicSurface:
 
 @pytest.mark.allow_serializer_warnings
 def test_this_suite_runs_langgraph_strictly() -> None:
-    """The suite's serializer is strict although the plugin imported LangGraph before conftest.
-
-    An enum LangGraph does not know is not rebuilt on load: strict mode returns its value.
-    """
+    """The suite's serializer is strict although the plugin imported LangGraph before conftest."""
+    # Strict mode does not rebuild an enum it does not know on load: it returns its value.
     from langgraph.checkpoint.memory import InMemorySaver
 
     serde = InMemorySaver().serde

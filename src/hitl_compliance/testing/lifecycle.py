@@ -207,15 +207,8 @@ async def _decide(
     if decision.kind in ("approve", "edit"):
         response = decision.response if decision.kind == "edit" else None
         return [await coord.approve(thread_id, reviewer=decision.reviewer, response=response)]
-    review = await coord.reviews.get_review(thread_id)
-    if review is None:
-        raise ReviewNotFoundError(f"Thread {thread_id!r} has no review.", thread_id=thread_id)
-    if review.status != "pending":
-        raise AlreadyDecidedError(
-            f"The review of thread {thread_id!r} is already {review.status}.",
-            thread_id=thread_id,
-            status=review.status,
-        )
+    # The coordinator's own check: ReviewNotFoundError / AlreadyDecidedError, as a reviewer gets.
+    review = await coord._open_review(thread_id, None)
     if review.deadline is None:
         raise ValueError(
             f"The review of thread {thread_id!r} has no deadline: give the coordinator an sla."
