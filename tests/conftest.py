@@ -2,11 +2,10 @@
 
 The library promises that graph state survives LangGraph's serializer in
 strict mode, so the whole session runs with `LANGGRAPH_STRICT_MSGPACK=true`.
-LangGraph reads the variable at import time. The library's own pytest plugin
-(the `hitl_compliance` `pytest11` entry point) has imported LangGraph before
-this file runs, so besides setting the variable this file applies it to what
-LangGraph derived from it at import time (`tests/testing/test_package.py`
-checks that strict mode is really on).
+LangGraph reads the variable once, when it is first imported; the library's
+pytest plugin (`pytest_hitl_compliance`) imports neither the library nor
+LangGraph as pytest starts, so setting it here, first, is enough
+(`tests/testing/test_package.py` checks that strict mode is really on).
 """
 
 from __future__ import annotations
@@ -33,24 +32,6 @@ from hitl_compliance import (
     build_compliance_graph,
 )
 from tests.helpers import FakeClock, ScriptedDrafter, default_rules
-
-
-def _strict_msgpack() -> None:
-    """Turn LangGraph's strict serializer on now, although LangGraph was imported already."""
-    if os.environ["LANGGRAPH_STRICT_MSGPACK"].lower() not in ("1", "true", "yes"):
-        return
-    from langgraph._internal import _serde
-    from langgraph.checkpoint.base import BaseCheckpointSaver
-    from langgraph.checkpoint.serde import _msgpack
-    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-
-    _msgpack.STRICT_MSGPACK_ENABLED = True  # read by each JsonPlusSerializer() made from now on
-    _serde.STRICT_MSGPACK_ENABLED = True  # read by StateGraph.compile()
-    # The savers' default serializer was made at import time, before the flag was set.
-    BaseCheckpointSaver.serde = JsonPlusSerializer()
-
-
-_strict_msgpack()
 
 # tests/testing/test_plugin.py runs the library's pytest plugin in inner pytest sessions.
 pytest_plugins = ["pytester"]

@@ -69,20 +69,25 @@ class TestOptionalDependencies:
         assert completed.returncode != 0
         assert 'pip install "hitl-compliance[testing]"' in completed.stderr
 
-    def test_the_plugin_does_not_import_hypothesis(self) -> None:
-        """Loading the plugin (in every pytest session) does not import Hypothesis."""
+    def test_the_plugin_imports_neither_the_library_nor_hypothesis(self) -> None:
+        """Loading the plugin (in every pytest session) imports no LangGraph, library, Hypothesis.
+
+        So a downstream conftest.py can still set LangGraph's import-time settings.
+        """
         completed = subprocess.run(
             [
                 sys.executable,
                 "-c",
-                "import sys, hitl_compliance.testing.plugin; print('hypothesis' in sys.modules)",
+                "import sys, pytest_hitl_compliance; "
+                "print(sorted({m.split('.')[0] for m in sys.modules} "
+                "& {'hypothesis', 'langgraph', 'hitl_compliance'}))",
             ],
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        assert completed.stdout.strip() == "False", completed.stderr
+        assert completed.stdout.strip() == "[]", completed.stderr
 
 
 class TestDistribution:
@@ -91,7 +96,7 @@ class TestDistribution:
     def test_pytest11_entry_point(self, pytestconfig: pytest.Config) -> None:
         """The plugin is a pytest11 entry point, active in this very session."""
         [plugin] = [e for e in entry_points(group="pytest11") if e.name == "hitl_compliance"]
-        assert plugin.value == "hitl_compliance.testing.plugin"
+        assert plugin.value == "pytest_hitl_compliance"
         assert pytestconfig.pluginmanager.has_plugin("hitl_compliance")
 
     def test_testing_extra(self) -> None:
@@ -128,7 +133,7 @@ class TestPublicSurface:
 
 @pytest.mark.allow_serializer_warnings
 def test_this_suite_runs_langgraph_strictly() -> None:
-    """The suite's serializer is strict although the plugin imported LangGraph before conftest."""
+    """The suite's serializer is strict: conftest set LANGGRAPH_STRICT_MSGPACK before any import."""
     # Strict mode does not rebuild an enum it does not know on load: it returns its value.
     from langgraph.checkpoint.memory import InMemorySaver
 

@@ -40,7 +40,8 @@ def test_customer_messages_include_product_questions() -> None:
 @given(draft_chunks(triggers=["act now"], filler=["hello"]))
 def test_draft_chunks_come_from_the_given_words(chunk: str) -> None:
     """A chunk is a trigger or filler (in some case), or short arbitrary text."""
-    assert chunk.lower() in ("act now", "hello") or len(chunk) <= 12
+    # Upper/title case may expand a character to up to three ("ß" -> "SS").
+    assert chunk.lower() in ("act now", "hello") or len(chunk) <= 3 * 12
 
 
 def test_drafts_are_seeded_with_triggers() -> None:

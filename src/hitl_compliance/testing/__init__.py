@@ -20,9 +20,13 @@ registers the pytest plugin.
   (Hypothesis): messages, drafts, rule sets, reviewers, decisions, lifecycles.
 * [`hitl_compliance.testing.stateful`][hitl_compliance.testing.stateful]
   (Hypothesis): [`CoordinatorMachine`][hitl_compliance.testing.CoordinatorMachine].
-* [`hitl_compliance.testing.plugin`][hitl_compliance.testing.plugin] (pytest):
-  fixtures `hitl_backend`, `hitl_style`, `hitl_clock`, `scripted_drafter`,
-  `hitl_faults` and the `hitl_both_styles` marker.
+* [`hitl_compliance.testing.conformance`][hitl_compliance.testing.conformance]
+  (pytest): [`ReviewStoreConformance`][hitl_compliance.testing.conformance.ReviewStoreConformance],
+  the tests a review store adapter must pass.
+* The pytest plugin, module `pytest_hitl_compliance` (re-exported as
+  `hitl_compliance.testing.plugin`): fixtures `hitl_backend`, `hitl_style`,
+  `hitl_clock`, `scripted_drafter`, `hitl_faults` and the `hitl_both_styles`
+  marker.
 
 This module imports neither Hypothesis nor pytest; `CoordinatorMachine` and
 `run_machine` are loaded from `stateful` on first use.

@@ -2,7 +2,7 @@
 
 None of them needs anything beyond the core install. Use them directly, or
 through the pytest fixtures `scripted_drafter`, `hitl_clock` and
-`hitl_backend` of the [plugin][hitl_compliance.testing.plugin].
+`hitl_backend` of the plugin (`pytest_hitl_compliance`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,98 @@
+"""`ReviewStoreConformance` as a third-party adapter's CI sees it, in inner pytest sessions.
+
+Our own stores run the suite in tests/integration/test_review_stores.py; here
+it must pass for a correct adapter outside the library, fail for a broken one
+(a suite that cannot fail proves nothing), and say what to do when the
+subclass forgets its fixture.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hitl_compliance.testing import conformance
+from hitl_compliance.testing.databases import POSTGRES_DSN_ENV
+
+INI = """
+[pytest]
+asyncio_mode = {mode}
+asyncio_default_fixture_loop_scope = function
+addopts = -p no:cacheprovider --strict-markers --strict-config
+filterwarnings = error
+"""
+
+ADAPTER = '''
+import pytest_asyncio
+from hitl_compliance.stores import InMemoryReviewStore
+from hitl_compliance.testing.conformance import ReviewStoreConformance
+
+
+class ThirdPartyStore(InMemoryReviewStore):
+    """Stands in for an adapter another team wrote."""
+{body}
+
+class TestThirdPartyStore(ReviewStoreConformance):
+    @pytest_asyncio.fixture
+    async def review_store(self):
+        store = ThirdPartyStore()
+        await store.setup()
+        yield store
+        await store.aclose()
+'''
+
+# Lists pending reviews newest first: the suite's ordering and cursor tests must catch it.
+NEWEST_FIRST = """
+    async def list_pending(self, *args, **kwargs):
+        return list(reversed(await super().list_pending(*args, **kwargs)))
+"""
+
+
+def suite_size() -> int:
+    """The number of tests the suite holds."""
+    return sum(name.startswith("test_") for name in dir(conformance.ReviewStoreConformance))
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """An inner test directory configured like a downstream project (no PostgreSQL)."""
+    monkeypatch.delenv(POSTGRES_DSN_ENV, raising=False)
+    return pytester
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_a_correct_adapter_passes_every_test(inner: pytest.Pytester, mode: str) -> None:
+    """Every test of the suite runs and passes, under pytest-asyncio's strict and auto modes."""
+    inner.makeini(INI.format(mode=mode))
+    inner.makepyfile(ADAPTER.format(body="    pass\n"))
+    result = inner.runpytest()
+    assert suite_size() >= 60
+    result.assert_outcomes(passed=suite_size())
+
+
+def test_a_broken_adapter_fails_and_says_where(inner: pytest.Pytester) -> None:
+    """An adapter listing pending reviews newest first fails the ordering and cursor tests."""
+    inner.makeini(INI.format(mode="strict"))
+    inner.makepyfile(ADAPTER.format(body=NEWEST_FIRST))
+    result = inner.runpytest()
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 2
+    assert outcomes["failed"] + outcomes.get("passed", 0) == suite_size()
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED *TestThirdPartyStore::test_oldest_first_with_ties_by_review_id*",
+            "FAILED *TestThirdPartyStore::test_cursor_pages_through_everything_once*",
+        ],
+        consecutive=False,
+    )
+
+
+def test_a_subclass_without_its_fixture_is_told_what_to_provide(inner: pytest.Pytester) -> None:
+    """Forgetting `review_store` fails every test with the fix in the message, not a hang."""
+    inner.makeini(INI.format(mode="auto"))
+    inner.makepyfile(
+        "from hitl_compliance.testing.conformance import ReviewStoreConformance\n\n\n"
+        "class TestForgotten(ReviewStoreConformance):\n    pass\n"
+    )
+    result = inner.runpytest("-x")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*TestForgotten must provide a `review_store` fixture*"])
