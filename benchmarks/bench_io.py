@@ -4,10 +4,12 @@ Wall-clock numbers on a shared 2-core machine move with the neighbours'
 load; the number of trips to storage does not. This counts, for a handful of
 sequential cycles per backend and style:
 
-* SQLite: calls into aiosqlite's worker thread (`aiosqlite.Connection._execute`,
-  a private method patched for the count: every `execute`, `fetchone`,
-  cursor `close` and `commit` is one hop and one wake-up of the event loop),
-  split into the checkpointer's connection and the review store's;
+* SQLite: trips to a worker thread, each one wake-up of the event loop:
+  LangGraph's saver goes through aiosqlite (`aiosqlite.Connection._execute`,
+  patched for the count: every `execute`, `fetchone`, cursor `close` and
+  `commit` is one hop), the review store through its own one-thread worker
+  (`SqliteReviewStore`'s `_Worker.run`, patched likewise: one hop per store
+  call, the whole transaction on the thread);
 * Postgres: client round trips (libpq trace: each `Sync` of the extended
   protocol or simple `Query` waits for the server), on a pool built like
   `open_backend`'s (one pool shared by saver and store) so every connection
@@ -40,21 +42,30 @@ _BEGIN = re.compile(r"^F\t\d+\tQuery\t \"BEGIN", re.M)
 
 @contextmanager
 def _count_hops() -> Iterator[collections.Counter[int]]:
-    """Count aiosqlite worker-thread calls per connection (by `id`) while active."""
+    """Count worker-thread trips per connection or store worker (by `id`) while active."""
     import aiosqlite
+
+    from hitl_compliance.stores import sqlite as store_module
 
     counts: collections.Counter[int] = collections.Counter()
     original: Any = aiosqlite.Connection._execute
+    original_run: Any = store_module._Worker.run
 
     async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
         counts[id(self)] += 1
         return await original(self, fn, *args, **kwargs)
 
+    def counted_run(self: Any, fn: Any, *args: Any) -> Any:
+        counts[id(self)] += 1
+        return original_run(self, fn, *args)
+
     aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    store_module._Worker.run = counted_run  # type: ignore[method-assign]
     try:
         yield counts
     finally:
         aiosqlite.Connection._execute = original  # type: ignore[method-assign]
+        store_module._Worker.run = original_run  # type: ignore[method-assign]
 
 
 async def _sqlite(ctx: BenchContext, style: Style, cycles: int, warmup: int) -> dict[str, Any]:
@@ -192,9 +203,11 @@ async def run(ctx: BenchContext) -> BenchResult:
     result["notes"] += [
         f"{cycles} sequential cycles per row after {warmup} warm-up cycle(s); counts are per cycle "
         "and do not depend on machine load.",
-        "SQLite: calls into aiosqlite's worker thread (each `execute`, `fetchone`, "
-        "cursor close and commit is one hop to the thread and one wake-up of the "
-        "event loop). Postgres: client round trips (libpq trace: one per `Sync` or "
+        "SQLite: trips to a worker thread, each one wake-up of the event loop: for "
+        "LangGraph's saver, calls into aiosqlite's thread (each `execute`, `fetchone`, "
+        "cursor close and commit is one hop); for the review store, calls into its "
+        "own one-thread worker (one per store call: the whole transaction runs "
+        "there). Postgres: client round trips (libpq trace: one per `Sync` or "
         "simple `Query`), on a pool built like `open_backend`'s; 'transactions' "
         "counts explicit `BEGIN`s (LangGraph's saver writes in autocommit pipelines).",
     ]

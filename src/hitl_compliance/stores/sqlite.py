@@ -1,10 +1,15 @@
 """SQLite review store: durable reviews and audit on one file, shared safely by several processes.
 
-Needs the `sqlite` extra (`pip install "hitl-compliance[sqlite]"`). Every change
-runs in one `BEGIN IMMEDIATE` transaction, so two processes (or two store
-instances) on the same file serialise on SQLite's write lock and the
+Every change runs in one `BEGIN IMMEDIATE` transaction, so two processes (or
+two store instances) on the same file serialise on SQLite's write lock and the
 `pending -> claimed` step (by `claim` or by the vote completing a quorum)
 stays exactly-once across them.
+
+The store drives the standard library's `sqlite3` from a worker thread of its
+own: each call runs its whole transaction (or read) as one function on that
+thread, so a call costs the event loop one trip to the thread, however many
+statements it runs. (The `sqlite` extra brings LangGraph's SQLite saver; the
+store itself needs only the standard library.)
 
 `setup()` creates the tables and upgrades tables written by an older version
 in place: the `<prefix>schema_version` row records which of the ordered
@@ -21,17 +26,21 @@ calls owed by an audit row go to `<prefix>hook_outbox` in the same transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
+from queue import SimpleQueue
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from hitl_compliance.errors import (
     AlreadyDecidedError,
@@ -45,13 +54,6 @@ from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
 
-try:
-    import aiosqlite
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ConfigurationError(
-        'SqliteReviewStore needs aiosqlite: pip install "hitl-compliance[sqlite]"'
-    ) from exc
-
 __all__ = ["SqliteReviewStore"]
 
 logger = logging.getLogger("hitl_compliance")
@@ -61,9 +63,12 @@ _OPEN = "('pending', 'claimed')"
 _BUSY_TIMEOUT_MS = 30_000
 _BACKFILL_PAGE = 1000
 
+_T = TypeVar("_T")
+
 # A migration step is SQL statements and, where SQL alone cannot do it, Python
-# steps run on the connection (inside the migration's transaction) with the prefix.
-_PyStep = Callable[[aiosqlite.Connection, str], Awaitable[None]]
+# steps run on the connection (inside the migration's transaction, on the
+# store's worker thread) with the prefix.
+_PyStep = Callable[[sqlite3.Connection, str], None]
 _Step = str | _PyStep
 
 
@@ -180,7 +185,7 @@ def _schema_v3(p: str) -> list[_Step]:
     ]
 
 
-async def _backfill_ledger(conn: aiosqlite.Connection, p: str) -> None:
+def _backfill_ledger(conn: sqlite3.Connection, p: str) -> None:
     """Seal the audit rows written before the ledger existed, in seq order, and set the head.
 
     Pages through the table, so memory holds one page plus one hash per thread.
@@ -188,11 +193,11 @@ async def _backfill_ledger(conn: aiosqlite.Connection, p: str) -> None:
     thread_prev: dict[str, str] = {}
     head_seq, head_hash = 0, GENESIS
     while True:
-        async with conn.execute(
+        rows = _all(
+            conn,
             f"SELECT * FROM {p}audit WHERE seq > ? ORDER BY seq LIMIT ?",
             (head_seq, _BACKFILL_PAGE),
-        ) as cur:
-            rows = list(await cur.fetchall())
+        )
         if not rows:
             break
         updates = []
@@ -214,11 +219,12 @@ async def _backfill_ledger(conn: aiosqlite.Connection, p: str) -> None:
             updates.append((record.prev_hash, record.global_prev_hash, record.hash, record.seq))
             thread_prev[record.thread_id] = record.hash
             head_seq, head_hash = record.seq, record.hash
-        await conn.executemany(
+        conn.executemany(
             f"UPDATE {p}audit SET prev_hash = ?, global_prev_hash = ?, hash = ? WHERE seq = ?",
             updates,
-        )
-    await conn.execute(
+        ).close()
+    _run_sql(
+        conn,
         f"INSERT INTO {p}audit_head (id, seq, hash) VALUES (1, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
         (head_seq, head_hash),
@@ -246,54 +252,179 @@ def _check_table_prefix(table_prefix: str) -> str:
     return table_prefix
 
 
-def _open_and_read(path: str) -> None:
-    conn = sqlite3.connect(path)
+def _one(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> sqlite3.Row | None:
+    """The first row of a query (None without one); the statement is reset at once."""
+    cur = conn.execute(sql, tuple(params))
     try:
-        conn.execute("PRAGMA schema_version").fetchone()
+        row: sqlite3.Row | None = cur.fetchone()
+        return row
     finally:
-        conn.close()
+        cur.close()
 
 
-async def _check_sqlite_file(path: str) -> None:
-    """Open `path` once (creating it if missing) to fail early with a clear error.
-
-    aiosqlite leaves a worker thread behind when its connect fails, so callers
-    check the file with plain `sqlite3` first.
-
-    Raises:
-        ConfigurationError: the file cannot be opened or is not an SQLite database.
-    """
-    if path in ("", ":memory:"):
-        return
+def _all(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> list[sqlite3.Row]:
+    cur = conn.execute(sql, tuple(params))
     try:
-        await asyncio.to_thread(_open_and_read, path)
-    except sqlite3.Error as exc:
-        raise ConfigurationError(
-            f"Cannot open SQLite database {path!r}: {exc}. "
-            "Check that the directory exists and is writable, and that the file is "
-            "an SQLite database."
-        ) from exc
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
-async def _enable_wal(conn: aiosqlite.Connection) -> None:
+def _run_sql(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+    """Run one statement; the number of rows it changed."""
+    cur = conn.execute(sql, tuple(params))
+    try:
+        return int(cur.rowcount)
+    finally:
+        cur.close()
+
+
+def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """`fn(conn)` in one write transaction, taken before its first read.
+
+    `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy
+    timeout), so check-then-write inside `fn` is atomic across connections and
+    processes. Commits on return; rolls back on any exception (from `fn` or from
+    the commit itself, so the connection is never left inside a transaction)
+    and re-raises it.
+    """
+    conn.execute("BEGIN IMMEDIATE").close()
+    try:
+        result = fn(conn)
+        conn.commit()
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return result
+
+
+# One job for the worker thread: run `fn(*args)`, hand the outcome to `future` on `loop`.
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting call was cancelled; the job ran anyway
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _work(jobs: SimpleQueue[_Job | None]) -> None:
+    """The worker thread: run jobs in order until told to stop (None)."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        fn, args, loop, future = job
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, future, result, error)
+        del job, fn, args, loop, future, result, error
+
+
+class _Worker:
+    """A single thread running the store's jobs one at a time, in submission order.
+
+    Like `aiosqlite`'s worker, minus the per-statement trips: one job is one
+    whole store call. The thread is a daemon (an unclosed store never blocks
+    interpreter exit), and stops when the worker is stopped or garbage collected.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
+        self._thread = threading.Thread(target=_work, args=(self._jobs,), name=name, daemon=True)
+        self._thread.start()
+        # Stop the thread with the worker, whichever comes first.
+        self._stop = weakref.finalize(self, self._jobs.put, None)
+
+    def run(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Queue `fn(*args)` now; the future resolves on the running loop once it has run."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((fn, args, loop, future))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread finish the queued jobs, then end; idempotent."""
+        self._stop()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
     """Switch the file to WAL, retrying while another connection holds a lock.
 
     Changing the journal mode can fail with "database is locked" at once,
     without waiting for the busy timeout (two stores opening a new file
-    together), so wait here, up to that timeout.
+    together), so wait here, up to that timeout. Runs on the store's worker
+    thread, so the sleeps never block the event loop.
     """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + _BUSY_TIMEOUT_MS / 1000
+    give_up = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
     delay = 0.005
     while True:
         try:
-            await conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_mode = WAL").close()
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or loop.time() >= give_up:
+            if "locked" not in str(exc) or time.monotonic() >= give_up:
                 raise
-        await asyncio.sleep(delay)
+        time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Open and configure the store's connection (on its worker thread).
+
+    The connection is opened, used and closed on that thread only (the store
+    sees to it); `check_same_thread=False` just lets an unclosed one be
+    finalised from any thread.
+    `isolation_level=None`: we issue `BEGIN IMMEDIATE` / `COMMIT` ourselves, so
+    the driver never opens a deferred transaction that could fail to upgrade.
+
+    Raises:
+        ConfigurationError: the file cannot be opened or is not an SQLite
+            database, or cannot be configured.
+    """
+    try:
+        conn = sqlite3.connect(
+            path,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise _cannot_open(path, exc) from exc
+    try:
+        if path not in ("", ":memory:"):
+            # Fail early with a clear error on a file that is not a database.
+            try:
+                conn.execute("PRAGMA schema_version").close()
+            except sqlite3.Error as exc:
+                raise _cannot_open(path, exc) from exc
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}").close()
+        _enable_wal(conn)
+        conn.execute("PRAGMA synchronous = NORMAL").close()
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise ConfigurationError(f"Cannot use SQLite database {path!r}: {exc}.") from exc
+        raise
+    return conn
+
+
+def _cannot_open(path: str, exc: sqlite3.Error) -> ConfigurationError:
+    return ConfigurationError(
+        f"Cannot open SQLite database {path!r}: {exc}. "
+        "Check that the directory exists and is writable, and that the file is "
+        "an SQLite database."
+    )
 
 
 def _ts(value: datetime) -> str:
@@ -389,7 +520,9 @@ class SqliteReviewStore:
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
     (WAL journal, 30 s busy timeout, `synchronous=NORMAL`) and closes it in
     `aclose`; also usable as `async with SqliteReviewStore(path) as store:`.
-    Calls on one instance are serialised by an `asyncio.Lock`; instances and
+    The connection lives on a worker thread of the store's own, which runs each
+    call's whole transaction as one function: calls on one instance are
+    serialised by that thread (first come, first served); instances and
     processes sharing the file are serialised by `BEGIN IMMEDIATE`.
 
     With `":memory:"` the database is private to this store's connection and
@@ -409,7 +542,11 @@ class SqliteReviewStore:
     def __init__(self, path: str | os.PathLike[str], *, table_prefix: str = "hitl_") -> None:
         self.path = os.fspath(path)
         self.table_prefix = _check_table_prefix(table_prefix)
-        self._conn: aiosqlite.Connection | None = None
+        # The connection and the single thread that runs everything on it; both
+        # set while the store is open, both None before setup and after aclose.
+        self._conn: sqlite3.Connection | None = None
+        self._worker: _Worker | None = None
+        # Held by setup and aclose only: calls are serialised by the worker thread.
         self._lock = asyncio.Lock()
         p = table_prefix
         self._reviews = f"{p}reviews"
@@ -450,28 +587,31 @@ class SqliteReviewStore:
         """
         async with self._lock:
             if self._conn is None:
-                self._conn = await self._connect()
-            conn = self._conn
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
+                worker = _Worker(f"hitl-sqlite {self.path}")
                 try:
-                    await self._migrate(conn)
+                    conn = await worker.run(_connect, self.path)
                 except BaseException:
-                    await conn.rollback()
+                    worker.stop()
                     raise
-                await conn.commit()
-            except sqlite3.Error as exc:
-                raise ConfigurationError(
-                    f"Cannot create the review tables in SQLite database {self.path!r}: {exc}."
-                ) from exc
+                self._conn, self._worker = conn, worker
+            await self._submit(self._create_tables)
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        try:
+            _transaction(conn, self._migrate)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"Cannot create the review tables in SQLite database {self.path!r}: {exc}."
+            ) from exc
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         """Run the migration steps the tables miss; the caller holds the write lock."""
-        await conn.execute(
+        _run_sql(
+            conn,
             f"CREATE TABLE IF NOT EXISTS {self._schema_version} ("
-            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
         )
-        row = await self._one(conn, f"SELECT version FROM {self._schema_version} WHERE id = 1", ())
+        row = _one(conn, f"SELECT version FROM {self._schema_version} WHERE id = 1", ())
         # No row: a new database, or one created before versioning (version 1's
         # tables, which step 1 creates only if missing).
         current = 0 if row is None else int(row["version"])
@@ -486,108 +626,83 @@ class SqliteReviewStore:
         for step in _MIGRATIONS[current:]:
             for statement in step(self.table_prefix):
                 if isinstance(statement, str):
-                    await conn.execute(statement)
+                    _run_sql(conn, statement)
                 else:
-                    await statement(conn, self.table_prefix)
-        await conn.execute(
+                    statement(conn, self.table_prefix)
+        _run_sql(
+            conn,
             f"INSERT INTO {self._schema_version} (id, version) VALUES (1, ?) "
             "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
             (SCHEMA_VERSION,),
         )
 
-    async def _connect(self) -> aiosqlite.Connection:
-        await _check_sqlite_file(self.path)
-        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves, so the
-        # driver never opens a deferred transaction that could fail to upgrade.
-        conn = aiosqlite.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        await conn
-        try:
-            conn.row_factory = sqlite3.Row
-            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            await _enable_wal(conn)
-            await conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException as exc:
-            await conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise ConfigurationError(
-                    f"Cannot use SQLite database {self.path!r}: {exc}."
-                ) from exc
-            raise
-        return conn
-
     async def aclose(self) -> None:
-        """Close the store's connection; idempotent."""
+        """Close the store's connection and stop its thread; idempotent.
+
+        Calls already started finish first.
+        """
         async with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None:
-                await conn.close()
+            worker, self._worker = self._worker, None
+            if worker is None or conn is None:
+                return
+            try:
+                # Queued behind every call already submitted.
+                await worker.run(conn.close)
+            finally:
+                worker.stop()
 
-    def _require(self) -> aiosqlite.Connection:
-        if self._conn is None:
+    def _require(self) -> tuple[sqlite3.Connection, _Worker]:
+        if self._conn is None or self._worker is None:
             raise ConfigurationError(
                 f"{self!r} is not open: call `await store.setup()` first "
                 "(or use `async with store:`)."
             )
-        return self._conn
+        return self._conn, self._worker
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction, taken before the first read so check-then-write is atomic."""
-        async with self._lock:
-            conn = self._require()
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+    async def _submit(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `fn(conn)` on the store's thread: the one trip to it of a store call.
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        # The lock keeps reads from seeing another coroutine's uncommitted writes
-        # on the shared connection.
-        async with self._lock:
-            yield self._require()
+        Every call of the store goes through here, once.
+        """
+        if self._conn is None and self._lock.locked():
+            # setup() (or aclose()) is running: wait for it, as the caller would
+            # have waited for the connection.
+            async with self._lock:
+                pass
+        conn, worker = self._require()
+        return await worker.run(fn, conn)
 
-    @staticmethod
-    async def _one(
-        conn: aiosqlite.Connection, sql: str, params: Iterable[Any]
-    ) -> sqlite3.Row | None:
-        async with conn.execute(sql, tuple(params)) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`fn(conn)` in one `BEGIN IMMEDIATE` transaction, in one trip to the thread."""
+        return await self._submit(lambda conn: _transaction(conn, fn))
 
-    @staticmethod
-    async def _all(
-        conn: aiosqlite.Connection, sql: str, params: Iterable[Any]
-    ) -> list[sqlite3.Row]:
-        async with conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+    async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`fn(conn)` outside a transaction (each statement reads a committed state).
 
-    @staticmethod
-    async def _change(conn: aiosqlite.Connection, sql: str, params: Iterable[Any]) -> int:
-        async with conn.execute(sql, tuple(params)) as cur:
-            return int(cur.rowcount)
+        The thread runs one call at a time, so reads never see another call's
+        uncommitted writes on the shared connection.
+        """
+        return await self._submit(fn)
 
-    async def _latest(self, conn: aiosqlite.Connection, thread_id: str) -> sqlite3.Row | None:
-        return await self._one(
+    def _latest(self, conn: sqlite3.Connection, thread_id: str) -> sqlite3.Row | None:
+        return _one(
             conn,
             f"SELECT * FROM {self._reviews} WHERE thread_id = ? ORDER BY rowid DESC LIMIT 1",
             (thread_id,),
         )
 
-    async def _open_review_id(self, conn: aiosqlite.Connection, thread_id: str) -> str | None:
-        row = await self._one(
+    def _open_review_id(self, conn: sqlite3.Connection, thread_id: str) -> str | None:
+        row = _one(
             conn,
             f"SELECT review_id FROM {self._reviews} WHERE thread_id = ? AND status IN {_OPEN}",
             (thread_id,),
         )
         return None if row is None else str(row["review_id"])
 
-    async def _insert_audit(
+    def _insert_audit(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         *,
         thread_id: str,
         review_id: str | None,
@@ -609,10 +724,10 @@ class SqliteReviewStore:
             f"SELECT seq, hash, (SELECT hash FROM {self._audit} WHERE thread_id = ? "
             f"ORDER BY seq DESC LIMIT 1) AS thread_hash FROM {self._audit_head} WHERE id = 1"
         )
-        head = await self._one(conn, head_sql, (thread_id,))
+        head = _one(conn, head_sql, (thread_id,))
         if head is None:
-            await self._rebuild_head(conn)
-            head = await self._one(conn, head_sql, (thread_id,))
+            self._rebuild_head(conn)
+            head = _one(conn, head_sql, (thread_id,))
             assert head is not None  # just rebuilt
         prev = head["thread_hash"]
         record = seal(
@@ -627,7 +742,8 @@ class SqliteReviewStore:
             prev_hash=GENESIS if prev is None else str(prev),
             global_prev_hash=str(head["hash"]),
         )
-        await conn.execute(
+        _run_sql(
+            conn,
             f"INSERT INTO {self._audit} (seq, thread_id, review_id, checkpoint_id, event, "
             "actor, payload, at, prev_hash, global_prev_hash, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -645,20 +761,22 @@ class SqliteReviewStore:
                 record.hash,
             ),
         )
-        await conn.execute(
+        _run_sql(
+            conn,
             f"UPDATE {self._audit_head} SET seq = ?, hash = ? WHERE id = 1",
             (record.seq, record.hash),
         )
         hook = HOOK_FOR_EVENT.get(event)
         if hook is not None and hook in self._hooks:
-            await conn.execute(
+            _run_sql(
+                conn,
                 f"INSERT INTO {self._outbox} (delivery_id, seq, thread_id, hook, status, "
                 "attempts, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?)",
                 (uuid.uuid4().hex, record.seq, thread_id, hook, _ts(at)),
             )
         return record
 
-    async def _rebuild_head(self, conn: aiosqlite.Connection) -> None:
+    def _rebuild_head(self, conn: sqlite3.Connection) -> None:
         """Recreate a deleted chain-head row from the last audit row.
 
         Only a direct edit of the database deletes it; `verify_audit()` reports
@@ -670,7 +788,8 @@ class SqliteReviewStore:
             "rebuilding it from the last audit row",
             self._audit_head,
         )
-        await conn.execute(
+        _run_sql(
+            conn,
             f"INSERT INTO {self._audit_head} (id, seq, hash) "
             f"SELECT 1, COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM {self._audit} "
             f"ORDER BY seq DESC LIMIT 1), ?) FROM {self._audit}",
@@ -686,13 +805,14 @@ class SqliteReviewStore:
             ThreadBusyError: the thread has an open review or an unfinished turn.
         """
         started_at = _ts(now)
-        async with self._write() as conn:
-            if await self._open_review_id(conn, thread_id) is not None:
+
+        def begin(conn: sqlite3.Connection) -> None:
+            if self._open_review_id(conn, thread_id) is not None:
                 raise ThreadBusyError(
                     f"Thread {thread_id!r} is paused for review; approve or reject it first.",
                     thread_id=thread_id,
                 )
-            inserted = await self._change(
+            inserted = _run_sql(
                 conn,
                 f"INSERT OR IGNORE INTO {self._intents} (thread_id, owner, started_at) "
                 "VALUES (?, ?, ?)",
@@ -705,40 +825,51 @@ class SqliteReviewStore:
                     thread_id=thread_id,
                 )
 
+        await self._write(begin)
+
     async def end_turn(self, thread_id: str, *, owner: str) -> None:
         """Delete the thread's turn row if `owner` still holds it."""
-        async with self._write() as conn:
-            await self._change(
+
+        def end(conn: sqlite3.Connection) -> None:
+            _run_sql(
                 conn,
                 f"DELETE FROM {self._intents} WHERE thread_id = ? AND owner = ?",
                 (thread_id, owner),
             )
 
+        await self._write(end)
+
     async def stale_turns(self, *, started_before: datetime) -> list[TurnRecord]:
         """Turn rows started before `started_before`, oldest first."""
         before = _ts(started_before)
-        async with self._read() as conn:
-            rows = await self._all(
+
+        def stale(conn: sqlite3.Connection) -> list[TurnRecord]:
+            rows = _all(
                 conn,
                 f"SELECT * FROM {self._intents} WHERE started_at < ? "
                 "ORDER BY started_at, thread_id",
                 (before,),
             )
-        return [_turn(r) for r in rows]
+            return [_turn(r) for r in rows]
+
+        return await self._read(stale)
 
     async def take_over_turn(
         self, thread_id: str, *, old_owner: str, new_owner: str, now: datetime
     ) -> bool:
         """Atomically move a turn row to `new_owner`; False if someone else did first."""
         started_at = _ts(now)
-        async with self._write() as conn:
-            changed = await self._change(
+
+        def take_over(conn: sqlite3.Connection) -> bool:
+            changed = _run_sql(
                 conn,
                 f"UPDATE {self._intents} SET owner = ?, started_at = ? "
                 "WHERE thread_id = ? AND owner = ?",
                 (new_owner, started_at, thread_id, old_owner),
             )
-        return changed == 1
+            return changed == 1
+
+        return await self._write(take_over)
 
     # -- reviews -----------------------------------------------------------------
 
@@ -773,22 +904,24 @@ class SqliteReviewStore:
         )
         audit_payload = _dumps(paused_payload(review))
         rules = list(dict.fromkeys(v.rule for v in review.violations))
-        async with self._write() as conn:
-            existing = await self._one(
+
+        def insert(conn: sqlite3.Connection) -> ReviewRecord:
+            existing = _one(
                 conn,
                 f"SELECT * FROM {self._reviews} WHERE thread_id = ? AND checkpoint_id = ?",
                 (review.thread_id, review.checkpoint_id),
             )
             if existing is not None:
                 return _review(existing)
-            open_id = await self._open_review_id(conn, review.thread_id)
+            open_id = self._open_review_id(conn, review.thread_id)
             if open_id is not None:
                 raise ThreadBusyError(
                     f"Thread {review.thread_id!r} already has open review {open_id!r}; "
                     "decide it before opening another.",
                     thread_id=review.thread_id,
                 )
-            await conn.execute(
+            _run_sql(
+                conn,
                 f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
                 "customer_message, draft_response, violations, requested_at, requested_by, "
                 "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
@@ -797,12 +930,12 @@ class SqliteReviewStore:
                 values,
             )
             if review.status in ("pending", "claimed"):
-                await conn.executemany(
+                conn.executemany(
                     f"INSERT INTO {self._review_rules} (review_id, rule, requested_at) "
                     "VALUES (?, ?, ?)",
                     [(review.review_id, rule, values[7]) for rule in rules],
-                )
-            await self._insert_audit(
+                ).close()
+            self._insert_audit(
                 conn,
                 thread_id=review.thread_id,
                 review_id=review.review_id,
@@ -813,17 +946,23 @@ class SqliteReviewStore:
                 at=review.requested_at,
             )
             if owner is not None:
-                await conn.execute(
+                _run_sql(
+                    conn,
                     f"DELETE FROM {self._intents} WHERE thread_id = ? AND owner = ?",
                     (review.thread_id, owner),
                 )
-        return review
+            return review
+
+        return await self._write(insert)
 
     async def get_review(self, thread_id: str) -> ReviewRecord | None:
         """The thread's most recent review, whatever its status."""
-        async with self._read() as conn:
-            row = await self._latest(conn, thread_id)
-        return None if row is None else _review(row)
+
+        def latest(conn: sqlite3.Connection) -> ReviewRecord | None:
+            row = self._latest(conn, thread_id)
+            return None if row is None else _review(row)
+
+        return await self._read(latest)
 
     def _pending_query(
         self,
@@ -881,12 +1020,10 @@ class SqliteReviewStore:
         sql, params = self._pending_query(
             limit=limit, rule=rule, requested_before=requested_before, after=after
         )
-        async with self._read() as conn:
-            rows = await self._all(conn, sql, params)
-        return [_review(r) for r in rows]
+        return await self._read(lambda conn: [_review(r) for r in _all(conn, sql, params)])
 
-    async def _pending_row(
-        self, conn: aiosqlite.Connection, thread_id: str, review_id: str | None
+    def _pending_row(
+        self, conn: sqlite3.Connection, thread_id: str, review_id: str | None
     ) -> sqlite3.Row:
         """The thread's latest review, which must be pending (and `review_id`, if given).
 
@@ -894,13 +1031,13 @@ class SqliteReviewStore:
             ReviewNotFoundError: the thread has no review at all.
             AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
         """
-        row = await self._latest(conn, thread_id)
+        row = self._latest(conn, thread_id)
         if row is None:
             raise ReviewNotFoundError(
                 f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
             )
         if review_id is not None and row["review_id"] != review_id:
-            other = await self._one(
+            other = _one(
                 conn, f"SELECT status FROM {self._reviews} WHERE review_id = ?", (review_id,)
             )
             raise AlreadyDecidedError(
@@ -916,9 +1053,9 @@ class SqliteReviewStore:
             )
         return row
 
-    async def _set_claimed(
+    def _set_claimed(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         review_id: str,
         *,
         claim_id: str,
@@ -927,17 +1064,16 @@ class SqliteReviewStore:
         decision: str,
         votes: str,
     ) -> ReviewRecord:
-        await conn.execute(
+        _run_sql(
+            conn,
             f"UPDATE {self._reviews} SET status = 'claimed', claim_id = ?, claimed_at = ?, "
             "reviewer = ?, decision = ?, votes = ? WHERE review_id = ?",
             (claim_id, claimed_at, reviewer, decision, votes, review_id),
         )
-        return await self._by_id(conn, review_id)
+        return self._by_id(conn, review_id)
 
-    async def _by_id(self, conn: aiosqlite.Connection, review_id: str) -> ReviewRecord:
-        row = await self._one(
-            conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,)
-        )
+    def _by_id(self, conn: sqlite3.Connection, review_id: str) -> ReviewRecord:
+        row = _one(conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,))
         assert row is not None  # read inside the transaction that found it
         return _review(row)
 
@@ -963,9 +1099,10 @@ class SqliteReviewStore:
         """
         claimed_at = _ts(now)
         decision_json = _dumps(decision)
-        async with self._write() as conn:
-            row = await self._pending_row(conn, thread_id, review_id)
-            return await self._set_claimed(
+
+        def claim(conn: sqlite3.Connection) -> ReviewRecord:
+            row = self._pending_row(conn, thread_id, review_id)
+            return self._set_claimed(
                 conn,
                 row["review_id"],
                 claim_id=claim_id,
@@ -974,6 +1111,8 @@ class SqliteReviewStore:
                 decision=decision_json,
                 votes=row["votes"],
             )
+
+        return await self._write(claim)
 
     async def vote(
         self,
@@ -1003,8 +1142,9 @@ class SqliteReviewStore:
         vote_data = vote.model_dump(mode="json")
         vote_json = _dumps(vote_data)
         decision_json = _dumps(decision)
-        async with self._write() as conn:
-            row = await self._pending_row(conn, thread_id, review_id)
+
+        def cast(conn: sqlite3.Connection) -> ReviewRecord:
+            row = self._pending_row(conn, thread_id, review_id)
             votes = _vote_dicts(row["votes"])
             if any(v["reviewer"] == vote.reviewer for v in votes):
                 raise DuplicateVoteError(
@@ -1016,7 +1156,7 @@ class SqliteReviewStore:
             votes.append(vote_data)
             votes_json = _dumps(votes)
             if sum(v["text_sha256"] == vote.text_sha256 for v in votes) >= quorum:
-                return await self._set_claimed(
+                return self._set_claimed(
                     conn,
                     review_id,
                     claim_id=claim_id,
@@ -1025,11 +1165,12 @@ class SqliteReviewStore:
                     decision=decision_json,
                     votes=votes_json,
                 )
-            await conn.execute(
+            _run_sql(
+                conn,
                 f"UPDATE {self._reviews} SET votes = ? WHERE review_id = ?",
                 (votes_json, review_id),
             )
-            await self._insert_audit(
+            self._insert_audit(
                 conn,
                 thread_id=thread_id,
                 review_id=review_id,
@@ -1039,15 +1180,18 @@ class SqliteReviewStore:
                 payload=vote_json,
                 at=now,
             )
-            return await self._by_id(conn, review_id)
+            return self._by_id(conn, review_id)
+
+        return await self._write(cast)
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
         """Undo a claim that never reached the graph: back to `pending`.
 
         Clears the claim and drops the claiming reviewer's vote, if any.
         """
-        async with self._write() as conn:
-            row = await self._one(
+
+        def release(conn: sqlite3.Connection) -> None:
+            row = _one(
                 conn,
                 f"SELECT reviewer, votes FROM {self._reviews} "
                 "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
@@ -1057,12 +1201,15 @@ class SqliteReviewStore:
                 return
             # The claimer's vote never reached the graph: it does not count.
             votes = [v for v in _vote_dicts(row["votes"]) if v["reviewer"] != row["reviewer"]]
-            await conn.execute(
+            _run_sql(
+                conn,
                 f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
                 "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = ? "
                 "WHERE review_id = ?",
                 (_dumps(votes), review_id),
             )
+
+        await self._write(release)
 
     async def complete(
         self,
@@ -1081,16 +1228,15 @@ class SqliteReviewStore:
         """
         decided_at = _ts(now)
         payload_json = _dumps(payload)
-        async with self._write() as conn:
-            changed = await self._change(
+
+        def complete(conn: sqlite3.Connection) -> ReviewRecord:
+            changed = _run_sql(
                 conn,
                 f"UPDATE {self._reviews} SET status = ?, decided_at = ? "
                 "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
                 (status, decided_at, review_id, claim_id),
             )
-            row = await self._one(
-                conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,)
-            )
+            row = _one(conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,))
             if changed == 0 or row is None:
                 raise AlreadyDecidedError(
                     f"Review {review_id!r} is no longer held by this decision.",
@@ -1098,10 +1244,8 @@ class SqliteReviewStore:
                     status=None if row is None else row["status"],
                 )
             # Final: list_pending(rule=...) never needs the rule rows again.
-            await conn.execute(
-                f"DELETE FROM {self._review_rules} WHERE review_id = ?", (review_id,)
-            )
-            await self._insert_audit(
+            _run_sql(conn, f"DELETE FROM {self._review_rules} WHERE review_id = ?", (review_id,))
+            self._insert_audit(
                 conn,
                 thread_id=row["thread_id"],
                 review_id=review_id,
@@ -1111,33 +1255,35 @@ class SqliteReviewStore:
                 payload=payload_json,
                 at=now,
             )
-        return _review(row)
+            return _review(row)
+
+        return await self._write(complete)
 
     async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
         """Claimed reviews whose claim is older than `claimed_before`, oldest first."""
         before = _ts(claimed_before)
-        async with self._read() as conn:
-            rows = await self._all(
-                conn,
-                f"SELECT * FROM {self._reviews} WHERE status = 'claimed' AND claimed_at < ? "
-                "ORDER BY claimed_at, review_id",
-                (before,),
-            )
-        return [_review(r) for r in rows]
+        sql = (
+            f"SELECT * FROM {self._reviews} WHERE status = 'claimed' AND claimed_at < ? "
+            "ORDER BY claimed_at, review_id"
+        )
+        return await self._read(lambda conn: [_review(r) for r in _all(conn, sql, (before,))])
 
     async def take_over_claim(
         self, review_id: str, *, old_claim_id: str, new_claim_id: str, now: datetime
     ) -> bool:
         """Atomically move an abandoned claim to `new_claim_id`; False if it moved already."""
         claimed_at = _ts(now)
-        async with self._write() as conn:
-            changed = await self._change(
+
+        def take_over(conn: sqlite3.Connection) -> bool:
+            changed = _run_sql(
                 conn,
                 f"UPDATE {self._reviews} SET claim_id = ?, claimed_at = ? "
                 "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
                 (new_claim_id, claimed_at, review_id, old_claim_id),
             )
-        return changed == 1
+            return changed == 1
+
+        return await self._write(take_over)
 
     # -- audit -------------------------------------------------------------------
 
@@ -1155,8 +1301,9 @@ class SqliteReviewStore:
         """Append one sealed audit row (and its outbox row, if a configured hook is owed)."""
         payload_json = _dumps(payload)
         _ts(at)
-        async with self._write() as conn:
-            return await self._insert_audit(
+
+        def append(conn: sqlite3.Connection) -> AuditRecord:
+            return self._insert_audit(
                 conn,
                 thread_id=thread_id,
                 review_id=review_id,
@@ -1167,29 +1314,26 @@ class SqliteReviewStore:
                 at=at,
             )
 
+        return await self._write(append)
+
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit rows, oldest first."""
         return await self.audit_rows(thread_id)
 
     async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
         """Every audit row (or one thread's), in `seq` order, exactly as stored."""
-        async with self._read() as conn:
-            if thread_id is None:
-                rows = await self._all(conn, f"SELECT * FROM {self._audit} ORDER BY seq", ())
-            else:
-                rows = await self._all(
-                    conn,
-                    f"SELECT * FROM {self._audit} WHERE thread_id = ? ORDER BY seq",
-                    (thread_id,),
-                )
-        return [_audit(r) for r in rows]
+        params: tuple[str, ...] = ()
+        if thread_id is None:
+            sql = f"SELECT * FROM {self._audit} ORDER BY seq"
+        else:
+            sql = f"SELECT * FROM {self._audit} WHERE thread_id = ? ORDER BY seq"
+            params = (thread_id,)
+        return await self._read(lambda conn: [_audit(r) for r in _all(conn, sql, params)])
 
     async def audit_head(self) -> tuple[int, str] | None:
         """The chain head `(seq, hash)` of the last appended row; None before the first."""
-        async with self._read() as conn:
-            row = await self._one(
-                conn, f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1", ()
-            )
+        sql = f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1"
+        row = await self._read(lambda conn: _one(conn, sql, ()))
         if row is None or int(row["seq"]) == 0:
             return None
         return int(row["seq"]), str(row["hash"])
@@ -1207,9 +1351,8 @@ class SqliteReviewStore:
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0 or None, got {limit}.")
-        async with self._read() as conn:
-            rows = await self._all(conn, *self._overdue_query(now=now, limit=limit))
-        return [_review(r) for r in rows]
+        sql, params = self._overdue_query(now=now, limit=limit)
+        return await self._read(lambda conn: [_review(r) for r in _all(conn, sql, params)])
 
     def _overdue_query(self, *, now: datetime, limit: int | None) -> tuple[str, list[Any]]:
         """The SQL and parameters of `list_overdue`: a range of the partial overdue index."""
@@ -1237,8 +1380,9 @@ class SqliteReviewStore:
         now_text = _ts(now)
         deadline_text = _ts(new_deadline)
         payload_json = _dumps(payload)
-        async with self._write() as conn:
-            changed = await self._change(
+
+        def escalate(conn: sqlite3.Connection) -> ReviewRecord | None:
+            changed = _run_sql(
                 conn,
                 f"UPDATE {self._reviews} SET priority = priority + 1, deadline = ? "
                 "WHERE review_id = ? AND status = 'pending' AND deadline IS NOT NULL "
@@ -1247,8 +1391,8 @@ class SqliteReviewStore:
             )
             if changed == 0:
                 return None
-            escalated = await self._by_id(conn, review_id)
-            await self._insert_audit(
+            escalated = self._by_id(conn, review_id)
+            self._insert_audit(
                 conn,
                 thread_id=escalated.thread_id,
                 review_id=review_id,
@@ -1258,7 +1402,9 @@ class SqliteReviewStore:
                 payload=payload_json,
                 at=now,
             )
-        return escalated
+            return escalated
+
+        return await self._write(escalate)
 
     # -- hook outbox -------------------------------------------------------------
 
@@ -1276,9 +1422,7 @@ class SqliteReviewStore:
         of undelivered rows (of one thread, with `thread_id`).
         """
         sql, params = self._hooks_query(thread_id=thread_id, created_before=created_before)
-        async with self._read() as conn:
-            rows = await self._all(conn, sql, params)
-        return [_delivery(r) for r in rows]
+        return await self._read(lambda conn: [_delivery(r) for r in _all(conn, sql, params)])
 
     def _hooks_query(
         self, *, thread_id: str | None, created_before: datetime | None
@@ -1308,9 +1452,9 @@ class SqliteReviewStore:
         A row already delivered is left alone.
         """
         attempted_at = _ts(now)
-        async with self._write() as conn:
-            await conn.execute(
-                f"UPDATE {self._outbox} SET status = ?, attempts = attempts + 1, "
-                "last_error = ?, attempted_at = ? WHERE delivery_id = ? AND status <> 'delivered'",
-                ("delivered" if ok else "failed", error, attempted_at, delivery_id),
-            )
+        sql = (
+            f"UPDATE {self._outbox} SET status = ?, attempts = attempts + 1, "
+            "last_error = ?, attempted_at = ? WHERE delivery_id = ? AND status <> 'delivered'"
+        )
+        params = ("delivered" if ok else "failed", error, attempted_at, delivery_id)
+        await self._write(lambda conn: _run_sql(conn, sql, params))
