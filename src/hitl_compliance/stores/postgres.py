@@ -1,28 +1,39 @@
 """PostgreSQL review store: durable reviews and audit shared by any number of processes.
 
 Needs the `postgres` extra (`pip install "hitl-compliance[postgres]"`). Every
-change runs in one explicit transaction, so the store works on the pool
-LangGraph's `AsyncPostgresSaver` uses (`autocommit=True`, `dict_row`) as well
-as on an ordinary pool. Turn and review changes of one thread are serialised
-by a transaction-scoped advisory lock, which keeps "is the thread free? then
-take it" race-free across processes; `claim` and `vote` lock the review row
-(`SELECT ... FOR UPDATE`) before they check it.
+store call is one SQL statement, so on the pool LangGraph's
+`AsyncPostgresSaver` uses (`autocommit=True`, `dict_row`) it is one round trip
+and its own transaction; on a pool without autocommit it runs in one explicit
+transaction. A change that reads before it writes is a server-side PL/pgSQL
+function (`<prefix>begin_turn`, `open_review`, `decide`, `complete`,
+`escalate`, `append_audit`) installed by `setup()`. A VOLATILE function takes
+a fresh snapshot for each statement (READ COMMITTED), so "lock, then check"
+inside it sees what the lock holder before it committed. Turn and review
+changes of one thread are serialised by a transaction-scoped advisory lock,
+which keeps "is the thread free? then take it" race-free across processes;
+`claim` and `vote` lock the review row (`SELECT ... FOR UPDATE`) before they
+check it.
 
-`setup()` creates the tables and upgrades tables written by an older version
-in place, under a setup advisory lock: the `<prefix>schema_version` row records
-which of the ordered migration steps ran, and the missing ones run in one
-transaction.
+`setup()` creates the tables and functions and upgrades those written by an
+older version in place, under a setup advisory lock: the
+`<prefix>schema_version` row records which of the ordered migration steps
+ran, and the missing ones run in one transaction.
 
 Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger].
 Each append locks the single chain-head row (`<prefix>audit_head`, `SELECT ...
-FOR UPDATE`), reads the thread's last row, seals the new row with
-[`seal`][hitl_compliance.models.seal] at `seq = head + 1` and moves the head in
-the same transaction. That serialises audit appends store-wide (the price of
-one global chain), so every append is the last statement of its transaction
-and holds the head lock for three short statements. Hook calls owed by an
-audit row go to `<prefix>hook_outbox` in the same statement as the row.
-Payloads are stored as JSON text, not `jsonb`: `jsonb` rewrites numbers
-(`1e16` comes back as an integer), which would change what was hashed.
+FOR UPDATE`) as the last step of its statement, reads the thread's last row,
+seals the new row at `seq = head + 1` and moves the head. That serialises
+audit appends store-wide (the price of one global chain), but the lock is held
+only for the rest of that one statement, never across a round trip. The seal
+is [`seal`][hitl_compliance.models.seal]'s SHA-256 of
+[`canonical`][hitl_compliance.ledger.canonical] bytes: Python builds them,
+cut where the values only the database knows go (seq, the two previous
+hashes, and the thread and checkpoint ids a `complete` reads from the row),
+and the function splices those in as JSON and hashes, so the hash is
+byte-identical to `seal`'s. Hook calls owed by an audit row go to
+`<prefix>hook_outbox` in the same statement. Payloads are stored as JSON text,
+not `jsonb`: `jsonb` rewrites numbers (`1e16` comes back as an integer), which
+would change what was hashed.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -44,7 +56,7 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.ledger import GENESIS
+from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
@@ -238,9 +250,234 @@ async def _backfill_ledger(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
     )
 
 
+# The columns every write function returns: what happened (`hitl_outcome`, with
+# `hitl_detail` where an error needs it), the audit row it appended, if any
+# (`a_*`; `a_rebuilt` when the chain head row had to be recreated) and the
+# review row it wrote or found (`review`, expanded by the caller).
+_FN_OUT = (
+    "OUT hitl_outcome TEXT, OUT hitl_detail TEXT, OUT a_seq BIGINT, OUT a_prev TEXT, "
+    "OUT a_gprev TEXT, OUT a_hash TEXT, OUT a_rebuilt BOOLEAN"
+)
+_AUDIT_ARGS = "p_canon BYTEA[], p_hook TEXT, p_delivery TEXT"
+_AUDIT_TYPES = ["bytea[]", "text", "text"]
+
+
+def _schema_v4(p: str) -> list[_Step]:
+    # Each write is one server-side function, so a store call is one statement:
+    # one round trip, atomic on its own on an autocommit connection. A VOLATILE
+    # PL/pgSQL function takes a fresh snapshot per statement (READ COMMITTED),
+    # so "lock, then read" inside it sees what the lock holder before it committed.
+    # A later step changing a function replaces it with CREATE OR REPLACE, or
+    # drops it first when its arguments change (else the old overload stays).
+    append = f"""CREATE OR REPLACE FUNCTION {p}append_audit(
+        p_thread TEXT, p_review TEXT, p_checkpoint TEXT, p_event TEXT, p_actor TEXT,
+        p_payload TEXT, p_at TIMESTAMPTZ, {_AUDIT_ARGS},
+        OUT a_seq BIGINT, OUT a_prev TEXT, OUT a_gprev TEXT, OUT a_hash TEXT,
+        OUT a_rebuilt BOOLEAN) LANGUAGE plpgsql AS $fn$
+    BEGIN
+        -- The store-wide chain head, locked until the caller's transaction
+        -- ends: always the last thing a write does.
+        a_rebuilt := false;
+        SELECT h.seq, h.hash INTO a_seq, a_gprev FROM {p}audit_head AS h WHERE h.id = 1
+            FOR UPDATE;
+        IF NOT FOUND THEN
+            -- Deleted by a direct edit: recreate it from the last audit row.
+            a_rebuilt := true;
+            INSERT INTO {p}audit_head (id, seq, hash)
+                SELECT 1, COALESCE(MAX(a.seq), 0), COALESCE((SELECT b.hash FROM {p}audit AS b
+                    ORDER BY b.seq DESC LIMIT 1), '{GENESIS}') FROM {p}audit AS a
+                ON CONFLICT (id) DO NOTHING;
+            SELECT h.seq, h.hash INTO STRICT a_seq, a_gprev FROM {p}audit_head AS h
+                WHERE h.id = 1 FOR UPDATE;
+        END IF;
+        a_seq := a_seq + 1;
+        -- Read with the head held: no other append of the thread is in flight.
+        SELECT a.hash INTO a_prev FROM {p}audit AS a WHERE a.thread_id = p_thread
+            ORDER BY a.seq DESC LIMIT 1;
+        a_prev := COALESCE(a_prev, '{GENESIS}');
+        -- p_canon is the row's canonical JSON (ledger.canonical) cut where the
+        -- values only known here go, in key order; they are spliced in as JSON.
+        a_hash := encode(sha256(
+            p_canon[1] || convert_to(COALESCE(to_json(p_checkpoint)::text, 'null'), 'UTF8')
+            || p_canon[2] || convert_to(to_json(a_gprev)::text, 'UTF8')
+            || p_canon[3] || convert_to(to_json(a_prev)::text, 'UTF8')
+            || p_canon[4] || convert_to(a_seq::text, 'UTF8')
+            || p_canon[5] || convert_to(to_json(p_thread)::text, 'UTF8')
+            || p_canon[6]), 'hex');
+        INSERT INTO {p}audit (seq, thread_id, review_id, checkpoint_id, event, actor,
+            payload, at, prev_hash, global_prev_hash, hash)
+            VALUES (a_seq, p_thread, p_review, p_checkpoint, p_event, p_actor, p_payload,
+                p_at, a_prev, a_gprev, a_hash);
+        IF p_hook IS NOT NULL THEN
+            INSERT INTO {p}hook_outbox (delivery_id, seq, thread_id, hook, status, attempts,
+                created_at) VALUES (p_delivery, a_seq, p_thread, p_hook, 'pending', 0, p_at);
+        END IF;
+        UPDATE {p}audit_head SET seq = a_seq, hash = a_hash WHERE id = 1;
+    END $fn$"""
+    begin_turn = f"""CREATE OR REPLACE FUNCTION {p}begin_turn(
+        p_lock TEXT, p_thread TEXT, p_owner TEXT, p_now TIMESTAMPTZ)
+        RETURNS TEXT LANGUAGE plpgsql AS $fn$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext(p_lock), hashtext(p_thread));
+        IF EXISTS (SELECT 1 FROM {p}reviews AS r WHERE r.thread_id = p_thread
+                AND r.status IN {_OPEN}) THEN
+            RETURN 'paused';
+        END IF;
+        INSERT INTO {p}intents (thread_id, owner, started_at) VALUES (p_thread, p_owner, p_now)
+            ON CONFLICT (thread_id) DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN 'busy';
+        END IF;
+        RETURN 'ok';
+    END $fn$"""
+    open_review = f"""CREATE OR REPLACE FUNCTION {p}open_review(
+        p_lock TEXT, p_review_id TEXT, p_thread TEXT, p_checkpoint TEXT, p_status TEXT,
+        p_message TEXT, p_draft TEXT, p_violations JSONB, p_requested_at TIMESTAMPTZ,
+        p_requested_by TEXT, p_claim TEXT, p_claimed_at TIMESTAMPTZ, p_decided_at TIMESTAMPTZ,
+        p_reviewer TEXT, p_decision JSONB, p_votes JSONB, p_approvals INTEGER,
+        p_deadline TIMESTAMPTZ, p_priority INTEGER, p_rules TEXT[], p_owner TEXT,
+        p_actor TEXT, p_payload TEXT, {_AUDIT_ARGS}, {_FN_OUT}, OUT review {p}reviews)
+        LANGUAGE plpgsql AS $fn$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext(p_lock), hashtext(p_thread));
+        SELECT * INTO review FROM {p}reviews AS r
+            WHERE r.thread_id = p_thread AND r.checkpoint_id = p_checkpoint;
+        IF FOUND THEN
+            hitl_outcome := 'existing';
+            RETURN;
+        END IF;
+        SELECT r.review_id INTO hitl_detail FROM {p}reviews AS r
+            WHERE r.thread_id = p_thread AND r.status IN {_OPEN};
+        IF FOUND THEN
+            hitl_outcome := 'busy';
+            RETURN;
+        END IF;
+        INSERT INTO {p}reviews (review_id, thread_id, checkpoint_id, status,
+            customer_message, draft_response, violations, requested_at, requested_by,
+            claim_id, claimed_at, decided_at, reviewer, decision, votes,
+            approvals_required, deadline, priority)
+            VALUES (p_review_id, p_thread, p_checkpoint, p_status, p_message, p_draft,
+                p_violations, p_requested_at, p_requested_by, p_claim, p_claimed_at,
+                p_decided_at, p_reviewer, p_decision, p_votes, p_approvals, p_deadline,
+                p_priority);
+        IF cardinality(p_rules) > 0 THEN
+            INSERT INTO {p}review_rules (review_id, rule, requested_at)
+                SELECT p_review_id, u.rule, p_requested_at FROM unnest(p_rules) AS u(rule);
+        END IF;
+        IF p_owner IS NOT NULL THEN
+            DELETE FROM {p}intents AS i WHERE i.thread_id = p_thread AND i.owner = p_owner;
+        END IF;
+        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
+            p_thread, p_review_id, p_checkpoint, 'paused', p_actor, p_payload,
+            p_requested_at, p_canon, p_hook, p_delivery);
+        hitl_outcome := 'opened';
+    END $fn$"""
+    # claim (p_vote NULL) and vote: lock the thread's latest review, check it, write.
+    decide = f"""CREATE OR REPLACE FUNCTION {p}decide(
+        p_thread TEXT, p_review_id TEXT, p_claim TEXT, p_reviewer TEXT, p_decision JSONB,
+        p_now TIMESTAMPTZ, p_vote JSONB, p_quorum INTEGER, p_payload TEXT, {_AUDIT_ARGS},
+        {_FN_OUT}, OUT review {p}reviews) LANGUAGE plpgsql AS $fn$
+    DECLARE
+        cur {p}reviews;
+        v_votes JSONB;
+    BEGIN
+        SELECT * INTO cur FROM {p}reviews AS r WHERE r.thread_id = p_thread
+            ORDER BY r.seq DESC LIMIT 1 FOR UPDATE;
+        IF NOT FOUND THEN
+            hitl_outcome := 'missing';
+            RETURN;
+        END IF;
+        IF p_review_id IS NOT NULL AND cur.review_id <> p_review_id THEN
+            SELECT r.status INTO hitl_detail FROM {p}reviews AS r
+                WHERE r.review_id = p_review_id;
+            hitl_outcome := 'stale';
+            RETURN;
+        END IF;
+        IF cur.status <> 'pending' THEN
+            hitl_outcome := 'decided';
+            hitl_detail := cur.status;
+            RETURN;
+        END IF;
+        IF p_vote IS NULL THEN
+            UPDATE {p}reviews AS r SET status = 'claimed', claim_id = p_claim,
+                claimed_at = p_now, reviewer = p_reviewer, decision = p_decision
+                WHERE r.review_id = cur.review_id RETURNING * INTO review;
+            hitl_outcome := 'claimed';
+            RETURN;
+        END IF;
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(cur.votes) AS v(vote)
+                WHERE v.vote->>'reviewer' IS NOT DISTINCT FROM p_reviewer) THEN
+            hitl_outcome := 'duplicate';
+            hitl_detail := cur.status;
+            RETURN;
+        END IF;
+        v_votes := cur.votes || jsonb_build_array(p_vote);
+        IF (SELECT count(*) FROM jsonb_array_elements(v_votes) AS v(vote)
+                WHERE v.vote->>'text_sha256' IS NOT DISTINCT FROM p_vote->>'text_sha256')
+                >= p_quorum THEN
+            UPDATE {p}reviews AS r SET status = 'claimed', claim_id = p_claim,
+                claimed_at = p_now, reviewer = p_reviewer, decision = p_decision,
+                votes = v_votes
+                WHERE r.review_id = cur.review_id RETURNING * INTO review;
+            hitl_outcome := 'claimed';
+            RETURN;
+        END IF;
+        UPDATE {p}reviews AS r SET votes = v_votes WHERE r.review_id = cur.review_id
+            RETURNING * INTO review;
+        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
+            p_thread, cur.review_id, cur.checkpoint_id, 'voted', p_reviewer, p_payload, p_now,
+            p_canon, p_hook, p_delivery);
+        hitl_outcome := 'voted';
+    END $fn$"""
+    complete = f"""CREATE OR REPLACE FUNCTION {p}complete(
+        p_review_id TEXT, p_claim TEXT, p_status TEXT, p_now TIMESTAMPTZ, p_actor TEXT,
+        p_payload TEXT, {_AUDIT_ARGS}, {_FN_OUT}, OUT review {p}reviews)
+        LANGUAGE plpgsql AS $fn$
+    BEGIN
+        UPDATE {p}reviews AS r SET status = p_status, decided_at = p_now
+            WHERE r.review_id = p_review_id AND r.status = 'claimed' AND r.claim_id = p_claim
+            RETURNING * INTO review;
+        IF NOT FOUND THEN
+            SELECT * INTO review FROM {p}reviews AS r WHERE r.review_id = p_review_id;
+            hitl_outcome := 'lost';
+            RETURN;
+        END IF;
+        -- Final: list_pending(rule=...) never needs the rule rows again.
+        DELETE FROM {p}review_rules AS rr WHERE rr.review_id = p_review_id;
+        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
+            review.thread_id, p_review_id, review.checkpoint_id, p_status, p_actor, p_payload,
+            p_now, p_canon, p_hook, p_delivery);
+        hitl_outcome := 'done';
+    END $fn$"""
+    escalate = f"""CREATE OR REPLACE FUNCTION {p}escalate(
+        p_review_id TEXT, p_now TIMESTAMPTZ, p_deadline TIMESTAMPTZ, p_actor TEXT,
+        p_payload TEXT, {_AUDIT_ARGS}, {_FN_OUT}, OUT review {p}reviews)
+        LANGUAGE plpgsql AS $fn$
+    BEGIN
+        UPDATE {p}reviews AS r SET priority = r.priority + 1, deadline = p_deadline
+            WHERE r.review_id = p_review_id AND r.status = 'pending'
+            AND r.deadline IS NOT NULL AND r.deadline <= p_now
+            RETURNING * INTO review;
+        IF NOT FOUND THEN
+            hitl_outcome := 'skipped';
+            RETURN;
+        END IF;
+        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
+            review.thread_id, p_review_id, review.checkpoint_id, 'escalated', p_actor,
+            p_payload, p_now, p_canon, p_hook, p_delivery);
+        hitl_outcome := 'escalated';
+    END $fn$"""
+    return [append, begin_turn, open_review, decide, complete, escalate]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
-_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (_schema_v1, _schema_v2, _schema_v3)
+_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
+    _schema_v1,
+    _schema_v2,
+    _schema_v3,
+    _schema_v4,
+)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -267,6 +504,53 @@ def _utc(value: datetime | None) -> datetime | None:
 def _dumps(value: Any) -> str:
     # Serialised before the transaction starts, so a bad payload changes nothing.
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+# The values of an audit row's canonical form (ledger.canonical) that only the
+# append function knows, in key order; it splices them, as JSON, between the
+# pieces `_canon_parts` cuts. `_MARK` stands in for them while cutting.
+_SPLICED = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
+_MARK = secrets.token_hex(16)
+
+
+def _canon_parts(
+    *, review_id: str | None, event: str, actor: str, payload: str, at: datetime
+) -> list[bytes]:
+    """The canonical bytes of an audit row, cut around the `_SPLICED` values (six pieces).
+
+    The row is sealed over its parsed `payload` (the JSON text stored), which is
+    exactly what reading it back gives. Hashing `pieces[0] + json(checkpoint_id)
+    + pieces[1] + ... + pieces[5]` gives the same bytes as `seal`.
+    """
+    mark = _MARK
+    while True:
+        marks = {name: f"{mark}{i}" for i, name in enumerate(_SPLICED)}
+        row = AuditRecord(
+            seq=0,
+            thread_id=marks["thread_id"],
+            review_id=review_id,
+            checkpoint_id=marks["checkpoint_id"],
+            event=event,
+            actor=actor,
+            payload=json.loads(payload),
+            at=at,
+            prev_hash=marks["prev_hash"],
+            global_prev_hash=marks["global_prev_hash"],
+        ).to_row()
+        row["seq"] = marks["seq"]
+        text = canonical(row)
+        quoted = [f'"{marks[name]}"'.encode() for name in _SPLICED]
+        if all(text.count(q) == 1 for q in quoted):
+            found = [text.index(q) for q in quoted]
+            if found != sorted(found):  # pragma: no cover - the key order is fixed
+                raise RuntimeError(f"canonical() no longer orders {_SPLICED} as expected")
+            pieces, start = [], 0
+            for q, i in zip(quoted, found, strict=True):
+                pieces.append(text[start:i])
+                start = i + len(q)
+            pieces.append(text[start:])
+            return pieces
+        mark = secrets.token_hex(16)  # pragma: no cover - the payload holds the mark
 
 
 def _review(row: Mapping[str, Any]) -> ReviewRecord:
@@ -328,15 +612,16 @@ class PostgresReviewStore:
     Give it a `psycopg_pool.AsyncConnectionPool` you own (it is never closed
     by the store; LangGraph's `AsyncPostgresSaver` pool is fine), or let
     [`from_conn_string`][hitl_compliance.stores.postgres.PostgresReviewStore.from_conn_string]
-    create a pool the store owns. Tables live in the connection's first
-    `search_path` schema; add `?options=-csearch_path%3Dmyschema` to the DSN
-    to isolate them.
+    create a pool the store owns. Tables and the store's functions live in
+    the connection's first `search_path` schema; add
+    `?options=-csearch_path%3Dmyschema` to the DSN to isolate them.
 
     Args:
         pool: the connection pool; any `autocommit` setting and row factory work.
         table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
             `hitl_audit_head`, `hitl_hook_outbox`, `hitl_intents`,
-            `hitl_review_rules` and `hitl_schema_version` by default).
+            `hitl_review_rules` and `hitl_schema_version` by default) and of
+            the store's functions (`hitl_open_review`, ...).
 
     Raises:
         ConfigurationError: `table_prefix` is not a plain identifier.
@@ -356,6 +641,25 @@ class PostgresReviewStore:
         self._audit_head = f"{p}audit_head"
         self._outbox = f"{p}hook_outbox"
         self._hooks: frozenset[str] = frozenset()
+        # Turn and review changes of one thread take this advisory lock (with the thread).
+        self._lock_ns = f"hitl_compliance:{p}"
+        self._sql_open_review = self._call_sql(
+            "open_review",
+            ["text"] * 7
+            + ["jsonb", "timestamptz", "text", "text", "timestamptz", "timestamptz", "text"]
+            + ["jsonb", "jsonb", "integer", "timestamptz", "integer", "text[]", "text", "text"]
+            + ["text", *_AUDIT_TYPES],
+        )
+        self._sql_decide = self._call_sql(
+            "decide",
+            [*(["text"] * 4), "jsonb", "timestamptz", "jsonb", "integer", "text", *_AUDIT_TYPES],
+        )
+        self._sql_complete = self._call_sql(
+            "complete", ["text", "text", "text", "timestamptz", "text", "text", *_AUDIT_TYPES]
+        )
+        self._sql_escalate = self._call_sql(
+            "escalate", ["text", "timestamptz", "timestamptz", "text", "text", *_AUDIT_TYPES]
+        )
 
     @classmethod
     def from_conn_string(
@@ -478,32 +782,55 @@ class PostgresReviewStore:
             await self._pool.close()
 
     @asynccontextmanager
-    async def _write(
-        self, lock_thread: str | None = None
-    ) -> AsyncIterator[AsyncCursor[dict[str, Any]]]:
-        """One transaction; with `lock_thread`, serialised against others on that thread."""
-        async with (
-            self._pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=dict_row) as cur,
-        ):
-            if lock_thread is not None:
-                await cur.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
-                    (f"hitl_compliance:{self.table_prefix}", lock_thread),
-                )
-            yield cur
-
-    @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncCursor[dict[str, Any]]]:
+        """A cursor for one statement, which is atomic on its own.
+
+        On an autocommit connection the statement is its own transaction: one
+        round trip. Otherwise it runs in an explicit transaction, so the pool
+        gets the connection back idle.
+        """
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             if conn.autocommit:
                 yield cur
             else:
-                # Without autocommit a SELECT opens a transaction; close it so
-                # the pool gets the connection back idle.
                 async with conn.transaction():
                     yield cur
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        """Run one statement and return its first row (None when it returns none)."""
+        async with self._read() as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchone() if cur.description is not None else None
+
+    def _call_sql(self, function: str, types: Sequence[str]) -> str:
+        """The statement calling write function `function` with one typed parameter per type."""
+        args = ", ".join(f"%s::{t}" for t in types)
+        return (
+            "SELECT f.hitl_outcome, f.hitl_detail, f.a_seq, f.a_prev, f.a_gprev, f.a_hash, "
+            f"f.a_rebuilt, (f.review).* FROM {self.table_prefix}{function}({args}) AS f"
+        )
+
+    def _audit_args(
+        self, *, review_id: str | None, event: str, actor: str, payload: str, at: datetime
+    ) -> list[Any]:
+        """The `p_canon, p_hook, p_delivery` arguments of an append with these values."""
+        canon = _canon_parts(review_id=review_id, event=event, actor=actor, payload=payload, at=at)
+        hook = HOOK_FOR_EVENT.get(event)
+        if hook is None or hook not in self._hooks:
+            return [canon, None, None]
+        return [canon, hook, uuid.uuid4().hex]
+
+    def _note_rebuilt(self, row: Mapping[str, Any]) -> None:
+        if row["a_rebuilt"]:
+            # Only a direct edit of the database deletes the head row;
+            # `verify_audit()` reports the missing head until an append rebuilds
+            # it, and rows cut from the end with it stay undetectable, as with a
+            # forged head.
+            logger.warning(
+                "%s had no chain head row (edited outside hitl-compliance?); "
+                "rebuilt it from the last audit row",
+                self._audit_head,
+            )
 
     async def _latest(
         self, cur: AsyncCursor[dict[str, Any]], thread_id: str
@@ -514,110 +841,6 @@ class PostgresReviewStore:
         )
         return await cur.fetchone()
 
-    async def _open_review_id(self, cur: AsyncCursor[dict[str, Any]], thread_id: str) -> str | None:
-        await cur.execute(
-            f"SELECT review_id FROM {self._reviews} WHERE thread_id = %s AND status IN {_OPEN}",
-            (thread_id,),
-        )
-        row = await cur.fetchone()
-        return None if row is None else str(row["review_id"])
-
-    async def _insert_audit(
-        self,
-        cur: AsyncCursor[dict[str, Any]],
-        *,
-        thread_id: str,
-        review_id: str | None,
-        checkpoint_id: str | None,
-        event: str,
-        actor: str,
-        payload: str,
-        at: datetime,
-    ) -> AuditRecord:
-        """Seal and append one audit row, move the chain head, queue its hook call.
-
-        Locks the head row (`FOR UPDATE`) until the caller's transaction ends,
-        so call it as the transaction's last step. The thread's last row is
-        read after the lock is held (a fresh snapshot under READ COMMITTED),
-        so it cannot be a row some other append is still writing. `payload` is
-        the JSON text stored; the row is sealed over its parsed form, which is
-        exactly what reading the row back gives.
-        """
-        await cur.execute(f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1 FOR UPDATE")
-        head = await cur.fetchone()
-        if head is None:
-            head = await self._rebuild_head(cur)
-        await cur.execute(
-            f"SELECT hash FROM {self._audit} WHERE thread_id = %s ORDER BY seq DESC LIMIT 1",
-            (thread_id,),
-        )
-        prev = await cur.fetchone()
-        record = seal(
-            seq=int(head["seq"]) + 1,
-            thread_id=thread_id,
-            review_id=review_id,
-            checkpoint_id=checkpoint_id,
-            event=event,
-            actor=actor,
-            payload=json.loads(payload),
-            at=at,
-            prev_hash=GENESIS if prev is None else str(prev["hash"]),
-            global_prev_hash=str(head["hash"]),
-        )
-        params: list[Any] = [
-            record.seq,
-            thread_id,
-            review_id,
-            checkpoint_id,
-            event,
-            actor,
-            payload,
-            at,
-            record.prev_hash,
-            record.global_prev_hash,
-            record.hash,
-        ]
-        # One round trip for the row, its outbox row and the head.
-        sql = (
-            f"WITH audit_row AS (INSERT INTO {self._audit} (seq, thread_id, review_id, "
-            "checkpoint_id, event, actor, payload, at, prev_hash, global_prev_hash, hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s))"
-        )
-        hook = HOOK_FOR_EVENT.get(event)
-        if hook is not None and hook in self._hooks:
-            sql += (
-                f", outbox_row AS (INSERT INTO {self._outbox} (delivery_id, seq, thread_id, "
-                "hook, status, attempts, created_at) VALUES (%s, %s, %s, %s, 'pending', 0, %s))"
-            )
-            params += [uuid.uuid4().hex, record.seq, thread_id, hook, at]
-        sql += f" UPDATE {self._audit_head} SET seq = %s, hash = %s WHERE id = 1"
-        params += [record.seq, record.hash]
-        await cur.execute(sql, params)
-        return record
-
-    async def _rebuild_head(self, cur: AsyncCursor[dict[str, Any]]) -> dict[str, Any]:
-        """Recreate a deleted chain-head row from the last audit row, and lock it.
-
-        Only a direct edit of the database deletes it; `verify_audit()` reports
-        the missing head until this runs, and any rows cut from the end with it
-        stay undetectable, as with a forged head.
-        """
-        logger.warning(
-            "%s has no chain head row (edited outside hitl-compliance?); "
-            "rebuilding it from the last audit row",
-            self._audit_head,
-        )
-        await cur.execute(
-            f"INSERT INTO {self._audit_head} (id, seq, hash) "
-            f"SELECT 1, COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM {self._audit} "
-            f"ORDER BY seq DESC LIMIT 1), %s) FROM {self._audit} ON CONFLICT (id) DO NOTHING",
-            (GENESIS,),
-        )
-        await cur.execute(f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1 FOR UPDATE")
-        head = await cur.fetchone()
-        assert head is not None  # inserted just above, by us or a concurrent append
-        return head
-
     # -- turns -------------------------------------------------------------------
 
     async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
@@ -627,31 +850,31 @@ class PostgresReviewStore:
             ThreadBusyError: the thread has an open review or an unfinished turn.
         """
         _aware(now)
-        async with self._write(lock_thread=thread_id) as cur:
-            if await self._open_review_id(cur, thread_id) is not None:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} is paused for review; approve or reject it first.",
-                    thread_id=thread_id,
-                )
-            await cur.execute(
-                f"INSERT INTO {self._intents} (thread_id, owner, started_at) "
-                "VALUES (%s, %s, %s) ON CONFLICT (thread_id) DO NOTHING",
-                (thread_id, owner, now),
+        row = await self._one(
+            f"SELECT {self.table_prefix}begin_turn(%s::text, %s::text, %s::text, "
+            "%s::timestamptz) AS outcome",
+            (self._lock_ns, thread_id, owner, now),
+        )
+        outcome = None if row is None else row["outcome"]
+        if outcome == "paused":
+            raise ThreadBusyError(
+                f"Thread {thread_id!r} is paused for review; approve or reject it first.",
+                thread_id=thread_id,
             )
-            if cur.rowcount == 0:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
-                    "run `await coord.recover()`).",
-                    thread_id=thread_id,
-                )
+        if outcome == "busy":
+            raise ThreadBusyError(
+                f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
+                "run `await coord.recover()`).",
+                thread_id=thread_id,
+            )
+        assert outcome == "ok", outcome
 
     async def end_turn(self, thread_id: str, *, owner: str) -> None:
         """Delete the thread's turn row if `owner` still holds it."""
-        async with self._write() as cur:
-            await cur.execute(
-                f"DELETE FROM {self._intents} WHERE thread_id = %s AND owner = %s",
-                (thread_id, owner),
-            )
+        await self._one(
+            f"DELETE FROM {self._intents} WHERE thread_id = %s AND owner = %s",
+            (thread_id, owner),
+        )
 
     async def stale_turns(self, *, started_before: datetime) -> list[TurnRecord]:
         """Turn rows started before `started_before`, oldest first."""
@@ -676,13 +899,12 @@ class PostgresReviewStore:
     ) -> bool:
         """Atomically move a turn row to `new_owner`; False if someone else did first."""
         _aware(now)
-        async with self._write() as cur:
-            await cur.execute(
-                f"UPDATE {self._intents} SET owner = %s, started_at = %s "
-                "WHERE thread_id = %s AND owner = %s",
-                (new_owner, now, thread_id, old_owner),
-            )
-            return cur.rowcount == 1
+        row = await self._one(
+            f"UPDATE {self._intents} SET owner = %s, started_at = %s "
+            "WHERE thread_id = %s AND owner = %s RETURNING true AS moved",
+            (new_owner, now, thread_id, old_owner),
+        )
+        return row is not None
 
     # -- reviews -----------------------------------------------------------------
 
@@ -698,75 +920,54 @@ class PostgresReviewStore:
         for value in (review.requested_at, review.claimed_at, review.decided_at, review.deadline):
             if value is not None:
                 _aware(value)
-        violations = _dumps([v.to_dict() for v in review.violations])
-        decision = None if review.decision is None else _dumps(review.decision)
-        votes = _dumps([v.model_dump(mode="json") for v in review.votes])
+        actor = review.requested_by or "system"
         audit_payload = _dumps(paused_payload(review))
-        rules = list(dict.fromkeys(v.rule for v in review.violations))
-        async with self._write(lock_thread=review.thread_id) as cur:
-            await cur.execute(
-                f"SELECT * FROM {self._reviews} WHERE thread_id = %s AND checkpoint_id = %s",
-                (review.thread_id, review.checkpoint_id),
-            )
-            existing = await cur.fetchone()
-            if existing is not None:
-                return _review(existing)
-            open_id = await self._open_review_id(cur, review.thread_id)
-            if open_id is not None:
-                raise ThreadBusyError(
-                    f"Thread {review.thread_id!r} already has open review {open_id!r}; "
-                    "decide it before opening another.",
-                    thread_id=review.thread_id,
-                )
-            await cur.execute(
-                f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
-                "customer_message, draft_response, violations, requested_at, requested_by, "
-                "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
-                "approvals_required, deadline, priority) VALUES (%s, %s, %s, %s, %s, %s, "
-                "%s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
-                (
-                    review.review_id,
-                    review.thread_id,
-                    review.checkpoint_id,
-                    review.status,
-                    review.customer_message,
-                    review.draft_response,
-                    violations,
-                    review.requested_at,
-                    review.requested_by,
-                    review.claim_id,
-                    review.claimed_at,
-                    review.decided_at,
-                    review.reviewer,
-                    decision,
-                    votes,
-                    review.approvals_required,
-                    review.deadline,
-                    review.priority,
+        is_open = review.status in ("pending", "claimed")
+        row = await self._one(
+            self._sql_open_review,
+            [
+                self._lock_ns,
+                review.review_id,
+                review.thread_id,
+                review.checkpoint_id,
+                review.status,
+                review.customer_message,
+                review.draft_response,
+                _dumps([v.to_dict() for v in review.violations]),
+                review.requested_at,
+                review.requested_by,
+                review.claim_id,
+                review.claimed_at,
+                review.decided_at,
+                review.reviewer,
+                None if review.decision is None else _dumps(review.decision),
+                _dumps([v.model_dump(mode="json") for v in review.votes]),
+                review.approvals_required,
+                review.deadline,
+                review.priority,
+                list(dict.fromkeys(v.rule for v in review.violations)) if is_open else [],
+                owner,
+                actor,
+                audit_payload,
+                *self._audit_args(
+                    review_id=review.review_id,
+                    event="paused",
+                    actor=actor,
+                    payload=audit_payload,
+                    at=review.requested_at,
                 ),
-            )
-            if rules and review.status in ("pending", "claimed"):
-                await cur.execute(
-                    f"INSERT INTO {self._review_rules} (review_id, rule, requested_at) "
-                    "SELECT %s, rule, %s FROM unnest(%s::text[]) AS rule",
-                    (review.review_id, review.requested_at, rules),
-                )
-            if owner is not None:
-                await cur.execute(
-                    f"DELETE FROM {self._intents} WHERE thread_id = %s AND owner = %s",
-                    (review.thread_id, owner),
-                )
-            # Last: it holds the store-wide audit head lock until the commit.
-            await self._insert_audit(
-                cur,
+            ],
+        )
+        assert row is not None
+        if row["hitl_outcome"] == "existing":
+            return _review(row)
+        if row["hitl_outcome"] == "busy":
+            raise ThreadBusyError(
+                f"Thread {review.thread_id!r} already has open review {row['hitl_detail']!r}; "
+                "decide it before opening another.",
                 thread_id=review.thread_id,
-                review_id=review.review_id,
-                checkpoint_id=review.checkpoint_id,
-                event="paused",
-                actor=review.requested_by or "system",
-                payload=audit_payload,
-                at=review.requested_at,
             )
+        self._note_rebuilt(row)
         return review
 
     async def get_review(self, thread_id: str) -> ReviewRecord | None:
@@ -835,66 +1036,71 @@ class PostgresReviewStore:
             rows = await cur.fetchall()
         return [_review(r) for r in rows]
 
-    async def _pending_row(
-        self, cur: AsyncCursor[dict[str, Any]], thread_id: str, review_id: str | None
-    ) -> dict[str, Any]:
-        """Lock the thread's latest review, which must be pending (and `review_id`, if given).
+    async def _decide(
+        self,
+        thread_id: str,
+        review_id: str | None,
+        *,
+        claim_id: str,
+        reviewer: str,
+        decision: str,
+        now: datetime,
+        vote: tuple[str, int, list[Any]] | None,
+    ) -> ReviewRecord:
+        """Claim the thread's pending review, or vote on it (`vote`: JSON, quorum, audit args).
 
-        `FOR UPDATE` makes concurrent deciders queue on the row; after the one
-        ahead commits, the next one reads the row as that one left it.
+        One call of the `decide` function: it locks the thread's latest review
+        (`SELECT ... FOR UPDATE`), so concurrent deciders queue on the row and,
+        after the one ahead commits, the next one finds it as that one left it.
 
         Raises:
             ReviewNotFoundError: the thread has no review at all.
             AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
+            DuplicateVoteError: `reviewer` already voted on this review.
         """
-        await cur.execute(
-            f"SELECT * FROM {self._reviews} WHERE thread_id = %s "
-            "ORDER BY seq DESC LIMIT 1 FOR UPDATE",
-            (thread_id,),
+        vote_json, quorum, audit = (None, None, [None, None, None]) if vote is None else vote
+        row = await self._one(
+            self._sql_decide,
+            # p_vote is also the payload of the `voted` audit row.
+            [
+                thread_id,
+                review_id,
+                claim_id,
+                reviewer,
+                decision,
+                now,
+                vote_json,
+                quorum,
+                vote_json,
+                *audit,
+            ],
         )
-        row = await cur.fetchone()
-        if row is None:
+        assert row is not None
+        outcome = row["hitl_outcome"]
+        if outcome == "missing":
             raise ReviewNotFoundError(
                 f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
             )
-        if review_id is not None and row["review_id"] != review_id:
-            await cur.execute(
-                f"SELECT status FROM {self._reviews} WHERE review_id = %s", (review_id,)
-            )
-            other = await cur.fetchone()
+        if outcome == "stale":
             raise AlreadyDecidedError(
                 f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
                 thread_id=thread_id,
-                status=None if other is None else other["status"],
+                status=row["hitl_detail"],
             )
-        if row["status"] != "pending":
+        if outcome == "decided":
             raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {row['status']}.",
+                f"The review of thread {thread_id!r} is already {row['hitl_detail']}.",
                 thread_id=thread_id,
-                status=row["status"],
+                status=row["hitl_detail"],
             )
-        return row
-
-    async def _set_claimed(
-        self,
-        cur: AsyncCursor[dict[str, Any]],
-        review_id: str,
-        *,
-        claim_id: str,
-        claimed_at: datetime,
-        reviewer: str,
-        decision: str,
-        votes: str | None,
-    ) -> ReviewRecord:
-        """Claim a review whose row this transaction locked; `votes=None` keeps them."""
-        await cur.execute(
-            f"UPDATE {self._reviews} SET status = 'claimed', claim_id = %s, claimed_at = %s, "
-            "reviewer = %s, decision = %s::jsonb, votes = COALESCE(%s::jsonb, votes) "
-            "WHERE review_id = %s RETURNING *",
-            (claim_id, claimed_at, reviewer, decision, votes, review_id),
-        )
-        row = await cur.fetchone()
-        assert row is not None  # the row is locked by this transaction
+        if outcome == "duplicate":
+            raise DuplicateVoteError(
+                f"{reviewer!r} already approved the review of thread {thread_id!r}; "
+                "it needs another approver.",
+                thread_id=thread_id,
+                status=row["hitl_detail"],
+            )
+        self._note_rebuilt(row)
         return _review(row)
 
     async def claim(
@@ -920,18 +1126,15 @@ class PostgresReviewStore:
                 not `review_id`.
         """
         _aware(now)
-        decision_json = _dumps(decision)
-        async with self._write() as cur:
-            row = await self._pending_row(cur, thread_id, review_id)
-            return await self._set_claimed(
-                cur,
-                row["review_id"],
-                claim_id=claim_id,
-                claimed_at=now,
-                reviewer=reviewer,
-                decision=decision_json,
-                votes=None,
-            )
+        return await self._decide(
+            thread_id,
+            review_id,
+            claim_id=claim_id,
+            reviewer=reviewer,
+            decision=_dumps(decision),
+            now=now,
+            vote=None,
+        )
 
     async def vote(
         self,
@@ -951,7 +1154,7 @@ class PostgresReviewStore:
         return the still-`pending` record. At `quorum`: append the vote and
         claim the review for `vote.reviewer` with `claim_id` and `decision`.
         The review row is locked (`SELECT ... FOR UPDATE`) for the whole
-        read-check-write transaction.
+        read-check-write, which is one statement.
 
         Raises:
             ReviewNotFoundError: the thread has no review at all.
@@ -959,71 +1162,40 @@ class PostgresReviewStore:
             DuplicateVoteError: `vote.reviewer` already voted on this review.
         """
         _aware(now)
-        vote_data = vote.model_dump(mode="json")
-        vote_json = _dumps(vote_data)
-        decision_json = _dumps(decision)
-        async with self._write() as cur:
-            row = await self._pending_row(cur, thread_id, review_id)
-            votes: list[dict[str, Any]] = list(row["votes"])
-            if any(v["reviewer"] == vote.reviewer for v in votes):
-                raise DuplicateVoteError(
-                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
-                    "it needs another approver.",
-                    thread_id=thread_id,
-                    status=row["status"],
-                )
-            votes.append(vote_data)
-            votes_json = _dumps(votes)
-            if sum(v["text_sha256"] == vote.text_sha256 for v in votes) >= quorum:
-                return await self._set_claimed(
-                    cur,
-                    review_id,
-                    claim_id=claim_id,
-                    claimed_at=now,
-                    reviewer=vote.reviewer,
-                    decision=decision_json,
-                    votes=votes_json,
-                )
-            await cur.execute(
-                f"UPDATE {self._reviews} SET votes = %s::jsonb WHERE review_id = %s RETURNING *",
-                (votes_json, review_id),
+        vote_json = _dumps(vote.model_dump(mode="json"))
+        # The vote itself counts, so a quorum of one always claims: no audit row.
+        audit = (
+            [None, None, None]
+            if quorum <= 1
+            else self._audit_args(
+                review_id=review_id, event="voted", actor=vote.reviewer, payload=vote_json, at=now
             )
-            updated = await cur.fetchone()
-            assert updated is not None  # the row is locked by this transaction
-            await self._insert_audit(
-                cur,
-                thread_id=thread_id,
-                review_id=review_id,
-                checkpoint_id=row["checkpoint_id"],
-                event="voted",
-                actor=vote.reviewer,
-                payload=vote_json,
-                at=now,
-            )
-        return _review(updated)
+        )
+        return await self._decide(
+            thread_id,
+            review_id,
+            claim_id=claim_id,
+            reviewer=vote.reviewer,
+            decision=_dumps(decision),
+            now=now,
+            vote=(vote_json, quorum, audit),
+        )
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
         """Undo a claim that never reached the graph: back to `pending`.
 
-        Clears the claim and drops the claiming reviewer's vote, if any.
+        Clears the claim and drops the claiming reviewer's vote, if any: it
+        never reached the graph, so it does not count.
         """
-        async with self._write() as cur:
-            await cur.execute(
-                f"SELECT reviewer, votes FROM {self._reviews} "
-                "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s FOR UPDATE",
-                (review_id, claim_id),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return
-            # The claimer's vote never reached the graph: it does not count.
-            votes = [v for v in row["votes"] if v["reviewer"] != row["reviewer"]]
-            await cur.execute(
-                f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
-                "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = %s::jsonb "
-                "WHERE review_id = %s",
-                (_dumps(votes), review_id),
-            )
+        await self._one(
+            f"UPDATE {self._reviews} AS r SET status = 'pending', claim_id = NULL, "
+            "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = COALESCE(("
+            "SELECT jsonb_agg(v.vote ORDER BY v.n) FROM jsonb_array_elements(r.votes) "
+            "WITH ORDINALITY AS v(vote, n) WHERE v.vote->>'reviewer' IS DISTINCT FROM "
+            "r.reviewer), '[]'::jsonb) "
+            "WHERE r.review_id = %s AND r.status = 'claimed' AND r.claim_id = %s",
+            (review_id, claim_id),
+        )
 
     async def complete(
         self,
@@ -1040,40 +1212,31 @@ class PostgresReviewStore:
         Raises:
             AlreadyDecidedError: `claim_id` no longer holds the review.
         """
+        _aware(now)
         payload_json = _dumps(payload)
-        async with self._write() as cur:
-            await cur.execute(
-                f"UPDATE {self._reviews} SET status = %s, decided_at = %s "
-                "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s RETURNING *",
-                (status, _aware(now), review_id, claim_id),
+        row = await self._one(
+            self._sql_complete,
+            [
+                review_id,
+                claim_id,
+                status,
+                now,
+                actor,
+                payload_json,
+                *self._audit_args(
+                    review_id=review_id, event=status, actor=actor, payload=payload_json, at=now
+                ),
+            ],
+        )
+        assert row is not None
+        if row["hitl_outcome"] == "lost":
+            raise AlreadyDecidedError(
+                f"Review {review_id!r} is no longer held by this decision.",
+                thread_id=row["thread_id"],
+                status=row["status"],
             )
-            done = await cur.fetchone()
-            if done is None:
-                await cur.execute(
-                    f"SELECT thread_id, status FROM {self._reviews} WHERE review_id = %s",
-                    (review_id,),
-                )
-                row = await cur.fetchone()
-                raise AlreadyDecidedError(
-                    f"Review {review_id!r} is no longer held by this decision.",
-                    thread_id=None if row is None else row["thread_id"],
-                    status=None if row is None else row["status"],
-                )
-            # Final: list_pending(rule=...) never needs the rule rows again.
-            await cur.execute(
-                f"DELETE FROM {self._review_rules} WHERE review_id = %s", (review_id,)
-            )
-            await self._insert_audit(
-                cur,
-                thread_id=done["thread_id"],
-                review_id=review_id,
-                checkpoint_id=done["checkpoint_id"],
-                event=status,
-                actor=actor,
-                payload=payload_json,
-                at=now,
-            )
-        return _review(done)
+        self._note_rebuilt(row)
+        return _review(row)
 
     async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
         """Claimed reviews whose claim is older than `claimed_before`, oldest first."""
@@ -1090,13 +1253,12 @@ class PostgresReviewStore:
         self, review_id: str, *, old_claim_id: str, new_claim_id: str, now: datetime
     ) -> bool:
         """Atomically move an abandoned claim to `new_claim_id`; False if it moved already."""
-        async with self._write() as cur:
-            await cur.execute(
-                f"UPDATE {self._reviews} SET claim_id = %s, claimed_at = %s "
-                "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s",
-                (new_claim_id, _aware(now), review_id, old_claim_id),
-            )
-            return cur.rowcount == 1
+        row = await self._one(
+            f"UPDATE {self._reviews} SET claim_id = %s, claimed_at = %s "
+            "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s RETURNING true AS moved",
+            (new_claim_id, _aware(now), review_id, old_claim_id),
+        )
+        return row is not None
 
     # -- audit -------------------------------------------------------------------
 
@@ -1114,17 +1276,42 @@ class PostgresReviewStore:
         """Append one sealed audit row (and its outbox row, if a configured hook is owed)."""
         payload_json = _dumps(payload)
         _aware(at)
-        async with self._write() as cur:
-            return await self._insert_audit(
-                cur,
-                thread_id=thread_id,
-                review_id=review_id,
-                checkpoint_id=checkpoint_id,
-                event=event,
-                actor=actor,
-                payload=payload_json,
-                at=at,
+        row = await self._one(
+            f"SELECT * FROM {self.table_prefix}append_audit(%s::text, %s::text, %s::text, "
+            "%s::text, %s::text, %s::text, %s::timestamptz, %s::bytea[], %s::text, %s::text)",
+            [
+                thread_id,
+                review_id,
+                checkpoint_id,
+                event,
+                actor,
+                payload_json,
+                at,
+                *self._audit_args(
+                    review_id=review_id, event=event, actor=actor, payload=payload_json, at=at
+                ),
+            ],
+        )
+        assert row is not None
+        self._note_rebuilt(row)
+        record = seal(
+            seq=row["a_seq"],
+            thread_id=thread_id,
+            review_id=review_id,
+            checkpoint_id=checkpoint_id,
+            event=event,
+            actor=actor,
+            payload=json.loads(payload_json),
+            at=at,
+            prev_hash=row["a_prev"],
+            global_prev_hash=row["a_gprev"],
+        )
+        if record.hash != row["a_hash"]:  # pragma: no cover - a bug, never data
+            raise RuntimeError(
+                f"Audit row {record.seq} was sealed as {row['a_hash']} in the database, "
+                f"but its canonical form hashes to {record.hash}."
             )
+        return record
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit rows, oldest first."""
@@ -1193,31 +1380,32 @@ class PostgresReviewStore:
         One conditional UPDATE (still pending, `deadline <= now`) locks the row;
         a concurrent sweeper waits on that lock and then finds the condition
         false, so exactly one escalates. The `escalated` audit row is written
-        in the same transaction.
+        by the same statement.
         """
         _aware(now)
         _aware(new_deadline)
         payload_json = _dumps(payload)
-        async with self._write() as cur:
-            await cur.execute(
-                f"UPDATE {self._reviews} SET priority = priority + 1, deadline = %s "
-                "WHERE review_id = %s AND status = 'pending' AND deadline IS NOT NULL "
-                "AND deadline <= %s RETURNING *",
-                (new_deadline, review_id, now),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            await self._insert_audit(
-                cur,
-                thread_id=row["thread_id"],
-                review_id=review_id,
-                checkpoint_id=row["checkpoint_id"],
-                event="escalated",
-                actor=actor,
-                payload=payload_json,
-                at=now,
-            )
+        row = await self._one(
+            self._sql_escalate,
+            [
+                review_id,
+                now,
+                new_deadline,
+                actor,
+                payload_json,
+                *self._audit_args(
+                    review_id=review_id,
+                    event="escalated",
+                    actor=actor,
+                    payload=payload_json,
+                    at=now,
+                ),
+            ],
+        )
+        assert row is not None
+        if row["hitl_outcome"] == "skipped":
+            return None
+        self._note_rebuilt(row)
         return _review(row)
 
     # -- hook outbox -------------------------------------------------------------
@@ -1269,10 +1457,9 @@ class PostgresReviewStore:
         A row already delivered is left alone.
         """
         _aware(now)
-        async with self._write() as cur:
-            await cur.execute(
-                f"UPDATE {self._outbox} SET status = %s, attempts = attempts + 1, "
-                "last_error = %s, attempted_at = %s "
-                "WHERE delivery_id = %s AND status <> 'delivered'",
-                ("delivered" if ok else "failed", error, now, delivery_id),
-            )
+        await self._one(
+            f"UPDATE {self._outbox} SET status = %s, attempts = attempts + 1, "
+            "last_error = %s, attempted_at = %s "
+            "WHERE delivery_id = %s AND status <> 'delivered'",
+            ("delivered" if ok else "failed", error, now, delivery_id),
+        )
