@@ -321,10 +321,11 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
         "objects, and the same pydantic `ComplianceState` schema (a TypedDict "
         "version of the graph ran within 1 % of it in a one-off check on memory, "
         "so the schema is not where the library's overhead comes from). Its nodes "
-        "are `async def` with an explicit `input_schema`, the cheapest form under "
-        "`ainvoke` (sync nodes ran about 12 % slower per turn in a one-off "
-        "check), and its cycle does only what a careful user must do to know "
-        "that the graph paused and to resume it correctly.",
+        "and routers are `async def` (nodes with an explicit `input_schema`), the "
+        "cheapest form under `ainvoke`, which runs a sync node or router on a "
+        "worker thread (sync nodes ran about 12 % slower per turn in a one-off "
+        "check); the library's graph is built the same way. Its cycle does only "
+        "what a careful user must do to know that the graph paused and to resume it correctly.",
         "- Library and baseline each get their own storage of the same kind and "
         "configuration: `InMemorySaver`; a fresh SQLite file each "
         "(`open_backend('sqlite:///…')` vs `AsyncSqliteSaver.from_conn_string`); "

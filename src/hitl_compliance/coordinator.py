@@ -34,7 +34,7 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     StaleReviewError,
 )
-from hitl_compliance.graph import ComplianceGraph, graph_spec, run_rules
+from hitl_compliance.graph import TURN_FIELDS, ComplianceGraph, graph_spec, run_rules
 from hitl_compliance.hooks import Hooks, event_for
 from hitl_compliance.ledger import LedgerReport, verify_rows
 from hitl_compliance.models import (
@@ -65,14 +65,8 @@ SLA_ACTOR = "system:sla"
 _FORCED = {"forced": True, "reason": "sla_timeout"}
 
 _PAUSED = ("human_approval",)
-_TURN_RESET: dict[str, Any] = {
-    "draft_response": None,
-    "violations": [],
-    "agent_response": None,
-    "agent_type": None,
-    "is_compliant": None,
-    "decision": None,
-}
+# Set by the library on every turn, never by `process(**fields)`.
+_RESERVED = frozenset({*TURN_FIELDS, "customer_message", "requested_by", "turn"})
 
 
 _warned_no_policy = False
@@ -226,14 +220,14 @@ class HitlCoordinator:
         owner = uuid.uuid4().hex
         await self._reviews.begin_turn(thread_id, owner=owner, now=self._now())
         try:
-            output = await self._graph.ainvoke(values, _config_for(thread_id))
+            pos = await self._run(values, thread_id)
         except BaseException as exc:
             # The run raised (drafter error, cancellation): nothing paused, so free the thread.
             await self._reviews.end_turn(thread_id, owner=owner)
             if isinstance(exc, HitlError) and exc.thread_id is None:
                 exc.thread_id = thread_id
             raise
-        return await self._settle_turn(thread_id, owner, output)
+        return await self._settle_turn(thread_id, owner, pos)
 
     def _turn_input(
         self, message: str, requested_by: str | None, fields: Mapping[str, Any]
@@ -241,18 +235,19 @@ class HitlCoordinator:
         if not isinstance(message, str):
             raise InvalidInputError(f"message must be str, got {type(message).__name__}.")
         schema = self._spec.state_schema
-        reserved = set(_TURN_RESET) | {"customer_message", "requested_by", "turn", "metadata"}
-        unknown = set(fields) - set(schema.model_fields)
-        if unknown:
-            raise InvalidInputError(
-                f"Unknown state fields {sorted(unknown)} for {schema.__name__}; "
-                "add them to your state_schema subclass."
-            )
-        clash = set(fields) & reserved - {"metadata"}
-        if clash:
-            raise InvalidInputError(f"Fields {sorted(clash)} are set by the library.")
+        if fields:
+            unknown = fields.keys() - schema.model_fields.keys()
+            if unknown:
+                raise InvalidInputError(
+                    f"Unknown state fields {sorted(unknown)} for {schema.__name__}; "
+                    "add them to your state_schema subclass."
+                )
+            clash = fields.keys() & _RESERVED
+            if clash:
+                raise InvalidInputError(f"Fields {sorted(clash)} are set by the library.")
+        # The previous turn's draft, findings and decision are cleared by the `draft`
+        # node, only where set (a first turn writes no resets to its checkpoints).
         values: dict[str, Any] = {
-            **_TURN_RESET,
             "customer_message": message,
             "requested_by": requested_by,
             **fields,
@@ -266,34 +261,56 @@ class HitlCoordinator:
             raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
         return validated.model_dump(include=set(values))
 
-    async def _position(self, thread_id: str, output: Any = None) -> _Position:
-        """Where the thread stands after a run: its state, paused or not, its checkpoint.
+    async def _run(self, graph_input: Any, thread_id: str) -> _Position | None:
+        """Run the graph on the thread; where it stopped, from its last checkpoint event.
 
-        With the run's `output` (final values) this costs one checkpoint lookup: the
-        graph's own topology says a run that returned without `agent_type` stopped
-        at `human_approval` (only `deliver` and `rejected` set it). Otherwise it
-        reads the full LangGraph snapshot.
+        With `stream_mode="checkpoints"`, `ainvoke` returns every checkpoint the
+        run created, in the format of `aget_state` (config with the checkpoint id,
+        `next`, values). A run that returns normally stops at its last
+        checkpoint: finished (`next` empty) or paused before `human_approval`
+        (static style: the breakpoint; dynamic style: the node's `interrupt()` is
+        saved as a pending write of that checkpoint, no new checkpoint is made).
+        A node that raises propagates. Events of nested graphs (other namespaces)
+        are skipped; without a top-level event (say, a wrapper that drops the
+        stream mode) the caller reads the snapshot back instead.
         """
-        config = _config_for(thread_id)
-        if isinstance(output, Mapping) and output.get("customer_message") is not None:
-            state = self._state(output)
-            saved = await self._graph.checkpointer.aget_tuple(config)  # type: ignore[union-attr]
-            if saved is not None:
+        events = await self._graph.ainvoke(
+            graph_input, _config_for(thread_id), stream_mode="checkpoints"
+        )
+        if not isinstance(events, list):
+            return None
+        for event in reversed(events):
+            if not isinstance(event, dict) or "next" not in event:
+                return None
+            configurable = event["config"]["configurable"]
+            if not configurable.get("checkpoint_ns"):
                 return _Position(
-                    state, state.agent_type is None, saved.config["configurable"]["checkpoint_id"]
+                    self._state(event["values"]),
+                    tuple(event["next"]) == _PAUSED,
+                    str(configurable["checkpoint_id"]),
                 )
-        snapshot = await self._graph.aget_state(config)
+        return None
+
+    async def _position(self, thread_id: str, pos: _Position | None = None) -> _Position:
+        """Where the thread stands: `pos` from the run that just ended, else the snapshot."""
+        if pos is not None:
+            return pos
+        snapshot = await self._graph.aget_state(_config_for(thread_id))
         return _Position(
             self._state(snapshot.values), tuple(snapshot.next) == _PAUSED, _checkpoint_id(snapshot)
         )
 
     async def _settle_turn(
-        self, thread_id: str, owner: str | None, output: Any = None
+        self, thread_id: str, owner: str | None, run: _Position | None = None
     ) -> ProcessResult:
         """After a run: open a review if the graph paused, else end the turn."""
-        pos = await self._position(thread_id, output)
+        pos = await self._position(thread_id, run)
         if pos.paused:
             state = pos.state
+            findings = state.rule_results
+            requested_at = self._now()
+            quorum = self._quorum(findings)
+            sla = self._sla_for(findings)
             review = ReviewRecord(
                 review_id=uuid.uuid4().hex,
                 thread_id=thread_id,
@@ -301,14 +318,12 @@ class HitlCoordinator:
                 status="pending",
                 customer_message=state.customer_message,
                 draft_response=state.draft_response or "",
-                violations=state.rule_results,
-                requested_at=self._now(),
+                violations=findings,
+                requested_at=requested_at,
                 requested_by=state.requested_by,
-                approvals_required=self._quorum(state.rule_results),
+                approvals_required=quorum,
+                deadline=None if sla is None else requested_at + sla,
             )
-            sla = self._sla_for(review.violations)
-            if sla is not None:
-                review = review.model_copy(update={"deadline": review.requested_at + sla})
             review = await self._reviews.open_review(review, owner=owner)
             logger.info("thread %s paused for review %s", thread_id, review.review_id)
             await self._dispatch_hooks(thread_id)
@@ -626,23 +641,23 @@ class HitlCoordinator:
     async def _resume_claimed(self, review: ReviewRecord, claim_id: str) -> ProcessResult:
         decision = self._final_decision(review)
         try:
-            output = await self._resume(review, decision)
+            pos = await self._resume(review, decision)
         except BaseException:
             if await self._untouched(review):
                 await self._reviews.release(review.review_id, claim_id=claim_id)
             raise
-        return await self._record(review, claim_id, decision, output)
+        return await self._record(review, claim_id, decision, pos)
 
-    async def _resume(self, review: ReviewRecord, decision: Decision) -> Any:
+    async def _resume(self, review: ReviewRecord, decision: Decision) -> _Position | None:
         """Resume the paused graph with `decision`, the one correct way for its style."""
-        config = _config_for(review.thread_id)
         payload = decision.to_state()
         if self._spec.style == "interrupt_before":
             # as_node="human_approval" skips the node body and routes on its edge;
             # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
+            config = _config_for(review.thread_id)
             await self._graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
-            return await self._graph.ainvoke(None, config)
-        return await self._graph.ainvoke(Command(resume=payload), config)
+            return await self._run(None, review.thread_id)
+        return await self._run(Command(resume=payload), review.thread_id)
 
     async def _untouched(self, review: ReviewRecord) -> bool:
         """Whether the graph is still exactly at the paused checkpoint (safe to release)."""
@@ -653,9 +668,9 @@ class HitlCoordinator:
         return tuple(snapshot.next) == _PAUSED and _checkpoint_id(snapshot) == review.checkpoint_id
 
     async def _record(
-        self, review: ReviewRecord, claim_id: str, decision: Decision, output: Any = None
+        self, review: ReviewRecord, claim_id: str, decision: Decision, run: _Position | None = None
     ) -> ProcessResult:
-        pos = await self._position(review.thread_id, output)
+        pos = await self._position(review.thread_id, run)
         state = pos.state
         status: FinalStatus = "approved" if decision.approved else "rejected"
         payload = decision.to_state()

@@ -8,6 +8,7 @@ configurations in which LangGraph would silently misbehave.
 from __future__ import annotations
 
 import inspect
+import sys
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,12 @@ NODES = ("draft", "compliance", "human_approval", "deliver", "rejected")
 """The node names, exactly; `snapshot.next == ("human_approval",)` while paused."""
 
 _STYLES: frozenset[str] = frozenset({"interrupt_before", "command_resume"})
+
+# Under `ainvoke` LangGraph runs a sync node or router in a worker thread (a thread hop
+# and an event-loop wake-up each), so every node and router here is `async def`. The one
+# exception: before Python 3.11 an async node cannot call `interrupt()` (asyncio tasks do
+# not take the run's context), so there the dynamic-style `human_approval` stays sync.
+_ASYNC_INTERRUPT = sys.version_info >= (3, 11)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,16 +210,49 @@ def build_compliance_graph(
     return compiled
 
 
+TURN_FIELDS = (
+    "draft_response",
+    "violations",
+    "agent_response",
+    "agent_type",
+    "is_compliant",
+    "decision",
+)
+"""The fields one turn produces; each new turn starts from their defaults."""
+
+
+def _stale_turn_fields(state: ComplianceState) -> dict[str, Any]:
+    """The previous turn's outputs still in `state`, each mapped to its default.
+
+    The `draft` node clears only these, so a thread's first turn (all defaults)
+    writes no reset values to its checkpoints.
+    """
+    stale: dict[str, Any] = {}
+    for key in TURN_FIELDS:
+        value = getattr(state, key)
+        if key == "violations":
+            if value:
+                stale[key] = []
+        elif value is not None:
+            stale[key] = None
+    return stale
+
+
 def _draft_node(draft: Drafter) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
     async def draft_node(state: ComplianceState) -> dict[str, Any]:
-        text = draft(state)
+        # A new turn never sees the previous turn's draft, findings or decision: not the
+        # drafter, not the rules (which run on the state this node writes).
+        update = _stale_turn_fields(state)
+        text = draft(state.model_copy(update=update) if update else state)
         if inspect.isawaitable(text):
             text = await text
         if not isinstance(text, str):
             raise DraftError(
                 f"The drafter returned {type(text).__name__}; it must return the reply as str."
             )
-        return {"draft_response": text, "turn": state.turn + 1}
+        update["draft_response"] = text
+        update["turn"] = state.turn + 1
+        return update
 
     return draft_node
 
@@ -230,7 +270,7 @@ def _compliance_node(
     return compliance
 
 
-def _route_findings(state: ComplianceState) -> str:
+async def _route_findings(state: ComplianceState) -> str:
     verdict = worst_verdict(state.rule_results)
     return {"pass": "deliver", "review": "human_approval", "block": "rejected"}[verdict]
 
@@ -245,7 +285,7 @@ def review_payload(state: ComplianceState) -> dict[str, Any]:
     }
 
 
-def _approval_node(spec: GraphSpec) -> Callable[[ComplianceState], dict[str, Any]]:
+def _approval_node(spec: GraphSpec) -> Callable[[ComplianceState], Any]:
     def human_approval(state: ComplianceState) -> dict[str, Any]:
         if not spec.pause:
             raise PauseDisabledError(
@@ -264,10 +304,16 @@ def _approval_node(spec: GraphSpec) -> Callable[[ComplianceState], dict[str, Any
         value = interrupt(review_payload(state))
         return {"decision": Decision.model_validate(value).to_state()}
 
-    return human_approval
+    if spec.pause and spec.style == "command_resume" and not _ASYNC_INTERRUPT:
+        return human_approval
+
+    async def human_approval_node(state: ComplianceState) -> dict[str, Any]:
+        return human_approval(state)
+
+    return human_approval_node
 
 
-def _route_decision(state: ComplianceState) -> str:
+async def _route_decision(state: ComplianceState) -> str:
     if state.decision is not None and state.decision.get("approved") is True:
         return "deliver"
     return "rejected"
@@ -292,7 +338,7 @@ def _clear_decision_metadata(state: ComplianceState) -> dict[str, Any]:
     return {k: None for k in _DECISION_KEYS if state.metadata.get(k) is not None}
 
 
-def _deliver(state: ComplianceState) -> dict[str, Any]:
+async def _deliver(state: ComplianceState) -> dict[str, Any]:
     decision = state.decision
     if decision is None:
         return {
@@ -309,8 +355,10 @@ def _deliver(state: ComplianceState) -> dict[str, Any]:
     }
 
 
-def _rejected_node(message: str | None) -> Callable[[ComplianceState], dict[str, Any]]:
-    def rejected(state: ComplianceState) -> dict[str, Any]:
+def _rejected_node(
+    message: str | None,
+) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
+    async def rejected(state: ComplianceState) -> dict[str, Any]:
         decision = state.decision
         update: dict[str, Any] = {
             "agent_response": message,

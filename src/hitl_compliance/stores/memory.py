@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import uuid
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,9 @@ class InMemoryReviewStore:
         self._by_thread: dict[str, list[str]] = {}
         self._by_checkpoint: dict[tuple[str, str], str] = {}
         self._pending: dict[str, None] = {}  # insertion-ordered set of pending review ids
+        # The pending reviews' keys, sorted: `list_pending` bisects and slices it
+        # instead of sorting every pending review on each call.
+        self._pending_order: list[tuple[datetime, str]] = []
         self._turns: dict[str, TurnRecord] = {}
         self._audit: list[AuditRecord] = []
         self._audit_by_thread: dict[str, list[AuditRecord]] = {}
@@ -107,7 +111,7 @@ class InMemoryReviewStore:
             self._reviews[review.review_id] = review
             self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
             self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
-            self._pending[review.review_id] = None
+            self._add_pending(review)
             self._append(
                 thread_id=review.thread_id,
                 review_id=review.review_id,
@@ -137,17 +141,38 @@ class InMemoryReviewStore:
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
         async with self._lock:
-            rows = sorted(
-                (self._reviews[i] for i in self._pending),
-                key=lambda r: (r.requested_at, r.review_id),
+            order = self._pending_order
+            # The keyset window of the sorted index: after the cursor, before the cutoff.
+            start = 0 if after is None else bisect.bisect_right(order, after)
+            stop = (
+                len(order)
+                if requested_before is None
+                else bisect.bisect_left(order, requested_before, key=_requested_at)
             )
-        if rule is not None:
-            rows = [r for r in rows if any(v.rule == rule for v in r.violations)]
-        if requested_before is not None:
-            rows = [r for r in rows if r.requested_at < requested_before]
-        if after is not None:
-            rows = [r for r in rows if (r.requested_at, r.review_id) > after]
-        return rows if limit is None else rows[:limit]
+            if rule is None:
+                end = stop if limit is None else min(stop, start + limit)
+                return [self._reviews[review_id] for _, review_id in order[start:end]]
+            rows: list[ReviewRecord] = []
+            for i in range(start, stop):
+                if limit is not None and len(rows) >= limit:
+                    break
+                review = self._reviews[order[i][1]]
+                if any(v.rule == rule for v in review.violations):
+                    rows.append(review)
+            return rows
+
+    def _add_pending(self, review: ReviewRecord) -> None:
+        if review.review_id not in self._pending:
+            self._pending[review.review_id] = None
+            bisect.insort(self._pending_order, (review.requested_at, review.review_id))
+
+    def _drop_pending(self, review: ReviewRecord) -> None:
+        if review.review_id in self._pending:
+            del self._pending[review.review_id]
+            key = (review.requested_at, review.review_id)
+            i = bisect.bisect_left(self._pending_order, key)
+            if i < len(self._pending_order) and self._pending_order[i] == key:
+                del self._pending_order[i]
 
     def _pending_review(self, thread_id: str, review_id: str | None) -> ReviewRecord:
         """The thread's latest review, which must be pending (and `review_id`, if given)."""
@@ -205,7 +230,7 @@ class InMemoryReviewStore:
             }
         )
         self._reviews[review.review_id] = claimed
-        self._pending.pop(review.review_id, None)
+        self._drop_pending(review)
         return claimed
 
     async def vote(
@@ -250,7 +275,7 @@ class InMemoryReviewStore:
             review = self._reviews.get(review_id)
             if review is None or review.status != "claimed" or review.claim_id != claim_id:
                 return
-            self._reviews[review_id] = review.model_copy(
+            released = review.model_copy(
                 update={
                     "status": "pending",
                     "claim_id": None,
@@ -261,7 +286,8 @@ class InMemoryReviewStore:
                     "votes": [v for v in review.votes if v.reviewer != review.reviewer],
                 }
             )
-            self._pending[review_id] = None
+            self._reviews[review_id] = released
+            self._add_pending(released)
 
     async def complete(
         self,
@@ -471,6 +497,10 @@ class InMemoryReviewStore:
                     "last_error": error,
                 }
             )
+
+
+def _requested_at(key: tuple[datetime, str]) -> datetime:
+    return key[0]
 
 
 def _aware(value: datetime) -> None:
