@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeAlias
 from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
+from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -234,6 +235,13 @@ class HitlCoordinator:
     ) -> dict[str, Any]:
         if not isinstance(message, str):
             raise InvalidInputError(f"message must be str, got {type(message).__name__}.")
+        _check_text("message", message)
+        if requested_by is not None:
+            if not isinstance(requested_by, str):
+                raise InvalidInputError(
+                    f"requested_by must be str or None, got {type(requested_by).__name__}."
+                )
+            _check_text("requested_by", requested_by)
         schema = self._spec.state_schema
         if fields:
             unknown = fields.keys() - schema.model_fields.keys()
@@ -375,6 +383,10 @@ class HitlCoordinator:
             raise InvalidInputError("older_than must be a timedelta or an aware datetime.")
         if before is not None and before.tzinfo is None:
             raise InvalidInputError("older_than must be timezone-aware.")
+        if rule is not None:
+            if not isinstance(rule, str):
+                raise InvalidInputError(f"rule must be str or None, got {type(rule).__name__}.")
+            _check_text("rule", rule)
         after = _parse_cursor(cursor)
         who = None if reviewer is None else as_reviewer(reviewer)
         out: list[PendingReview] = []
@@ -983,6 +995,17 @@ class HitlCoordinator:
 def _check_thread_id(thread_id: str) -> None:
     if not isinstance(thread_id, str) or not thread_id.strip() or len(thread_id) > 512:
         raise InvalidInputError("thread_id must be a non-empty str of at most 512 characters.")
+    _check_text("thread_id", thread_id)
+
+
+def _check_text(name: str, value: str | None) -> None:
+    """InvalidInputError when no store could keep `value` (NUL, lone surrogate)."""
+    if value is None:
+        return
+    try:
+        plain_text(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} {exc}.") from None
 
 
 def _config_for(thread_id: str) -> Any:

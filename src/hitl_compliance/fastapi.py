@@ -83,6 +83,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a test with fastap
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from hitl_compliance._text import plain_json, plain_text
 from hitl_compliance.coordinator import HitlCoordinator
 from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
 from hitl_compliance.ledger import LedgerReport
@@ -121,51 +122,25 @@ _PROBLEM_TYPE = "urn:hitl-compliance:error:"
 # at the edge with a 422 instead, with the same rules on every backend.
 
 
-def _plain_text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
-    return value
-
-
 _MAX_METADATA_DEPTH = 16
 _MAX_METADATA_BYTES = 16_384
-
-
-def _plain_json(value: JsonValue, depth: int = 0) -> None:
-    if depth > _MAX_METADATA_DEPTH:
-        raise ValueError(f"must not nest deeper than {_MAX_METADATA_DEPTH} levels")
-    if isinstance(value, str):
-        _plain_text(value)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("numbers must be finite (no NaN or Infinity)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _plain_text(key)
-            _plain_json(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _plain_json(item, depth + 1)
 
 
 def _metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
     if value is None:
         return None
-    _plain_json(value)
+    plain_json(value, max_depth=_MAX_METADATA_DEPTH)
     if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_METADATA_BYTES:
         raise ValueError(f"must serialise to at most {_MAX_METADATA_BYTES} bytes of JSON")
     return value
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
+PlainText = Annotated[str, AfterValidator(plain_text)]
 Metadata = Annotated[dict[str, JsonValue] | None, AfterValidator(_metadata)]
 ThreadId = Annotated[
     str,
     Path(min_length=1, max_length=512, description="The paused thread's id."),
-    AfterValidator(_plain_text),
+    AfterValidator(plain_text),
 ]
 
 # -- request and response bodies -------------------------------------------------

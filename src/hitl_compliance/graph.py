@@ -19,6 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
+from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     ConfigurationError,
     DraftError,
@@ -250,6 +251,11 @@ def _draft_node(draft: Drafter) -> Callable[[ComplianceState], Awaitable[dict[st
             raise DraftError(
                 f"The drafter returned {type(text).__name__}; it must return the reply as str."
             )
+        try:
+            plain_text(text)
+        except ValueError as exc:
+            # Caught here, before a pause, or the review row could not be written.
+            raise DraftError(f"The drafter's reply {exc}; clean it before returning it.") from None
         update["draft_response"] = text
         update["turn"] = state.turn + 1
         return update

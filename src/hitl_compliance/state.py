@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from hitl_compliance._text import plain_json
 from hitl_compliance.rules import RuleResult
 
 __all__ = ["ComplianceState", "Decision", "merge_metadata"]
@@ -106,6 +107,13 @@ class Decision(BaseModel):
     def _response_not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("an edited response must not be blank; omit it to send the draft")
+        return value
+
+    @field_validator("reviewer", "response", "reason", "roles", "approvers", "metadata")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Every store must be able to keep the decision: no NUL, no lone surrogate, no NaN.
+        plain_json(value)
         return value
 
     @field_validator("decided_at")

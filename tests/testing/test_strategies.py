@@ -97,6 +97,14 @@ def test_reviewers_hold_a_subset_of_the_roles(reviewer: Reviewer) -> None:
     assert reviewer.roles <= set(ROLES)
 
 
+@given(customer_messages(), drafts(), decisions())
+def test_generated_text_is_storable(message: str, draft: str, decision: HumanDecision) -> None:
+    """No NUL or lone surrogate: the coordinator would refuse the input (InvalidInputError)."""
+    for text in (message, draft, decision.response or ""):
+        assert "\x00" not in text
+        text.encode("utf-8")
+
+
 @given(decisions())
 def test_decisions_are_well_formed(decision: HumanDecision) -> None:
     """Every kind appears with what it needs: an edit has a reply, a reject a reason string."""

@@ -59,6 +59,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
+from hitl_compliance.stores._sql import Dialect, hooks_query, overdue_query, pending_query
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
 
 try:
@@ -553,6 +554,9 @@ def _canon_parts(
         mark = secrets.token_hex(16)  # pragma: no cover - the payload holds the mark
 
 
+_DIALECT = Dialect(placeholder="%s", rule_join="JOIN", time=_aware, no_limit=None)
+
+
 def _review(row: Mapping[str, Any]) -> ReviewRecord:
     return ReviewRecord(
         review_id=row["review_id"],
@@ -985,29 +989,15 @@ class PostgresReviewStore:
         after: tuple[datetime, str] | None,
     ) -> tuple[str, list[Any]]:
         """The SQL and parameters of `list_pending`; every filter is an index range."""
-        params: list[Any] = []
-        if rule is None:
-            # The partial index on (requested_at, review_id) WHERE status = 'pending'.
-            t = "r"
-            sql = f"SELECT r.* FROM {self._reviews} AS r WHERE r.status = 'pending'"
-        else:
-            # The side table's (rule, requested_at, review_id) index drives the
-            # scan; each row is joined by primary key, and claimed reviews are skipped.
-            t = "rr"
-            sql = (
-                f"SELECT r.* FROM {self._review_rules} AS rr JOIN {self._reviews} AS r "
-                "ON r.review_id = rr.review_id WHERE rr.rule = %s AND r.status = 'pending'"
-            )
-            params.append(rule)
-        if requested_before is not None:
-            sql += f" AND {t}.requested_at < %s"
-            params.append(_aware(requested_before))
-        if after is not None:
-            sql += f" AND ({t}.requested_at, {t}.review_id) > (%s, %s)"
-            params.extend((_aware(after[0]), after[1]))
-        sql += f" ORDER BY {t}.requested_at, {t}.review_id LIMIT %s"
-        params.append(limit)
-        return sql, params
+        return pending_query(
+            _DIALECT,
+            self._reviews,
+            self._review_rules,
+            limit=limit,
+            rule=rule,
+            requested_before=requested_before,
+            after=after,
+        )
 
     async def list_pending(
         self,
@@ -1360,11 +1350,7 @@ class PostgresReviewStore:
 
     def _overdue_query(self, *, now: datetime, limit: int | None) -> tuple[str, list[Any]]:
         """The SQL and parameters of `list_overdue`: a range of the partial overdue index."""
-        return (
-            f"SELECT * FROM {self._reviews} WHERE status = 'pending' AND deadline IS NOT NULL "
-            "AND deadline <= %s ORDER BY deadline, review_id LIMIT %s",
-            [_aware(now), limit],
-        )
+        return overdue_query(_DIALECT, self._reviews, now=now, limit=limit)
 
     async def escalate(
         self,
@@ -1433,21 +1419,13 @@ class PostgresReviewStore:
         self, *, thread_id: str | None, created_before: datetime | None
     ) -> tuple[str, list[Any]]:
         """The SQL and parameters of `pending_hooks`: a range of a partial undelivered index."""
-        sql = (
-            "SELECT o.delivery_id AS o_delivery_id, o.hook AS o_hook, o.status AS o_status, "
-            "o.attempts AS o_attempts, o.last_error AS o_last_error, "
-            f"o.created_at AS o_created_at, a.* FROM {self._outbox} AS o "
-            f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.status <> 'delivered'"
+        return hooks_query(
+            _DIALECT,
+            self._outbox,
+            self._audit,
+            thread_id=thread_id,
+            created_before=created_before,
         )
-        params: list[Any] = []
-        if thread_id is not None:
-            sql += " AND o.thread_id = %s"
-            params.append(thread_id)
-        if created_before is not None:
-            sql += " AND (o.status = 'failed' OR o.created_at < %s)"
-            params.append(_aware(created_before))
-        sql += " ORDER BY o.seq"
-        return sql, params
 
     async def finish_hook(
         self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
