@@ -46,7 +46,13 @@ from hitl_compliance.models import (
     Vote,
     sha256_text,
 )
-from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer, as_reviewer
+from hitl_compliance.policy import (
+    AllowAllPolicy,
+    ApprovalPolicy,
+    Authorization,
+    Reviewer,
+    as_reviewer,
+)
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import ComplianceState, Decision
 from hitl_compliance.stores.base import FinalStatus, ReviewStore
@@ -188,6 +194,47 @@ class HitlCoordinator:
     def policy(self) -> ApprovalPolicy:
         """The approval policy in force."""
         return self._policy
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim or turn may stay unfinished before `recover()` takes it over."""
+        return self._lease
+
+    def now(self) -> datetime:
+        """The coordinator's clock (timezone-aware): the time it stamps on reviews and audits."""
+        return self._now()
+
+    async def review(self, thread_id: str) -> PendingReview:
+        """The thread's review awaiting a decision, as `pending()` lists it.
+
+        Raises:
+            ReviewNotFoundError: the thread never paused.
+            AlreadyDecidedError: its review is claimed or decided already.
+
+        Example:
+            ```python
+            review = await coord.review("t1")
+            print(review.draft_response, [v.rule for v in review.violations])
+            ```
+        """
+        _check_thread_id(thread_id)
+        return (await self._open_review(thread_id, None)).to_pending()
+
+    async def may_decide(self, thread_id: str, reviewer: str | Reviewer) -> Authorization:
+        """Whether `reviewer` may decide the thread's pending review now, and if not, why.
+
+        The same checks `approve` makes before anything changes (not the
+        requester, no earlier vote, the policy's roles for the review's
+        findings), without recording anything: for a UI that greys out the
+        buttons. An edit adding findings can still be refused by `approve`.
+
+        Raises:
+            ReviewNotFoundError: the thread never paused.
+            AlreadyDecidedError: its review is claimed or decided already.
+        """
+        _check_thread_id(thread_id)
+        review = await self._open_review(thread_id, None)
+        return self._authorization(as_reviewer(reviewer), review)
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -407,11 +454,14 @@ class HitlCoordinator:
             after = (page[-1].requested_at, page[-1].review_id)
 
     def _may_decide(self, reviewer: Reviewer, review: ReviewRecord) -> bool:
+        return self._authorization(reviewer, review).allowed
+
+    def _authorization(self, reviewer: Reviewer, review: ReviewRecord) -> Authorization:
         if reviewer.id == review.requested_by:
-            return False
+            return Authorization(False, "the requester of a review may not approve it")
         if any(v.reviewer == reviewer.id for v in review.votes):
-            return False
-        return self._policy.authorize(reviewer, review.violations).allowed
+            return Authorization(False, "they have voted on this review already")
+        return self._policy.authorize(reviewer, review.violations)
 
     def _quorum(self, findings: list[RuleResult]) -> int:
         required = self._policy.approvals_required(findings)

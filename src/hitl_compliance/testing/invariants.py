@@ -128,8 +128,8 @@ class _Checker:
         self.spec: GraphSpec = graph_spec(self.graph)
         self.policy: ApprovalPolicy = coord.policy
         # The coordinator exposes neither its lease nor its clock publicly.
-        self.lease: timedelta = coord._lease
-        self.clock = coord._now
+        self.lease: timedelta = coord.lease
+        self.clock = coord.now
         self.drafter = drafter
         self.crashed = crashed
         self.recheck_rules = recheck_rules

@@ -208,7 +208,7 @@ async def _decide(
         response = decision.response if decision.kind == "edit" else None
         return [await coord.approve(thread_id, reviewer=decision.reviewer, response=response)]
     # The coordinator's own check: ReviewNotFoundError / AlreadyDecidedError, as a reviewer gets.
-    review = await coord._open_review(thread_id, None)
+    review = await coord.review(thread_id)
     if review.deadline is None:
         raise ValueError(
             f"The review of thread {thread_id!r} has no deadline: give the coordinator an sla."
