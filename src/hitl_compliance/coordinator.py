@@ -700,7 +700,9 @@ class HitlCoordinator:
         approvers = [v.reviewer for v in review.votes if v.text_sha256 == decision.text_sha256]
         return decision.model_copy(update={"approvers": approvers or [decision.reviewer]})
 
-    async def _resume_claimed(self, review: ReviewRecord, claim_id: str) -> ProcessResult:
+    async def _resume_claimed(
+        self, review: ReviewRecord, claim_id: str, *, at: datetime | None = None
+    ) -> ProcessResult:
         decision = self._final_decision(review)
         try:
             pos = await self._resume(review, decision)
@@ -708,7 +710,7 @@ class HitlCoordinator:
             if await self._untouched(review):
                 await self._reviews.release(review.review_id, claim_id=claim_id)
             raise
-        return await self._record(review, claim_id, decision, pos)
+        return await self._record(review, claim_id, decision, pos, at=at)
 
     async def _resume(self, review: ReviewRecord, decision: Decision) -> _Position | None:
         """Resume the paused graph with `decision`, the one correct way for its style."""
@@ -730,8 +732,15 @@ class HitlCoordinator:
         return tuple(snapshot.next) == _PAUSED and _checkpoint_id(snapshot) == review.checkpoint_id
 
     async def _record(
-        self, review: ReviewRecord, claim_id: str, decision: Decision, run: _Position | None = None
+        self,
+        review: ReviewRecord,
+        claim_id: str,
+        decision: Decision,
+        run: _Position | None = None,
+        *,
+        at: datetime | None = None,
     ) -> ProcessResult:
+        """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
         pos = await self._position(review.thread_id, run)
         state = pos.state
         status: FinalStatus = "approved" if decision.approved else "rejected"
@@ -754,7 +763,7 @@ class HitlCoordinator:
             review.review_id,
             claim_id=claim_id,
             status=status,
-            now=self._now(),
+            now=self._now() if at is None else at,
             actor=decision.reviewer,
             payload=payload,
         )
@@ -875,21 +884,29 @@ class HitlCoordinator:
         and audit record `{"forced": True, "reason": "sla_timeout"}` with actor
         `system:sla`.
 
+        Args:
+            now: Sweep as of this time (the coordinator's clock by default):
+                reviews due by then are resolved, and their claims, completions
+                and audit rows are stamped with it.
+
         Returns:
             One result per review this call resolved or escalated.
         """
+        as_of = now
         now = self._now() if now is None else now
         if now.tzinfo is None:
             raise InvalidInputError("now must be timezone-aware.")
         results: list[ProcessResult] = []
         for review in await self._reviews.list_overdue(now=now):
             try:
-                results.append(await self._expire(review, now))
+                results.append(await self._expire(review, now, as_of=as_of))
             except AlreadyDecidedError:
                 continue  # another sweeper, or a reviewer, got there first
         return results
 
-    async def _expire(self, review: ReviewRecord, now: datetime) -> ProcessResult:
+    async def _expire(
+        self, review: ReviewRecord, now: datetime, *, as_of: datetime | None
+    ) -> ProcessResult:
         if self._on_timeout == "escalate":
             sla = self._sla_for(review.violations)
             assert sla is not None  # checked in __init__
@@ -923,7 +940,9 @@ class HitlCoordinator:
             now=now,
             review_id=review.review_id,
         )
-        return await self._resume_claimed(claimed, claim_id)
+        # A sweep "as of" an explicit `now` stamps its completions with it too, so
+        # no review is recorded as completed before it was claimed.
+        return await self._resume_claimed(claimed, claim_id, at=as_of)
 
     async def run_sla_sweeper(self, interval: timedelta | float = 60.0) -> None:
         """Run `expire_overdue` every `interval` (seconds or timedelta) until cancelled.

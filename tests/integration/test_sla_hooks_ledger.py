@@ -134,6 +134,24 @@ class TestSla:
         assert log[-1].payload["reason"] == "sla_timeout"
         assert [r for r in await coord.expire_overdue() if r.thread_id == thread] == []
 
+    async def test_a_sweep_as_of_a_later_time_stamps_everything_with_it(
+        self, make: Callable[..., HitlCoordinator]
+    ) -> None:
+        """expire_overdue(now=) ahead of the clock: claim and completion both at `now`."""
+        clock = Clock()
+        coord = make(sla=timedelta(hours=1), clock=clock)
+        thread = tid()
+        await coord.process(thread, RISKY)
+        as_of = T0 + timedelta(days=1)
+        [result] = [r for r in await coord.expire_overdue(now=as_of) if r.thread_id == thread]
+        assert result.status == "rejected"
+        assert datetime.fromisoformat(result.metadata["decided_at"]) == as_of
+        expired = (await coord.audit_log(thread))[-1]
+        assert (expired.event, expired.at) == ("expired", as_of)
+        review = await coord.reviews.get_review(thread)
+        assert review is not None
+        assert review.claimed_at == review.decided_at == as_of
+
     async def test_sla_by_severity_takes_the_shortest(
         self, make: Callable[..., HitlCoordinator]
     ) -> None:

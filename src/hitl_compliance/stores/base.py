@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict
 
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, sha256_text
 
-__all__ = ["HOOK_FOR_EVENT", "FinalStatus", "ReviewStore", "TurnRecord", "paused_payload"]
+__all__ = [
+    "HOOK_FOR_EVENT",
+    "FinalStatus",
+    "ReviewStore",
+    "TurnRecord",
+    "check_limit",
+    "paused_payload",
+]
 
 FinalStatus = Literal["approved", "rejected", "expired"]
 
@@ -275,3 +282,9 @@ def paused_payload(review: ReviewRecord) -> dict[str, Any]:
         "draft_sha256": sha256_text(review.draft_response),
         "violations": [v.to_dict() for v in review.violations],
     }
+
+
+def check_limit(limit: int | None) -> None:
+    """ValueError unless `limit` is None (no limit) or an int >= 0: the same on every store."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be >= 0 or None, got {limit!r}.")

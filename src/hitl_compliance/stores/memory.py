@@ -16,7 +16,13 @@ from hitl_compliance.errors import (
 )
 from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
-from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
+from hitl_compliance.stores.base import (
+    HOOK_FOR_EVENT,
+    FinalStatus,
+    TurnRecord,
+    check_limit,
+    paused_payload,
+)
 
 __all__ = ["InMemoryReviewStore"]
 
@@ -138,8 +144,7 @@ class InMemoryReviewStore:
         requested_before: datetime | None = None,
         after: tuple[datetime, str] | None = None,
     ) -> list[ReviewRecord]:
-        if limit is not None and limit < 0:
-            raise ValueError("limit must be >= 0")
+        check_limit(limit)
         async with self._lock:
             order = self._pending_order
             # The keyset window of the sorted index: after the cursor, before the cutoff.
@@ -417,6 +422,7 @@ class InMemoryReviewStore:
 
     async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
         _aware(now)
+        check_limit(limit)
         async with self._lock:
             rows = sorted(
                 (

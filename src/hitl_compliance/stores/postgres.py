@@ -60,7 +60,13 @@ from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._sql import Dialect, hooks_query, overdue_query, pending_query
-from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, TurnRecord, paused_payload
+from hitl_compliance.stores.base import (
+    HOOK_FOR_EVENT,
+    FinalStatus,
+    TurnRecord,
+    check_limit,
+    paused_payload,
+)
 
 try:
     import psycopg
@@ -1016,8 +1022,7 @@ class PostgresReviewStore:
         Raises:
             ValueError: `limit` is negative, or a datetime is naive.
         """
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0 or None, got {limit}.")
+        check_limit(limit)
         sql, params = self._pending_query(
             limit=limit, rule=rule, requested_before=requested_before, after=after
         )
@@ -1340,8 +1345,7 @@ class PostgresReviewStore:
         Raises:
             ValueError: `limit` is negative, or `now` is naive.
         """
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0 or None, got {limit}.")
+        check_limit(limit)
         sql, params = self._overdue_query(now=now, limit=limit)
         async with self._read() as cur:
             await cur.execute(sql, params)

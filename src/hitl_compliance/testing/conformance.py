@@ -420,6 +420,20 @@ class ReviewStoreConformance:
         await review_store.release(claimed.review_id, claim_id="k1")
         assert [r.review_id for r in await review_store.list_pending()] == ["r1", "r2"]
 
+    async def test_limits_are_checked_alike(self, review_store: ReviewStore) -> None:
+        """limit=0 lists nothing; a negative or boolean limit is a ValueError, on every store."""
+        await review_store.open_review(
+            make_due("t1", at(1)).model_copy(update={"review_id": "r1"}), owner=None
+        )
+        assert await review_store.list_pending(limit=0) == []
+        assert await review_store.list_overdue(now=at(2), limit=0) == []
+        assert [r.review_id for r in await review_store.list_overdue(now=at(2), limit=1)] == ["r1"]
+        for bad in (-1, True):
+            with pytest.raises(ValueError, match="limit"):
+                await review_store.list_pending(limit=bad)
+            with pytest.raises(ValueError, match="limit"):
+                await review_store.list_overdue(now=at(2), limit=bad)
+
     # -- claim -----------------------------------------------------------------
 
     async def test_claim_records_the_decision(self, review_store: ReviewStore) -> None:
