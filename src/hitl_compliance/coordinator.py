@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -178,7 +179,7 @@ class HitlCoordinator:
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
         self._hooks = hooks or Hooks()
-        self._reviews.configure_hooks(self._hooks.names())
+        _name_hooks(self._reviews, self._hooks.names())
 
     @property
     def graph(self) -> ComplianceGraph:
@@ -1059,6 +1060,27 @@ class HitlCoordinator:
     def _state(self, values: Mapping[str, Any]) -> ComplianceState:
         # A command_resume run's output carries "__interrupt__"; the schema ignores it.
         return self._spec.state_schema.model_validate(values)
+
+
+# The hooks each store instance was last told about by a coordinator of this process.
+_STORE_HOOKS: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _name_hooks(store: ReviewStore, names: frozenset[str]) -> None:
+    """Tell the store which hooks get outbox rows; warn when that drops another's hooks."""
+    try:
+        previous = _STORE_HOOKS.get(store)
+        _STORE_HOOKS[store] = names
+    except TypeError:  # a store that cannot be weakly referenced: nothing to compare
+        previous = None
+    if previous is not None and previous - names:
+        logger.warning(
+            "A second HitlCoordinator on the same %s instance stops outbox rows for "
+            "hooks %s of the first; give each coordinator its own store instance.",
+            type(store).__name__,
+            sorted(previous - names),
+        )
+    store.configure_hooks(names)
 
 
 def _check_thread_id(thread_id: str) -> None:

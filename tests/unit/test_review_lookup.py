@@ -11,6 +11,8 @@ from hitl_compliance import (
     AlreadyDecidedError,
     Authorization,
     HitlCoordinator,
+    Hooks,
+    InMemoryReviewStore,
     KeywordRule,
     NotAuthorizedError,
     Reviewer,
@@ -91,3 +93,21 @@ def test_lease_and_clock_are_public(style: PauseStyle, clock: FakeClock) -> None
     assert coord.now() == clock.now
     clock.now += timedelta(minutes=5)
     assert coord.now() == clock.now
+
+
+def test_a_second_coordinator_dropping_hooks_on_a_shared_store_is_loud(
+    style: PauseStyle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store writes outbox rows for the last coordinator's hooks: loud when that drops some."""
+    graph = build_compliance_graph(
+        ScriptedDrafter({"q": ADVICE}), checkpointer=InMemorySaver(), style=style
+    )
+    store = InMemoryReviewStore()
+    HitlCoordinator(graph, reviews=store, hooks=Hooks(on_decided=print))
+    HitlCoordinator(graph, reviews=store, hooks=Hooks(on_decided=print, on_paused=print))
+    assert "outbox" not in caplog.text  # a superset drops nothing
+    HitlCoordinator(graph, reviews=store)
+    assert "stops outbox rows for hooks ['on_decided', 'on_paused']" in caplog.text
+    caplog.clear()
+    HitlCoordinator(graph, reviews=InMemoryReviewStore())  # its own store: quiet
+    assert caplog.text == ""
