@@ -20,9 +20,12 @@ style, read `__interrupt__` from the result and resume with
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -37,6 +40,18 @@ Style = Literal["interrupt_before", "command_resume"]
 RawGraph = CompiledStateGraph[Any, Any, Any, Any]
 
 _SEVERITY = {"pass": 0, "review": 1, "block": 2}
+
+
+def _with_config(node: Any) -> Any:
+    """Before Python 3.11 asyncio tasks do not carry the run's context, which interrupt()
+    reads: a LangGraph user on 3.10 sets it from the node's config, as the library does."""
+
+    async def with_config(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
+        var_child_runnable_config.set(config)
+        result: dict[str, Any] = await node(state)
+        return result
+
+    return with_config
 
 
 def build_raw_graph(
@@ -107,7 +122,10 @@ def build_raw_graph(
     for name, node in (
         ("draft", draft_node),
         ("compliance", compliance),
-        ("human_approval", human_approval),
+        (
+            "human_approval",
+            human_approval if sys.version_info >= (3, 11) else _with_config(human_approval),
+        ),
         ("deliver", deliver),
         ("rejected", rejected),
     ):

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -55,10 +57,30 @@ NODES = ("draft", "compliance", "human_approval", "deliver", "rejected")
 _STYLES: frozenset[str] = frozenset({"interrupt_before", "command_resume"})
 
 # Under `ainvoke` LangGraph runs a sync node or router in a worker thread (a thread hop
-# and an event-loop wake-up each), so every node and router here is `async def`. The one
-# exception: before Python 3.11 an async node cannot call `interrupt()` (asyncio tasks do
-# not take the run's context), so there the dynamic-style `human_approval` stays sync.
+# and an event-loop wake-up each), so every node and router here is `async def`.
+# Before Python 3.11 asyncio tasks do not take the run's context, so `interrupt()`,
+# `get_config()` and LangChain's tracing (which read the run's config from a context
+# variable) find none inside a node; there `_in_run_context` sets it from the node's
+# `config` argument around our nodes, the drafter and the rules included.
 _ASYNC_INTERRUPT = sys.version_info >= (3, 11)
+
+_Node = Callable[[ComplianceState], Awaitable[dict[str, Any]]]
+
+
+def _in_run_context(node: _Node) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """`node`, with the run's config in context where asyncio does not put it there."""
+    if _ASYNC_INTERRUPT:
+        return node
+
+    async def with_config(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
+        token = var_child_runnable_config.set(config)
+        try:
+            return await node(state)
+        finally:
+            var_child_runnable_config.reset(token)
+
+    with_config.__name__ = getattr(node, "__name__", "node")
+    return with_config
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +261,7 @@ def _stale_turn_fields(state: ComplianceState) -> dict[str, Any]:
     return stale
 
 
-def _draft_node(draft: Drafter) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
+def _draft_node(draft: Drafter) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def draft_node(state: ComplianceState) -> dict[str, Any]:
         # A new turn never sees the previous turn's draft, findings or decision: not the
         # drafter, not the rules (which run on the state this node writes).
@@ -260,12 +282,12 @@ def _draft_node(draft: Drafter) -> Callable[[ComplianceState], Awaitable[dict[st
         update["turn"] = state.turn + 1
         return update
 
-    return draft_node
+    return _in_run_context(draft_node)
 
 
 def _compliance_node(
     rules: tuple[ComplianceRule, ...],
-) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
+) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def compliance(state: ComplianceState) -> dict[str, Any]:
         findings = [r for r in await run_rules(rules, state) if r.verdict != "pass"]
         return {
@@ -273,7 +295,7 @@ def _compliance_node(
             "is_compliant": not findings,
         }
 
-    return compliance
+    return _in_run_context(compliance)
 
 
 async def _route_findings(state: ComplianceState) -> str:
@@ -291,7 +313,7 @@ def review_payload(state: ComplianceState) -> dict[str, Any]:
     }
 
 
-def _approval_node(spec: GraphSpec) -> Callable[[ComplianceState], Any]:
+def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
     def human_approval(state: ComplianceState) -> dict[str, Any]:
         if not spec.pause:
             raise PauseDisabledError(
@@ -310,13 +332,10 @@ def _approval_node(spec: GraphSpec) -> Callable[[ComplianceState], Any]:
         value = interrupt(review_payload(state))
         return {"decision": Decision.model_validate(value).to_state()}
 
-    if spec.pause and spec.style == "command_resume" and not _ASYNC_INTERRUPT:
-        return human_approval
-
     async def human_approval_node(state: ComplianceState) -> dict[str, Any]:
         return human_approval(state)
 
-    return human_approval_node
+    return _in_run_context(human_approval_node)
 
 
 async def _route_decision(state: ComplianceState) -> str:

@@ -316,7 +316,10 @@ class SseStream:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(f"no SSE event within {timeout} s")
-            message = await asyncio.wait_for(self._messages.get(), remaining)
+            try:
+                message = await asyncio.wait_for(self._messages.get(), remaining)
+            except asyncio.TimeoutError:  # not yet the builtin TimeoutError on Python 3.10
+                raise TimeoutError(f"no SSE event within {timeout} s") from None
             if not message.get("more_body", False) and not message.get("body"):
                 raise EOFError("the event stream ended")
             self._buffer += message.get("body", b"").decode()

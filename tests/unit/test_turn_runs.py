@@ -11,7 +11,6 @@ Tests taking the `coord` / `make_coordinator` fixtures run once per pause style.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -260,8 +259,6 @@ class _RecordingExecutor(ThreadPoolExecutor):
 class TestNoWorkerThreads:
     async def test_cycle_runs_on_the_loop(self, coord: HitlCoordinator, style: PauseStyle) -> None:
         """Every node and router is async: LangGraph runs none of them in a worker thread."""
-        if style == "command_resume" and sys.version_info < (3, 11):
-            pytest.skip("before 3.11 the dynamic human_approval node is sync (interrupt())")
         executor = _RecordingExecutor()
         # The test's own event loop: it shuts this executor down when the test ends.
         asyncio.get_running_loop().set_default_executor(executor)
@@ -272,11 +269,11 @@ class TestNoWorkerThreads:
         await coord.approve("u", reviewer="alice")
         assert executor.submitted == []
 
-    async def test_sync_interrupt_node_before_python_311(
+    async def test_interrupt_node_before_python_311(
         self, drafter: ScriptedDrafter, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Where an async node cannot call interrupt() (Python 3.10), the dynamic
-        human_approval node stays sync (on a worker thread) and a cycle still works."""
+        """Where asyncio tasks do not carry the run's context (Python 3.10), the dynamic
+        human_approval node hands interrupt() its config itself; still no worker thread."""
         monkeypatch.setattr(graph_module, "_ASYNC_INTERRUPT", False)
         graph = build_compliance_graph(
             drafter, rules=[_ReviewRisky()], checkpointer=InMemorySaver(), style="command_resume"
@@ -287,4 +284,4 @@ class TestNoWorkerThreads:
         paused = await coord.process("t", RISKY)
         assert paused.status == "paused"
         assert (await coord.approve("t", reviewer="alice")).status == "completed"
-        assert len(executor.submitted) == 2  # the pause, then the resume
+        assert executor.submitted == []
