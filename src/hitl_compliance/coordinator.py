@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeAlias
 
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import ValidationError
 
 from hitl_compliance._text import plain_text
@@ -317,7 +317,9 @@ class HitlCoordinator:
             raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
         return validated.model_dump(include=set(values))
 
-    async def _run(self, graph_input: Any, thread_id: str) -> _Position | None:
+    async def _run(
+        self, graph_input: Any, thread_id: str, *, durability: Durability | None = None
+    ) -> _Position | None:
         """Run the graph on the thread; where it stopped, from its last checkpoint event.
 
         With `stream_mode="checkpoints"`, `ainvoke` returns every checkpoint the
@@ -329,9 +331,13 @@ class HitlCoordinator:
         A node that raises propagates. Events of nested graphs (other namespaces)
         are skipped; without a top-level event (say, a wrapper that drops the
         stream mode) the caller reads the snapshot back instead.
+
+        A decision's resume runs with `durability="sync"`: each step's
+        checkpoint is saved before the next node runs, so a crash never leaves
+        a later node's writes ahead of the checkpoint they build on.
         """
         events = await self._graph.ainvoke(
-            graph_input, _config_for(thread_id), stream_mode="checkpoints"
+            graph_input, _config_for(thread_id), stream_mode="checkpoints", durability=durability
         )
         if not isinstance(events, list):
             return None
@@ -713,16 +719,76 @@ class HitlCoordinator:
             raise
         return await self._record(review, claim_id, decision, pos, at=at)
 
-    async def _resume(self, review: ReviewRecord, decision: Decision) -> _Position | None:
-        """Resume the paused graph with `decision`, the one correct way for its style."""
+    async def _resume(self, review: ReviewRecord, decision: Decision) -> _Position:
+        """Resume the paused graph with `decision` and run it to the decided outcome."""
+        pos = await self._resume_paused(review, decision)
+        if pos is not None and _delivered(pos, decision):
+            return pos
+        # A wrapper that drops the checkpoint stream, or an outcome not reached: look.
+        return await self._drive(review, decision)
+
+    async def _resume_paused(self, review: ReviewRecord, decision: Decision) -> _Position | None:
+        """Resume from the paused checkpoint, the one correct way for the graph's style."""
         payload = decision.to_state()
         if self._spec.style == "interrupt_before":
             # as_node="human_approval" skips the node body and routes on its edge;
             # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
             config = _config_for(review.thread_id)
             await self._graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
-            return await self._run(None, review.thread_id)
-        return await self._run(Command(resume=payload), review.thread_id)
+            return await self._run(None, review.thread_id, durability="sync")
+        return await self._run(Command(resume=payload), review.thread_id, durability="sync")
+
+    async def _drive(self, review: ReviewRecord, decision: Decision) -> _Position:
+        """Run a claimed decision to its outcome from wherever the checkpoints stand.
+
+        A process can die at any checkpoint write of a resume. LangGraph may
+        then have saved the decision's writes on the paused checkpoint with no
+        checkpoint after them (its `next` is then empty although the decided
+        node never ran), a checkpoint whose successor (`deliver` / `rejected`)
+        never ran, or that successor's writes without the final checkpoint
+        (`aget_state` then shows them applied, but the next turn would start
+        from the checkpoint before them). Each is finished with
+        `ainvoke(None)`, which applies the saved writes without re-running a
+        node that wrote them; a graph still cleanly paused is resumed.
+        Finished means a final checkpoint later than the pause (nothing next,
+        no task left) holding this decision.
+        """
+        config = _config_for(review.thread_id)
+        for _ in range(4):
+            snapshot = await self._graph.aget_state(config)
+            nxt = tuple(snapshot.next)
+            at_pause = _checkpoint_id(snapshot) == review.checkpoint_id
+            pos: _Position | None = _Position(
+                self._state(snapshot.values), nxt == _PAUSED, _checkpoint_id(snapshot)
+            )
+            if not nxt and not at_pause and not snapshot.tasks:
+                assert pos is not None
+                if not _delivered(pos, decision):
+                    raise HitlError(
+                        f"Thread {review.thread_id!r} finished without the decision claimed "
+                        f"for review {review.review_id!r}; it was changed outside the "
+                        "coordinator. Inspect its checkpoints before deciding again.",
+                        thread_id=review.thread_id,
+                    )
+                return pos
+            if nxt == _PAUSED and not at_pause:
+                raise HitlError(
+                    f"Thread {review.thread_id!r} is paused at another checkpoint than the "
+                    f"reviewed one; it was changed outside the coordinator. Inspect it "
+                    "before deciding.",
+                    thread_id=review.thread_id,
+                )
+            if nxt == _PAUSED:
+                pos = await self._resume_paused(review, decision)
+            else:
+                pos = await self._run(None, review.thread_id, durability="sync")
+            if pos is not None and _delivered(pos, decision):
+                return pos
+        raise HitlError(
+            f"Thread {review.thread_id!r} did not reach the outcome of review "
+            f"{review.review_id!r}; recover() will try again.",
+            thread_id=review.thread_id,
+        )
 
     async def _untouched(self, review: ReviewRecord) -> bool:
         """Whether the graph is still exactly at the paused checkpoint (safe to release)."""
@@ -809,8 +875,8 @@ class HitlCoordinator:
                 {"recovered": "claim", "abandoned_by": review.reviewer},
             )
             decision = self._final_decision(review)
-            await self._finish_resume(review, decision)
-            results.append(await self._record(review, claim_id, decision))
+            pos = await self._drive(review, decision)
+            results.append(await self._record(review, claim_id, decision, pos))
         for turn in await self._reviews.stale_turns(started_before=cutoff):
             owner = uuid.uuid4().hex
             if not await self._reviews.take_over_turn(
@@ -849,23 +915,6 @@ class HitlCoordinator:
             payload=payload,
             at=self._now(),
         )
-
-    async def _finish_resume(self, review: ReviewRecord, decision: Decision) -> None:
-        """Complete an abandoned resume from wherever the crash left the graph."""
-        config = _config_for(review.thread_id)
-        snapshot = await self._graph.aget_state(config)
-        nxt = tuple(snapshot.next)
-        if nxt == _PAUSED and _checkpoint_id(snapshot) == review.checkpoint_id:
-            await self._resume(review, decision)
-        elif nxt in (("deliver",), ("rejected",)):
-            # Static style crashed between aupdate_state and ainvoke(None).
-            await self._graph.ainvoke(None, config)
-        elif nxt:
-            raise HitlError(
-                f"Thread {review.thread_id!r} is at {nxt}, not at the reviewed pause; "
-                "it was changed outside the coordinator. Inspect it before deciding.",
-                thread_id=review.thread_id,
-            )
 
     # -- SLA -------------------------------------------------------------------
 
@@ -1145,6 +1194,18 @@ def _paused_result(review: ReviewRecord, quorum: int) -> ProcessResult:
         review_id=review.review_id,
         votes=list(review.votes),
         approvals_required=quorum,
+    )
+
+
+def _delivered(pos: _Position, decision: Decision) -> bool:
+    """Whether the run ended past the pause, with `decision`'s outcome node having run."""
+    if pos.paused or pos.state.agent_type != "human_admin" or pos.state.decision is None:
+        return False
+    held = pos.state.decision
+    return bool(
+        held.get("reviewer") == decision.reviewer
+        and held.get("approved") == decision.approved
+        and held.get("decided_at") == decision.to_state()["decided_at"]
     )
 
 

@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import os
 import re
+import subprocess
 import sys
 import types
 import uuid
@@ -201,3 +202,65 @@ class TestExtraction:
         """Most examples run: at most a handful of blocks across the docs are skipped."""
         skipped = [b for p in pages() for b in python_blocks(p) if b.skip is not None]
         assert len(skipped) <= 3, [(_page_id(b.page), b.line, b.skip) for b in skipped]
+
+
+README = ROOT / "README.md"
+CONTINUED_NOTE = "continue one another"
+"""Said (in an admonition) by every page whose examples use top-level `await`."""
+
+
+@pytest.mark.parametrize("block", python_blocks(README), ids=lambda b: f"README.md:{b.line}")
+def test_readme_blocks_run_as_scripts(block: Block, tmp_path: Path) -> None:
+    """Each README block, copied alone into a file, runs with plain `python` (no notebook)."""
+    compile(block.code, f"README.md:{block.line}", "exec")  # a SyntaxError for top-level await
+    script = tmp_path / "example.py"
+    script.write_text(block.code, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_page_id)
+def test_pages_say_how_their_examples_run(page: Path) -> None:
+    """A page whose blocks use top-level `await` says they run in a notebook or asyncio REPL."""
+    needs_loop = []
+    for block in python_blocks(page):
+        try:
+            compile(block.code, str(page), "exec")
+        except SyntaxError:
+            needs_loop.append(block.line)
+    if page == README:
+        assert needs_loop == [], "README blocks must run as plain scripts"
+        return
+    text = page.read_text(encoding="utf-8")
+    if needs_loop:
+        says_how = CONTINUED_NOTE in text and "python -m asyncio" in text
+        assert says_how, (
+            f"{_page_id(page)} uses top-level await at lines {needs_loop} but does not say "
+            "how to run its examples (see docs/index.md, 'Running the examples')"
+        )
+
+
+def test_install_lines_name_real_extras() -> None:
+    """Every `pip install` line of the docs and README names extras pyproject.toml defines."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the stdlib from 3.11")
+    extras = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
+    named: list[tuple[str, str]] = []
+    for page in pages():
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if "pip install" not in line:
+                continue
+            for group in re.findall(r"(?:hitl-compliance|\.)\[([a-z0-9_,\- ]+)\]", line):
+                named.extend((_page_id(page), extra.strip()) for extra in group.split(","))
+    assert named, "no install line found"
+    unknown = [(page, extra) for page, extra in named if extra not in extras]
+    assert unknown == []
