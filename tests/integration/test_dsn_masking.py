@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlencode
 
@@ -198,7 +199,7 @@ class TestOpenedBackendLog:
             parts["dbname"],
             {"options": parts["options"]},
         )
-        async with open_backend(dsn) as backend:
+        async with open_backend(dsn, table_prefix=f"t{uuid.uuid4().hex[:8]}_") as backend:
             assert_masked(backend.url)
             assert await backend.reviews.list_pending() == []
         opened = [r for r in caplog.records if r.name == "hitl_compliance" and "opened" in r.msg]
