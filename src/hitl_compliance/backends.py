@@ -1,7 +1,8 @@
 """Open a checkpointer and a review store together from one URL.
 
 `memory://` keeps everything in the process; `sqlite:///path.db` keeps it in
-one file; `postgresql://...` keeps it in PostgreSQL. The checkpointer holds
+one file; `postgresql://...` (or a libpq key/value string, `host=db dbname=app`)
+keeps it in PostgreSQL. The checkpointer holds
 LangGraph's state, the review store holds reviews, turns and the audit log,
 and both are set up (tables created) before [`open_backend`][hitl_compliance.backends.open_backend]
 yields them.
@@ -10,16 +11,17 @@ yields them.
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
+from hitl_compliance._secrets import is_keyvalue_dsn, mask_dsn, scrub
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.stores.base import ReviewStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
@@ -28,8 +30,8 @@ __all__ = ["Backend", "mask_url", "open_backend"]
 
 _SQLITE_BUSY_TIMEOUT_S = 30.0
 _SAVER_SETUP_LOCK = "hashtextextended('hitl_compliance.saver_setup', 0)"
-_PASSWORD_PARAM = re.compile(r"(?i)([?&]password=)[^&#]*")
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*):[^@]*@")
+
+logger = logging.getLogger("hitl_compliance")
 
 
 @dataclass(frozen=True)
@@ -48,25 +50,21 @@ class Backend:
 
 
 def mask_url(url: str) -> str:
-    """`url` with its password (in the user info or a `password=` parameter) replaced by `***`.
+    """`url` with every password replaced by `***`: a URL's or a libpq key/value string's.
+
+    Masks the user info password and `password=` / `sslpassword=` query
+    parameters of a URL, and `password` / `sslpassword` values of a key/value
+    string (bare, single-quoted, with backslash escapes). A key/value string
+    that stops parsing is masked from that point on, so a typo never prints a
+    password. Every error message and log line of the library shows DSNs this way.
 
     Example:
         >>> mask_url("postgresql://app:s3cret@db.internal:5432/prod?sslmode=require")
         'postgresql://app:***@db.internal:5432/prod?sslmode=require'
+        >>> mask_url("host=db.internal user=app password='s3 cret' dbname=prod")
+        'host=db.internal user=app password=*** dbname=prod'
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is not None and parts.password is not None:
-        userinfo, _, hostinfo = parts.netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        url = urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
-    else:
-        # urlsplit gives up on some libpq URLs (several hosts, odd brackets):
-        # mask anything that looks like `scheme://user:password@`.
-        url = _USERINFO.sub(r"\1:***@", url)
-    return _PASSWORD_PARAM.sub(r"\1***", url)
+    return mask_dsn(url)
 
 
 @asynccontextmanager
@@ -83,7 +81,8 @@ async def open_backend(
       `AsyncSqliteSaver` and a `SqliteReviewStore`, each with its own connection
       to the same file. `sqlite:///:memory:` gives each of them a private
       in-memory database (they share no tables, so this is fine).
-    * `postgresql://...` / `postgres://...`: one `psycopg_pool.AsyncConnectionPool`
+    * `postgresql://...` / `postgres://...`, or a libpq key/value string
+      (`host=db user=app dbname=prod`): one `psycopg_pool.AsyncConnectionPool`
       (autocommit, `dict_row`, at most 10 connections) shared by LangGraph's
       `AsyncPostgresSaver` and a `PostgresReviewStore`. The whole URL is the
       conninfo, so `?options=-csearch_path%3Dmyschema` puts every table in
@@ -105,9 +104,11 @@ async def open_backend(
     Raises:
         ConfigurationError: unknown scheme, missing optional dependency,
             unreachable server or unusable database. The message shows the URL
-            with its password masked.
+            with its password masked (see [`mask_url`][hitl_compliance.backends.mask_url]).
     """
     scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if not scheme and is_keyvalue_dsn(url):
+        scheme = "postgresql"  # libpq's key/value spelling
     async with AsyncExitStack() as stack:
         if scheme == "memory":
             backend = Backend(
@@ -122,6 +123,7 @@ async def open_backend(
                 f"Unsupported backend URL {mask_url(url)!r}: use memory://, "
                 "sqlite:///path/to/file.db or postgresql://user:password@host/dbname."
             )
+        logger.info("opened backend %s", backend.url)
         yield backend
 
 
@@ -135,15 +137,16 @@ async def _setup_store(store: ReviewStore, masked_url: str, stack: AsyncExitStac
 
 
 def _sqlite_path(url: str) -> str:
+    """The file path of a `sqlite:///...` URL (`:memory:` for a private in-memory database)."""
     parts = urlsplit(url)
     if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
         raise ConfigurationError(
-            f"Malformed SQLite URL {url!r}: use sqlite:///relative/path.db, "
+            f"Malformed SQLite URL {mask_url(url)!r}: use sqlite:///relative/path.db, "
             "sqlite:////absolute/path.db or sqlite:///:memory:."
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(
-            f"SQLite URL {url!r} has a query or fragment, which is not supported; "
+            f"SQLite URL {mask_url(url)!r} has a query or fragment, which is not supported; "
             "remove everything after the file name."
         )
     return unquote(parts.path[1:])
@@ -151,6 +154,7 @@ def _sqlite_path(url: str) -> str:
 
 async def _open_sqlite(url: str, table_prefix: str, stack: AsyncExitStack) -> Backend:
     path = _sqlite_path(url)
+    url = mask_url(url)  # from here on, only for messages
     try:
         import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -176,9 +180,9 @@ async def _open_sqlite(url: str, table_prefix: str, stack: AsyncExitStack) -> Ba
         await saver.setup()
     except Exception as exc:
         raise ConfigurationError(
-            f"Cannot create LangGraph's checkpoint tables in {url!r}: {exc}."
+            f"Cannot create LangGraph's checkpoint tables in {url!r}: {scrub(str(exc), url)}."
         ) from exc
-    return Backend(url=mask_url(url), checkpointer=saver, reviews=store)
+    return Backend(url=url, checkpointer=saver, reviews=store)
 
 
 async def _open_postgres(
@@ -188,6 +192,7 @@ async def _open_postgres(
     try:
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.conninfo import conninfo_to_dict
         from psycopg.rows import DictRow, dict_row
         from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -199,17 +204,21 @@ async def _open_postgres(
     except ConfigurationError as exc:
         raise ConfigurationError(f"Backend {masked!r}: {exc.message}") from exc
 
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-
     def reason(exc: BaseException) -> str:
-        # libpq messages do not normally echo the password; make sure of it.
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        if password:
-            text = text.replace(password, "***").replace(unquote(password), "***")
-        return text
+        # libpq's connection errors do not echo the password, but its parse
+        # errors quote the text around the fault: scrub every secret of the DSN.
+        return scrub(" ".join(str(exc).split()) or type(exc).__name__, url)
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        # Caught before any connection or pool exists: the pool would log the
+        # parse error (quoting the DSN) on every retry until it timed out.
+        raise ConfigurationError(
+            f"Malformed PostgreSQL connection string {masked!r}: {reason(exc)}. Use "
+            "postgresql://user:password@host:port/dbname or libpq's key/value form "
+            "(host=... dbname=...; quote values with spaces: password='a b')."
+        ) from None
 
     # One direct attempt first: it fails fast with libpq's reason (refused,
     # bad password, unknown database) where the pool would only time out.

@@ -11,9 +11,14 @@ hitl-compliance expire                     resolve reviews past their SLA deadli
 hitl-compliance recover                    finish work a crashed process left behind
 ```
 
-Every command but `demo` takes `--backend URL` (default
-`sqlite:///hitl_compliance.db`, the file `demo` writes), `--app module:function`
-and `--json`.
+Every command takes `--backend URL` (default `sqlite:///hitl_compliance.db`,
+the file `demo` writes; only `demo` creates a missing SQLite file); every
+command but `demo` takes `--app module:function` and `--json`.
+
+Text other people supplied (customer messages, drafts, requester and reviewer
+ids, reasons) is printed with its control characters escaped (`\x1b`,
+`\x9b`, `\r`...), so it cannot erase, overwrite or hide anything on the
+terminal; passwords in `--backend` are never printed.
 
 The `--app` contract: `function(backend)` receives the opened
 [`Backend`][hitl_compliance.Backend] and returns the
@@ -42,16 +47,24 @@ import shutil
 import sys
 import textwrap
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
 from hitl_compliance._fca import SMCR_APPROVER, fca_coordinator
-from hitl_compliance.backends import Backend, mask_url, open_backend
+from hitl_compliance._secrets import scrub
+from hitl_compliance._terminal import json_visible, visible
+from hitl_compliance.backends import Backend, _sqlite_path, mask_url, open_backend
 from hitl_compliance.coordinator import HitlCoordinator
-from hitl_compliance.errors import ConfigurationError, HitlError, ReviewNotFoundError
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    HitlError,
+    ReviewNotFoundError,
+)
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sha256_text
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
 from hitl_compliance.rules import RuleResult
@@ -77,17 +90,29 @@ _PROG = "hitl-compliance"
 # -- output helpers ----------------------------------------------------------------
 
 
+def _echo(text: str = "", *, err: bool = False) -> None:
+    """Print one block of output; the only place the CLI writes to the terminal.
+
+    Control characters are escaped here (`visible`), whoever supplied the text,
+    so a customer message or a reviewer id cannot move the cursor, erase a
+    line, set the window title or overprint what the officer reads.
+    """
+    print(visible(text, keep_newlines=True), file=sys.stderr if err else sys.stdout)
+
+
 def _width() -> int:
     return max(60, shutil.get_terminal_size((100, 24)).columns)
 
 
 def _say(text: str = "") -> None:
+    text = visible(text)  # before wrapping, so widths count what is shown
     indent = " " * (len(text) - len(text.lstrip()) + 4)
-    print(textwrap.fill(text, width=min(_width(), 100), subsequent_indent=indent) if text else "")
+    _echo(textwrap.fill(text, width=min(_width(), 100), subsequent_indent=indent) if text else "")
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """`text` on one line: line breaks and runs of spaces become one space, controls escaped."""
+    return " ".join(visible(str(text), keep_newlines=True).split())
 
 
 def _clip(text: str, width: int) -> str:
@@ -103,7 +128,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         widths[-1] = max(20, min(widths[-1], room))
     for row in [list(headers), *rows]:
         cells = [_one_line(c).ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
-        print("  ".join([*cells, _clip(row[-1], widths[-1])]).rstrip())
+        _echo("  ".join([*cells, _clip(row[-1], widths[-1])]).rstrip())
 
 
 def _fields(pairs: Sequence[tuple[str, str]]) -> None:
@@ -112,13 +137,14 @@ def _fields(pairs: Sequence[tuple[str, str]]) -> None:
     width = max(40, min(_width(), 100) - pad)
     for name, value in pairs:
         lines = textwrap.wrap(_one_line(value), width) or [""]
-        print(name.ljust(pad) + lines[0])
+        _echo(name.ljust(pad) + lines[0])
         for line in lines[1:]:
-            print(" " * pad + line)
+            _echo(" " * pad + line)
 
 
 def _json(value: Any) -> None:
-    print(json.dumps(_plain(value), indent=2, ensure_ascii=False))
+    # json.dumps escapes C0 controls but not C1 ones (an 8-bit CSI is U+009B).
+    _echo(json_visible(json.dumps(_plain(value), indent=2, ensure_ascii=False)))
 
 
 def _plain(value: Any) -> Any:
@@ -258,8 +284,13 @@ async def cmd_pending(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     if args.json:
         _json(reviews)
         return EXIT_OK
+    hidden = Counter[str]() if who is None else await _hidden_from(coord, who, args.rule)
     if not reviews:
-        print("No reviews pending.")
+        if who is not None and hidden:
+            _echo(f"No review {who.id} may decide.")
+            _print_hidden(args, who, hidden)
+        else:
+            _echo("No reviews pending.")
         return EXIT_OK
     _table(
         ["THREAD", "WAITING", "DUE", "FINDINGS", "APPROVALS", "DRAFT"],
@@ -275,9 +306,42 @@ async def cmd_pending(coord: HitlCoordinator, args: argparse.Namespace) -> int:
             for r in reviews
         ],
     )
-    print()
-    print(f"{len(reviews)} pending. Next: {_command(args, 'show', reviews[0].thread_id)}")
+    _echo()
+    _echo(f"{len(reviews)} pending. Next: {_command(args, 'show', reviews[0].thread_id)}")
+    if who is not None and hidden:
+        _print_hidden(args, who, hidden)
     return EXIT_OK
+
+
+async def _hidden_from(coord: HitlCoordinator, who: Reviewer, rule: str | None) -> Counter[str]:
+    """Why `who` may not decide each pending review it may not decide: reason -> count.
+
+    Asks the coordinator (`may_decide`, the checks `approve` makes) for every
+    pending review, so the answer is the policy's own; one store read each.
+    """
+    refused = Counter[str]()
+    for review in await coord.pending(rule=rule):
+        try:
+            verdict = await coord.may_decide(review.thread_id, who)
+        except (ReviewNotFoundError, AlreadyDecidedError):
+            continue  # decided since the listing: no longer pending
+        if not verdict.allowed:
+            refused[verdict.reason or "the approval policy refuses"] += 1
+    return refused
+
+
+def _print_hidden(args: argparse.Namespace, who: Reviewer, hidden: Counter[str]) -> None:
+    """Say how many pending reviews `--reviewer` hides, and why, instead of hiding them silently."""
+    total = sum(hidden.values())
+    _echo()
+    plural = "review" if total == 1 else "reviews"
+    _echo(f"{total} pending {plural} {who.id} may not decide:")
+    for reason, count in hidden.most_common():
+        _echo(f"  {count} x {_one_line(reason)}")
+    _echo(
+        "Give the roles they need (--role ROLE), or see the whole queue: "
+        + _command(args, "pending")
+    )
 
 
 async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
@@ -330,15 +394,15 @@ async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     if review.status == "pending":
         roles = _roles_needed(policy, review.violations)
         decider = ["--reviewer", "ID", *(w for r in roles or ["ROLE"] for w in ("--role", r))]
-        print()
-        print("Decide it:")
-        print("  " + _command(args, "approve", review.thread_id, *decider))
-        print(f"      [--response TEXT] [--expected {draft_sha}]")
-        print("  " + _command(args, "reject", review.thread_id, "--reason", "TEXT", *decider))
+        _echo()
+        _echo("Decide it:")
+        _echo("  " + _command(args, "approve", review.thread_id, *decider))
+        _echo(f"      [--response TEXT] [--expected {draft_sha}]")
+        _echo("  " + _command(args, "reject", review.thread_id, "--reason", "TEXT", *decider))
     elif review.status == "claimed":
-        print()
-        print("A decision is being applied. If it stays claimed, its process died; run:")
-        print("  " + _command(args, "recover"))
+        _echo()
+        _echo("A decision is being applied. If it stays claimed, its process died; run:")
+        _echo("  " + _command(args, "recover"))
     return EXIT_OK
 
 
@@ -354,7 +418,7 @@ def _roles_needed(policy: ApprovalPolicy, findings: Sequence[RuleResult]) -> lis
 
 
 def _print_result(result: ProcessResult, headline: str) -> None:
-    print(headline)
+    _echo(headline)
     pairs = [("thread", result.thread_id), ("status", result.status)]
     if result.status == "paused":
         pairs.append(("approvals", f"{len(result.votes)} of {result.approvals_required}"))
@@ -416,8 +480,8 @@ async def cmd_audit(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         if args.json:
             _json({"path": args.export, "rows": count})
         else:
-            print(f"Wrote {count} audit rows to {args.export}.")
-            print(f"Verify it offline: python -m hitl_compliance.ledger verify {args.export}")
+            _echo(f"Wrote {count} audit rows to {args.export}.")
+            _echo(f"Verify it offline: python -m hitl_compliance.ledger verify {args.export}")
         return EXIT_OK
     if args.thread is not None:
         records = await coord.audit_log(args.thread)
@@ -432,7 +496,7 @@ async def cmd_audit(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         _json(records)
         return EXIT_OK
     if not records:
-        print("The audit log is empty.")
+        _echo("The audit log is empty.")
         return EXIT_OK
     _table(
         ["SEQ", "AT (UTC)", "THREAD", "EVENT", "ACTOR", "DETAIL"],
@@ -458,7 +522,7 @@ async def _verify(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     if args.json:
         _json(report)
     elif report.ok:
-        print(
+        _echo(
             f"ok: {report.checked} audit rows of {scope} verify; "
             f"chain head {report.head_hash or '-'}"
         )
@@ -466,13 +530,13 @@ async def _verify(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         broken = report.first_broken
         where = "-" if broken is None else f"seq {broken.seq} (thread {broken.thread_id or '-'})"
         why = "" if broken is None else broken.reason
-        print(f"BROKEN: the audit ledger of {scope} does not verify at {where}: {why}")
+        _echo(f"BROKEN: the audit ledger of {scope} does not verify at {where}: {why}")
     return EXIT_OK if report.ok else EXIT_REFUSED
 
 
 def _print_results(results: Sequence[ProcessResult], empty: str) -> None:
     if not results:
-        print(empty)
+        _echo(empty)
         return
     _table(
         ["THREAD", "STATUS", "REVIEWER", "DELIVERED"],
@@ -611,13 +675,13 @@ async def run_demo(backend_url: str, style: str, args: argparse.Namespace | None
             args = argparse.Namespace(backend=backend_url, app=DEFAULT_APP)
         if style == "command_resume":
             args.app = "hitl_compliance._fca:command_resume_app"
-        print("Your turn: decide it from the command line, on the same database.")
-        print(f"  {_command(args, 'pending')}")
-        print(f"  {_command(args, 'show', left)}")
+        _echo("Your turn: decide it from the command line, on the same database.")
+        _echo(f"  {_command(args, 'pending')}")
+        _echo(f"  {_command(args, 'show', left)}")
         approve = ["approve", left, "--reviewer", "you@bank"]
-        print(f"  {_command(args, *approve)}   # refused: you lack the role")
-        print(f"  {_command(args, *approve, '--role', SMCR_APPROVER)}")
-        print(f"  {_command(args, 'audit', left)}")
+        _echo(f"  {_command(args, *approve)}   # refused: you lack the role")
+        _echo(f"  {_command(args, *approve, '--role', SMCR_APPROVER)}")
+        _echo(f"  {_command(args, 'audit', left)}")
     return EXIT_OK
 
 
@@ -665,9 +729,27 @@ def _add_decider(parser: argparse.ArgumentParser, *, required: bool = True) -> N
     )
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of `--limit`: an int >= 1, else a usage error (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the offending argument escaped in its error line (it may hold controls)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(visible(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `hitl-compliance` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=_PROG,
         description="Human-in-the-loop compliance graphs on LangGraph: run the demo, "
         "then list, inspect, approve and reject paused reviews.",
@@ -695,7 +777,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(pending, top=False)
     pending.add_argument("--rule", help="only reviews with a finding of this rule")
     _add_decider(pending, required=False)
-    pending.add_argument("--limit", type=int, metavar="N", help="at most N reviews")
+    pending.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="at most N reviews (N >= 1)"
+    )
 
     show = sub.add_parser("show", help="show one thread's review: draft, findings, roles")
     _add_common(show, top=False)
@@ -768,9 +852,36 @@ async def _run(args: argparse.Namespace) -> int:
         return await run_demo(args.backend, args.style, args)
     # Import the app before opening the database, so a typo fails fast and touches nothing.
     factory = load_app(args.app)
+    _check_database_exists(args)
     async with open_backend(args.backend) as backend:
         coord = await build_coordinator(factory, backend, args.app)
         return await _HANDLERS[args.command](coord, args)
+
+
+def _check_database_exists(args: argparse.Namespace) -> None:
+    """Refuse a SQLite file that does not exist: opening it would create an empty database.
+
+    Only `demo` creates one; any other command on a mistyped path would
+    otherwise print an empty queue (or "nothing overdue" from a cron job)
+    and leave a stray file behind.
+    """
+    url = args.backend
+    if url.partition("://")[0].lower() != "sqlite":
+        return
+    path = _sqlite_path(url)
+    if path != ":memory:" and not os.path.exists(path):
+        demo = " ".join([_PROG, "demo", *(["--backend", mask_url(url)] * (url != DEFAULT_BACKEND))])
+        raise ConfigurationError(
+            f"no such database: the SQLite file {os.path.abspath(path)} does not exist, and "
+            f"{args.command} never creates one. Check --backend (now {mask_url(url)}); "
+            f"databases are created by your service (open_backend) or by `{demo}`."
+        )
+
+
+def _error(exc: HitlError, args: argparse.Namespace) -> None:
+    """One line on stderr naming the error; a password of --backend never shows in it."""
+    # The library masks DSNs itself; this also covers text an --app factory raised.
+    _echo(f"error: {type(exc).__name__}: {_one_line(scrub(str(exc), args.backend))}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -784,10 +895,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_run(args))
     except ConfigurationError as exc:
-        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        _error(exc, args)
         return EXIT_USAGE
     except HitlError as exc:
-        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        _error(exc, args)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130

@@ -12,9 +12,13 @@ This module is standard-library only, so an auditor can copy this one file and
 verify an export (`coord.export_audit(path)`) without installing anything:
 
 ```console
-$ python ledger.py verify audit.jsonl
+$ python ledger.py verify audit.jsonl              # the copied file
 ok: 42 rows, chain head 1c9f...e2
+$ python -m hitl_compliance.ledger verify audit.jsonl   # or from the installed package
 ```
+
+It exits 0 when the export verifies, 1 naming the first broken row, 2 for a
+usage error or an unreadable file.
 
 The canonical form is JSON of the object
 `{"seq", "thread_id", "review_id", "checkpoint_id", "event", "actor", "payload",
@@ -177,28 +181,70 @@ def _link_problem(
     return None
 
 
-def _main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] != "verify":
-        print("usage: python ledger.py verify EXPORT.jsonl", file=sys.stderr)
-        return 2
+# `python -m hitl_compliance.ledger` imports the package first, and the package
+# imports this module, so runpy finds it in sys.modules and warns that running it
+# again as __main__ "may result in unpredictable behaviour". It cannot here: the
+# command line below uses only what its own execution defines. Ignore exactly
+# that warning, and only in a process started as `python -m hitl_compliance.ledger`.
+def _started_as_module() -> bool:
+    """Whether this process was started as `python -m hitl_compliance.ledger ...`."""
+    argv: list[str] = getattr(sys, "orig_argv", [])
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return any((arg == "-m" and nxt == __name__) or arg == "-m" + __name__ for arg, nxt in pairs)
+
+
+if __name__ == "hitl_compliance.ledger" and _started_as_module():
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore",
+        message=r"'hitl_compliance\.ledger' found in sys\.modules",
+        category=RuntimeWarning,
+    )
+
+_USAGE = "usage: python -m hitl_compliance.ledger verify EXPORT.jsonl (or: python ledger.py ...)"
+
+
+def _read_export(path: str) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+    """The rows and chain head of an export; ValueError/OSError saying what is wrong."""
     head: tuple[int, str] | None = None
     rows: list[dict[str, Any]] = []
-    with open(argv[2], encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            if record.get("type") == "head":
-                head = (int(record["seq"]), str(record["hash"]))
-            elif record.get("type", "row") == "row":
-                rows.append(record)
-    thread_ids = {r["thread_id"] for r in rows}
-    partial = head is None and len(thread_ids) == 1
-    report = verify_rows(rows, head=head, thread_id=next(iter(thread_ids)) if partial else None)
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                if record.get("type") == "head":
+                    head = (int(record["seq"]), str(record["hash"]))
+                elif record.get("type", "row") == "row":
+                    rows.append(record)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"line {number} is not an audit export line ({exc})") from None
+    return rows, head
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] != "verify":
+        print(_USAGE, file=sys.stderr)
+        return 2
+    try:
+        rows, head = _read_export(argv[2])
+        thread_ids = {r.get("thread_id") for r in rows}
+        partial = head is None and len(thread_ids) == 1
+        only = next(iter(thread_ids)) if partial else None
+        report = verify_rows(rows, head=head, thread_id=only if isinstance(only, str) else None)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"error: cannot read {argv[2]!r}: {reason}", file=sys.stderr)
+        return 2
     if report.ok:
         print(f"ok: {report.checked} rows, chain head {report.head_hash}")
         return 0
     broken = report.first_broken
     assert broken is not None
-    print(f"BROKEN at seq {broken.seq} (thread {broken.thread_id}): {broken.reason}")
+    # repr() escapes control characters: an exported thread id cannot rewrite the terminal.
+    print(f"BROKEN at seq {broken.seq} (thread {broken.thread_id!r}): {broken.reason}")
     return 1
 
 

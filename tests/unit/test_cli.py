@@ -7,6 +7,7 @@ review stays pending), a reviewer with the role approves it, `audit` shows it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import shlex
@@ -22,7 +23,7 @@ import pytest
 from hitl_compliance import HitlCoordinator
 from hitl_compliance._fca import REJECTION_MESSAGE, SMCR_APPROVER
 from hitl_compliance.backends import open_backend
-from hitl_compliance.cli import DEFAULT_BACKEND, main
+from hitl_compliance.cli import DEFAULT_BACKEND, build_parser, main
 from hitl_compliance.models import sha256_text
 
 
@@ -39,6 +40,18 @@ def left_over(backend_url: str, capsys: pytest.CaptureFixture[str]) -> str:
     capsys.readouterr()
     [review] = run_json(capsys, "pending", "--backend", backend_url)
     return str(review["thread_id"])
+
+
+@pytest.fixture
+def empty_backend(backend_url: str) -> str:
+    """`backend_url` with its database created (tables, no reviews)."""
+
+    async def create() -> None:
+        async with open_backend(backend_url):
+            pass
+
+    asyncio.run(create())
+    return backend_url
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -243,9 +256,27 @@ class TestDecisions:
         who = ("pending", "--reviewer", "ops@bank", "--backend", backend_url)
         assert run_json(capsys, *who) == []
         assert run_json(capsys, *who, "--role", SMCR_APPROVER)[0]["thread_id"] == left_over
-        code, out, _ = run(capsys, *who)
+
+    def test_pending_for_a_reviewer_says_what_is_hidden(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """pending --reviewer counts the reviews that reviewer may not decide, and says why."""
+        code, out, err = run(capsys, "pending", "--reviewer", "ops@bank", "--backend", backend_url)
+        assert code == 0, err
+        assert "No reviews pending." not in out
+        assert "No review ops@bank may decide" in out
+        assert "1 pending review ops@bank may not decide" in out
+        assert "ops@bank lacks a role for" in out
+        assert "smcr_approver" in out
+        assert pending_threads(capsys, backend_url) == [left_over]  # listing changed nothing
+
+    def test_pending_for_a_reviewer_with_nothing_pending(
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With an empty queue, pending --reviewer still says plainly that nothing is pending."""
+        code, out, _ = run(capsys, "pending", "--reviewer", "ops@bank", "--backend", empty_backend)
         assert code == 0
-        assert "No reviews pending." in out
+        assert out == "No reviews pending.\n"
 
     def test_recover_with_nothing_to_do(
         self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
@@ -271,10 +302,10 @@ class TestRefusals:
         ids=["show", "approve", "reject", "audit"],
     )
     def test_unknown_thread(
-        self, backend_url: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
     ) -> None:
         """An unknown thread is a ReviewNotFoundError: exit 1, one line on stderr."""
-        code, out, err = run(capsys, *argv, "--backend", backend_url)
+        code, out, err = run(capsys, *argv, "--backend", empty_backend)
         assert code == 1
         assert out == ""
         assert err.startswith("error: ReviewNotFoundError: ")
@@ -328,10 +359,10 @@ class TestConfigurationErrors:
         ],
     )
     def test_bad_app(
-        self, backend_url: str, capsys: pytest.CaptureFixture[str], app: str, message: str
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str], app: str, message: str
     ) -> None:
         """A bad --app exits 2 with the reason."""
-        code, out, err = run(capsys, "pending", "--backend", backend_url, "--app", app)
+        code, out, err = run(capsys, "pending", "--backend", empty_backend, "--app", app)
         assert code == 2
         assert out == ""
         assert err.startswith("error: ConfigurationError: --app ")
@@ -349,7 +380,7 @@ class TestConfigurationErrors:
     def test_app_must_use_the_backend(
         self,
         tmp_path: Path,
-        backend_url: str,
+        empty_backend: str,
         capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
@@ -372,7 +403,7 @@ class TestConfigurationErrors:
         monkeypatch.chdir(tmp_path)
         monkeypatch.delitem(sys.modules, "own_store_app", raising=False)
         code, _, err = run(
-            capsys, "pending", "--backend", backend_url, "--app", "own_store_app:factory"
+            capsys, "pending", "--backend", empty_backend, "--app", "own_store_app:factory"
         )
         assert code == 2
         assert "must build on the backend it receives" in err
@@ -516,6 +547,31 @@ class TestLedgerAndSla:
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert completed.stdout.startswith("ok: 4 rows")
+        assert completed.stderr == ""  # no RuntimeWarning from runpy
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            ((), "usage: python -m hitl_compliance.ledger verify EXPORT.jsonl"),
+            (("verify", "no-such-export.jsonl"), "cannot read 'no-such-export.jsonl'"),
+        ],
+        ids=["usage", "missing-file"],
+    )
+    def test_ledger_usage_errors(self, tmp_path: Path, argv: tuple[str, ...], message: str) -> None:
+        """The offline verifier exits 2 with one line, no traceback, for a usage error."""
+        completed = subprocess.run(
+            [sys.executable, "-m", "hitl_compliance.ledger", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert completed.returncode == 2
+        assert completed.stdout == ""
+        assert message in completed.stderr
+        assert "Traceback" not in completed.stderr
+        assert completed.stderr.count("\n") == 1
 
     def test_expire_before_the_deadline(
         self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
@@ -577,3 +633,92 @@ class TestLedgerAndSla:
         assert pending_threads(capsys, backend_url) == []
         records = run_json(capsys, "audit", result["thread_id"], *app)
         assert (records[-1]["event"], records[-1]["actor"]) == ("expired", "system:sla")
+
+
+class TestFirstContact:
+    """The first commands someone types give a true answer, and touch nothing."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ("pending",),
+            ("show", "t1"),
+            ("audit",),
+            ("audit", "--verify"),
+            ("approve", "t1", "--reviewer", "officer@bank"),
+            ("expire",),
+            ("recover",),
+        ],
+        ids=["pending", "show", "audit", "verify", "approve", "expire", "recover"],
+    )
+    def test_missing_sqlite_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+    ) -> None:
+        """A command on a SQLite file that does not exist exits 2 and creates no file."""
+        path = tmp_path / "typo.db"
+        code, out, err = run(capsys, *argv, "--backend", f"sqlite:///{path}")
+        assert code == 2
+        assert out == ""
+        assert err.startswith("error: ConfigurationError: ")
+        assert "no such database" in err
+        assert str(path) in err
+        assert "hitl-compliance demo" in err  # what to do
+        assert not path.exists()
+        assert list(tmp_path.iterdir()) == []
+
+    def test_demo_creates_the_file(
+        self, backend_url: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """demo is the one command that creates a missing SQLite file."""
+        code, _, err = run(capsys, "demo", "--backend", backend_url)
+        assert code == 0, err
+        assert len(pending_threads(capsys, backend_url)) == 1
+
+    @pytest.mark.parametrize("limit", ["0", "-3", "x"])
+    def test_bad_limit_is_a_usage_error(
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str], limit: str
+    ) -> None:
+        """pending --limit takes a positive integer; anything else exits 2 with usage."""
+        code, out, err = run(capsys, "pending", "--limit", limit, "--backend", empty_backend)
+        assert code == 2
+        assert out == ""
+        assert "--limit" in err
+        assert "positive integer" in err
+        assert err.startswith("usage: ")
+
+    def test_limit_one(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A valid --limit still works."""
+        assert [
+            r["thread_id"]
+            for r in run_json(capsys, "pending", "--limit", "1", "--backend", backend_url)
+        ] == [left_over]
+
+
+class TestDocsFacts:
+    """docs/guides/cli.md states what the code does."""
+
+    DOC = Path(__file__).resolve().parents[2] / "docs" / "guides" / "cli.md"
+
+    def test_demo_step_count(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The step count the guide gives is the number of numbered steps the demo prints."""
+        code, out, _ = run(capsys, "demo", "--backend", "memory://")
+        assert code == 0
+        steps = [line for line in out.splitlines() if line[:1].isdigit() and ". " in line]
+        numbers = [int(line.split(".", 1)[0]) for line in steps]
+        assert numbers == list(range(1, len(numbers) + 1))
+        words = {7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+        assert f"its {words[len(numbers)]} steps" in self.DOC.read_text(encoding="utf-8")
+
+    def test_which_commands_take_backend(self) -> None:
+        """Every command, demo included, takes --backend; all but demo take --app and --json."""
+        parser = build_parser()
+        [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for name, command in sub.choices.items():
+            options = {s for a in command._actions for s in a.option_strings}
+            assert "--backend" in options, name
+            assert ("--app" in options) == (name != "demo"), name
+        text = self.DOC.read_text(encoding="utf-8")
+        assert "Every command, `demo` included, takes `--backend URL`" in text
+        assert "Every command but `demo` takes:" not in text

@@ -49,6 +49,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
+from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -71,6 +72,7 @@ from hitl_compliance.stores.base import (
 try:
     import psycopg
     from psycopg import AsyncConnection, AsyncCursor
+    from psycopg.conninfo import conninfo_to_dict
     from psycopg.rows import DictRow, dict_row
     from psycopg_pool import AsyncConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -734,6 +736,19 @@ class PostgresReviewStore:
                 (for example the `search_path` schema does not exist), or the
                 tables were written by a newer version.
         """
+        # A pool may take a function returning the conninfo; then there is no text to check.
+        conninfo = self._pool.conninfo if isinstance(self._pool.conninfo, str) else ""
+        if conninfo and self._owns_pool and self._pool.closed:
+            try:
+                conninfo_to_dict(conninfo)
+            except psycopg.Error as exc:
+                # Refused before the pool opens: the pool would log libpq's parse
+                # error, which quotes the DSN around the fault, on every retry.
+                raise ConfigurationError(
+                    f"Malformed PostgreSQL connection string {mask_dsn(conninfo)!r}: "
+                    f"{scrub(str(exc).strip(), conninfo)}. Use postgresql://user@host/dbname "
+                    "or libpq's key/value form (quote values with spaces: password='a b')."
+                ) from None
         try:
             if self._owns_pool and self._pool.closed:
                 await self._pool.open(wait=True, timeout=self._open_timeout)
@@ -750,10 +765,14 @@ class PostgresReviewStore:
                 )
                 await self._migrate(cur)
         except (psycopg.Error, PoolTimeout) as exc:
-            raise ConfigurationError(
-                f"Cannot create the review tables ({self._reviews}, ...) in PostgreSQL: "
-                f"{exc}. Check the server is reachable and the search_path schema exists."
-            ) from exc
+            reason = scrub(str(exc), conninfo)
+            error = ConfigurationError(
+                f"Cannot create the review tables ({self._reviews}, ...) in PostgreSQL at "
+                f"{mask_dsn(conninfo)}: {reason}. Check the server is reachable and the "
+                "search_path schema exists."
+            )
+            # Chain the driver's error for its diagnostics, unless its text held a secret.
+            raise error from (exc if reason == str(exc) else None)
 
     async def _migrate(self, cur: AsyncCursor[dict[str, Any]]) -> None:
         """Run the migration steps the tables miss; the caller holds the setup lock."""
