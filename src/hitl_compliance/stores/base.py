@@ -266,13 +266,58 @@ class ReviewStore(Protocol):
         self, *, thread_id: str | None = None, created_before: datetime | None = None
     ) -> list[HookDelivery]:
         """Undelivered outbox rows in `seq` order: `failed` ones, and `pending` ones
-        created before `created_before` (all pending ones when it is None)."""
+        created before `created_before` (all pending ones when it is None).
+
+        A read, for inspection: it claims nothing, and lists leased rows too.
+        Callers of hooks use [`claim_hooks`][hitl_compliance.ReviewStore.claim_hooks].
+        """
+        ...
+
+    async def claim_hooks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        thread_id: str | None = None,
+        hooks: frozenset[str] | None = None,
+        created_before: datetime | None = None,
+        include_failed: bool = True,
+        limit: int | None = None,
+    ) -> list[HookDelivery]:
+        """Atomically lease undelivered outbox rows to `owner` until `lease_until`; return them.
+
+        A row is claimable when it is not `delivered` and no lease holds it
+        (`lease_until` unset, or at or before `now`: a lease that expired is
+        taken over, as from a crashed caller). Filters: of `thread_id` only; of
+        these `hooks` only; `pending` rows only unless `include_failed`; and,
+        with `created_before`, a row nobody ever claimed only if created before
+        it (failed rows and expired leases regardless). At most `limit` rows,
+        in `seq` order, returned with `lease_owner=owner` and `lease_until` set.
+
+        Across store instances and processes on one database, each row goes
+        to one caller per lease: two concurrent calls never both return it.
+        The row keeps its `delivery_id`, so a retry carries the same id.
+        """
         ...
 
     async def finish_hook(
-        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
-    ) -> None:
-        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`."""
+        self,
+        delivery_id: str,
+        *,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        owner: str | None = None,
+    ) -> bool:
+        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`.
+
+        Only the lease holder may record it: `owner` must be the row's
+        `lease_owner` (with `owner=None`, only a row nobody holds). A failure
+        releases the lease, so `recover()` may retry at once; `delivered` is
+        final. Returns False, changing nothing, when the row is unknown,
+        already delivered, or held by another owner (its lease was taken over).
+        """
         ...
 
 

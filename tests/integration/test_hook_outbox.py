@@ -1,0 +1,200 @@
+"""The hook outbox across real processes: one SQLite file or one Postgres schema, several callers.
+
+Each worker process (`hook_worker.py`) logs every hook call it makes to one
+file with O_APPEND, so the test counts calls across processes exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from hitl_compliance import HitlCoordinator, Hooks, open_backend
+from hitl_compliance.backends import Backend
+
+from .hook_worker import RISKY, make_graph
+
+WORKER = Path(__file__).with_name("hook_worker.py")
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database several processes share: an SQLite file, or a Postgres schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hooks.db'}"
+    return str(request.getfixturevalue("postgres_dsn"))
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Tables of the test's own, so `recover()` sees no other test's outbox rows."""
+    return f"h{uuid.uuid4().hex[:8]}_"
+
+
+@pytest.fixture
+async def backend(url: str, prefix: str) -> AsyncIterator[Backend]:
+    """The test process's own connection to the shared database."""
+    async with open_backend(url, table_prefix=prefix) as opened:
+        yield opened
+
+
+def worker(*args: str) -> list[str]:
+    """The command line of one worker process."""
+    return [sys.executable, str(WORKER), *args]
+
+
+def calls(log: Path) -> list[tuple[str, int, str, int, str]]:
+    """The log's lines as (kind, pid, delivery_id, seq, thread)."""
+    if not log.exists():
+        return []
+    out = []
+    for line in log.read_text().splitlines():
+        kind, pid, delivery_id, seq, thread = line.split(" ")
+        out.append((kind, int(pid), delivery_id, int(seq), thread))
+    return out
+
+
+async def wait_for(predicate: object, timeout: float = 60.0) -> None:
+    """Poll `predicate()` until it is true (the other process got there)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the worker process never got there"
+        await asyncio.sleep(0.02)
+
+
+async def paused_thread(backend: Backend) -> str:
+    """A thread paused for review, by a coordinator without hooks."""
+    coord = HitlCoordinator(make_graph(backend.checkpointer), reviews=backend.reviews)
+    thread = f"t-{uuid.uuid4().hex}"
+    result = await coord.process(thread, RISKY)
+    assert result.status == "paused"
+    return thread
+
+
+class TestTwoProcessesRacingTheOutbox:
+    async def test_each_owed_call_is_made_exactly_once(
+        self, backend: Backend, url: str, prefix: str, tmp_path: Path
+    ) -> None:
+        """Two processes running recover() at the same instant call each owed hook once in all."""
+
+        def fail(_: object) -> None:
+            raise ConnectionError("chat service down")
+
+        coord = HitlCoordinator(
+            make_graph(backend.checkpointer),
+            reviews=backend.reviews,
+            hooks=Hooks(on_paused=fail, on_decided=fail),
+        )
+        threads = [f"t{i}-{uuid.uuid4().hex[:6]}" for i in range(20)]
+        for thread in threads:
+            await coord.process(thread, RISKY)
+            await coord.approve(thread, reviewer="officer@bank")
+        owed = await backend.reviews.pending_hooks()
+        assert len(owed) == 40
+        assert {d.status for d in owed} == {"failed"}
+
+        log = tmp_path / "calls.log"
+        go = tmp_path / "go"
+        ready = [tmp_path / f"ready{i}" for i in range(2)]
+        procs = [
+            subprocess.Popen(worker("recover", url, prefix, str(log), "30", str(r), str(go)))
+            for r in ready
+        ]
+        try:
+            await wait_for(lambda: all(r.exists() for r in ready))
+            go.touch()
+            codes = [await asyncio.to_thread(p.wait, 120) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        assert codes == [0, 0]
+        made = calls(log)
+        per_seq = Counter(seq for _, _, _, seq, _ in made)
+        assert sorted(per_seq) == sorted(d.record.seq for d in owed)
+        assert set(per_seq.values()) == {1}, f"called more than once: {per_seq}"
+        # Each call carried its outbox row's id, and every row is now delivered.
+        assert {(d, s) for _, _, d, s, _ in made} == {(d.delivery_id, d.record.seq) for d in owed}
+        assert await backend.reviews.pending_hooks() == []
+
+
+class TestRecoverDuringASlowHook:
+    async def test_a_held_lease_keeps_recover_away(
+        self, backend: Backend, url: str, prefix: str, tmp_path: Path
+    ) -> None:
+        """recover() in another process, while a slow hook runs under its lease, does not call it."""
+        thread = await paused_thread(backend)
+        log = tmp_path / "calls.log"
+        slow = subprocess.Popen(worker("approve", url, prefix, str(log), "30", thread, "4"))
+        try:
+            await wait_for(lambda: [c[0] for c in calls(log)] == ["start"])
+            # A recoverer with a short lease of its own: it must honour the caller's lease.
+            rec = await asyncio.to_thread(
+                subprocess.run, worker("recover", url, prefix, str(log), "0.2"), timeout=120
+            )
+            assert rec.returncode == 0
+            assert [c[0] for c in calls(log)] == ["start"]
+            [leased] = await backend.reviews.pending_hooks()
+            assert leased.status == "pending"
+            assert leased.lease_until is not None
+            assert leased.lease_until > datetime.now(timezone.utc)
+            assert await asyncio.to_thread(slow.wait, 120) == 0
+        finally:
+            if slow.poll() is None:
+                slow.kill()
+        made = calls(log)
+        assert [(kind, pid) for kind, pid, *_ in made] == [
+            ("start", slow.pid),
+            ("done", slow.pid),
+        ]
+        assert made[0][2] == made[1][2] != "-"
+        assert await backend.reviews.pending_hooks() == []
+
+    async def test_a_crashed_callers_call_is_repeated_with_the_same_id(
+        self, backend: Backend, url: str, prefix: str, tmp_path: Path
+    ) -> None:
+        """A hook whose process died is not called while its lease holds, then once, same id."""
+        thread = await paused_thread(backend)
+        log = tmp_path / "calls.log"
+        # The dying caller claims after this instant, so its 6 s lease outlasts it.
+        lease_holds_until = datetime.now(timezone.utc) + timedelta(seconds=6)
+        crashed = await asyncio.to_thread(
+            subprocess.run,
+            worker("approve-crash", url, prefix, str(log), "6", thread),
+            timeout=120,
+        )
+        assert crashed.returncode == 17
+        [(kind, _, first_id, seq, _)] = calls(log)
+        assert kind == "start"
+        # A recoverer with a short lease of its own: it must honour the dead caller's lease.
+        recover = worker("recover", url, prefix, str(log), "1")
+        early = await asyncio.to_thread(subprocess.run, recover, timeout=120)
+        assert early.returncode == 0
+        if datetime.now(timezone.utc) < lease_holds_until:  # else too slow a machine to tell
+            assert len(calls(log)) == 1, "called again while the crashed caller's lease held"
+        [owed] = await backend.reviews.pending_hooks()
+        assert (owed.delivery_id, owed.record.seq, owed.status) == (first_id, seq, "pending")
+        assert owed.lease_until is not None
+        await wait_for(lambda: datetime.now(timezone.utc) > owed.lease_until)
+        late = await asyncio.to_thread(subprocess.run, recover, timeout=120)
+        assert late.returncode == 0
+        made = calls(log)
+        assert [(kind, d, s) for kind, _, d, s, _ in made] == [
+            ("start", first_id, seq),
+            ("call", first_id, seq),
+        ]
+        assert await backend.reviews.pending_hooks() == []
+        assert [a.event for a in await backend.reviews.audit_log(thread)] == [
+            "paused",
+            "approved",
+        ]
