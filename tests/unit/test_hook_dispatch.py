@@ -108,14 +108,16 @@ class TestLeases:
         deciding = asyncio.create_task(first.approve("t1", reviewer="officer@bank"))
         while not calls:
             await asyncio.sleep(0.01)
-        [held] = await store.pending_hooks()
-        assert held.lease_owner is not None
         # A new turn on the same thread dispatches that thread's owed calls...
         assert (await other.process("t1", RISKY)).status == "paused"
         # ...and recover(), long after the row was written but within the lease.
         clock.advance(LEASE / 2)
         await other.recover()
         assert len(calls) == 1
+        [held] = await store.pending_hooks()
+        assert held.status == "pending"
+        assert held.lease_owner is not None
+        assert held.lease_until == clock.now - LEASE / 2 + LEASE
         release.set()
         await deciding
         assert [e.delivery_id for e in calls] == [held.delivery_id]
