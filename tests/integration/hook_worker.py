@@ -50,6 +50,13 @@ def log(path: str, kind: str, event: Any) -> None:
         os.close(fd)
 
 
+def barrier(ready: str, go: str) -> None:
+    """Say this process is ready, then wait for the test's go, so two workers start together."""
+    Path(ready).touch()
+    while not Path(go).exists():
+        time.sleep(0.005)
+
+
 async def main(mode: str, url: str, prefix: str, out: str, lease_s: str, *rest: str) -> None:
     lease = timedelta(seconds=float(lease_s))
     async with open_backend(url, table_prefix=prefix) as backend:
@@ -63,10 +70,7 @@ async def main(mode: str, url: str, prefix: str, out: str, lease_s: str, *rest: 
             hooks = Hooks(on_paused=record, on_decided=record, on_expired=record)
             coord = HitlCoordinator(graph, reviews=backend.reviews, hooks=hooks, lease=lease)
             if rest:
-                ready, go = rest
-                Path(ready).touch()
-                while not Path(go).exists():
-                    time.sleep(0.005)
+                barrier(*rest)
             await coord.recover()
             return
         thread, sleep_s = rest[0], float(rest[1]) if len(rest) > 1 else 0.0

@@ -7,7 +7,6 @@ file with O_APPEND, so the test counts calls across processes exactly.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 import uuid
@@ -48,9 +47,23 @@ async def backend(url: str, prefix: str) -> AsyncIterator[Backend]:
         yield opened
 
 
-def worker(*args: str) -> list[str]:
-    """The command line of one worker process."""
-    return [sys.executable, str(WORKER), *args]
+async def start(*args: str) -> asyncio.subprocess.Process:
+    """Start one worker process."""
+    return await asyncio.create_subprocess_exec(sys.executable, str(WORKER), *args)
+
+
+async def run(*args: str) -> int:
+    """Run one worker process to its end; its exit status."""
+    proc = await start(*args)
+    return await asyncio.wait_for(proc.wait(), 120)
+
+
+async def stop(*procs: asyncio.subprocess.Process) -> None:
+    """Kill the workers still running (a failed test), and reap them."""
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 def calls(log: Path) -> list[tuple[str, int, str, int, str]]:
@@ -107,17 +120,14 @@ class TestTwoProcessesRacingTheOutbox:
         go = tmp_path / "go"
         ready = [tmp_path / f"ready{i}" for i in range(2)]
         procs = [
-            subprocess.Popen(worker("recover", url, prefix, str(log), "30", str(r), str(go)))
-            for r in ready
+            await start("recover", url, prefix, str(log), "30", str(r), str(go)) for r in ready
         ]
         try:
             await wait_for(lambda: all(r.exists() for r in ready))
             go.touch()
-            codes = [await asyncio.to_thread(p.wait, 120) for p in procs]
+            codes = [await asyncio.wait_for(p.wait(), 120) for p in procs]
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+            await stop(*procs)
         assert codes == [0, 0]
         made = calls(log)
         per_seq = Counter(seq for _, _, _, seq, _ in made)
@@ -132,26 +142,22 @@ class TestRecoverDuringASlowHook:
     async def test_a_held_lease_keeps_recover_away(
         self, backend: Backend, url: str, prefix: str, tmp_path: Path
     ) -> None:
-        """recover() in another process, while a slow hook runs under its lease, does not call it."""
+        """recover() in another process does not call a slow hook running under its lease."""
         thread = await paused_thread(backend)
         log = tmp_path / "calls.log"
-        slow = subprocess.Popen(worker("approve", url, prefix, str(log), "30", thread, "4"))
+        slow = await start("approve", url, prefix, str(log), "30", thread, "4")
         try:
             await wait_for(lambda: [c[0] for c in calls(log)] == ["start"])
             # A recoverer with a short lease of its own: it must honour the caller's lease.
-            rec = await asyncio.to_thread(
-                subprocess.run, worker("recover", url, prefix, str(log), "0.2"), timeout=120
-            )
-            assert rec.returncode == 0
+            assert await run("recover", url, prefix, str(log), "0.2") == 0
             assert [c[0] for c in calls(log)] == ["start"]
             [leased] = await backend.reviews.pending_hooks()
             assert leased.status == "pending"
             assert leased.lease_until is not None
             assert leased.lease_until > datetime.now(timezone.utc)
-            assert await asyncio.to_thread(slow.wait, 120) == 0
+            assert await asyncio.wait_for(slow.wait(), 120) == 0
         finally:
-            if slow.poll() is None:
-                slow.kill()
+            await stop(slow)
         made = calls(log)
         assert [(kind, pid) for kind, pid, *_ in made] == [
             ("start", slow.pid),
@@ -168,26 +174,19 @@ class TestRecoverDuringASlowHook:
         log = tmp_path / "calls.log"
         # The dying caller claims after this instant, so its 6 s lease outlasts it.
         lease_holds_until = datetime.now(timezone.utc) + timedelta(seconds=6)
-        crashed = await asyncio.to_thread(
-            subprocess.run,
-            worker("approve-crash", url, prefix, str(log), "6", thread),
-            timeout=120,
-        )
-        assert crashed.returncode == 17
+        assert await run("approve-crash", url, prefix, str(log), "6", thread) == 17
         [(kind, _, first_id, seq, _)] = calls(log)
         assert kind == "start"
         # A recoverer with a short lease of its own: it must honour the dead caller's lease.
-        recover = worker("recover", url, prefix, str(log), "1")
-        early = await asyncio.to_thread(subprocess.run, recover, timeout=120)
-        assert early.returncode == 0
+        recover = ("recover", url, prefix, str(log), "1")
+        assert await run(*recover) == 0
         if datetime.now(timezone.utc) < lease_holds_until:  # else too slow a machine to tell
             assert len(calls(log)) == 1, "called again while the crashed caller's lease held"
         [owed] = await backend.reviews.pending_hooks()
         assert (owed.delivery_id, owed.record.seq, owed.status) == (first_id, seq, "pending")
         assert owed.lease_until is not None
         await wait_for(lambda: datetime.now(timezone.utc) > owed.lease_until)
-        late = await asyncio.to_thread(subprocess.run, recover, timeout=120)
-        assert late.returncode == 0
+        assert await run(*recover) == 0
         made = calls(log)
         assert [(kind, d, s) for kind, _, d, s, _ in made] == [
             ("start", first_id, seq),

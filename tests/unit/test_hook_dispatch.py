@@ -26,8 +26,7 @@ from hitl_compliance.graph import ComplianceGraph
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.stores.sqlite import SqliteReviewStore
 from hitl_compliance.testing import FaultInjector, SimulatedCrash
-
-from ..helpers import RISKY, FakeClock, ScriptedDrafter, default_rules
+from tests.helpers import RISKY, FakeClock, ScriptedDrafter, default_rules
 
 pytestmark = pytest.mark.asyncio
 LEASE = timedelta(seconds=30)
@@ -82,7 +81,8 @@ class TestDeliveryId:
         assert (failed.status, failed.lease_owner) == ("failed", None)
         await coord.recover()
         paused, first, retry = events
-        assert paused.delivery_id and paused.delivery_id != first.delivery_id
+        assert paused.delivery_id
+        assert paused.delivery_id != first.delivery_id
         assert first.delivery_id == retry.delivery_id == failed.delivery_id
         assert first == retry  # the very same event, field for field
         assert await store.pending_hooks() == []
@@ -95,19 +95,19 @@ class TestLeases:
         self, graph: ComplianceGraph, store: ReviewStore, clock: FakeClock
     ) -> None:
         """While one caller's hook runs, a new turn or recover() elsewhere never calls it too."""
-        release = asyncio.Event()
+        started, release = asyncio.Event(), asyncio.Event()
         calls: list[ReviewEvent] = []
 
         async def slow(event: DecidedEvent) -> None:
             calls.append(event)
+            started.set()
             await release.wait()
 
         first = coordinator(graph, store, clock, on_decided=slow)
         other = coordinator(graph, store, clock, on_decided=calls.append)
         await first.process("t1", RISKY)
         deciding = asyncio.create_task(first.approve("t1", reviewer="officer@bank"))
-        while not calls:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(started.wait(), 10)
         # A new turn on the same thread dispatches that thread's owed calls...
         assert (await other.process("t1", RISKY)).status == "paused"
         # ...and recover(), long after the row was written but within the lease.
@@ -175,7 +175,8 @@ class TestLeases:
         assert [e.delivery_id for e in calls] == ids[:1]
         [left] = await store.pending_hooks()
         assert (left.delivery_id, left.status, left.attempts) == (ids[1], "failed", 1)
-        assert left.lease_until is not None and left.lease_until <= clock.now
+        assert left.lease_until is not None
+        assert left.lease_until <= clock.now
         await recovering.recover()
         assert [e.delivery_id for e in calls] == ids
         assert await store.pending_hooks() == []

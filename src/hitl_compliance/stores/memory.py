@@ -546,11 +546,7 @@ class InMemoryReviewStore:
         _aware(now)
         async with self._lock:
             delivery = self._outbox.get(delivery_id)
-            if (
-                delivery is None
-                or delivery.status == "delivered"
-                or delivery.lease_owner != owner
-            ):
+            if delivery is None or delivery.status == "delivered" or delivery.lease_owner != owner:
                 return False
             update: dict[str, Any] = {
                 "status": "delivered" if ok else "failed",

@@ -1487,8 +1487,7 @@ class SqliteReviewStore:
         def lease(conn: sqlite3.Connection) -> list[HookDelivery]:
             ids = [str(r["delivery_id"]) for r in _all(conn, sql, params)]
             conn.executemany(
-                f"UPDATE {self._outbox} SET lease_owner = ?, lease_until = ? "
-                "WHERE delivery_id = ?",
+                f"UPDATE {self._outbox} SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?",
                 [(owner, until, i) for i in ids],
             ).close()
             rows = [_one(conn, read, (i,)) for i in ids]

@@ -1477,7 +1477,9 @@ class ReviewStoreConformance:
         assert taken.record == held.record
         assert (taken.lease_owner, taken.lease_until, taken.attempts) == ("b", at(20), 0)
         # The dead owner, back too late, can no longer record anything.
-        assert not await review_store.finish_hook(first, ok=True, error=None, now=at(11), owner="dead")
+        assert not await review_store.finish_hook(
+            first, ok=True, error=None, now=at(11), owner="dead"
+        )
         assert await review_store.pending_hooks() == [taken]
         assert await review_store.finish_hook(first, ok=True, error=None, now=at(12), owner="b")
         assert await review_store.pending_hooks() == []
@@ -1506,29 +1508,46 @@ class ReviewStoreConformance:
     async def test_claim_filters(self, review_store: ReviewStore) -> None:
         """thread_id, hooks, include_failed, created_before and limit narrow what is claimed."""
         ids = await self._owed(review_store)
-        lease = {"now": at(5), "lease_until": at(6)}
-        assert await review_store.claim_hooks(owner="x", hooks=frozenset(), **lease) == []
-        assert await review_store.claim_hooks(owner="x", hooks=frozenset({"on_decided"}), **lease) == []
-        [t1] = await review_store.claim_hooks(owner="x", thread_id="t1", **lease)
+        assert (
+            await review_store.claim_hooks(
+                owner="x", hooks=frozenset(), now=at(5), lease_until=at(6)
+            )
+            == []
+        )
+        assert (
+            await review_store.claim_hooks(
+                owner="x", hooks=frozenset({"on_decided"}), now=at(5), lease_until=at(6)
+            )
+            == []
+        )
+        [t1] = await review_store.claim_hooks(
+            owner="x", thread_id="t1", now=at(5), lease_until=at(6)
+        )
         assert t1.delivery_id == ids[1]
         assert await review_store.finish_hook(ids[1], ok=False, error="e", now=at(5), owner="x")
         # Failed rows are left to recover() by a claimer that asks for pending ones only.
-        assert await review_store.claim_hooks(
-            owner="y", thread_id="t1", include_failed=False, **lease
-        ) == []
+        assert (
+            await review_store.claim_hooks(
+                owner="y", thread_id="t1", include_failed=False, now=at(5), lease_until=at(6)
+            )
+            == []
+        )
         # created_before keeps young never-claimed rows for the caller that wrote them,
         # but never holds back failed rows or expired leases.
-        young = await review_store.claim_hooks(owner="y", created_before=at(1), **lease)
+        young = await review_store.claim_hooks(
+            owner="y", created_before=at(1), now=at(5), lease_until=at(6)
+        )
         assert [d.delivery_id for d in young] == [ids[1]]
-        [oldest] = await review_store.claim_hooks(owner="z", limit=1, **lease)
+        [oldest] = await review_store.claim_hooks(owner="z", limit=1, now=at(5), lease_until=at(6))
         assert oldest.delivery_id == ids[0]
-        late = {"now": at(6), "lease_until": at(16)}
-        again = await review_store.claim_hooks(owner="w", created_before=at(1), **late)
+        again = await review_store.claim_hooks(
+            owner="w", created_before=at(1), now=at(6), lease_until=at(16)
+        )
         assert [d.delivery_id for d in again] == ids[:2]
         with pytest.raises(ValueError, match="limit"):
-            await review_store.claim_hooks(owner="w", limit=-1, **late)
+            await review_store.claim_hooks(owner="w", limit=-1, now=at(6), lease_until=at(16))
         naive = datetime(2024, 5, 1, 12, 0)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="aware"):
             await review_store.claim_hooks(owner="w", now=naive, lease_until=at(30))
         assert [d.lease_owner for d in await review_store.pending_hooks()] == ["w", "w", None]
 
