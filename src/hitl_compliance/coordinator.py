@@ -16,7 +16,7 @@ import logging
 import os
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeAlias
@@ -1013,7 +1013,7 @@ class HitlCoordinator:
             try:
                 outcome = hook(event_for(delivery))
                 if inspect.isawaitable(outcome):
-                    await outcome
+                    await self._under_lease(outcome, delivery.delivery_id, owner)
             except Exception as exc:
                 error = repr(exc)
                 logger.exception(
@@ -1036,6 +1036,38 @@ class HitlCoordinator:
                     delivery.delivery_id,
                     self._lease,
                 )
+
+    async def _under_lease(self, call: Awaitable[object], delivery_id: str, owner: str) -> None:
+        """Await an async hook call, renewing its lease every third of the lease meanwhile.
+
+        So a live call keeps its row however long it runs, and only a caller
+        that died (or whose event loop stalls for a whole lease) is taken over.
+        """
+        renewer = asyncio.create_task(self._renew_lease(delivery_id, owner))
+        try:
+            await call
+        finally:
+            renewer.cancel()
+            # Reaps the renewer; unlike `await renewer`, never swallows our own cancellation.
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _renew_lease(self, delivery_id: str, owner: str) -> None:
+        interval = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._reviews.renew_hook(
+                    delivery_id, owner=owner, lease_until=self._now() + self._lease
+                )
+            except Exception:
+                logger.exception("could not renew the lease of hook delivery %s", delivery_id)
+                continue
+            if not held:
+                logger.warning(
+                    "hook delivery %s lost its lease to another caller while running",
+                    delivery_id,
+                )
+                return
 
     # -- evidence --------------------------------------------------------------
 

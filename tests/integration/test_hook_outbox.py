@@ -166,6 +166,30 @@ class TestRecoverDuringASlowHook:
         assert made[0][2] == made[1][2] != "-"
         assert await backend.reviews.pending_hooks() == []
 
+    async def test_a_live_hook_outlasting_its_lease_keeps_it(
+        self, backend: Backend, url: str, prefix: str, tmp_path: Path
+    ) -> None:
+        """A running hook renews its 1 s lease, so recover() elsewhere seconds later skips it."""
+        thread = await paused_thread(backend)
+        log = tmp_path / "calls.log"
+        slow = await start("approve", url, prefix, str(log), "1", thread, "8")
+        try:
+            await wait_for(lambda: [c[0] for c in calls(log)] == ["start"])
+            await asyncio.sleep(1.5)  # the first lease has run out by now
+            assert await run("recover", url, prefix, str(log), "0.2") == 0
+            assert [c[0] for c in calls(log)] == ["start"], "called again while still running"
+            [leased] = await backend.reviews.pending_hooks()
+            assert leased.lease_until is not None
+            assert leased.lease_until > datetime.now(timezone.utc)
+            assert await asyncio.wait_for(slow.wait(), 120) == 0
+        finally:
+            await stop(slow)
+        assert [(kind, pid) for kind, pid, *_ in calls(log)] == [
+            ("start", slow.pid),
+            ("done", slow.pid),
+        ]
+        assert await backend.reviews.pending_hooks() == []
+
     async def test_a_crashed_callers_call_is_repeated_with_the_same_id(
         self, backend: Backend, url: str, prefix: str, tmp_path: Path
     ) -> None:

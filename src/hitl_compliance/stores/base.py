@@ -301,6 +301,15 @@ class ReviewStore(Protocol):
         """
         ...
 
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        """Move the lease `owner` holds on an undelivered row to `lease_until`.
+
+        Called while a hook runs, so a live call keeps its row however long it
+        takes. Returns False, changing nothing, when the row is unknown,
+        delivered, or no longer `owner`'s (another caller took it over).
+        """
+        ...
+
     async def finish_hook(
         self,
         delivery_id: str,

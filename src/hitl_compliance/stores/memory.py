@@ -534,6 +534,15 @@ class InMemoryReviewStore:
                 claimed.append(leased)
             return claimed
 
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        _aware(lease_until)
+        async with self._lock:
+            delivery = self._outbox.get(delivery_id)
+            if delivery is None or delivery.status == "delivered" or delivery.lease_owner != owner:
+                return False
+            self._outbox[delivery_id] = delivery.model_copy(update={"lease_until": lease_until})
+            return True
+
     async def finish_hook(
         self,
         delivery_id: str,

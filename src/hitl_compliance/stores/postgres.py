@@ -1496,6 +1496,15 @@ class PostgresReviewStore:
             rows = await cur.fetchall()
         return [_delivery(r) for r in rows]
 
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        """Extend `owner`'s lease on an undelivered row (see the protocol)."""
+        row = await self._one(
+            f"UPDATE {self._outbox} SET lease_until = %s WHERE delivery_id = %s "
+            "AND status <> 'delivered' AND lease_owner = %s RETURNING delivery_id",
+            (_aware(lease_until), delivery_id, owner),
+        )
+        return row is not None
+
     async def finish_hook(
         self,
         delivery_id: str,

@@ -1495,6 +1495,15 @@ class SqliteReviewStore:
 
         return await self._write(lease)
 
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        """Extend `owner`'s lease on an undelivered row (see the protocol)."""
+        sql = (
+            f"UPDATE {self._outbox} SET lease_until = ? WHERE delivery_id = ? "
+            "AND status <> 'delivered' AND lease_owner = ?"
+        )
+        params = (_ts(lease_until), delivery_id, owner)
+        return await self._write(lambda conn: _run_sql(conn, sql, params)) == 1
+
     async def finish_hook(
         self,
         delivery_id: str,

@@ -1505,6 +1505,25 @@ class ReviewStoreConformance:
         assert await review_store.pending_hooks() == []
         assert not await review_store.finish_hook("no-such", ok=True, error=None, now=at(9))
 
+    async def test_the_holder_renews_its_lease(self, review_store: ReviewStore) -> None:
+        """renew_hook moves only the holder's lease; a renewed row stays out of others' reach."""
+        [first] = await self._owed(review_store, count=1)
+        await review_store.claim_hooks(owner="a", now=at(5), lease_until=at(10))
+        assert not await review_store.renew_hook(first, owner="b", lease_until=at(30))
+        assert await review_store.renew_hook(first, owner="a", lease_until=at(20))
+        [held] = await review_store.pending_hooks()
+        assert (held.lease_owner, held.lease_until) == ("a", at(20))
+        assert await review_store.claim_hooks(owner="b", now=at(15), lease_until=at(25)) == []
+        [taken] = await review_store.claim_hooks(owner="b", now=at(20), lease_until=at(30))
+        assert taken.lease_owner == "b"
+        # Taken over: the old holder can neither renew nor finish it any more.
+        assert not await review_store.renew_hook(first, owner="a", lease_until=at(40))
+        assert await review_store.pending_hooks() == [taken]
+        assert await review_store.finish_hook(first, ok=True, error=None, now=at(21), owner="b")
+        assert not await review_store.renew_hook(first, owner="b", lease_until=at(40))
+        assert not await review_store.renew_hook("no-such", owner="b", lease_until=at(40))
+        assert await review_store.pending_hooks() == []
+
     async def test_claim_filters(self, review_store: ReviewStore) -> None:
         """thread_id, hooks, include_failed, created_before and limit narrow what is claimed."""
         ids = await self._owed(review_store)
