@@ -1,6 +1,6 @@
 """The [`ReviewStore`][hitl_compliance.ReviewStore] protocol every review/audit backend implements.
 
-A store keeps three things, all durable in the SQL adapters:
+A store keeps four things, all durable in the SQL adapters:
 
 * **turn rows** (`hitl_intents`): written before the graph runs, so a crash
   between "graph paused" and "review row written" is found by `recover()`
@@ -8,7 +8,12 @@ A store keeps three things, all durable in the SQL adapters:
 * **review rows** (`hitl_reviews`): one per pause, `pending -> claimed ->
   approved | rejected`; the `pending -> claimed` step is atomic and is what
   makes a decision exactly-once across processes;
-* **audit rows** (`hitl_audit`): append-only, one per event.
+* **audit rows** (`hitl_audit`): append-only, one per event;
+* **hook outbox rows** (`hitl_hook_outbox`): one per hook call an audit row
+  owes, written with it; a caller leases a row
+  ([`claim_hooks`][hitl_compliance.ReviewStore.claim_hooks]) before it calls
+  the hook, which makes hook calls at-least-once with a stable delivery id,
+  and never concurrent while the lease holds.
 
 Every method that changes more than one row does so in one transaction.
 """
