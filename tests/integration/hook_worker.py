@@ -1,11 +1,12 @@
 """A separate process for the hook outbox tests: race `recover()`, or run a slow or dying hook.
 
-Usage: python hook_worker.py MODE URL PREFIX LOG LEASE_S [THREAD] [SLEEP_S] [READY GO]
+Usage: python hook_worker.py MODE URL PREFIX LOG LEASE_S [READY GO | THREAD [RELEASE]]
 
 * `recover`: call `recover()` with hooks that log each call; with READY and GO
   it first creates READY and waits for GO, so two workers race.
 * `approve`: approve THREAD with an `on_decided` hook that logs `start`,
-  sleeps SLEEP_S seconds, then logs `done`.
+  waits (without blocking the event loop) until the file RELEASE exists, then
+  logs `done`: a hook exactly as slow as the test needs.
 * `approve-crash`: approve THREAD with an `on_decided` hook that logs `start`
   and kills the process (exit status 17) before the hook returns.
 
@@ -57,6 +58,13 @@ def barrier(ready: str, go: str) -> None:
         time.sleep(0.005)
 
 
+def wait_released(path: str) -> None:
+    """Block until the test lets the slow hook finish (creates `path`), at most 120 s."""
+    deadline = time.monotonic() + 120
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 async def main(mode: str, url: str, prefix: str, out: str, lease_s: str, *rest: str) -> None:
     lease = timedelta(seconds=float(lease_s))
     async with open_backend(url, table_prefix=prefix) as backend:
@@ -73,13 +81,14 @@ async def main(mode: str, url: str, prefix: str, out: str, lease_s: str, *rest: 
                 barrier(*rest)
             await coord.recover()
             return
-        thread, sleep_s = rest[0], float(rest[1]) if len(rest) > 1 else 0.0
+        thread, release = rest[0], rest[1] if len(rest) > 1 else ""
 
         async def slow(event: Any) -> None:
             log(out, "start", event)
             if mode == "approve-crash":
                 os._exit(17)
-            await asyncio.sleep(sleep_s)
+            # In a thread: the event loop stays free to renew the lease meanwhile.
+            await asyncio.to_thread(wait_released, release)
             log(out, "done", event)
 
         coord = HitlCoordinator(

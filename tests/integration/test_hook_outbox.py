@@ -145,7 +145,8 @@ class TestRecoverDuringASlowHook:
         """recover() in another process does not call a slow hook running under its lease."""
         thread = await paused_thread(backend)
         log = tmp_path / "calls.log"
-        slow = await start("approve", url, prefix, str(log), "30", thread, "4")
+        release = tmp_path / "release"
+        slow = await start("approve", url, prefix, str(log), "30", thread, str(release))
         try:
             await wait_for(lambda: [c[0] for c in calls(log)] == ["start"])
             # A recoverer with a short lease of its own: it must honour the caller's lease.
@@ -155,6 +156,7 @@ class TestRecoverDuringASlowHook:
             assert leased.status == "pending"
             assert leased.lease_until is not None
             assert leased.lease_until > datetime.now(timezone.utc)
+            release.touch()
             assert await asyncio.wait_for(slow.wait(), 120) == 0
         finally:
             await stop(slow)
@@ -172,7 +174,8 @@ class TestRecoverDuringASlowHook:
         """A running hook renews its 1 s lease, so recover() elsewhere seconds later skips it."""
         thread = await paused_thread(backend)
         log = tmp_path / "calls.log"
-        slow = await start("approve", url, prefix, str(log), "1", thread, "8")
+        release = tmp_path / "release"
+        slow = await start("approve", url, prefix, str(log), "1", thread, str(release))
         try:
             await wait_for(lambda: [c[0] for c in calls(log)] == ["start"])
             await asyncio.sleep(1.5)  # the first lease has run out by now
@@ -181,6 +184,7 @@ class TestRecoverDuringASlowHook:
             [leased] = await backend.reviews.pending_hooks()
             assert leased.lease_until is not None
             assert leased.lease_until > datetime.now(timezone.utc)
+            release.touch()
             assert await asyncio.wait_for(slow.wait(), 120) == 0
         finally:
             await stop(slow)
