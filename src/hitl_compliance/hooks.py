@@ -9,11 +9,12 @@ outbox row, and retried by `recover()`. It never undoes or repeats the decision.
 **Delivery guarantee: at least once, with a stable delivery id.** Before a
 hook is called, the caller claims its outbox row with a lease (the
 coordinator's `lease=`, 30 s by default) in one atomic store call, so no other
-replica, turn or `recover()` calls it while the lease holds, and a call that
-returned is recorded and never made again. A hook is called again only when
-it raised, or when its caller died (or outran the lease) before recording the
-outcome: then, once the lease has expired, `recover()` calls it with the
-**same** [`delivery_id`][hitl_compliance.hooks.ReviewEvent.delivery_id].
+replica, turn or `recover()` calls it while the lease holds; an async hook
+renews the lease while it runs. A call that returned is recorded and never
+made again. A hook is called again only when it raised, or when its caller
+died before recording the outcome (or a sync hook, which cannot renew, ran
+longer than the lease): then, once the lease has expired, `recover()` calls it
+with the **same** [`delivery_id`][hitl_compliance.hooks.ReviewEvent.delivery_id].
 So make a hook's effect idempotent on `event.delivery_id` (a unique key,
 an `Idempotency-Key` header) and it takes effect exactly once.
 """
