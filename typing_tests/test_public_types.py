@@ -19,6 +19,7 @@ from hitl_compliance import (
     ComplianceGraph,
     ComplianceRule,
     ComplianceState,
+    DecidedEvent,
     Decision,
     HitlCoordinator,
     InMemoryReviewStore,
@@ -32,6 +33,7 @@ from hitl_compliance import (
     build_compliance_graph,
     merge_metadata,
 )
+from hitl_compliance.models import HookDelivery
 
 
 def _draft(state: ComplianceState) -> str:
@@ -79,6 +81,17 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.recover(), list[ProcessResult])
     assert_type(await coord.audit_log("t"), list[AuditRecord])
     assert_type(await coord.state_at_decision("t"), ComplianceState)
+
+
+async def check_hook_outbox(store: ReviewStore, event: DecidedEvent) -> None:
+    now = datetime.now(timezone.utc)
+    claimed = await store.claim_hooks(owner="me", now=now, lease_until=now, hooks=None)
+    assert_type(claimed, list[HookDelivery])
+    assert_type(claimed[0].lease_owner, str | None)
+    assert_type(claimed[0].lease_until, datetime | None)
+    assert_type(await store.renew_hook("d", owner="me", lease_until=now), bool)
+    assert_type(await store.finish_hook("d", ok=True, error=None, now=now, owner="me"), bool)
+    assert_type(event.delivery_id, str)
 
 
 def check_results(result: ProcessResult, review: PendingReview, record: AuditRecord) -> None:

@@ -16,7 +16,7 @@ import logging
 import os
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeAlias
@@ -1023,21 +1023,46 @@ class HitlCoordinator:
     async def _dispatch_hooks(
         self, thread_id: str | None, *, created_before: datetime | None = None
     ) -> None:
-        """Call the hooks owed by durable events; failures are recorded for recover()."""
-        if not self._hooks.names():
+        """Call the hooks owed by durable events, each under a lease; failures go to recover().
+
+        The rows are claimed first, so another replica, turn or `recover()`
+        never calls a hook this call is making, and the outcome is recorded
+        only while the lease is still ours.
+        """
+        names = self._hooks.names()
+        if not names:
             return
-        deliveries = await self._reviews.pending_hooks(
-            thread_id=thread_id, created_before=created_before
+        owner = uuid.uuid4().hex
+        now = self._now()
+        lease_until = now + self._lease
+        deliveries = await self._reviews.claim_hooks(
+            owner=owner,
+            now=now,
+            lease_until=lease_until,
+            thread_id=thread_id,
+            hooks=names,
+            created_before=created_before,
+            # Failed calls are retried by recover(), not by the next decision on the thread.
+            include_failed=thread_id is None,
         )
         for delivery in deliveries:
-            if thread_id is not None and delivery.status != "pending":
-                continue  # failed ones are retried by recover(), not by the next decision
+            if self._now() >= lease_until:
+                # Earlier hooks used up the lease: another process may take this row
+                # over now, so calling it here could make the same call twice at once.
+                logger.warning(
+                    "hook %s for thread %s (audit seq %s) not called: the lease ran out "
+                    "while earlier hooks ran; recover() will call it",
+                    delivery.hook,
+                    delivery.record.thread_id,
+                    delivery.record.seq,
+                )
+                continue
             hook = getattr(self._hooks, delivery.hook)
             error: str | None = None
             try:
                 outcome = hook(event_for(delivery))
                 if inspect.isawaitable(outcome):
-                    await outcome
+                    await self._under_lease(outcome, delivery.delivery_id, owner)
             except Exception as exc:
                 error = repr(exc)
                 logger.exception(
@@ -1046,9 +1071,52 @@ class HitlCoordinator:
                     delivery.record.thread_id,
                     delivery.record.seq,
                 )
-            await self._reviews.finish_hook(
-                delivery.delivery_id, ok=error is None, error=error, now=self._now()
+            recorded = await self._reviews.finish_hook(
+                delivery.delivery_id, ok=error is None, error=error, now=self._now(), owner=owner
             )
+            if not recorded:
+                logger.warning(
+                    "hook %s for thread %s (audit seq %s, delivery %s) outran its lease of %s "
+                    "and another caller took it over: it may have been called twice (with the "
+                    "same delivery_id); raise the coordinator's lease= above the hook's run time",
+                    delivery.hook,
+                    delivery.record.thread_id,
+                    delivery.record.seq,
+                    delivery.delivery_id,
+                    self._lease,
+                )
+
+    async def _under_lease(self, call: Awaitable[object], delivery_id: str, owner: str) -> None:
+        """Await an async hook call, renewing its lease every third of the lease meanwhile.
+
+        So a live call keeps its row however long it runs, and only a caller
+        that died (or whose event loop stalls for a whole lease) is taken over.
+        """
+        renewer = asyncio.create_task(self._renew_lease(delivery_id, owner))
+        try:
+            await call
+        finally:
+            renewer.cancel()
+            # Reaps the renewer; unlike `await renewer`, never swallows our own cancellation.
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _renew_lease(self, delivery_id: str, owner: str) -> None:
+        interval = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._reviews.renew_hook(
+                    delivery_id, owner=owner, lease_until=self._now() + self._lease
+                )
+            except Exception:
+                logger.exception("could not renew the lease of hook delivery %s", delivery_id)
+                continue
+            if not held:
+                logger.warning(
+                    "hook delivery %s lost its lease to another caller while running",
+                    delivery_id,
+                )
+                return
 
     # -- evidence --------------------------------------------------------------
 

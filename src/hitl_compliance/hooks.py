@@ -5,6 +5,18 @@ Typical uses: persist the human agent's message, clear the application's own
 committed the event, from an outbox row written in the same transaction, so
 a crash never loses the call; a hook that raises is logged, recorded on its
 outbox row, and retried by `recover()`. It never undoes or repeats the decision.
+
+**Delivery guarantee: at least once, with a stable delivery id.** Before a
+hook is called, the caller claims its outbox row with a lease (the
+coordinator's `lease=`, 30 s by default) in one atomic store call, so no other
+replica, turn or `recover()` calls it while the lease holds; an async hook
+renews the lease while it runs. A call that returned is recorded and never
+made again. A hook is called again only when it raised, or when its caller
+died before recording the outcome (or a sync hook, which cannot renew, ran
+longer than the lease): then, once the lease has expired, `recover()` calls it
+with the **same** [`delivery_id`][hitl_compliance.hooks.ReviewEvent.delivery_id].
+So make a hook's effect idempotent on `event.delivery_id` (a unique key,
+an `Idempotency-Key` header) and it takes effect exactly once.
 """
 
 from __future__ import annotations
@@ -31,9 +43,16 @@ __all__ = [
 
 
 class ReviewEvent(BaseModel):
-    """What every hook event carries: the audit row that caused it."""
+    """What every hook event carries: the audit row that caused it, and the delivery's id."""
 
     model_config = ConfigDict(frozen=True)
+
+    delivery_id: str = ""
+    """The outbox row's id: the same on every retry of this call, unique per call owed.
+
+    Deduplicate on it to make a hook's effect exactly-once. Empty only on an
+    event built by hand rather than by the coordinator.
+    """
 
     thread_id: str
     review_id: str | None
@@ -103,6 +122,7 @@ def event_for(delivery: HookDelivery) -> ReviewEvent:
     """Build the typed event for one outbox row from its audit record."""
     record = delivery.record
     base: dict[str, Any] = {
+        "delivery_id": delivery.delivery_id,
         "thread_id": record.thread_id,
         "review_id": record.review_id,
         "checkpoint_id": record.checkpoint_id,

@@ -238,15 +238,25 @@ def seal(
 
 
 class HookDelivery(_Frozen):
-    """One hook call owed for one audit event (the outbox row), and how it went."""
+    """One hook call owed for one audit event (the outbox row), and how it went.
+
+    `delivery_id` is fixed when the row is written and is the same on every
+    attempt, so a receiver can deduplicate on it. `lease_owner` and
+    `lease_until` name the caller that claimed the row
+    ([`claim_hooks`][hitl_compliance.ReviewStore.claim_hooks]) and until when
+    no other caller may take it; both are None on a row nobody holds.
+    """
 
     delivery_id: str
     hook: str
     status: Literal["pending", "failed", "delivered"]
     attempts: int = 0
+    """Finished attempts: a caller that died mid-call is not counted."""
     last_error: str | None = None
     created_at: datetime
     record: AuditRecord
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -644,6 +644,28 @@ class TestSqliteSchemaMigration:
             ]
         conn.close()
 
+    async def test_outbox_rows_from_before_hook_leases_are_claimable(
+        self, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Step 4 adds the lease columns; an owed call written at version 3 keeps its id."""
+        import hitl_compliance.stores.sqlite as module
+
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:3])
+            patch.setattr(module, "SCHEMA_VERSION", 3)
+            async with module.SqliteReviewStore(sqlite_path) as old:
+                old.configure_hooks(frozenset({"on_paused"}))
+                await old.open_review(make_review(), owner=None)
+        async with module.SqliteReviewStore(sqlite_path) as store:
+            [owed] = await store.pending_hooks()
+            assert (owed.status, owed.lease_owner, owed.lease_until) == ("pending", None, None)
+            [claimed] = await store.claim_hooks(owner="a", now=at(1), lease_until=at(2))
+            assert (claimed.delivery_id, claimed.lease_owner) == (owed.delivery_id, "a")
+            assert await store.finish_hook(
+                owed.delivery_id, ok=True, error=None, now=at(1), owner="a"
+            )
+            assert await store.pending_hooks() == []
+
     async def test_newer_schema_is_refused(self, sqlite_path: Path) -> None:
         """A file migrated by a newer version fails setup with ConfigurationError."""
         import sqlite3
@@ -981,6 +1003,33 @@ class TestPostgresSchemaMigration:
         async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
             cur = await conn.execute(f"SELECT version FROM {prefix}schema_version")
             assert await cur.fetchall() == [(module.SCHEMA_VERSION,)]
+
+    async def test_outbox_rows_from_before_hook_leases_are_claimable(
+        self, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Step 5 adds the lease columns; an owed call written at version 4 keeps its id."""
+        import hitl_compliance.stores.postgres as module
+
+        prefix = f"v{uuid.uuid4().hex[:8]}_"
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:4])
+            patch.setattr(module, "SCHEMA_VERSION", 4)
+            async with module.PostgresReviewStore.from_conn_string(
+                postgres_dsn, table_prefix=prefix
+            ) as old:
+                old.configure_hooks(frozenset({"on_paused"}))
+                await old.open_review(make_review(), owner=None)
+        async with module.PostgresReviewStore.from_conn_string(
+            postgres_dsn, table_prefix=prefix
+        ) as store:
+            [owed] = await store.pending_hooks()
+            assert (owed.status, owed.lease_owner, owed.lease_until) == ("pending", None, None)
+            [claimed] = await store.claim_hooks(owner="a", now=at(1), lease_until=at(2))
+            assert (claimed.delivery_id, claimed.lease_owner) == (owed.delivery_id, "a")
+            assert await store.finish_hook(
+                owed.delivery_id, ok=True, error=None, now=at(1), owner="a"
+            )
+            assert await store.pending_hooks() == []
 
     async def test_newer_schema_is_refused(self, postgres_dsn: str) -> None:
         """Tables migrated by a newer version fail setup with ConfigurationError."""

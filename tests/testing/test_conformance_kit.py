@@ -46,6 +46,13 @@ NEWEST_FIRST = """
         return list(reversed(await super().list_pending(*args, **kwargs)))
 """
 
+# Ignores leases other callers hold: two callers would make the same hook call at once.
+IGNORES_LEASES = """
+    async def claim_hooks(self, *, now, **kwargs):
+        import datetime
+        return await super().claim_hooks(now=now + datetime.timedelta(days=3650), **kwargs)
+"""
+
 
 def suite_size() -> int:
     """The number of tests the suite holds."""
@@ -81,6 +88,22 @@ def test_a_broken_adapter_fails_and_says_where(inner: pytest.Pytester) -> None:
         [
             "FAILED *TestThirdPartyStore::test_oldest_first_with_ties_by_review_id*",
             "FAILED *TestThirdPartyStore::test_cursor_pages_through_everything_once*",
+        ],
+        consecutive=False,
+    )
+
+
+def test_an_adapter_ignoring_hook_leases_fails_the_lease_tests(inner: pytest.Pytester) -> None:
+    """An adapter that hands out rows another caller holds fails the hook lease tests."""
+    inner.makeini(INI.format(mode="strict"))
+    inner.makepyfile(ADAPTER.format(body=IGNORES_LEASES))
+    result = inner.runpytest()
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] + outcomes.get("passed", 0) == suite_size()
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED *TestThirdPartyStore::test_claim_leases_each_row_to_one_owner*",
+            "FAILED *TestThirdPartyStore::test_expired_lease_is_taken_over_with_the_same_id*",
         ],
         consecutive=False,
     )

@@ -295,7 +295,10 @@ class TestStoreLedgerAndCheckpointsAgree:
             await coord.process("t1", RISKY)
         injector.restart()
         setup.clock.advance(minutes=1)
-        one(await violations(coord), "on_paused call owed for audit seq 1 was never attempted")
+        one(
+            await violations(coord),
+            "on_paused call owed for audit seq 1 was never completed (its caller died)",
+        )
         await coord.recover()
         assert await violations(coord) == []
 

@@ -89,12 +89,8 @@ def hooks_query(
 ) -> tuple[str, list[Any]]:
     """`pending_hooks`: undelivered outbox rows with their audit rows, a partial index range."""
     p = d.placeholder
-    sql = (
-        "SELECT o.delivery_id AS o_delivery_id, o.hook AS o_hook, o.status AS o_status, "
-        "o.attempts AS o_attempts, o.last_error AS o_last_error, "
-        f"o.created_at AS o_created_at, a.* FROM {outbox} AS o "
-        f"JOIN {audit} AS a ON a.seq = o.seq WHERE o.status <> 'delivered'"
-    )
+    sql = f"{delivery_columns('o')} FROM {outbox} AS o JOIN {audit} AS a ON a.seq = o.seq "
+    sql += "WHERE o.status <> 'delivered'"
     params: list[Any] = []
     if thread_id is not None:
         sql += f" AND o.thread_id = {p}"
@@ -103,4 +99,53 @@ def hooks_query(
         sql += f" AND (o.status = 'failed' OR o.created_at < {p})"
         params.append(d.time(created_before))
     sql += " ORDER BY o.seq"
+    return sql, params
+
+
+def delivery_columns(o: str) -> str:
+    """The SELECT list of an outbox row `o` joined with its audit row `a` (outbox columns `o_*`)."""
+    return (
+        f"SELECT {o}.delivery_id AS o_delivery_id, {o}.hook AS o_hook, {o}.status AS o_status, "
+        f"{o}.attempts AS o_attempts, {o}.last_error AS o_last_error, "
+        f"{o}.created_at AS o_created_at, {o}.lease_owner AS o_lease_owner, "
+        f"{o}.lease_until AS o_lease_until, a.*"
+    )
+
+
+def claimable_query(
+    d: Dialect,
+    outbox: str,
+    *,
+    now: datetime,
+    thread_id: str | None,
+    hooks: frozenset[str] | None,
+    created_before: datetime | None,
+    include_failed: bool,
+    limit: int | None,
+) -> tuple[str, list[Any]]:
+    """`claim_hooks`: the ids of the rows it may lease, oldest first (a partial index range).
+
+    A row nobody holds has no `lease_until`; one whose lease ran out (a crashed
+    or too slow caller) is claimable again, whatever `created_before` says.
+    """
+    p = d.placeholder
+    sql = (
+        f"SELECT o.delivery_id FROM {outbox} AS o WHERE o.status <> 'delivered' "
+        f"AND (o.lease_until IS NULL OR o.lease_until <= {p})"
+    )
+    params: list[Any] = [d.time(now)]
+    if thread_id is not None:
+        sql += f" AND o.thread_id = {p}"
+        params.append(thread_id)
+    if hooks is not None:
+        names = sorted(hooks)
+        sql += f" AND o.hook IN ({', '.join([p] * len(names))})"
+        params.extend(names)
+    if not include_failed:
+        sql += " AND o.status = 'pending'"
+    if created_before is not None:
+        sql += f" AND (o.status = 'failed' OR o.lease_until IS NOT NULL OR o.created_at < {p})"
+        params.append(d.time(created_before))
+    sql += f" ORDER BY o.seq LIMIT {p}"
+    params.append(d.limit(limit))
     return sql, params

@@ -1,6 +1,6 @@
 """The [`ReviewStore`][hitl_compliance.ReviewStore] protocol every review/audit backend implements.
 
-A store keeps three things, all durable in the SQL adapters:
+A store keeps four things, all durable in the SQL adapters:
 
 * **turn rows** (`hitl_intents`): written before the graph runs, so a crash
   between "graph paused" and "review row written" is found by `recover()`
@@ -8,7 +8,12 @@ A store keeps three things, all durable in the SQL adapters:
 * **review rows** (`hitl_reviews`): one per pause, `pending -> claimed ->
   approved | rejected`; the `pending -> claimed` step is atomic and is what
   makes a decision exactly-once across processes;
-* **audit rows** (`hitl_audit`): append-only, one per event.
+* **audit rows** (`hitl_audit`): append-only, one per event;
+* **hook outbox rows** (`hitl_hook_outbox`): one per hook call an audit row
+  owes, written with it; a caller leases a row
+  ([`claim_hooks`][hitl_compliance.ReviewStore.claim_hooks]) before it calls
+  the hook, which makes hook calls at-least-once with a stable delivery id,
+  and never concurrent while the lease holds.
 
 Every method that changes more than one row does so in one transaction.
 """
@@ -266,13 +271,67 @@ class ReviewStore(Protocol):
         self, *, thread_id: str | None = None, created_before: datetime | None = None
     ) -> list[HookDelivery]:
         """Undelivered outbox rows in `seq` order: `failed` ones, and `pending` ones
-        created before `created_before` (all pending ones when it is None)."""
+        created before `created_before` (all pending ones when it is None).
+
+        A read, for inspection: it claims nothing, and lists leased rows too.
+        Callers of hooks use [`claim_hooks`][hitl_compliance.ReviewStore.claim_hooks].
+        """
+        ...
+
+    async def claim_hooks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        thread_id: str | None = None,
+        hooks: frozenset[str] | None = None,
+        created_before: datetime | None = None,
+        include_failed: bool = True,
+        limit: int | None = None,
+    ) -> list[HookDelivery]:
+        """Atomically lease undelivered outbox rows to `owner` until `lease_until`; return them.
+
+        A row is claimable when it is not `delivered` and no lease holds it
+        (`lease_until` unset, or at or before `now`: a lease that expired is
+        taken over, as from a crashed caller). Filters: of `thread_id` only; of
+        these `hooks` only; `pending` rows only unless `include_failed`; and,
+        with `created_before`, a row nobody ever claimed only if created before
+        it (failed rows and expired leases regardless). At most `limit` rows,
+        in `seq` order, returned with `lease_owner=owner` and `lease_until` set.
+
+        Across store instances and processes on one database, each row goes
+        to one caller per lease: two concurrent calls never both return it.
+        The row keeps its `delivery_id`, so a retry carries the same id.
+        """
+        ...
+
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        """Move the lease `owner` holds on an undelivered row to `lease_until`.
+
+        Called while a hook runs, so a live call keeps its row however long it
+        takes. Returns False, changing nothing, when the row is unknown,
+        delivered, or no longer `owner`'s (another caller took it over).
+        """
         ...
 
     async def finish_hook(
-        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
-    ) -> None:
-        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`."""
+        self,
+        delivery_id: str,
+        *,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        owner: str | None = None,
+    ) -> bool:
+        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`.
+
+        Only the lease holder may record it: `owner` must be the row's
+        `lease_owner` (with `owner=None`, only a row nobody holds). A failure
+        releases the lease, so `recover()` may retry at once; `delivered` is
+        final. Returns False, changing nothing, when the row is unknown,
+        already delivered, or held by another owner (its lease was taken over).
+        """
         ...
 
 

@@ -489,20 +489,83 @@ class InMemoryReviewStore:
                 key=lambda d: d.record.seq,
             )
 
-    async def finish_hook(
-        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
-    ) -> None:
+    async def claim_hooks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        thread_id: str | None = None,
+        hooks: frozenset[str] | None = None,
+        created_before: datetime | None = None,
+        include_failed: bool = True,
+        limit: int | None = None,
+    ) -> list[HookDelivery]:
+        _aware(now)
+        _aware(lease_until)
+        if created_before is not None:
+            _aware(created_before)
+        check_limit(limit)
+        async with self._lock:
+            claimable = sorted(
+                (
+                    d
+                    for d in self._outbox.values()
+                    if d.status != "delivered"
+                    and (d.lease_until is None or d.lease_until <= now)
+                    and (thread_id is None or d.record.thread_id == thread_id)
+                    and (hooks is None or d.hook in hooks)
+                    and (include_failed or d.status == "pending")
+                    and (
+                        created_before is None
+                        or d.status == "failed"
+                        or d.lease_until is not None
+                        or d.created_at < created_before
+                    )
+                ),
+                key=lambda d: d.record.seq,
+            )
+            claimed = []
+            for delivery in claimable if limit is None else claimable[:limit]:
+                leased = delivery.model_copy(
+                    update={"lease_owner": owner, "lease_until": lease_until}
+                )
+                self._outbox[delivery.delivery_id] = leased
+                claimed.append(leased)
+            return claimed
+
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        _aware(lease_until)
         async with self._lock:
             delivery = self._outbox.get(delivery_id)
-            if delivery is None or delivery.status == "delivered":
-                return
-            self._outbox[delivery_id] = delivery.model_copy(
-                update={
-                    "status": "delivered" if ok else "failed",
-                    "attempts": delivery.attempts + 1,
-                    "last_error": error,
-                }
-            )
+            if delivery is None or delivery.status == "delivered" or delivery.lease_owner != owner:
+                return False
+            self._outbox[delivery_id] = delivery.model_copy(update={"lease_until": lease_until})
+            return True
+
+    async def finish_hook(
+        self,
+        delivery_id: str,
+        *,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        owner: str | None = None,
+    ) -> bool:
+        _aware(now)
+        async with self._lock:
+            delivery = self._outbox.get(delivery_id)
+            if delivery is None or delivery.status == "delivered" or delivery.lease_owner != owner:
+                return False
+            update: dict[str, Any] = {
+                "status": "delivered" if ok else "failed",
+                "attempts": delivery.attempts + 1,
+                "last_error": error,
+            }
+            if not ok:  # released: recover() may retry it at once
+                update.update(lease_owner=None, lease_until=None)
+            self._outbox[delivery_id] = delivery.model_copy(update=update)
+            return True
 
 
 def _requested_at(key: tuple[datetime, str]) -> datetime:

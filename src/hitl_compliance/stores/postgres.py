@@ -60,7 +60,14 @@ from hitl_compliance.errors import (
 from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
-from hitl_compliance.stores._sql import Dialect, hooks_query, overdue_query, pending_query
+from hitl_compliance.stores._sql import (
+    Dialect,
+    claimable_query,
+    delivery_columns,
+    hooks_query,
+    overdue_query,
+    pending_query,
+)
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -479,6 +486,15 @@ def _schema_v4(p: str) -> list[_Step]:
     return [append, begin_turn, open_review, decide, complete, escalate]
 
 
+def _schema_v5(p: str) -> list[_Step]:
+    # Hook leases: a caller claims an outbox row (owner, until when) before it
+    # calls the hook, so no other caller makes the same call while it runs.
+    return [
+        f"ALTER TABLE {p}hook_outbox ADD COLUMN IF NOT EXISTS lease_owner TEXT",
+        f"ALTER TABLE {p}hook_outbox ADD COLUMN IF NOT EXISTS lease_until TIMESTAMPTZ",
+    ]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
@@ -486,6 +502,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v2,
     _schema_v3,
     _schema_v4,
+    _schema_v5,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -615,6 +632,10 @@ def _delivery(row: Mapping[str, Any]) -> HookDelivery:
         last_error=row["o_last_error"],
         created_at=row["o_created_at"].astimezone(timezone.utc),
         record=_audit(row),
+        lease_owner=row["o_lease_owner"],
+        lease_until=(
+            None if row["o_lease_until"] is None else row["o_lease_until"].astimezone(timezone.utc)
+        ),
     )
 
 
@@ -1450,17 +1471,80 @@ class PostgresReviewStore:
             created_before=created_before,
         )
 
-    async def finish_hook(
-        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
-    ) -> None:
-        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`.
+    async def claim_hooks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        thread_id: str | None = None,
+        hooks: frozenset[str] | None = None,
+        created_before: datetime | None = None,
+        include_failed: bool = True,
+        limit: int | None = None,
+    ) -> list[HookDelivery]:
+        """Lease claimable outbox rows to `owner` (see the protocol), in one statement.
 
-        A row already delivered is left alone.
+        The rows are picked `FOR UPDATE SKIP LOCKED`: a row another claimer
+        is leasing at that moment is skipped, and one it leased already no
+        longer matches, so concurrent claimers never lease one row twice.
+        """
+        check_limit(limit)
+        _aware(lease_until)
+        if hooks is not None and not hooks:
+            return []
+        pick, params = claimable_query(
+            _DIALECT,
+            self._outbox,
+            now=now,
+            thread_id=thread_id,
+            hooks=hooks,
+            created_before=created_before,
+            include_failed=include_failed,
+            limit=limit,
+        )
+        sql = (
+            f"WITH picked AS ({pick} FOR UPDATE SKIP LOCKED), "
+            f"c AS (UPDATE {self._outbox} AS u SET lease_owner = %s, lease_until = %s "
+            "FROM picked WHERE u.delivery_id = picked.delivery_id RETURNING u.*) "
+            f"{delivery_columns('c')} FROM c JOIN {self._audit} AS a ON a.seq = c.seq "
+            "ORDER BY c.seq"
+        )
+        async with self._read() as cur:
+            await cur.execute(sql, [*params, owner, lease_until])
+            rows = await cur.fetchall()
+        return [_delivery(r) for r in rows]
+
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        """Extend `owner`'s lease on an undelivered row (see the protocol)."""
+        row = await self._one(
+            f"UPDATE {self._outbox} SET lease_until = %s WHERE delivery_id = %s "
+            "AND status <> 'delivered' AND lease_owner = %s RETURNING delivery_id",
+            (_aware(lease_until), delivery_id, owner),
+        )
+        return row is not None
+
+    async def finish_hook(
+        self,
+        delivery_id: str,
+        *,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        owner: str | None = None,
+    ) -> bool:
+        """Record one delivery attempt by the lease holder (see the protocol).
+
+        `delivered` when ok (final), else `failed` with `error` and the lease
+        released. False when the row is unknown, delivered, or another's.
         """
         _aware(now)
-        await self._one(
+        release = "" if ok else ", lease_owner = NULL, lease_until = NULL"
+        row = await self._one(
             f"UPDATE {self._outbox} SET status = %s, attempts = attempts + 1, "
-            "last_error = %s, attempted_at = %s "
-            "WHERE delivery_id = %s AND status <> 'delivered'",
-            ("delivered" if ok else "failed", error, now, delivery_id),
+            f"last_error = %s, attempted_at = %s{release} "
+            "WHERE delivery_id = %s AND status <> 'delivered' "
+            "AND lease_owner IS NOT DISTINCT FROM %s RETURNING delivery_id",
+            ("delivered" if ok else "failed", error, now, delivery_id, owner),
         )
+        return row is not None

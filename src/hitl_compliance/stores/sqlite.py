@@ -52,7 +52,14 @@ from hitl_compliance.errors import (
 from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
-from hitl_compliance.stores._sql import Dialect, hooks_query, overdue_query, pending_query
+from hitl_compliance.stores._sql import (
+    Dialect,
+    claimable_query,
+    delivery_columns,
+    hooks_query,
+    overdue_query,
+    pending_query,
+)
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -238,9 +245,23 @@ def _backfill_ledger(conn: sqlite3.Connection, p: str) -> None:
     )
 
 
+def _schema_v4(p: str) -> list[_Step]:
+    # Hook leases: a caller claims an outbox row (owner, until when) before it
+    # calls the hook, so no other caller makes the same call while it runs.
+    return [
+        f"ALTER TABLE {p}hook_outbox ADD COLUMN lease_owner TEXT",
+        f"ALTER TABLE {p}hook_outbox ADD COLUMN lease_until TEXT",
+    ]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
-_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (_schema_v1, _schema_v2, _schema_v3)
+_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
+    _schema_v1,
+    _schema_v2,
+    _schema_v3,
+    _schema_v4,
+)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -521,6 +542,8 @@ def _delivery(row: sqlite3.Row) -> HookDelivery:
         last_error=row["o_last_error"],
         created_at=datetime.fromisoformat(row["o_created_at"]),
         record=_audit(row),
+        lease_owner=row["o_lease_owner"],
+        lease_until=_dt(row["o_lease_until"]),
     )
 
 
@@ -1425,17 +1448,82 @@ class SqliteReviewStore:
             created_before=created_before,
         )
 
-    async def finish_hook(
-        self, delivery_id: str, *, ok: bool, error: str | None, now: datetime
-    ) -> None:
-        """Record one delivery attempt: `delivered` when ok, else `failed` with `error`.
+    async def claim_hooks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        thread_id: str | None = None,
+        hooks: frozenset[str] | None = None,
+        created_before: datetime | None = None,
+        include_failed: bool = True,
+        limit: int | None = None,
+    ) -> list[HookDelivery]:
+        """Lease claimable outbox rows to `owner` (see the protocol), in one write transaction.
 
-        A row already delivered is left alone.
+        `BEGIN IMMEDIATE` holds the file's write lock from the read of the
+        claimable rows to the lease, so two processes never lease one row.
+        """
+        check_limit(limit)
+        if hooks is not None and not hooks:
+            return []
+        sql, params = claimable_query(
+            _DIALECT,
+            self._outbox,
+            now=now,
+            thread_id=thread_id,
+            hooks=hooks,
+            created_before=created_before,
+            include_failed=include_failed,
+            limit=limit,
+        )
+        until = _ts(lease_until)
+        read = (
+            f"{delivery_columns('o')} FROM {self._outbox} AS o "
+            f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.delivery_id = ?"
+        )
+
+        def lease(conn: sqlite3.Connection) -> list[HookDelivery]:
+            ids = [str(r["delivery_id"]) for r in _all(conn, sql, params)]
+            conn.executemany(
+                f"UPDATE {self._outbox} SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?",
+                [(owner, until, i) for i in ids],
+            ).close()
+            rows = [_one(conn, read, (i,)) for i in ids]
+            return [_delivery(r) for r in rows if r is not None]
+
+        return await self._write(lease)
+
+    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
+        """Extend `owner`'s lease on an undelivered row (see the protocol)."""
+        sql = (
+            f"UPDATE {self._outbox} SET lease_until = ? WHERE delivery_id = ? "
+            "AND status <> 'delivered' AND lease_owner = ?"
+        )
+        params = (_ts(lease_until), delivery_id, owner)
+        return await self._write(lambda conn: _run_sql(conn, sql, params)) == 1
+
+    async def finish_hook(
+        self,
+        delivery_id: str,
+        *,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        owner: str | None = None,
+    ) -> bool:
+        """Record one delivery attempt by the lease holder (see the protocol).
+
+        `delivered` when ok (final), else `failed` with `error` and the lease
+        released. False when the row is unknown, delivered, or another's.
         """
         attempted_at = _ts(now)
+        release = "" if ok else ", lease_owner = NULL, lease_until = NULL"
         sql = (
             f"UPDATE {self._outbox} SET status = ?, attempts = attempts + 1, "
-            "last_error = ?, attempted_at = ? WHERE delivery_id = ? AND status <> 'delivered'"
+            f"last_error = ?, attempted_at = ?{release} WHERE delivery_id = ? "
+            "AND status <> 'delivered' AND lease_owner IS ?"
         )
-        params = ("delivered" if ok else "failed", error, attempted_at, delivery_id)
-        await self._write(lambda conn: _run_sql(conn, sql, params))
+        params = ("delivered" if ok else "failed", error, attempted_at, delivery_id, owner)
+        return await self._write(lambda conn: _run_sql(conn, sql, params)) == 1

@@ -5,7 +5,7 @@ holds the tests every [`ReviewStore`][hitl_compliance.stores.ReviewStore]
 adapter must pass: turns, opening reviews, listing and filtering pending
 reviews with a keyset cursor, exactly-once claims and quorum votes under
 concurrency, completion, abandoned claims, deadlines and escalation, the hook
-outbox, round-tripping of times and payloads, and the sealed audit ledger.
+outbox and its leases, round-tripping of times and payloads, and the sealed audit ledger.
 Our memory, SQLite and PostgreSQL stores run it in our own CI.
 
 Subclass it in a test module (the name must start with `Test`) and provide
@@ -1420,6 +1420,155 @@ class ReviewStoreConformance:
             )
         assert [d.hook for d in await review_store.pending_hooks()] == ["on_paused"]
         assert [a.event for a in await review_store.audit_rows()] == ["paused"]
+
+    # -- hook leases ------------------------------------------------------------
+
+    async def _owed(self, store: ReviewStore, count: int = 3) -> list[str]:
+        """`count` owed on_paused calls (threads t0.., created at minutes 1..); their ids."""
+        store.configure_hooks(frozenset({"on_paused"}))
+        for i in range(count):
+            await store.open_review(make_due(f"t{i}", None, requested_at=at(i + 1)), owner=None)
+        return [d.delivery_id for d in await store.pending_hooks()]
+
+    async def test_claim_leases_each_row_to_one_owner(self, review_store: ReviewStore) -> None:
+        """claim_hooks leases unheld rows to its owner; nobody else gets them while it holds."""
+        ids = await self._owed(review_store)
+        claimed = await review_store.claim_hooks(owner="a", now=at(5), lease_until=at(10))
+        assert [d.delivery_id for d in claimed] == ids
+        rows = {r.seq: r for r in await review_store.audit_rows()}
+        for d in claimed:
+            assert (d.status, d.lease_owner, d.lease_until) == ("pending", "a", at(10))
+            assert (d.attempts, d.last_error) == (0, None)
+            assert d.record == rows[d.record.seq]
+        assert await review_store.claim_hooks(owner="b", now=at(9), lease_until=at(20)) == []
+        # pending_hooks is a read: it shows the leases and takes none.
+        assert await review_store.pending_hooks() == claimed
+        assert await review_store.claim_hooks(owner="a", now=at(9), lease_until=at(20)) == []
+
+    async def test_concurrent_claims_lease_each_row_once(
+        self, review_store_pair: tuple[ReviewStore, ReviewStore]
+    ) -> None:
+        """Claims racing through two store instances never return one row twice."""
+        a, b = review_store_pair
+        ids = await self._owed(a, count=12)
+        b.configure_hooks(frozenset({"on_paused"}))
+        batches = await asyncio.gather(
+            *(
+                (a if i % 2 else b).claim_hooks(
+                    owner=f"w{i}", now=at(30), lease_until=at(40), limit=3
+                )
+                for i in range(8)
+            )
+        )
+        won = [d.delivery_id for batch in batches for d in batch]
+        assert sorted(won) == sorted(ids)
+        owners = {d.delivery_id: d.lease_owner for d in await a.pending_hooks()}
+        assert owners == {d.delivery_id: d.lease_owner for batch in batches for d in batch}
+
+    async def test_expired_lease_is_taken_over_with_the_same_id(
+        self, review_store: ReviewStore
+    ) -> None:
+        """A lease that ran out goes to the next claimer; the row keeps its id and audit record."""
+        [first] = await self._owed(review_store, count=1)
+        [held] = await review_store.claim_hooks(owner="dead", now=at(5), lease_until=at(10))
+        assert await review_store.claim_hooks(owner="b", now=at(9), lease_until=at(20)) == []
+        [taken] = await review_store.claim_hooks(owner="b", now=at(10), lease_until=at(20))
+        assert taken.delivery_id == held.delivery_id == first
+        assert taken.record == held.record
+        assert (taken.lease_owner, taken.lease_until, taken.attempts) == ("b", at(20), 0)
+        # The dead owner, back too late, can no longer record anything.
+        assert not await review_store.finish_hook(
+            first, ok=True, error=None, now=at(11), owner="dead"
+        )
+        assert await review_store.pending_hooks() == [taken]
+        assert await review_store.finish_hook(first, ok=True, error=None, now=at(12), owner="b")
+        assert await review_store.pending_hooks() == []
+        assert await review_store.claim_hooks(owner="c", now=at(99), lease_until=at(100)) == []
+
+    async def test_only_the_lease_holder_finishes(self, review_store: ReviewStore) -> None:
+        """finish_hook by anyone but the holder changes nothing; a failure releases the lease."""
+        [first] = await self._owed(review_store, count=1)
+        [held] = await review_store.claim_hooks(owner="a", now=at(5), lease_until=at(10))
+        assert not await review_store.finish_hook(first, ok=True, error=None, now=at(6), owner="b")
+        assert not await review_store.finish_hook(first, ok=False, error="x", now=at(6))
+        assert await review_store.pending_hooks() == [held]
+        assert await review_store.finish_hook(first, ok=False, error="boom", now=at(7), owner="a")
+        [failed] = await review_store.pending_hooks()
+        assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "boom")
+        assert (failed.lease_owner, failed.lease_until) == (None, None)
+        # Released: a retry may claim it at once, and finds the same id.
+        [retry] = await review_store.claim_hooks(owner="c", now=at(7), lease_until=at(17))
+        assert (retry.delivery_id, retry.status, retry.lease_owner) == (first, "failed", "c")
+        assert not await review_store.finish_hook(first, ok=True, error=None, now=at(8), owner="a")
+        assert await review_store.finish_hook(first, ok=True, error=None, now=at(8), owner="c")
+        assert not await review_store.finish_hook(first, ok=False, error="x", now=at(9), owner="c")
+        assert await review_store.pending_hooks() == []
+        assert not await review_store.finish_hook("no-such", ok=True, error=None, now=at(9))
+
+    async def test_the_holder_renews_its_lease(self, review_store: ReviewStore) -> None:
+        """renew_hook moves only the holder's lease; a renewed row stays out of others' reach."""
+        [first] = await self._owed(review_store, count=1)
+        await review_store.claim_hooks(owner="a", now=at(5), lease_until=at(10))
+        assert not await review_store.renew_hook(first, owner="b", lease_until=at(30))
+        assert await review_store.renew_hook(first, owner="a", lease_until=at(20))
+        [held] = await review_store.pending_hooks()
+        assert (held.lease_owner, held.lease_until) == ("a", at(20))
+        assert await review_store.claim_hooks(owner="b", now=at(15), lease_until=at(25)) == []
+        [taken] = await review_store.claim_hooks(owner="b", now=at(20), lease_until=at(30))
+        assert taken.lease_owner == "b"
+        # Taken over: the old holder can neither renew nor finish it any more.
+        assert not await review_store.renew_hook(first, owner="a", lease_until=at(40))
+        assert await review_store.pending_hooks() == [taken]
+        assert await review_store.finish_hook(first, ok=True, error=None, now=at(21), owner="b")
+        assert not await review_store.renew_hook(first, owner="b", lease_until=at(40))
+        assert not await review_store.renew_hook("no-such", owner="b", lease_until=at(40))
+        assert await review_store.pending_hooks() == []
+
+    async def test_claim_filters(self, review_store: ReviewStore) -> None:
+        """thread_id, hooks, include_failed, created_before and limit narrow what is claimed."""
+        ids = await self._owed(review_store)
+        assert (
+            await review_store.claim_hooks(
+                owner="x", hooks=frozenset(), now=at(5), lease_until=at(6)
+            )
+            == []
+        )
+        assert (
+            await review_store.claim_hooks(
+                owner="x", hooks=frozenset({"on_decided"}), now=at(5), lease_until=at(6)
+            )
+            == []
+        )
+        [t1] = await review_store.claim_hooks(
+            owner="x", thread_id="t1", now=at(5), lease_until=at(6)
+        )
+        assert t1.delivery_id == ids[1]
+        assert await review_store.finish_hook(ids[1], ok=False, error="e", now=at(5), owner="x")
+        # Failed rows are left to recover() by a claimer that asks for pending ones only.
+        assert (
+            await review_store.claim_hooks(
+                owner="y", thread_id="t1", include_failed=False, now=at(5), lease_until=at(6)
+            )
+            == []
+        )
+        # created_before keeps young never-claimed rows for the caller that wrote them,
+        # but never holds back failed rows or expired leases.
+        young = await review_store.claim_hooks(
+            owner="y", created_before=at(1), now=at(5), lease_until=at(6)
+        )
+        assert [d.delivery_id for d in young] == [ids[1]]
+        [oldest] = await review_store.claim_hooks(owner="z", limit=1, now=at(5), lease_until=at(6))
+        assert oldest.delivery_id == ids[0]
+        again = await review_store.claim_hooks(
+            owner="w", created_before=at(1), now=at(6), lease_until=at(16)
+        )
+        assert [d.delivery_id for d in again] == ids[:2]
+        with pytest.raises(ValueError, match="limit"):
+            await review_store.claim_hooks(owner="w", limit=-1, now=at(6), lease_until=at(16))
+        naive = datetime(2024, 5, 1, 12, 0)
+        with pytest.raises(ValueError, match="aware"):
+            await review_store.claim_hooks(owner="w", now=naive, lease_until=at(30))
+        assert [d.lease_owner for d in await review_store.pending_hooks()] == ["w", "w", None]
 
     # -- ledger ----------------------------------------------------------------
 

@@ -90,6 +90,8 @@ class HookCall:
     hook: str
     thread_id: str
     seq: int
+    delivery_id: str = ""
+    """The event's [`delivery_id`][hitl_compliance.hooks.ReviewEvent.delivery_id]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +260,7 @@ class FaultInjector:
         async def call(event: Any) -> None:
             self._alive()
             self._fire("in_hook", event.thread_id, name)
-            self.hook_calls.append(HookCall(name, event.thread_id, event.seq))
+            self.hook_calls.append(HookCall(name, event.thread_id, event.seq, event.delivery_id))
             if hook is not None:
                 outcome = hook(event)
                 if inspect.isawaitable(outcome):

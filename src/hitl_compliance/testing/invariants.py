@@ -91,7 +91,7 @@ async def assert_invariants(
         crashed: A process crashed and `recover()` has not yet finished its
             work. Allows what a crash legitimately leaves behind until then:
             claims and turns older than the lease, a decision applied to the
-            graph but not recorded, a hook call owed but never attempted.
+            graph but not recorded, a hook call owed but never completed.
             Everything else is still checked.
         now: The time the lease is measured against (default: the
             coordinator's clock, read once).
@@ -189,11 +189,14 @@ class _Checker:
                 f"after the lease ({self.lease}); recover() did not finish it"
             )
         for delivery in await self.store.pending_hooks(created_before=cutoff):
+            if delivery.lease_until is not None and delivery.lease_until > now:
+                continue  # a caller holds it: the call is being made right now
             if delivery.status == "pending":
+                taken = "" if delivery.lease_owner is None else " (its caller died)"
                 self.problem(
                     f"thread {delivery.record.thread_id!r}: the {delivery.hook} call owed for "
-                    f"audit seq {delivery.record.seq} was never attempted; recover() did not "
-                    "deliver it"
+                    f"audit seq {delivery.record.seq} was never completed{taken}; recover() "
+                    "did not deliver it"
                 )
 
     # -- one thread --------------------------------------------------------------
