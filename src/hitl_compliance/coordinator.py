@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import ValidationError
@@ -56,6 +56,7 @@ from hitl_compliance.policy import (
 )
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import ComplianceState, Decision
+from hitl_compliance.stores._legacy import is_leaseless, wrap_leaseless
 from hitl_compliance.stores.base import FinalStatus, ReviewStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
@@ -147,6 +148,8 @@ class HitlCoordinator:
                 "build_compliance_graph (also with pause=False)."
             )
         self._graph = graph
+        if reviews is not None and is_leaseless(reviews):
+            reviews = cast(ReviewStore, wrap_leaseless(reviews))
         if reviews is not None and not isinstance(reviews, ReviewStore):
             raise ConfigurationError(
                 f"reviews must implement ReviewStore, got {type(reviews).__name__}."

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
 from hitl_compliance import (
+    ConfigurationError,
     DecidedEvent,
     HitlCoordinator,
     Hooks,
@@ -180,3 +182,55 @@ class TestLeases:
         await recovering.recover()
         assert [e.delivery_id for e in calls] == ids
         assert await store.pending_hooks() == []
+
+
+class PreLeaseStore:
+    """A store written against the protocol before hook leases: no claim_hooks/renew_hook."""
+
+    def __init__(self, inner: ReviewStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("claim_hooks", "renew_hook"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    async def finish_hook(self, delivery_id: str, *, ok: bool, error: str | None, now: Any) -> None:
+        await self._inner.finish_hook(delivery_id, ok=ok, error=error, now=now)
+
+
+class TestPreLeaseStores:
+    """A store without the lease methods still works, with a DeprecationWarning."""
+
+    async def test_a_pre_lease_store_is_accepted_with_a_warning(self) -> None:
+        """Its hooks are called (unleased), and the warning says what to implement."""
+        calls: list[ReviewEvent] = []
+        graph = build_compliance_graph(
+            ScriptedDrafter(), rules=default_rules(), checkpointer=InMemorySaver()
+        )
+        with pytest.warns(DeprecationWarning, match="claim_hooks / renew_hook"):
+            coord = HitlCoordinator(
+                graph,
+                reviews=PreLeaseStore(InMemoryReviewStore()),
+                hooks=Hooks(on_paused=calls.append),
+                clock=FakeClock(),
+            )
+        result = await coord.process("t-legacy", RISKY)
+        assert result.status == "paused"
+        assert [type(c).__name__ for c in calls] == ["PausedEvent"]
+        assert await coord.reviews.pending_hooks() == []  # recorded as delivered
+
+    async def test_a_store_missing_other_methods_is_still_refused(self) -> None:
+        """Only the lease methods may be missing; anything else is a ConfigurationError."""
+
+        class Broken(PreLeaseStore):
+            def __getattr__(self, name: str) -> Any:
+                if name in ("claim_hooks", "renew_hook", "vote"):
+                    raise AttributeError(name)
+                return getattr(self._inner, name)
+
+        graph = build_compliance_graph(
+            ScriptedDrafter(), rules=default_rules(), checkpointer=InMemorySaver()
+        )
+        with pytest.raises(ConfigurationError, match="must implement ReviewStore"):
+            HitlCoordinator(graph, reviews=Broken(InMemoryReviewStore()))
