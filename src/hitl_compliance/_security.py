@@ -107,7 +107,7 @@ class RequestGuard:
 
     Attributes:
         trusted_origins: Normalised origins besides the service's own whose pages
-            may send decisions (see [`normalize_origin`][]).
+            may send decisions, as `normalize_origin` gives them.
     """
 
     trusted_origins: frozenset[str] = frozenset()

@@ -172,7 +172,8 @@ class TestUvicornCommandLine:
             if stream is not None:
                 stream.close()
         stopped_in = time.monotonic() - stopping
-        assert process.returncode == 0, output
+        # The exit status after Ctrl-C is uvicorn's own (0 now; 1 and "Aborted!" in 0.30).
+        assert "Application shutdown complete." in output, output
         assert stopped_in < 4, f"the open event stream held up shutdown for {stopped_in:.1f} s"
         assert database.exists(), "the app did not use $HITL_REVIEW_DB"
         assert "Traceback" not in output
