@@ -347,11 +347,13 @@ def problem_response(exc: HitlError) -> Response:
         body["actual"] = exc.actual
     if isinstance(exc, CrossOriginRequestError):
         body["origin"] = exc.origin
+    headers: dict[str, str] = {}
     if isinstance(exc, UnsupportedMediaTypeError):
         body["content_type"] = exc.content_type
+        headers["Accept"] = "application/json"  # RFC 9110: what a 415 would have accepted
     if isinstance(exc, PolicyViolationError):
         body["findings"] = [f.to_dict() for f in exc.findings if isinstance(f, RuleResult)]
-    return _problem(status, body)
+    return _problem(status, body, headers=headers or None)
 
 
 def _http_problem(exc: HTTPException) -> Response:

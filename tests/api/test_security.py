@@ -9,10 +9,13 @@ to frame the inbox. `tests/api/test_browser.py` shows the same in Chromium.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from hitl_compliance import ConfigurationError, HitlError, InvalidInputError, open_backend
 from hitl_compliance.fastapi import (
@@ -84,6 +87,8 @@ class TestJsonOnly:
         body = problem(response, 415, "UnsupportedMediaTypeError")
         assert "application/json" in body["detail"]
         assert body["thread_id"] == thread_id
+        assert body.get("content_type") == content_type
+        assert response.headers["accept"] == "application/json"
         await assert_untouched(service, thread_id)
 
     @pytest.mark.parametrize(
@@ -101,6 +106,23 @@ class TestJsonOnly:
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed"
         assert await memory_service.coord.pending() == []
+
+    async def test_lenient_fastapi_parsing_is_overruled(self, memory_service: Service) -> None:
+        """With FastAPI reading a type-less body as JSON (as 0.115 does), it is still a 415."""
+        if "strict_content_type" not in inspect.signature(FastAPI).parameters:
+            pytest.skip(
+                "this FastAPI always reads a type-less body as JSON; the 415 tests cover it"
+            )
+        app = FastAPI(strict_content_type=False)
+        app.include_router(create_review_router(memory_service.coord, authenticate=authenticate))
+        thread_id = await memory_service.pause(PROMO)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            response = await client.post(
+                f"/reviews/{thread_id}/approve", content=b"{}", headers=as_("sam")
+            )
+        problem(response, 415, "UnsupportedMediaTypeError")
+        await assert_untouched(memory_service, thread_id)
 
     async def test_checked_before_authentication(self, memory_service: Service) -> None:
         """The media type is checked before `authenticate` runs: no reviewer, still a 415."""
@@ -164,6 +186,7 @@ class TestCrossOrigin:
         )
         body = problem(response, 403, "CrossOriginRequestError")
         assert body["thread_id"] == thread_id
+        assert body.get("origin") == headers.get("Origin")
         assert "trusted_origins" in body["detail"]
         await assert_untouched(service, thread_id)
 
