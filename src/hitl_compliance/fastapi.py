@@ -428,6 +428,7 @@ def _problems(*statuses: int, model: bool = True) -> dict[int | str, dict[str, A
     refers to the `Problem` schema the other routes register.
     """
     described = {
+        400: "The body under a JSON `Content-Type` cannot be read as text (not UTF-8).",
         401: "Not authenticated: `authenticate` refused the request.",
         403: (
             "The approval policy (or four-eyes) forbids this reviewer, audited as `denied`; "
@@ -1075,7 +1076,7 @@ def create_review_router(
         operation_id="approve_review",
         summary="Approve the draft, or an edited reply",
         response_model=ProcessResult,
-        responses=_problems(401, 403, 404, 409, 415, 422),
+        responses=_problems(400, 401, 403, 404, 409, 415, 422),
     )
     async def approve(
         request: Request,
@@ -1100,7 +1101,7 @@ def create_review_router(
         operation_id="reject_review",
         summary="Reject the draft",
         response_model=ProcessResult,
-        responses=_problems(401, 403, 404, 409, 415, 422),
+        responses=_problems(400, 401, 403, 404, 409, 415, 422),
     )
     async def reject(
         request: Request,

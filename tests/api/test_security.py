@@ -124,6 +124,26 @@ class TestJsonOnly:
         problem(response, 415, "UnsupportedMediaTypeError")
         await assert_untouched(memory_service, thread_id)
 
+    @pytest.mark.parametrize(
+        ("content", "status", "error"),
+        [
+            pytest.param(b'{"reason": ', 422, "RequestValidationError", id="malformed-json"),
+            pytest.param(b'{"reason": "\xff"}', 400, "HTTPException", id="not-utf8"),
+        ],
+    )
+    async def test_unreadable_json(
+        self, memory_service: Service, content: bytes, status: int, error: str
+    ) -> None:
+        """A JSON-typed body that does not parse is a 422; one that is not UTF-8 text, a 400."""
+        thread_id = await memory_service.pause(PROMO)
+        response = await memory_service.client.post(
+            f"/reviews/{thread_id}/reject",
+            content=content,
+            headers=as_("sam") | {"Content-Type": "application/json"},
+        )
+        problem(response, status, error)
+        await assert_untouched(memory_service, thread_id)
+
     async def test_checked_before_authentication(self, memory_service: Service) -> None:
         """The media type is checked before `authenticate` runs: no reviewer, still a 415."""
         thread_id = await memory_service.pause(PROMO)
