@@ -326,7 +326,13 @@ class TestFraming:
 
     @pytest.mark.parametrize(
         "ancestors",
-        [[], ["https://a.example; script-src *"], ["https://a.example b.example"], ["'unsafe'"]],
+        [
+            [],
+            ["https://a.example; script-src *"],
+            ["https://a.example b.example"],
+            ["'unsafe'"],
+            ["'none'", "'self'"],
+        ],
     )
     def test_bad_frame_ancestors(self, ancestors: list[str]) -> None:
         """Each `frame_ancestors` entry must be one CSP source; an injection is refused."""
