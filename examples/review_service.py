@@ -5,6 +5,11 @@ extras, both in `dev`):
 
     python examples/review_service.py
 
+or with uvicorn's own command line (the database is then `$HITL_REVIEW_DB`, by
+default the same file in the temp directory):
+
+    uvicorn examples.review_service:app
+
 then open http://127.0.0.1:8000/inbox?reviewer=sam@bank. On start it seeds a
 couple of paused reviews (when none are pending) into an SQLite file, so a
 restart keeps what was left undecided. `?reviewer=` (or an `X-Reviewer` header)
@@ -25,13 +30,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import signal
 import tempfile
+import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Query
@@ -50,6 +58,7 @@ from hitl_compliance._fca import (
 from hitl_compliance.fastapi import ReviewEvents, create_review_router
 
 DEFAULT_DB = Path(tempfile.gettempdir()) / "hitl_review_service.db"
+"""Where the demo keeps its reviews unless `--db` or `$HITL_REVIEW_DB` says otherwise."""
 
 REVIEWERS: Mapping[str, frozenset[str]] = {
     "sam@bank": frozenset({SMCR_APPROVER}),
@@ -104,8 +113,53 @@ class CustomerMessage(BaseModel):
     thread_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-def create_app(database_url: str, *, seed_reviews: bool = True) -> FastAPI:
-    """The service: the FCA coordinator on `database_url`, its review router and inbox."""
+@contextlib.contextmanager
+def streams_end_on_exit_signal(events: ReviewEvents) -> Iterator[None]:
+    """While the app runs, SIGINT / SIGTERM first end the open event streams, then stop the server.
+
+    uvicorn waits for open responses before it runs the lifespan's shutdown, and
+    an event stream never ends by itself: without this an open inbox would hold
+    up Ctrl-C. The lifespan starts after uvicorn installed its own handlers, so
+    ours wraps them (and puts them back on shutdown); it works the same under
+    `uvicorn examples.review_service:app` and `python examples/review_service.py`.
+    Signals reach only the main thread, so elsewhere (a test's server thread)
+    this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        events.close()  # safe from a signal handler
+        then = previous[sig]
+        if callable(then):
+            then(sig, frame)
+        elif then == signal.SIG_DFL and sig == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, then in previous.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, then)
+
+
+def create_app(
+    database_url: str,
+    *,
+    seed_reviews: bool = True,
+    authenticate: Callable[..., Any] = authenticate,
+) -> FastAPI:
+    """The service: the FCA coordinator on `database_url`, its review router and inbox.
+
+    `authenticate` is the router's dependency returning the calling `Reviewer`
+    (by default the demo's `X-Reviewer` / `?reviewer=`; a deployment passes its
+    cookie session or bearer-token check).
+    """
     events = ReviewEvents()
     holder: dict[str, HitlCoordinator] = {}
 
@@ -125,7 +179,8 @@ def create_app(database_url: str, *, seed_reviews: bool = True) -> FastAPI:
             holder["coordinator"] = coord
             sweeper = asyncio.create_task(coord.run_sla_sweeper(interval=timedelta(minutes=1)))
             try:
-                yield
+                with streams_end_on_exit_signal(events):
+                    yield
             finally:
                 events.close()  # end open event streams
                 sweeper.cancel()
@@ -157,23 +212,6 @@ def create_app(database_url: str, *, seed_reviews: bool = True) -> FastAPI:
     return app
 
 
-class ReviewServer(uvicorn.Server):
-    """uvicorn that ends open event streams as soon as it is asked to stop.
-
-    uvicorn waits for open responses before it runs the lifespan's shutdown, and
-    an event stream never ends by itself: closing the broadcaster on the signal
-    lets the inboxes' streams finish, so Ctrl-C stops the service at once.
-    """
-
-    def __init__(self, config: uvicorn.Config, events: ReviewEvents) -> None:
-        super().__init__(config)
-        self.events = events
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.events.close()
-        super().handle_exit(sig, frame)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Serve the review service with uvicorn until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,7 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"API docs: {base}/docs")
     config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=5)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once stopped
-        ReviewServer(config, app.state.review_events).run()
+        uvicorn.Server(config).run()
+
+
+app = create_app(f"sqlite:///{Path(os.environ.get('HITL_REVIEW_DB', DEFAULT_DB)).resolve()}")
+"""The app `uvicorn examples.review_service:app` serves; nothing opens until it starts."""
 
 
 if __name__ == "__main__":

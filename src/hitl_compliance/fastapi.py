@@ -22,9 +22,17 @@ Routes (relative to where the router is mounted):
 
 Errors are RFC 7807 problem documents (`application/problem+json`) with
 `type`, `title`, `status`, `detail` and `error` (the exception's class name):
-404 `ReviewNotFoundError`, 403 `NotAuthorizedError`, 409
-`AlreadyDecidedError` / `StaleReviewError` / `ThreadBusyError`, 422
-`InvalidInputError` / `PolicyViolationError` / request validation.
+404 `ReviewNotFoundError`, 403 `NotAuthorizedError` / `CrossOriginRequestError`,
+409 `AlreadyDecidedError` / `StaleReviewError` / `ThreadBusyError`, 415
+`UnsupportedMediaTypeError`, 422 `InvalidInputError` / `PolicyViolationError` /
+request validation.
+
+Cross-site requests: a `POST` that a browser says another origin's page sent
+(`Origin`, `Sec-Fetch-Site`) is a 403 unless that origin is in
+`trusted_origins`, and a `POST` body must be declared JSON (415 otherwise), so
+a cookie session cannot be used by another site's form or `fetch`. `/inbox`
+forbids framing (`frame-ancestors 'none'` and `X-Frame-Options: DENY`, or the
+configured `frame_ancestors`).
 
 Example:
     ```python
@@ -83,6 +91,12 @@ except ImportError as exc:  # pragma: no cover - exercised in a test with fastap
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from hitl_compliance._security import (
+    CrossOriginRequestError,
+    RequestGuard,
+    UnsupportedMediaTypeError,
+    frame_headers,
+)
 from hitl_compliance._text import plain_json, plain_text
 from hitl_compliance.coordinator import HitlCoordinator
 from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
@@ -94,6 +108,7 @@ from hitl_compliance.rules import RuleResult
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "ApproveRequest",
+    "CrossOriginRequestError",
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
     "Problem",
@@ -104,6 +119,7 @@ __all__ = [
     "ReviewerInfo",
     "StoredResponse",
     "Subscription",
+    "UnsupportedMediaTypeError",
     "ValidationIssue",
     "create_review_router",
     "problem_response",
@@ -235,6 +251,12 @@ class Problem(BaseModel):
     )
     expected: str | None = None
     actual: str | None = None
+    origin: str | None = Field(
+        default=None, description="`CrossOriginRequestError`: the refused `Origin` header."
+    )
+    content_type: str | None = Field(
+        default=None, description="`UnsupportedMediaTypeError`: the refused `Content-Type`."
+    )
     findings: list[RuleResult] | None = Field(
         default=None, description="`PolicyViolationError`: the rule results of the edit."
     )
@@ -248,6 +270,8 @@ class Problem(BaseModel):
 _STATUS: dict[type[HitlError], int] = {
     ReviewNotFoundError: 404,
     NotAuthorizedError: 403,
+    CrossOriginRequestError: 403,
+    UnsupportedMediaTypeError: 415,
     AlreadyDecidedError: 409,
     StaleReviewError: 409,
     ThreadBusyError: 409,
@@ -258,6 +282,8 @@ _STATUS: dict[type[HitlError], int] = {
 _TITLES: dict[type[HitlError], str] = {
     ReviewNotFoundError: "Review not found",
     NotAuthorizedError: "Not authorized to decide this review",
+    CrossOriginRequestError: "Cross-origin request refused",
+    UnsupportedMediaTypeError: "Body is not JSON",
     AlreadyDecidedError: "Review already decided",
     DuplicateVoteError: "Reviewer already voted",
     StaleReviewError: "Review changed since it was loaded",
@@ -319,9 +345,15 @@ def problem_response(exc: HitlError) -> Response:
     if isinstance(exc, StaleReviewError):
         body["expected"] = exc.expected
         body["actual"] = exc.actual
+    if isinstance(exc, CrossOriginRequestError):
+        body["origin"] = exc.origin
+    headers: dict[str, str] = {}
+    if isinstance(exc, UnsupportedMediaTypeError):
+        body["content_type"] = exc.content_type
+        headers["Accept"] = "application/json"  # RFC 9110: what a 415 would have accepted
     if isinstance(exc, PolicyViolationError):
         body["findings"] = [f.to_dict() for f in exc.findings if isinstance(f, RuleResult)]
-    return _problem(status, body)
+    return _problem(status, body, headers=headers or None)
 
 
 def _http_problem(exc: HTTPException) -> Response:
@@ -360,12 +392,22 @@ class _ProblemRoute(APIRoute):
 
     An `APIRouter` cannot register exception handlers (only an application can),
     so the router's routes convert errors themselves: mounting the router is enough.
+    A router's subclass sets `guard`, whose origin and media-type checks run
+    first: before FastAPI parses the body (which FastAPI versions do
+    differently) and before `authenticate`.
     """
+
+    guard: RequestGuard | None = None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        guard = self.guard
 
         async def handle(request: Request) -> Response:
+            if guard is not None:
+                refused = await guard.refusal(request)
+                if refused is not None:
+                    return problem_response(refused)
             try:
                 return await handler(request)
             except RequestValidationError as exc:
@@ -386,11 +428,15 @@ def _problems(*statuses: int, model: bool = True) -> dict[int | str, dict[str, A
     refers to the `Problem` schema the other routes register.
     """
     described = {
-        400: "The body is not JSON.",
+        400: "The body under a JSON `Content-Type` cannot be read as text (not UTF-8).",
         401: "Not authenticated: `authenticate` refused the request.",
-        403: "The approval policy (or four-eyes) forbids this reviewer; audited as `denied`.",
+        403: (
+            "The approval policy (or four-eyes) forbids this reviewer, audited as `denied`; "
+            "or a browser sent the request from another origin (`CrossOriginRequestError`)."
+        ),
         404: "No pending review for this thread.",
         409: "Already decided, stale (`expected` mismatch) or the thread is busy.",
+        415: "The body is not declared JSON (`Content-Type: application/json`).",
         422: "Invalid input, or an edited reply breaks a `block` rule.",
     }
     responses: dict[int | str, dict[str, Any]] = {}
@@ -792,6 +838,8 @@ def create_review_router(
     inbox: bool = True,
     heartbeat: float = 15.0,
     tags: Sequence[str] = ("reviews",),
+    trusted_origins: Sequence[str] = (),
+    frame_ancestors: Sequence[str] = ("'none'",),
 ) -> APIRouter:
     """An `APIRouter` serving the review API, the event stream and the inbox page.
 
@@ -813,6 +861,21 @@ def create_review_router(
             and carry the browser's cookies.
         heartbeat: Seconds between SSE keep-alive comments.
         tags: OpenAPI tags of the routes.
+        trusted_origins: Origins (`https://portal.bank.example`) besides the
+            service's own whose pages may send decisions. A `POST` that a browser
+            says came from any other origin (`Origin`, `Sec-Fetch-Site`) is a 403
+            [`CrossOriginRequestError`][hitl_compliance.fastapi.CrossOriginRequestError]
+            before `authenticate` runs, so a cookie session cannot be used by
+            another site. Clients that are not browsers send neither header and
+            are not affected.
+        frame_ancestors: Who may frame `/inbox`, as CSP `frame-ancestors` sources:
+            nobody by default (`'none'`, plus `X-Frame-Options: DENY`), `'self'`, or
+            origins of your own portal.
+
+    Raises:
+        ConfigurationError: an argument cannot work (say, a `trusted_origins`
+            entry that is not an origin, or a `frame_ancestors` entry that is not
+            one CSP source).
 
     Example:
         ```python
@@ -840,6 +903,11 @@ def create_review_router(
     cache: IdempotencyStore = idempotency if idempotency is not None else InMemoryIdempotencyStore()
     inflight: dict[str, _Inflight] = {}
     page = _inbox_html() if inbox else ""
+    request_guard = RequestGuard.build(trusted_origins)
+    page_headers = {"Cache-Control": "no-store", **frame_headers(frame_ancestors)}
+
+    class _GuardedRoute(_ProblemRoute):
+        guard = request_guard
 
     def coord() -> HitlCoordinator:
         found = coordinator if isinstance(coordinator, HitlCoordinator) else coordinator()
@@ -868,7 +936,7 @@ def create_review_router(
         ),
     ]
 
-    router = APIRouter(route_class=_ProblemRoute, tags=list(tags))
+    router = APIRouter(route_class=_GuardedRoute, tags=list(tags))
 
     async def decide_once(
         request: Request,
@@ -1008,7 +1076,7 @@ def create_review_router(
         operation_id="approve_review",
         summary="Approve the draft, or an edited reply",
         response_model=ProcessResult,
-        responses=_problems(400, 401, 403, 404, 409, 422),
+        responses=_problems(400, 401, 403, 404, 409, 415, 422),
     )
     async def approve(
         request: Request,
@@ -1033,7 +1101,7 @@ def create_review_router(
         operation_id="reject_review",
         summary="Reject the draft",
         response_model=ProcessResult,
-        responses=_problems(400, 401, 403, 404, 409, 422),
+        responses=_problems(400, 401, 403, 404, 409, 415, 422),
     )
     async def reject(
         request: Request,
@@ -1121,6 +1189,6 @@ def create_review_router(
             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
         )
         async def inbox_page() -> HTMLResponse:
-            return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+            return HTMLResponse(page, headers=page_headers)
 
     return router

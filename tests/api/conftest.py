@@ -185,11 +185,15 @@ def new_service(
     *,
     policy: ApprovalPolicy | None = None,
     idempotency: IdempotencyStore | None = None,
+    **router_options: Any,
 ) -> Service:
-    """A coordinator on `backend` behind the router, with an httpx client over ASGI."""
+    """A coordinator on `backend` behind the router, with an httpx client over ASGI.
+
+    `router_options` go to `create_review_router` (say, `trusted_origins=`).
+    """
     events = ReviewEvents()
     coord = build_coordinator(backend, events, clock, policy=policy)
-    app = make_app(coord, events, idempotency=idempotency, heartbeat=0.2)
+    app = make_app(coord, events, idempotency=idempotency, heartbeat=0.2, **router_options)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
     return Service(backend, coord, events, app, client, clock)
 

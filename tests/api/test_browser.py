@@ -5,7 +5,12 @@ except under CI (`CI` set), where a missing browser is a failure: the inbox
 must have been seen working. Playwright drives the system Chromium
 (`/usr/bin/chromium`); `playwright install` is never needed.
 
-The test saves a screenshot of the inbox; it replaces `docs/assets/inbox.png`
+A second test plays the attacker: a page served from another origin (another
+port of 127.0.0.1, so the reviewer's `SameSite=Lax` session cookie still
+travels) tries to decide a review with forms and `fetch`, and to frame the
+inbox; the review must still be pending and the frame blocked.
+
+The first test saves a screenshot of the inbox; it replaces `docs/assets/inbox.png`
 (shown by docs/guides/review-service.md) when that file is missing or when
 `HITL_UPDATE_SCREENSHOTS=1`, so ordinary runs leave the work tree alone.
 """
@@ -17,12 +22,18 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
+from examples.review_service import REVIEWERS
+from fastapi import Cookie, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+
+from hitl_compliance import Reviewer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "assets" / "inbox.png"
@@ -212,3 +223,214 @@ class TestBrowserRequirement:
         monkeypatch.setattr(shutil, "which", lambda name: "/nonexistent/chromium")
         with pytest.raises(pytest.fail.Exception, match="must not skip"):
             chromium_path()
+
+
+# -- a page of another origin against a cookie-authenticated service ---------------
+
+SESSION = "review_session"
+"""The session cookie of the cookie-authenticated service: it names the reviewer."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def cookie_reviewer(review_session: Annotated[str | None, Cookie()] = None) -> Reviewer:
+    """Cookie authentication, as a deployment's session middleware would resolve it."""
+    if review_session not in REVIEWERS:
+        raise HTTPException(401, "Sign in first.")
+    return Reviewer(review_session, roles=REVIEWERS[review_session])
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the service received it, and the status it answered."""
+
+    method: str
+    path: str
+    origin: str | None
+    with_session: bool
+    status: int
+
+
+class RequestLog:
+    """ASGI middleware recording every HTTP request (method, origin, cookie, status)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[Seen] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        status: list[int] = []
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, record)
+        self.seen.append(
+            Seen(
+                method=scope["method"],
+                path=scope["path"],
+                origin=headers.get("origin"),
+                with_session=f"{SESSION}=" in headers.get("cookie", ""),
+                status=status[0] if status else 0,
+            )
+        )
+
+
+ATTACKER_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>You have won a prize</title></head><body>
+<h1>Claim your prize</h1>
+<iframe id="framed" src="SERVICE/inbox" width="900" height="500"></iframe>
+<iframe name="sink" width="300" height="100"></iframe>
+<form id="form" method="post" enctype="text/plain" target="sink"
+      action="SERVICE/reviews/THREAD/approve">
+  <input type="hidden" name='{"metadata": {"x": "' value='"}}'>
+</form>
+<script>
+  // Each "simple" request a page may send to another origin without asking it first,
+  // with the reviewer's cookies; then a JSON fetch, which needs a CORS preflight.
+  window.attack = async function () {
+    const attempts = [
+      ["approve", {mode: "no-cors", body: new Blob(["{}"])}],  // no Content-Type at all
+      ["approve", {mode: "no-cors", body: "{}", headers: {"Content-Type": "text/plain"}}],
+      ["reject", {mode: "no-cors", body: new URLSearchParams({reason: "spam"})}],
+      ["approve", {mode: "cors", body: "{}", headers: {"Content-Type": "application/json"}}],
+    ];
+    const results = [];
+    for (const [decision, init] of attempts) {
+      try {
+        const url = `SERVICE/reviews/THREAD/${decision}`;
+        const response = await fetch(url, {method: "POST", credentials: "include", ...init});
+        results.push(response.type);
+      } catch (error) {
+        results.push(error.name);
+      }
+    }
+    return results;
+  };
+</script>
+</body></html>
+"""
+
+
+def attacker_app(service_url: str, thread_id: str) -> FastAPI:
+    """A site of another origin whose page attacks `thread_id`'s review on `service_url`."""
+    app = FastAPI()
+    html = ATTACKER_PAGE.replace("SERVICE", service_url).replace("THREAD", thread_id)
+
+    @app.get("/")
+    async def page() -> HTMLResponse:
+        return HTMLResponse(html)
+
+    return app
+
+
+class TestCrossSiteInChromium:
+    """A page on another origin can neither decide a review nor frame the inbox."""
+
+    def test_attacker_page_cannot_decide_or_frame(self, tmp_path: Path) -> None:
+        """Forms, no-cors and CORS fetches with the session cookie decide nothing; no frame."""
+        executable = chromium_path()
+        from examples.review_service import create_app
+        from playwright.sync_api import expect, sync_playwright
+
+        log = RequestLog(
+            create_app(f"sqlite:///{tmp_path / 'csrf.db'}", authenticate=cookie_reviewer)
+        )
+        with ServerThread(log) as service:
+            reviewer = httpx.Client(base_url=service.url, cookies={SESSION: "sam@bank"}, timeout=10)
+            seeded = reviewer.get("/reviews").json()["items"]
+            target = next(r["thread_id"] for r in seeded if "Equity" in r["customer_message"])
+            other = next(r["thread_id"] for r in seeded if r["thread_id"] != target)
+            with (
+                ServerThread(attacker_app(service.url, target)) as attacker,
+                sync_playwright() as pw,
+            ):
+                assert attacker.url != service.url  # same host, another port: another origin
+                context = pw.chromium.launch_persistent_context(
+                    str(tmp_path / "chromium-profile"),
+                    executable_path=executable,
+                    headless=True,
+                    args=CHROMIUM_FLAGS,
+                )
+                try:
+                    # The reviewer is signed in to the service (a host-only, Lax cookie).
+                    context.add_cookies(
+                        [
+                            {
+                                "name": SESSION,
+                                "value": "sam@bank",
+                                "url": service.url,
+                                "httpOnly": True,
+                                "sameSite": "Lax",
+                            }
+                        ]
+                    )
+                    page = context.new_page()
+                    console: list[str] = []
+                    page.on("console", lambda message: console.append(message.text))
+                    page.goto(f"{attacker.url}/")
+
+                    # (a) fetch: three simple requests go out (opaque answers); the JSON one
+                    # is stopped at its preflight, which the service does not allow.
+                    results = page.evaluate("attack()")
+                    assert results == ["opaque", "opaque", "opaque", "TypeError"]
+                    # (a) a form post (text/plain, shaped like JSON) into a hidden frame.
+                    with page.expect_response(
+                        lambda r: r.request.method == "POST" and r.url.endswith("/approve")
+                    ) as posted:
+                        page.evaluate("document.getElementById('form').submit()")
+                    assert posted.value.status == 403
+
+                    # (b) the framed inbox: loaded by the browser, refused by it.
+                    framed = page.locator("#framed").element_handle().content_frame()
+                    assert framed is not None
+                    deadline = time.monotonic() + 10
+                    while not any("frame-ancestors" in text for text in console):
+                        assert time.monotonic() < deadline, console
+                        page.wait_for_timeout(100)
+                    assert framed.url != f"{service.url}/inbox", framed.url
+                    assert framed.locator("#whoami").count() == 0
+
+                    # The same browser, on the service's own page, decides with its cookie.
+                    page.goto(f"{service.url}/inbox")
+                    expect(page.locator("#whoami")).to_have_text(
+                        "Signed in as sam@bank (smcr_approver)"
+                    )
+                    mine = page.locator(f'article.review[data-thread="{other}"]')
+                    mine.get_by_role("button", name="Approve", exact=True).click()
+                    expect(page.locator(f'article[data-thread="{other}"]')).to_have_count(0)
+                finally:
+                    context.close()
+
+            # The attacked review is still pending, its audit trail untouched.
+            review = reviewer.get(f"/reviews/{target}")
+            assert review.status_code == 200
+            assert review.json()["thread_id"] == target
+            audit = reviewer.get(f"/reviews/{target}/audit").json()
+            assert [(row["event"], row["actor"]) for row in audit] == [("paused", "system")]
+            assert [r["thread_id"] for r in reviewer.get("/reviews").json()["items"]] == [target]
+            reviewer.close()
+
+        # Every attack reached the service with the session cookie and was refused as
+        # cross-origin; the JSON fetch never got past its preflight.
+        attacks = [s for s in log.seen if target in s.path and s.origin == attacker.url]
+        assert [(s.method, s.path.rsplit("/", 1)[1]) for s in attacks] == [
+            ("POST", "approve"),
+            ("POST", "approve"),
+            ("POST", "reject"),
+            ("OPTIONS", "approve"),
+            ("POST", "approve"),
+        ]
+        assert all(s.with_session for s in attacks if s.method == "POST")
+        assert {s.status for s in attacks if s.method == "POST"} == {403}
+        inbox_loads = [s for s in log.seen if s.path == "/inbox" and s.status == 200]
+        assert len(inbox_loads) == 2  # the frame's (refused by the browser) and the reviewer's

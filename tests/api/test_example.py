@@ -127,3 +127,67 @@ def test_one_command_serves(tmp_path: Path) -> None:
     assert stopped_in < 4, f"the open event stream held up shutdown for {stopped_in:.1f} s"
     assert f"{base}/inbox?reviewer=sam@bank" in output
     assert "Traceback" not in output
+
+
+class TestUvicornCommandLine:
+    """`uvicorn examples.review_service:app`, as the docs give it, in a real subprocess."""
+
+    def test_uvicorn_serves_the_module_app(self, tmp_path: Path) -> None:
+        """uvicorn's own command line starts the seeded service on `$HITL_REVIEW_DB` and stops."""
+        port = free_port()
+        database = tmp_path / "uvicorn.db"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "examples.review_service:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "HITL_REVIEW_DB": str(database)},
+        )
+        stream: socket.socket | None = None
+        try:
+            base = f"http://127.0.0.1:{port}"
+            response = wait_until_serving(process, f"{base}/reviews", {"X-Reviewer": "sam@bank"})
+            assert [r["customer_message"] for r in response.json()["items"]] == SEED_MESSAGES
+            inbox = httpx.get(f"{base}/inbox")
+            assert inbox.text.startswith("<!doctype html>")
+            assert inbox.headers["content-security-policy"] == "frame-ancestors 'none'"
+            # An inbox's event stream is open while uvicorn is asked to stop.
+            stream = socket.create_connection(("127.0.0.1", port), timeout=10)
+            stream.sendall(b"GET /events?reviewer=sam@bank HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert stream.recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            stopping = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=30)
+            if stream is not None:
+                stream.close()
+        stopped_in = time.monotonic() - stopping
+        # The exit status after Ctrl-C is uvicorn's own (0 now; 1 and "Aborted!" in 0.30).
+        assert "Application shutdown complete." in output, output
+        assert stopped_in < 4, f"the open event stream held up shutdown for {stopped_in:.1f} s"
+        assert database.exists(), "the app did not use $HITL_REVIEW_DB"
+        assert "Traceback" not in output
+
+
+def wait_until_serving(
+    process: subprocess.Popen[str], url: str, headers: dict[str, str]
+) -> httpx.Response:
+    """GET `url` once the server in `process` answers (fail if it dies or takes 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(url, headers=headers)
+        except httpx.TransportError:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.2)

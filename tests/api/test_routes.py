@@ -359,7 +359,7 @@ class TestApprove:
             content=b"{}",
             headers={**as_("sam"), "Content-Type": "text/plain"},
         )
-        problem(response, 422, "RequestValidationError")
+        problem(response, 415, "UnsupportedMediaTypeError")
         assert [r.thread_id for r in await service.coord.pending()] == [thread_id]
 
     async def test_quorum_votes(self, service_factory: ServiceFactory) -> None:
