@@ -9,6 +9,7 @@ from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
+    CrossOriginRequestError,
     DraftError,
     DuplicateVoteError,
     HitlError,
@@ -20,6 +21,7 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     StaleReviewError,
     ThreadBusyError,
+    UnsupportedMediaTypeError,
 )
 from hitl_compliance.graph import (
     NODES,
@@ -69,6 +71,7 @@ __all__ = [
     "ComplianceRule",
     "ComplianceState",
     "ConfigurationError",
+    "CrossOriginRequestError",
     "DecidedEvent",
     "Decision",
     "DraftError",
@@ -104,6 +107,7 @@ __all__ = [
     "Severity",
     "StaleReviewError",
     "ThreadBusyError",
+    "UnsupportedMediaTypeError",
     "Verdict",
     "Vote",
     "build_compliance_graph",

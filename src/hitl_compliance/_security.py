@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from hitl_compliance.errors import ConfigurationError, HitlError, InvalidInputError
+from hitl_compliance.errors import (
+    ConfigurationError,
+    CrossOriginRequestError,
+    HitlError,
+    UnsupportedMediaTypeError,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -39,39 +44,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 """Methods that change nothing, so any origin may send them (CORS guards what it reads)."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class UnsupportedMediaTypeError(InvalidInputError):
-    """A state-changing request's body is not declared JSON, so it is refused (HTTP 415).
-
-    A cross-site form or a `fetch` without a JSON `Content-Type` can carry the
-    user's cookies without the browser asking the server first; refusing every
-    body but JSON closes that path. Send `Content-Type: application/json` with
-    a JSON body (`{}` for "no fields"). Nothing was decided.
-    """
-
-    def __init__(
-        self, message: str, *, thread_id: str | None = None, content_type: str | None = None
-    ) -> None:
-        super().__init__(message, thread_id=thread_id)
-        self.content_type = content_type
-
-
-class CrossOriginRequestError(HitlError):
-    """A browser sent a state-changing request from a page of another origin (HTTP 403).
-
-    With cookie authentication such a request would carry the reviewer's
-    session, so it is refused before `authenticate` runs and nothing is
-    decided or audited. A page of your own on another origin (a portal that
-    calls the review API) must be listed in `create_review_router(...,
-    trusted_origins=[...])`.
-    """
-
-    def __init__(
-        self, message: str, *, thread_id: str | None = None, origin: str | None = None
-    ) -> None:
-        super().__init__(message, thread_id=thread_id)
-        self.origin = origin
 
 
 def normalize_origin(value: str) -> str | None:

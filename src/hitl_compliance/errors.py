@@ -11,7 +11,9 @@ HitlError
 ├── PolicyViolationError      an edited reply breaks a `block` rule
 ├── StaleReviewError          the paused state changed since the reviewer loaded it
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
-│   └── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
+│   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
+│   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
+├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
 ├── DraftError                the drafter returned something other than text
 └── PauseDisabledError        a draft needed review in a graph built with pause=False
 ```
@@ -26,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyDecidedError",
     "ConfigurationError",
+    "CrossOriginRequestError",
     "DraftError",
     "DuplicateVoteError",
     "HitlError",
@@ -37,6 +40,7 @@ __all__ = [
     "ReviewNotFoundError",
     "StaleReviewError",
     "ThreadBusyError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -185,3 +189,36 @@ class StaleReviewError(HitlError):
         super().__init__(message, thread_id=thread_id)
         self.expected = expected
         self.actual = actual
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A state-changing request's body is not declared JSON, so it is refused (HTTP 415).
+
+    A cross-site form or a `fetch` without a JSON `Content-Type` can carry the
+    user's cookies without the browser asking the server first; refusing every
+    body but JSON closes that path. Send `Content-Type: application/json` with
+    a JSON body (`{}` for "no fields"). Nothing was decided.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, content_type: str | None = None
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.content_type = content_type
+
+
+class CrossOriginRequestError(HitlError):
+    """A browser sent a state-changing request from a page of another origin (HTTP 403).
+
+    With cookie authentication such a request would carry the reviewer's
+    session, so it is refused before `authenticate` runs and nothing is
+    decided or audited. A page of your own on another origin (a portal that
+    calls the review API) must be listed in `create_review_router(...,
+    trusted_origins=[...])`.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, origin: str | None = None
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.origin = origin

@@ -74,8 +74,7 @@ class LeaselessHooks:
         chosen = [
             row
             for row in rows
-            if (hooks is None or row.hook in hooks)
-            and (include_failed or row.status == "pending")
+            if (hooks is None or row.hook in hooks) and (include_failed or row.status == "pending")
         ]
         return chosen if limit is None else chosen[:limit]
 
