@@ -14,7 +14,7 @@ Needs Hypothesis: `pip install "hitl-compliance[testing]"`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 try:
@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         'pip install "hitl-compliance[testing]"'
     ) from exc
 
+from hitl_compliance._normalize import latin_skeleton_map
 from hitl_compliance.policy import Reviewer
 from hitl_compliance.rules import KeywordRule, RegexRule, Severity, Verdict
 from hitl_compliance.testing.faults import FaultPoint
@@ -43,6 +44,7 @@ __all__ = [
     "decisions",
     "draft_chunks",
     "drafts",
+    "evasions",
     "lifecycles",
     "reviewers",
     "rule_sets",
@@ -133,6 +135,56 @@ def drafts(
     parts = draw(st.lists(draft_chunks(triggers=triggers, filler=filler), max_size=max_chunks))
     separator = draw(st.sampled_from([" ", ", ", ". ", "\n", ""]))
     return separator.join(parts)
+
+
+# Every character Python reads as white space (the last one is U+3000).
+_UNICODE_SPACES = tuple(c for c in map(chr, range(0x3001)) if c.isspace())
+
+
+def _latin_confusables() -> dict[str, tuple[str, ...]]:
+    """Each ASCII letter and the non-ASCII look-alikes the built-in rules map to it."""
+    found: dict[str, list[str]] = {}
+    for source, target in latin_skeleton_map().items():
+        if len(target) == 1:
+            found.setdefault(target, []).append(source)
+    return {letter: tuple(sorted(chars)) for letter, chars in found.items()}
+
+
+@st.composite
+def evasions(
+    draw: st.DrawFn,
+    text: str,
+    *,
+    confusables: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """`text` as it could be disguised without changing what a reader sees.
+
+    Format characters (zero-width space, soft hyphen, bidi controls...) inserted
+    anywhere, any space replaced by any Unicode space, any letter replaced by one of
+    its `confusables` (default: the look-alikes the built-in rules read as that
+    letter). A rule that flags `text` should flag every evasion of it:
+
+    ```python
+    @given(st.data())
+    def test_my_rule_sees_through_disguises(data):
+        draft = data.draw(evasions("guaranteed payout"))
+        assert my_rule.evaluate(ComplianceState(draft_response=draft)).verdict != "pass"
+    ```
+    """
+    table = _latin_confusables() if confusables is None else confusables
+    format_characters = st.characters(categories=["Cf"], codec="utf-8")
+    out: list[str] = []
+    for char in text:
+        if draw(st.booleans()):
+            out.append(draw(format_characters))
+        if char == " " and draw(st.booleans()):
+            char = draw(st.sampled_from(_UNICODE_SPACES))
+        elif table.get(char) and draw(st.booleans()):
+            char = draw(st.sampled_from(list(table[char])))
+        out.append(char)
+    if draw(st.booleans()):
+        out.append(draw(format_characters))
+    return "".join(out)
 
 
 @st.composite
