@@ -44,6 +44,7 @@ from hitl_compliance.policy import (
     Authorization,
     Reviewer,
     RoleBasedPolicy,
+    canonical_reviewer_id,
 )
 from hitl_compliance.rules import (
     ComplianceRule,
@@ -107,6 +108,7 @@ __all__ = [
     "Verdict",
     "Vote",
     "build_compliance_graph",
+    "canonical_reviewer_id",
     "mask_url",
     "merge_metadata",
     "open_backend",

@@ -35,7 +35,13 @@ import re
 import unicodedata
 from importlib import resources
 
-__all__ = ["NormalizedText", "latin_skeleton_map", "normalize", "normalized_phrase"]
+__all__ = [
+    "NormalizedText",
+    "canonical_id",
+    "latin_skeleton_map",
+    "normalize",
+    "normalized_phrase",
+]
 
 # Default-ignorable code points that are not category Cf (DerivedCoreProperties.txt):
 # combining grapheme joiner, Hangul fillers, Khmer inherent vowels, variation selectors.
@@ -275,3 +281,23 @@ def normalize(text: str, *, fold: bool = True) -> NormalizedText:
 def normalized_phrase(phrase: str) -> str:
     """A keyword phrase in the case-folded normalised view, as drafts are matched."""
     return normalize(phrase, fold=True).text.strip(" ")
+
+
+# The ASCII look-alikes TS #39 folds together, once case is folded: "1", "|" and "I"
+# (so "i", once case is folded) read as "l", "0" as "o", "rn" as "m". Rule text keeps
+# these apart (a pattern over digits must still work); reviewer ids merge them, as
+# counting one person twice is the failure to avoid, and merging two real people only
+# asks for one more approver.
+_ID_LOOK_ALIKES = str.maketrans({"i": "l", "1": "l", "|": "l", "0": "o"})
+
+
+def canonical_id(identity: str) -> str:
+    """The canonical form of a reviewer or requester id: one string per person.
+
+    The rules' case-folded view (format characters removed, NFKC, TS #39 Latin
+    skeleton, case-folded), then with all white space removed and the ASCII
+    look-alikes merged as TS #39 reads them ("i", "1" and "|" as "l"; "0" as "o";
+    "rn" as "m"). Empty when the id has no visible character.
+    """
+    view = normalize(identity, fold=True).text
+    return "".join(view.split()).translate(_ID_LOOK_ALIKES).replace("rn", "m")

@@ -49,6 +49,7 @@ __all__ = [
     "reviewers",
     "rule_sets",
     "scenarios",
+    "spellings",
 ]
 
 TRIGGERS = ("guaranteed returns", "risk-free", "insider", "act now", "double your money")
@@ -184,6 +185,40 @@ def evasions(
         out.append(char)
     if draw(st.booleans()):
         out.append(draw(format_characters))
+    return "".join(out)
+
+
+@st.composite
+def spellings(
+    draw: st.DrawFn,
+    identity: str,
+    *,
+    confusables: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """Another spelling of a reviewer id that names the same person.
+
+    Each character may change case, turn into its fullwidth (NFKC-equivalent) form
+    or into one of its `confusables` (default: the look-alikes the canonical form
+    reads as that letter); Unicode spaces and invisible format characters may be
+    added around and inside. [`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id]
+    gives every spelling the same form, so the coordinator treats them as one person.
+    """
+    table = _latin_confusables() if confusables is None else confusables
+    padding = st.one_of(
+        st.sampled_from(_UNICODE_SPACES), st.characters(categories=["Cf"], codec="utf-8")
+    )
+    out: list[str] = [draw(padding)] if draw(st.booleans()) else []
+    for char in identity:
+        how = draw(st.sampled_from(["same", "case", "fullwidth", "look-alike"]))
+        if how == "case":
+            char = char.swapcase()
+        elif how == "fullwidth" and "!" <= char <= "~":
+            char = chr(ord(char) + 0xFEE0)
+        elif how == "look-alike" and table.get(char):
+            char = draw(st.sampled_from(list(table[char])))
+        out.append(char)
+        if draw(st.booleans()):
+            out.append(draw(padding))
     return "".join(out)
 
 
