@@ -158,6 +158,20 @@ class _CharacterViews(dict[int, str]):
 
 
 _VIEWS = {True: _CharacterViews(fold=True), False: _CharacterViews(fold=False)}
+_continuation_search: tuple[int, re.Pattern[str] | None] = (0, None)
+
+
+def _has_continuation(text: str) -> bool:
+    """Whether `text` holds a combining character (all of its characters translated once)."""
+    global _continuation_search
+    count, pattern = _continuation_search
+    if count != len(_CONTINUATIONS):
+        # A character class searches at C speed; rebuilt only when a new mark is first seen.
+        chars = "".join(sorted(_CONTINUATIONS))
+        pattern = re.compile(f"[{re.escape(chars)}]") if chars else None
+        count = len(chars)
+        _continuation_search = (count, pattern)
+    return pattern is not None and pattern.search(text) is not None
 
 
 def _pieces(original: str, fold: bool) -> tuple[str, list[tuple[int, int, int, bool]]]:
@@ -235,7 +249,7 @@ class NormalizedText:
             self.text = _one_space(original.lower() if fold else original)
             return
         translated = original.translate(_VIEWS[fold])
-        if _CONTINUATIONS.isdisjoint(original):
+        if not _has_continuation(original):
             self.text = _one_space(translated)
         else:
             self.text, pieces = _pieces(original, fold)
