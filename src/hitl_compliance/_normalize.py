@@ -5,17 +5,17 @@ reads: a zero-width space inside a word, a no-break space between words, a
 Cyrillic "а" for a Latin "a", fullwidth letters. The view built here undoes
 those tricks so the built-in rules see what a reader sees:
 
-1. Unicode NFKC (fullwidth and mathematical letters, ligatures, compatibility
-   spaces become their plain forms), applied per starter-and-marks cluster so
-   that every character of the view knows which original characters it came
-   from;
+1. characters that Unicode TS #39 lists as confusable with Latin letters mapped
+   to that Latin skeleton (Cyrillic "а" to "a", Greek "Ο" to "O", OGONEK to "i"),
+   using the confusables table of the `confusable_homoglyphs` package; then
+   Unicode NFKC (fullwidth and mathematical letters, ligatures, compatibility
+   spaces become their plain forms) and the skeleton of what NFKC made, per
+   starter-and-marks cluster, so that every character of the view knows which
+   original characters it came from;
 2. format characters (category Cf: zero-width space/joiners, soft hyphen, BOM,
    bidi controls, tags) and the other default-ignorable marks removed;
 3. every run of Unicode white space and line breaks as one space;
-4. characters that Unicode TS #39 lists as confusable with Latin letters mapped
-   to that Latin skeleton (Cyrillic "а" to "a", Greek "Ο" to "O", OGONEK to "i"),
-   using the confusables table of the `confusable_homoglyphs` package;
-5. optionally case-folded.
+4. optionally case-folded (and the skeleton of the folded letters).
 
 ASCII characters are kept as they are (TS #39 would also map "I" and "1" to
 "l" and "0" to "O", which would break every regular expression over digits),
@@ -23,7 +23,7 @@ and digits are never mapped to letters, so `\\d` keeps its meaning.
 
 Evidence must point into the original text (the inbox highlights it there), so
 every character of the view carries the span of original characters it came
-from; [`NormalizedText.original_span`][] maps a match back.
+from; `NormalizedText.original_span` maps a match back.
 """
 
 from __future__ import annotations
