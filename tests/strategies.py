@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from hitl_compliance.testing import HumanDecision
 from hitl_compliance.testing import strategies as kit
-from hitl_compliance.testing.strategies import PATTERNS, TRIGGERS, BuiltinRule, Scenario, rule_sets
+from hitl_compliance.testing.strategies import (
+    PATTERNS,
+    TRIGGERS,
+    BuiltinRule,
+    Scenario,
+    evasions,
+    rule_sets,
+)
 
 __all__ = [
     "PATTERNS",
@@ -20,6 +27,7 @@ __all__ = [
     "HumanDecision",
     "Scenario",
     "decisions",
+    "evasions",
     "rule_sets",
     "scenarios",
 ]

@@ -30,7 +30,9 @@ from hitl_compliance import (
     ReviewStore,
     RuleResult,
     Verdict,
+    Vote,
     build_compliance_graph,
+    canonical_reviewer_id,
     merge_metadata,
 )
 from hitl_compliance.models import HookDelivery
@@ -115,6 +117,15 @@ def check_rule_result() -> None:
     assert_type(RuleResult.from_dict({"rule": "r", "verdict": "pass"}), RuleResult)
     rule: ComplianceRule = KeywordRule("k", ["x"], verdict="block")
     assert_type(rule.name, str)
+    exact = KeywordRule("k", ["x"], exact=True)
+    assert_type(exact.exact, bool)
+    assert_type(RegexRule("r", "x", exact=True).exact, bool)
+
+
+def check_canonical_ids() -> None:
+    assert_type(canonical_reviewer_id("Officer@Bank"), str)
+    vote = Vote(reviewer="a", at=datetime.now(timezone.utc), text_sha256="0" * 64)
+    assert_type(vote.reviewer_key, str)
 
 
 def check_state() -> None:

@@ -46,6 +46,7 @@ from hitl_compliance.policy import (
     Authorization,
     Reviewer,
     RoleBasedPolicy,
+    canonical_reviewer_id,
 )
 from hitl_compliance.rules import (
     ComplianceRule,
@@ -111,6 +112,7 @@ __all__ = [
     "Verdict",
     "Vote",
     "build_compliance_graph",
+    "canonical_reviewer_id",
     "mask_url",
     "merge_metadata",
     "open_backend",

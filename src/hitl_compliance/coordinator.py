@@ -53,6 +53,7 @@ from hitl_compliance.policy import (
     Authorization,
     Reviewer,
     as_reviewer,
+    canonical_reviewer_id,
 )
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import ComplianceState, Decision
@@ -467,11 +468,37 @@ class HitlCoordinator:
         return self._authorization(reviewer, review).allowed
 
     def _authorization(self, reviewer: Reviewer, review: ReviewRecord) -> Authorization:
-        if reviewer.id == review.requested_by:
+        key = self._canonical(reviewer.id)
+        if self._is_requester(key, review):
             return Authorization(False, "the requester of a review may not approve it")
-        if any(v.reviewer == reviewer.id for v in review.votes):
+        # The stored key is what the store compares; the id recomputed covers a vote
+        # whose key came from another canonical form.
+        if any(key in (v.reviewer_key, self._canonical(v.reviewer)) for v in review.votes):
             return Authorization(False, "they have voted on this review already")
         return self._policy.authorize(reviewer, review.violations)
+
+    def _canonical(self, reviewer_id: str) -> str:
+        """The policy's canonical form of an id (the default when it defines none)."""
+        own = getattr(self._policy, "canonical_id", None)
+        if own is None:
+            return canonical_reviewer_id(reviewer_id)
+        key = own(reviewer_id)
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(
+                f"The approval policy's canonical_id returned {key!r} for {reviewer_id!r}; "
+                "it must return a non-empty str."
+            )
+        return key
+
+    def _is_requester(self, key: str, review: ReviewRecord) -> bool:
+        """Whether the canonical id `key` is the review's requester, however they spelt it."""
+        if review.requested_by is None:
+            return False
+        try:
+            return key == self._canonical(review.requested_by)
+        except HitlError:
+            # A requester id with no visible character names no one a reviewer could be.
+            return False
 
     def _quorum(self, findings: list[RuleResult]) -> int:
         required = self._policy.approvals_required(findings)
@@ -527,7 +554,8 @@ class HitlCoordinator:
             metadata=metadata,
         )
         review = await self._open_review(thread_id, expected)
-        if who.id == review.requested_by:
+        key = self._canonical(who.id)
+        if self._is_requester(key, review):
             await self._deny(review, who, "the requester of a review may not approve it")
         findings = list(review.violations)
         text = review.draft_response
@@ -549,6 +577,7 @@ class HitlCoordinator:
         claim_id = uuid.uuid4().hex
         vote = Vote(
             reviewer=who.id,
+            reviewer_key=key,
             roles=sorted(who.roles),
             at=decision.decided_at,
             text_sha256=sha256_text(text),

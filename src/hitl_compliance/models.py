@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hitl_compliance._normalize import canonical_id
 from hitl_compliance.ledger import GENESIS, format_at, row_hash
 from hitl_compliance.rules import RuleResult
 
@@ -45,7 +46,14 @@ class _Frozen(BaseModel):
 
 
 class Vote(_Frozen):
-    """One approver's approval of one text, while a review waits for its quorum."""
+    """One approver's approval of one text, while a review waits for its quorum.
+
+    `reviewer` is the id as given; `reviewer_key` is its canonical form (the policy's
+    `canonical_id`, by default
+    [`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id]), which every
+    store compares to refuse a second vote by the same person. A vote stored before
+    keys existed gets the default form when loaded.
+    """
 
     reviewer: str
     roles: list[str] = Field(default_factory=list)
@@ -53,6 +61,16 @@ class Vote(_Frozen):
     text_sha256: str
     response: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    reviewer_key: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("reviewer_key"):
+            reviewer = data.get("reviewer")
+            if isinstance(reviewer, str):
+                data = {**data, "reviewer_key": canonical_id(reviewer)}
+        return data
 
 
 class ProcessResult(_Frozen):

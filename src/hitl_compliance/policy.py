@@ -6,6 +6,11 @@ answers two questions: may this [`Reviewer`][hitl_compliance.Reviewer] decide
 it, and how many distinct approvers does it need (four-eyes and quorum)?
 [`RoleBasedPolicy`][hitl_compliance.RoleBasedPolicy] answers both from maps of
 rule names and severities to roles and quorums.
+
+Reviewer ids are compared in one canonical form
+([`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id]), so a person
+cannot approve their own request, or count twice toward a quorum, by spelling
+their id another way. A policy may define its own `canonical_id(reviewer_id)`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from hitl_compliance._normalize import canonical_id
 from hitl_compliance.errors import ConfigurationError, InvalidDecisionError
 from hitl_compliance.rules import RuleResult
 
@@ -24,7 +30,39 @@ __all__ = [
     "Reviewer",
     "RoleBasedPolicy",
     "as_reviewer",
+    "canonical_reviewer_id",
 ]
+
+
+def canonical_reviewer_id(reviewer_id: str) -> str:
+    """The form in which reviewer ids are compared: one string per person, however spelt.
+
+    Case-folded, NFKC, with invisible format characters (zero-width space, soft
+    hyphen, BOM, bidi controls) and all white space removed, and look-alike
+    characters mapped to their Latin skeleton as Unicode TS #39 defines it
+    (Cyrillic "о" and fullwidth "ｏ" read as "o"; "i", "I", "1" and "|" read as
+    "l"; "0" as "o"; "rn" as "m"). Two ids with the same canonical form are the
+    same person: the requester of a review may not approve it under either, and
+    they count once toward a quorum. The id as given is what records and audit
+    rows show; the canonical form is stored beside it (`Vote.reviewer_key`).
+
+    Merging look-alikes errs on the safe side: two real people whose ids differ only
+    by such characters would need a third approver. A policy can define its own
+    `canonical_id(reviewer_id)` (for example, an employee number from a directory).
+
+    Raises:
+        InvalidDecisionError: the id has no visible character at all.
+
+    Example:
+        >>> canonical_reviewer_id(" Officer@Bank ") == canonical_reviewer_id("\u043efficer@bank")
+        True
+    """
+    key = canonical_id(reviewer_id)
+    if not key:
+        raise InvalidDecisionError(
+            f"Invalid reviewer {reviewer_id!r}: a reviewer id needs at least one visible character."
+        )
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +82,8 @@ class Reviewer:
             raise InvalidDecisionError(
                 "Invalid reviewer: reviewer must not be blank (a str of at most 256 chars)."
             )
+        # Refuses an id of only invisible characters, which would be no one's and anyone's.
+        canonical_reviewer_id(self.id)
         if not isinstance(self.roles, frozenset):
             object.__setattr__(self, "roles", frozenset(self.roles))
         if not all(isinstance(r, str) for r in self.roles):
@@ -76,6 +116,13 @@ class ApprovalPolicy(Protocol):
 
     Both methods receive the findings (non-pass [`RuleResult`][hitl_compliance.RuleResult]s)
     that the decision covers: the paused draft's, plus an edit's new ones.
+
+    A policy may also define `canonical_id(reviewer_id: str) -> str`, the form in
+    which the coordinator compares ids (requester versus approver, one vote per
+    person). It is optional, so policies written before it still satisfy this
+    protocol; without it the coordinator uses
+    [`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id]. It must return a
+    non-empty str and should be idempotent.
     """
 
     def authorize(self, reviewer: Reviewer, findings: Sequence[RuleResult]) -> Authorization:
@@ -101,6 +148,10 @@ class AllowAllPolicy:
     def approvals_required(self, findings: Sequence[RuleResult]) -> int:
         """Always one."""
         return 1
+
+    def canonical_id(self, reviewer_id: str) -> str:
+        """The default form: [`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id]."""
+        return canonical_reviewer_id(reviewer_id)
 
 
 def _role_sets(
@@ -198,3 +249,10 @@ class RoleBasedPolicy:
                 if key in self._quorum:
                     counts.append(self._quorum[key])
         return max(counts)
+
+    def canonical_id(self, reviewer_id: str) -> str:
+        """The default form: [`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id].
+
+        Subclass and override to identify people another way.
+        """
+        return canonical_reviewer_id(reviewer_id)

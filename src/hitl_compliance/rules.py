@@ -4,6 +4,12 @@ A rule reads the graph state (usually `state.draft_response`) and returns a
 frozen [`RuleResult`][hitl_compliance.RuleResult]: `pass`, `review` (a human
 must decide) or `block` (rejected without a human). `evidence` holds the exact
 text spans that triggered the verdict, so reviewers and auditors see why.
+
+The built-in rules match on a normalised view of the text (NFKC, invisible
+format characters removed, any white space as one space, confusable letters as
+their Latin skeleton, and case-folded for `KeywordRule`), so a draft cannot slip
+a phrase past them with a zero-width space or a Cyrillic "а"; their evidence is
+still the text as written. `exact=True` opts a rule out.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from hitl_compliance._normalize import normalize, normalized_phrase
 from hitl_compliance.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -122,9 +129,22 @@ class ComplianceRule(Protocol):
 
 
 class _PatternRule:
-    """Shared machinery of the built-in rules: one compiled regex over one state field."""
+    """Shared machinery of the built-in rules: one compiled regex over one state field.
 
-    __slots__ = ("_field", "_name", "_pattern", "_reason", "_severity", "_verdict")
+    Unless `exact`, the regex searches the normalised view of the field
+    (case-folded when `fold`) and each match is mapped back to the original text.
+    """
+
+    __slots__ = (
+        "_exact",
+        "_field",
+        "_fold",
+        "_name",
+        "_pattern",
+        "_reason",
+        "_severity",
+        "_verdict",
+    )
 
     def __init__(
         self,
@@ -134,6 +154,9 @@ class _PatternRule:
         reason: str,
         field: str,
         severity: Severity,
+        *,
+        exact: bool,
+        fold: bool,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError("A rule needs a non-empty name.")
@@ -151,6 +174,8 @@ class _PatternRule:
         self._verdict: Verdict = verdict
         self._reason = reason
         self._field = field
+        self._exact = bool(exact)
+        self._fold = fold
 
     @property
     def name(self) -> str:
@@ -174,16 +199,33 @@ class _PatternRule:
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        """The compiled pattern the rule searches for."""
+        """The compiled pattern the rule searches for (over the normalised view unless `exact`)."""
         return self._pattern
 
+    @property
+    def exact(self) -> bool:
+        """Whether the rule matches the text exactly as written, not its normalised view."""
+        return self._exact
+
     def evaluate(self, state: ComplianceState) -> RuleResult:
-        """Search the configured field; every distinct match becomes evidence."""
+        """Search the configured field; every distinct match becomes evidence.
+
+        Evidence is always the original text a match covers, so it can be found (and
+        highlighted) in the draft, invisible characters and look-alikes included.
+        """
         # A missing field raises (and so fails closed to review) rather than passing.
-        text = getattr(state, self._field) or ""
+        text = str(getattr(state, self._field) or "")
         evidence: list[str] = []
-        for match in self._pattern.finditer(str(text)):
-            span = match.group(0)
+        if self._exact:
+            spans = [m.group(0) for m in self._pattern.finditer(text)]
+        else:
+            view = normalize(text, fold=self._fold)
+            spans = []
+            for match in self._pattern.finditer(view.text):
+                if match.end() > match.start():
+                    start, end = view.original_span(match.start(), match.end())
+                    spans.append(text[start:end])
+        for span in spans:
             if span and span not in evidence:
                 evidence.append(span)
         if not evidence:
@@ -193,12 +235,19 @@ class _PatternRule:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self._name!r}, {self._pattern.pattern!r}, "
-            f"verdict={self._verdict!r}, reason={self._reason!r})"
+            f"verdict={self._verdict!r}, reason={self._reason!r}"
+            + (", exact=True)" if self._exact else ")")
         )
 
 
 class KeywordRule(_PatternRule):
     """Flags drafts containing any of `phrases` (case-insensitive, whole words only).
+
+    Phrases and drafts are compared in the normalised view (NFKC, format characters
+    removed, white space as one space, confusable letters as their Latin skeleton,
+    case-folded), so "gu\u200baranteed" or "guаranteed" with a Cyrillic "а" still
+    matches "guaranteed". `exact=True` compares the text as written (still ignoring
+    case), for phrases whose exact characters matter.
 
     Example:
         >>> rule = KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns")
@@ -218,6 +267,7 @@ class KeywordRule(_PatternRule):
         reason: str = "",
         field: str = "draft_response",
         severity: Severity = "medium",
+        exact: bool = False,
     ) -> None:
         if isinstance(phrases, str):
             raise ConfigurationError(
@@ -229,11 +279,19 @@ class KeywordRule(_PatternRule):
         cleaned = tuple(p.strip() for p in phrase_list if p.strip())
         if not cleaned:
             raise ConfigurationError(f"Rule {name!r}: give at least one non-empty phrase.")
+        searched = cleaned if exact else tuple(normalized_phrase(p) for p in cleaned)
+        if not all(searched):
+            raise ConfigurationError(
+                f"Rule {name!r}: a phrase is only invisible characters, which drafts are "
+                "matched without; remove it or pass exact=True."
+            )
         # Longest first so "guaranteed returns" wins over "guaranteed" in one alternation;
         # (?<!\w)/(?!\w) are word boundaries that also work for phrases ending in punctuation.
-        alternation = "|".join(re.escape(p) for p in sorted(cleaned, key=len, reverse=True))
+        alternation = "|".join(
+            re.escape(p) for p in sorted(dict.fromkeys(searched), key=len, reverse=True)
+        )
         pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-        super().__init__(name, pattern, verdict, reason, field, severity)
+        super().__init__(name, pattern, verdict, reason, field, severity, exact=exact, fold=True)
         self._phrases = cleaned
 
     @property
@@ -244,6 +302,13 @@ class KeywordRule(_PatternRule):
 
 class RegexRule(_PatternRule):
     """Flags drafts matching a regular expression (a `str` or compiled pattern).
+
+    The pattern searches the normalised view of the text (NFKC, format characters
+    removed, any run of white space or line breaks as one space, confusable letters
+    as their Latin skeleton) without case folding: the pattern's own flags decide
+    case, so `[A-Z]{2}` keeps its meaning and `re.IGNORECASE` ignores case.
+    `exact=True` searches the text as written, for patterns that need line breaks,
+    invisible characters or non-Latin letters as they are.
 
     Example:
         >>> rule = RegexRule("percent_return", r"\\d+% (?:return|yield)", verdict="block")
@@ -264,6 +329,7 @@ class RegexRule(_PatternRule):
         field: str = "draft_response",
         flags: int = 0,
         severity: Severity = "medium",
+        exact: bool = False,
     ) -> None:
         if isinstance(pattern, re.Pattern):
             if flags:
@@ -281,4 +347,4 @@ class RegexRule(_PatternRule):
                 ) from exc
         if compiled.pattern == "":
             raise ConfigurationError(f"Rule {name!r}: the pattern is empty and would match all.")
-        super().__init__(name, compiled, verdict, reason, field, severity)
+        super().__init__(name, compiled, verdict, reason, field, severity, exact=exact, fold=False)

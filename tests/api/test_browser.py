@@ -207,6 +207,86 @@ def test_edit_approve_and_audit_in_chromium(served: ServerThread, tmp_path: Path
     api.close()
 
 
+HIDDEN_DRAFT = (
+    "Good news: gua\u200branteed\u00a0r\u0435turns of 9%, and a guaranteed returns "
+    "bonus. Act \uff4e\uff4f\uff57!"
+)
+"""A draft hiding its phrases with a zero-width space, a no-break space, a Cyrillic е
+and fullwidth letters, next to a plain copy of one phrase."""
+
+
+@pytest.fixture
+def served_hidden(tmp_path: Path) -> Iterator[ServerThread]:
+    """A review router and inbox over a coordinator whose one paused draft is HIDDEN_DRAFT."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from fastapi import FastAPI
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from hitl_compliance import HitlCoordinator, KeywordRule, Reviewer, build_compliance_graph
+    from hitl_compliance.fastapi import create_review_router
+
+    holder: dict[str, HitlCoordinator] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        graph = build_compliance_graph(
+            lambda state: HIDDEN_DRAFT,
+            rules=[
+                KeywordRule("promise", ["guaranteed returns"]),
+                KeywordRule("pressure", ["act now"]),
+            ],
+            checkpointer=InMemorySaver(),
+        )
+        holder["coordinator"] = coord = HitlCoordinator(graph)
+        await coord.process("hidden-1", "Any tips?")
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(
+        create_review_router(lambda: holder["coordinator"], authenticate=lambda: Reviewer("sam"))
+    )
+    with ServerThread(app) as server:
+        yield server
+
+
+def test_inbox_marks_hidden_evidence_where_it_is_written(
+    served_hidden: ServerThread, tmp_path: Path
+) -> None:
+    """Evidence found through invisible and look-alike characters is marked on those characters."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served_hidden.url}/inbox")
+            review = page.locator('article[data-thread="hidden-1"]')
+            expect(review).to_have_count(1)
+            marks = review.locator(".draft mark")
+            expect(marks).to_have_text(
+                [
+                    "gua\u200branteed\u00a0r\u0435turns",
+                    "guaranteed returns",
+                    "Act \uff4e\uff4f\uff57",
+                ]
+            )
+            # The marks cover the draft's own characters, nothing more and nothing less.
+            assert review.locator(".draft").inner_text() == HIDDEN_DRAFT
+            assert errors == []
+        finally:
+            context.close()
+
+
 class TestBrowserRequirement:
     """A missing browser skips a developer's run and fails CI's."""
 

@@ -19,6 +19,7 @@ import pytest_asyncio
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
+    DuplicateVoteError,
     ThreadBusyError,
 )
 from hitl_compliance.models import ReviewRecord, sha256_text
@@ -210,6 +211,31 @@ class TestSqliteReviewStore:
         )
         assert results.count(None) == 1
         assert all(isinstance(r, ThreadBusyError) for r in results if r is not None)
+
+    async def test_vote_stored_without_a_key_still_counts_its_person(
+        self, sqlite_path: Path
+    ) -> None:
+        """A vote written before canonical keys loads with the default key and blocks variants."""
+        import json
+
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        async with SqliteReviewStore(sqlite_path) as store:
+            await store.open_review(make_review(review_id="r1"), owner=None)
+            legacy = make_vote("Alice@Bank").model_dump(mode="json")
+            del legacy["reviewer_key"]
+            await raw_sql(
+                store,
+                "UPDATE {p}reviews SET votes = '" + json.dumps([legacy]).replace("'", "''") + "'",
+            )
+            before = await store.get_review("t1")
+            assert before is not None
+            assert [v.reviewer_key for v in before.votes] == ["allce@bank"]
+            with pytest.raises(DuplicateVoteError):
+                await cast_vote(store, " alice@bank", review_id="r1", quorum=1)
+            assert await store.get_review("t1") == before
+            claimed = await cast_vote(store, "bob", review_id="r1", quorum=2)
+            assert claimed.status == "claimed"
 
     async def test_data_survives_reopening_the_file(self, sqlite_path: Path) -> None:
         """A review written, closed and reopened from the file is unchanged."""
@@ -924,6 +950,55 @@ class TestPostgresSchemaMigration:
         async with PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=fresh):
             pass
         assert migrated == await self._schema(postgres_dsn, fresh)
+
+    async def test_votes_of_open_reviews_get_canonical_keys(
+        self, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Votes written at schema version 4 get their canonical key, so variants stay refused."""
+        import json
+
+        import psycopg
+
+        import hitl_compliance.stores.postgres as module
+
+        prefix = f"k{uuid.uuid4().hex[:8]}_"
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:4])
+            patch.setattr(module, "SCHEMA_VERSION", 4)
+            async with module.PostgresReviewStore.from_conn_string(
+                postgres_dsn, table_prefix=prefix
+            ) as old:
+                await old.open_review(make_review(review_id="r1"), owner=None)
+                await old.open_review(make_review("t2", review_id="r2"), owner=None)
+        legacy = make_vote("Alice@Bank").model_dump(mode="json")
+        del legacy["reviewer_key"]
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            await conn.execute(
+                f"UPDATE {prefix}reviews SET votes = %s::jsonb", (json.dumps([legacy]),)
+            )
+            await conn.execute(
+                f"UPDATE {prefix}reviews SET status = 'approved' WHERE review_id = 'r2'"
+            )
+
+        async with module.PostgresReviewStore.from_conn_string(
+            postgres_dsn, table_prefix=prefix
+        ) as store:
+            async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
+                cur = await conn.execute(
+                    f"SELECT review_id, votes FROM {prefix}reviews ORDER BY review_id"
+                )
+                rows = await cur.fetchall()
+            # The open review's vote got its key; the final one was left as it was.
+            assert [(r, [v.get("reviewer_key") for v in votes]) for r, votes in rows] == [
+                ("r1", ["allce@bank"]),
+                ("r2", [None]),
+            ]
+            before = await store.get_review("t1")
+            with pytest.raises(DuplicateVoteError):
+                await cast_vote(store, "alice@bank", review_id="r1", quorum=1)
+            assert await store.get_review("t1") == before
+            claimed = await cast_vote(store, "bob", review_id="r1", quorum=2)
+            assert claimed.status == "claimed"
 
     async def test_version_two_tables_are_upgraded_and_their_ledger_verifies(
         self, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch

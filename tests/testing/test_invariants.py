@@ -41,6 +41,14 @@ GUARANTEE = KeywordRule("guarantee", ["guaranteed returns"], reason="promises re
 SSN = RegexRule("ssn", r"\b\d{3}-\d{2}-\d{4}\b", verdict="block")
 
 
+class ExactIdPolicy(RoleBasedPolicy):
+    """Ids compare exactly as spelt: what the coordinator did before canonical ids."""
+
+    def canonical_id(self, reviewer_id: str) -> str:
+        """The id itself."""
+        return reviewer_id
+
+
 class Setup:
     """A coordinator on an in-memory saver and store, with a scripted drafter and a fake clock."""
 
@@ -178,6 +186,26 @@ class TestNoDeliveryWithoutAuthorisedDecision:
         await setup.coord.approve("t1", reviewer="ann")
         four_eyes = setup.checker(policy=RoleBasedPolicy(quorum={"guarantee": 2}))
         one(await violations(four_eyes), "the policy requires 2")
+
+    async def test_one_person_counted_twice(self) -> None:
+        """Two spellings of one id counted as two approvers are reported under the default form."""
+        setup = Setup(policy=ExactIdPolicy(quorum={"guarantee": 2}))
+        await setup.coord.process("t1", RISKY)
+        await setup.coord.approve("t1", reviewer="ann")
+        done = await setup.coord.approve("t1", reviewer="ANN ")
+        assert done.status == "completed"
+        four_eyes = setup.checker(policy=RoleBasedPolicy(quorum={"guarantee": 2}))
+        one(await violations(four_eyes), "one person counted more than once")
+        assert await violations(setup.coord) == []
+
+    async def test_a_requester_under_another_spelling(self) -> None:
+        """An approval by the requester spelt otherwise is reported under the default form."""
+        setup = Setup(policy=ExactIdPolicy())
+        await setup.coord.process("t1", RISKY, requested_by="ann")
+        await setup.coord.approve("t1", reviewer="\u0430nn")  # Cyrillic а
+        checker = setup.checker(policy=RoleBasedPolicy())
+        one(await violations(checker), "approved by its own requester")
+        assert await violations(setup.coord) == []
 
     async def test_a_block_finding_in_the_delivered_text(self) -> None:
         """An edit the graph's rules block, approved under rules that missed it, is reported."""

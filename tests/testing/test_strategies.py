@@ -6,6 +6,7 @@ from hypothesis import find, given
 from hypothesis import strategies as st
 
 from hitl_compliance import ComplianceState, KeywordRule, RegexRule, Reviewer
+from hitl_compliance._normalize import normalize
 from hitl_compliance.testing import HumanDecision, Step
 from hitl_compliance.testing.strategies import (
     DECISION_KINDS,
@@ -18,6 +19,7 @@ from hitl_compliance.testing.strategies import (
     decisions,
     draft_chunks,
     drafts,
+    evasions,
     lifecycles,
     reviewers,
     rule_sets,
@@ -153,3 +155,16 @@ def test_severities_and_decision_kinds_are_complete() -> None:
     """The exported choices cover every severity and decision kind."""
     assert set(SEVERITIES) == {"low", "medium", "high", "critical"}
     assert set(DECISION_KINDS) == {"approve", "edit", "reject", "expire"}
+
+
+@given(evasions("act now"))
+def test_evasions_read_the_same_once_normalised(text: str) -> None:
+    """An evasion differs only by invisible characters, spaces and look-alikes: same view."""
+    assert normalize(text).text == "act now"
+
+
+def test_evasions_insert_format_characters_and_look_alikes() -> None:
+    """Evasions include invisible format characters and non-ASCII look-alike letters."""
+    assert find(evasions("act now"), lambda t: any(c in t for c in "\u200b\u00ad\ufeff"))
+    assert find(evasions("act now"), lambda t: not t.replace(" ", "").isascii() and len(t) == 7)
+    assert find(evasions("act now", confusables={"a": ["@"]}), lambda t: "@" in t).count("@") == 1

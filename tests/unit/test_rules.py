@@ -290,3 +290,116 @@ class TestRegexRule:
         assert (rule.name, rule.verdict) == ("r", "block")
         with pytest.raises(AttributeError):
             rule.name = "other"  # type: ignore[misc]
+
+
+ZWSP, ZWJ, SHY, BOM, RLO, PDF = "\u200b", "\u200d", "\u00ad", "\ufeff", "\u202e", "\u202c"
+
+
+class TestKeywordRuleEvasion:
+    """A phrase hidden with invisible or look-alike characters is still found."""
+
+    @pytest.mark.parametrize(
+        "draft",
+        [
+            f"We offer gua{ZWSP}ranteed returns.",
+            f"We offer guaran{SHY}teed re{ZWJ}turns.",
+            f"We offer {BOM}guaranteed returns{BOM}.",
+            f"We offer {RLO}guaranteed{PDF} returns.",
+            "We offer guaranteed\u00a0returns.",
+            "We offer guaranteed\u3000\u2003 returns.",
+            "We offer guaranteed\r\n\treturns.",
+            "We offer guaranteed\u2028returns.",
+            "We offer gu\u0430r\u0430nteed r\u0435turns.",  # Cyrillic а and е
+            "We offer gu\u03b1ranteed returns.",  # Greek alpha
+            "We offer \uff47\uff55\uff41\uff52\uff41\uff4e\uff54\uff45\uff45\uff44 returns.",
+            "We offer \U0001d420uaranteed returns.",  # MATHEMATICAL BOLD SMALL G
+            "We offer GU\u0410RANTEED RETURNS.",  # Cyrillic capital А
+        ],
+    )
+    def test_hidden_phrase_is_found(self, draft: str) -> None:
+        """Format characters, Unicode spaces, look-alikes and fullwidth forms hide no phrase."""
+        result = KeywordRule("k", ["guaranteed returns"]).evaluate(on(draft))
+        assert result.verdict == "review"
+        [evidence] = result.evidence
+        assert evidence in draft
+
+    def test_evidence_is_the_original_characters(self) -> None:
+        """Evidence is the draft's own characters, invisible ones included, not the view."""
+        draft = f"Yes: gua{ZWSP}ranteed\u00a0r\u0435turns, always."
+        result = KeywordRule("k", ["guaranteed returns"]).evaluate(on(draft))
+        assert result.evidence == (f"gua{ZWSP}ranteed\u00a0r\u0435turns",)
+        start = draft.index(result.evidence[0])
+        assert draft[start - 5 : start] == "Yes: "
+
+    def test_evidence_spans_fullwidth_text(self) -> None:
+        """A phrase written in fullwidth letters is evidence as written, not in ASCII."""
+        draft = "act \uff4e\uff4f\uff57!"
+        assert KeywordRule("k", ["act now"]).evaluate(on(draft)).evidence == (draft[:-1],)
+
+    def test_phrase_with_look_alikes_matches_plain_text(self) -> None:
+        """A phrase configured with look-alikes or odd spaces matches the plain draft too."""
+        rule = KeywordRule("k", ["gu\u0430ranteed\u00a0returns"])
+        assert rule.evaluate(on("guaranteed returns")).evidence == ("guaranteed returns",)
+
+    def test_invisible_inside_other_word_does_not_create_a_match(self) -> None:
+        """Removing an invisible character joins a word; it never splits one into a phrase."""
+        rule = KeywordRule("k", ["invest"])
+        assert rule.evaluate(on(f"invest{ZWSP}ment")).verdict == "pass"
+        assert rule.evaluate(on("investigate")).verdict == "pass"
+
+    def test_exact_matches_text_as_written(self) -> None:
+        """exact=True opts out of the view: hidden phrases pass, plain ones still match."""
+        rule = KeywordRule("k", ["guaranteed returns"], exact=True)
+        assert rule.exact is True
+        assert rule.evaluate(on(f"gua{ZWSP}ranteed returns")).verdict == "pass"
+        assert rule.evaluate(on("gu\u0430ranteed returns")).verdict == "pass"
+        assert rule.evaluate(on("GUARANTEED returns")).evidence == ("GUARANTEED returns",)
+        assert "exact=True" in repr(rule)
+
+    def test_default_is_not_exact(self) -> None:
+        """Rules match on the normalised view unless told otherwise."""
+        assert KeywordRule("k", ["x"]).exact is False
+        assert RegexRule("r", "x").exact is False
+        assert "exact" not in repr(KeywordRule("k", ["x"]))
+
+    def test_invisible_only_phrase_is_refused(self) -> None:
+        """A phrase of only invisible characters, which no normalised draft contains, is refused."""
+        with pytest.raises(ConfigurationError, match="exact=True"):
+            KeywordRule("k", ["ok", f"{ZWSP}{BOM}"])
+
+
+class TestRegexRuleEvasion:
+    """Regular expressions search the normalised view too, keeping their own case rules."""
+
+    def test_hidden_match_is_found(self) -> None:
+        """A pattern matches through format characters, odd spaces and look-alike letters."""
+        rule = RegexRule("s", r"(?i)secret\s+plan")
+        draft = f"our S\u0415CR{ZWSP}ET\u2003\u2003pl\u0430n"
+        result = rule.evaluate(on(draft))
+        assert result.verdict == "review"
+        assert result.evidence == (draft[4:],)
+
+    def test_case_sensitive_pattern_keeps_case(self) -> None:
+        """The view is not case-folded for regexes: [A-Z] still means capital letters."""
+        rule = RegexRule("ref", r"\b[A-Z]{2}\d{6}\b")
+        assert rule.evaluate(on("ref AB123456")).evidence == ("AB123456",)
+        assert rule.evaluate(on("ref ab123456")).verdict == "pass"
+        assert rule.evaluate(on("ref \u0410\u0412123456")).evidence == ("\u0410\u0412123456",)
+
+    def test_digits_keep_their_meaning(self) -> None:
+        """Digits are not read as letters (TS #39 would map 0 to O and 1 to l)."""
+        rule = RegexRule("acct", r"\b\d{8}\b")
+        assert rule.evaluate(on(f"account 1234{ZWSP}5670")).evidence == (f"1234{ZWSP}5670",)
+        assert RegexRule("word", r"lO").evaluate(on("10")).verdict == "pass"
+
+    def test_line_breaks_are_one_space(self) -> None:
+        """A line break reads as one space in the view; exact=True keeps the lines."""
+        assert RegexRule("r", r"a b").evaluate(on("a\r\nb")).verdict == "review"
+        assert RegexRule("r", r"a\nb", exact=True).evaluate(on("a\nb")).verdict == "review"
+        assert RegexRule("r", r"a\nb").evaluate(on("a\nb")).verdict == "pass"
+
+    def test_exact_searches_text_as_written(self) -> None:
+        """exact=True searches the original text, invisible characters included."""
+        rule = RegexRule("zw", "\u200b", exact=True)
+        assert rule.evaluate(on(f"a{ZWSP}b")).evidence == (ZWSP,)
+        assert RegexRule("zw", "\u200b").evaluate(on(f"a{ZWSP}b")).verdict == "pass"

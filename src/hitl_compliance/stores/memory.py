@@ -252,7 +252,8 @@ class InMemoryReviewStore:
         _aware(now)
         async with self._lock:
             review = self._pending_review(thread_id, review_id)
-            if any(v.reviewer == vote.reviewer for v in review.votes):
+            # One vote per person: compared by canonical key, not by the id as spelt.
+            if any(v.reviewer_key == vote.reviewer_key for v in review.votes):
                 raise DuplicateVoteError(
                     f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
                     "it needs another approver.",

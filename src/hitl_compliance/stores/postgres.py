@@ -495,6 +495,42 @@ def _schema_v5(p: str) -> list[_Step]:
     ]
 
 
+async def _backfill_vote_keys(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
+    """Give the votes of open reviews written before keys existed their canonical key.
+
+    The default form (the one `Vote` gives a stored vote without a key), computed in
+    Python: SQL has no TS #39 skeleton. Final reviews take no more votes.
+    """
+    await cur.execute(
+        f"SELECT review_id, votes FROM {p}reviews WHERE status IN {_OPEN} "
+        "AND jsonb_array_length(votes) > 0 ORDER BY review_id"
+    )
+    for row in await cur.fetchall():
+        votes = [Vote.model_validate(v).model_dump(mode="json") for v in row["votes"]]
+        await cur.execute(
+            f"UPDATE {p}reviews SET votes = %s::jsonb WHERE review_id = %s",
+            (_dumps(votes), row["review_id"]),
+        )
+
+
+def _schema_v6(p: str) -> list[_Step]:
+    # One vote per person, compared by canonical key (`reviewer_key`, see
+    # canonical_reviewer_id) instead of the id as spelt. `decide` is step 4's with
+    # only its duplicate test changed; a vote without a key (none after the backfill)
+    # falls back to its id.
+    decide = _schema_v4(p)[3]
+    assert isinstance(decide, str)
+    old = "WHERE v.vote->>'reviewer' IS NOT DISTINCT FROM p_reviewer) THEN"
+    if old not in decide:  # pragma: no cover - step 4 is never edited
+        raise AssertionError("step 4's decide() changed; write step 6's in full")
+    decide = decide.replace(
+        old,
+        "WHERE COALESCE(v.vote->>'reviewer_key', v.vote->>'reviewer')\n"
+        "                IS NOT DISTINCT FROM p_vote->>'reviewer_key') THEN",
+    )
+    return [_backfill_vote_keys, decide]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
@@ -503,6 +539,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v3,
     _schema_v4,
     _schema_v5,
+    _schema_v6,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -1163,7 +1163,8 @@ class SqliteReviewStore:
         def cast(conn: sqlite3.Connection) -> ReviewRecord:
             row = self._pending_row(conn, thread_id, review_id)
             votes = _vote_dicts(row["votes"])
-            if any(v["reviewer"] == vote.reviewer for v in votes):
+            # One vote per person: compared by canonical key, not by the id as spelt.
+            if any(Vote.model_validate(v).reviewer_key == vote.reviewer_key for v in votes):
                 raise DuplicateVoteError(
                     f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
                     "it needs another approver.",

@@ -785,6 +785,62 @@ class ReviewStoreConformance:
         assert await review_store.get_review("t1") == first
         assert await review_store.audit_log("t1") == log
 
+    async def test_duplicate_vote_under_another_spelling_raises(
+        self, review_store: ReviewStore
+    ) -> None:
+        """A vote by a case, space, NFKC or look-alike spelling of a voter's id is a duplicate."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        first = await cast_vote(review_store, "alice@bank", review_id="r1", quorum=3)
+        log = await review_store.audit_log("t1")
+        for variant in (
+            "Alice@Bank",
+            " alice@bank\u00a0",
+            "\uff41lice@bank",  # FULLWIDTH LATIN SMALL LETTER A
+            "\u0430lice@bank",  # CYRILLIC SMALL LETTER A
+            "al\u200bice@bank",  # ZERO WIDTH SPACE
+            "aIice@bank",  # capital I for l
+        ):
+            with pytest.raises(DuplicateVoteError):
+                await cast_vote(review_store, variant, review_id="r1", quorum=1)
+        assert await review_store.get_review("t1") == first
+        assert await review_store.audit_log("t1") == log
+
+    async def test_vote_keeps_the_id_as_given_beside_its_key(
+        self, review_store: ReviewStore
+    ) -> None:
+        """A stored vote keeps the reviewer id as given and its canonical key beside it."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        updated = await cast_vote(review_store, " Alice@Bank ", review_id="r1", quorum=3)
+        [vote] = updated.votes
+        assert (vote.reviewer, vote.reviewer_key) == (" Alice@Bank ", "allce@bank")
+        [stored] = (await review_store.get_review("t1")).votes  # type: ignore[union-attr]
+        assert stored == vote
+
+    async def test_duplicate_check_compares_the_stored_key(self, review_store: ReviewStore) -> None:
+        """Votes are compared by `reviewer_key` as given, so a policy's own canonical form holds."""
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+
+        async def vote(reviewer: str, key: str, quorum: int = 3) -> ReviewRecord:
+            return await review_store.vote(
+                "t1",
+                review_id="r1",
+                vote=make_vote(reviewer).model_copy(update={"reviewer_key": key}),
+                quorum=quorum,
+                claim_id=f"k-{reviewer}",
+                decision={"approved": True, "reviewer": reviewer},
+                now=at(1),
+            )
+
+        first = await vote("emp-1", "person-7")
+        with pytest.raises(DuplicateVoteError):
+            await vote("emp-2", "person-7", quorum=1)
+        assert await review_store.get_review("t1") == first
+        claimed = await vote("emp-3", "person-8", quorum=2)
+        assert (claimed.status, [v.reviewer_key for v in claimed.votes]) == (
+            "claimed",
+            ["person-7", "person-8"],
+        )
+
     async def test_votes_for_different_texts_do_not_add_up(self, review_store: ReviewStore) -> None:
         """Only votes for the same text_sha256 count towards the quorum."""
         await review_store.open_review(make_review(review_id="r1"), owner=None)

@@ -36,10 +36,11 @@ from typing import Any
 from langgraph.types import StateSnapshot
 
 from hitl_compliance.coordinator import SLA_ACTOR, HitlCoordinator
+from hitl_compliance.errors import HitlError
 from hitl_compliance.graph import ComplianceGraph, GraphSpec, graph_spec, run_rules
 from hitl_compliance.ledger import verify_rows
 from hitl_compliance.models import AuditRecord, ReviewRecord, sha256_text
-from hitl_compliance.policy import ApprovalPolicy, Reviewer
+from hitl_compliance.policy import ApprovalPolicy, Reviewer, canonical_reviewer_id
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores.base import ReviewStore
 from hitl_compliance.testing.fakes import ScriptedDrafter
@@ -275,6 +276,14 @@ class _Checker:
                 requester = latest.requested_by if is_latest and latest is not None else None
                 self.check_decision(thread_id, decision, paused, review_rows, requester)
 
+    def canonical(self, reviewer_id: str) -> str:
+        """The policy's canonical form of an id, as the coordinator compares them."""
+        own = getattr(self.policy, "canonical_id", None)
+        try:
+            return str(own(reviewer_id)) if own is not None else canonical_reviewer_id(reviewer_id)
+        except HitlError:
+            return reviewer_id
+
     def check_decision(
         self,
         thread_id: str,
@@ -309,6 +318,10 @@ class _Checker:
         }
         roles[str(payload.get("reviewer", row.actor))] = _roles(payload)
         approvers = list(dict.fromkeys(payload.get("approvers") or [payload.get("reviewer")]))
+        # People, not spellings: approvers whose ids share a canonical form are one.
+        people = {self.canonical(str(a)) for a in approvers}
+        if len(people) < len(approvers):
+            self.problem(f"{where}: one person counted more than once among {approvers}")
         needed = self.policy.approvals_required(findings)
         if len(approvers) < needed:
             self.problem(
@@ -316,7 +329,7 @@ class _Checker:
                 f"requires {needed} for {[f.rule for f in findings]}"
             )
         for approver in approvers:
-            if approver == requester:
+            if requester is not None and self.canonical(str(approver)) == self.canonical(requester):
                 self.problem(f"{where}: approved by its own requester {approver!r}")
             auth = self.policy.authorize(
                 Reviewer(str(approver), roles.get(approver, frozenset())), findings

@@ -14,7 +14,7 @@ Needs Hypothesis: `pip install "hitl-compliance[testing]"`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 try:
@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         'pip install "hitl-compliance[testing]"'
     ) from exc
 
+from hitl_compliance._normalize import latin_skeleton_map
 from hitl_compliance.policy import Reviewer
 from hitl_compliance.rules import KeywordRule, RegexRule, Severity, Verdict
 from hitl_compliance.testing.faults import FaultPoint
@@ -43,10 +44,12 @@ __all__ = [
     "decisions",
     "draft_chunks",
     "drafts",
+    "evasions",
     "lifecycles",
     "reviewers",
     "rule_sets",
     "scenarios",
+    "spellings",
 ]
 
 TRIGGERS = ("guaranteed returns", "risk-free", "insider", "act now", "double your money")
@@ -133,6 +136,90 @@ def drafts(
     parts = draw(st.lists(draft_chunks(triggers=triggers, filler=filler), max_size=max_chunks))
     separator = draw(st.sampled_from([" ", ", ", ". ", "\n", ""]))
     return separator.join(parts)
+
+
+# Every character Python reads as white space (the last one is U+3000).
+_UNICODE_SPACES = tuple(c for c in map(chr, range(0x3001)) if c.isspace())
+
+
+def _latin_confusables() -> dict[str, tuple[str, ...]]:
+    """Each ASCII letter and the non-ASCII look-alikes the built-in rules map to it."""
+    found: dict[str, list[str]] = {}
+    for source, target in latin_skeleton_map().items():
+        if len(target) == 1:
+            found.setdefault(target, []).append(source)
+    return {letter: tuple(sorted(chars)) for letter, chars in found.items()}
+
+
+@st.composite
+def evasions(
+    draw: st.DrawFn,
+    text: str,
+    *,
+    confusables: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """`text` as it could be disguised without changing what a reader sees.
+
+    Format characters (zero-width space, soft hyphen, bidi controls...) inserted
+    anywhere, any space replaced by any Unicode space, any letter replaced by one of
+    its `confusables` (default: the look-alikes the built-in rules read as that
+    letter). A rule that flags `text` should flag every evasion of it:
+
+    ```python
+    @given(st.data())
+    def test_my_rule_sees_through_disguises(data):
+        draft = data.draw(evasions("guaranteed payout"))
+        assert my_rule.evaluate(ComplianceState(draft_response=draft)).verdict != "pass"
+    ```
+    """
+    table = _latin_confusables() if confusables is None else confusables
+    format_characters = st.characters(categories=["Cf"], codec="utf-8")
+    out: list[str] = []
+    for char in text:
+        if draw(st.booleans()):
+            out.append(draw(format_characters))
+        if char == " " and draw(st.booleans()):
+            char = draw(st.sampled_from(_UNICODE_SPACES))
+        elif table.get(char) and draw(st.booleans()):
+            char = draw(st.sampled_from(list(table[char])))
+        out.append(char)
+    if draw(st.booleans()):
+        out.append(draw(format_characters))
+    return "".join(out)
+
+
+@st.composite
+def spellings(
+    draw: st.DrawFn,
+    identity: str,
+    *,
+    confusables: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """Another spelling of a reviewer id that names the same person.
+
+    Each character may change case, turn into its fullwidth (NFKC-equivalent) form
+    or into one of its `confusables` (default: the look-alikes the canonical form
+    reads as that letter); Unicode spaces and invisible format characters may be
+    added around and inside. [`canonical_reviewer_id`][hitl_compliance.canonical_reviewer_id]
+    gives every spelling the same form, so the coordinator treats them as one person.
+    """
+    table = _latin_confusables() if confusables is None else confusables
+    padding = st.one_of(
+        st.sampled_from(_UNICODE_SPACES), st.characters(categories=["Cf"], codec="utf-8")
+    )
+    out: list[str] = [draw(padding)] if draw(st.booleans()) else []
+    for char in identity:
+        how = draw(st.sampled_from(["same", "case", "fullwidth", "look-alike"]))
+        if how == "case":
+            char = char.swapcase()
+        elif how == "fullwidth" and "!" <= char <= "~":
+            char = chr(ord(char) + 0xFEE0)
+        elif how == "look-alike" and table.get(char):
+            char = draw(st.sampled_from(list(table[char])))
+        out.append(char)
+        if draw(st.booleans()):
+            out.append(draw(padding))
+    return "".join(out)
 
 
 @st.composite
