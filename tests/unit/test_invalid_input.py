@@ -294,9 +294,14 @@ class TestEvidenceArguments:
 
     @pytest.mark.parametrize("path", [5, None, "out\x00.jsonl", b"out.jsonl"])
     async def test_export_path_that_is_not_a_text_path_is_refused(
-        self, coord: HitlCoordinator, tmp_path: Path, path: Any
+        self,
+        coord: HitlCoordinator,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        path: Any,
     ) -> None:
         """An int (a file descriptor to `open`), None, bytes or NUL in the path is refused."""
+        monkeypatch.chdir(tmp_path)  # relative paths would land here, not in the repository
         await pause(coord)
         with pytest.raises(InvalidInputError, match="path"):
             await coord.export_audit(path)
