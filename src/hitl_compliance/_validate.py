@@ -224,8 +224,7 @@ def interval_seconds(value: object) -> float:
     # timedelta can express, as the parameter's type promises.
     if not math.isfinite(seconds) or seconds <= 0 or seconds > timedelta.max.total_seconds():
         raise InvalidInputError(
-            f"interval must be a positive, finite duration (at most timedelta.max), "
-            f"got {value!r}."
+            f"interval must be a positive, finite duration (at most timedelta.max), got {value!r}."
         )
     return seconds
 
@@ -236,4 +235,6 @@ def export_path(value: object) -> str:
         path = os.fspath(value)
         if isinstance(path, str):
             return text("path", path)
-    raise InvalidInputError(f"path must be a str or a path-like object, got {type(value).__name__}.")
+    raise InvalidInputError(
+        f"path must be a str or a path-like object, got {type(value).__name__}."
+    )

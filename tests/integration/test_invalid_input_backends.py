@@ -171,6 +171,4 @@ class TestPostgresStoreTranslatesDriverErrors:
         assert await postgres_store.audit_rows() == rows
         assert await postgres_store.stale_turns(started_before=NOW) == []
         await postgres_store.begin_turn("t2", owner="o", now=T0)
-        assert [t.thread_id for t in await postgres_store.stale_turns(started_before=NOW)] == [
-            "t2"
-        ]
+        assert [t.thread_id for t in await postgres_store.stale_turns(started_before=NOW)] == ["t2"]

@@ -154,7 +154,6 @@ class TestDecisionArguments:
             await coord.may_decide("t1", reviewer)
         await assert_still_decidable(coord, before)
 
-
     @pytest.mark.parametrize("roles", [{"r\x00"}, {"\ud800"}])
     def test_reviewer_roles_with_unstorable_text_are_refused(self, roles: set[str]) -> None:
         """A Reviewer cannot even be built with a role no audit row could keep."""
@@ -305,7 +304,8 @@ class TestEvidenceArguments:
         await pause(coord)
         with pytest.raises(InvalidInputError, match="path"):
             await coord.export_audit(path)
-        assert list(tmp_path.iterdir()) == []
+        assert not (tmp_path / "out.jsonl").exists()
+        assert not (tmp_path / "out").exists()
 
 
 class TestSharedJsonValidator:
