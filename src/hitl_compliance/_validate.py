@@ -8,7 +8,7 @@ NUL character. These helpers refuse it first with
 [`InvalidDecisionError`][hitl_compliance.InvalidDecisionError] for decision
 fields), saying what to pass instead, so a refused call changes nothing.
 
-[`check_json`][hitl_compliance._validate.check_json] is the one definition of
+`check_json` is the one definition of
 the JSON that every store and the checkpoint serializer keep; decisions, turn
 metadata and the review API all use it.
 """

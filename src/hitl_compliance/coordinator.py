@@ -416,6 +416,10 @@ class HitlCoordinator:
             limit: At most this many items.
             cursor: Continue after this item (`PendingReview.cursor` of the last item).
 
+        Raises:
+            InvalidInputError: a filter of the wrong type, a `limit` outside 1 to
+                2**63 - 1, an `older_than` beyond the calendar or naive, a bad cursor.
+
         Example:
             ```python
             page = await coord.pending(limit=50)
@@ -887,6 +891,9 @@ class HitlCoordinator:
 
         Returns:
             One result per review this call resolved or escalated.
+
+        Raises:
+            InvalidInputError: `now` is not a timezone-aware datetime.
         """
         as_of = None if now is None else _validate.aware_datetime("now", now)
         now = self._now() if as_of is None else as_of
@@ -941,7 +948,9 @@ class HitlCoordinator:
     async def run_sla_sweeper(self, interval: timedelta | float = 60.0) -> None:
         """Run `expire_overdue` every `interval` (seconds or timedelta) until cancelled.
 
-        Errors of one sweep are logged and the loop goes on.
+        Errors of one sweep are logged and the loop goes on. An `interval` that
+        is not a positive, finite number or timedelta (a str, a bool, NaN)
+        raises InvalidInputError at once, before the first sweep.
 
         Example:
             ```python
