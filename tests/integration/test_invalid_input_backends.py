@@ -172,3 +172,40 @@ class TestPostgresStoreTranslatesDriverErrors:
         assert await postgres_store.stale_turns(started_before=NOW) == []
         await postgres_store.begin_turn("t2", owner="o", now=T0)
         assert [t.thread_id for t in await postgres_store.stale_turns(started_before=NOW)] == ["t2"]
+
+
+@pytest_asyncio.fixture
+async def sqlite_store(sqlite_path: Path) -> AsyncIterator[ReviewStore]:
+    """A SQLite review store on a real file, with one pending review."""
+    from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+    async with SqliteReviewStore(sqlite_path) as store:
+        await store.begin_turn("t1", owner="o", now=T0)
+        await store.open_review(make_review(), owner="o")
+        yield store
+
+
+class TestSqliteStoreTranslatesDriverErrors:
+    """What sqlite3 cannot bind (a dict, an int beyond 64 bits, a lone surrogate) is typed too."""
+
+    @pytest.mark.parametrize("thread_id", [{"t": 1}, ["t1"], 2**70, "lone \ud800"], ids=repr)
+    async def test_reads_by_an_unbindable_thread_id(
+        self, sqlite_store: ReviewStore, thread_id: Any
+    ) -> None:
+        """`get_review` and `audit_rows` raise InvalidInputError, not sqlite3 errors."""
+        with pytest.raises(InvalidInputError, match="SQLite"):
+            await sqlite_store.get_review(thread_id)
+        with pytest.raises(InvalidInputError, match="SQLite"):
+            await sqlite_store.audit_rows(thread_id)
+        [review] = await sqlite_store.list_pending()
+        assert review.thread_id == "t1"
+
+    async def test_a_refused_write_changes_nothing(self, sqlite_store: ReviewStore) -> None:
+        """`begin_turn` with an unbindable id rolls back: no turn row, the store still works."""
+        with pytest.raises(InvalidInputError, match="SQLite"):
+            await sqlite_store.begin_turn({"t": 1}, owner="o", now=T0)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="SQLite"):
+            await sqlite_store.list_pending(limit=2**70)
+        assert await sqlite_store.stale_turns(started_before=NOW) == []
+        await sqlite_store.begin_turn("t2", owner="o", now=T0)
+        assert [t.thread_id for t in await sqlite_store.stale_turns(started_before=NOW)] == ["t2"]
