@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -44,6 +44,7 @@ __all__ = [
     "bad_paths",
     "bad_reviewers",
     "bad_thread_ids",
+    "beyond_utc_calendar",
     "decisions",
     "not_text",
     "rule_sets",
@@ -165,6 +166,20 @@ def bad_optional_text() -> st.SearchStrategy[Any]:
     return st.one_of(not_text(), unstorable_text())
 
 
+def _offset() -> st.SearchStrategy[timedelta]:
+    return st.builds(
+        lambda h, m: timedelta(hours=h, minutes=m), st.integers(0, 23), st.integers(1, 59)
+    )
+
+
+def beyond_utc_calendar() -> st.SearchStrategy[datetime]:
+    """Aware datetimes valid locally whose UTC value falls in year 0 or 10000."""
+    return st.one_of(
+        _offset().map(lambda o: datetime(1, 1, 1, tzinfo=timezone(o))),
+        _offset().map(lambda o: datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-o))),
+    )
+
+
 def bad_older_than() -> st.SearchStrategy[Any]:
     """Not a timedelta or datetime, a naive datetime, or a timedelta beyond the calendar."""
     return st.one_of(
@@ -173,6 +188,7 @@ def bad_older_than() -> st.SearchStrategy[Any]:
         st.text(max_size=3),
         st.dates(),
         st.datetimes(),  # naive
+        beyond_utc_calendar(),
         st.timedeltas(min_value=timedelta(days=800_000)),
         st.timedeltas(max_value=timedelta(days=-3_000_000)),
     )
@@ -196,13 +212,21 @@ def bad_cursors() -> st.SearchStrategy[Any]:
         unstorable_text().map(lambda t: f"2026-01-01T00:00:00+00:00|{t}"),
         st.text(max_size=8).filter(lambda t: "|" not in t),
         st.just("2026-01-01T00:00:00|r1"),
+        beyond_utc_calendar().map(lambda d: f"{d.isoformat()}|r1"),
         st.just("2026-01-01T00:00:00+00:00|"),
     )
 
 
 def bad_nows() -> st.SearchStrategy[Any]:
-    """Not a datetime (a date, text, a number) or a naive datetime."""
-    return st.one_of(st.text(max_size=3), st.integers(), st.floats(), st.dates(), st.datetimes())
+    """Not a datetime (a date, text, a number), a naive datetime, or one beyond UTC's calendar."""
+    return st.one_of(
+        st.text(max_size=3),
+        st.integers(),
+        st.floats(),
+        st.dates(),
+        st.datetimes(),
+        beyond_utc_calendar(),
+    )
 
 
 def bad_intervals() -> st.SearchStrategy[Any]:

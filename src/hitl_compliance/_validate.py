@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hitl_compliance._text import plain_text
@@ -165,6 +165,15 @@ def aware_datetime(name: str, value: object) -> datetime:
         )
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInputError(f"{name} must be timezone-aware (say tzinfo=timezone.utc).")
+    try:
+        # Stores compare and keep times in UTC: one whose UTC value is in year 0 or
+        # 10000 (year 1 at +23:00, say) overflows there.
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{name}={value.isoformat()} is outside years 1-9999 in UTC; pass a time "
+            "within the calendar."
+        ) from None
     return value
 
 
@@ -179,7 +188,7 @@ def older_than_cutoff(value: object, now: Callable[[], datetime]) -> datetime | 
             f"older_than must be a timedelta or an aware datetime, got {type(value).__name__}."
         )
     try:
-        return now() - value
+        return aware_datetime("older_than", now() - value)
     except OverflowError:
         raise InvalidInputError(
             f"older_than={value!r} reaches beyond the calendar (years 1-9999); "

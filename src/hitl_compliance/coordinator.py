@@ -1121,7 +1121,7 @@ def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.") from None
     if parsed.tzinfo is None or not review_id:
         raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.")
-    return parsed, review_id
+    return _validate.aware_datetime("cursor", parsed), review_id
 
 
 def _paused_result(review: ReviewRecord, quorum: int) -> ProcessResult:

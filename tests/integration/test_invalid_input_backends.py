@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,12 @@ from hitl_compliance.testing.conformance import T0, make_review
 
 RISKY_DRAFT = "You should invest now: guaranteed returns of 8%."
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# Valid local times whose UTC value is in year 0 or 10000: SQLite stores UTC text
+# and raised OverflowError converting them.
+EDGE_OF_CALENDAR = [
+    datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23))),
+    datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-23))),
+]
 BAD_IDS: list[Any] = ["nul\x00id", 5, 2**70, ["t1"], {"t": 1}]
 # psycopg sends a list of str as an untyped array literal, which PostgreSQL reads as
 # text ('{t1}'): no driver error, no match. The coordinator refuses it first.
@@ -106,6 +112,21 @@ class TestCoordinatorOnEveryBackend:
             await coord.pending(cursor=cursor)
         assert await snapshot(coord) == before
         assert (await coord.approve(paused.thread_id, reviewer="alice")).status == "completed"
+
+    @pytest.mark.parametrize("when", EDGE_OF_CALENDAR, ids=str)
+    async def test_times_beyond_the_utc_calendar_are_refused(
+        self, paused: Paused, when: datetime
+    ) -> None:
+        """An aware time whose UTC value is outside years 1-9999 is refused on every backend."""
+        coord = paused.coord
+        before = await snapshot(coord)
+        with pytest.raises(InvalidInputError, match="now"):
+            await coord.expire_overdue(now=when)
+        with pytest.raises(InvalidInputError, match="older_than"):
+            await coord.pending(older_than=when)
+        with pytest.raises(InvalidInputError, match="cursor"):
+            await coord.pending(cursor=f"{when.isoformat()}|r1")
+        assert await snapshot(coord) == before
 
     async def test_state_at_decision_refuses_nul(self, paused: Paused) -> None:
         """`state_at_decision` checks its thread id before reading the store."""
