@@ -46,9 +46,15 @@ class Harness:
 
 
 @pytest_asyncio.fixture
-async def harness(hitl_backend_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(
+    hitl_backend_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
     """A coordinator on each backend (tables of its own prefix), for all examples of a test."""
     drafts: list[str] = []
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    # A relative path a broken check let through lands here, not in the repository.
+    monkeypatch.chdir(exports)
 
     def draft(state: Any) -> str:
         drafts.append(state.customer_message)
@@ -60,7 +66,7 @@ async def harness(hitl_backend_url: str, tmp_path: Path) -> AsyncIterator[Harnes
             rules=[KeywordRule("guarantee", ["guaranteed returns"])],
             checkpointer=b.checkpointer,
         )
-        yield Harness(HitlCoordinator(graph, reviews=b.reviews), tmp_path, drafts)
+        yield Harness(HitlCoordinator(graph, reviews=b.reviews), exports, drafts)
 
 
 async def state_of(h: Harness, paused: str, fresh: str) -> tuple[Any, ...]:
