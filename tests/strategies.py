@@ -3,12 +3,20 @@
 Every strategy lives in `hitl_compliance.testing.strategies` (downstream teams
 get the same ones); this module only fixes the choices the suite's property
 tests rely on: human decisions only (no SLA expiry), by plain reviewer ids.
+It also holds the suite's strategies of invalid arguments (`bad_calls`), which
+are about the coordinator's own boundary rather than a downstream graph.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
 from hypothesis import strategies as st
 
+from hitl_compliance._validate import MAX_JSON_DEPTH
 from hitl_compliance.testing import HumanDecision
 from hitl_compliance.testing import strategies as kit
 from hitl_compliance.testing.strategies import (
@@ -21,15 +29,35 @@ from hitl_compliance.testing.strategies import (
 )
 
 __all__ = [
+    "COORDINATOR_PARAMETERS",
+    "FRESH",
     "PATTERNS",
+    "PAUSED",
     "TRIGGERS",
+    "BadCall",
     "BuiltinRule",
     "HumanDecision",
     "Scenario",
+    "bad_calls",
+    "bad_cursors",
+    "bad_field_names",
+    "bad_intervals",
+    "bad_json_values",
+    "bad_limits",
+    "bad_metadata",
+    "bad_nows",
+    "bad_older_than",
+    "bad_optional_text",
+    "bad_paths",
+    "bad_reviewers",
+    "bad_thread_ids",
+    "beyond_utc_calendar",
     "decisions",
     "evasions",
+    "not_text",
     "rule_sets",
     "scenarios",
+    "unstorable_text",
 ]
 
 REVIEWERS = st.sampled_from(["alice@bank", "bob@bank", "Ωfficer"])
@@ -43,3 +71,294 @@ def decisions() -> st.SearchStrategy[HumanDecision]:
 def scenarios() -> st.SearchStrategy[Scenario]:
     """A draft and the decision a reviewer makes if the draft pauses."""
     return kit.scenarios(decision=decisions())
+
+
+# -- invalid arguments -------------------------------------------------------------------
+# One strategy of bad values per kind of public coordinator parameter, and `bad_calls`,
+# which picks a public method and replaces exactly one of its arguments by a bad value.
+
+_NUL_OR_SURROGATE = st.sampled_from(["\x00", "\ud800", "\udfff"])
+
+
+@st.composite
+def unstorable_text(draw: st.DrawFn) -> str:
+    """Text no store could keep: a NUL character or a lone surrogate somewhere inside."""
+    return draw(st.text(max_size=4)) + draw(_NUL_OR_SURROGATE) + draw(st.text(max_size=4))
+
+
+def not_text(*, none: bool = False) -> st.SearchStrategy[Any]:
+    """Values that are not a str (bytes and bytearray included); None only when asked."""
+    options: list[st.SearchStrategy[Any]] = [
+        st.integers(),
+        st.floats(),
+        st.booleans(),
+        st.binary(max_size=4),
+        st.binary(max_size=4).map(bytearray),
+        st.lists(st.text(max_size=3), max_size=2),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+    ]
+    if none:
+        options.append(st.none())
+    return st.one_of(options)
+
+
+def bad_thread_ids() -> st.SearchStrategy[Any]:
+    """Not a str, blank, over 512 characters, or text no store could keep."""
+    return st.one_of(
+        not_text(none=True),
+        st.text(" \t\n", max_size=3),
+        st.text(min_size=513, max_size=520, alphabet="x"),
+        unstorable_text(),
+    )
+
+
+def _beyond_64_bits() -> st.SearchStrategy[int]:
+    return st.one_of(st.integers(min_value=2**63), st.integers(max_value=-(2**63) - 1))
+
+
+@st.composite
+def _too_deep(draw: st.DrawFn) -> Any:
+    value: Any = draw(st.integers(0, 9))
+    for _ in range(MAX_JSON_DEPTH + draw(st.integers(1, 3))):
+        value = [value] if draw(st.booleans()) else {"k": value}
+    return value
+
+
+def bad_json_values() -> st.SearchStrategy[Any]:
+    """One value no store and no checkpoint serializer keep as JSON."""
+    return st.one_of(
+        _beyond_64_bits(),
+        st.sampled_from([math.nan, math.inf, -math.inf]),
+        unstorable_text(),
+        st.binary(max_size=3),
+        st.frozensets(st.integers(), max_size=2),
+        st.builds(object),
+        st.datetimes(),
+        _too_deep(),
+    )
+
+
+@st.composite
+def bad_metadata(draw: st.DrawFn) -> Any:
+    """Decision or turn metadata with one bad value, key or shape, or not a mapping at all."""
+    kind = draw(st.sampled_from(["value", "nested", "key", "shape"]))
+    good = draw(
+        st.dictionaries(
+            st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=4),
+            st.integers(-5, 5),
+            max_size=2,
+        )
+    )
+    if kind == "value":
+        return {**good, "bad": draw(bad_json_values())}
+    if kind == "nested":
+        return {**good, "outer": {"list": [1, draw(bad_json_values())]}}
+    if kind == "key":
+        key = draw(st.one_of(unstorable_text(), st.integers(), st.none(), st.binary(max_size=2)))
+        return {**good, key: 1}
+    return draw(st.one_of(st.lists(st.integers(), max_size=2), st.text(max_size=3), st.integers()))
+
+
+def bad_reviewers() -> st.SearchStrategy[Any]:
+    """Not a str or Reviewer, blank, over 256 characters, or text no audit row could keep."""
+    return st.one_of(
+        not_text(none=True),
+        st.text(" \t", max_size=3),
+        st.text(min_size=257, max_size=260, alphabet="r"),
+        unstorable_text(),
+    )
+
+
+def bad_optional_text() -> st.SearchStrategy[Any]:
+    """For `response`, `reason`, `expected`, `rule`: not a str (None is valid), or unstorable."""
+    return st.one_of(not_text(), unstorable_text())
+
+
+def _offset() -> st.SearchStrategy[timedelta]:
+    return st.builds(
+        lambda h, m: timedelta(hours=h, minutes=m), st.integers(0, 23), st.integers(1, 59)
+    )
+
+
+def beyond_utc_calendar() -> st.SearchStrategy[datetime]:
+    """Aware datetimes valid locally whose UTC value falls in year 0 or 10000."""
+    return st.one_of(
+        _offset().map(lambda o: datetime(1, 1, 1, tzinfo=timezone(o))),
+        _offset().map(lambda o: datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-o))),
+    )
+
+
+def bad_older_than() -> st.SearchStrategy[Any]:
+    """Not a timedelta or datetime, a naive datetime, or a timedelta beyond the calendar."""
+    return st.one_of(
+        st.integers(),
+        st.floats(),
+        st.text(max_size=3),
+        st.dates(),
+        st.datetimes(),  # naive
+        beyond_utc_calendar(),
+        st.timedeltas(min_value=timedelta(days=800_000)),
+        st.timedeltas(max_value=timedelta(days=-3_000_000)),
+    )
+
+
+def bad_limits() -> st.SearchStrategy[Any]:
+    """Zero, negative, beyond 64 bits, a bool, or not an int."""
+    return st.one_of(
+        st.integers(max_value=0),
+        st.integers(min_value=2**63),
+        st.booleans(),
+        st.floats(),
+        st.text(max_size=3),
+    )
+
+
+def bad_cursors() -> st.SearchStrategy[Any]:
+    """Not a str, unstorable text, text that is no cursor, or a cursor with a naive time."""
+    return st.one_of(
+        not_text(),
+        unstorable_text().map(lambda t: f"2026-01-01T00:00:00+00:00|{t}"),
+        st.text(max_size=8).filter(lambda t: "|" not in t),
+        st.just("2026-01-01T00:00:00|r1"),
+        beyond_utc_calendar().map(lambda d: f"{d.isoformat()}|r1"),
+        st.just("2026-01-01T00:00:00+00:00|"),
+    )
+
+
+def bad_nows() -> st.SearchStrategy[Any]:
+    """Not a datetime (a date, text, a number), a naive datetime, or one beyond UTC's calendar."""
+    return st.one_of(
+        st.text(max_size=3),
+        st.integers(),
+        st.floats(),
+        st.dates(),
+        st.datetimes(),
+        beyond_utc_calendar(),
+    )
+
+
+def bad_intervals() -> st.SearchStrategy[Any]:
+    """Not a number or timedelta (bools too), zero or negative, NaN, infinite or too long."""
+    return st.one_of(
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+        st.integers(max_value=0),
+        st.floats(max_value=0.0),
+        st.sampled_from([math.nan, math.inf]),
+        st.floats(min_value=timedelta.max.total_seconds() * 2, allow_infinity=False),
+        st.timedeltas(max_value=timedelta(0)),
+    )
+
+
+def bad_paths() -> st.SearchStrategy[Any]:
+    """Not a str or path-like (an int would be taken as a file descriptor), or with NUL."""
+    return st.one_of(
+        st.integers(0, 10),
+        st.none(),
+        st.binary(max_size=3),
+        st.text(max_size=3).map(lambda t: f"out\x00{t}"),
+    )
+
+
+def bad_field_names() -> st.SearchStrategy[str]:
+    """`process` fields the default state schema lacks, or ones the library sets itself."""
+    reserved = ["customer_message", "turn", "draft_response", "agent_response", "decision"]
+    return st.one_of(st.sampled_from(reserved), st.from_regex(r"zz_[a-z]{1,5}", fullmatch=True))
+
+
+@dataclass(frozen=True)
+class BadCall:
+    """A public coordinator method called with exactly one bad argument.
+
+    `kwargs` holds every argument by keyword (the thread id ones use the
+    placeholders `PAUSED` and `FRESH`, replaced by the test's thread ids);
+    `parameter` names the one that is bad.
+    """
+
+    method: str
+    parameter: str
+    kwargs: dict[str, Any]
+
+
+PAUSED = "<paused thread>"
+FRESH = "<fresh thread>"
+
+# method -> its valid arguments, and the bad-value strategy of each parameter.
+_SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]] = {
+    "process": (
+        {"thread_id": FRESH, "message": "invest", "requested_by": None},
+        {
+            "thread_id": bad_thread_ids(),
+            "message": st.one_of(not_text(none=True), unstorable_text()),
+            "requested_by": bad_optional_text(),
+            "metadata": bad_metadata(),
+        },
+    ),
+    "pending": (
+        {},
+        {
+            "rule": bad_optional_text(),
+            "reviewer": bad_reviewers().filter(lambda r: r is not None),
+            "older_than": bad_older_than(),
+            "limit": bad_limits(),
+            "cursor": bad_cursors(),
+        },
+    ),
+    "approve": (
+        {"thread_id": PAUSED, "reviewer": "alice"},
+        {
+            "thread_id": bad_thread_ids(),
+            "reviewer": bad_reviewers(),
+            "response": bad_optional_text(),
+            "metadata": bad_metadata(),
+            "expected": bad_optional_text(),
+        },
+    ),
+    "reject": (
+        {"thread_id": PAUSED, "reviewer": "alice"},
+        {
+            "thread_id": bad_thread_ids(),
+            "reviewer": bad_reviewers(),
+            "reason": bad_optional_text(),
+            "metadata": bad_metadata(),
+            "expected": bad_optional_text(),
+        },
+    ),
+    "review": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "may_decide": (
+        {"thread_id": PAUSED, "reviewer": "alice"},
+        {"thread_id": bad_thread_ids(), "reviewer": bad_reviewers()},
+    ),
+    "expire_overdue": ({}, {"now": bad_nows()}),
+    "run_sla_sweeper": ({}, {"interval": bad_intervals()}),
+    "verify_audit": ({}, {"thread_id": bad_thread_ids().filter(lambda t: t is not None)}),
+    "export_audit": (
+        {"path": "<export path>"},
+        {"path": bad_paths(), "thread_id": bad_thread_ids().filter(lambda t: t is not None)},
+    ),
+    "audit_log": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "state_at_decision": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+}
+
+COORDINATOR_PARAMETERS: frozenset[tuple[str, str]] = frozenset(
+    (method, name) for method, (_, bad) in _SIGNATURES.items() for name in bad
+)
+"""Every (method, parameter) pair `bad_calls` covers."""
+
+
+@st.composite
+def bad_calls(draw: st.DrawFn) -> BadCall:
+    """A public coordinator method with valid arguments except one bad one."""
+    method = draw(st.sampled_from(sorted(_SIGNATURES)))
+    valid, bad = _SIGNATURES[method]
+    options = sorted(bad)
+    if method == "process":
+        options.append("**fields")
+    parameter = draw(st.sampled_from(options))
+    kwargs = dict(valid)
+    if parameter == "**fields":
+        kwargs[draw(bad_field_names())] = "x"
+    else:
+        kwargs[parameter] = draw(bad[parameter])
+    return BadCall(method, parameter, kwargs)

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeAlias, cast
 from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import ValidationError
 
-from hitl_compliance._text import plain_text
+from hitl_compliance import _validate
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -285,15 +285,9 @@ class HitlCoordinator:
     def _turn_input(
         self, message: str, requested_by: str | None, fields: Mapping[str, Any]
     ) -> dict[str, Any]:
-        if not isinstance(message, str):
-            raise InvalidInputError(f"message must be str, got {type(message).__name__}.")
-        _check_text("message", message)
+        _validate.text("message", message)
         if requested_by is not None:
-            if not isinstance(requested_by, str):
-                raise InvalidInputError(
-                    f"requested_by must be str or None, got {type(requested_by).__name__}."
-                )
-            _check_text("requested_by", requested_by)
+            _validate.text("requested_by", requested_by)
         schema = self._spec.state_schema
         if fields:
             unknown = fields.keys() - schema.model_fields.keys()
@@ -305,6 +299,10 @@ class HitlCoordinator:
             clash = fields.keys() & _RESERVED
             if clash:
                 raise InvalidInputError(f"Fields {sorted(clash)} are set by the library.")
+            if "metadata" in fields:
+                # Refused exactly as a decision's metadata is: LangGraph would checkpoint
+                # NaN or NUL as given and fail only later, in a store or the serializer.
+                fields = {**fields, "metadata": _validate.json_metadata(fields["metadata"])}
         # The previous turn's draft, findings and decision are cleared by the `draft`
         # node, only where set (a first turn writes no resets to its checkpoints).
         values: dict[str, Any] = {
@@ -319,7 +317,13 @@ class HitlCoordinator:
             validated = schema.model_validate(values)
         except ValidationError as exc:
             raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
-        return validated.model_dump(include=set(values))
+        dumped = validated.model_dump(include=set(values))
+        for name in fields:
+            try:
+                _validate.check_storable(dumped[name])
+            except ValueError as exc:
+                raise InvalidInputError(f"{name} {exc}; no checkpoint could keep it.") from None
+        return dumped
 
     async def _run(
         self, graph_input: Any, thread_id: str, *, durability: Durability | None = None
@@ -422,30 +426,21 @@ class HitlCoordinator:
             limit: At most this many items.
             cursor: Continue after this item (`PendingReview.cursor` of the last item).
 
+        Raises:
+            InvalidInputError: a filter of the wrong type, a `limit` outside 1 to
+                2**63 - 1, an `older_than` beyond the calendar or naive, a bad cursor.
+
         Example:
             ```python
             page = await coord.pending(limit=50)
             more = await coord.pending(limit=50, cursor=page[-1].cursor)
             ```
         """
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            raise InvalidInputError("limit must be a positive int or None.")
-        before: datetime | None
-        if older_than is None or isinstance(older_than, datetime):
-            before = older_than
-        elif isinstance(older_than, timedelta):
-            before = self._now() - older_than
-        else:
-            raise InvalidInputError("older_than must be a timedelta or an aware datetime.")
-        if before is not None and before.tzinfo is None:
-            raise InvalidInputError("older_than must be timezone-aware.")
+        _validate.page_limit(limit)
+        before = _validate.older_than_cutoff(older_than, self._now)
         if rule is not None:
-            if not isinstance(rule, str):
-                raise InvalidInputError(f"rule must be str or None, got {type(rule).__name__}.")
-            _check_text("rule", rule)
-        after = _parse_cursor(cursor)
+            _validate.text("rule", rule)
+        after = _parse_cursor(_validate.cursor_text(cursor))
         who = None if reviewer is None else as_reviewer(reviewer)
         out: list[PendingReview] = []
         while True:
@@ -546,6 +541,8 @@ class HitlCoordinator:
         """
         _check_thread_id(thread_id)
         who = as_reviewer(reviewer)
+        _validate.decision_text("response", response)
+        _validate.decision_text("expected", expected)
         decision = self._decision(
             approved=True,
             reviewer=who.id,
@@ -626,6 +623,8 @@ class HitlCoordinator:
         """
         _check_thread_id(thread_id)
         who = as_reviewer(reviewer)
+        _validate.decision_text("reason", reason)
+        _validate.decision_text("expected", expected)
         decision = self._decision(
             approved=False,
             reviewer=who.id,
@@ -649,10 +648,10 @@ class HitlCoordinator:
         return await self._resume_claimed(claimed, claim_id)
 
     def _decision(self, **fields: Any) -> Decision:
-        metadata = fields.get("metadata")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidDecisionError("metadata must be a mapping of JSON values.")
-        fields["metadata"] = dict(metadata or {})
+        # Checked here, not by LangGraph's serializer after the review is claimed.
+        fields["metadata"] = _validate.json_metadata(
+            fields.get("metadata"), error=InvalidDecisionError
+        )
         try:
             return Decision(decided_at=self._now(), **fields)
         except ValidationError as exc:
@@ -973,11 +972,12 @@ class HitlCoordinator:
 
         Returns:
             One result per review this call resolved or escalated.
+
+        Raises:
+            InvalidInputError: `now` is not a timezone-aware datetime.
         """
-        as_of = now
-        now = self._now() if now is None else now
-        if now.tzinfo is None:
-            raise InvalidInputError("now must be timezone-aware.")
+        as_of = None if now is None else _validate.aware_datetime("now", now)
+        now = self._now() if as_of is None else as_of
         results: list[ProcessResult] = []
         for review in await self._reviews.list_overdue(now=now):
             try:
@@ -1029,7 +1029,9 @@ class HitlCoordinator:
     async def run_sla_sweeper(self, interval: timedelta | float = 60.0) -> None:
         """Run `expire_overdue` every `interval` (seconds or timedelta) until cancelled.
 
-        Errors of one sweep are logged and the loop goes on.
+        Errors of one sweep are logged and the loop goes on. An `interval` that
+        is not a positive, finite number or timedelta (a str, a bool, NaN)
+        raises InvalidInputError at once, before the first sweep.
 
         Example:
             ```python
@@ -1038,9 +1040,7 @@ class HitlCoordinator:
             task.cancel()
             ```
         """
-        seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
-        if seconds <= 0:
-            raise InvalidInputError("interval must be positive.")
+        seconds = _validate.interval_seconds(interval)
         while True:
             try:
                 resolved = await self.expire_overdue()
@@ -1158,6 +1158,7 @@ class HitlCoordinator:
         Returns a report with `ok` and `first_broken` (None when ok) naming the
         first row that was edited, deleted, inserted or reordered.
         """
+        _validate.optional_thread_id(thread_id)
         rows = [r.to_row() for r in await self._reviews.audit_rows(thread_id)]
         head = None if thread_id is not None else await self._reviews.audit_head()
         return verify_rows(rows, head=head or (0, ""), thread_id=thread_id)
@@ -1172,6 +1173,8 @@ class HitlCoordinator:
         "hash"}` line. Verify with `python -m hitl_compliance.ledger verify FILE`
         (or the copied `ledger.py` file alone). Returns the number of rows written.
         """
+        target = _validate.export_path(path)
+        _validate.optional_thread_id(thread_id)
         rows = await self._reviews.audit_rows(thread_id)
         head = None if thread_id is not None else await self._reviews.audit_head()
         lines = [json.dumps({"type": "row", **r.to_row()}, ensure_ascii=False) for r in rows]
@@ -1180,7 +1183,7 @@ class HitlCoordinator:
             lines.append(json.dumps({"type": "head", "seq": seq, "hash": digest}))
         text = "".join(line + "\n" for line in lines)
         # Written in a worker thread: an export can be large, and must not block the loop.
-        await asyncio.to_thread(_write_text, os.fspath(path), text)
+        await asyncio.to_thread(_write_text, target, text)
         return len(rows)
 
     # -- evidence --------------------------------------------------------------
@@ -1198,6 +1201,7 @@ class HitlCoordinator:
         Raises:
             ReviewNotFoundError: the thread never paused for review.
         """
+        _check_thread_id(thread_id)
         review = await self._reviews.get_review(thread_id)
         if review is None:
             raise ReviewNotFoundError(
@@ -1233,19 +1237,7 @@ def _name_hooks(store: ReviewStore, names: frozenset[str]) -> None:
 
 
 def _check_thread_id(thread_id: str) -> None:
-    if not isinstance(thread_id, str) or not thread_id.strip() or len(thread_id) > 512:
-        raise InvalidInputError("thread_id must be a non-empty str of at most 512 characters.")
-    _check_text("thread_id", thread_id)
-
-
-def _check_text(name: str, value: str | None) -> None:
-    """InvalidInputError when no store could keep `value` (NUL, lone surrogate)."""
-    if value is None:
-        return
-    try:
-        plain_text(value)
-    except ValueError as exc:
-        raise InvalidInputError(f"{name} {exc}.") from None
+    _validate.thread_id(thread_id)
 
 
 def _config_for(thread_id: str) -> Any:
@@ -1278,7 +1270,7 @@ def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.") from None
     if parsed.tzinfo is None or not review_id:
         raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.")
-    return parsed, review_id
+    return _validate.aware_datetime("cursor", parsed), review_id
 
 
 def _paused_result(review: ReviewRecord, quorum: int) -> ProcessResult:

@@ -97,7 +97,8 @@ from hitl_compliance._security import (
     UnsupportedMediaTypeError,
     frame_headers,
 )
-from hitl_compliance._text import plain_json, plain_text
+from hitl_compliance._text import plain_text
+from hitl_compliance._validate import check_json
 from hitl_compliance.coordinator import HitlCoordinator
 from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
 from hitl_compliance.ledger import LedgerReport
@@ -145,7 +146,7 @@ _MAX_METADATA_BYTES = 16_384
 def _metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
     if value is None:
         return None
-    plain_json(value, max_depth=_MAX_METADATA_DEPTH)
+    check_json(value, max_depth=_MAX_METADATA_DEPTH)
     if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_METADATA_BYTES:
         raise ValueError(f"must serialise to at most {_MAX_METADATA_BYTES} bytes of JSON")
     return value

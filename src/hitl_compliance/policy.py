@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from hitl_compliance._normalize import canonical_id
+from hitl_compliance._text import plain_text
 from hitl_compliance.errors import ConfigurationError, InvalidDecisionError
 from hitl_compliance.rules import RuleResult
 
@@ -88,6 +89,14 @@ class Reviewer:
             object.__setattr__(self, "roles", frozenset(self.roles))
         if not all(isinstance(r, str) for r in self.roles):
             raise InvalidDecisionError("Reviewer roles must be strings.")
+        # Ids and roles end up in audit rows: refuse what no store could keep (NUL...).
+        for text in (self.id, *self.roles):
+            try:
+                plain_text(text)
+            except ValueError as exc:
+                raise InvalidDecisionError(
+                    f"Invalid reviewer: reviewer ids and roles {exc}."
+                ) from None
 
 
 def as_reviewer(reviewer: str | Reviewer) -> Reviewer:

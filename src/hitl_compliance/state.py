@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from hitl_compliance._text import plain_json
+from hitl_compliance._validate import check_json
 from hitl_compliance.rules import RuleResult
 
 __all__ = ["ComplianceState", "Decision", "merge_metadata"]
@@ -109,11 +110,20 @@ class Decision(BaseModel):
             raise ValueError("an edited response must not be blank; omit it to send the draft")
         return value
 
-    @field_validator("reviewer", "response", "reason", "roles", "approvers", "metadata")
+    @field_validator("reviewer", "response", "reason", "roles", "approvers")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         # Every store must be able to keep the decision: no NUL, no lone surrogate, no NaN.
         plain_json(value)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable_json(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        # The one JSON rule of the library (also for turn metadata and the review
+        # API): pydantic's JsonValue takes ints of any size, which LangGraph's
+        # msgpack serializer refuses only after the review is claimed.
+        check_json(value)
         return value
 
     @field_validator("decided_at")

@@ -334,9 +334,17 @@ class TestApprove:
             {"unknown": 1},
             {"metadata": {"k": "nul\x00"}},
             {"metadata": []},
+            {"metadata": {"k": 2**70}},
             {"response": "x" * 20_001},
         ],
-        ids=["no-body", "extra-field", "nul-in-metadata", "metadata-not-object", "too-long"],
+        ids=[
+            "no-body",
+            "extra-field",
+            "nul-in-metadata",
+            "metadata-not-object",
+            "int-beyond-64-bits",
+            "too-long",
+        ],
     )
     async def test_request_validation(self, service: Service, payload: Any) -> None:
         """Bodies failing the request schema are 422 problems listing each failed check."""

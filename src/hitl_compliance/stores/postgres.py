@@ -54,6 +54,7 @@ from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     DuplicateVoteError,
+    InvalidInputError,
     ReviewNotFoundError,
     ThreadBusyError,
 )
@@ -95,6 +96,9 @@ logger = logging.getLogger("hitl_compliance")
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _OPEN = "('pending', 'claimed')"
 _BACKFILL_PAGE = 1000
+# SQLSTATEs of a parameter PostgreSQL cannot use where it is bound (an int or a
+# list where a text id belongs): the caller's argument, not the schema, is wrong.
+_ARGUMENT_SQLSTATES = frozenset({"42883", "42804", "42P18", "42725"})
 
 # A migration step is SQL statements and, where SQL alone cannot do it, Python
 # steps run on the cursor (inside the migration's transaction) with the prefix.
@@ -553,6 +557,12 @@ def _check_table_prefix(table_prefix: str) -> str:
     return table_prefix
 
 
+def _is_argument_error(exc: psycopg.ProgrammingError) -> bool:
+    """Whether psycopg could not adapt a parameter, or the server not use its type."""
+    # Client-side adaptation errors ("cannot adapt type 'dict'") carry no SQLSTATE.
+    return exc.sqlstate is None or exc.sqlstate in _ARGUMENT_SQLSTATES
+
+
 def _aware(value: datetime) -> datetime:
     # A naive datetime would be read in the session's TimeZone: refuse to guess.
     if value.tzinfo is None or value.utcoffset() is None:
@@ -876,12 +886,22 @@ class PostgresReviewStore:
         round trip. Otherwise it runs in an explicit transaction, so the pool
         gets the connection back idle.
         """
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            if conn.autocommit:
-                yield cur
-            else:
-                async with conn.transaction():
+        try:
+            async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                if conn.autocommit:
                     yield cur
+                else:
+                    async with conn.transaction():
+                        yield cur
+        except (psycopg.DataError, psycopg.ProgrammingError) as exc:
+            # The statement failed as a whole (its own or a rolled-back transaction),
+            # so nothing changed; no driver error crosses the ReviewStore Protocol.
+            if isinstance(exc, psycopg.DataError) or _is_argument_error(exc):
+                raise InvalidInputError(
+                    f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
+                    "and text as str without NUL characters, and JSON without NaN."
+                ) from exc
+            raise
 
     async def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         """Run one statement and return its first row (None when it returns none)."""

@@ -46,6 +46,7 @@ from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     DuplicateVoteError,
+    InvalidInputError,
     ReviewNotFoundError,
     ThreadBusyError,
 )
@@ -447,6 +448,17 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _is_argument_error(exc: Exception) -> bool:
+    """Whether sqlite3 failed to bind a parameter (its type, or an int beyond 64 bits)."""
+    # sqlite3 has no error code for these; its messages are stable across 3.10-3.13
+    # ("Error binding parameter 1: type 'dict' is not supported", 3.10's
+    # "Error binding parameter 0 - probably unsupported type.", "Python int too
+    # large to convert to SQLite INTEGER"). Other ProgrammingErrors (a closed
+    # database) are the program's, not the argument's.
+    text = str(exc)
+    return "binding parameter" in text or "to SQLite INTEGER" in text
+
+
 def _cannot_open(path: str, exc: sqlite3.Error) -> ConfigurationError:
     return ConfigurationError(
         f"Cannot open SQLite database {path!r}: {exc}. "
@@ -704,7 +716,22 @@ class SqliteReviewStore:
             async with self._lock:
                 pass
         conn, worker = self._require()
-        return await worker.run(fn, conn)
+        try:
+            return await worker.run(fn, conn)
+        except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError) as exc:
+            # A write rolled back in `_transaction`, so nothing changed; no driver
+            # error for a caller's argument crosses the ReviewStore Protocol.
+            if not _is_argument_error(exc):
+                raise
+            raise InvalidInputError(
+                f"SQLite cannot bind an argument of this store call: {exc}. Pass ids and "
+                "text as str, and ints within 64 bits."
+            ) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"SQLite cannot store an argument of this store call: {exc}. Pass text "
+                "without lone surrogates."
+            ) from exc
 
     async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """`fn(conn)` in one `BEGIN IMMEDIATE` transaction, in one trip to the thread."""
