@@ -3,6 +3,11 @@
 [`build_compliance_graph`][hitl_compliance.build_compliance_graph] compiles a
 LangGraph `StateGraph` in one of two pause styles and refuses the
 configurations in which LangGraph would silently misbehave.
+
+The coordinator and the testing kit read a graph's build options only through
+[`graph_spec`][hitl_compliance.graph.graph_spec] (a frozen `GraphSpec`), copy a
+graph only through [`copy_graph`][hitl_compliance.graph.copy_graph] and
+evaluate rules through `run_rules`; the registry behind them stays private.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "Drafter",
     "PauseStyle",
     "build_compliance_graph",
+    "copy_graph",
     "graph_spec",
 ]
 
@@ -110,6 +116,25 @@ def graph_spec(graph: Any) -> GraphSpec:
             "HitlCoordinator needs a graph made by build_compliance_graph(); "
             f"got {type(graph).__name__}."
         ) from None
+
+
+def copy_graph(graph: ComplianceGraph) -> ComplianceGraph:
+    """A shallow copy of a factory-built graph that counts as the same build.
+
+    The copy shares the checkpointer and nodes of `graph`, and
+    [`graph_spec`][hitl_compliance.graph.graph_spec] returns the build options
+    of `graph` for it, so `HitlCoordinator` accepts it. Wrappers such as
+    [`FaultInjector.wrap_graph`][hitl_compliance.testing.FaultInjector.wrap_graph]
+    patch methods on the copy and leave `graph` itself unchanged.
+
+    Raises:
+        ConfigurationError: `graph` was not built by `build_compliance_graph`.
+    """
+    spec = graph_spec(graph)
+    copy = graph.copy()
+    # graph_spec() looks graphs up by identity, and a copy is a new object.
+    _SPECS[copy] = spec
+    return copy
 
 
 async def run_rules(rules: Sequence[ComplianceRule], state: ComplianceState) -> list[RuleResult]:

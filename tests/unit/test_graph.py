@@ -19,7 +19,7 @@ from hitl_compliance import (
     RuleResult,
     build_compliance_graph,
 )
-from hitl_compliance.graph import graph_spec
+from hitl_compliance.graph import copy_graph, graph_spec
 from tests.helpers import (
     RISKY,
     SECRET,
@@ -105,6 +105,38 @@ class TestBuild:
         """graph_spec refuses an object the factory did not build."""
         with pytest.raises(ConfigurationError, match="build_compliance_graph"):
             graph_spec(object())
+
+
+class TestCopyGraph:
+    def test_copy_is_the_same_build(self, style: PauseStyle) -> None:
+        """A copy is a new object with the original's build options and checkpointer."""
+        graph = build(style, rejection_message="Sorry.")
+        copy = copy_graph(graph)
+        assert copy is not graph
+        assert graph_spec(copy) == graph_spec(graph)
+        assert copy.checkpointer is graph.checkpointer
+
+    async def test_patching_the_copy_leaves_the_original(self, style: PauseStyle) -> None:
+        """A method patched on the copy runs there only; the original still runs its own."""
+        graph = build(style)
+        copy = copy_graph(graph)
+        calls: list[str] = []
+        original_ainvoke = copy.ainvoke
+
+        async def ainvoke(*args: Any, **kwargs: Any) -> Any:
+            calls.append("copy")
+            return await original_ainvoke(*args, **kwargs)
+
+        copy.ainvoke = ainvoke  # type: ignore[method-assign]
+        out = await copy.ainvoke({"customer_message": "hello"}, config_for("t1"))
+        assert out["agent_response"] == out["draft_response"]
+        await graph.ainvoke({"customer_message": "hello"}, config_for("t2"))
+        assert calls == ["copy"]
+
+    def test_copy_of_a_foreign_graph_is_refused(self) -> None:
+        """copy_graph refuses an object the factory did not build, like graph_spec."""
+        with pytest.raises(ConfigurationError, match="build_compliance_graph"):
+            copy_graph(object())  # type: ignore[arg-type]
 
 
 class TestRouting:

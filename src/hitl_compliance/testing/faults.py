@@ -44,7 +44,7 @@ from typing import Any, Literal, TypeAlias, cast
 from langgraph.types import Command
 
 from hitl_compliance.coordinator import HitlCoordinator
-from hitl_compliance.graph import _SPECS, ComplianceGraph, graph_spec
+from hitl_compliance.graph import ComplianceGraph, copy_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.stores.base import ReviewStore
@@ -212,10 +212,7 @@ class FaultInjector:
         """
         if graph in _ORIGINALS:
             raise ValueError("This graph is wrapped already; wrap the graph you built.")
-        spec = graph_spec(graph)
-        copy = graph.copy()
-        # graph_spec() looks graphs up by identity; the copy is a graph of the same build.
-        _SPECS[copy] = spec
+        copy = copy_graph(graph)
         _ORIGINALS[copy] = graph
         for name, method in self._graph_methods(graph).items():
             setattr(copy, name, method)
