@@ -2,8 +2,9 @@
 
 Our own stores run the suite in tests/integration/test_review_stores.py; here
 it must pass for a correct adapter outside the library, fail for a broken one
-(a suite that cannot fail proves nothing), and say what to do when the
-subclass forgets its fixture.
+(a suite that cannot fail proves nothing), say what to do when the
+subclass forgets its fixture, keep its size now that it is composed of
+capability mixins, and show which capability fails when run by mixin.
 """
 
 from __future__ import annotations
@@ -54,6 +55,44 @@ IGNORES_LEASES = """
 """
 
 
+# The same broken adapter, run as one capability mixin per test class, so the report
+# shows which capability fails.
+BY_CAPABILITY = '''
+import pytest_asyncio
+from hitl_compliance.stores import InMemoryReviewStore
+from hitl_compliance.testing.conformance import ReviewConformance, TurnConformance
+
+
+class ThirdPartyStore(InMemoryReviewStore):
+    """Stands in for an adapter another team wrote."""
+{body}
+
+class ThirdPartyFixture:
+    @pytest_asyncio.fixture
+    async def review_store(self):
+        store = ThirdPartyStore()
+        await store.setup()
+        yield store
+        await store.aclose()
+
+
+class TestTurns(ThirdPartyFixture, TurnConformance):
+    pass
+
+
+class TestReviews(ThirdPartyFixture, ReviewConformance):
+    pass
+'''
+
+SUITE_SIZE = 72
+"""The tests `ReviewStoreConformance` held as one class, counted before the split."""
+
+
+def own_tests(cls: type) -> int:
+    """The number of tests `cls` defines itself."""
+    return sum(name.startswith("test_") for name in vars(cls))
+
+
 def suite_size() -> int:
     """The number of tests the suite holds."""
     return sum(name.startswith("test_") for name in dir(conformance.ReviewStoreConformance))
@@ -74,6 +113,36 @@ def test_a_correct_adapter_passes_every_test(inner: pytest.Pytester, mode: str) 
     result = inner.runpytest()
     assert suite_size() >= 60
     result.assert_outcomes(passed=suite_size())
+
+
+def test_the_composed_suite_collects_as_many_tests_as_before(inner: pytest.Pytester) -> None:
+    """Composed of capability mixins, the suite still collects exactly the tests it held."""
+    inner.makeini(INI.format(mode="strict"))
+    inner.makepyfile(ADAPTER.format(body="    pass\n"))
+    items, _ = inner.inline_genitems()
+    assert suite_size() == SUITE_SIZE
+    assert len(items) == SUITE_SIZE
+    assert len({item.name for item in items}) == SUITE_SIZE
+
+
+def test_one_capability_alone_shows_which_capability_fails(inner: pytest.Pytester) -> None:
+    """Run as separate mixins, an adapter listing newest first fails reviews and passes turns."""
+    inner.makeini(INI.format(mode="strict"))
+    inner.makepyfile(BY_CAPABILITY.format(body=NEWEST_FIRST))
+    result = inner.runpytest("-rA")
+    outcomes = result.parseoutcomes()
+    turns, reviews = (
+        own_tests(conformance.TurnConformance),
+        own_tests(conformance.ReviewConformance),
+    )
+    assert outcomes["failed"] + outcomes["passed"] == turns + reviews
+    assert outcomes["failed"] >= 2
+    result.stdout.fnmatch_lines(
+        ["FAILED *TestReviews::test_oldest_first_with_ties_by_review_id*"], consecutive=False
+    )
+    result.stdout.no_fnmatch_line("FAILED *TestTurns::*")
+    passed = [line for line in result.outlines if line.startswith("PASSED ")]
+    assert len([line for line in passed if "::TestTurns::" in line]) == turns
 
 
 def test_a_broken_adapter_fails_and_says_where(inner: pytest.Pytester) -> None:
