@@ -124,7 +124,7 @@ def copy_graph(graph: ComplianceGraph) -> ComplianceGraph:
     The copy shares the checkpointer and nodes of `graph`, and
     [`graph_spec`][hitl_compliance.graph.graph_spec] returns the build options
     of `graph` for it, so `HitlCoordinator` accepts it. Wrappers such as
-    [`FaultInjector.wrap_graph`][hitl_compliance.testing.FaultInjector.wrap_graph]
+    [`FaultInjector.wrap_graph`][hitl_compliance.testing.faults.FaultInjector.wrap_graph]
     patch methods on the copy and leave `graph` itself unchanged.
 
     Raises:
