@@ -22,7 +22,8 @@ registers the pytest plugin.
   (Hypothesis): [`CoordinatorMachine`][hitl_compliance.testing.CoordinatorMachine].
 * [`hitl_compliance.testing.conformance`][hitl_compliance.testing.conformance]
   (pytest): [`ReviewStoreConformance`][hitl_compliance.testing.conformance.ReviewStoreConformance],
-  the tests a review store adapter must pass.
+  the tests a review store adapter must pass, composed of one mixin per
+  capability (turns, reviews, votes, SLA, outbox, ledger, inputs).
 * The pytest plugin, module `pytest_hitl_compliance` (re-exported as
   `hitl_compliance.testing.plugin`): fixtures `hitl_backend`, `hitl_style`,
   `hitl_clock`, `scripted_drafter`, `hitl_faults` and the `hitl_both_styles`

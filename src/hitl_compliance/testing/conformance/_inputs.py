@@ -19,13 +19,7 @@ import pytest
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
-from hitl_compliance.testing.conformance._helpers import (
-    IST,
-    T0,
-    at,
-    make_due,
-    make_review,
-)
+from hitl_compliance.testing.conformance._helpers import IST, T0, at, make_due, make_review
 
 __all__ = ["InputConformance"]
 

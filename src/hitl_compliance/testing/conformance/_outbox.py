@@ -18,10 +18,7 @@ from datetime import datetime
 
 import pytest
 
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    ThreadBusyError,
-)
+from hitl_compliance.errors import AlreadyDecidedError, ThreadBusyError
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (

@@ -19,23 +19,12 @@ from typing import Any
 
 import pytest
 
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    ReviewNotFoundError,
-    ThreadBusyError,
-)
+from hitl_compliance.errors import AlreadyDecidedError, ReviewNotFoundError, ThreadBusyError
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores import ReviewStore, paused_payload
 from hitl_compliance.testing.conformance._base import ConformanceBase
-from hitl_compliance.testing.conformance._helpers import (
-    IST,
-    T0,
-    at,
-    claim,
-    make_review,
-    rules,
-)
+from hitl_compliance.testing.conformance._helpers import IST, T0, at, claim, make_review, rules
 
 __all__ = ["ReviewConformance"]
 

@@ -19,13 +19,7 @@ import pytest
 
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
-from hitl_compliance.testing.conformance._helpers import (
-    IST,
-    assert_chain,
-    at,
-    claim,
-    make_due,
-)
+from hitl_compliance.testing.conformance._helpers import IST, assert_chain, at, claim, make_due
 
 __all__ = ["SlaConformance"]
 

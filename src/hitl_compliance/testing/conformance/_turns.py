@@ -14,17 +14,10 @@ from __future__ import annotations
 
 import pytest
 
-from hitl_compliance.errors import (
-    ThreadBusyError,
-)
+from hitl_compliance.errors import ThreadBusyError
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
-from hitl_compliance.testing.conformance._helpers import (
-    T0,
-    at,
-    claim,
-    make_review,
-)
+from hitl_compliance.testing.conformance._helpers import T0, at, claim, make_review
 
 __all__ = ["TurnConformance"]
 

@@ -18,11 +18,7 @@ from datetime import datetime
 
 import pytest
 
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    DuplicateVoteError,
-    ReviewNotFoundError,
-)
+from hitl_compliance.errors import AlreadyDecidedError, DuplicateVoteError, ReviewNotFoundError
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
