@@ -42,10 +42,12 @@ __all__ = [
     "Problem",
     "ProblemRoute",
     "ValidationIssue",
+    "http_problem",
     "key_reused_problem",
     "problem_response",
     "problems",
     "status_for",
+    "validation_problem",
 ]
 
 # The logger keeps the public package's name: log configuration written for the
@@ -208,7 +210,8 @@ def key_reused_problem() -> Response:
     )
 
 
-def _http_problem(exc: HTTPException) -> Response:
+def http_problem(exc: HTTPException) -> Response:
+    """The problem response for an `HTTPException` (say, `authenticate`'s 401)."""
     status = exc.status_code
     try:
         phrase = http.HTTPStatus(status).phrase
@@ -220,7 +223,8 @@ def _http_problem(exc: HTTPException) -> Response:
     return _problem(status, body, headers=exc.headers)
 
 
-def _validation_problem(exc: RequestValidationError) -> Response:
+def validation_problem(exc: RequestValidationError) -> Response:
+    """The 422 problem response listing every failed check of a request."""
     issues = []
     for error in exc.errors():
         loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
@@ -264,11 +268,11 @@ class ProblemRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                return _validation_problem(exc)
+                return validation_problem(exc)
             except HitlError as exc:
                 return problem_response(exc)
             except HTTPException as exc:
-                return _http_problem(exc)
+                return http_problem(exc)
 
         return handle
 
