@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 
 import hitl_compliance.fastapi
-from hitl_compliance import ProcessResult, ReviewNotFoundError, ThreadBusyError
+from hitl_compliance import InvalidInputError, ProcessResult, ReviewNotFoundError, ThreadBusyError
 from hitl_compliance.fastapi import ApproveRequest, InMemoryIdempotencyStore
 from hitl_compliance.fastapi._idempotency import IdempotentRunner
 from hitl_compliance.fastapi._router import decide_once, pending_review
@@ -46,6 +46,14 @@ class TestPendingReview:
         await memory_service.coord.approve(thread_id, reviewer=who("sam"))
         with pytest.raises(ReviewNotFoundError, match="is approved, not pending"):
             await pending_review(memory_service.coord, thread_id)
+
+    async def test_blank_thread_id_is_invalid_input(self, memory_service: Service) -> None:
+        """A blank thread id is the coordinator's InvalidInputError (422), as on every route."""
+        with pytest.raises(InvalidInputError, match="thread_id"):
+            await pending_review(memory_service.coord, " ")
+        response = await memory_service.client.get("/reviews/%20", headers=as_("sam"))
+        assert response.status_code == 422
+        assert response.json()["error"] == "InvalidInputError"
 
     async def test_route_calls_the_coordinator_once(
         self, memory_service: Service, monkeypatch: pytest.MonkeyPatch

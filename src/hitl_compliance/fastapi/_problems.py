@@ -140,6 +140,7 @@ def status_for(exc: HitlError) -> int:
 
 
 def _title_for(exc: HitlError, status: int) -> str:
+    """The problem title of the error's nearest titled class, else the status phrase."""
     for cls in type(exc).__mro__:
         if cls in _TITLES:
             return _TITLES[cls]
@@ -149,6 +150,7 @@ def _title_for(exc: HitlError, status: int) -> str:
 def _problem(
     status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
 ) -> Response:
+    """A problem document response; members that are None are left out."""
     content = {k: v for k, v in body.items() if v is not None}
     return JSONResponse(
         content=content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
