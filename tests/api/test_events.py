@@ -10,6 +10,7 @@ import pytest
 
 from hitl_compliance import ConfigurationError, DecidedEvent, HitlCoordinator, Hooks, PausedEvent
 from hitl_compliance.fastapi import ReviewEventMessage, ReviewEvents
+from hitl_compliance.fastapi._events import event_stream
 from tests.api.conftest import ADVICE, PROMO, Service, SseStream, as_, make_app, who
 
 AT = "2025-01-01T09:00:00Z"
@@ -169,3 +170,42 @@ class TestReviewEvents:
         """A queue must hold at least one message."""
         with pytest.raises(ConfigurationError, match="max_queue"):
             ReviewEvents(max_queue=bad)
+
+
+class TestEventStreamFrames:
+    """`event_stream` on its own: the SSE frames of one subscription, without an HTTP app."""
+
+    async def test_opens_then_sends_messages_until_closed(self) -> None:
+        """The stream opens with `retry` and a comment, sends each message, ends on close."""
+        events = ReviewEvents()
+        subscription = events.subscribe()
+        frames = event_stream(subscription, heartbeat=5)
+        assert await anext(frames) == "retry: 3000\n: connected\n\n"
+        events.publish(message(1))
+        assert await anext(frames) == message(1).to_sse()
+        events.close()
+        with pytest.raises(StopAsyncIteration):
+            await anext(frames)
+        assert events.listeners == 0
+
+    async def test_keep_alive_when_idle(self) -> None:
+        """Nothing within `heartbeat` seconds sends a keep-alive comment."""
+        events = ReviewEvents()
+        frames = event_stream(events.subscribe(), heartbeat=0.01)
+        await anext(frames)
+        assert await anext(frames) == ": keep-alive\n\n"
+        await frames.aclose()
+        assert events.listeners == 0
+
+    async def test_resync_before_the_next_message(self) -> None:
+        """Messages dropped while the stream waits announce `resync` before the next one."""
+        events = ReviewEvents(max_queue=1)
+        frames = event_stream(events.subscribe(), heartbeat=5)
+        await anext(frames)
+        waiting = asyncio.create_task(anext(frames))
+        await asyncio.sleep(0.01)  # the stream now waits for a message
+        for seq in (1, 2):
+            events.publish(message(seq))
+        assert (await waiting).startswith("event: resync\n")
+        assert await anext(frames) == message(2).to_sse()
+        await frames.aclose()

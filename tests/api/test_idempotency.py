@@ -138,7 +138,7 @@ class TestStores:
     async def test_ttl(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A key older than the TTL is forgotten."""
         now = [1000.0]
-        monkeypatch.setattr("hitl_compliance.fastapi.time.monotonic", lambda: now[0])
+        monkeypatch.setattr("hitl_compliance.fastapi._idempotency.time.monotonic", lambda: now[0])
         store = InMemoryIdempotencyStore(ttl=timedelta(seconds=10))
         await store.put("a", StoredResponse(200, b"{}", "application/json", "f"))
         now[0] += 11

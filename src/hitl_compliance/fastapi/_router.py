@@ -1,0 +1,448 @@
+"""The review router: each route translates HTTP to one public `HitlCoordinator` call.
+
+[`create_review_router`][hitl_compliance.fastapi.create_review_router] checks its
+arguments, then adds three groups of routes: the JSON review routes (reading
+and deciding reviews, the audit trail), the event stream, and the inbox page.
+Nothing here decides anything: who may decide what is the coordinator's policy,
+what a request may contain is `_bodies`, how errors look is `_problems`, how
+a repeated `Idempotency-Key` is answered is `_idempotency`.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoints'
+# annotations at runtime, and they refer to the builders' local `Who`.
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+
+from hitl_compliance.coordinator import HitlCoordinator
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    HitlError,
+    ReviewNotFoundError,
+)
+from hitl_compliance.fastapi._bodies import (
+    ApproveRequest,
+    PlainText,
+    RejectRequest,
+    ReviewerInfo,
+    ReviewPage,
+    ThreadId,
+    parse_older_than,
+)
+from hitl_compliance.fastapi._events import EventStreamResponse, ReviewEvents, event_stream
+from hitl_compliance.fastapi._idempotency import (
+    IdempotencyStore,
+    IdempotentRunner,
+    InMemoryIdempotencyStore,
+    Replay,
+    fingerprint,
+    scope_key,
+)
+from hitl_compliance.fastapi._inbox import inbox_headers, inbox_html
+from hitl_compliance.fastapi._problems import (
+    ProblemRoute,
+    key_reused_problem,
+    problem_response,
+    problems,
+)
+from hitl_compliance.fastapi._security import RequestGuard
+from hitl_compliance.ledger import LedgerReport
+from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
+from hitl_compliance.policy import Reviewer
+
+__all__ = ["create_review_router", "decide_once", "pending_review"]
+
+ResolveCoordinator = Callable[[], HitlCoordinator]
+"""Returns the coordinator to serve, per request."""
+ResolveReviewer = Callable[..., Awaitable[Reviewer]]
+"""The FastAPI dependency giving the calling reviewer."""
+
+
+def create_review_router(
+    coordinator: HitlCoordinator | Callable[[], HitlCoordinator],
+    *,
+    authenticate: Callable[..., Any],
+    events: ReviewEvents | None = None,
+    idempotency: IdempotencyStore | None = None,
+    inbox: bool = True,
+    heartbeat: float = 15.0,
+    tags: Sequence[str] = ("reviews",),
+    trusted_origins: Sequence[str] = (),
+    frame_ancestors: Sequence[str] = ("'none'",),
+) -> APIRouter:
+    """An `APIRouter` serving the review API, the event stream and the inbox page.
+
+    Args:
+        coordinator: The coordinator to serve, or a zero-argument callable returning
+            it (for applications that open their backend in a lifespan handler).
+        authenticate: A FastAPI dependency returning the calling
+            [`Reviewer`][hitl_compliance.Reviewer] (raise `HTTPException(401)` to
+            refuse). Every route but `/inbox` depends on it; the coordinator's
+            policy then decides what the reviewer may decide.
+        events: The [`ReviewEvents`][hitl_compliance.fastapi.ReviewEvents] whose
+            `hooks()` the coordinator was built with; without it there is no
+            `GET /events` and the inbox polls instead.
+        idempotency: Where `Idempotency-Key` responses are kept (default: a bounded
+            in-memory LRU; use a shared store with several replicas).
+        inbox: Serve the reviewer inbox page at `GET /inbox`. The page is a static
+            shell with no data, so it is served without `authenticate`; its
+            requests forward the page's own query string (for a demo `?reviewer=`)
+            and carry the browser's cookies.
+        heartbeat: Seconds between SSE keep-alive comments.
+        tags: OpenAPI tags of the routes.
+        trusted_origins: Origins (`https://portal.bank.example`) besides the
+            service's own whose pages may send decisions. A `POST` that a browser
+            says came from any other origin (`Origin`, `Sec-Fetch-Site`) is a 403
+            [`CrossOriginRequestError`][hitl_compliance.fastapi.CrossOriginRequestError]
+            before `authenticate` runs, so a cookie session cannot be used by
+            another site. Clients that are not browsers send neither header and
+            are not affected.
+        frame_ancestors: Who may frame `/inbox`, as CSP `frame-ancestors` sources:
+            nobody by default (`'none'`, plus `X-Frame-Options: DENY`), `'self'`, or
+            origins of your own portal.
+
+    Raises:
+        ConfigurationError: an argument cannot work (say, a `trusted_origins`
+            entry that is not an origin, or a `frame_ancestors` entry that is not
+            one CSP source).
+
+    Example:
+        ```python
+        def current_reviewer(x_reviewer: Annotated[str, Header()]) -> Reviewer:
+            return Reviewer(x_reviewer, roles=frozenset(ROLES.get(x_reviewer, ())))
+
+        app.include_router(
+            create_review_router(coord, authenticate=current_reviewer, events=events),
+            prefix="/compliance",
+        )
+        ```
+    """
+    if not callable(authenticate):
+        raise ConfigurationError("authenticate must be a FastAPI dependency (a callable).")
+    if events is not None and not isinstance(events, ReviewEvents):
+        raise ConfigurationError("events must be a ReviewEvents instance.")
+    if idempotency is not None and not isinstance(idempotency, IdempotencyStore):
+        raise ConfigurationError("idempotency must implement IdempotencyStore (get / put).")
+    if not isinstance(coordinator, HitlCoordinator) and not callable(coordinator):
+        raise ConfigurationError(
+            "coordinator must be a HitlCoordinator or a callable returning one."
+        )
+    if heartbeat <= 0:
+        raise ConfigurationError("heartbeat must be positive.")
+    runner = IdempotentRunner(
+        idempotency if idempotency is not None else InMemoryIdempotencyStore()
+    )
+    page = inbox_html() if inbox else ""
+    request_guard = RequestGuard.build(trusted_origins)
+    page_headers = inbox_headers(frame_ancestors)
+
+    class _GuardedRoute(ProblemRoute):
+        guard = request_guard
+
+    coord = _resolver(coordinator)
+    reviewer_of = _reviewer_dependency(authenticate)
+    router = APIRouter(route_class=_GuardedRoute, tags=list(tags))
+    _add_review_routes(router, coord, reviewer_of, runner)
+    if events is not None:
+        _add_event_route(router, reviewer_of, events, heartbeat)
+    if inbox:
+        _add_inbox_route(router, page, page_headers)
+    return router
+
+
+def _resolver(coordinator: HitlCoordinator | ResolveCoordinator) -> ResolveCoordinator:
+    """The coordinator per request: the one given, or what the callable returns now."""
+
+    def coord() -> HitlCoordinator:
+        found = coordinator if isinstance(coordinator, HitlCoordinator) else coordinator()
+        if not isinstance(found, HitlCoordinator):
+            raise ConfigurationError(
+                f"The coordinator callable returned {type(found).__name__}, not a HitlCoordinator."
+            )
+        return found
+
+    return coord
+
+
+def _reviewer_dependency(authenticate: Callable[..., Any]) -> ResolveReviewer:
+    """A dependency running `authenticate` and refusing anything but a `Reviewer`."""
+
+    async def reviewer_of(who: Annotated[Any, Depends(authenticate)]) -> Reviewer:
+        if not isinstance(who, Reviewer):
+            raise ConfigurationError(
+                f"authenticate returned {type(who).__name__}; it must return a Reviewer."
+            )
+        return who
+
+    return reviewer_of
+
+
+async def pending_review(coordinator: HitlCoordinator, thread_id: str) -> PendingReview:
+    """`GET /reviews/{thread_id}`: the coordinator's `review()`, where only pending is found.
+
+    A decided review has nothing left to decide, so to this route it is not
+    found (404) rather than a conflict; the detail says which it is.
+
+    Raises:
+        ReviewNotFoundError: the thread never paused, or its review is decided.
+    """
+    try:
+        return await coordinator.review(thread_id)
+    except AlreadyDecidedError as exc:
+        state = f"is {exc.status}, not pending"
+    except ReviewNotFoundError:
+        state = "has no review"
+    raise ReviewNotFoundError(
+        f"Thread {thread_id!r} {state}; GET /reviews lists what awaits a decision.",
+        thread_id=thread_id,
+    )
+
+
+async def _answer(decide: Callable[[], Awaitable[ProcessResult]]) -> Response:
+    """The decision's result as JSON, or its error as a problem."""
+    try:
+        result = await decide()
+    except HitlError as exc:
+        return problem_response(exc)
+    return Response(content=result.model_dump_json(), media_type="application/json")
+
+
+async def decide_once(
+    runner: IdempotentRunner,
+    request: Request,
+    who: Reviewer,
+    key: str | None,
+    body: BaseModel,
+    decide: Callable[[], Awaitable[ProcessResult]],
+) -> Response:
+    """Run `decide` once per (reviewer, path, Idempotency-Key); replay its response."""
+    if key is None:
+        return await _answer(decide)
+    outcome = await runner.run(
+        scope_key(who.id, request.url.path, key),
+        fingerprint(body.model_dump(mode="json")),
+        lambda: _answer(decide),
+    )
+    if not isinstance(outcome, Replay):
+        return outcome
+    if not outcome.matches:
+        return key_reused_problem()
+    return Response(
+        content=outcome.stored.body,
+        status_code=outcome.stored.status_code,
+        media_type=outcome.stored.media_type,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def _add_review_routes(
+    router: APIRouter,
+    coord: ResolveCoordinator,
+    reviewer_of: ResolveReviewer,
+    runner: IdempotentRunner,
+) -> None:
+    """The JSON routes: who am I, list, read, approve, reject, audit trail, ledger check."""
+    # Type aliases, named like types; local because they close over `authenticate`.
+    Who = Annotated[Reviewer, Depends(reviewer_of)]  # noqa: N806
+    IdempotencyKey = Annotated[  # noqa: N806
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Repeat a POST with the same key to get the first response again.",
+        ),
+    ]
+
+    @router.get(
+        "/me",
+        operation_id="whoami",
+        summary="The authenticated reviewer",
+        response_model=ReviewerInfo,
+        responses=problems(401, 422),
+    )
+    async def whoami(who: Who) -> ReviewerInfo:
+        return ReviewerInfo(id=who.id, roles=sorted(who.roles))
+
+    @router.get(
+        "/reviews",
+        operation_id="list_reviews",
+        summary="Pending reviews, oldest first",
+        response_model=ReviewPage,
+        responses=problems(401, 422),
+    )
+    async def list_reviews(
+        who: Who,
+        rule: Annotated[
+            PlainText | None,
+            Query(min_length=1, max_length=256, description="Only reviews with this rule."),
+        ] = None,
+        older_than: Annotated[
+            PlainText | None,
+            Query(
+                max_length=64,
+                description=(
+                    "Only reviews requested longer ago than this many seconds, or before "
+                    "this ISO-8601 datetime (with a timezone)."
+                ),
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+        cursor: Annotated[
+            PlainText | None,
+            Query(max_length=600, description="`next_cursor` of the previous page."),
+        ] = None,
+        mine: Annotated[bool, Query(description="Only reviews the caller may decide now.")] = False,
+    ) -> ReviewPage:
+        # One more than asked tells whether another page exists.
+        items = await coord().pending(
+            rule=rule,
+            reviewer=who if mine else None,
+            older_than=None if older_than is None else parse_older_than(older_than),
+            limit=limit + 1,
+            cursor=cursor,
+        )
+        more = len(items) > limit
+        items = items[:limit]
+        return ReviewPage(items=items, next_cursor=items[-1].cursor if more else None)
+
+    @router.get(
+        "/reviews/{thread_id}",
+        operation_id="get_review",
+        summary="One pending review: the draft and what the reviewer needs to decide it",
+        response_model=PendingReview,
+        responses=problems(401, 404, 422),
+    )
+    async def get_review(who: Who, thread_id: ThreadId) -> PendingReview:
+        return await pending_review(coord(), thread_id)
+
+    @router.post(
+        "/reviews/{thread_id}/approve",
+        operation_id="approve_review",
+        summary="Approve the draft, or an edited reply",
+        response_model=ProcessResult,
+        responses=problems(400, 401, 403, 404, 409, 415, 422),
+    )
+    async def approve(
+        request: Request,
+        who: Who,
+        thread_id: ThreadId,
+        body: Annotated[ApproveRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        async def decide() -> ProcessResult:
+            return await coord().approve(
+                thread_id,
+                reviewer=who,
+                response=body.response,
+                metadata=body.metadata,
+                expected=body.expected,
+            )
+
+        return await decide_once(runner, request, who, idempotency_key, body, decide)
+
+    @router.post(
+        "/reviews/{thread_id}/reject",
+        operation_id="reject_review",
+        summary="Reject the draft",
+        response_model=ProcessResult,
+        responses=problems(400, 401, 403, 404, 409, 415, 422),
+    )
+    async def reject(
+        request: Request,
+        who: Who,
+        thread_id: ThreadId,
+        body: Annotated[RejectRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        async def decide() -> ProcessResult:
+            return await coord().reject(
+                thread_id,
+                reviewer=who,
+                reason=body.reason,
+                metadata=body.metadata,
+                expected=body.expected,
+            )
+
+        return await decide_once(runner, request, who, idempotency_key, body, decide)
+
+    @router.get(
+        "/reviews/{thread_id}/audit",
+        operation_id="review_audit",
+        summary="The thread's audit records, oldest first",
+        response_model=list[AuditRecord],
+        responses=problems(401, 422),
+    )
+    async def review_audit(who: Who, thread_id: ThreadId) -> list[AuditRecord]:
+        return await coord().audit_log(thread_id)
+
+    @router.get(
+        "/audit/verify",
+        operation_id="verify_audit",
+        summary="Verify the tamper-evident audit ledger",
+        response_model=LedgerReport,
+        responses=problems(401, 422),
+    )
+    async def verify_audit(
+        who: Who,
+        thread_id: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=512,
+                description="Verify one thread's chain (default: the whole store).",
+            ),
+        ] = None,
+    ) -> LedgerReport:
+        return await coord().verify_audit(thread_id)
+
+
+def _add_event_route(
+    router: APIRouter, reviewer_of: ResolveReviewer, broadcaster: ReviewEvents, heartbeat: float
+) -> None:
+    """`GET /events`: the broadcaster's events as Server-Sent Events."""
+    Who = Annotated[Reviewer, Depends(reviewer_of)]  # noqa: N806
+
+    @router.get(
+        "/events",
+        operation_id="review_events",
+        summary="Review events as Server-Sent Events",
+        response_class=EventStreamResponse,
+        responses={
+            200: {
+                "description": (
+                    "A `text/event-stream` of `paused`, `decided` and `expired` events "
+                    "(`data` is a ReviewEventMessage, `id` its audit seq), `resync` "
+                    "when events were dropped, and keep-alive comments."
+                ),
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **problems(401, 422, model=False),
+        },
+    )
+    async def review_events(who: Who) -> EventStreamResponse:
+        # Subscribed before the response starts: nothing after this call is missed.
+        subscription = broadcaster.subscribe()
+        return EventStreamResponse(
+            event_stream(subscription, heartbeat),
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+
+def _add_inbox_route(router: APIRouter, page: str, headers: Mapping[str, str]) -> None:
+    """`GET /inbox`: the static inbox page, served without `authenticate` (it holds no data)."""
+
+    @router.get(
+        "/inbox",
+        operation_id="inbox",
+        summary="The reviewer inbox page",
+        response_class=HTMLResponse,
+        responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    )
+    async def inbox_page() -> HTMLResponse:
+        return HTMLResponse(page, headers=headers)
