@@ -58,7 +58,8 @@ class TestRun:
     async def test_paused_run(self, ctx: Context) -> None:
         """A risky turn's run stops at the pause, at the checkpoint the snapshot shows."""
         pos = await run(ctx, values(RISKY), "t")
-        assert pos is not None and pos.paused
+        assert pos is not None
+        assert pos.paused
         snap = await ctx.graph.aget_state(config_for("t"))
         assert (tuple(snap.next), pos.checkpoint_id) == (PAUSED, checkpoint_id(snap))
         assert pos.state.draft_response == SCRIPT[RISKY]
@@ -66,7 +67,8 @@ class TestRun:
     async def test_finished_run(self, ctx: Context) -> None:
         """A clean turn's run ends past the pause, delivered."""
         pos = await run(ctx, values(CLEAN), "t")
-        assert pos is not None and not pos.paused
+        assert pos is not None
+        assert not pos.paused
         assert pos.state.agent_response == SCRIPT[CLEAN]
 
     async def test_no_stream_means_none(
@@ -108,7 +110,8 @@ class TestResults:
         """A position maps to paused, completed, or rejected (non-compliant) results."""
         paused = await run(ctx, values(RISKY), "a")
         done = await run(ctx, values(CLEAN), "b")
-        assert paused is not None and done is not None
+        assert paused is not None
+        assert done is not None
         assert result("a", paused).status == "paused"
         assert result("a", paused).agent_response is None
         assert result("b", done, reviewer="x").status == "completed"

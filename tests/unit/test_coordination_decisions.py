@@ -111,7 +111,8 @@ class TestDeny:
         assert info.value.reviewer == "agent"
         assert await events(ctx) == ["paused", "denied"]
         review = await ctx.reviews.get_review("t")
-        assert review is not None and review.status == "pending"
+        assert review is not None
+        assert review.status == "pending"
 
     async def test_reject_checks_the_policy(self, context_factory: ContextFactory) -> None:
         """A rejection by someone without the findings' roles is denied with the missing roles."""
@@ -168,7 +169,7 @@ class TestResume:
         self, ctx: Context, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A resume failing with the graph still at the pause releases the claim."""
-        review = await paused(ctx)
+        await paused(ctx)
 
         async def lost(*args: Any) -> Any:
             raise ConnectionError("checkpointer down")
@@ -179,7 +180,8 @@ class TestResume:
                 ctx, "t", reviewer="bob", reason="", metadata=None, expected=None
             )
         row = await ctx.reviews.get_review("t")
-        assert row is not None and row.status == "pending"
+        assert row is not None
+        assert row.status == "pending"
 
     async def test_drive_finishes_a_claim(self, ctx: Context) -> None:
         """drive() resumes a claimed decision from the paused checkpoint to its outcome."""

@@ -95,5 +95,6 @@ class TestSettleTurn:
         await run(ctx, {"customer_message": RISKY, "requested_by": None}, "t")
         out = await turns.settle_turn(ctx, "t", None)
         review = await ctx.reviews.get_review("t")
-        assert review is not None and out.review_id == review.review_id
+        assert review is not None
+        assert out.review_id == review.review_id
         assert [r.event for r in await ctx.reviews.audit_log("t")] == ["paused"]
