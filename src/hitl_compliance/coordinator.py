@@ -28,7 +28,6 @@ from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
 from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
-from hitl_compliance._coordination.context import check_thread_id as _check_thread_id
 from hitl_compliance._coordination.hooks import HookRegistry
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, graph_spec
@@ -40,7 +39,6 @@ from hitl_compliance.policy import (
     ApprovalPolicy,
     Authorization,
     Reviewer,
-    as_reviewer,
 )
 from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores._legacy import is_leaseless, wrap_leaseless
@@ -218,7 +216,6 @@ class HitlCoordinator:
             ThreadBusyError: the thread is paused for review or another turn runs.
             InvalidInputError: `message` or `fields` do not fit the state schema.
         """
-        _check_thread_id(thread_id)
         return await _turns.process(
             self._ctx, thread_id, message, requested_by=requested_by, fields=fields
         )
@@ -279,8 +276,7 @@ class HitlCoordinator:
             print(review.draft_response, [v.rule for v in review.violations])
             ```
         """
-        _check_thread_id(thread_id)
-        return (await _reviews.open_review(self._ctx, thread_id, None)).to_pending()
+        return await _reviews.review(self._ctx, thread_id)
 
     async def may_decide(self, thread_id: str, reviewer: str | Reviewer) -> Authorization:
         """Whether `reviewer` may decide the thread's pending review now, and if not, why.
@@ -294,9 +290,7 @@ class HitlCoordinator:
             ReviewNotFoundError: the thread never paused.
             AlreadyDecidedError: its review is claimed or decided already.
         """
-        _check_thread_id(thread_id)
-        review = await _reviews.open_review(self._ctx, thread_id, None)
-        return _reviews.authorization(self._ctx, as_reviewer(reviewer), review)
+        return await _reviews.may_decide(self._ctx, thread_id, reviewer)
 
     # -- decisions: decide -> resume -> record (decisions.py) ------------------
 
@@ -336,7 +330,6 @@ class HitlCoordinator:
             await coord.approve("t1", reviewer="officer@bank", metadata={"ticket": "C-9"})
             ```
         """
-        _check_thread_id(thread_id)
         return await _decisions.approve(
             self._ctx,
             thread_id,
@@ -366,7 +359,6 @@ class HitlCoordinator:
             StaleReviewError: `expected` does not match the paused state.
             InvalidDecisionError: the decision failed validation; nothing changed.
         """
-        _check_thread_id(thread_id)
         return await _decisions.reject(
             self._ctx,
             thread_id,
@@ -455,7 +447,6 @@ class HitlCoordinator:
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit records, oldest first."""
-        _check_thread_id(thread_id)
         return await _evidence.audit_log(self._ctx, thread_id)
 
     async def state_at_decision(self, thread_id: str) -> ComplianceState:
@@ -466,5 +457,4 @@ class HitlCoordinator:
         Raises:
             ReviewNotFoundError: the thread never paused for review.
         """
-        _check_thread_id(thread_id)
         return await _evidence.state_at_decision(self._ctx, thread_id)

@@ -161,3 +161,27 @@ class TestPending:
         for bad in ("nope", "2025-01-01T00:00:00|r1", f"{clock.now.isoformat()}|"):
             with pytest.raises(InvalidInputError, match="cursor"):
                 reviews.parse_cursor(bad)
+
+
+class TestReviewAndMayDecide:
+    async def test_review_is_the_pending_item(self, ctx: Context) -> None:
+        """review() is the thread's item as pending() lists it."""
+        await paused(ctx)
+        listed = await reviews.pending(
+            ctx, rule=None, reviewer=None, older_than=None, limit=None, cursor=None
+        )
+        assert [await reviews.review(ctx, "t")] == listed
+
+    async def test_may_decide_records_nothing(self, ctx: Context) -> None:
+        """may_decide() answers as approve() would, and writes no audit row."""
+        await paused(ctx, requested_by="agent")
+        assert not (await reviews.may_decide(ctx, "t", "agent")).allowed
+        assert (await reviews.may_decide(ctx, "t", OFFICER)).allowed
+        assert [r.event for r in await ctx.reviews.audit_log("t")] == ["paused"]
+
+    async def test_thread_id_checked(self, ctx: Context) -> None:
+        """An invalid thread id is refused before the store is read."""
+        with pytest.raises(InvalidInputError):
+            await reviews.review(ctx, "")
+        with pytest.raises(InvalidInputError):
+            await reviews.may_decide(ctx, "", "alice")

@@ -98,3 +98,9 @@ class TestSettleTurn:
         assert review is not None
         assert out.review_id == review.review_id
         assert [r.event for r in await ctx.reviews.audit_log("t")] == ["paused"]
+
+
+async def test_thread_id_checked_first(ctx: Context) -> None:
+    """An invalid thread id is refused before the input is validated or a turn begins."""
+    with pytest.raises(InvalidInputError, match="thread"):
+        await turns.process(ctx, "", "", requested_by=None, fields={"nope": 1})

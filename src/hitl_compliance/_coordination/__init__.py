@@ -1,8 +1,9 @@
 """The coordinator's concerns, one module each, read in the order a review lives.
 
 [`HitlCoordinator`][hitl_compliance.HitlCoordinator] is the public facade;
-each of its methods checks nothing itself and delegates to one of these
-private modules, which share one frozen [`Context`][hitl_compliance._coordination.context.Context]:
+each of its methods holds the documentation and delegates to one of these
+private modules (which check their arguments). They share one frozen
+`context.Context`, built once by the coordinator:
 
 1. `context`: the coordinator's configuration, and how a run of the graph is
    read (where it stopped, the result it gives).

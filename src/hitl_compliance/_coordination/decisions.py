@@ -29,6 +29,7 @@ from hitl_compliance._coordination.context import (
     PAUSED,
     Context,
     Position,
+    check_thread_id,
     checkpoint_config,
     checkpoint_id,
     config_for,
@@ -81,6 +82,7 @@ async def approve(
     expected: str | None,
 ) -> ProcessResult:
     """Vote to approve; resume the graph at quorum (contract: `HitlCoordinator.approve`)."""
+    check_thread_id(thread_id)
     who = as_reviewer(reviewer)
     _validate.decision_text("response", response)
     _validate.decision_text("expected", expected)
@@ -154,6 +156,7 @@ async def reject(
     expected: str | None,
 ) -> ProcessResult:
     """Reject, then resume the graph to `rejected` (contract: `HitlCoordinator.reject`)."""
+    check_thread_id(thread_id)
     who = as_reviewer(reviewer)
     _validate.decision_text("reason", reason)
     _validate.decision_text("expected", expected)

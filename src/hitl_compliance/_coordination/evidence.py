@@ -12,7 +12,7 @@ import json
 import os
 
 from hitl_compliance import _validate
-from hitl_compliance._coordination.context import Context, checkpoint_config
+from hitl_compliance._coordination.context import Context, check_thread_id, checkpoint_config
 from hitl_compliance.errors import ReviewNotFoundError
 from hitl_compliance.ledger import LedgerReport, verify_rows
 from hitl_compliance.models import AuditRecord
@@ -47,6 +47,7 @@ async def export_audit(ctx: Context, path: str | os.PathLike[str], *, thread_id:
 
 async def audit_log(ctx: Context, thread_id: str) -> list[AuditRecord]:
     """The thread's audit records, oldest first."""
+    check_thread_id(thread_id)
     return await ctx.reviews.audit_log(thread_id)
 
 
@@ -56,6 +57,7 @@ async def state_at_decision(ctx: Context, thread_id: str) -> ComplianceState:
     Raises:
         ReviewNotFoundError: the thread never paused for review.
     """
+    check_thread_id(thread_id)
     review = await ctx.reviews.get_review(thread_id)
     if review is None:
         raise ReviewNotFoundError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from hitl_compliance import _validate
-from hitl_compliance._coordination.context import Context
+from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -29,10 +29,12 @@ __all__ = [
     "authorization",
     "canonical",
     "is_requester",
+    "may_decide",
     "open_review",
     "parse_cursor",
     "pending",
     "quorum",
+    "review",
 ]
 
 
@@ -69,6 +71,18 @@ async def pending(
         if who is None or limit is None or not page:
             return out
         after = (page[-1].requested_at, page[-1].review_id)
+
+
+async def review(ctx: Context, thread_id: str) -> PendingReview:
+    """The thread's review awaiting a decision, as `pending()` lists it."""
+    check_thread_id(thread_id)
+    return (await open_review(ctx, thread_id, None)).to_pending()
+
+
+async def may_decide(ctx: Context, thread_id: str, reviewer: str | Reviewer) -> Authorization:
+    """Whether `reviewer` may decide the thread's pending review now; records nothing."""
+    check_thread_id(thread_id)
+    return authorization(ctx, as_reviewer(reviewer), await open_review(ctx, thread_id, None))
 
 
 async def open_review(ctx: Context, thread_id: str, expected: str | None) -> ReviewRecord:

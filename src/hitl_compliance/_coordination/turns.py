@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination import hooks, reviews, sla
-from hitl_compliance._coordination.context import Context, Position, position, result, run
+from hitl_compliance._coordination.context import (
+    Context,
+    Position,
+    check_thread_id,
+    position,
+    result,
+    run,
+)
 from hitl_compliance.errors import HitlError, InvalidInputError
 from hitl_compliance.graph import TURN_FIELDS
 from hitl_compliance.models import ProcessResult, ReviewRecord
@@ -41,6 +48,7 @@ async def process(
     fields: Mapping[str, Any],
 ) -> ProcessResult:
     """Run one turn: begin it, run the graph, settle it (contract: `HitlCoordinator.process`)."""
+    check_thread_id(thread_id)
     values = turn_input(ctx, message, requested_by, fields)
     owner = uuid.uuid4().hex
     await ctx.reviews.begin_turn(thread_id, owner=owner, now=ctx.now())
