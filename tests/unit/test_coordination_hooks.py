@@ -158,10 +158,3 @@ class TestUnderLease:
             await hooks.under_lease(ctx, asyncio.sleep(0.1), "d1", "me")
         assert renewals == ["d1"]
         assert "lost its lease" in caplog.text
-
-
-def test_coordinators_share_the_class_registry() -> None:
-    """HitlCoordinator keeps one registry for the class, so coordinators see each other."""
-    from hitl_compliance import HitlCoordinator
-
-    assert isinstance(HitlCoordinator._hook_registry, hooks.HookRegistry)
