@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hitl_compliance import HitlCoordinator, KeywordRule, build_compliance_graph
+from hitl_compliance._coordination import decisions
 from hitl_compliance.backends import open_backend
 
 RISKY = "You should invest now: guaranteed returns of 8%."
@@ -50,7 +51,8 @@ async def main(mode: str, url: str, style: str, thread: str, counter: str) -> No
             async def die(*_: Any) -> None:
                 os._exit(17)
 
-            coord._resume = die  # type: ignore[method-assign]
+            # The resume of a claimed decision, looked up by name when it runs.
+            decisions.resume = die  # type: ignore[assignment]
         elif mode == "crash-after-update":
             original = graph.ainvoke
 

@@ -1,0 +1,211 @@
+"""What every concern of the coordinator shares: its configuration and how a graph run is read.
+
+A [`Context`][hitl_compliance._coordination.context.Context] is built once by
+[`HitlCoordinator`][hitl_compliance.HitlCoordinator] from its validated
+arguments and passed to every function of the other `_coordination` modules.
+A run of the graph ends at a [`Position`][hitl_compliance._coordination.context.Position]
+(its state, whether it waits for review, its checkpoint), read from the run's
+own checkpoint stream so the hot path reads no checkpoint back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import Durability, StateSnapshot
+
+from hitl_compliance import _validate
+from hitl_compliance.errors import ConfigurationError
+from hitl_compliance.graph import ComplianceGraph, GraphSpec
+from hitl_compliance.hooks import Hooks
+from hitl_compliance.models import ProcessResult, ReviewRecord
+from hitl_compliance.policy import ApprovalPolicy
+from hitl_compliance.state import ComplianceState
+from hitl_compliance.stores.base import ReviewStore
+
+if TYPE_CHECKING:
+    from hitl_compliance.coordinator import OnTimeout
+
+__all__ = [
+    "PAUSED",
+    "Context",
+    "Position",
+    "check_thread_id",
+    "checkpoint_config",
+    "checkpoint_id",
+    "config_for",
+    "paused_result",
+    "position",
+    "result",
+    "run",
+]
+
+PAUSED = ("human_approval",)
+"""A snapshot's `next` while the thread waits for a reviewer (both pause styles)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The coordinator's validated configuration, shared read-only by its concerns.
+
+    Frozen so no concern can re-point another's store or graph mid-flight;
+    `HitlCoordinator.__init__` checks every value before building it.
+    """
+
+    graph: ComplianceGraph
+    spec: GraphSpec
+    reviews: ReviewStore
+    policy: ApprovalPolicy
+    clock: Callable[[], datetime]
+    lease: timedelta
+    sla: timedelta | None
+    sla_by: Mapping[str, timedelta]
+    on_timeout: OnTimeout
+    hooks: Hooks
+
+    def now(self) -> datetime:
+        """The clock's time; a naive one is a configuration error (stamps must compare)."""
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ConfigurationError(
+                "The coordinator's clock must return timezone-aware datetimes."
+            )
+        return now
+
+    def state(self, values: Mapping[str, Any]) -> ComplianceState:
+        """The graph's state values as the graph's state schema."""
+        # A command_resume run's output carries "__interrupt__"; the schema ignores it.
+        return self.spec.state_schema.model_validate(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A thread after a run: its state, whether it waits at `human_approval`, its checkpoint."""
+
+    state: ComplianceState
+    paused: bool
+    checkpoint_id: str
+
+
+def check_thread_id(thread_id: str) -> None:
+    """Refuse a thread id no store or checkpointer could key (InvalidInputError)."""
+    _validate.thread_id(thread_id)
+
+
+def config_for(thread_id: str) -> Any:
+    """The LangGraph config of the thread's latest checkpoint."""
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def checkpoint_config(review: ReviewRecord) -> Any:
+    """Config reading the exact paused checkpoint of `review`."""
+    return {
+        "configurable": {
+            "thread_id": review.thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": review.checkpoint_id,
+        }
+    }
+
+
+def checkpoint_id(snapshot: StateSnapshot) -> str:
+    """The checkpoint id a snapshot was read from."""
+    return str(snapshot.config["configurable"]["checkpoint_id"])
+
+
+async def run(
+    ctx: Context, graph_input: Any, thread_id: str, *, durability: Durability | None = None
+) -> Position | None:
+    """Run the graph on the thread; where it stopped, from its last checkpoint event.
+
+    With `stream_mode="checkpoints"`, `ainvoke` returns every checkpoint the
+    run created, in the format of `aget_state` (config with the checkpoint id,
+    `next`, values). A run that returns normally stops at its last
+    checkpoint: finished (`next` empty) or paused before `human_approval`
+    (static style: the breakpoint; dynamic style: the node's `interrupt()` is
+    saved as a pending write of that checkpoint, no new checkpoint is made).
+    A node that raises propagates. Events of nested graphs (other namespaces)
+    are skipped; without a top-level event (say, a wrapper that drops the
+    stream mode) the caller reads the snapshot back instead.
+
+    A decision's resume runs with `durability="sync"`: each step's
+    checkpoint is saved before the next node runs, so a crash never leaves
+    a later node's writes ahead of the checkpoint they build on.
+    """
+    events = await ctx.graph.ainvoke(
+        graph_input, config_for(thread_id), stream_mode="checkpoints", durability=durability
+    )
+    if not isinstance(events, list):
+        return None
+    for event in reversed(events):
+        if not isinstance(event, dict) or "next" not in event:
+            return None
+        configurable = event["config"]["configurable"]
+        if not configurable.get("checkpoint_ns"):
+            return Position(
+                ctx.state(event["values"]),
+                tuple(event["next"]) == PAUSED,
+                str(configurable["checkpoint_id"]),
+            )
+    return None
+
+
+async def position(ctx: Context, thread_id: str, pos: Position | None = None) -> Position:
+    """Where the thread stands: `pos` from the run that just ended, else the snapshot."""
+    if pos is not None:
+        return pos
+    snapshot = await ctx.graph.aget_state(config_for(thread_id))
+    return Position(
+        ctx.state(snapshot.values), tuple(snapshot.next) == PAUSED, checkpoint_id(snapshot)
+    )
+
+
+def paused_result(review: ReviewRecord, quorum: int) -> ProcessResult:
+    """A review still waiting (for more approvals), described from its store row."""
+    return ProcessResult(
+        status="paused",
+        thread_id=review.thread_id,
+        awaiting_approval=True,
+        violations=list(review.violations),
+        draft_response=review.draft_response,
+        customer_message=review.customer_message,
+        checkpoint_id=review.checkpoint_id,
+        review_id=review.review_id,
+        votes=list(review.votes),
+        approvals_required=quorum,
+    )
+
+
+def result(
+    thread_id: str,
+    pos: Position,
+    *,
+    review_id: str | None = None,
+    reviewer: str | None = None,
+) -> ProcessResult:
+    """The caller's view of a run that ended at `pos`: paused, completed or rejected."""
+    state = pos.state
+    if pos.paused:
+        status = "paused"
+    elif state.is_compliant:
+        status = "completed"
+    else:
+        status = "rejected"
+    return ProcessResult(
+        status=status,
+        thread_id=thread_id,
+        awaiting_approval=pos.paused,
+        agent_response=None if pos.paused else state.agent_response,
+        violations=state.rule_results,
+        draft_response=state.draft_response,
+        customer_message=state.customer_message,
+        agent_type=None if pos.paused else state.agent_type,
+        is_compliant=state.is_compliant,
+        reviewer=reviewer,
+        checkpoint_id=pos.checkpoint_id,
+        review_id=review_id,
+        metadata=dict(state.metadata),
+    )

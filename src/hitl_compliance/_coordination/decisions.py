@@ -1,0 +1,406 @@
+"""A decision: validate it, claim the review, resume the graph to its outcome, record it.
+
+`approve` and `reject` check everything that can be checked before anything
+changes (the decision's fields, the review's state and `expected`, four-eyes,
+the policy, an edit's findings), then claim the review row atomically so one
+decision wins per pause. [`resume_claimed`][hitl_compliance._coordination.decisions.resume_claimed]
+runs the claimed decision to the decided outcome node and records it; a
+failure before the graph changed releases the claim, and any later failure
+leaves it for `recover()`, which finishes it with
+[`drive`][hitl_compliance._coordination.decisions.drive] from wherever the
+checkpoints stand (every resume runs with `durability="sync"`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from langgraph.types import Command
+from pydantic import ValidationError
+
+from hitl_compliance import _validate
+from hitl_compliance._coordination import hooks, reviews
+from hitl_compliance._coordination.context import (
+    PAUSED,
+    Context,
+    Position,
+    check_thread_id,
+    checkpoint_config,
+    checkpoint_id,
+    config_for,
+    paused_result,
+    position,
+    result,
+    run,
+)
+from hitl_compliance.errors import (
+    HitlError,
+    InvalidDecisionError,
+    NotAuthorizedError,
+    PolicyViolationError,
+)
+from hitl_compliance.graph import run_rules
+from hitl_compliance.models import ProcessResult, ReviewRecord, Vote, sha256_text
+from hitl_compliance.policy import Reviewer, as_reviewer
+from hitl_compliance.rules import RuleResult
+from hitl_compliance.state import Decision
+from hitl_compliance.stores.base import FinalStatus
+
+__all__ = [
+    "FORCED",
+    "approve",
+    "check_edit",
+    "decision",
+    "delivered",
+    "deny",
+    "drive",
+    "final_decision",
+    "record",
+    "reject",
+    "resume",
+    "resume_claimed",
+]
+
+logger = logging.getLogger("hitl_compliance")
+
+FORCED = {"forced": True, "reason": "sla_timeout"}
+"""Marks a decision the SLA made (in its state metadata and its audit payload)."""
+
+
+async def approve(
+    ctx: Context,
+    thread_id: str,
+    *,
+    reviewer: str | Reviewer,
+    response: str | None,
+    metadata: Mapping[str, Any] | None,
+    expected: str | None,
+) -> ProcessResult:
+    """Vote to approve; resume the graph at quorum (contract: `HitlCoordinator.approve`)."""
+    check_thread_id(thread_id)
+    who = as_reviewer(reviewer)
+    _validate.decision_text("response", response)
+    _validate.decision_text("expected", expected)
+    made = decision(
+        ctx,
+        approved=True,
+        reviewer=who.id,
+        roles=sorted(who.roles),
+        response=response,
+        metadata=metadata,
+    )
+    review = await reviews.open_review(ctx, thread_id, expected)
+    key = reviews.canonical(ctx, who.id)
+    if reviews.is_requester(ctx, key, review):
+        await deny(ctx, review, who, "the requester of a review may not approve it")
+    findings = list(review.violations)
+    text = review.draft_response
+    edit_findings: list[RuleResult] = []
+    if response is not None and response != review.draft_response:
+        edit_findings = await check_edit(ctx, review, response)
+        findings += [f for f in edit_findings if f not in findings]
+        text = response
+    auth = ctx.policy.authorize(who, findings)
+    if not auth.allowed:
+        await deny(ctx, review, who, auth.reason, auth.missing_roles)
+    made = made.model_copy(
+        update={
+            "text_sha256": sha256_text(text),
+            "edit_findings": [f.to_dict() for f in edit_findings],
+        }
+    )
+    quorum = max(review.approvals_required, reviews.quorum(ctx, findings))
+    claim_id = uuid.uuid4().hex
+    vote = Vote(
+        reviewer=who.id,
+        reviewer_key=key,
+        roles=sorted(who.roles),
+        at=made.decided_at,
+        text_sha256=sha256_text(text),
+        response=response,
+        metadata=dict(made.metadata),
+    )
+    updated = await ctx.reviews.vote(
+        thread_id,
+        review_id=review.review_id,
+        vote=vote,
+        quorum=quorum,
+        claim_id=claim_id,
+        decision=made.to_state(),
+        now=made.decided_at,
+    )
+    if updated.status == "pending":
+        logger.info(
+            "thread %s: %s voted (%d of %d)",
+            thread_id,
+            who.id,
+            len(updated.votes),
+            quorum,
+        )
+        return paused_result(updated, quorum)
+    return await resume_claimed(ctx, updated, claim_id)
+
+
+async def reject(
+    ctx: Context,
+    thread_id: str,
+    *,
+    reviewer: str | Reviewer,
+    reason: str,
+    metadata: Mapping[str, Any] | None,
+    expected: str | None,
+) -> ProcessResult:
+    """Reject, then resume the graph to `rejected` (contract: `HitlCoordinator.reject`)."""
+    check_thread_id(thread_id)
+    who = as_reviewer(reviewer)
+    _validate.decision_text("reason", reason)
+    _validate.decision_text("expected", expected)
+    made = decision(
+        ctx,
+        approved=False,
+        reviewer=who.id,
+        roles=sorted(who.roles),
+        reason=reason or None,
+        metadata=metadata,
+    )
+    review = await reviews.open_review(ctx, thread_id, expected)
+    auth = ctx.policy.authorize(who, review.violations)
+    if not auth.allowed:
+        await deny(ctx, review, who, auth.reason, auth.missing_roles)
+    claim_id = uuid.uuid4().hex
+    claimed = await ctx.reviews.claim(
+        thread_id,
+        claim_id=claim_id,
+        reviewer=who.id,
+        decision=made.to_state(),
+        now=made.decided_at,
+        review_id=review.review_id,
+    )
+    return await resume_claimed(ctx, claimed, claim_id)
+
+
+def decision(ctx: Context, **fields: Any) -> Decision:
+    """A validated decision stamped with the clock (InvalidDecisionError, nothing changed)."""
+    # Checked here, not by LangGraph's serializer after the review is claimed.
+    fields["metadata"] = _validate.json_metadata(fields.get("metadata"), error=InvalidDecisionError)
+    try:
+        return Decision(decided_at=ctx.now(), **fields)
+    except ValidationError as exc:
+        raise InvalidDecisionError(f"Invalid decision: {exc}") from exc
+
+
+async def deny(
+    ctx: Context,
+    review: ReviewRecord,
+    reviewer: Reviewer,
+    reason: str,
+    missing_roles: frozenset[str] = frozenset(),
+) -> None:
+    """Record the refusal in the audit log, then raise NotAuthorizedError; nothing else changes."""
+    await ctx.reviews.append_audit(
+        thread_id=review.thread_id,
+        review_id=review.review_id,
+        checkpoint_id=review.checkpoint_id,
+        event="denied",
+        actor=reviewer.id,
+        payload={
+            "reason": reason,
+            "roles": sorted(reviewer.roles),
+            "missing_roles": sorted(missing_roles),
+        },
+        at=ctx.now(),
+    )
+    raise NotAuthorizedError(
+        f"{reviewer.id} may not decide the review of thread {review.thread_id!r}: {reason}.",
+        thread_id=review.thread_id,
+        reviewer=reviewer.id,
+        missing_roles=missing_roles,
+    )
+
+
+async def check_edit(ctx: Context, review: ReviewRecord, response: str) -> list[RuleResult]:
+    """Run the rules on the edited reply; a `block` finding refuses the approval."""
+    paused = await ctx.graph.aget_state(checkpoint_config(review))
+    state = ctx.state(paused.values).model_copy(update={"draft_response": response})
+    findings = [r for r in await run_rules(ctx.spec.rules, state) if r.verdict != "pass"]
+    blocked = [f for f in findings if f.verdict == "block"]
+    if blocked:
+        raise PolicyViolationError(
+            f"The edited reply breaks {[f.rule for f in blocked]}: "
+            + "; ".join(f"{f.rule}: {f.reason} {list(f.evidence)}" for f in blocked),
+            thread_id=review.thread_id,
+            findings=tuple(findings),
+        )
+    return findings
+
+
+def final_decision(review: ReviewRecord) -> Decision:
+    """The claimed decision, with every approver whose vote counted toward it."""
+    if review.decision is None:
+        raise HitlError(f"Review {review.review_id!r} has no decision.")
+    made = Decision.model_validate(review.decision)
+    if not made.approved or made.kind == "system":
+        return made  # an SLA outcome is nobody's approval, whatever votes it had
+    approvers = [v.reviewer for v in review.votes if v.text_sha256 == made.text_sha256]
+    return made.model_copy(update={"approvers": approvers or [made.reviewer]})
+
+
+async def resume_claimed(
+    ctx: Context, review: ReviewRecord, claim_id: str, *, at: datetime | None = None
+) -> ProcessResult:
+    """Run a claimed review's decision to its outcome and record it, stamped `at`."""
+    made = final_decision(review)
+    try:
+        # Looked up by name at call time: a crash test replaces `resume` to die here.
+        pos = await resume(ctx, review, made)
+    except BaseException:
+        if await _untouched(ctx, review):
+            await ctx.reviews.release(review.review_id, claim_id=claim_id)
+        raise
+    return await record(ctx, review, claim_id, made, pos, at=at)
+
+
+async def resume(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
+    """Resume the paused graph with decision `made` and run it to the decided outcome."""
+    pos = await _resume_paused(ctx, review, made)
+    if pos is not None and delivered(pos, made):
+        return pos
+    # A wrapper that drops the checkpoint stream, or an outcome not reached: look.
+    return await drive(ctx, review, made)
+
+
+async def _resume_paused(ctx: Context, review: ReviewRecord, made: Decision) -> Position | None:
+    """Resume from the paused checkpoint, the one correct way for the graph's style."""
+    payload = made.to_state()
+    if ctx.spec.style == "interrupt_before":
+        # as_node="human_approval" skips the node body and routes on its edge;
+        # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
+        config = config_for(review.thread_id)
+        await ctx.graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
+        return await run(ctx, None, review.thread_id, durability="sync")
+    return await run(ctx, Command(resume=payload), review.thread_id, durability="sync")
+
+
+async def drive(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
+    """Run a claimed decision to its outcome from wherever the checkpoints stand.
+
+    A process can die at any checkpoint write of a resume. LangGraph may
+    then have saved the decision's writes on the paused checkpoint with no
+    checkpoint after them (its `next` is then empty although the decided
+    node never ran), a checkpoint whose successor (`deliver` / `rejected`)
+    never ran, or that successor's writes without the final checkpoint
+    (`aget_state` then shows them applied, but the next turn would start
+    from the checkpoint before them). Each is finished with
+    `ainvoke(None)`, which applies the saved writes without re-running a
+    node that wrote them; a graph still cleanly paused is resumed.
+    Finished means a final checkpoint later than the pause (nothing next,
+    no task left) holding this decision.
+    """
+    config = config_for(review.thread_id)
+    for _ in range(4):
+        snapshot = await ctx.graph.aget_state(config)
+        nxt = tuple(snapshot.next)
+        at_pause = checkpoint_id(snapshot) == review.checkpoint_id
+        pos: Position | None = Position(
+            ctx.state(snapshot.values), nxt == PAUSED, checkpoint_id(snapshot)
+        )
+        if not nxt and not at_pause and not snapshot.tasks:
+            assert pos is not None
+            if not delivered(pos, made):
+                raise HitlError(
+                    f"Thread {review.thread_id!r} finished without the decision claimed "
+                    f"for review {review.review_id!r}; it was changed outside the "
+                    "coordinator. Inspect its checkpoints before deciding again.",
+                    thread_id=review.thread_id,
+                )
+            return pos
+        if nxt == PAUSED and not at_pause:
+            raise HitlError(
+                f"Thread {review.thread_id!r} is paused at another checkpoint than the "
+                f"reviewed one; it was changed outside the coordinator. Inspect it "
+                "before deciding.",
+                thread_id=review.thread_id,
+            )
+        if nxt == PAUSED:
+            pos = await _resume_paused(ctx, review, made)
+        else:
+            pos = await run(ctx, None, review.thread_id, durability="sync")
+        if pos is not None and delivered(pos, made):
+            return pos
+    raise HitlError(
+        f"Thread {review.thread_id!r} did not reach the outcome of review "
+        f"{review.review_id!r}; recover() will try again.",
+        thread_id=review.thread_id,
+    )
+
+
+def delivered(pos: Position, made: Decision) -> bool:
+    """Whether the run ended past the pause, with decision `made`'s outcome node having run."""
+    if pos.paused or pos.state.agent_type != "human_admin" or pos.state.decision is None:
+        return False
+    held = pos.state.decision
+    return bool(
+        held.get("reviewer") == made.reviewer
+        and held.get("approved") == made.approved
+        and held.get("decided_at") == made.to_state()["decided_at"]
+    )
+
+
+async def _untouched(ctx: Context, review: ReviewRecord) -> bool:
+    """Whether the graph is still exactly at the paused checkpoint (safe to release)."""
+    try:
+        snapshot = await ctx.graph.aget_state(config_for(review.thread_id))
+    except Exception:
+        return False
+    return tuple(snapshot.next) == PAUSED and checkpoint_id(snapshot) == review.checkpoint_id
+
+
+async def record(
+    ctx: Context,
+    review: ReviewRecord,
+    claim_id: str,
+    made: Decision,
+    ran: Position | None = None,
+    *,
+    at: datetime | None = None,
+) -> ProcessResult:
+    """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
+    pos = await position(ctx, review.thread_id, ran)
+    state = pos.state
+    status: FinalStatus = "approved" if made.approved else "rejected"
+    payload = made.to_state()
+    payload["delivered"] = state.agent_response
+    if made.kind == "system":
+        status = "expired"
+        payload.update(FORCED)
+        payload["action"] = "approve_draft" if made.approved else "reject"
+    if made.approved and state.agent_response != review.draft_response:
+        payload["diff"] = "".join(
+            difflib.unified_diff(
+                review.draft_response.splitlines(keepends=True),
+                (state.agent_response or "").splitlines(keepends=True),
+                fromfile="draft",
+                tofile="delivered",
+            )
+        )
+    await ctx.reviews.complete(
+        review.review_id,
+        claim_id=claim_id,
+        status=status,
+        now=ctx.now() if at is None else at,
+        actor=made.reviewer,
+        payload=payload,
+    )
+    logger.info("thread %s %s by %s", review.thread_id, status, made.reviewer)
+    await hooks.dispatch(ctx, review.thread_id)
+    return result(
+        review.thread_id,
+        pos,
+        review_id=review.review_id,
+        reviewer=made.reviewer,
+    )

@@ -1,0 +1,72 @@
+"""The evidence a review leaves: its audit log, ledger check and export, the decided state.
+
+All read-only. The ledger's hash chain is checked by
+[`ledger.verify_rows`][hitl_compliance.ledger.verify_rows] (its one
+definition); an export is the JSON Lines file that module verifies offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from hitl_compliance import _validate
+from hitl_compliance._coordination.context import Context, check_thread_id, checkpoint_config
+from hitl_compliance.errors import ReviewNotFoundError
+from hitl_compliance.ledger import LedgerReport, verify_rows
+from hitl_compliance.models import AuditRecord
+from hitl_compliance.state import ComplianceState
+
+__all__ = ["audit_log", "export_audit", "state_at_decision", "verify_audit"]
+
+
+async def verify_audit(ctx: Context, thread_id: str | None) -> LedgerReport:
+    """Verify one thread's chain, or the whole store's against its head."""
+    _validate.optional_thread_id(thread_id)
+    rows = [r.to_row() for r in await ctx.reviews.audit_rows(thread_id)]
+    head = None if thread_id is not None else await ctx.reviews.audit_head()
+    return verify_rows(rows, head=head or (0, ""), thread_id=thread_id)
+
+
+async def export_audit(ctx: Context, path: str | os.PathLike[str], *, thread_id: str | None) -> int:
+    """Write the ledger as JSON Lines (rows, then the head for a whole store); the row count."""
+    target = _validate.export_path(path)
+    _validate.optional_thread_id(thread_id)
+    rows = await ctx.reviews.audit_rows(thread_id)
+    head = None if thread_id is not None else await ctx.reviews.audit_head()
+    lines = [json.dumps({"type": "row", **r.to_row()}, ensure_ascii=False) for r in rows]
+    if thread_id is None:
+        seq, digest = head or (0, "")
+        lines.append(json.dumps({"type": "head", "seq": seq, "hash": digest}))
+    text = "".join(line + "\n" for line in lines)
+    # Written in a worker thread: an export can be large, and must not block the loop.
+    await asyncio.to_thread(_write_text, target, text)
+    return len(rows)
+
+
+async def audit_log(ctx: Context, thread_id: str) -> list[AuditRecord]:
+    """The thread's audit records, oldest first."""
+    check_thread_id(thread_id)
+    return await ctx.reviews.audit_log(thread_id)
+
+
+async def state_at_decision(ctx: Context, thread_id: str) -> ComplianceState:
+    """The state of the paused checkpoint the latest review was decided on, read by id.
+
+    Raises:
+        ReviewNotFoundError: the thread never paused for review.
+    """
+    check_thread_id(thread_id)
+    review = await ctx.reviews.get_review(thread_id)
+    if review is None:
+        raise ReviewNotFoundError(
+            f"Thread {thread_id!r} has no review to show.", thread_id=thread_id
+        )
+    snapshot = await ctx.graph.aget_state(checkpoint_config(review))
+    return ctx.state(snapshot.values)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)

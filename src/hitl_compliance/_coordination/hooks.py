@@ -1,0 +1,180 @@
+"""Hook calls after durable events, each under a lease on its outbox row; who configured a store.
+
+Every pause, decision and expiry appends an audit row, and the store writes an
+outbox row for each hook the application handles in the same transaction.
+[`dispatch`][hitl_compliance._coordination.hooks.dispatch] then claims those
+rows, calls the hooks and records each outcome; a failed or unreached call
+stays for `recover()`.
+
+A store writes outbox rows for the hook names it was last configured with,
+so two coordinators sharing one store instance would silently drop the
+first one's events. [`HookRegistry`][hitl_compliance._coordination.hooks.HookRegistry]
+owns that configuration: it is the one object that tells a store its hooks,
+and it remembers what it told each store so it can warn when a later
+coordinator drops hooks an earlier one needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import uuid
+import weakref
+from collections.abc import Awaitable
+from datetime import datetime
+
+from hitl_compliance._coordination.context import Context
+from hitl_compliance.hooks import event_for
+from hitl_compliance.stores.base import ReviewStore
+
+__all__ = ["HookRegistry", "dispatch", "under_lease"]
+
+logger = logging.getLogger("hitl_compliance")
+
+
+class HookRegistry:
+    """Configures stores with hook names and remembers, per store instance, what it set.
+
+    [`HitlCoordinator`][hitl_compliance.HitlCoordinator] holds one registry
+    for the whole class (coordinators sharing a store must share it to see
+    each other); a test may give a coordinator class its own. Stores are held
+    weakly, so a registry never keeps a closed store alive.
+    """
+
+    def __init__(self) -> None:
+        self._configured: weakref.WeakKeyDictionary[ReviewStore, frozenset[str]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def configured(self, store: ReviewStore) -> frozenset[str] | None:
+        """The hook names this registry last gave `store` (None: never, or not weakly held)."""
+        try:
+            return self._configured.get(store)
+        except TypeError:  # a store that cannot be weakly referenced
+            return None
+
+    def register(self, store: ReviewStore, names: frozenset[str]) -> frozenset[str]:
+        """Tell the store which hooks get outbox rows; warn when that drops earlier hooks.
+
+        Returns:
+            The hook names an earlier registration had and this one drops.
+        """
+        previous = self.configured(store)
+        # A store that cannot be weakly referenced: nothing to compare next time.
+        with contextlib.suppress(TypeError):
+            self._configured[store] = names
+        dropped = previous - names if previous is not None else frozenset()
+        if dropped:
+            logger.warning(
+                "A second HitlCoordinator on the same %s instance stops outbox rows for "
+                "hooks %s of the first; give each coordinator its own store instance.",
+                type(store).__name__,
+                sorted(dropped),
+            )
+        store.configure_hooks(names)
+        return dropped
+
+
+async def dispatch(
+    ctx: Context, thread_id: str | None, *, created_before: datetime | None = None
+) -> None:
+    """Call the hooks owed by durable events, each under a lease; failures go to recover().
+
+    The rows are claimed first, so another replica, turn or `recover()`
+    never calls a hook this call is making, and the outcome is recorded
+    only while the lease is still ours. Without hooks it makes no store call,
+    so the hot path of an application without hooks pays nothing.
+    """
+    names = ctx.hooks.names()
+    if not names:
+        return
+    owner = uuid.uuid4().hex
+    now = ctx.now()
+    lease_until = now + ctx.lease
+    deliveries = await ctx.reviews.claim_hooks(
+        owner=owner,
+        now=now,
+        lease_until=lease_until,
+        thread_id=thread_id,
+        hooks=names,
+        created_before=created_before,
+        # Failed calls are retried by recover(), not by the next decision on the thread.
+        include_failed=thread_id is None,
+    )
+    for delivery in deliveries:
+        if ctx.now() >= lease_until:
+            # Earlier hooks used up the lease: another process may take this row
+            # over now, so calling it here could make the same call twice at once.
+            logger.warning(
+                "hook %s for thread %s (audit seq %s) not called: the lease ran out "
+                "while earlier hooks ran; recover() will call it",
+                delivery.hook,
+                delivery.record.thread_id,
+                delivery.record.seq,
+            )
+            continue
+        hook = getattr(ctx.hooks, delivery.hook)
+        error: str | None = None
+        try:
+            outcome = hook(event_for(delivery))
+            if inspect.isawaitable(outcome):
+                await under_lease(ctx, outcome, delivery.delivery_id, owner)
+        except Exception as exc:
+            error = repr(exc)
+            logger.exception(
+                "hook %s failed for thread %s (audit seq %s); recover() will retry it",
+                delivery.hook,
+                delivery.record.thread_id,
+                delivery.record.seq,
+            )
+        recorded = await ctx.reviews.finish_hook(
+            delivery.delivery_id, ok=error is None, error=error, now=ctx.now(), owner=owner
+        )
+        if not recorded:
+            logger.warning(
+                "hook %s for thread %s (audit seq %s, delivery %s) outran its lease of %s "
+                "and another caller took it over: it may have been called twice (with the "
+                "same delivery_id); raise the coordinator's lease= above the hook's run time",
+                delivery.hook,
+                delivery.record.thread_id,
+                delivery.record.seq,
+                delivery.delivery_id,
+                ctx.lease,
+            )
+
+
+async def under_lease(ctx: Context, call: Awaitable[object], delivery_id: str, owner: str) -> None:
+    """Await an async hook call, renewing its lease every third of the lease meanwhile.
+
+    So a live call keeps its row however long it runs, and only a caller
+    that died (or whose event loop stalls for a whole lease) is taken over.
+    """
+    renewer = asyncio.create_task(_renew_lease(ctx, delivery_id, owner))
+    try:
+        await call
+    finally:
+        renewer.cancel()
+        # Reaps the renewer; unlike `await renewer`, never swallows our own cancellation.
+        await asyncio.gather(renewer, return_exceptions=True)
+
+
+async def _renew_lease(ctx: Context, delivery_id: str, owner: str) -> None:
+    """Extend the delivery's lease every third of it until cancelled or the lease is lost."""
+    interval = ctx.lease.total_seconds() / 3
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            held = await ctx.reviews.renew_hook(
+                delivery_id, owner=owner, lease_until=ctx.now() + ctx.lease
+            )
+        except Exception:
+            logger.exception("could not renew the lease of hook delivery %s", delivery_id)
+            continue
+        if not held:
+            logger.warning(
+                "hook delivery %s lost its lease to another caller while running",
+                delivery_id,
+            )
+            return

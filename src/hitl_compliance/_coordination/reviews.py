@@ -1,0 +1,185 @@
+"""What waits for a decision, and who may make it: `pending`, `review`, `may_decide`.
+
+Reads only the review store (never a checkpoint), so listing costs
+O(returned rows). The authority checks here (four-eyes, one vote each, the
+policy's roles, a valid quorum) are the ones `approve` / `reject` make
+before anything changes, so a UI's answer and the decision agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hitl_compliance import _validate
+from hitl_compliance._coordination.context import Context, check_thread_id
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    HitlError,
+    InvalidDecisionError,
+    InvalidInputError,
+    ReviewNotFoundError,
+    StaleReviewError,
+)
+from hitl_compliance.models import PendingReview, ReviewRecord, sha256_text
+from hitl_compliance.policy import Authorization, Reviewer, as_reviewer, canonical_reviewer_id
+from hitl_compliance.rules import RuleResult
+
+__all__ = [
+    "authorization",
+    "canonical",
+    "is_requester",
+    "may_decide",
+    "open_review",
+    "parse_cursor",
+    "pending",
+    "quorum",
+    "review",
+]
+
+
+async def pending(
+    ctx: Context,
+    *,
+    rule: str | None,
+    reviewer: str | Reviewer | None,
+    older_than: timedelta | datetime | None,
+    limit: int | None,
+    cursor: str | None,
+) -> list[PendingReview]:
+    """Paused reviews, oldest first, filtered (contract: `HitlCoordinator.pending`)."""
+    _validate.page_limit(limit)
+    before = _validate.older_than_cutoff(older_than, ctx.now)
+    if rule is not None:
+        _validate.text("rule", rule)
+    after = parse_cursor(_validate.cursor_text(cursor))
+    who = None if reviewer is None else as_reviewer(reviewer)
+    out: list[PendingReview] = []
+    while True:
+        page = await ctx.reviews.list_pending(
+            # Filtering by reviewer drops rows after the read: fetch wider pages then.
+            limit=None if limit is None else max(limit, 50) if who else limit,
+            rule=rule,
+            requested_before=before,
+            after=after,
+        )
+        for record in page:
+            if who is None or authorization(ctx, who, record).allowed:
+                out.append(record.to_pending())
+                if limit is not None and len(out) == limit:
+                    return out
+        if who is None or limit is None or not page:
+            return out
+        after = (page[-1].requested_at, page[-1].review_id)
+
+
+async def review(ctx: Context, thread_id: str) -> PendingReview:
+    """The thread's review awaiting a decision, as `pending()` lists it."""
+    check_thread_id(thread_id)
+    return (await open_review(ctx, thread_id, None)).to_pending()
+
+
+async def may_decide(ctx: Context, thread_id: str, reviewer: str | Reviewer) -> Authorization:
+    """Whether `reviewer` may decide the thread's pending review now; records nothing."""
+    check_thread_id(thread_id)
+    return authorization(ctx, as_reviewer(reviewer), await open_review(ctx, thread_id, None))
+
+
+async def open_review(ctx: Context, thread_id: str, expected: str | None) -> ReviewRecord:
+    """The thread's pending review, checked against what the reviewer saw (`expected`).
+
+    Raises:
+        ReviewNotFoundError: the thread never paused.
+        AlreadyDecidedError: its review is claimed or decided.
+        StaleReviewError: `expected` is neither its checkpoint id nor its draft's sha256.
+    """
+    review = await ctx.reviews.get_review(thread_id)
+    if review is None:
+        raise ReviewNotFoundError(
+            f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
+        )
+    if review.status != "pending":
+        raise AlreadyDecidedError(
+            f"The review of thread {thread_id!r} is already {review.status}.",
+            thread_id=thread_id,
+            status=review.status,
+        )
+    if expected is not None:
+        if not isinstance(expected, str):
+            raise InvalidDecisionError("expected must be a draft_sha256 or checkpoint id.")
+        current = (review.checkpoint_id, sha256_text(review.draft_response))
+        if expected not in current:
+            raise StaleReviewError(
+                f"Thread {thread_id!r} changed since it was loaded: expected {expected!r}, "
+                f"now checkpoint {review.checkpoint_id!r} with draft sha256 "
+                f"{current[1]!r}. Reload the review and decide again.",
+                thread_id=thread_id,
+                expected=expected,
+                actual=review.checkpoint_id,
+            )
+    return review
+
+
+def authorization(ctx: Context, reviewer: Reviewer, review: ReviewRecord) -> Authorization:
+    """Whether `reviewer` may decide `review` now: not its requester, no vote yet, the policy."""
+    key = canonical(ctx, reviewer.id)
+    if is_requester(ctx, key, review):
+        return Authorization(False, "the requester of a review may not approve it")
+    # The stored key is what the store compares; the id recomputed covers a vote
+    # whose key came from another canonical form.
+    if any(key in (v.reviewer_key, canonical(ctx, v.reviewer)) for v in review.votes):
+        return Authorization(False, "they have voted on this review already")
+    return ctx.policy.authorize(reviewer, review.violations)
+
+
+def canonical(ctx: Context, reviewer_id: str) -> str:
+    """The policy's canonical form of an id (the default when it defines none)."""
+    own = getattr(ctx.policy, "canonical_id", None)
+    if own is None:
+        return canonical_reviewer_id(reviewer_id)
+    key = own(reviewer_id)
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(
+            f"The approval policy's canonical_id returned {key!r} for {reviewer_id!r}; "
+            "it must return a non-empty str."
+        )
+    return key
+
+
+def is_requester(ctx: Context, key: str, review: ReviewRecord) -> bool:
+    """Whether the canonical id `key` is the review's requester, however they spelt it."""
+    if review.requested_by is None:
+        return False
+    try:
+        return key == canonical(ctx, review.requested_by)
+    except HitlError:
+        # A requester id with no visible character names no one a reviewer could be.
+        return False
+
+
+def quorum(ctx: Context, findings: list[RuleResult]) -> int:
+    """How many approvals the policy requires for these findings (checked to be an int >= 1)."""
+    required = ctx.policy.approvals_required(findings)
+    if isinstance(required, bool) or not isinstance(required, int) or required < 1:
+        raise ConfigurationError(
+            f"The approval policy returned {required!r} approvals; it must be an int >= 1."
+        )
+    return required
+
+
+def parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The `(requested_at, review_id)` position a `PendingReview.cursor` names.
+
+    Raises:
+        InvalidInputError: `cursor` is not one `PendingReview.cursor` produced.
+    """
+    if cursor is None:
+        return None
+    try:
+        at, review_id = cursor.split("|", 1)
+        parsed = datetime.fromisoformat(at)
+    except (AttributeError, ValueError):
+        raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.") from None
+    if parsed.tzinfo is None or not review_id:
+        raise InvalidInputError(f"{cursor!r} is not a cursor from PendingReview.cursor.")
+    return _validate.aware_datetime("cursor", parsed), review_id

@@ -1,0 +1,112 @@
+"""Deadlines: a review's SLA, and `expire_overdue` resolving reviews past it exactly once.
+
+A review's deadline is set when it opens, from the shortest SLA that applies
+to it (the coordinator's `sla`, and `sla_by` per rule name or severity of
+any finding). A sweep claims (or escalates) each overdue review atomically,
+so several sweepers resolve it once; a forced outcome is recorded as a
+`system` decision by [`SLA_ACTOR`][hitl_compliance.coordinator.SLA_ACTOR].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from hitl_compliance import _validate
+from hitl_compliance._coordination import decisions, hooks
+from hitl_compliance._coordination.context import Context, paused_result
+from hitl_compliance.errors import AlreadyDecidedError
+from hitl_compliance.models import ProcessResult, ReviewRecord, sha256_text
+from hitl_compliance.rules import RuleResult
+from hitl_compliance.state import Decision
+
+__all__ = ["SLA_ACTOR", "expire", "expire_overdue", "run_sla_sweeper", "sla_for"]
+
+logger = logging.getLogger("hitl_compliance")
+
+SLA_ACTOR = "system:sla"
+"""The reviewer and audit actor of every SLA outcome."""
+
+
+def sla_for(ctx: Context, findings: list[RuleResult]) -> timedelta | None:
+    """The shortest SLA that applies to a review with these findings (None: no deadline)."""
+    candidates = [ctx.sla] if ctx.sla is not None else []
+    for finding in findings:
+        for key in (finding.rule, finding.severity):
+            if key in ctx.sla_by:
+                candidates.append(ctx.sla_by[key])
+    return min(candidates) if candidates else None
+
+
+async def expire_overdue(ctx: Context, now: datetime | None = None) -> list[ProcessResult]:
+    """Resolve every review due by `now` (contract: `HitlCoordinator.expire_overdue`)."""
+    as_of = None if now is None else _validate.aware_datetime("now", now)
+    now = ctx.now() if as_of is None else as_of
+    results: list[ProcessResult] = []
+    for review in await ctx.reviews.list_overdue(now=now):
+        try:
+            results.append(await expire(ctx, review, now, as_of=as_of))
+        except AlreadyDecidedError:
+            continue  # another sweeper, or a reviewer, got there first
+    return results
+
+
+async def expire(
+    ctx: Context, review: ReviewRecord, now: datetime, *, as_of: datetime | None
+) -> ProcessResult:
+    """Resolve one overdue review by `on_timeout`: escalate it, or claim and resume it.
+
+    Raises:
+        AlreadyDecidedError: another sweeper or a reviewer resolved it first.
+    """
+    if ctx.on_timeout == "escalate":
+        sla = sla_for(ctx, review.violations)
+        assert sla is not None  # checked by HitlCoordinator.__init__
+        escalated = await ctx.reviews.escalate(
+            review.review_id,
+            now=now,
+            new_deadline=now + sla,
+            actor=SLA_ACTOR,
+            payload={**decisions.FORCED, "action": "escalate", "priority": review.priority + 1},
+        )
+        if escalated is None:
+            raise AlreadyDecidedError("escalated already", thread_id=review.thread_id)
+        await hooks.dispatch(ctx, review.thread_id)
+        return paused_result(escalated, escalated.approvals_required)
+    approve = ctx.on_timeout == "approve_draft"
+    made = Decision(
+        approved=approve,
+        reviewer=SLA_ACTOR,
+        kind="system",
+        reason=None if approve else "sla_timeout",
+        metadata=dict(decisions.FORCED),
+        decided_at=now,
+        text_sha256=sha256_text(review.draft_response) if approve else None,
+    )
+    claim_id = uuid.uuid4().hex
+    claimed = await ctx.reviews.claim(
+        review.thread_id,
+        claim_id=claim_id,
+        reviewer=SLA_ACTOR,
+        decision=made.to_state(),
+        now=now,
+        review_id=review.review_id,
+    )
+    # A sweep "as of" an explicit `now` stamps its completions with it too, so
+    # no review is recorded as completed before it was claimed.
+    return await decisions.resume_claimed(ctx, claimed, claim_id, at=as_of)
+
+
+async def run_sla_sweeper(ctx: Context, interval: timedelta | float) -> None:
+    """Sweep every `interval` until cancelled (contract: `HitlCoordinator.run_sla_sweeper`)."""
+    seconds = _validate.interval_seconds(interval)
+    while True:
+        try:
+            resolved = await expire_overdue(ctx)
+            if resolved:
+                logger.info("SLA sweep resolved %d review(s)", len(resolved))
+        except Exception:
+            logger.exception("SLA sweep failed; retrying in %s s", seconds)
+        await asyncio.sleep(seconds)
