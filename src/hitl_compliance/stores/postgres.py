@@ -50,17 +50,11 @@ from types import TracebackType
 from typing import Any
 
 from hitl_compliance._secrets import mask_dsn, scrub
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    ConfigurationError,
-    DuplicateVoteError,
-    InvalidInputError,
-    ReviewNotFoundError,
-    ThreadBusyError,
-)
+from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
+from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     Dialect,
     claimable_query,
@@ -96,6 +90,16 @@ logger = logging.getLogger("hitl_compliance")
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _OPEN = "('pending', 'claimed')"
 _BACKFILL_PAGE = 1000
+# The refusals the write functions report (`begin_turn`'s result, `decide`'s
+# `hitl_outcome`), in the words step 4 gave them; the errors are the machine's.
+_REFUSALS: Mapping[str, Refusal] = {
+    "paused": Refusal.THREAD_PAUSED,
+    "busy": Refusal.TURN_IN_PROGRESS,
+    "missing": Refusal.NO_REVIEW,
+    "stale": Refusal.NOT_OPEN_REVIEW,
+    "decided": Refusal.DECIDED,
+    "duplicate": Refusal.DUPLICATE_VOTE,
+}
 # SQLSTATEs of a parameter PostgreSQL cannot use where it is bound (an int or a
 # list where a text id belongs): the caller's argument, not the schema, is wrong.
 _ARGUMENT_SQLSTATES = frozenset({"42883", "42804", "42P18", "42725"})
@@ -962,18 +966,10 @@ class PostgresReviewStore:
             "%s::timestamptz) AS outcome",
             (self._lock_ns, thread_id, owner, now),
         )
-        outcome = None if row is None else row["outcome"]
-        if outcome == "paused":
-            raise ThreadBusyError(
-                f"Thread {thread_id!r} is paused for review; approve or reject it first.",
-                thread_id=thread_id,
-            )
-        if outcome == "busy":
-            raise ThreadBusyError(
-                f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
-                "run `await coord.recover()`).",
-                thread_id=thread_id,
-            )
+        outcome = None if row is None else str(row["outcome"])
+        refusal = None if outcome is None else _REFUSALS.get(outcome)
+        if refusal is not None:
+            raise refusal_error(refusal, thread_id=thread_id)
         assert outcome == "ok", outcome
 
     async def end_turn(self, thread_id: str, *, owner: str) -> None:
@@ -1069,10 +1065,8 @@ class PostgresReviewStore:
         if row["hitl_outcome"] == "existing":
             return _review(row)
         if row["hitl_outcome"] == "busy":
-            raise ThreadBusyError(
-                f"Thread {review.thread_id!r} already has open review {row['hitl_detail']!r}; "
-                "decide it before opening another.",
-                thread_id=review.thread_id,
+            raise refusal_error(
+                Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=row["hitl_detail"]
             )
         self._note_rebuilt(row)
         return review
@@ -1169,28 +1163,13 @@ class PostgresReviewStore:
         )
         assert row is not None
         outcome = row["hitl_outcome"]
-        if outcome == "missing":
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-            )
-        if outcome == "stale":
-            raise AlreadyDecidedError(
-                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+        if outcome in _REFUSALS:
+            raise refusal_error(
+                _REFUSALS[outcome],
                 thread_id=thread_id,
+                review_id=review_id,
                 status=row["hitl_detail"],
-            )
-        if outcome == "decided":
-            raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {row['hitl_detail']}.",
-                thread_id=thread_id,
-                status=row["hitl_detail"],
-            )
-        if outcome == "duplicate":
-            raise DuplicateVoteError(
-                f"{reviewer!r} already approved the review of thread {thread_id!r}; "
-                "it needs another approver.",
-                thread_id=thread_id,
-                status=row["hitl_detail"],
+                reviewer=reviewer,
             )
         self._note_rebuilt(row)
         return _review(row)
@@ -1322,8 +1301,9 @@ class PostgresReviewStore:
         )
         assert row is not None
         if row["hitl_outcome"] == "lost":
-            raise AlreadyDecidedError(
-                f"Review {review_id!r} is no longer held by this decision.",
+            raise refusal_error(
+                Refusal.CLAIM_LOST,
+                review_id=review_id,
                 thread_id=row["thread_id"],
                 status=row["status"],
             )

@@ -42,17 +42,12 @@ from queue import SimpleQueue
 from types import TracebackType
 from typing import Any, TypeVar
 
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    ConfigurationError,
-    DuplicateVoteError,
-    InvalidInputError,
-    ReviewNotFoundError,
-    ThreadBusyError,
-)
+from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.rules import RuleResult
+from hitl_compliance.stores import _machine as machine
+from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     Dialect,
     claimable_query,
@@ -868,10 +863,7 @@ class SqliteReviewStore:
 
         def begin(conn: sqlite3.Connection) -> None:
             if self._open_review_id(conn, thread_id) is not None:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} is paused for review; approve or reject it first.",
-                    thread_id=thread_id,
-                )
+                raise refusal_error(Refusal.THREAD_PAUSED, thread_id=thread_id)
             inserted = _run_sql(
                 conn,
                 f"INSERT OR IGNORE INTO {self._intents} (thread_id, owner, started_at) "
@@ -879,11 +871,7 @@ class SqliteReviewStore:
                 (thread_id, owner, started_at),
             )
             if inserted == 0:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
-                    "run `await coord.recover()`).",
-                    thread_id=thread_id,
-                )
+                raise refusal_error(Refusal.TURN_IN_PROGRESS, thread_id=thread_id)
 
         await self._write(begin)
 
@@ -975,10 +963,8 @@ class SqliteReviewStore:
                 return _review(existing)
             open_id = self._open_review_id(conn, review.thread_id)
             if open_id is not None:
-                raise ThreadBusyError(
-                    f"Thread {review.thread_id!r} already has open review {open_id!r}; "
-                    "decide it before opening another.",
-                    thread_id=review.thread_id,
+                raise refusal_error(
+                    Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
                 )
             _run_sql(
                 conn,
@@ -1076,25 +1062,26 @@ class SqliteReviewStore:
             AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
         """
         row = self._latest(conn, thread_id)
-        if row is None:
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-            )
-        if review_id is not None and row["review_id"] != review_id:
+        refusal = machine.decide_refusal(
+            latest_id=None if row is None else row["review_id"],
+            latest_status=None if row is None else row["status"],
+            review_id=review_id,
+        )
+        if refusal is Refusal.NOT_OPEN_REVIEW:
             other = _one(
                 conn, f"SELECT status FROM {self._reviews} WHERE review_id = ?", (review_id,)
             )
-            raise AlreadyDecidedError(
-                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+            raise refusal_error(
+                refusal,
                 thread_id=thread_id,
+                review_id=review_id,
                 status=None if other is None else other["status"],
             )
-        if row["status"] != "pending":
-            raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {row['status']}.",
-                thread_id=thread_id,
-                status=row["status"],
+        if refusal is not None:
+            raise refusal_error(
+                refusal, thread_id=thread_id, status=None if row is None else row["status"]
             )
+        assert row is not None  # no refusal: the thread has a review
         return row
 
     def _set_claimed(
@@ -1190,17 +1177,17 @@ class SqliteReviewStore:
         def cast(conn: sqlite3.Connection) -> ReviewRecord:
             row = self._pending_row(conn, thread_id, review_id)
             votes = _vote_dicts(row["votes"])
-            # One vote per person: compared by canonical key, not by the id as spelt.
-            if any(Vote.model_validate(v).reviewer_key == vote.reviewer_key for v in votes):
-                raise DuplicateVoteError(
-                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
-                    "it needs another approver.",
+            keys = (Vote.model_validate(v).reviewer_key for v in votes)
+            if machine.is_duplicate_vote(keys, vote.reviewer_key):
+                raise refusal_error(
+                    Refusal.DUPLICATE_VOTE,
                     thread_id=thread_id,
                     status=row["status"],
+                    reviewer=vote.reviewer,
                 )
             votes.append(vote_data)
             votes_json = _dumps(votes)
-            if sum(v["text_sha256"] == vote.text_sha256 for v in votes) >= quorum:
+            if machine.quorum_met((v["text_sha256"] for v in votes), vote.text_sha256, quorum):
                 return self._set_claimed(
                     conn,
                     review_id,
@@ -1244,8 +1231,9 @@ class SqliteReviewStore:
             )
             if row is None:
                 return
-            # The claimer's vote never reached the graph: it does not count.
-            votes = [v for v in _vote_dicts(row["votes"]) if v["reviewer"] != row["reviewer"]]
+            votes = machine.kept_on_release(
+                _vote_dicts(row["votes"]), row["reviewer"], lambda v: str(v["reviewer"])
+            )
             _run_sql(
                 conn,
                 f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
@@ -1283,8 +1271,9 @@ class SqliteReviewStore:
             )
             row = _one(conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,))
             if changed == 0 or row is None:
-                raise AlreadyDecidedError(
-                    f"Review {review_id!r} is no longer held by this decision.",
+                raise refusal_error(
+                    Refusal.CLAIM_LOST,
+                    review_id=review_id,
                     thread_id=None if row is None else row["thread_id"],
                     status=None if row is None else row["status"],
                 )
