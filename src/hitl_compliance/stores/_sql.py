@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hitl_compliance.errors import StoreError
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -149,3 +151,17 @@ def claimable_query(
     sql += f" ORDER BY o.seq LIMIT {p}"
     params.append(d.limit(limit))
     return sql, params
+
+
+def store_error(name: str, reason: str, *, backend: str) -> StoreError:
+    """The error a SQL store raises for a driver failure `reason`: the one message for all.
+
+    Each store translates its driver's exceptions at its boundary (one context
+    manager, as httpx's `map_httpcore_exceptions`) and chains the original.
+    """
+    return StoreError(
+        f"The {name} review store failed: {reason}. The call changed nothing (its "
+        "transaction rolled back); check that the database is reachable, not locked, "
+        "and its tables as setup() made them, then call again.",
+        backend=backend,
+    )

@@ -43,11 +43,11 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
@@ -62,6 +62,7 @@ from hitl_compliance.stores._sql import (
     hooks_query,
     overdue_query,
     pending_query,
+    store_error,
 )
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
@@ -890,22 +891,44 @@ class PostgresReviewStore:
         round trip. Otherwise it runs in an explicit transaction, so the pool
         gets the connection back idle.
         """
-        try:
+        with self._driver_errors():
             async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 if conn.autocommit:
                     yield cur
                 else:
                     async with conn.transaction():
                         yield cur
+
+    @contextmanager
+    def _driver_errors(self) -> Iterator[None]:
+        """Translate psycopg's exceptions into the library's tree: the store's one boundary.
+
+        Every call after `setup()` runs inside it once (`_read`). The statement
+        failed as a whole (its own or a rolled-back transaction), so nothing
+        changed: an argument the server refused is the caller's
+        `InvalidInputError`, any other failure (connection, pool timeout, lock,
+        constraint) a `StoreError`, its text scrubbed of the DSN's secrets; no
+        psycopg exception crosses the ReviewStore Protocol.
+        """
+        try:
+            yield
         except (psycopg.DataError, psycopg.ProgrammingError) as exc:
-            # The statement failed as a whole (its own or a rolled-back transaction),
-            # so nothing changed; no driver error crosses the ReviewStore Protocol.
-            if isinstance(exc, psycopg.DataError) or _is_argument_error(exc):
-                raise InvalidInputError(
-                    f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
-                    "and text as str without NUL characters, and JSON without NaN."
-                ) from exc
-            raise
+            if not isinstance(exc, psycopg.DataError) and not _is_argument_error(exc):
+                self._raise_store_error(exc)
+            raise InvalidInputError(
+                f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
+                "and text as str without NUL characters, and JSON without NaN."
+            ) from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            self._raise_store_error(exc)
+
+    def _raise_store_error(self, exc: BaseException) -> NoReturn:
+        conninfo = self._pool.conninfo if isinstance(self._pool.conninfo, str) else ""
+        reason = scrub(str(exc), conninfo) if conninfo else str(exc)
+        # Chain the driver's error for its diagnostics, unless its text held a secret.
+        raise store_error("PostgreSQL", reason, backend="postgres") from (
+            exc if reason == str(exc) else None
+        )
 
     async def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         """Run one statement and return its first row (None when it returns none)."""

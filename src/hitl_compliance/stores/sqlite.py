@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from queue import SimpleQueue
 from types import TracebackType
@@ -55,6 +55,7 @@ from hitl_compliance.stores._sql import (
     hooks_query,
     overdue_query,
     pending_query,
+    store_error,
 )
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
@@ -454,6 +455,35 @@ def _is_argument_error(exc: Exception) -> bool:
     return "binding parameter" in text or "to SQLite INTEGER" in text
 
 
+@contextlib.contextmanager
+def _driver_errors() -> Iterator[None]:
+    """Translate sqlite3's exceptions into the library's tree: the store's one boundary.
+
+    Every call of the store runs inside it once (`_submit`). A write rolled
+    back in `_transaction`, so nothing changed: an argument sqlite3 cannot
+    bind is the caller's `InvalidInputError`, any other driver failure a
+    `StoreError`; no sqlite3 exception crosses the ReviewStore Protocol.
+    """
+    try:
+        yield
+    except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError) as exc:
+        if not _is_argument_error(exc):
+            if isinstance(exc, sqlite3.Error):
+                raise store_error("SQLite", str(exc), backend="sqlite") from exc
+            raise
+        raise InvalidInputError(
+            f"SQLite cannot bind an argument of this store call: {exc}. Pass ids and "
+            "text as str, and ints within 64 bits."
+        ) from exc
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"SQLite cannot store an argument of this store call: {exc}. Pass text "
+            "without lone surrogates."
+        ) from exc
+    except sqlite3.Error as exc:
+        raise store_error("SQLite", str(exc), backend="sqlite") from exc
+
+
 def _cannot_open(path: str, exc: sqlite3.Error) -> ConfigurationError:
     return ConfigurationError(
         f"Cannot open SQLite database {path!r}: {exc}. "
@@ -711,22 +741,8 @@ class SqliteReviewStore:
             async with self._lock:
                 pass
         conn, worker = self._require()
-        try:
+        with _driver_errors():
             return await worker.run(fn, conn)
-        except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError) as exc:
-            # A write rolled back in `_transaction`, so nothing changed; no driver
-            # error for a caller's argument crosses the ReviewStore Protocol.
-            if not _is_argument_error(exc):
-                raise
-            raise InvalidInputError(
-                f"SQLite cannot bind an argument of this store call: {exc}. Pass ids and "
-                "text as str, and ints within 64 bits."
-            ) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidInputError(
-                f"SQLite cannot store an argument of this store call: {exc}. Pass text "
-                "without lone surrogates."
-            ) from exc
 
     async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """`fn(conn)` in one `BEGIN IMMEDIATE` transaction, in one trip to the thread."""
