@@ -587,6 +587,11 @@ def _dumps(value: Any) -> str:
 # The values of an audit row's canonical form (ledger.canonical) that only the
 # append function knows, in key order; it splices them, as JSON, between the
 # pieces `_canon_parts` cuts. `_MARK` stands in for them while cutting.
+# The canonical form itself is defined once, in ledger.canonical(); the server
+# only renders these five values with to_json(). If the two renderings ever
+# diverge, tests/integration/test_ledger_canonical_sql.py fails (generated,
+# escape-heavy rows sealed by the server against `seal`), and `append_audit`
+# refuses the row at run time.
 _SPLICED = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
 _MARK = secrets.token_hex(16)
 
