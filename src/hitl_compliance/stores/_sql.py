@@ -40,6 +40,18 @@ class Row(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ColumnTypes:
+    """The column types a dialect's tables use where the backends differ."""
+
+    id: str
+    """An id column (`TEXT`; Postgres's `TEXT COLLATE "C"` orders ties as Python does)."""
+    time: str
+    """A time column (UTC ISO-8601 `TEXT` in SQLite, `TIMESTAMPTZ` in PostgreSQL)."""
+    seq: str
+    """An audit sequence number (`INTEGER` in SQLite, `BIGINT` in PostgreSQL)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Dialect:
     """What differs between the SQL backends in the shared statements and row mappers."""
 
@@ -61,6 +73,8 @@ class Dialect:
     """The null-safe equality operator (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL)."""
     latest: str
     """The column that orders a thread's reviews, newest last (`rowid`, or Postgres's `seq`)."""
+    types: ColumnTypes
+    """The column types of the tables the backends share the shape of."""
 
     def limit(self, limit: int | None) -> Any:
         """The LIMIT parameter for `limit` (None: all rows)."""
@@ -327,6 +341,98 @@ class Statements:
                 "ON CONFLICT (id) DO UPDATE SET version = excluded.version"
             ),
         )
+
+
+# -- schema -----------------------------------------------------------------------
+# The DDL the backends' migration steps share, in the exact text those steps have
+# run since they landed (a test compares every step's statements with the
+# released ones): each step picks these where its tables are the same in both.
+
+
+def open_and_pending_indexes(p: str) -> list[str]:
+    """Step 1: one open review per thread (the database says so too); the pending queue."""
+    return [
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {p}reviews_one_open "
+        f"ON {p}reviews (thread_id) WHERE status IN {OPEN_SQL}",
+        # list_pending reads only pending rows, in order, whatever the history size.
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_pending "
+        f"ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+    ]
+
+
+def claimed_index(p: str) -> str:
+    """Step 1: the claimed reviews by claim time (`abandoned_claims`)."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_claimed "
+        f"ON {p}reviews (claimed_at) WHERE status = 'claimed'"
+    )
+
+
+def audit_thread_index(p: str) -> str:
+    """Step 1: a thread's audit rows in order."""
+    return f"CREATE INDEX IF NOT EXISTS {p}audit_thread ON {p}audit (thread_id, seq)"
+
+
+def intents_table(d: Dialect, p: str) -> list[str]:
+    """Step 1: the turn (intent) rows and their index by start time (`stale_turns`)."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {p}intents (
+            thread_id {d.types.id} PRIMARY KEY,
+            owner TEXT NOT NULL,
+            started_at {d.types.time} NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
+    ]
+
+
+def review_rules_index(p: str) -> str:
+    """Step 2: the rule side table's range of one rule's open reviews, oldest first."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
+        f"ON {p}review_rules (rule, requested_at, review_id)"
+    )
+
+
+def overdue_index(p: str) -> str:
+    """Step 3: overdue pending rows only, earliest deadline first (`list_overdue`)."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
+        "WHERE status = 'pending' AND deadline IS NOT NULL"
+    )
+
+
+def audit_head_table(d: Dialect, p: str) -> str:
+    """Step 3: the store-wide chain head (seq 0 and GENESIS while there is none); one row."""
+    return f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq {d.types.seq} NOT NULL,
+            hash TEXT NOT NULL
+        )"""
+
+
+def outbox_tables(d: Dialect, p: str) -> list[str]:
+    """Step 3: one outbox row per hook call an audit row (`seq`) owes, and its indexes.
+
+    `pending_hooks` and `claim_hooks` read only undelivered rows, store-wide
+    or of one thread.
+    """
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
+            delivery_id {d.types.id} PRIMARY KEY,
+            seq {d.types.seq} NOT NULL,
+            thread_id {d.types.id} NOT NULL,
+            hook TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at {d.types.time} NOT NULL,
+            attempted_at {d.types.time}
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
+        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
+        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
+        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+    ]
 
 
 class LedgerBackfill:

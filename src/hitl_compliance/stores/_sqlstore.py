@@ -255,27 +255,39 @@ class SqlStoreBase:
         sql, params = self._hooks_query(thread_id=thread_id, created_before=created_before)
         return [delivery_from_row(self.dialect, r) for r in await self._fetch_all(sql, params)]
 
-    def _claimable_query(
+    async def _lease(
+        self, pick: str, params: list[Any], *, owner: str, until: Any
+    ) -> list[HookDelivery]:
+        """Lease the rows `pick` selects to `owner` until `until`, atomically; the leased rows.
+
+        The backend's own: it decides how two concurrent callers never lease
+        one row (a write lock held from pick to lease, or `SKIP LOCKED`).
+        """
+        raise NotImplementedError
+
+    async def claim_hooks(
         self,
         *,
+        owner: str,
         now: datetime,
         lease_until: datetime,
-        thread_id: str | None,
-        hooks: frozenset[str] | None,
-        created_before: datetime | None,
-        include_failed: bool,
-        limit: int | None,
-    ) -> tuple[str, list[Any], Any] | None:
-        """`claim_hooks`'s pick of the rows it may lease: SQL, parameters, and the lease end.
+        thread_id: str | None = None,
+        hooks: frozenset[str] | None = None,
+        created_before: datetime | None = None,
+        include_failed: bool = True,
+        limit: int | None = None,
+    ) -> list[HookDelivery]:
+        """Lease claimable outbox rows to `owner` (see the protocol), in one trip.
 
-        Checks every argument first; None when nothing can match (no hook named).
+        Every argument is checked before anything runs; naming no hook leases
+        nothing. The pick is the shared query; the lease is the backend's.
         """
         check_limit(limit)
         until = self.dialect.time(lease_until)
         self.dialect.time(now)
         if hooks is not None and not hooks:
-            return None
-        sql, params = claimable_query(
+            return []
+        pick, params = claimable_query(
             self.dialect,
             self._outbox,
             now=now,
@@ -285,7 +297,7 @@ class SqlStoreBase:
             include_failed=include_failed,
             limit=limit,
         )
-        return sql, params, until
+        return await self._lease(pick, params, owner=owner, until=until)
 
     async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
         """Extend `owner`'s lease on an undelivered row (see the protocol)."""

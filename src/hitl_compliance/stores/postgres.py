@@ -54,15 +54,24 @@ from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
+    ColumnTypes,
     Dialect,
     LedgerBackfill,
     Row,
+    audit_head_table,
+    audit_thread_index,
     aware,
+    claimed_index,
     delivery_columns,
     delivery_from_row,
     dumps,
     indexed_rules,
+    intents_table,
+    open_and_pending_indexes,
+    outbox_tables,
+    overdue_index,
     review_from_row,
+    review_rules_index,
     review_values,
     steps_to_run,
     store_error,
@@ -136,15 +145,9 @@ def _schema_v1(p: str) -> list[_Step]:
             decision JSONB,
             UNIQUE (thread_id, checkpoint_id)
         )""",
-        # At most one open review per thread: the database, not only the code, says so.
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {p}reviews_one_open "
-        f"ON {p}reviews (thread_id) WHERE status IN {_OPEN}",
-        # list_pending reads only pending rows, in order, whatever the history size.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_pending "
-        f"ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+        *open_and_pending_indexes(p),
         f"CREATE INDEX IF NOT EXISTS {p}reviews_thread ON {p}reviews (thread_id, seq)",
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_claimed "
-        f"ON {p}reviews (claimed_at) WHERE status = 'claimed'",
+        claimed_index(p),
         f"""CREATE TABLE IF NOT EXISTS {p}audit (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             thread_id TEXT COLLATE "C" NOT NULL,
@@ -155,13 +158,8 @@ def _schema_v1(p: str) -> list[_Step]:
             payload JSONB NOT NULL,
             at TIMESTAMPTZ NOT NULL
         )""",
-        f"CREATE INDEX IF NOT EXISTS {p}audit_thread ON {p}audit (thread_id, seq)",
-        f"""CREATE TABLE IF NOT EXISTS {p}intents (
-            thread_id TEXT COLLATE "C" PRIMARY KEY,
-            owner TEXT NOT NULL,
-            started_at TIMESTAMPTZ NOT NULL
-        )""",
-        f"CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
+        audit_thread_index(p),
+        *intents_table(_DIALECT, p),
     ]
 
 
@@ -179,8 +177,7 @@ def _schema_v2(p: str) -> list[_Step]:
             requested_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (review_id, rule)
         )""",
-        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
-        f"ON {p}review_rules (rule, requested_at, review_id)",
+        review_rules_index(p),
         # Open reviews written before this step get their rule rows too.
         f"INSERT INTO {p}review_rules (review_id, rule, requested_at) "
         f"SELECT DISTINCT r.review_id, v->>'rule', r.requested_at FROM {p}reviews AS r "
@@ -195,8 +192,7 @@ def _schema_v3(p: str) -> list[_Step]:
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS deadline TIMESTAMPTZ",
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS priority INTEGER NOT NULL DEFAULT 0",
         # list_overdue reads only overdue pending rows, earliest deadline first.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
-        "WHERE status = 'pending' AND deadline IS NOT NULL",
+        overdue_index(p),
         # seq is now assigned by the append (head + 1) under the head lock.
         f"ALTER TABLE {p}audit ALTER COLUMN seq DROP IDENTITY IF EXISTS",
         # The hash covers the payload as written: keep its JSON text as is.
@@ -207,28 +203,9 @@ def _schema_v3(p: str) -> list[_Step]:
         # The store-wide chain head: seq and hash of the last appended audit row
         # (seq 0 and GENESIS while there is none). Always exactly one row, the
         # one every append locks.
-        f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            seq BIGINT NOT NULL,
-            hash TEXT NOT NULL
-        )""",
+        audit_head_table(_DIALECT, p),
         # One row per hook call owed by an audit row (`seq`), written with it.
-        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
-            delivery_id TEXT COLLATE "C" PRIMARY KEY,
-            seq BIGINT NOT NULL,
-            thread_id TEXT COLLATE "C" NOT NULL,
-            hook TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            created_at TIMESTAMPTZ NOT NULL,
-            attempted_at TIMESTAMPTZ
-        )""",
-        # pending_hooks reads only undelivered rows, store-wide or of one thread.
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
-        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
-        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+        *outbox_tables(_DIALECT, p),
         _backfill_ledger,
     ]
 
@@ -593,6 +570,7 @@ _DIALECT = Dialect(
     read_json=lambda value: value,  # JSONB columns arrive parsed
     same="IS NOT DISTINCT FROM",
     latest="seq",
+    types=ColumnTypes(id='TEXT COLLATE "C"', time="TIMESTAMPTZ", seq="BIGINT"),
 )
 
 
@@ -1191,36 +1169,15 @@ class PostgresReviewStore(SqlStoreBase):
 
     # -- hook outbox -------------------------------------------------------------
 
-    async def claim_hooks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        thread_id: str | None = None,
-        hooks: frozenset[str] | None = None,
-        created_before: datetime | None = None,
-        include_failed: bool = True,
-        limit: int | None = None,
+    async def _lease(
+        self, pick: str, params: list[Any], *, owner: str, until: Any
     ) -> list[HookDelivery]:
-        """Lease outbox rows (see the protocol) in one statement.
+        """Lease the picked outbox rows in one statement.
 
         The rows are picked `FOR UPDATE SKIP LOCKED`: a row another claimer
         is leasing at that moment is skipped, and one it leased already no
         longer matches, so concurrent claimers never lease one row twice.
         """
-        claimable = self._claimable_query(
-            now=now,
-            lease_until=lease_until,
-            thread_id=thread_id,
-            hooks=hooks,
-            created_before=created_before,
-            include_failed=include_failed,
-            limit=limit,
-        )
-        if claimable is None:
-            return []
-        pick, params, until = claimable
         sql = (
             f"WITH picked AS ({pick} FOR UPDATE SKIP LOCKED), "
             f"c AS (UPDATE {self._outbox} AS u SET lease_owner = %s, lease_until = %s "

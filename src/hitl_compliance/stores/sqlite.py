@@ -48,14 +48,23 @@ from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
     REVIEW_COLUMNS,
+    ColumnTypes,
     Dialect,
     LedgerBackfill,
     Row,
+    audit_head_table,
+    audit_thread_index,
+    claimed_index,
     delivery_columns,
     delivery_from_row,
     dumps,
     indexed_rules,
+    intents_table,
+    open_and_pending_indexes,
+    outbox_tables,
+    overdue_index,
     review_from_row,
+    review_rules_index,
     review_values,
     steps_to_run,
     store_error,
@@ -106,15 +115,9 @@ def _schema_v1(p: str) -> list[_Step]:
             decision TEXT,
             UNIQUE (thread_id, checkpoint_id)
         )""",
-        # At most one open review per thread: the database, not only the code, says so.
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {p}reviews_one_open "
-        f"ON {p}reviews (thread_id) WHERE status IN {_OPEN}",
-        # list_pending reads only pending rows, in order, whatever the history size.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_pending "
-        f"ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+        *open_and_pending_indexes(p),
         f"CREATE INDEX IF NOT EXISTS {p}reviews_thread ON {p}reviews (thread_id)",
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_claimed "
-        f"ON {p}reviews (claimed_at) WHERE status = 'claimed'",
+        claimed_index(p),
         f"""CREATE TABLE IF NOT EXISTS {p}audit (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             thread_id TEXT NOT NULL,
@@ -125,13 +128,8 @@ def _schema_v1(p: str) -> list[_Step]:
             payload TEXT NOT NULL,
             at TEXT NOT NULL
         )""",
-        f"CREATE INDEX IF NOT EXISTS {p}audit_thread ON {p}audit (thread_id, seq)",
-        f"""CREATE TABLE IF NOT EXISTS {p}intents (
-            thread_id TEXT PRIMARY KEY,
-            owner TEXT NOT NULL,
-            started_at TEXT NOT NULL
-        )""",
-        f"CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
+        audit_thread_index(p),
+        *intents_table(_DIALECT, p),
     ]
 
 
@@ -148,8 +146,7 @@ def _schema_v2(p: str) -> list[_Step]:
             requested_at TEXT NOT NULL,
             PRIMARY KEY (review_id, rule)
         ) WITHOUT ROWID""",
-        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
-        f"ON {p}review_rules (rule, requested_at, review_id)",
+        review_rules_index(p),
         # Open reviews written before this step get their rule rows too.
         f"INSERT OR IGNORE INTO {p}review_rules (review_id, rule, requested_at) "
         f"SELECT r.review_id, json_extract(v.value, '$.rule'), r.requested_at "
@@ -163,35 +160,15 @@ def _schema_v3(p: str) -> list[_Step]:
         f"ALTER TABLE {p}reviews ADD COLUMN deadline TEXT",
         f"ALTER TABLE {p}reviews ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
         # list_overdue reads only overdue pending rows, earliest deadline first.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
-        "WHERE status = 'pending' AND deadline IS NOT NULL",
+        overdue_index(p),
         f"ALTER TABLE {p}audit ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''",
         f"ALTER TABLE {p}audit ADD COLUMN global_prev_hash TEXT NOT NULL DEFAULT ''",
         f"ALTER TABLE {p}audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
         # The store-wide chain head: seq and hash of the last appended audit row
         # (seq 0 and GENESIS while there is none). Always exactly one row.
-        f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            seq INTEGER NOT NULL,
-            hash TEXT NOT NULL
-        )""",
+        audit_head_table(_DIALECT, p),
         # One row per hook call owed by an audit row (`seq`), written with it.
-        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
-            delivery_id TEXT PRIMARY KEY,
-            seq INTEGER NOT NULL,
-            thread_id TEXT NOT NULL,
-            hook TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            created_at TEXT NOT NULL,
-            attempted_at TEXT
-        )""",
-        # pending_hooks reads only undelivered rows, store-wide or of one thread.
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
-        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
-        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+        *outbox_tables(_DIALECT, p),
         _backfill_ledger,
     ]
 
@@ -463,6 +440,7 @@ _DIALECT = Dialect(
     read_json=json.loads,
     same="IS",
     latest="rowid",
+    types=ColumnTypes(id="TEXT", time="TEXT", seq="INTEGER"),
 )
 
 
@@ -1116,42 +1094,21 @@ class SqliteReviewStore(SqlStoreBase):
 
     # -- hook outbox -------------------------------------------------------------
 
-    async def claim_hooks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        thread_id: str | None = None,
-        hooks: frozenset[str] | None = None,
-        created_before: datetime | None = None,
-        include_failed: bool = True,
-        limit: int | None = None,
+    async def _lease(
+        self, pick: str, params: list[Any], *, owner: str, until: Any
     ) -> list[HookDelivery]:
-        """Lease outbox rows (see the protocol) in one write transaction.
+        """Lease the picked outbox rows in one `BEGIN IMMEDIATE` transaction.
 
-        `BEGIN IMMEDIATE` holds the file's write lock from the read of the
-        claimable rows to the lease, so two processes never lease one row.
+        The file's write lock is held from the read of the claimable rows to
+        the lease, so two processes never lease one row.
         """
-        pick = self._claimable_query(
-            now=now,
-            lease_until=lease_until,
-            thread_id=thread_id,
-            hooks=hooks,
-            created_before=created_before,
-            include_failed=include_failed,
-            limit=limit,
-        )
-        if pick is None:
-            return []
-        sql, params, until = pick
         read = (
             f"{delivery_columns('o')} FROM {self._outbox} AS o "
             f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.delivery_id = ?"
         )
 
         def lease(conn: sqlite3.Connection) -> list[HookDelivery]:
-            ids = [str(r["delivery_id"]) for r in _all(conn, sql, params)]
+            ids = [str(r["delivery_id"]) for r in _all(conn, pick, params)]
             conn.executemany(
                 f"UPDATE {self._outbox} SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?",
                 [(owner, until, i) for i in ids],
