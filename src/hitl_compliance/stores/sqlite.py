@@ -851,8 +851,8 @@ class SqliteReviewStore(SqlStoreBase):
     ) -> ReviewRecord:
         """Claim the pending review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
-        Read, check ([`decide_refusal`][hitl_compliance.stores._machine.decide_refusal])
-        and write hold the file's write lock, so one claim wins across processes.
+        Read, check (the state machine's `decide_refusal`) and write hold the
+        file's write lock, so one claim wins across processes.
         """
         claimed_at = _ts(now)
         decision_json = dumps(decision)
@@ -885,8 +885,8 @@ class SqliteReviewStore(SqlStoreBase):
         """Record a vote (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
         The duplicate and quorum checks are the state machine's
-        ([`hitl_compliance.stores._machine`][hitl_compliance.stores._machine]),
-        applied to the votes read under the file's write lock.
+        (`hitl_compliance.stores._machine`), applied to the votes read under
+        the file's write lock.
         """
         at = _ts(now)
         vote_data = vote.model_dump(mode="json")
