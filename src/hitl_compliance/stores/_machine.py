@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from hitl_compliance.errors import (
     AlreadyDecidedError,
@@ -37,6 +37,7 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
+from hitl_compliance.stores.base import FinalStatus
 
 __all__ = [
     "OPEN_STATUSES",
@@ -56,13 +57,13 @@ __all__ = [
 
 _V = TypeVar("_V")
 
-Status = Literal["pending", "claimed", "approved", "rejected", "expired"]
 Action = Literal["claim", "vote", "release", "complete", "escalate", "take_over"]
 
 OPEN_STATUSES: tuple[str, ...] = ("pending", "claimed")
 """The statuses that keep a thread paused (no turn, no other review)."""
 
-_FINAL: frozenset[str] = frozenset({"approved", "rejected", "expired"})
+# The final statuses are the protocol's `FinalStatus`: a new one is added there only.
+_FINAL: frozenset[str] = frozenset(get_args(FinalStatus))
 
 # Which status each action needs, and the one it leaves ("final" = the status
 # `complete` is given). Vote and escalate leave a review pending (a vote at
