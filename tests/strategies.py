@@ -34,10 +34,12 @@ __all__ = [
     "PATTERNS",
     "PAUSED",
     "TRIGGERS",
+    "AuditAppend",
     "BadCall",
     "BuiltinRule",
     "HumanDecision",
     "Scenario",
+    "audit_appends",
     "bad_calls",
     "bad_cursors",
     "bad_field_names",
@@ -362,3 +364,62 @@ def bad_calls(draw: st.DrawFn) -> BadCall:
     else:
         kwargs[parameter] = draw(bad[parameter])
     return BadCall(method, parameter, kwargs)
+
+
+# -- audit rows (the ledger's canonical form, however a store computes it) -----------
+
+# Storable text (no NUL, no lone surrogate) that leans on what JSON escapes:
+# quotes, backslashes, control characters, non-ASCII and line separators.
+_LEDGER_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(
+            ['"', "\\", "/", "\n", "\t", "\x01", "\x1f", "\x7f", "\u2028", "é", "Ω", "😀"]
+        ),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    ),
+    max_size=12,
+)
+_LEDGER_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _LEDGER_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_LEDGER_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@dataclass(frozen=True)
+class AuditAppend:
+    """The arguments of one `ReviewStore.append_audit` call (its `thread_id` gets a suffix)."""
+
+    thread: str
+    review_id: str | None
+    checkpoint_id: str | None
+    event: str
+    actor: str
+    payload: dict[str, Any]
+    at: datetime
+
+
+@st.composite
+def audit_appends(draw: st.DrawFn) -> AuditAppend:
+    """An audit row's content, with every hashed text field drawn from JSON-escape-heavy text."""
+    return AuditAppend(
+        thread=draw(_LEDGER_TEXT),
+        review_id=draw(st.none() | _LEDGER_TEXT),
+        checkpoint_id=draw(st.none() | _LEDGER_TEXT),
+        event=draw(_LEDGER_TEXT),
+        actor=draw(_LEDGER_TEXT),
+        payload=draw(st.dictionaries(_LEDGER_TEXT, _LEDGER_JSON, max_size=4)),
+        at=draw(
+            st.datetimes(
+                min_value=datetime(1970, 1, 2),
+                max_value=datetime(9998, 12, 31),
+                timezones=st.sampled_from(
+                    [timezone.utc, timezone(timedelta(hours=-5, minutes=-30))]
+                ),
+            )
+        ),
+    )

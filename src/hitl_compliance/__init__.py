@@ -20,6 +20,7 @@ from hitl_compliance.errors import (
     PolicyViolationError,
     ReviewNotFoundError,
     StaleReviewError,
+    StoreError,
     ThreadBusyError,
     UnsupportedMediaTypeError,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "RuleResult",
     "Severity",
     "StaleReviewError",
+    "StoreError",
     "ThreadBusyError",
     "UnsupportedMediaTypeError",
     "Verdict",

@@ -14,6 +14,7 @@ HitlError
 │   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
+├── StoreError                the review store's database failed; the call changed nothing
 ├── DraftError                the drafter returned something other than text
 └── PauseDisabledError        a draft needed review in a graph built with pause=False
 ```
@@ -39,6 +40,7 @@ __all__ = [
     "PolicyViolationError",
     "ReviewNotFoundError",
     "StaleReviewError",
+    "StoreError",
     "ThreadBusyError",
     "UnsupportedMediaTypeError",
 ]
@@ -119,6 +121,24 @@ class InvalidDecisionError(InvalidInputError):
     Nothing was sent to LangGraph: an invalid resume value would otherwise be
     stored and poison the thread. Fix the input and call again.
     """
+
+
+class StoreError(HitlError):
+    """A review store's database failed during a call: connection, lock, constraint or trigger.
+
+    Raised in place of the driver's own exception (`sqlite3.Error`,
+    `psycopg.Error`), which is kept as `__cause__`, so no driver error crosses
+    the [`ReviewStore`][hitl_compliance.ReviewStore] protocol. The call ran in
+    one transaction that rolled back: nothing changed. Check the database
+    (reachable, not locked, its tables not edited by hand) and call again.
+    `backend` names the store (`"sqlite"`, `"postgres"`).
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, backend: str | None = None
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.backend = backend
 
 
 class DraftError(HitlError):

@@ -20,6 +20,7 @@ from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     DuplicateVoteError,
+    StoreError,
     ThreadBusyError,
 )
 from hitl_compliance.models import ReviewRecord, sha256_text
@@ -73,6 +74,23 @@ class TestInMemoryStoreConformance(ReviewStoreConformance):
 class SqlStoreTests(ReviewStoreConformance):
     """The conformance suite plus what only a store with real transactions can show."""
 
+    async def test_driver_errors_become_store_errors(self, review_store: ReviewStore) -> None:
+        """A database failure on reads and writes is a StoreError, never the driver's exception."""
+        await review_store.open_review(make_review(), owner=None)
+        await raw_sql(review_store, "ALTER TABLE {p}reviews RENAME TO {p}reviews_gone")
+        try:
+            with pytest.raises(StoreError, match=r"review store failed: .*reviews") as read:
+                await review_store.get_review("t1")
+            with pytest.raises(StoreError) as write:
+                await review_store.begin_turn("t2", owner="o", now=at(1))
+        finally:
+            await raw_sql(review_store, "ALTER TABLE {p}reviews_gone RENAME TO {p}reviews")
+        for caught in (read, write):
+            assert isinstance(caught.value.__cause__, Exception)
+            assert type(caught.value.__cause__).__module__.split(".")[0] in ("sqlite3", "psycopg")
+        assert await review_store.stale_turns(started_before=at(9)) == []
+        assert (await review_store.get_review("t1")) is not None
+
     async def test_outbox_row_is_written_in_the_audit_rows_transaction(
         self, review_store: ReviewStore
     ) -> None:
@@ -83,24 +101,27 @@ class SqlStoreTests(ReviewStoreConformance):
         review = await review_store.open_review(make_review(), owner=None)
         await claim(review_store)
         head = await review_store.audit_head()
-        error: type[Exception]
+        driver_error: type[Exception]
         if isinstance(review_store, PostgresReviewStore):
             import psycopg
 
-            error = psycopg.errors.CheckViolation
+            driver_error = psycopg.errors.CheckViolation
+            backend = "postgres"
             block = ["ALTER TABLE {p}hook_outbox ADD CONSTRAINT block CHECK (false) NOT VALID"]
             unblock = ["ALTER TABLE {p}hook_outbox DROP CONSTRAINT block"]
         else:
             import sqlite3
 
-            error = sqlite3.IntegrityError
+            driver_error = sqlite3.IntegrityError
+            backend = "sqlite"
             block = [
                 "CREATE TRIGGER {p}block BEFORE INSERT ON {p}hook_outbox "
                 "BEGIN SELECT RAISE(ABORT, 'outbox down'); END"
             ]
             unblock = ["DROP TRIGGER {p}block"]
         await raw_sql(review_store, *block)
-        with pytest.raises(error, match=r"outbox down|block"):
+        # Translated at the store boundary: the library's error, the driver's as its cause.
+        with pytest.raises(StoreError, match=r"outbox down|block") as caught:
             await review_store.complete(
                 review.review_id,
                 claim_id="k1",
@@ -109,6 +130,8 @@ class SqlStoreTests(ReviewStoreConformance):
                 actor="a",
                 payload={},
             )
+        assert isinstance(caught.value.__cause__, driver_error)
+        assert caught.value.backend == backend
         await raw_sql(review_store, *unblock)
         stored = await review_store.get_review("t1")
         assert stored is not None

@@ -8,14 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    DuplicateVoteError,
-    ReviewNotFoundError,
-    ThreadBusyError,
-)
 from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
+from hitl_compliance.stores import _machine as machine
+from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -61,24 +57,19 @@ class InMemoryReviewStore:
 
     def _open_review_id(self, thread_id: str) -> str | None:
         ids = self._by_thread.get(thread_id)
-        if ids and self._reviews[ids[-1]].status in ("pending", "claimed"):
+        if ids and machine.is_open(self._reviews[ids[-1]].status):
             return ids[-1]
         return None
 
     async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
         _aware(now)
         async with self._lock:
-            if self._open_review_id(thread_id) is not None:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} is paused for review; approve or reject it first.",
-                    thread_id=thread_id,
-                )
-            if thread_id in self._turns:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
-                    "run `await coord.recover()`).",
-                    thread_id=thread_id,
-                )
+            refusal = machine.turn_refusal(
+                review_open=self._open_review_id(thread_id) is not None,
+                turn_held=thread_id in self._turns,
+            )
+            if refusal is not None:
+                raise refusal_error(refusal, thread_id=thread_id)
             self._turns[thread_id] = TurnRecord(thread_id=thread_id, owner=owner, started_at=now)
 
     async def end_turn(self, thread_id: str, *, owner: str) -> None:
@@ -109,10 +100,10 @@ class InMemoryReviewStore:
             existing = self._by_checkpoint.get((review.thread_id, review.checkpoint_id))
             if existing is not None:
                 return self._reviews[existing]
-            if self._open_review_id(review.thread_id) is not None:
-                raise ThreadBusyError(
-                    f"Thread {review.thread_id!r} already has an open review.",
-                    thread_id=review.thread_id,
+            open_id = self._open_review_id(review.thread_id)
+            if open_id is not None:
+                raise refusal_error(
+                    Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
                 )
             self._reviews[review.review_id] = review
             self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
@@ -182,23 +173,25 @@ class InMemoryReviewStore:
     def _pending_review(self, thread_id: str, review_id: str | None) -> ReviewRecord:
         """The thread's latest review, which must be pending (and `review_id`, if given)."""
         ids = self._by_thread.get(thread_id)
-        if not ids:
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-            )
-        review = self._reviews[ids[-1]]
-        if review_id is not None and review.review_id != review_id:
-            raise AlreadyDecidedError(
-                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+        review = self._reviews[ids[-1]] if ids else None
+        refusal = machine.decide_refusal(
+            latest_id=None if review is None else review.review_id,
+            latest_status=None if review is None else review.status,
+            review_id=review_id,
+        )
+        if refusal is Refusal.NOT_OPEN_REVIEW:
+            asked = self._reviews.get(review_id) if review_id is not None else None
+            raise refusal_error(
+                refusal,
                 thread_id=thread_id,
-                status=self._reviews[review_id].status if review_id in self._reviews else None,
+                review_id=review_id,
+                status=None if asked is None else asked.status,
             )
-        if review.status != "pending":
-            raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {review.status}.",
-                thread_id=thread_id,
-                status=review.status,
+        if refusal is not None:
+            raise refusal_error(
+                refusal, thread_id=thread_id, status=None if review is None else review.status
             )
+        assert review is not None  # no refusal: the thread has a review
         return review
 
     async def claim(
@@ -253,15 +246,15 @@ class InMemoryReviewStore:
         async with self._lock:
             review = self._pending_review(thread_id, review_id)
             # One vote per person: compared by canonical key, not by the id as spelt.
-            if any(v.reviewer_key == vote.reviewer_key for v in review.votes):
-                raise DuplicateVoteError(
-                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
-                    "it needs another approver.",
+            if machine.is_duplicate_vote((v.reviewer_key for v in review.votes), vote.reviewer_key):
+                raise refusal_error(
+                    Refusal.DUPLICATE_VOTE,
                     thread_id=thread_id,
                     status=review.status,
+                    reviewer=vote.reviewer,
                 )
             votes = [*review.votes, vote]
-            if sum(v.text_sha256 == vote.text_sha256 for v in votes) >= quorum:
+            if machine.quorum_met((v.text_sha256 for v in votes), vote.text_sha256, quorum):
                 return self._claim(review, claim_id, vote.reviewer, decision, now, votes)
             updated = review.model_copy(update={"votes": votes})
             self._reviews[review.review_id] = updated
@@ -279,7 +272,7 @@ class InMemoryReviewStore:
     async def release(self, review_id: str, *, claim_id: str) -> None:
         async with self._lock:
             review = self._reviews.get(review_id)
-            if review is None or review.status != "claimed" or review.claim_id != claim_id:
+            if review is None or not machine.holds_claim(review.status, review.claim_id, claim_id):
                 return
             released = review.model_copy(
                 update={
@@ -288,8 +281,9 @@ class InMemoryReviewStore:
                     "claimed_at": None,
                     "reviewer": None,
                     "decision": None,
-                    # The claimer's vote never reached the graph: it does not count.
-                    "votes": [v for v in review.votes if v.reviewer != review.reviewer],
+                    "votes": machine.kept_on_release(
+                        review.votes, review.reviewer, lambda v: v.reviewer
+                    ),
                 }
             )
             self._reviews[review_id] = released
@@ -307,9 +301,10 @@ class InMemoryReviewStore:
     ) -> ReviewRecord:
         async with self._lock:
             review = self._reviews.get(review_id)
-            if review is None or review.status != "claimed" or review.claim_id != claim_id:
-                raise AlreadyDecidedError(
-                    f"Review {review_id!r} is no longer held by this decision.",
+            if review is None or not machine.holds_claim(review.status, review.claim_id, claim_id):
+                raise refusal_error(
+                    Refusal.CLAIM_LOST,
+                    review_id=review_id,
                     thread_id=None if review is None else review.thread_id,
                     status=None if review is None else review.status,
                 )
@@ -341,7 +336,9 @@ class InMemoryReviewStore:
     ) -> bool:
         async with self._lock:
             review = self._reviews.get(review_id)
-            if review is None or review.status != "claimed" or review.claim_id != old_claim_id:
+            if review is None or not machine.holds_claim(
+                review.status, review.claim_id, old_claim_id
+            ):
                 return False
             self._reviews[review_id] = review.model_copy(
                 update={"claim_id": new_claim_id, "claimed_at": now}
@@ -447,12 +444,7 @@ class InMemoryReviewStore:
         _aware(now)
         async with self._lock:
             review = self._reviews.get(review_id)
-            if (
-                review is None
-                or review.status != "pending"
-                or review.deadline is None
-                or review.deadline > now
-            ):
+            if review is None or not machine.can_escalate(review.status, review.deadline, now):
                 return None
             escalated = review.model_copy(
                 update={"priority": review.priority + 1, "deadline": new_deadline}

@@ -40,40 +40,47 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from datetime import datetime, timezone
-from types import TracebackType
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from typing import Any, NoReturn
 
 from hitl_compliance._secrets import mask_dsn, scrub
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    ConfigurationError,
-    DuplicateVoteError,
-    InvalidInputError,
-    ReviewNotFoundError,
-    ThreadBusyError,
-)
+from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
-from hitl_compliance.rules import RuleResult
+from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
+    OPEN_SQL,
+    ColumnTypes,
     Dialect,
-    claimable_query,
+    LedgerBackfill,
+    Row,
+    audit_head_table,
+    audit_thread_index,
+    aware,
+    claimed_index,
     delivery_columns,
-    hooks_query,
-    overdue_query,
-    pending_query,
+    delivery_from_row,
+    dumps,
+    indexed_rules,
+    intents_table,
+    open_and_pending_indexes,
+    outbox_tables,
+    overdue_index,
+    review_from_row,
+    review_rules_index,
+    review_values,
+    steps_to_run,
+    store_error,
+    utc,
 )
+from hitl_compliance.stores._sqlstore import SqlStoreBase
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
-    TurnRecord,
-    check_limit,
     paused_payload,
 )
 
@@ -93,9 +100,17 @@ __all__ = ["PostgresReviewStore"]
 
 logger = logging.getLogger("hitl_compliance")
 
-_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
-_OPEN = "('pending', 'claimed')"
-_BACKFILL_PAGE = 1000
+_OPEN = OPEN_SQL
+# The refusals the write functions report (`begin_turn`'s result, `decide`'s
+# `hitl_outcome`), in the words step 4 gave them; the errors are the machine's.
+_REFUSALS: Mapping[str, Refusal] = {
+    "paused": Refusal.THREAD_PAUSED,
+    "busy": Refusal.TURN_IN_PROGRESS,
+    "missing": Refusal.NO_REVIEW,
+    "stale": Refusal.NOT_OPEN_REVIEW,
+    "decided": Refusal.DECIDED,
+    "duplicate": Refusal.DUPLICATE_VOTE,
+}
 # SQLSTATEs of a parameter PostgreSQL cannot use where it is bound (an int or a
 # list where a text id belongs): the caller's argument, not the schema, is wrong.
 _ARGUMENT_SQLSTATES = frozenset({"42883", "42804", "42P18", "42725"})
@@ -130,15 +145,9 @@ def _schema_v1(p: str) -> list[_Step]:
             decision JSONB,
             UNIQUE (thread_id, checkpoint_id)
         )""",
-        # At most one open review per thread: the database, not only the code, says so.
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {p}reviews_one_open "
-        f"ON {p}reviews (thread_id) WHERE status IN {_OPEN}",
-        # list_pending reads only pending rows, in order, whatever the history size.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_pending "
-        f"ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+        *open_and_pending_indexes(p),
         f"CREATE INDEX IF NOT EXISTS {p}reviews_thread ON {p}reviews (thread_id, seq)",
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_claimed "
-        f"ON {p}reviews (claimed_at) WHERE status = 'claimed'",
+        claimed_index(p),
         f"""CREATE TABLE IF NOT EXISTS {p}audit (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             thread_id TEXT COLLATE "C" NOT NULL,
@@ -149,13 +158,8 @@ def _schema_v1(p: str) -> list[_Step]:
             payload JSONB NOT NULL,
             at TIMESTAMPTZ NOT NULL
         )""",
-        f"CREATE INDEX IF NOT EXISTS {p}audit_thread ON {p}audit (thread_id, seq)",
-        f"""CREATE TABLE IF NOT EXISTS {p}intents (
-            thread_id TEXT COLLATE "C" PRIMARY KEY,
-            owner TEXT NOT NULL,
-            started_at TIMESTAMPTZ NOT NULL
-        )""",
-        f"CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
+        audit_thread_index(p),
+        *intents_table(_DIALECT, p),
     ]
 
 
@@ -173,8 +177,7 @@ def _schema_v2(p: str) -> list[_Step]:
             requested_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (review_id, rule)
         )""",
-        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
-        f"ON {p}review_rules (rule, requested_at, review_id)",
+        review_rules_index(p),
         # Open reviews written before this step get their rule rows too.
         f"INSERT INTO {p}review_rules (review_id, rule, requested_at) "
         f"SELECT DISTINCT r.review_id, v->>'rule', r.requested_at FROM {p}reviews AS r "
@@ -189,8 +192,7 @@ def _schema_v3(p: str) -> list[_Step]:
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS deadline TIMESTAMPTZ",
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS priority INTEGER NOT NULL DEFAULT 0",
         # list_overdue reads only overdue pending rows, earliest deadline first.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
-        "WHERE status = 'pending' AND deadline IS NOT NULL",
+        overdue_index(p),
         # seq is now assigned by the append (head + 1) under the head lock.
         f"ALTER TABLE {p}audit ALTER COLUMN seq DROP IDENTITY IF EXISTS",
         # The hash covers the payload as written: keep its JSON text as is.
@@ -201,28 +203,9 @@ def _schema_v3(p: str) -> list[_Step]:
         # The store-wide chain head: seq and hash of the last appended audit row
         # (seq 0 and GENESIS while there is none). Always exactly one row, the
         # one every append locks.
-        f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            seq BIGINT NOT NULL,
-            hash TEXT NOT NULL
-        )""",
+        audit_head_table(_DIALECT, p),
         # One row per hook call owed by an audit row (`seq`), written with it.
-        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
-            delivery_id TEXT COLLATE "C" PRIMARY KEY,
-            seq BIGINT NOT NULL,
-            thread_id TEXT COLLATE "C" NOT NULL,
-            hook TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            created_at TIMESTAMPTZ NOT NULL,
-            attempted_at TIMESTAMPTZ
-        )""",
-        # pending_hooks reads only undelivered rows, store-wide or of one thread.
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
-        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
-        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+        *outbox_tables(_DIALECT, p),
         _backfill_ledger,
     ]
 
@@ -232,42 +215,14 @@ async def _backfill_ledger(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
 
     Pages through the table, so memory holds one page plus one hash per thread.
     """
-    thread_prev: dict[str, str] = {}
-    head_seq, head_hash = 0, GENESIS
+    backfill = LedgerBackfill(_DIALECT, p)
     while True:
-        await cur.execute(
-            f"SELECT * FROM {p}audit WHERE seq > %s ORDER BY seq LIMIT %s",
-            (head_seq, _BACKFILL_PAGE),
-        )
+        await cur.execute(backfill.select_page, backfill.page_params)
         rows = await cur.fetchall()
         if not rows:
             break
-        updates = []
-        for row in rows:
-            record = seal(
-                seq=row["seq"],
-                thread_id=row["thread_id"],
-                review_id=row["review_id"],
-                checkpoint_id=row["checkpoint_id"],
-                event=row["event"],
-                actor=row["actor"],
-                payload=json.loads(row["payload"]),
-                at=row["at"],
-                prev_hash=thread_prev.get(row["thread_id"], GENESIS),
-                global_prev_hash=head_hash,
-            )
-            updates.append((record.prev_hash, record.global_prev_hash, record.hash, record.seq))
-            thread_prev[record.thread_id] = record.hash
-            head_seq, head_hash = record.seq, record.hash
-        await cur.executemany(
-            f"UPDATE {p}audit SET prev_hash = %s, global_prev_hash = %s, hash = %s WHERE seq = %s",
-            updates,
-        )
-    await cur.execute(
-        f"INSERT INTO {p}audit_head (id, seq, hash) VALUES (1, %s, %s) "
-        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        (head_seq, head_hash),
-    )
+        await cur.executemany(backfill.update, backfill.seal_page(rows))
+    await cur.execute(backfill.set_head, backfill.head)
 
 
 # The columns every write function returns: what happened (`hitl_outcome`, with
@@ -513,7 +468,7 @@ async def _backfill_vote_keys(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
         votes = [Vote.model_validate(v).model_dump(mode="json") for v in row["votes"]]
         await cur.execute(
             f"UPDATE {p}reviews SET votes = %s::jsonb WHERE review_id = %s",
-            (_dumps(votes), row["review_id"]),
+            (dumps(votes), row["review_id"]),
         )
 
 
@@ -548,40 +503,20 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-def _check_table_prefix(table_prefix: str) -> str:
-    if not _PREFIX_RE.fullmatch(table_prefix):
-        raise ConfigurationError(
-            f"table_prefix must be letters, digits and '_' (not starting with a digit, "
-            f"at most 41 characters), got {table_prefix!r}."
-        )
-    return table_prefix
-
-
 def _is_argument_error(exc: psycopg.ProgrammingError) -> bool:
     """Whether psycopg could not adapt a parameter, or the server not use its type."""
     # Client-side adaptation errors ("cannot adapt type 'dict'") carry no SQLSTATE.
     return exc.sqlstate is None or exc.sqlstate in _ARGUMENT_SQLSTATES
 
 
-def _aware(value: datetime) -> datetime:
-    # A naive datetime would be read in the session's TimeZone: refuse to guess.
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"Review stores need timezone-aware datetimes, got naive {value!r}.")
-    return value
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(timezone.utc)
-
-
-def _dumps(value: Any) -> str:
-    # Serialised before the transaction starts, so a bad payload changes nothing.
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
 # The values of an audit row's canonical form (ledger.canonical) that only the
 # append function knows, in key order; it splices them, as JSON, between the
 # pieces `_canon_parts` cuts. `_MARK` stands in for them while cutting.
+# The canonical form itself is defined once, in ledger.canonical(); the server
+# only renders these five values with to_json(). If the two renderings ever
+# diverge, tests/integration/test_ledger_canonical_sql.py fails (generated,
+# escape-heavy rows sealed by the server against `seal`), and `append_audit`
+# refuses the row at run time.
 _SPLICED = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
 _MARK = secrets.token_hex(16)
 
@@ -626,67 +561,24 @@ def _canon_parts(
         mark = secrets.token_hex(16)  # pragma: no cover - the payload holds the mark
 
 
-_DIALECT = Dialect(placeholder="%s", rule_join="JOIN", time=_aware, no_limit=None)
+_DIALECT = Dialect(
+    placeholder="%s",
+    rule_join="JOIN",
+    time=aware,
+    no_limit=None,
+    read_time=utc,
+    read_json=lambda value: value,  # JSONB columns arrive parsed
+    same="IS NOT DISTINCT FROM",
+    latest="seq",
+    types=ColumnTypes(id='TEXT COLLATE "C"', time="TIMESTAMPTZ", seq="BIGINT"),
+)
 
 
-def _review(row: Mapping[str, Any]) -> ReviewRecord:
-    return ReviewRecord(
-        review_id=row["review_id"],
-        thread_id=row["thread_id"],
-        checkpoint_id=row["checkpoint_id"],
-        status=row["status"],
-        customer_message=row["customer_message"],
-        draft_response=row["draft_response"],
-        violations=[RuleResult.from_dict(v) for v in row["violations"]],
-        requested_at=row["requested_at"].astimezone(timezone.utc),
-        requested_by=row["requested_by"],
-        claim_id=row["claim_id"],
-        claimed_at=_utc(row["claimed_at"]),
-        decided_at=_utc(row["decided_at"]),
-        reviewer=row["reviewer"],
-        decision=row["decision"],
-        votes=[Vote.model_validate(v) for v in row["votes"]],
-        approvals_required=row["approvals_required"],
-        deadline=_utc(row["deadline"]),
-        priority=row["priority"],
-    )
+def _review(row: Row) -> ReviewRecord:
+    return review_from_row(_DIALECT, row)
 
 
-def _audit(row: Mapping[str, Any]) -> AuditRecord:
-    # As stored: never re-sealed, so an edited row keeps its (now wrong) hash.
-    return AuditRecord(
-        seq=row["seq"],
-        thread_id=row["thread_id"],
-        review_id=row["review_id"],
-        checkpoint_id=row["checkpoint_id"],
-        event=row["event"],
-        actor=row["actor"],
-        payload=json.loads(row["payload"]),
-        at=row["at"].astimezone(timezone.utc),
-        prev_hash=row["prev_hash"],
-        global_prev_hash=row["global_prev_hash"],
-        hash=row["hash"],
-    )
-
-
-def _delivery(row: Mapping[str, Any]) -> HookDelivery:
-    """An outbox row joined with its audit row (outbox columns prefixed `o_`)."""
-    return HookDelivery(
-        delivery_id=row["o_delivery_id"],
-        hook=row["o_hook"],
-        status=row["o_status"],
-        attempts=row["o_attempts"],
-        last_error=row["o_last_error"],
-        created_at=row["o_created_at"].astimezone(timezone.utc),
-        record=_audit(row),
-        lease_owner=row["o_lease_owner"],
-        lease_until=(
-            None if row["o_lease_until"] is None else row["o_lease_until"].astimezone(timezone.utc)
-        ),
-    )
-
-
-class PostgresReviewStore:
+class PostgresReviewStore(SqlStoreBase):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in PostgreSQL tables.
 
     Give it a `psycopg_pool.AsyncConnectionPool` you own (it is never closed
@@ -707,20 +599,14 @@ class PostgresReviewStore:
         ConfigurationError: `table_prefix` is not a plain identifier.
     """
 
+    dialect = _DIALECT
+
     def __init__(self, pool: AsyncConnectionPool[Any], *, table_prefix: str = "hitl_") -> None:
-        self.table_prefix = _check_table_prefix(table_prefix)
+        super().__init__(table_prefix=table_prefix)
         self._pool = pool
         self._owns_pool = False
         self._open_timeout = 30.0
         p = table_prefix
-        self._reviews = f"{p}reviews"
-        self._audit = f"{p}audit"
-        self._intents = f"{p}intents"
-        self._review_rules = f"{p}review_rules"
-        self._schema_version = f"{p}schema_version"
-        self._audit_head = f"{p}audit_head"
-        self._outbox = f"{p}hook_outbox"
-        self._hooks: frozenset[str] = frozenset()
         # Turn and review changes of one thread take this advisory lock (with the thread).
         self._lock_ns = f"hitl_compliance:{p}"
         self._sql_open_review = self._call_sql(
@@ -779,18 +665,6 @@ class PostgresReviewStore:
     def __repr__(self) -> str:
         return f"PostgresReviewStore(<pool {self._pool.name}>, table_prefix={self.table_prefix!r})"
 
-    async def __aenter__(self) -> PostgresReviewStore:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     # -- lifecycle ---------------------------------------------------------------
 
     async def setup(self) -> None:
@@ -844,34 +718,18 @@ class PostgresReviewStore:
 
     async def _migrate(self, cur: AsyncCursor[dict[str, Any]]) -> None:
         """Run the migration steps the tables miss; the caller holds the setup lock."""
-        await cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._schema_version} ("
-            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
-        )
-        await cur.execute(f"SELECT version FROM {self._schema_version} WHERE id = 1")
-        row = await cur.fetchone()
-        # No row: a new database, or one created before versioning (version 1's
-        # tables, which step 1 creates only if missing).
-        current = 0 if row is None else int(row["version"])
-        if current > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"The review tables ({self._reviews}, ...) are at schema version {current}, "
-                f"newer than this hitl-compliance understands ({SCHEMA_VERSION}); "
-                "upgrade hitl-compliance."
-            )
-        if current == SCHEMA_VERSION:
+        await cur.execute(self._sql.create_schema_version)
+        await cur.execute(self._sql.schema_version)
+        steps = steps_to_run(await cur.fetchone(), _MIGRATIONS, where=f"({self._reviews}, ...)")
+        if not steps:
             return
-        for step in _MIGRATIONS[current:]:
+        for step in steps:
             for statement in step(self.table_prefix):
                 if isinstance(statement, str):
                     await cur.execute(statement)
                 else:
                     await statement(cur, self.table_prefix)
-        await cur.execute(
-            f"INSERT INTO {self._schema_version} (id, version) VALUES (1, %s) "
-            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-            (SCHEMA_VERSION,),
-        )
+        await cur.execute(self._sql.set_schema_version, (SCHEMA_VERSION,))
 
     async def aclose(self) -> None:
         """Close the pool if the store owns it (a pool passed in is left open); idempotent."""
@@ -886,22 +744,60 @@ class PostgresReviewStore:
         round trip. Otherwise it runs in an explicit transaction, so the pool
         gets the connection back idle.
         """
-        try:
+        with self._driver_errors():
             async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 if conn.autocommit:
                     yield cur
                 else:
                     async with conn.transaction():
                         yield cur
+
+    @contextmanager
+    def _driver_errors(self) -> Iterator[None]:
+        """Translate psycopg's exceptions into the library's tree: the store's one boundary.
+
+        Every call after `setup()` runs inside it once (`_read`). The statement
+        failed as a whole (its own or a rolled-back transaction), so nothing
+        changed: an argument the server refused is the caller's
+        `InvalidInputError`, any other failure (connection, pool timeout, lock,
+        constraint) a `StoreError`, its text scrubbed of the DSN's secrets; no
+        psycopg exception crosses the ReviewStore Protocol.
+        """
+        try:
+            yield
         except (psycopg.DataError, psycopg.ProgrammingError) as exc:
-            # The statement failed as a whole (its own or a rolled-back transaction),
-            # so nothing changed; no driver error crosses the ReviewStore Protocol.
-            if isinstance(exc, psycopg.DataError) or _is_argument_error(exc):
-                raise InvalidInputError(
-                    f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
-                    "and text as str without NUL characters, and JSON without NaN."
-                ) from exc
-            raise
+            if not isinstance(exc, psycopg.DataError) and not _is_argument_error(exc):
+                self._raise_store_error(exc)
+            raise InvalidInputError(
+                f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
+                "and text as str without NUL characters, and JSON without NaN."
+            ) from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            self._raise_store_error(exc)
+
+    def _raise_store_error(self, exc: BaseException) -> NoReturn:
+        conninfo = self._pool.conninfo if isinstance(self._pool.conninfo, str) else ""
+        reason = scrub(str(exc), conninfo) if conninfo else str(exc)
+        # Chain the driver's error for its diagnostics, unless its text held a secret.
+        raise store_error("PostgreSQL", reason, backend="postgres") from (
+            exc if reason == str(exc) else None
+        )
+
+    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """Run one read statement (its own transaction); all its rows."""
+        async with self._read() as cur:
+            await cur.execute(sql, params)
+            return list(await cur.fetchall())
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Row | None:
+        """Run one read statement (its own transaction); its first row, or None."""
+        return await self._one(sql, params)
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one write statement, atomic on its own; the number of rows it changed."""
+        async with self._read() as cur:
+            await cur.execute(sql, params)
+            return cur.rowcount
 
     async def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         """Run one statement and return its first row (None when it returns none)."""
@@ -939,120 +835,44 @@ class PostgresReviewStore:
                 self._audit_head,
             )
 
-    async def _latest(
-        self, cur: AsyncCursor[dict[str, Any]], thread_id: str
-    ) -> dict[str, Any] | None:
-        await cur.execute(
-            f"SELECT * FROM {self._reviews} WHERE thread_id = %s ORDER BY seq DESC LIMIT 1",
-            (thread_id,),
-        )
-        return await cur.fetchone()
-
     # -- turns -------------------------------------------------------------------
 
     async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
-        """Record that a turn starts on `thread_id`.
+        """Start a turn (see the protocol): one call of the store's `begin_turn` function.
 
-        Raises:
-            ThreadBusyError: the thread has an open review or an unfinished turn.
+        The function holds the thread's advisory lock from the open-review check
+        to the intent insert, so two sessions never both start a turn.
         """
-        _aware(now)
+        aware(now)
         row = await self._one(
             f"SELECT {self.table_prefix}begin_turn(%s::text, %s::text, %s::text, "
             "%s::timestamptz) AS outcome",
             (self._lock_ns, thread_id, owner, now),
         )
-        outcome = None if row is None else row["outcome"]
-        if outcome == "paused":
-            raise ThreadBusyError(
-                f"Thread {thread_id!r} is paused for review; approve or reject it first.",
-                thread_id=thread_id,
-            )
-        if outcome == "busy":
-            raise ThreadBusyError(
-                f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
-                "run `await coord.recover()`).",
-                thread_id=thread_id,
-            )
+        outcome = None if row is None else str(row["outcome"])
+        refusal = None if outcome is None else _REFUSALS.get(outcome)
+        if refusal is not None:
+            raise refusal_error(refusal, thread_id=thread_id)
         assert outcome == "ok", outcome
-
-    async def end_turn(self, thread_id: str, *, owner: str) -> None:
-        """Delete the thread's turn row if `owner` still holds it."""
-        await self._one(
-            f"DELETE FROM {self._intents} WHERE thread_id = %s AND owner = %s",
-            (thread_id, owner),
-        )
-
-    async def stale_turns(self, *, started_before: datetime) -> list[TurnRecord]:
-        """Turn rows started before `started_before`, oldest first."""
-        async with self._read() as cur:
-            await cur.execute(
-                f"SELECT * FROM {self._intents} WHERE started_at < %s "
-                "ORDER BY started_at, thread_id",
-                (_aware(started_before),),
-            )
-            rows = await cur.fetchall()
-        return [
-            TurnRecord(
-                thread_id=r["thread_id"],
-                owner=r["owner"],
-                started_at=r["started_at"].astimezone(timezone.utc),
-            )
-            for r in rows
-        ]
-
-    async def take_over_turn(
-        self, thread_id: str, *, old_owner: str, new_owner: str, now: datetime
-    ) -> bool:
-        """Atomically move a turn row to `new_owner`; False if someone else did first."""
-        _aware(now)
-        row = await self._one(
-            f"UPDATE {self._intents} SET owner = %s, started_at = %s "
-            "WHERE thread_id = %s AND owner = %s RETURNING true AS moved",
-            (new_owner, now, thread_id, old_owner),
-        )
-        return row is not None
 
     # -- reviews -----------------------------------------------------------------
 
     async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
-        """Insert a pending review, its `paused` audit row, and end the turn, atomically.
+        """Open a review (see the protocol): one call of the store's `open_review` function.
 
-        Idempotent per `(thread_id, checkpoint_id)`: when that review exists,
-        return it and write nothing.
-
-        Raises:
-            ThreadBusyError: another review of the thread is still open.
+        Under the thread's advisory lock, it looks the checkpoint's review up,
+        checks no other is open, and writes review, rules, audit row and the
+        end of the turn as one statement.
         """
-        for value in (review.requested_at, review.claimed_at, review.decided_at, review.deadline):
-            if value is not None:
-                _aware(value)
+        values = review_values(_DIALECT, review)
         actor = review.requested_by or "system"
-        audit_payload = _dumps(paused_payload(review))
-        is_open = review.status in ("pending", "claimed")
+        audit_payload = dumps(paused_payload(review))
         row = await self._one(
             self._sql_open_review,
             [
                 self._lock_ns,
-                review.review_id,
-                review.thread_id,
-                review.checkpoint_id,
-                review.status,
-                review.customer_message,
-                review.draft_response,
-                _dumps([v.to_dict() for v in review.violations]),
-                review.requested_at,
-                review.requested_by,
-                review.claim_id,
-                review.claimed_at,
-                review.decided_at,
-                review.reviewer,
-                None if review.decision is None else _dumps(review.decision),
-                _dumps([v.model_dump(mode="json") for v in review.votes]),
-                review.approvals_required,
-                review.deadline,
-                review.priority,
-                list(dict.fromkeys(v.rule for v in review.violations)) if is_open else [],
+                *values,
+                indexed_rules(review),
                 owner,
                 actor,
                 audit_payload,
@@ -1069,64 +889,11 @@ class PostgresReviewStore:
         if row["hitl_outcome"] == "existing":
             return _review(row)
         if row["hitl_outcome"] == "busy":
-            raise ThreadBusyError(
-                f"Thread {review.thread_id!r} already has open review {row['hitl_detail']!r}; "
-                "decide it before opening another.",
-                thread_id=review.thread_id,
+            raise refusal_error(
+                Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=row["hitl_detail"]
             )
         self._note_rebuilt(row)
         return review
-
-    async def get_review(self, thread_id: str) -> ReviewRecord | None:
-        """The thread's most recent review, whatever its status."""
-        async with self._read() as cur:
-            row = await self._latest(cur, thread_id)
-        return None if row is None else _review(row)
-
-    def _pending_query(
-        self,
-        *,
-        limit: int | None,
-        rule: str | None,
-        requested_before: datetime | None,
-        after: tuple[datetime, str] | None,
-    ) -> tuple[str, list[Any]]:
-        """The SQL and parameters of `list_pending`; every filter is an index range."""
-        return pending_query(
-            _DIALECT,
-            self._reviews,
-            self._review_rules,
-            limit=limit,
-            rule=rule,
-            requested_before=requested_before,
-            after=after,
-        )
-
-    async def list_pending(
-        self,
-        *,
-        limit: int | None = None,
-        rule: str | None = None,
-        requested_before: datetime | None = None,
-        after: tuple[datetime, str] | None = None,
-    ) -> list[ReviewRecord]:
-        """Reviews with status `pending`, ordered by `(requested_at, review_id)`.
-
-        Filters: a finding of `rule`; requested strictly before
-        `requested_before`; strictly after the `(requested_at, review_id)`
-        cursor `after`. Each reads an index range, so the cost is O(returned rows).
-
-        Raises:
-            ValueError: `limit` is negative, or a datetime is naive.
-        """
-        check_limit(limit)
-        sql, params = self._pending_query(
-            limit=limit, rule=rule, requested_before=requested_before, after=after
-        )
-        async with self._read() as cur:
-            await cur.execute(sql, params)
-            rows = await cur.fetchall()
-        return [_review(r) for r in rows]
 
     async def _decide(
         self,
@@ -1169,28 +936,13 @@ class PostgresReviewStore:
         )
         assert row is not None
         outcome = row["hitl_outcome"]
-        if outcome == "missing":
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-            )
-        if outcome == "stale":
-            raise AlreadyDecidedError(
-                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+        if outcome in _REFUSALS:
+            raise refusal_error(
+                _REFUSALS[outcome],
                 thread_id=thread_id,
+                review_id=review_id,
                 status=row["hitl_detail"],
-            )
-        if outcome == "decided":
-            raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {row['hitl_detail']}.",
-                thread_id=thread_id,
-                status=row["hitl_detail"],
-            )
-        if outcome == "duplicate":
-            raise DuplicateVoteError(
-                f"{reviewer!r} already approved the review of thread {thread_id!r}; "
-                "it needs another approver.",
-                thread_id=thread_id,
-                status=row["hitl_detail"],
+                reviewer=reviewer,
             )
         self._note_rebuilt(row)
         return _review(row)
@@ -1205,25 +957,19 @@ class PostgresReviewStore:
         now: datetime,
         review_id: str | None = None,
     ) -> ReviewRecord:
-        """Atomically move the thread's pending review to `claimed` with `decision`.
+        """Claim the pending review (see the protocol): one call of the store's `decide` function.
 
-        With `review_id`, only that review may be claimed (the one the decider
-        loaded). Votes already on the review stay on it. Concurrent claims and
-        votes queue on the row lock; after the winner commits, the others see a
-        row that is no longer `pending`.
-
-        Raises:
-            ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: its latest review is claimed or decided, or is
-                not `review_id`.
+        It locks the thread's latest review (`SELECT ... FOR UPDATE`), so
+        concurrent claims and votes queue on the row; after the winner commits,
+        the others find it no longer `pending`.
         """
-        _aware(now)
+        aware(now)
         return await self._decide(
             thread_id,
             review_id,
             claim_id=claim_id,
             reviewer=reviewer,
-            decision=_dumps(decision),
+            decision=dumps(decision),
             now=now,
             vote=None,
         )
@@ -1239,22 +985,13 @@ class PostgresReviewStore:
         decision: dict[str, Any],
         now: datetime,
     ) -> ReviewRecord:
-        """Record an approval vote; claim the review when it completes the quorum, atomically.
+        """Record a vote (see the protocol): one call of the store's `decide` function.
 
-        Counts the votes already on the review for the same `text_sha256`, plus
-        this one. Below `quorum`: append the vote, write a `voted` audit row and
-        return the still-`pending` record. At `quorum`: append the vote and
-        claim the review for `vote.reviewer` with `claim_id` and `decision`.
         The review row is locked (`SELECT ... FOR UPDATE`) for the whole
-        read-check-write, which is one statement.
-
-        Raises:
-            ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: the review is not pending, or is not `review_id`.
-            DuplicateVoteError: `vote.reviewer` already voted on this review.
+        read-check-write; its outcomes map to the state machine's refusals.
         """
-        _aware(now)
-        vote_json = _dumps(vote.model_dump(mode="json"))
+        aware(now)
+        vote_json = dumps(vote.model_dump(mode="json"))
         # The vote itself counts, so a quorum of one always claims: no audit row.
         audit = (
             [None, None, None]
@@ -1268,16 +1005,15 @@ class PostgresReviewStore:
             review_id,
             claim_id=claim_id,
             reviewer=vote.reviewer,
-            decision=_dumps(decision),
+            decision=dumps(decision),
             now=now,
             vote=(vote_json, quorum, audit),
         )
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim that never reached the graph: back to `pending`.
+        """Undo a claim (see the protocol).
 
-        Clears the claim and drops the claiming reviewer's vote, if any: it
-        never reached the graph, so it does not count.
+        One conditional UPDATE that also filters the claimer's vote out.
         """
         await self._one(
             f"UPDATE {self._reviews} AS r SET status = 'pending', claim_id = NULL, "
@@ -1299,13 +1035,12 @@ class PostgresReviewStore:
         actor: str,
         payload: dict[str, Any],
     ) -> ReviewRecord:
-        """Move a claimed review to its final status and append the decision audit row.
+        """Complete a claimed review (see the protocol).
 
-        Raises:
-            AlreadyDecidedError: `claim_id` no longer holds the review.
+        One call of the store's `complete` function (update, rule rows, audit row).
         """
-        _aware(now)
-        payload_json = _dumps(payload)
+        aware(now)
+        payload_json = dumps(payload)
         row = await self._one(
             self._sql_complete,
             [
@@ -1322,35 +1057,14 @@ class PostgresReviewStore:
         )
         assert row is not None
         if row["hitl_outcome"] == "lost":
-            raise AlreadyDecidedError(
-                f"Review {review_id!r} is no longer held by this decision.",
+            raise refusal_error(
+                Refusal.CLAIM_LOST,
+                review_id=review_id,
                 thread_id=row["thread_id"],
                 status=row["status"],
             )
         self._note_rebuilt(row)
         return _review(row)
-
-    async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
-        """Claimed reviews whose claim is older than `claimed_before`, oldest first."""
-        async with self._read() as cur:
-            await cur.execute(
-                f"SELECT * FROM {self._reviews} WHERE status = 'claimed' AND claimed_at < %s "
-                "ORDER BY claimed_at, review_id",
-                (_aware(claimed_before),),
-            )
-            rows = await cur.fetchall()
-        return [_review(r) for r in rows]
-
-    async def take_over_claim(
-        self, review_id: str, *, old_claim_id: str, new_claim_id: str, now: datetime
-    ) -> bool:
-        """Atomically move an abandoned claim to `new_claim_id`; False if it moved already."""
-        row = await self._one(
-            f"UPDATE {self._reviews} SET claim_id = %s, claimed_at = %s "
-            "WHERE review_id = %s AND status = 'claimed' AND claim_id = %s RETURNING true AS moved",
-            (new_claim_id, _aware(now), review_id, old_claim_id),
-        )
-        return row is not None
 
     # -- audit -------------------------------------------------------------------
 
@@ -1365,9 +1079,12 @@ class PostgresReviewStore:
         payload: dict[str, Any],
         at: datetime,
     ) -> AuditRecord:
-        """Append one sealed audit row (and its outbox row, if a configured hook is owed)."""
-        payload_json = _dumps(payload)
-        _aware(at)
+        """Append an audit row (see the protocol).
+
+        One call of the store's `append_audit` function, checked against `seal`.
+        """
+        payload_json = dumps(payload)
+        aware(at)
         row = await self._one(
             f"SELECT * FROM {self.table_prefix}append_audit(%s::text, %s::text, %s::text, "
             "%s::text, %s::text, %s::text, %s::timestamptz, %s::bytea[], %s::text, %s::text)",
@@ -1405,53 +1122,7 @@ class PostgresReviewStore:
             )
         return record
 
-    async def audit_log(self, thread_id: str) -> list[AuditRecord]:
-        """The thread's audit rows, oldest first."""
-        return await self.audit_rows(thread_id)
-
-    async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
-        """Every audit row (or one thread's), in `seq` order, exactly as stored."""
-        async with self._read() as cur:
-            if thread_id is None:
-                await cur.execute(f"SELECT * FROM {self._audit} ORDER BY seq")
-            else:
-                await cur.execute(
-                    f"SELECT * FROM {self._audit} WHERE thread_id = %s ORDER BY seq",
-                    (thread_id,),
-                )
-            rows = await cur.fetchall()
-        return [_audit(r) for r in rows]
-
-    async def audit_head(self) -> tuple[int, str] | None:
-        """The chain head `(seq, hash)` of the last appended row; None before the first."""
-        async with self._read() as cur:
-            await cur.execute(f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1")
-            row = await cur.fetchone()
-        if row is None or int(row["seq"]) == 0:
-            return None
-        return int(row["seq"]), str(row["hash"])
-
     # -- SLA ---------------------------------------------------------------------
-
-    async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
-        """Pending reviews whose `deadline` is at or before `now`, earliest first.
-
-        Reads the partial `(deadline, review_id)` index of pending reviews with
-        a deadline, so the cost is O(overdue rows returned).
-
-        Raises:
-            ValueError: `limit` is negative, or `now` is naive.
-        """
-        check_limit(limit)
-        sql, params = self._overdue_query(now=now, limit=limit)
-        async with self._read() as cur:
-            await cur.execute(sql, params)
-            rows = await cur.fetchall()
-        return [_review(r) for r in rows]
-
-    def _overdue_query(self, *, now: datetime, limit: int | None) -> tuple[str, list[Any]]:
-        """The SQL and parameters of `list_overdue`: a range of the partial overdue index."""
-        return overdue_query(_DIALECT, self._reviews, now=now, limit=limit)
 
     async def escalate(
         self,
@@ -1462,16 +1133,17 @@ class PostgresReviewStore:
         actor: str,
         payload: dict[str, Any],
     ) -> ReviewRecord | None:
-        """Raise an overdue pending review's priority and move its deadline, atomically.
+        """Escalate an overdue review (see the protocol).
 
-        One conditional UPDATE (still pending, `deadline <= now`) locks the row;
+        One call of the store's `escalate` function.
+
+        Its conditional UPDATE (still pending, `deadline <= now`) locks the row;
         a concurrent sweeper waits on that lock and then finds the condition
-        false, so exactly one escalates. The `escalated` audit row is written
-        by the same statement.
+        false, so exactly one escalates, with its `escalated` audit row.
         """
-        _aware(now)
-        _aware(new_deadline)
-        payload_json = _dumps(payload)
+        aware(now)
+        aware(new_deadline)
+        payload_json = dumps(payload)
         row = await self._one(
             self._sql_escalate,
             [
@@ -1497,69 +1169,15 @@ class PostgresReviewStore:
 
     # -- hook outbox -------------------------------------------------------------
 
-    def configure_hooks(self, hooks: frozenset[str]) -> None:
-        """Write an outbox row, with each audit row, for these hooks (see the protocol)."""
-        self._hooks = frozenset(hooks)
-
-    async def pending_hooks(
-        self, *, thread_id: str | None = None, created_before: datetime | None = None
+    async def _lease(
+        self, pick: str, params: list[Any], *, owner: str, until: Any
     ) -> list[HookDelivery]:
-        """Undelivered outbox rows in `seq` order, each with its audit record.
-
-        `failed` rows always; `pending` rows only if created before
-        `created_before` (all of them when it is None). Reads the partial index
-        of undelivered rows (of one thread, with `thread_id`).
-        """
-        sql, params = self._hooks_query(thread_id=thread_id, created_before=created_before)
-        async with self._read() as cur:
-            await cur.execute(sql, params)
-            rows = await cur.fetchall()
-        return [_delivery(r) for r in rows]
-
-    def _hooks_query(
-        self, *, thread_id: str | None, created_before: datetime | None
-    ) -> tuple[str, list[Any]]:
-        """The SQL and parameters of `pending_hooks`: a range of a partial undelivered index."""
-        return hooks_query(
-            _DIALECT,
-            self._outbox,
-            self._audit,
-            thread_id=thread_id,
-            created_before=created_before,
-        )
-
-    async def claim_hooks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        thread_id: str | None = None,
-        hooks: frozenset[str] | None = None,
-        created_before: datetime | None = None,
-        include_failed: bool = True,
-        limit: int | None = None,
-    ) -> list[HookDelivery]:
-        """Lease claimable outbox rows to `owner` (see the protocol), in one statement.
+        """Lease the picked outbox rows in one statement.
 
         The rows are picked `FOR UPDATE SKIP LOCKED`: a row another claimer
         is leasing at that moment is skipped, and one it leased already no
         longer matches, so concurrent claimers never lease one row twice.
         """
-        check_limit(limit)
-        _aware(lease_until)
-        if hooks is not None and not hooks:
-            return []
-        pick, params = claimable_query(
-            _DIALECT,
-            self._outbox,
-            now=now,
-            thread_id=thread_id,
-            hooks=hooks,
-            created_before=created_before,
-            include_failed=include_failed,
-            limit=limit,
-        )
         sql = (
             f"WITH picked AS ({pick} FOR UPDATE SKIP LOCKED), "
             f"c AS (UPDATE {self._outbox} AS u SET lease_owner = %s, lease_until = %s "
@@ -1568,40 +1186,6 @@ class PostgresReviewStore:
             "ORDER BY c.seq"
         )
         async with self._read() as cur:
-            await cur.execute(sql, [*params, owner, lease_until])
+            await cur.execute(sql, [*params, owner, until])
             rows = await cur.fetchall()
-        return [_delivery(r) for r in rows]
-
-    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
-        """Extend `owner`'s lease on an undelivered row (see the protocol)."""
-        row = await self._one(
-            f"UPDATE {self._outbox} SET lease_until = %s WHERE delivery_id = %s "
-            "AND status <> 'delivered' AND lease_owner = %s RETURNING delivery_id",
-            (_aware(lease_until), delivery_id, owner),
-        )
-        return row is not None
-
-    async def finish_hook(
-        self,
-        delivery_id: str,
-        *,
-        ok: bool,
-        error: str | None,
-        now: datetime,
-        owner: str | None = None,
-    ) -> bool:
-        """Record one delivery attempt by the lease holder (see the protocol).
-
-        `delivered` when ok (final), else `failed` with `error` and the lease
-        released. False when the row is unknown, delivered, or another's.
-        """
-        _aware(now)
-        release = "" if ok else ", lease_owner = NULL, lease_until = NULL"
-        row = await self._one(
-            f"UPDATE {self._outbox} SET status = %s, attempts = attempts + 1, "
-            f"last_error = %s, attempted_at = %s{release} "
-            "WHERE delivery_id = %s AND status <> 'delivered' "
-            "AND lease_owner IS NOT DISTINCT FROM %s RETURNING delivery_id",
-            ("delivered" if ok else "failed", error, now, delivery_id, owner),
-        )
-        return row is not None
+        return [delivery_from_row(_DIALECT, r) for r in rows]

@@ -30,42 +30,49 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from queue import SimpleQueue
-from types import TracebackType
 from typing import Any, TypeVar
 
-from hitl_compliance.errors import (
-    AlreadyDecidedError,
-    ConfigurationError,
-    DuplicateVoteError,
-    InvalidInputError,
-    ReviewNotFoundError,
-    ThreadBusyError,
-)
+from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
-from hitl_compliance.rules import RuleResult
+from hitl_compliance.stores import _machine as machine
+from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
+    OPEN_SQL,
+    REVIEW_COLUMNS,
+    ColumnTypes,
     Dialect,
-    claimable_query,
+    LedgerBackfill,
+    Row,
+    audit_head_table,
+    audit_thread_index,
+    claimed_index,
     delivery_columns,
-    hooks_query,
-    overdue_query,
-    pending_query,
+    delivery_from_row,
+    dumps,
+    indexed_rules,
+    intents_table,
+    open_and_pending_indexes,
+    outbox_tables,
+    overdue_index,
+    review_from_row,
+    review_rules_index,
+    review_values,
+    steps_to_run,
+    store_error,
 )
+from hitl_compliance.stores._sqlstore import SqlStoreBase
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
-    TurnRecord,
-    check_limit,
     paused_payload,
 )
 
@@ -73,10 +80,8 @@ __all__ = ["SqliteReviewStore"]
 
 logger = logging.getLogger("hitl_compliance")
 
-_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
-_OPEN = "('pending', 'claimed')"
+_OPEN = OPEN_SQL
 _BUSY_TIMEOUT_MS = 30_000
-_BACKFILL_PAGE = 1000
 
 _T = TypeVar("_T")
 
@@ -110,15 +115,9 @@ def _schema_v1(p: str) -> list[_Step]:
             decision TEXT,
             UNIQUE (thread_id, checkpoint_id)
         )""",
-        # At most one open review per thread: the database, not only the code, says so.
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {p}reviews_one_open "
-        f"ON {p}reviews (thread_id) WHERE status IN {_OPEN}",
-        # list_pending reads only pending rows, in order, whatever the history size.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_pending "
-        f"ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+        *open_and_pending_indexes(p),
         f"CREATE INDEX IF NOT EXISTS {p}reviews_thread ON {p}reviews (thread_id)",
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_claimed "
-        f"ON {p}reviews (claimed_at) WHERE status = 'claimed'",
+        claimed_index(p),
         f"""CREATE TABLE IF NOT EXISTS {p}audit (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             thread_id TEXT NOT NULL,
@@ -129,13 +128,8 @@ def _schema_v1(p: str) -> list[_Step]:
             payload TEXT NOT NULL,
             at TEXT NOT NULL
         )""",
-        f"CREATE INDEX IF NOT EXISTS {p}audit_thread ON {p}audit (thread_id, seq)",
-        f"""CREATE TABLE IF NOT EXISTS {p}intents (
-            thread_id TEXT PRIMARY KEY,
-            owner TEXT NOT NULL,
-            started_at TEXT NOT NULL
-        )""",
-        f"CREATE INDEX IF NOT EXISTS {p}intents_started ON {p}intents (started_at)",
+        audit_thread_index(p),
+        *intents_table(_DIALECT, p),
     ]
 
 
@@ -152,8 +146,7 @@ def _schema_v2(p: str) -> list[_Step]:
             requested_at TEXT NOT NULL,
             PRIMARY KEY (review_id, rule)
         ) WITHOUT ROWID""",
-        f"CREATE INDEX IF NOT EXISTS {p}review_rules_pending "
-        f"ON {p}review_rules (rule, requested_at, review_id)",
+        review_rules_index(p),
         # Open reviews written before this step get their rule rows too.
         f"INSERT OR IGNORE INTO {p}review_rules (review_id, rule, requested_at) "
         f"SELECT r.review_id, json_extract(v.value, '$.rule'), r.requested_at "
@@ -167,35 +160,15 @@ def _schema_v3(p: str) -> list[_Step]:
         f"ALTER TABLE {p}reviews ADD COLUMN deadline TEXT",
         f"ALTER TABLE {p}reviews ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
         # list_overdue reads only overdue pending rows, earliest deadline first.
-        f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
-        "WHERE status = 'pending' AND deadline IS NOT NULL",
+        overdue_index(p),
         f"ALTER TABLE {p}audit ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''",
         f"ALTER TABLE {p}audit ADD COLUMN global_prev_hash TEXT NOT NULL DEFAULT ''",
         f"ALTER TABLE {p}audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
         # The store-wide chain head: seq and hash of the last appended audit row
         # (seq 0 and GENESIS while there is none). Always exactly one row.
-        f"""CREATE TABLE IF NOT EXISTS {p}audit_head (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            seq INTEGER NOT NULL,
-            hash TEXT NOT NULL
-        )""",
+        audit_head_table(_DIALECT, p),
         # One row per hook call owed by an audit row (`seq`), written with it.
-        f"""CREATE TABLE IF NOT EXISTS {p}hook_outbox (
-            delivery_id TEXT PRIMARY KEY,
-            seq INTEGER NOT NULL,
-            thread_id TEXT NOT NULL,
-            hook TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'delivered')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            created_at TEXT NOT NULL,
-            attempted_at TEXT
-        )""",
-        # pending_hooks reads only undelivered rows, store-wide or of one thread.
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_undelivered "
-        f"ON {p}hook_outbox (seq) WHERE status <> 'delivered'",
-        f"CREATE INDEX IF NOT EXISTS {p}hook_outbox_thread "
-        f"ON {p}hook_outbox (thread_id, seq) WHERE status <> 'delivered'",
+        *outbox_tables(_DIALECT, p),
         _backfill_ledger,
     ]
 
@@ -205,45 +178,10 @@ def _backfill_ledger(conn: sqlite3.Connection, p: str) -> None:
 
     Pages through the table, so memory holds one page plus one hash per thread.
     """
-    thread_prev: dict[str, str] = {}
-    head_seq, head_hash = 0, GENESIS
-    while True:
-        rows = _all(
-            conn,
-            f"SELECT * FROM {p}audit WHERE seq > ? ORDER BY seq LIMIT ?",
-            (head_seq, _BACKFILL_PAGE),
-        )
-        if not rows:
-            break
-        updates = []
-        for row in rows:
-            at = _dt(row["at"])
-            assert at is not None  # NOT NULL column
-            record = seal(
-                seq=row["seq"],
-                thread_id=row["thread_id"],
-                review_id=row["review_id"],
-                checkpoint_id=row["checkpoint_id"],
-                event=row["event"],
-                actor=row["actor"],
-                payload=json.loads(row["payload"]),
-                at=at,
-                prev_hash=thread_prev.get(row["thread_id"], GENESIS),
-                global_prev_hash=head_hash,
-            )
-            updates.append((record.prev_hash, record.global_prev_hash, record.hash, record.seq))
-            thread_prev[record.thread_id] = record.hash
-            head_seq, head_hash = record.seq, record.hash
-        conn.executemany(
-            f"UPDATE {p}audit SET prev_hash = ?, global_prev_hash = ?, hash = ? WHERE seq = ?",
-            updates,
-        ).close()
-    _run_sql(
-        conn,
-        f"INSERT INTO {p}audit_head (id, seq, hash) VALUES (1, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        (head_seq, head_hash),
-    )
+    backfill = LedgerBackfill(_DIALECT, p)
+    while rows := _all(conn, backfill.select_page, backfill.page_params):
+        conn.executemany(backfill.update, backfill.seal_page(rows)).close()
+    _run_sql(conn, backfill.set_head, backfill.head)
 
 
 def _schema_v4(p: str) -> list[_Step]:
@@ -264,21 +202,6 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v4,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-def _check_table_prefix(table_prefix: str) -> str:
-    """Return `table_prefix` if it is a safe SQL identifier prefix, else raise.
-
-    Raises:
-        ConfigurationError: the prefix is not letters, digits and `_` (it is
-            spliced into SQL, so nothing else is allowed).
-    """
-    if not _PREFIX_RE.fullmatch(table_prefix):
-        raise ConfigurationError(
-            f"table_prefix must be letters, digits and '_' (not starting with a digit, "
-            f"at most 41 characters), got {table_prefix!r}."
-        )
-    return table_prefix
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> sqlite3.Row | None:
@@ -459,6 +382,35 @@ def _is_argument_error(exc: Exception) -> bool:
     return "binding parameter" in text or "to SQLite INTEGER" in text
 
 
+@contextlib.contextmanager
+def _driver_errors() -> Iterator[None]:
+    """Translate sqlite3's exceptions into the library's tree: the store's one boundary.
+
+    Every call of the store runs inside it once (`_submit`). A write rolled
+    back in `_transaction`, so nothing changed: an argument sqlite3 cannot
+    bind is the caller's `InvalidInputError`, any other driver failure a
+    `StoreError`; no sqlite3 exception crosses the ReviewStore Protocol.
+    """
+    try:
+        yield
+    except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError) as exc:
+        if not _is_argument_error(exc):
+            if isinstance(exc, sqlite3.Error):
+                raise store_error("SQLite", str(exc), backend="sqlite") from exc
+            raise
+        raise InvalidInputError(
+            f"SQLite cannot bind an argument of this store call: {exc}. Pass ids and "
+            "text as str, and ints within 64 bits."
+        ) from exc
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"SQLite cannot store an argument of this store call: {exc}. Pass text "
+            "without lone surrogates."
+        ) from exc
+    except sqlite3.Error as exc:
+        raise store_error("SQLite", str(exc), backend="sqlite") from exc
+
+
 def _cannot_open(path: str, exc: sqlite3.Error) -> ConfigurationError:
     return ConfigurationError(
         f"Cannot open SQLite database {path!r}: {exc}. "
@@ -474,92 +426,29 @@ def _ts(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _ts_or_none(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
 def _vote_dicts(text: str) -> list[dict[str, Any]]:
     votes: list[dict[str, Any]] = json.loads(text)
     return votes
 
 
-_DIALECT = Dialect(placeholder="?", rule_join="CROSS JOIN", time=_ts, no_limit=-1)
+_DIALECT = Dialect(
+    placeholder="?",
+    rule_join="CROSS JOIN",
+    time=_ts,
+    no_limit=-1,
+    read_time=datetime.fromisoformat,  # stored as UTC ISO-8601 text with its offset
+    read_json=json.loads,
+    same="IS",
+    latest="rowid",
+    types=ColumnTypes(id="TEXT", time="TEXT", seq="INTEGER"),
+)
 
 
-def _review(row: sqlite3.Row) -> ReviewRecord:
-    requested_at = _dt(row["requested_at"])
-    assert requested_at is not None  # NOT NULL column
-    return ReviewRecord(
-        review_id=row["review_id"],
-        thread_id=row["thread_id"],
-        checkpoint_id=row["checkpoint_id"],
-        status=row["status"],
-        customer_message=row["customer_message"],
-        draft_response=row["draft_response"],
-        violations=[RuleResult.from_dict(v) for v in json.loads(row["violations"])],
-        requested_at=requested_at,
-        requested_by=row["requested_by"],
-        claim_id=row["claim_id"],
-        claimed_at=_dt(row["claimed_at"]),
-        decided_at=_dt(row["decided_at"]),
-        reviewer=row["reviewer"],
-        decision=None if row["decision"] is None else json.loads(row["decision"]),
-        votes=[Vote.model_validate(v) for v in _vote_dicts(row["votes"])],
-        approvals_required=row["approvals_required"],
-        deadline=_dt(row["deadline"]),
-        priority=row["priority"],
-    )
+def _review(row: Row) -> ReviewRecord:
+    return review_from_row(_DIALECT, row)
 
 
-def _turn(row: sqlite3.Row) -> TurnRecord:
-    return TurnRecord(
-        thread_id=row["thread_id"],
-        owner=row["owner"],
-        started_at=datetime.fromisoformat(row["started_at"]),
-    )
-
-
-def _audit(row: sqlite3.Row) -> AuditRecord:
-    # As stored: never re-sealed, so an edited row keeps its (now wrong) hash.
-    return AuditRecord(
-        seq=row["seq"],
-        thread_id=row["thread_id"],
-        review_id=row["review_id"],
-        checkpoint_id=row["checkpoint_id"],
-        event=row["event"],
-        actor=row["actor"],
-        payload=json.loads(row["payload"]),
-        at=datetime.fromisoformat(row["at"]),
-        prev_hash=row["prev_hash"],
-        global_prev_hash=row["global_prev_hash"],
-        hash=row["hash"],
-    )
-
-
-def _delivery(row: sqlite3.Row) -> HookDelivery:
-    """An outbox row joined with its audit row (outbox columns prefixed `o_`)."""
-    return HookDelivery(
-        delivery_id=row["o_delivery_id"],
-        hook=row["o_hook"],
-        status=row["o_status"],
-        attempts=row["o_attempts"],
-        last_error=row["o_last_error"],
-        created_at=datetime.fromisoformat(row["o_created_at"]),
-        record=_audit(row),
-        lease_owner=row["o_lease_owner"],
-        lease_until=_dt(row["o_lease_until"]),
-    )
-
-
-class SqliteReviewStore:
+class SqliteReviewStore(SqlStoreBase):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
@@ -584,39 +473,20 @@ class SqliteReviewStore:
         ConfigurationError: `table_prefix` is not a plain identifier.
     """
 
+    dialect = _DIALECT
+
     def __init__(self, path: str | os.PathLike[str], *, table_prefix: str = "hitl_") -> None:
         self.path = os.fspath(path)
-        self.table_prefix = _check_table_prefix(table_prefix)
+        super().__init__(table_prefix=table_prefix)
         # The connection and the single thread that runs everything on it; both
         # set while the store is open, both None before setup and after aclose.
         self._conn: sqlite3.Connection | None = None
         self._worker: _Worker | None = None
         # Held by setup and aclose only: calls are serialised by the worker thread.
         self._lock = asyncio.Lock()
-        p = table_prefix
-        self._reviews = f"{p}reviews"
-        self._audit = f"{p}audit"
-        self._intents = f"{p}intents"
-        self._review_rules = f"{p}review_rules"
-        self._schema_version = f"{p}schema_version"
-        self._audit_head = f"{p}audit_head"
-        self._outbox = f"{p}hook_outbox"
-        self._hooks: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"SqliteReviewStore({self.path!r}, table_prefix={self.table_prefix!r})"
-
-    async def __aenter__(self) -> SqliteReviewStore:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -651,35 +521,18 @@ class SqliteReviewStore:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Run the migration steps the tables miss; the caller holds the write lock."""
-        _run_sql(
-            conn,
-            f"CREATE TABLE IF NOT EXISTS {self._schema_version} ("
-            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
-        )
-        row = _one(conn, f"SELECT version FROM {self._schema_version} WHERE id = 1", ())
-        # No row: a new database, or one created before versioning (version 1's
-        # tables, which step 1 creates only if missing).
-        current = 0 if row is None else int(row["version"])
-        if current > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"The review tables in SQLite database {self.path!r} are at schema version "
-                f"{current}, newer than this hitl-compliance understands ({SCHEMA_VERSION}); "
-                "upgrade hitl-compliance."
-            )
-        if current == SCHEMA_VERSION:
+        _run_sql(conn, self._sql.create_schema_version)
+        version = _one(conn, self._sql.schema_version, ())
+        steps = steps_to_run(version, _MIGRATIONS, where=f"in SQLite database {self.path!r}")
+        if not steps:
             return
-        for step in _MIGRATIONS[current:]:
+        for step in steps:
             for statement in step(self.table_prefix):
                 if isinstance(statement, str):
                     _run_sql(conn, statement)
                 else:
                     statement(conn, self.table_prefix)
-        _run_sql(
-            conn,
-            f"INSERT INTO {self._schema_version} (id, version) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-            (SCHEMA_VERSION,),
-        )
+        _run_sql(conn, self._sql.set_schema_version, (SCHEMA_VERSION,))
 
     async def aclose(self) -> None:
         """Close the store's connection and stop its thread; idempotent.
@@ -716,22 +569,8 @@ class SqliteReviewStore:
             async with self._lock:
                 pass
         conn, worker = self._require()
-        try:
+        with _driver_errors():
             return await worker.run(fn, conn)
-        except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError) as exc:
-            # A write rolled back in `_transaction`, so nothing changed; no driver
-            # error for a caller's argument crosses the ReviewStore Protocol.
-            if not _is_argument_error(exc):
-                raise
-            raise InvalidInputError(
-                f"SQLite cannot bind an argument of this store call: {exc}. Pass ids and "
-                "text as str, and ints within 64 bits."
-            ) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidInputError(
-                f"SQLite cannot store an argument of this store call: {exc}. Pass text "
-                "without lone surrogates."
-            ) from exc
 
     async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """`fn(conn)` in one `BEGIN IMMEDIATE` transaction, in one trip to the thread."""
@@ -745,12 +584,20 @@ class SqliteReviewStore:
         """
         return await self._submit(fn)
 
+    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """One read statement, in one trip to the store's thread."""
+        return list(await self._read(lambda conn: _all(conn, sql, params)))
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Row | None:
+        """One read statement's first row, in one trip to the store's thread."""
+        return await self._read(lambda conn: _one(conn, sql, params))
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One write statement in its own `BEGIN IMMEDIATE` transaction; rows changed."""
+        return await self._write(lambda conn: _run_sql(conn, sql, params))
+
     def _latest(self, conn: sqlite3.Connection, thread_id: str) -> sqlite3.Row | None:
-        return _one(
-            conn,
-            f"SELECT * FROM {self._reviews} WHERE thread_id = ? ORDER BY rowid DESC LIMIT 1",
-            (thread_id,),
-        )
+        return _one(conn, self._sql.latest_review, (thread_id,))
 
     def _open_review_id(self, conn: sqlite3.Connection, thread_id: str) -> str | None:
         row = _one(
@@ -859,19 +706,16 @@ class SqliteReviewStore:
     # -- turns -------------------------------------------------------------------
 
     async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
-        """Record that a turn starts on `thread_id`.
+        """Start a turn (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
-        Raises:
-            ThreadBusyError: the thread has an open review or an unfinished turn.
+        The open-review check and the `INSERT OR IGNORE` of the intent row run
+        under the file's write lock, so two processes never both start a turn.
         """
         started_at = _ts(now)
 
         def begin(conn: sqlite3.Connection) -> None:
             if self._open_review_id(conn, thread_id) is not None:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} is paused for review; approve or reject it first.",
-                    thread_id=thread_id,
-                )
+                raise refusal_error(Refusal.THREAD_PAUSED, thread_id=thread_id)
             inserted = _run_sql(
                 conn,
                 f"INSERT OR IGNORE INTO {self._intents} (thread_id, owner, started_at) "
@@ -879,91 +723,21 @@ class SqliteReviewStore:
                 (thread_id, owner, started_at),
             )
             if inserted == 0:
-                raise ThreadBusyError(
-                    f"Thread {thread_id!r} has a turn in progress (or one that crashed: "
-                    "run `await coord.recover()`).",
-                    thread_id=thread_id,
-                )
+                raise refusal_error(Refusal.TURN_IN_PROGRESS, thread_id=thread_id)
 
         await self._write(begin)
-
-    async def end_turn(self, thread_id: str, *, owner: str) -> None:
-        """Delete the thread's turn row if `owner` still holds it."""
-
-        def end(conn: sqlite3.Connection) -> None:
-            _run_sql(
-                conn,
-                f"DELETE FROM {self._intents} WHERE thread_id = ? AND owner = ?",
-                (thread_id, owner),
-            )
-
-        await self._write(end)
-
-    async def stale_turns(self, *, started_before: datetime) -> list[TurnRecord]:
-        """Turn rows started before `started_before`, oldest first."""
-        before = _ts(started_before)
-
-        def stale(conn: sqlite3.Connection) -> list[TurnRecord]:
-            rows = _all(
-                conn,
-                f"SELECT * FROM {self._intents} WHERE started_at < ? "
-                "ORDER BY started_at, thread_id",
-                (before,),
-            )
-            return [_turn(r) for r in rows]
-
-        return await self._read(stale)
-
-    async def take_over_turn(
-        self, thread_id: str, *, old_owner: str, new_owner: str, now: datetime
-    ) -> bool:
-        """Atomically move a turn row to `new_owner`; False if someone else did first."""
-        started_at = _ts(now)
-
-        def take_over(conn: sqlite3.Connection) -> bool:
-            changed = _run_sql(
-                conn,
-                f"UPDATE {self._intents} SET owner = ?, started_at = ? "
-                "WHERE thread_id = ? AND owner = ?",
-                (new_owner, started_at, thread_id, old_owner),
-            )
-            return changed == 1
-
-        return await self._write(take_over)
 
     # -- reviews -----------------------------------------------------------------
 
     async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
-        """Insert a pending review, its `paused` audit row, and end the turn, atomically.
+        """Open a review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
-        Idempotent per `(thread_id, checkpoint_id)`: when that review exists,
-        return it and write nothing.
-
-        Raises:
-            ThreadBusyError: another review of the thread is still open.
+        The idempotency lookup, the open-review check, the review, rule and
+        audit rows and the end of the turn commit together or not at all.
         """
-        values = (
-            review.review_id,
-            review.thread_id,
-            review.checkpoint_id,
-            review.status,
-            review.customer_message,
-            review.draft_response,
-            _dumps([v.to_dict() for v in review.violations]),
-            _ts(review.requested_at),
-            review.requested_by,
-            review.claim_id,
-            _ts_or_none(review.claimed_at),
-            _ts_or_none(review.decided_at),
-            review.reviewer,
-            None if review.decision is None else _dumps(review.decision),
-            _dumps([v.model_dump(mode="json") for v in review.votes]),
-            review.approvals_required,
-            _ts_or_none(review.deadline),
-            review.priority,
-        )
-        audit_payload = _dumps(paused_payload(review))
-        rules = list(dict.fromkeys(v.rule for v in review.violations))
+        values = review_values(_DIALECT, review)
+        audit_payload = dumps(paused_payload(review))
+        rules = indexed_rules(review)
 
         def insert(conn: sqlite3.Connection) -> ReviewRecord:
             existing = _one(
@@ -975,21 +749,15 @@ class SqliteReviewStore:
                 return _review(existing)
             open_id = self._open_review_id(conn, review.thread_id)
             if open_id is not None:
-                raise ThreadBusyError(
-                    f"Thread {review.thread_id!r} already has open review {open_id!r}; "
-                    "decide it before opening another.",
-                    thread_id=review.thread_id,
+                raise refusal_error(
+                    Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
                 )
             _run_sql(
                 conn,
-                f"INSERT INTO {self._reviews} (review_id, thread_id, checkpoint_id, status, "
-                "customer_message, draft_response, violations, requested_at, requested_by, "
-                "claim_id, claimed_at, decided_at, reviewer, decision, votes, "
-                "approvals_required, deadline, priority) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {self._reviews} ({REVIEW_COLUMNS}) VALUES ({', '.join('?' * 18)})",
                 values,
             )
-            if review.status in ("pending", "claimed"):
+            if rules:
                 conn.executemany(
                     f"INSERT INTO {self._review_rules} (review_id, rule, requested_at) "
                     "VALUES (?, ?, ?)",
@@ -1015,57 +783,6 @@ class SqliteReviewStore:
 
         return await self._write(insert)
 
-    async def get_review(self, thread_id: str) -> ReviewRecord | None:
-        """The thread's most recent review, whatever its status."""
-
-        def latest(conn: sqlite3.Connection) -> ReviewRecord | None:
-            row = self._latest(conn, thread_id)
-            return None if row is None else _review(row)
-
-        return await self._read(latest)
-
-    def _pending_query(
-        self,
-        *,
-        limit: int | None,
-        rule: str | None,
-        requested_before: datetime | None,
-        after: tuple[datetime, str] | None,
-    ) -> tuple[str, list[Any]]:
-        """The SQL and parameters of `list_pending`; every filter is an index range."""
-        return pending_query(
-            _DIALECT,
-            self._reviews,
-            self._review_rules,
-            limit=limit,
-            rule=rule,
-            requested_before=requested_before,
-            after=after,
-        )
-
-    async def list_pending(
-        self,
-        *,
-        limit: int | None = None,
-        rule: str | None = None,
-        requested_before: datetime | None = None,
-        after: tuple[datetime, str] | None = None,
-    ) -> list[ReviewRecord]:
-        """Reviews with status `pending`, ordered by `(requested_at, review_id)`.
-
-        Filters: a finding of `rule`; requested strictly before
-        `requested_before`; strictly after the `(requested_at, review_id)`
-        cursor `after`. Each reads an index range, so the cost is O(returned rows).
-
-        Raises:
-            ValueError: `limit` is negative, or a datetime is naive.
-        """
-        check_limit(limit)
-        sql, params = self._pending_query(
-            limit=limit, rule=rule, requested_before=requested_before, after=after
-        )
-        return await self._read(lambda conn: [_review(r) for r in _all(conn, sql, params)])
-
     def _pending_row(
         self, conn: sqlite3.Connection, thread_id: str, review_id: str | None
     ) -> sqlite3.Row:
@@ -1076,25 +793,26 @@ class SqliteReviewStore:
             AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
         """
         row = self._latest(conn, thread_id)
-        if row is None:
-            raise ReviewNotFoundError(
-                f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-            )
-        if review_id is not None and row["review_id"] != review_id:
+        refusal = machine.decide_refusal(
+            latest_id=None if row is None else row["review_id"],
+            latest_status=None if row is None else row["status"],
+            review_id=review_id,
+        )
+        if refusal is Refusal.NOT_OPEN_REVIEW:
             other = _one(
                 conn, f"SELECT status FROM {self._reviews} WHERE review_id = ?", (review_id,)
             )
-            raise AlreadyDecidedError(
-                f"The review {review_id!r} of thread {thread_id!r} is no longer the open one.",
+            raise refusal_error(
+                refusal,
                 thread_id=thread_id,
+                review_id=review_id,
                 status=None if other is None else other["status"],
             )
-        if row["status"] != "pending":
-            raise AlreadyDecidedError(
-                f"The review of thread {thread_id!r} is already {row['status']}.",
-                thread_id=thread_id,
-                status=row["status"],
+        if refusal is not None:
+            raise refusal_error(
+                refusal, thread_id=thread_id, status=None if row is None else row["status"]
             )
+        assert row is not None  # no refusal: the thread has a review
         return row
 
     def _set_claimed(
@@ -1117,7 +835,7 @@ class SqliteReviewStore:
         return self._by_id(conn, review_id)
 
     def _by_id(self, conn: sqlite3.Connection, review_id: str) -> ReviewRecord:
-        row = _one(conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,))
+        row = _one(conn, self._sql.review_by_id, (review_id,))
         assert row is not None  # read inside the transaction that found it
         return _review(row)
 
@@ -1131,18 +849,13 @@ class SqliteReviewStore:
         now: datetime,
         review_id: str | None = None,
     ) -> ReviewRecord:
-        """Atomically move the thread's pending review to `claimed` with `decision`.
+        """Claim the pending review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
-        With `review_id`, only that review may be claimed (the one the decider loaded).
-        Votes already on the review stay on it.
-
-        Raises:
-            ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: its latest review is claimed or decided, or is
-                not `review_id`.
+        Read, check (the state machine's `decide_refusal`) and write hold the
+        file's write lock, so one claim wins across processes.
         """
         claimed_at = _ts(now)
-        decision_json = _dumps(decision)
+        decision_json = dumps(decision)
 
         def claim(conn: sqlite3.Connection) -> ReviewRecord:
             row = self._pending_row(conn, thread_id, review_id)
@@ -1169,38 +882,31 @@ class SqliteReviewStore:
         decision: dict[str, Any],
         now: datetime,
     ) -> ReviewRecord:
-        """Record an approval vote; claim the review when it completes the quorum, atomically.
+        """Record a vote (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
-        Counts the votes already on the review for the same `text_sha256`, plus
-        this one. Below `quorum`: append the vote, write a `voted` audit row and
-        return the still-`pending` record. At `quorum`: append the vote and
-        claim the review for `vote.reviewer` with `claim_id` and `decision`.
-        Read, check and write happen in one `BEGIN IMMEDIATE` transaction.
-
-        Raises:
-            ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: the review is not pending, or is not `review_id`.
-            DuplicateVoteError: `vote.reviewer` already voted on this review.
+        The duplicate and quorum checks are the state machine's
+        (`hitl_compliance.stores._machine`), applied to the votes read under
+        the file's write lock.
         """
         at = _ts(now)
         vote_data = vote.model_dump(mode="json")
-        vote_json = _dumps(vote_data)
-        decision_json = _dumps(decision)
+        vote_json = dumps(vote_data)
+        decision_json = dumps(decision)
 
         def cast(conn: sqlite3.Connection) -> ReviewRecord:
             row = self._pending_row(conn, thread_id, review_id)
             votes = _vote_dicts(row["votes"])
-            # One vote per person: compared by canonical key, not by the id as spelt.
-            if any(Vote.model_validate(v).reviewer_key == vote.reviewer_key for v in votes):
-                raise DuplicateVoteError(
-                    f"{vote.reviewer!r} already approved the review of thread {thread_id!r}; "
-                    "it needs another approver.",
+            keys = (Vote.model_validate(v).reviewer_key for v in votes)
+            if machine.is_duplicate_vote(keys, vote.reviewer_key):
+                raise refusal_error(
+                    Refusal.DUPLICATE_VOTE,
                     thread_id=thread_id,
                     status=row["status"],
+                    reviewer=vote.reviewer,
                 )
             votes.append(vote_data)
-            votes_json = _dumps(votes)
-            if sum(v["text_sha256"] == vote.text_sha256 for v in votes) >= quorum:
+            votes_json = dumps(votes)
+            if machine.quorum_met((v["text_sha256"] for v in votes), vote.text_sha256, quorum):
                 return self._set_claimed(
                     conn,
                     review_id,
@@ -1230,9 +936,9 @@ class SqliteReviewStore:
         return await self._write(cast)
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim that never reached the graph: back to `pending`.
+        """Undo a claim (see the protocol).
 
-        Clears the claim and drops the claiming reviewer's vote, if any.
+        One conditional read and update under the file's write lock.
         """
 
         def release(conn: sqlite3.Connection) -> None:
@@ -1244,14 +950,15 @@ class SqliteReviewStore:
             )
             if row is None:
                 return
-            # The claimer's vote never reached the graph: it does not count.
-            votes = [v for v in _vote_dicts(row["votes"]) if v["reviewer"] != row["reviewer"]]
+            votes = machine.kept_on_release(
+                _vote_dicts(row["votes"]), row["reviewer"], lambda v: str(v["reviewer"])
+            )
             _run_sql(
                 conn,
                 f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
                 "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = ? "
                 "WHERE review_id = ?",
-                (_dumps(votes), review_id),
+                (dumps(votes), review_id),
             )
 
         await self._write(release)
@@ -1266,13 +973,13 @@ class SqliteReviewStore:
         actor: str,
         payload: dict[str, Any],
     ) -> ReviewRecord:
-        """Move a claimed review to its final status and append the decision audit row.
+        """Complete a claimed review (see the protocol).
 
-        Raises:
-            AlreadyDecidedError: `claim_id` no longer holds the review.
+        The conditional update, the rule rows' delete and the audit row in one
+        `BEGIN IMMEDIATE` transaction.
         """
         decided_at = _ts(now)
-        payload_json = _dumps(payload)
+        payload_json = dumps(payload)
 
         def complete(conn: sqlite3.Connection) -> ReviewRecord:
             changed = _run_sql(
@@ -1283,8 +990,9 @@ class SqliteReviewStore:
             )
             row = _one(conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,))
             if changed == 0 or row is None:
-                raise AlreadyDecidedError(
-                    f"Review {review_id!r} is no longer held by this decision.",
+                raise refusal_error(
+                    Refusal.CLAIM_LOST,
+                    review_id=review_id,
                     thread_id=None if row is None else row["thread_id"],
                     status=None if row is None else row["status"],
                 )
@@ -1304,32 +1012,6 @@ class SqliteReviewStore:
 
         return await self._write(complete)
 
-    async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
-        """Claimed reviews whose claim is older than `claimed_before`, oldest first."""
-        before = _ts(claimed_before)
-        sql = (
-            f"SELECT * FROM {self._reviews} WHERE status = 'claimed' AND claimed_at < ? "
-            "ORDER BY claimed_at, review_id"
-        )
-        return await self._read(lambda conn: [_review(r) for r in _all(conn, sql, (before,))])
-
-    async def take_over_claim(
-        self, review_id: str, *, old_claim_id: str, new_claim_id: str, now: datetime
-    ) -> bool:
-        """Atomically move an abandoned claim to `new_claim_id`; False if it moved already."""
-        claimed_at = _ts(now)
-
-        def take_over(conn: sqlite3.Connection) -> bool:
-            changed = _run_sql(
-                conn,
-                f"UPDATE {self._reviews} SET claim_id = ?, claimed_at = ? "
-                "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
-                (new_claim_id, claimed_at, review_id, old_claim_id),
-            )
-            return changed == 1
-
-        return await self._write(take_over)
-
     # -- audit -------------------------------------------------------------------
 
     async def append_audit(
@@ -1343,8 +1025,11 @@ class SqliteReviewStore:
         payload: dict[str, Any],
         at: datetime,
     ) -> AuditRecord:
-        """Append one sealed audit row (and its outbox row, if a configured hook is owed)."""
-        payload_json = _dumps(payload)
+        """Append an audit row (see the protocol).
+
+        Sealed in Python at `seq = head + 1` under the file's write lock.
+        """
+        payload_json = dumps(payload)
         _ts(at)
 
         def append(conn: sqlite3.Connection) -> AuditRecord:
@@ -1361,46 +1046,7 @@ class SqliteReviewStore:
 
         return await self._write(append)
 
-    async def audit_log(self, thread_id: str) -> list[AuditRecord]:
-        """The thread's audit rows, oldest first."""
-        return await self.audit_rows(thread_id)
-
-    async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
-        """Every audit row (or one thread's), in `seq` order, exactly as stored."""
-        params: tuple[str, ...] = ()
-        if thread_id is None:
-            sql = f"SELECT * FROM {self._audit} ORDER BY seq"
-        else:
-            sql = f"SELECT * FROM {self._audit} WHERE thread_id = ? ORDER BY seq"
-            params = (thread_id,)
-        return await self._read(lambda conn: [_audit(r) for r in _all(conn, sql, params)])
-
-    async def audit_head(self) -> tuple[int, str] | None:
-        """The chain head `(seq, hash)` of the last appended row; None before the first."""
-        sql = f"SELECT seq, hash FROM {self._audit_head} WHERE id = 1"
-        row = await self._read(lambda conn: _one(conn, sql, ()))
-        if row is None or int(row["seq"]) == 0:
-            return None
-        return int(row["seq"]), str(row["hash"])
-
     # -- SLA ---------------------------------------------------------------------
-
-    async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:
-        """Pending reviews whose `deadline` is at or before `now`, earliest first.
-
-        Reads the partial `(deadline, review_id)` index of pending reviews with
-        a deadline, so the cost is O(overdue rows returned).
-
-        Raises:
-            ValueError: `limit` is negative, or `now` is naive.
-        """
-        check_limit(limit)
-        sql, params = self._overdue_query(now=now, limit=limit)
-        return await self._read(lambda conn: [_review(r) for r in _all(conn, sql, params)])
-
-    def _overdue_query(self, *, now: datetime, limit: int | None) -> tuple[str, list[Any]]:
-        """The SQL and parameters of `list_overdue`: a range of the partial overdue index."""
-        return overdue_query(_DIALECT, self._reviews, now=now, limit=limit)
 
     async def escalate(
         self,
@@ -1411,15 +1057,15 @@ class SqliteReviewStore:
         actor: str,
         payload: dict[str, Any],
     ) -> ReviewRecord | None:
-        """Raise an overdue pending review's priority and move its deadline, atomically.
+        """Escalate an overdue review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
 
         One conditional UPDATE (still pending, `deadline <= now`) and the
-        `escalated` audit row in one `BEGIN IMMEDIATE` transaction: of several
-        concurrent sweepers exactly one escalates; the others get None.
+        `escalated` audit row commit together: of several concurrent sweepers
+        exactly one escalates; the others get None.
         """
         now_text = _ts(now)
         deadline_text = _ts(new_deadline)
-        payload_json = _dumps(payload)
+        payload_json = dumps(payload)
 
         def escalate(conn: sqlite3.Connection) -> ReviewRecord | None:
             changed = _run_sql(
@@ -1448,110 +1094,26 @@ class SqliteReviewStore:
 
     # -- hook outbox -------------------------------------------------------------
 
-    def configure_hooks(self, hooks: frozenset[str]) -> None:
-        """Write an outbox row, with each audit row, for these hooks (see the protocol)."""
-        self._hooks = frozenset(hooks)
-
-    async def pending_hooks(
-        self, *, thread_id: str | None = None, created_before: datetime | None = None
+    async def _lease(
+        self, pick: str, params: list[Any], *, owner: str, until: Any
     ) -> list[HookDelivery]:
-        """Undelivered outbox rows in `seq` order, each with its audit record.
+        """Lease the picked outbox rows in one `BEGIN IMMEDIATE` transaction.
 
-        `failed` rows always; `pending` rows only if created before
-        `created_before` (all of them when it is None). Reads the partial index
-        of undelivered rows (of one thread, with `thread_id`).
+        The file's write lock is held from the read of the claimable rows to
+        the lease, so two processes never lease one row.
         """
-        sql, params = self._hooks_query(thread_id=thread_id, created_before=created_before)
-        return await self._read(lambda conn: [_delivery(r) for r in _all(conn, sql, params)])
-
-    def _hooks_query(
-        self, *, thread_id: str | None, created_before: datetime | None
-    ) -> tuple[str, list[Any]]:
-        """The SQL and parameters of `pending_hooks`: a range of a partial undelivered index."""
-        return hooks_query(
-            _DIALECT,
-            self._outbox,
-            self._audit,
-            thread_id=thread_id,
-            created_before=created_before,
-        )
-
-    async def claim_hooks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        thread_id: str | None = None,
-        hooks: frozenset[str] | None = None,
-        created_before: datetime | None = None,
-        include_failed: bool = True,
-        limit: int | None = None,
-    ) -> list[HookDelivery]:
-        """Lease claimable outbox rows to `owner` (see the protocol), in one write transaction.
-
-        `BEGIN IMMEDIATE` holds the file's write lock from the read of the
-        claimable rows to the lease, so two processes never lease one row.
-        """
-        check_limit(limit)
-        if hooks is not None and not hooks:
-            return []
-        sql, params = claimable_query(
-            _DIALECT,
-            self._outbox,
-            now=now,
-            thread_id=thread_id,
-            hooks=hooks,
-            created_before=created_before,
-            include_failed=include_failed,
-            limit=limit,
-        )
-        until = _ts(lease_until)
         read = (
             f"{delivery_columns('o')} FROM {self._outbox} AS o "
             f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.delivery_id = ?"
         )
 
         def lease(conn: sqlite3.Connection) -> list[HookDelivery]:
-            ids = [str(r["delivery_id"]) for r in _all(conn, sql, params)]
+            ids = [str(r["delivery_id"]) for r in _all(conn, pick, params)]
             conn.executemany(
                 f"UPDATE {self._outbox} SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?",
                 [(owner, until, i) for i in ids],
             ).close()
             rows = [_one(conn, read, (i,)) for i in ids]
-            return [_delivery(r) for r in rows if r is not None]
+            return [delivery_from_row(_DIALECT, r) for r in rows if r is not None]
 
         return await self._write(lease)
-
-    async def renew_hook(self, delivery_id: str, *, owner: str, lease_until: datetime) -> bool:
-        """Extend `owner`'s lease on an undelivered row (see the protocol)."""
-        sql = (
-            f"UPDATE {self._outbox} SET lease_until = ? WHERE delivery_id = ? "
-            "AND status <> 'delivered' AND lease_owner = ?"
-        )
-        params = (_ts(lease_until), delivery_id, owner)
-        return await self._write(lambda conn: _run_sql(conn, sql, params)) == 1
-
-    async def finish_hook(
-        self,
-        delivery_id: str,
-        *,
-        ok: bool,
-        error: str | None,
-        now: datetime,
-        owner: str | None = None,
-    ) -> bool:
-        """Record one delivery attempt by the lease holder (see the protocol).
-
-        `delivered` when ok (final), else `failed` with `error` and the lease
-        released. False when the row is unknown, delivered, or another's.
-        """
-        attempted_at = _ts(now)
-        release = "" if ok else ", lease_owner = NULL, lease_until = NULL"
-        sql = (
-            f"UPDATE {self._outbox} SET status = ?, attempts = attempts + 1, "
-            f"last_error = ?, attempted_at = ?{release} WHERE delivery_id = ? "
-            "AND status <> 'delivered' AND lease_owner IS ?"
-        )
-        params = ("delivered" if ok else "failed", error, attempted_at, delivery_id, owner)
-        return await self._write(lambda conn: _run_sql(conn, sql, params)) == 1

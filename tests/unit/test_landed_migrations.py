@@ -1,0 +1,51 @@
+"""Landed migration steps keep their exact SQL while the stores share their DDL (`stores._sql`).
+
+A database made by an earlier version has run these statements; a step that
+changed text could leave it with another schema than a new database gets. The
+fingerprints below were taken from the released steps; append one when a new
+step lands, never change one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+LANDED = {
+    "sqlite": ["3eb2b1ee2db67540", "01915aaf87b5972f", "34a5fee9df477da1", "0c28eed6b6328eb7"],
+    "postgres": [
+        "54ffe09aed38596d",
+        "c85408dc3541582a",
+        "51259fa2b6435c48",
+        "fa8fc35a449067be",
+        "c388e1c1bd322afd",
+        "20bff9cdf9a14140",
+    ],
+}
+
+
+def fingerprints(migrations: Sequence[Callable[[str], list[Any]]]) -> list[str]:
+    """Each step's statements (a Python step by its name) under the default prefix, hashed."""
+    return [
+        hashlib.sha256(
+            "\x00".join(
+                s if isinstance(s, str) else f"<py {s.__name__}>" for s in step("hitl_")
+            ).encode()
+        ).hexdigest()[:16]
+        for step in migrations
+    ]
+
+
+@pytest.mark.parametrize("backend", sorted(LANDED))
+def test_landed_steps_are_unchanged(backend: str) -> None:
+    """Every released migration step of the backend still runs exactly its released SQL."""
+    if backend == "postgres":
+        pytest.importorskip("psycopg")
+        from hitl_compliance.stores import postgres as module
+    else:
+        from hitl_compliance.stores import sqlite as module  # type: ignore[no-redef]
+    got = fingerprints(module._MIGRATIONS)
+    assert got[: len(LANDED[backend])] == LANDED[backend]
