@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 from hitl_compliance._coordination import decisions as _decisions
 from hitl_compliance._coordination import evidence as _evidence
@@ -28,7 +28,7 @@ from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
 from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
-from hitl_compliance._coordination.hooks import HookRegistry
+from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, graph_spec
 from hitl_compliance.hooks import Hooks
@@ -108,7 +108,6 @@ class HitlCoordinator:
         ```
     """
 
-    _hook_registry: ClassVar[HookRegistry] = HookRegistry()
     """Tells each store its coordinator's hooks; shared by the class so coordinators
     on one store instance see each other (and a second one dropping hooks warns)."""
 
@@ -171,7 +170,7 @@ class HitlCoordinator:
             on_timeout=on_timeout,
             hooks=hooks or Hooks(),
         )
-        self._hook_registry.register(store, self._ctx.hooks.names())
+        register_hooks(store, self._ctx.hooks.names())
 
     @property
     def graph(self) -> ComplianceGraph:

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from hitl_compliance import DecidedEvent, Hooks, PausedEvent, ReviewEvent
+from hitl_compliance import DecidedEvent, Hooks, InMemoryReviewStore, PausedEvent, ReviewEvent
 from hitl_compliance._coordination import hooks, turns
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import reject
@@ -19,7 +19,7 @@ from tests.unit.conftest import ContextFactory
 
 
 class RecordingStore:
-    """Only what the registry calls: `configure_hooks`, recorded."""
+    """Only what registration calls: `configure_hooks`, recorded, and no `configured_hooks`."""
 
     def __init__(self) -> None:
         self.configured: list[frozenset[str]] = []
@@ -28,57 +28,41 @@ class RecordingStore:
         self.configured.append(names)
 
 
-class SlottedStore:
-    """A store that cannot be weakly referenced (slots, no `__weakref__`)."""
+class TestRegisterHooks:
+    """The store owns its hook configuration; registration reads it to warn."""
 
-    __slots__ = ("configured",)
-
-    def __init__(self) -> None:
-        self.configured: list[frozenset[str]] = []
-
-    def configure_hooks(self, names: frozenset[str]) -> None:
-        self.configured.append(names)
-
-
-def store(kind: type[RecordingStore | SlottedStore] = RecordingStore) -> ReviewStore:
-    return cast(ReviewStore, kind())
-
-
-class TestHookRegistry:
     def test_configures_the_store(self) -> None:
-        """register() tells the store its hooks and remembers them."""
-        registry, reviews = hooks.HookRegistry(), store()
-        assert registry.configured(reviews) is None
-        assert registry.register(reviews, frozenset({"on_paused"})) == frozenset()
-        assert cast(RecordingStore, reviews).configured == [frozenset({"on_paused"})]
-        assert registry.configured(reviews) == frozenset({"on_paused"})
+        """register_hooks() tells the store its hooks; ours then report them."""
+        reviews = InMemoryReviewStore()
+        assert reviews.configured_hooks == frozenset()
+        assert hooks.register_hooks(reviews, frozenset({"on_paused"})) == frozenset()
+        assert reviews.configured_hooks == frozenset({"on_paused"})
 
     def test_dropping_hooks_warns(self, caplog: pytest.LogCaptureFixture) -> None:
         """A later registration that drops an earlier one's hooks warns and says which."""
-        registry, reviews = hooks.HookRegistry(), store()
-        registry.register(reviews, frozenset({"on_paused"}))
-        registry.register(reviews, frozenset({"on_paused", "on_decided"}))
+        reviews = InMemoryReviewStore()
+        hooks.register_hooks(reviews, frozenset({"on_paused"}))
+        hooks.register_hooks(reviews, frozenset({"on_paused", "on_decided"}))
         assert caplog.text == ""  # a superset drops nothing
-        dropped = registry.register(reviews, frozenset())
+        dropped = hooks.register_hooks(reviews, frozenset())
         assert dropped == frozenset({"on_paused", "on_decided"})
         assert "stops outbox rows for hooks ['on_decided', 'on_paused']" in caplog.text
 
-    def test_registries_and_stores_are_separate(self, caplog: pytest.LogCaptureFixture) -> None:
-        """Another store, or another registry, compares with nothing it did not configure."""
-        first, other = hooks.HookRegistry(), hooks.HookRegistry()
-        a, b = store(), store()
-        first.register(a, frozenset({"on_paused"}))
-        first.register(b, frozenset())
-        other.register(a, frozenset())
+    def test_stores_are_separate(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Another store instance compares with nothing it was not configured with."""
+        a, b = InMemoryReviewStore(), InMemoryReviewStore()
+        hooks.register_hooks(a, frozenset({"on_paused"}))
+        hooks.register_hooks(b, frozenset())
         assert caplog.text == ""
+        assert a.configured_hooks == frozenset({"on_paused"})
 
-    def test_store_without_weakref(self) -> None:
-        """A store that cannot be weakly referenced is configured, with nothing remembered."""
-        registry, reviews = hooks.HookRegistry(), store(SlottedStore)
-        registry.register(reviews, frozenset({"on_paused"}))
-        registry.register(reviews, frozenset())
-        assert cast(SlottedStore, reviews).configured == [frozenset({"on_paused"}), frozenset()]
-        assert registry.configured(reviews) is None
+    def test_store_without_configured_hooks(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A third-party store without `configured_hooks` is configured, with nothing to compare."""
+        reviews = RecordingStore()
+        hooks.register_hooks(cast(ReviewStore, reviews), frozenset({"on_paused"}))
+        hooks.register_hooks(cast(ReviewStore, reviews), frozenset())
+        assert reviews.configured == [frozenset({"on_paused"}), frozenset()]
+        assert caplog.text == ""
 
 
 class TestDispatch:

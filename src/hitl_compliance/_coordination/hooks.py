@@ -8,20 +8,17 @@ stays for `recover()`.
 
 A store writes outbox rows for the hook names it was last configured with,
 so two coordinators sharing one store instance would silently drop the
-first one's events. [`HookRegistry`][hitl_compliance._coordination.hooks.HookRegistry]
-owns that configuration: it is the one object that tells a store its hooks,
-and it remembers what it told each store so it can warn when a later
-coordinator drops hooks an earlier one needs.
+first one's events. The store owns that configuration (`configured_hooks`);
+[`register_hooks`][hitl_compliance._coordination.hooks.register_hooks] reads
+it to warn when a later coordinator drops hooks an earlier one needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import uuid
-import weakref
 from collections.abc import Awaitable
 from datetime import datetime
 
@@ -29,52 +26,33 @@ from hitl_compliance._coordination.context import Context
 from hitl_compliance.hooks import event_for
 from hitl_compliance.stores.base import ReviewStore
 
-__all__ = ["HookRegistry", "dispatch", "under_lease"]
+__all__ = ["dispatch", "register_hooks", "under_lease"]
 
 logger = logging.getLogger("hitl_compliance")
 
 
-class HookRegistry:
-    """Configures stores with hook names and remembers, per store instance, what it set.
+def register_hooks(store: ReviewStore, names: frozenset[str]) -> frozenset[str]:
+    """Tell `store` which hooks get outbox rows; warn when that drops hooks it had.
 
-    [`HitlCoordinator`][hitl_compliance.HitlCoordinator] holds one registry
-    for the whole class (coordinators sharing a store must share it to see
-    each other); a test may give a coordinator class its own. Stores are held
-    weakly, so a registry never keeps a closed store alive.
+    The store owns its configuration: a store exposing `configured_hooks`
+    (ours do) says what an earlier coordinator configured, so a second
+    coordinator that would silently stop an earlier one's outbox rows is
+    logged. A store without it is configured with nothing to compare.
+
+    Returns:
+        The hook names the store had and this configuration drops.
     """
-
-    def __init__(self) -> None:
-        self._configured: weakref.WeakKeyDictionary[ReviewStore, frozenset[str]] = (
-            weakref.WeakKeyDictionary()
+    previous = getattr(store, "configured_hooks", None)
+    dropped = previous - names if isinstance(previous, frozenset) else frozenset()
+    if dropped:
+        logger.warning(
+            "A second HitlCoordinator on the same %s instance stops outbox rows for "
+            "hooks %s of the first; give each coordinator its own store instance.",
+            type(store).__name__,
+            sorted(dropped),
         )
-
-    def configured(self, store: ReviewStore) -> frozenset[str] | None:
-        """The hook names this registry last gave `store` (None: never, or not weakly held)."""
-        try:
-            return self._configured.get(store)
-        except TypeError:  # a store that cannot be weakly referenced
-            return None
-
-    def register(self, store: ReviewStore, names: frozenset[str]) -> frozenset[str]:
-        """Tell the store which hooks get outbox rows; warn when that drops earlier hooks.
-
-        Returns:
-            The hook names an earlier registration had and this one drops.
-        """
-        previous = self.configured(store)
-        # A store that cannot be weakly referenced: nothing to compare next time.
-        with contextlib.suppress(TypeError):
-            self._configured[store] = names
-        dropped = previous - names if previous is not None else frozenset()
-        if dropped:
-            logger.warning(
-                "A second HitlCoordinator on the same %s instance stops outbox rows for "
-                "hooks %s of the first; give each coordinator its own store instance.",
-                type(store).__name__,
-                sorted(dropped),
-            )
-        store.configure_hooks(names)
-        return dropped
+    store.configure_hooks(names)
+    return dropped
 
 
 async def dispatch(

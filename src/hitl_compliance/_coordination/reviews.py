@@ -13,17 +13,16 @@ from datetime import datetime, timedelta
 from hitl_compliance import _validate
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance.errors import (
-    AlreadyDecidedError,
     ConfigurationError,
     HitlError,
     InvalidDecisionError,
     InvalidInputError,
-    ReviewNotFoundError,
     StaleReviewError,
 )
 from hitl_compliance.models import PendingReview, ReviewRecord, sha256_text
 from hitl_compliance.policy import Authorization, Reviewer, as_reviewer, canonical_reviewer_id
 from hitl_compliance.rules import RuleResult
+from hitl_compliance.stores._machine import Refusal, refusal_error
 
 __all__ = [
     "authorization",
@@ -95,15 +94,9 @@ async def open_review(ctx: Context, thread_id: str, expected: str | None) -> Rev
     """
     review = await ctx.reviews.get_review(thread_id)
     if review is None:
-        raise ReviewNotFoundError(
-            f"Thread {thread_id!r} has no review: it never paused.", thread_id=thread_id
-        )
+        raise refusal_error(Refusal.NO_REVIEW, thread_id=thread_id)
     if review.status != "pending":
-        raise AlreadyDecidedError(
-            f"The review of thread {thread_id!r} is already {review.status}.",
-            thread_id=thread_id,
-            status=review.status,
-        )
+        raise refusal_error(Refusal.DECIDED, thread_id=thread_id, status=review.status)
     if expected is not None:
         if not isinstance(expected, str):
             raise InvalidDecisionError("expected must be a draft_sha256 or checkpoint id.")

@@ -109,6 +109,11 @@ class SqlStoreBase:
         """Write an outbox row, with each audit row, for these hooks (see the protocol)."""
         self._hooks = frozenset(hooks)
 
+    @property
+    def configured_hooks(self) -> frozenset[str]:
+        """The hook names this store writes outbox rows for (its last `configure_hooks`)."""
+        return self._hooks
+
     # -- turns -----------------------------------------------------------------------
 
     async def end_turn(self, thread_id: str, *, owner: str) -> None:

@@ -264,6 +264,10 @@ class ReviewStore(Protocol):
         ([`HOOK_FOR_EVENT`][hitl_compliance.stores.HOOK_FOR_EVENT]) also writes
         a `pending` outbox row in the same transaction, so a hook call is never
         lost to a crash between the decision and the call.
+
+        A store may also expose the names as a `configured_hooks` property
+        (the library's stores do): the coordinator then warns when a second
+        coordinator on the same store instance would drop the first one's hooks.
         """
         ...
 

@@ -49,6 +49,11 @@ class InMemoryReviewStore:
         """Write outbox rows for these hooks (see the protocol)."""
         self._hooks = frozenset(hooks)
 
+    @property
+    def configured_hooks(self) -> frozenset[str]:
+        """The hook names this store writes outbox rows for (its last `configure_hooks`)."""
+        return self._hooks
+
     async def setup(self) -> None:
         """Nothing to create."""
 
