@@ -24,6 +24,7 @@ from hitl_compliance.errors import (
     ThreadBusyError,
     UnsupportedMediaTypeError,
 )
+from hitl_compliance.gate import GateOutcome, GatePause, GateStatus, compliance_gate, protect_stream
 from hitl_compliance.graph import (
     NODES,
     ComplianceGraph,
@@ -80,6 +81,9 @@ __all__ = [
     "Drafter",
     "DuplicateVoteError",
     "ExpiredEvent",
+    "GateOutcome",
+    "GatePause",
+    "GateStatus",
     "HitlCoordinator",
     "HitlError",
     "HookDelivery",
@@ -115,7 +119,9 @@ __all__ = [
     "Vote",
     "build_compliance_graph",
     "canonical_reviewer_id",
+    "compliance_gate",
     "mask_url",
     "merge_metadata",
     "open_backend",
+    "protect_stream",
 ]

@@ -1,0 +1,716 @@
+"""The compliance gate: review by a compliance officer as one node of your own graph.
+
+[`compliance_gate`][hitl_compliance.compliance_gate] returns a compiled
+subgraph that you add to your own `StateGraph` builder with
+`builder.add_node("compliance", gate)` and wire with ordinary edges, typically
+between the model node and whatever sends the reply (or runs its tool calls).
+
+State contract (what the gate reads and writes in the parent graph):
+
+* **reads** the candidate reply: the last message of `messages` when it is an
+  `AIMessage` (the `MessagesState` shape, or a pydantic state with a
+  `messages` field reduced by `add_messages`), or the field named by
+  `text_field=` (e.g. `"draft_response"` on
+  [`ComplianceState`][hitl_compliance.ComplianceState]); and, when the state
+  has them, `customer_message` (else the last `HumanMessage`) and `requested_by`;
+* **writes** what may reach the customer: the draft as it was when nothing was
+  found, the approved or edited text, or the rejection message. With messages,
+  the draft message is removed and the cleared reply appended as the gate's own
+  `AIMessage` (a new id, the draft's tool calls kept unless rejected); with
+  `text_field`, the field is overwritten;
+* **writes** its outcome to the state key `key=` (default `"compliance"`): a
+  plain dict with `status` (`clear`, `approved`, `edited`, `rejected`,
+  `blocked`), the findings and the decision, read as a typed
+  [`GateOutcome`][hitl_compliance.GateOutcome] with
+  [`GateOutcome.from_state`][hitl_compliance.GateOutcome.from_state]. A state
+  without that key still gets the outcome on the cleared message's
+  `response_metadata["hitl_compliance"]`.
+
+Both pause styles of [`build_compliance_graph`][hitl_compliance.build_compliance_graph]
+exist here too. `command_resume` pauses with `interrupt(payload,
+response_schema=Decision)`: LangGraph refuses a resume value that is not a
+[`Decision`][hitl_compliance.Decision] before it saves it, so a bad value can
+never poison the thread. `interrupt_before` stops before the gate's
+`human_approval` node; a decision written there with `update_state(...,
+as_node="human_approval")` is validated by the gate, and an invalid one sends
+the thread back to the same pause with the refusal in `refused`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import uuid
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeAlias
+
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.constants import TAG_HIDDEN, TAG_NOSTREAM
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, StateSnapshot, interrupt
+from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypedDict
+
+from hitl_compliance._text import plain_text
+from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
+from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
+from hitl_compliance.state import ComplianceState, Decision
+
+__all__ = [
+    "DEFAULT_REJECTION",
+    "GATE_KEY",
+    "GATE_NODES",
+    "PAYLOAD_KIND",
+    "GateOutcome",
+    "GatePause",
+    "GateStatus",
+    "compliance_gate",
+    "gate_options",
+    "gate_pauses",
+    "is_gate",
+    "protect_stream",
+    "resume_gate",
+]
+
+GATE_KEY = "compliance"
+"""The default state key of a gate's outcome."""
+
+GATE_NODES = ("check", "human_approval", "refuse", "apply")
+"""The gate's own nodes; the pause is before (static) or inside (dynamic) `human_approval`."""
+
+DEFAULT_REJECTION = "I'm sorry, I can't help with that here. A member of our team will follow up."
+"""What the customer gets from a gate on rejection when no `rejection_message` is given."""
+
+PAYLOAD_KIND = "hitl_compliance.review"
+"""The `kind` of every gate interrupt payload, so a caller can tell gate pauses from others."""
+
+GateStatus: TypeAlias = Literal["clear", "pending", "approved", "edited", "rejected", "blocked"]
+"""Where a gate stands: `pending` while paused; the others once it has passed."""
+
+_PauseStyle: TypeAlias = Literal["interrupt_before", "command_resume"]
+_STYLES = frozenset({"interrupt_before", "command_resume"})
+_ASYNC_CONTEXT = sys.version_info >= (3, 11)
+
+
+class GateOutcome(BaseModel):
+    """A gate's outcome as a typed value: what it found, who decided, what was let through.
+
+    Example:
+        ```python
+        outcome = GateOutcome.from_state(await graph.aget_state(config))
+        if outcome is not None and outcome.status == "pending":
+            print(outcome.findings[0].reason)
+        ```
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    status: GateStatus
+    gate: str
+    review_id: str
+    draft: str
+    findings: tuple[RuleResult, ...] = ()
+    customer_message: str = ""
+    requested_by: str | None = None
+    decision: Decision | None = None
+    delivered: str | None = None
+    refused: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateOutcome:
+        """The outcome from its plain-data form in state."""
+        values = dict(data)
+        values["findings"] = tuple(RuleResult.from_dict(f) for f in data.get("findings") or ())
+        values.pop("draft_id", None)
+        values.pop("kind", None)
+        return cls.model_validate(values)
+
+    @classmethod
+    def from_state(cls, state: Any, key: str = GATE_KEY) -> GateOutcome | None:
+        """The outcome a gate left in `state` (a dict, a pydantic state or a snapshot).
+
+        Falls back to the last message's `response_metadata["hitl_compliance"]`
+        when the state has no `key`; None when no gate has run.
+        """
+        values = state if isinstance(state, dict) else getattr(state, "values", state)
+        if isinstance(values, BaseModel):
+            values = dict(values)
+        data = values.get(key) if isinstance(values, dict) else None
+        if data is None and isinstance(values, dict):
+            messages = values.get("messages")
+            if messages:
+                last = messages[-1]
+                if isinstance(last, AIMessage):
+                    data = last.response_metadata.get("hitl_compliance")
+        return None if data is None else cls.from_dict(data)
+
+
+class _GateSpec(BaseModel):
+    """The build options of one gate, as the coordinator reads them."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    style: _PauseStyle
+    rules: tuple[Any, ...]
+    key: str
+    text_field: str | None
+    rejection_message: str
+
+
+# Keyed by the gate's builder, which LangGraph's `copy()` and `with_config()` share.
+_GATES: weakref.WeakKeyDictionary[Any, _GateSpec] = weakref.WeakKeyDictionary()
+
+
+def is_gate(node: Any) -> bool:
+    """Whether `node` is a gate made by `compliance_gate` (or a copy of one)."""
+    try:
+        return getattr(node, "builder", None) in _GATES
+    except TypeError:
+        return False
+
+
+def gate_options(node: Any) -> _GateSpec:
+    """The build options of a gate.
+
+    Raises:
+        ConfigurationError: `node` is not a gate.
+    """
+    if not is_gate(node):
+        raise ConfigurationError(f"{type(node).__name__} is not a compliance_gate().")
+    return _GATES[node.builder]
+
+
+def _keep_removals(left: Any, right: Any) -> list[Any]:
+    """Append without applying `RemoveMessage`s, so the parent's `add_messages` applies them."""
+    left_list = list(left) if isinstance(left, (list, tuple)) else ([] if left is None else [left])
+    right_list = list(right) if isinstance(right, (list, tuple)) else [right]
+    return left_list + right_list
+
+
+def _text_of(message: BaseMessage) -> str:
+    """The plain text of a message whose content may be a string or content blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return str(message.text)
+
+
+def compliance_gate(
+    rules: Sequence[ComplianceRule] = (),
+    *,
+    style: _PauseStyle = "command_resume",
+    key: str = GATE_KEY,
+    text_field: str | None = None,
+    rejection_message: str | None = None,
+    name: str = "compliance_gate",
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """A node that holds a risky reply for a compliance officer, for any `StateGraph`.
+
+    Args:
+        rules: [`ComplianceRule`][hitl_compliance.ComplianceRule]s with unique names;
+            they see a [`ComplianceState`][hitl_compliance.ComplianceState] view
+            (`customer_message`, `draft_response`, `requested_by`).
+        style: `"command_resume"` (the gate calls `interrupt()`) or
+            `"interrupt_before"` (a static pause before its `human_approval` node).
+        key: The state key the outcome is written to (routing on it is optional).
+        text_field: Read and write the reply in this string field instead of
+            the last `AIMessage` of `messages`.
+        rejection_message: What the customer gets when the reply is rejected or
+            blocked (default [`DEFAULT_REJECTION`][hitl_compliance.gate.DEFAULT_REJECTION]).
+        name: The subgraph's name (shown in traces).
+
+    Raises:
+        ConfigurationError: a bad rule, style, key or message.
+
+    Example:
+        ```python
+        builder = StateGraph(MessagesState)
+        builder.add_node("model", call_model)
+        builder.add_node("compliance", compliance_gate([KeywordRule("guarantee", ["guaranteed"])]))
+        builder.add_edge(START, "model")
+        builder.add_edge("model", "compliance")
+        builder.add_edge("compliance", END)
+        graph = builder.compile(checkpointer=InMemorySaver())
+        ```
+    """
+    if style not in _STYLES:
+        raise ConfigurationError(
+            f"style must be 'interrupt_before' or 'command_resume', got {style!r}."
+        )
+    for label, value in (("key", key), ("name", name)):
+        if not isinstance(value, str) or not value.isidentifier():
+            raise ConfigurationError(f"{label} must be a Python identifier, got {value!r}.")
+    if text_field is not None and not (isinstance(text_field, str) and text_field.isidentifier()):
+        raise ConfigurationError(f"text_field must be a field name or None, got {text_field!r}.")
+    if text_field in {key, "messages"}:
+        raise ConfigurationError(f"text_field {text_field!r} clashes with the gate's own keys.")
+    message = DEFAULT_REJECTION if rejection_message is None else rejection_message
+    if not isinstance(message, str) or not message.strip():
+        raise ConfigurationError("rejection_message must be a non-blank str.")
+    rule_list = _check_rules(rules)
+    spec = _GateSpec(
+        name=name,
+        style=style,
+        rules=rule_list,
+        key=key,
+        text_field=text_field,
+        rejection_message=message,
+    )
+    return _compile(spec)
+
+
+def _check_rules(rules: Sequence[ComplianceRule]) -> tuple[ComplianceRule, ...]:
+    rule_list = tuple(rules)
+    seen: set[str] = set()
+    for rule in rule_list:
+        if not isinstance(rule, ComplianceRule):
+            raise ConfigurationError(
+                f"{rule!r} is not a ComplianceRule: it needs a `name` and `evaluate(state)`."
+            )
+        if rule.name in seen:
+            raise ConfigurationError(f"Rule names must be unique; {rule.name!r} appears twice.")
+        seen.add(rule.name)
+        field = getattr(rule, "field", None)
+        if isinstance(field, str) and field not in ComplianceState.model_fields:
+            raise ConfigurationError(
+                f"Rule {rule.name!r} reads field {field!r}; a gate's rules see the "
+                "ComplianceState view (customer_message, draft_response, requested_by)."
+            )
+    return rule_list
+
+
+def _schemas(spec: _GateSpec) -> tuple[type[Any], type[Any], type[Any]]:
+    """The gate's (state, input, output) TypedDicts for its configuration."""
+    reply: dict[str, Any]
+    if spec.text_field is None:
+        reply = {"messages": Annotated[list[AnyMessage], _keep_removals]}
+    else:
+        reply = {spec.text_field: str | None}
+    extra = {"customer_message": str | None, "requested_by": str | None}
+    outcome = {spec.key: dict[str, Any] | None}
+    state = TypedDict("GateState", {**reply, **extra, **outcome}, total=False)  # type: ignore[misc]
+    inputs = TypedDict("GateInput", {**reply, **extra}, total=False)  # type: ignore[misc]
+    outputs = TypedDict("GateOutput", {**reply, **outcome}, total=False)  # type: ignore[misc]
+    return state, inputs, outputs
+
+
+def _compile(spec: _GateSpec) -> CompiledStateGraph[Any, Any, Any, Any]:
+    state, inputs, outputs = _schemas(spec)
+    builder: Any = StateGraph(state, input_schema=inputs, output_schema=outputs)
+    builder.add_node("check", _node(_check_node(spec)))
+    builder.add_node("human_approval", _node(_approval_node(spec)))
+    builder.add_node("refuse", _node(_refuse_node(spec)))
+    builder.add_node("apply", _node(_apply_node(spec)))
+    builder.add_edge(START, "check")
+    builder.add_conditional_edges("check", _route_check(spec), ["human_approval", "apply"])
+    builder.add_conditional_edges("human_approval", _route_decision(spec), ["apply", "refuse"])
+    builder.add_edge("refuse", "human_approval")
+    builder.add_edge("apply", END)
+    static = spec.style == "interrupt_before"
+    # No checkpointer of its own: a subgraph node uses its parent's. The gate checks
+    # at run time that the parent has one (LangGraph would silently not pause).
+    compiled: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
+        interrupt_before=["human_approval"] if static else None, name=spec.name
+    )
+    _GATES[builder] = spec
+    return compiled
+
+
+def _node(fn: Any) -> Any:
+    """`fn(state, config)` as a node; before 3.11 the run's config is set in context."""
+    if _ASYNC_CONTEXT:
+        return fn
+
+    async def with_config(state: Any, config: RunnableConfig) -> Any:
+        token = var_child_runnable_config.set(config)
+        try:
+            return await fn(state, config)
+        finally:
+            var_child_runnable_config.reset(token)
+
+    with_config.__name__ = getattr(fn, "__name__", "node")
+    return with_config
+
+
+def _review_id(config: RunnableConfig) -> str:
+    """A stable id for this gate pass: the same on every re-execution of its nodes."""
+    configurable = config.get("configurable") or {}
+    thread = str(configurable.get("thread_id", ""))
+    ns = str(configurable.get("checkpoint_ns", ""))
+    gate_ns = ns.rsplit("|", 1)[0] if "|" in ns else ns
+    return hashlib.sha256(f"{thread}\x00{gate_ns}".encode()).hexdigest()[:32]
+
+
+def _candidate(spec: _GateSpec, state: dict[str, Any]) -> tuple[str, AIMessage | None]:
+    """The reply to check: its text, and the message carrying it (None in text mode)."""
+    if spec.text_field is not None:
+        value = state.get(spec.text_field)
+        if value is not None and not isinstance(value, str):
+            raise DraftError(
+                f"The gate reads {spec.text_field!r} as the reply, which holds "
+                f"{type(value).__name__}, not str."
+            )
+        return value or "", None
+    messages = state.get("messages") or []
+    last = messages[-1] if messages else None
+    if not isinstance(last, AIMessage):
+        return "", None
+    return _text_of(last), last
+
+
+def _customer_message(state: dict[str, Any]) -> str:
+    given = state.get("customer_message")
+    if isinstance(given, str):
+        return given
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, HumanMessage):
+            return _text_of(message)
+    return ""
+
+
+def _check_node(spec: _GateSpec) -> Any:
+    async def check(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        configurable = config.get("configurable") or {}
+        if configurable.get("__pregel_checkpointer") is None:
+            raise ConfigurationError(
+                "The graph holding this compliance gate has no checkpointer: LangGraph "
+                "would not pause for review. Compile the parent graph with "
+                "checkpointer=InMemorySaver() (tests) or open_backend(...).checkpointer."
+            )
+        text, message = _candidate(spec, state)
+        try:
+            plain_text(text)
+        except ValueError as exc:
+            raise DraftError(f"The reply under review {exc}; clean it first.") from None
+        view = ComplianceState(
+            customer_message=_customer_message(state),
+            draft_response=text,
+            requested_by=state.get("requested_by"),
+        )
+        from hitl_compliance.graph import run_rules  # the one rule runner (fails closed)
+
+        findings = [r for r in await run_rules(spec.rules, view) if r.verdict != "pass"]
+        verdict = worst_verdict(findings)
+        statuses: dict[str, GateStatus] = {"pass": "clear", "review": "pending", "block": "blocked"}
+        status = statuses[verdict]
+        outcome: dict[str, Any] = {
+            "status": status,
+            "gate": spec.name,
+            "review_id": _review_id(config),
+            "draft": text,
+            "findings": [f.to_dict() for f in findings],
+            "customer_message": view.customer_message,
+            "requested_by": view.requested_by,
+            "decision": None,
+            "delivered": None,
+            "refused": None,
+            "draft_id": None if message is None else message.id,
+            "kind": PAYLOAD_KIND,
+        }
+        return {spec.key: outcome}
+
+    return check
+
+
+def _route_check(spec: _GateSpec) -> Any:
+    async def route(state: dict[str, Any]) -> str:
+        return "human_approval" if state[spec.key]["status"] == "pending" else "apply"
+
+    return route
+
+
+def review_payload(outcome: dict[str, Any]) -> dict[str, Any]:
+    """What a gate pause shows a reviewer: plain data, as sent to `interrupt()`."""
+    return {
+        "kind": PAYLOAD_KIND,
+        "gate": outcome["gate"],
+        "review_id": outcome["review_id"],
+        "customer_message": outcome["customer_message"],
+        "draft_response": outcome["draft"],
+        "violations": list(outcome["findings"]),
+        "requested_by": outcome["requested_by"],
+        "refused": outcome.get("refused"),
+    }
+
+
+def _approval_node(spec: _GateSpec) -> Any:
+    async def human_approval(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        outcome = state[spec.key]
+        if spec.style == "interrupt_before":
+            # A decision is written with update_state(..., as_node="human_approval"),
+            # which skips this body; running it means a resume without a decision.
+            raise InvalidDecisionError(
+                "The gate's static pause was resumed without a decision. Write one with "
+                "update_state(config, {...}, as_node='human_approval') or use "
+                "HitlCoordinator.approve()/reject(); ainvoke(None) alone decides nothing."
+            )
+        value = interrupt(review_payload(outcome), response_schema=Decision)
+        decision = value if isinstance(value, Decision) else Decision.model_validate(value)
+        return {spec.key: {**outcome, "decision": decision.to_state(), "refused": None}}
+
+    return human_approval
+
+
+def _valid_decision(outcome: dict[str, Any]) -> Decision | str:
+    """The outcome's decision, validated; or why it was refused."""
+    raw = outcome.get("decision")
+    if raw is None:
+        return "no decision was given"
+    try:
+        return raw if isinstance(raw, Decision) else Decision.model_validate(raw)
+    except ValidationError as exc:
+        return f"invalid decision: {exc.errors(include_url=False)}"
+
+
+def _route_decision(spec: _GateSpec) -> Any:
+    async def route(state: dict[str, Any]) -> str:
+        return "apply" if isinstance(_valid_decision(state[spec.key]), Decision) else "refuse"
+
+    return route
+
+
+def _refuse_node(spec: _GateSpec) -> Any:
+    async def refuse(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        outcome = state[spec.key]
+        reason = _valid_decision(outcome)
+        refused = reason if isinstance(reason, str) else "the decision was refused"
+        return {spec.key: {**outcome, "decision": None, "refused": refused}}
+
+    return refuse
+
+
+def _final_status(outcome: dict[str, Any], decision: Decision | None) -> GateStatus:
+    status: GateStatus = outcome["status"]
+    if status != "pending":
+        return status
+    if decision is None or not decision.approved:
+        return "rejected"
+    if decision.response is not None and decision.response != outcome["draft"]:
+        return "edited"
+    return "approved"
+
+
+def _apply_node(spec: _GateSpec) -> Any:
+    async def apply(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        outcome = state[spec.key]
+        checked = _valid_decision(outcome) if outcome["status"] == "pending" else None
+        decision = checked if isinstance(checked, Decision) else None
+        status = _final_status(outcome, decision)
+        if status in {"clear", "approved"}:
+            delivered = outcome["draft"]
+        elif status == "edited":
+            assert decision is not None
+            assert decision.response is not None
+            delivered = decision.response
+        else:
+            delivered = spec.rejection_message
+        final = {
+            **outcome,
+            "status": status,
+            "decision": None if decision is None else decision.to_state(),
+            "delivered": delivered,
+            "refused": None,
+        }
+        update: dict[str, Any] = {spec.key: final}
+        if spec.text_field is not None:
+            update[spec.text_field] = delivered
+            return update
+        _text, draft = _candidate(spec, state)
+        if draft is None:
+            return update
+        summary = {k: v for k, v in final.items() if k != "draft_id"}
+        cleared = AIMessage(
+            content=delivered,
+            id=f"hitl-{uuid.uuid4().hex}",
+            name=draft.name,
+            tool_calls=[] if status in {"rejected", "blocked"} else list(draft.tool_calls),
+            response_metadata={**draft.response_metadata, "hitl_compliance": summary},
+            usage_metadata=draft.usage_metadata,
+        )
+        # The draft leaves the conversation and the cleared reply takes its place, under a
+        # new id: LangGraph's `messages` stream dedupes by id, and the draft's id was seen.
+        update["messages"] = [RemoveMessage(id=str(draft.id)), cleared] if draft.id else [cleared]
+        return update
+
+    return apply
+
+
+@dataclass(frozen=True, slots=True)
+class GatePause:
+    """One gate of a thread waiting for a decision, wherever it sits in the graph.
+
+    `config` is the gate's own checkpoint config (its namespace inside the
+    parent): a static pause is decided by writing there. `interrupt_id` is the
+    LangGraph interrupt a dynamic pause is resumed by.
+    """
+
+    review_id: str
+    style: _PauseStyle
+    key: str
+    config: RunnableConfig
+    interrupt_id: str | None
+    outcome: GateOutcome
+    raw: dict[str, Any]
+
+
+def _outcome_in(values: Any) -> tuple[str, dict[str, Any]] | None:
+    """The (key, outcome) a gate's own state holds, if `values` is a gate's state."""
+    if not isinstance(values, dict):
+        return None
+    for key, value in values.items():
+        if isinstance(value, dict) and value.get("kind") == PAYLOAD_KIND:
+            return key, value
+    return None
+
+
+async def gate_pauses(graph: Any, config: RunnableConfig) -> list[GatePause]:
+    """Every gate of the thread in `config` that waits for a decision, at any depth.
+
+    Reads the thread's snapshot with its subgraphs once; works on the parent
+    graph, on copies of it and on any graph the gate is nested in.
+    """
+    snapshot = await graph.aget_state(config, subgraphs=True)
+    found: list[GatePause] = []
+    _collect(snapshot, found)
+    return found
+
+
+def _collect(snapshot: StateSnapshot, found: list[GatePause]) -> None:
+    for task in snapshot.tasks:
+        sub = task.state
+        if not isinstance(sub, StateSnapshot):
+            continue
+        held = _outcome_in(sub.values)
+        if held is not None and held[1].get("status") == "pending":
+            key, outcome = held
+            interrupt_id = None
+            for inner in sub.tasks:
+                for intr in inner.interrupts:
+                    value = intr.value
+                    if isinstance(value, dict) and value.get("kind") == PAYLOAD_KIND:
+                        interrupt_id = intr.id
+            static = tuple(sub.next) == ("human_approval",) and interrupt_id is None
+            if static or interrupt_id is not None:
+                found.append(
+                    GatePause(
+                        review_id=str(outcome["review_id"]),
+                        style="interrupt_before" if static else "command_resume",
+                        key=key,
+                        config=sub.config,
+                        interrupt_id=interrupt_id,
+                        outcome=GateOutcome.from_dict(outcome),
+                        raw=outcome,
+                    )
+                )
+                continue
+        _collect(sub, found)
+
+
+async def resume_gate(
+    graph: Any,
+    config: RunnableConfig,
+    pause: GatePause,
+    decision: Decision,
+    **invoke_kwargs: Any,
+) -> Any:
+    """Resume one paused gate with `decision`, the right way for its style.
+
+    Static: the decision is written into the gate as `human_approval` (which
+    skips that node's body) and the thread runs on with `ainvoke(None)`.
+    Dynamic: `Command(resume={interrupt_id: decision})`, which leaves any
+    other pending interrupt of the thread waiting.
+    """
+    if pause.style == "interrupt_before":
+        await graph.aupdate_state(
+            pause.config,
+            {pause.key: {**pause.raw, "decision": decision.to_state(), "refused": None}},
+            as_node="human_approval",
+        )
+        return await graph.ainvoke(None, config, **invoke_kwargs)
+    assert pause.interrupt_id is not None
+    command: Command[Any] = Command(resume={pause.interrupt_id: decision.to_state()})
+    return await graph.ainvoke(command, config, **invoke_kwargs)
+
+
+_QUIET = (TAG_NOSTREAM, TAG_HIDDEN)
+
+
+def contains_gate(node: Any) -> bool:
+    """Whether `node` is a gate or a compiled graph with a gate at any depth."""
+    if is_gate(node):
+        return True
+    builder = getattr(node, "builder", None)
+    specs = getattr(builder, "nodes", None)
+    if not isinstance(specs, dict):
+        return False
+    return any(contains_gate(spec.runnable) for spec in specs.values())
+
+
+def _sources(builder: Any, target: str) -> set[str]:
+    """The nodes of `builder` with an edge (plain, conditional or Command) into `target`."""
+    names = set(builder.nodes)
+    found: set[str] = set()
+    for start, end in builder.edges:
+        if end == target:
+            found.add(start)
+    for starts, end in getattr(builder, "waiting_edges", ()):
+        if end == target:
+            found.update(starts)
+    for start, branches in builder.branches.items():
+        for branch in branches.values():
+            ends = branch.ends
+            if ends is None or target in ends.values():
+                found.add(start)
+    for name, spec in builder.nodes.items():
+        ends = getattr(spec, "ends", None) or ()
+        if target in ends:
+            found.add(name)
+    return found & names
+
+
+def protect_stream(graph: Any) -> Any:
+    """Keep unreviewed drafts off `stream_mode="messages"`; returns `graph`.
+
+    LangGraph streams a chat model's tokens from inside any node, and every
+    message a node returns, before any later node runs: a chat UI would show
+    the customer the draft the gate is about to hold. This marks every node
+    that can reach a gate (in `graph` and in each of its subgraphs) with
+    LangGraph's `nostream` and hidden tags, so neither its tokens nor its
+    returned messages are streamed; the gate's cleared reply (a new message)
+    is. `updates`/`values` streams and LangSmith traces no longer show those
+    nodes' own updates either; the state still holds everything.
+    `HitlCoordinator` applies it to the graph it drives. Idempotent.
+
+    Example:
+        ```python
+        graph = protect_stream(builder.compile(checkpointer=saver))
+        async for chunk, meta in graph.astream(inputs, config, stream_mode="messages"):
+            send_to_customer(chunk)  # never an unreviewed draft
+        ```
+    """
+    builder = getattr(graph, "builder", None)
+    if builder is None or not isinstance(getattr(builder, "nodes", None), dict):
+        return graph
+    gates = {n for n, spec in builder.nodes.items() if contains_gate(spec.runnable)}
+    upstream: set[str] = set()
+    frontier = list(gates)
+    while frontier:
+        for source in _sources(builder, frontier.pop()):
+            if source not in upstream:
+                upstream.add(source)
+                frontier.append(source)
+    for name in upstream - gates:
+        node = graph.nodes.get(name)
+        if node is not None:
+            node.tags = [*(node.tags or ()), *(t for t in _QUIET if t not in (node.tags or ()))]
+    for name in gates:
+        spec = builder.nodes[name]
+        if not is_gate(spec.runnable):
+            protect_stream(spec.runnable)
+    return graph
