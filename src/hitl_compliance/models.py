@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 
-
 def sha256_text(text: str | None) -> str:
     """Hex SHA-256 of the UTF-8 text (of `""` for `None`)."""
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
