@@ -14,21 +14,27 @@ from these two tuples:
 * the CLI: one sub-command per kind, named by its `verb`, calling the
   coordinator method of that name (`cli.py`);
 * the review service: one `POST /reviews/{thread_id}/<verb>` route per kind,
-  with a request body generated from the kind (`fastapi/_router.py`,
-  `fastapi/_bodies.py`), and one inbox button per kind (`fastapi/_inbox.py`).
+  whose request body is the kind's `body` model (defined here, next to it;
+  its fields are the coordinator method's keywords), and one inbox button
+  per kind (`fastapi/_router.py`, `fastapi/_inbox.py`).
 
 Adding a kind ("escalate to second line", say) touches at most four modules:
 this one (its `DecisionKind`, and its audit event / status in the literals
 below), `stores/_machine.py` only if it makes a new transition,
 `_coordination/decisions.py` for its effect, and `coordinator.py` for the
-public method named by its `verb`. The module imports nothing of the library,
-so every other module may import it.
+public method named by its `verb`. The module imports only the library's
+leaf modules (`_validate`, for the body fields' types), so every other module
+may import it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hitl_compliance._validate import Metadata, PlainText
 
 __all__ = [
     "APPROVE",
@@ -37,10 +43,12 @@ __all__ = [
     "OUTCOMES",
     "REJECT",
     "SLA_ESCALATE",
+    "ApproveRequest",
     "AuditEvent",
     "DecisionKind",
     "FinalStatus",
     "HookName",
+    "RejectRequest",
     "ReviewStatus",
     "SystemOutcome",
     "TextArgument",
@@ -74,12 +82,6 @@ class TextArgument:
 
     name: str
     """Keyword, `--option` and body field: `response`, `reason`."""
-    default: str | None
-    """Default of the method and the body: None (optional) or `""` (may be empty)."""
-    max_length: int
-    """Longest accepted in a request body."""
-    description: str
-    """The body field's description (OpenAPI)."""
     cli_help: str
     """The `--<name>` option's help."""
     cli_required: bool
@@ -111,6 +113,8 @@ class DecisionKind:
     not vote), and an edited text is re-checked by the rules."""
     text: TextArgument
     """Its free-text argument."""
+    body: type[BaseModel]
+    """The request body of its route: its fields are the coordinator method's keywords."""
     cli_help: str
     """The CLI command's help."""
     done: str
@@ -118,13 +122,12 @@ class DecisionKind:
     summary: str
     """The route's summary (OpenAPI)."""
     label: str
-    """The inbox button."""
-    confirm: str | None = None
-    """The inbox's confirm button, shown with the text field (None: no confirmation step)."""
-    body_note: str = ""
-    """Appended to the body model's docstring, after `Body of POST <route>`."""
-    expected_description: str = "The `draft_sha256` or `checkpoint_id` the reviewer saw."
-    """The body's `expected` field description (OpenAPI)."""
+    """The inbox button (a kind whose text is not an edit asks for it, then confirms)."""
+
+    @property
+    def confirm(self) -> str:
+        """The inbox's confirm button, shown with a text field that is not an edit."""
+        return f"Confirm {self.label.lower()}"
 
     @property
     def path(self) -> str:
@@ -135,16 +138,6 @@ class DecisionKind:
     def operation_id(self) -> str:
         """The route's OpenAPI operation id: `<verb>_review`."""
         return f"{self.verb}_review"
-
-    @property
-    def body_name(self) -> str:
-        """The request body model's name: `ApproveRequest`."""
-        return f"{self.verb.capitalize()}Request"
-
-    @property
-    def body_doc(self) -> str:
-        """The request body model's docstring (its OpenAPI description)."""
-        return f"Body of `POST {self.path}`{self.body_note}."
 
 
 @dataclass(frozen=True)
@@ -157,6 +150,47 @@ class SystemOutcome:
     hook: HookName | None
 
 
+class ApproveRequest(BaseModel):
+    """Body of `POST /reviews/{thread_id}/approve`; send `{}` to approve the draft as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    response: PlainText | None = Field(
+        default=None,
+        max_length=20_000,
+        description="An edited reply to deliver instead of the draft; re-checked by the rules.",
+    )
+    expected: PlainText | None = Field(
+        default=None,
+        max_length=128,
+        description=(
+            "The `draft_sha256` or `checkpoint_id` the reviewer saw; a mismatch is a 409 "
+            "`StaleReviewError`."
+        ),
+    )
+    metadata: Metadata = Field(
+        default=None, description="JSON merged into the thread's metadata and the audit record."
+    )
+
+
+class RejectRequest(BaseModel):
+    """Body of `POST /reviews/{thread_id}/reject`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: PlainText = Field(
+        default="", max_length=5_000, description="Why the draft is rejected; audited."
+    )
+    expected: PlainText | None = Field(
+        default=None,
+        max_length=128,
+        description="The `draft_sha256` or `checkpoint_id` the reviewer saw.",
+    )
+    metadata: Metadata = Field(
+        default=None, description="JSON merged into the thread's metadata and the audit record."
+    )
+
+
 APPROVE = DecisionKind(
     verb="approve",
     event="approved",
@@ -166,23 +200,16 @@ APPROVE = DecisionKind(
     votes=True,
     text=TextArgument(
         name="response",
-        default=None,
-        max_length=20_000,
-        description="An edited reply to deliver instead of the draft; re-checked by the rules.",
         cli_help="deliver this edited reply instead",
         cli_required=False,
         label="Edited reply",
         edits_draft=True,
     ),
+    body=ApproveRequest,
     cli_help="approve a paused draft (or an edited reply)",
     done="Approved",
     summary="Approve the draft, or an edited reply",
     label="Approve",
-    body_note="; send `{}` to approve the draft as it is",
-    expected_description=(
-        "The `draft_sha256` or `checkpoint_id` the reviewer saw; a mismatch is a 409 "
-        "`StaleReviewError`."
-    ),
 )
 
 REJECT = DecisionKind(
@@ -194,19 +221,16 @@ REJECT = DecisionKind(
     votes=False,
     text=TextArgument(
         name="reason",
-        default="",
-        max_length=5_000,
-        description="Why the draft is rejected; audited.",
         cli_help="why (recorded)",
         cli_required=True,
         label="Rejection reason",
         placeholder="Why is this draft rejected?",
     ),
+    body=RejectRequest,
     cli_help="reject a paused draft",
     done="Rejected",
     summary="Reject the draft",
     label="Reject",
-    confirm="Confirm reject",
 )
 
 KINDS: tuple[DecisionKind, ...] = (APPROVE, REJECT)

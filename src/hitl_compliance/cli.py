@@ -54,7 +54,8 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
-from hitl_compliance._decision_kinds import KINDS, DecisionKind
+from hitl_compliance import _decision_kinds
+from hitl_compliance._decision_kinds import DecisionKind
 from hitl_compliance._fca import SMCR_APPROVER, fca_coordinator
 from hitl_compliance._secrets import scrub
 from hitl_compliance._terminal import json_visible, visible
@@ -397,7 +398,7 @@ async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         decider = ["--reviewer", "ID", *(w for r in roles or ["ROLE"] for w in ("--role", r))]
         _echo()
         _echo("Decide it:")
-        for kind in KINDS:
+        for kind in _decision_kinds.KINDS:
             option = f"--{kind.text.name}"
             if kind.text.cli_required:
                 _echo("  " + _command(args, kind.verb, review.thread_id, option, "TEXT", *decider))
@@ -785,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(show, top=False)
     show.add_argument("thread", metavar="THREAD")
 
-    for kind in KINDS:
+    for kind in _decision_kinds.KINDS:
         decide = sub.add_parser(kind.verb, help=kind.cli_help)
         _add_common(decide, top=False)
         decide.add_argument("thread", metavar="THREAD")
@@ -830,7 +831,6 @@ def build_parser() -> argparse.ArgumentParser:
 _HANDLERS: dict[str, Handler] = {
     "pending": cmd_pending,
     "show": cmd_show,
-    **{kind.verb: _decide_command(kind) for kind in KINDS},
     "audit": cmd_audit,
     "expire": cmd_expire,
     "recover": cmd_recover,
@@ -849,7 +849,15 @@ async def _run(args: argparse.Namespace) -> int:
     _check_database_exists(args)
     async with open_backend(args.backend) as backend:
         coord = await build_coordinator(factory, backend, args.app)
-        return await _HANDLERS[args.command](coord, args)
+        return await _handler(args.command)(coord, args)
+
+
+def _handler(command: str) -> Handler:
+    """The handler of `command`: a decision kind's, or one of `_HANDLERS`."""
+    for kind in _decision_kinds.KINDS:
+        if kind.verb == command:
+            return _decide_command(kind)
+    return _HANDLERS[command]
 
 
 def _check_database_exists(args: argparse.Namespace) -> None:
