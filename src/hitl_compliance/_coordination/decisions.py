@@ -34,6 +34,14 @@ from hitl_compliance._coordination.context import (
     run,
 )
 from hitl_compliance._coordination.driver import factory_delivered
+from hitl_compliance._decision_kinds import (
+    APPROVE,
+    EXPIRE,
+    REJECT,
+    DecisionKind,
+    FinalStatus,
+    SystemOutcome,
+)
 from hitl_compliance.errors import (
     HitlError,
     InvalidDecisionError,
@@ -45,12 +53,12 @@ from hitl_compliance.models import ProcessResult, ReviewRecord, Vote, sha256_tex
 from hitl_compliance.policy import Reviewer, as_reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
-from hitl_compliance.stores.base import FinalStatus
 
 __all__ = [
     "FORCED",
     "approve",
     "check_edit",
+    "completed_status",
     "decision",
     "delivered",
     "deny",
@@ -235,6 +243,16 @@ async def check_edit(ctx: Context, review: ReviewRecord, response: str) -> list[
     return findings
 
 
+def completed_status(made: Decision) -> FinalStatus:
+    """The final status a claimed decision completes its review with (from its kind)."""
+    if made.kind == "system":
+        outcome: DecisionKind | SystemOutcome = EXPIRE
+    else:
+        outcome = APPROVE if made.approved else REJECT
+    assert outcome.status is not None, outcome
+    return outcome.status
+
+
 def final_decision(review: ReviewRecord) -> Decision:
     """The claimed decision, with every approver whose vote counted toward it."""
     if review.decision is None:
@@ -347,12 +365,11 @@ async def record(
 ) -> ProcessResult:
     """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
     pos = await position(ctx, review.thread_id, ran)
-    status: FinalStatus = "approved" if made.approved else "rejected"
+    status = completed_status(made)
     payload = made.to_state()
     sent = ctx.driver.delivered_text(pos, review)
     payload["delivered"] = sent
     if made.kind == "system":
-        status = "expired"
         payload.update(FORCED)
         payload["action"] = "approve_draft" if made.approved else "reject"
     if made.approved and sent != review.draft_response:
