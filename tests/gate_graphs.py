@@ -19,7 +19,14 @@ from langgraph.graph import END, START, MessagesState, StateGraph, add_messages
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
-from hitl_compliance import ComplianceState, Decision, KeywordRule, PauseStyle, compliance_gate
+from hitl_compliance import (
+    ComplianceState,
+    Decision,
+    KeywordRule,
+    PauseStyle,
+    ReviewStore,
+    compliance_gate,
+)
 
 RISKY = "Our fund has guaranteed returns of eight percent"
 SAFE = "Our fund carries risk; please read the key facts."
@@ -67,11 +74,12 @@ def build(
     style: PauseStyle,
     checkpointer: BaseCheckpointSaver[Any] | None,
     *replies: str,
+    reviews: ReviewStore | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """A compiled graph of `shape`: model -> compliance gate -> END."""
+    """A compiled graph of `shape`: model -> compliance gate -> END (gate on `reviews`)."""
     model = scripted_model(*(replies or (RISKY,)))
     if shape == "compliance_state":
-        gate = compliance_gate(rules(), style=style, text_field="draft_response")
+        gate = compliance_gate(rules(), style=style, text_field="draft_response", reviews=reviews)
 
         async def draft(state: ComplianceState) -> dict[str, Any]:
             reply = await model.ainvoke([HumanMessage(state.customer_message)])
@@ -85,7 +93,7 @@ def build(
         text_builder.add_edge("compliance", END)
         return text_builder.compile(checkpointer=checkpointer)  # type: ignore[no-any-return]
 
-    gate = compliance_gate(rules(), style=style)
+    gate = compliance_gate(rules(), style=style, reviews=reviews)
 
     async def call_model(state: Any) -> dict[str, Any]:
         messages = state["messages"] if isinstance(state, dict) else state.messages

@@ -28,7 +28,7 @@ from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
 from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
-from hitl_compliance._coordination.driver import driver_for
+from hitl_compliance._coordination.driver import check_drivable, driver_for
 from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import protect_stream
@@ -131,9 +131,8 @@ class HitlCoordinator:
         lease: timedelta = timedelta(seconds=30),
     ) -> None:
         spec = graph_spec(graph) if is_factory_graph(graph) else None
-        driver = driver_for(graph, spec)
         if spec is None:
-            protect_stream(graph)
+            check_drivable(graph)
         if graph.checkpointer is None:
             raise ConfigurationError(
                 "HitlCoordinator needs a graph compiled with a checkpointer: it reads the "
@@ -167,6 +166,9 @@ class HitlCoordinator:
             raise ConfigurationError("on_timeout='escalate' needs an sla to set new deadlines.")
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
+        driver = driver_for(graph, spec, store)
+        if spec is None:
+            protect_stream(graph)
         self._ctx = Context(
             graph=graph,
             spec=spec,

@@ -44,7 +44,8 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeAlias
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Protocol, TypeAlias
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
@@ -58,14 +59,18 @@ from typing_extensions import TypedDict
 
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
+from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
 from hitl_compliance.state import ComplianceState, Decision
+from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
+    "AUTHORITY_KEY",
     "DEFAULT_REJECTION",
     "GATE_KEY",
     "GATE_NODES",
     "PAYLOAD_KIND",
+    "Authority",
     "GateOutcome",
     "GatePause",
     "GateStatus",
@@ -163,6 +168,7 @@ class _GateSpec(BaseModel):
     key: str
     text_field: str | None
     rejection_message: str
+    reviews: Any = None
 
 
 # Keyed by the gate's builder, which LangGraph's `copy()` and `with_config()` share.
@@ -211,6 +217,7 @@ def compliance_gate(
     text_field: str | None = None,
     rejection_message: str | None = None,
     name: str = "compliance_gate",
+    reviews: ReviewStore | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """A node that holds a risky reply for a compliance officer, for any `StateGraph`.
 
@@ -226,6 +233,15 @@ def compliance_gate(
         rejection_message: What the customer gets when the reply is rejected or
             blocked (default [`DEFAULT_REJECTION`][hitl_compliance.gate.DEFAULT_REJECTION]).
         name: The subgraph's name (shown in traces).
+        reviews: The review store the gate answers to when no
+            [`HitlCoordinator`][hitl_compliance.HitlCoordinator] runs the graph
+            (a raw `ainvoke`, a server, a script): the gate records each pause
+            there itself (a pending review and its `paused` audit row, once per
+            pause), so it is in `pending()` of any coordinator on that store, and
+            it refuses any decision that store does not hold as claimed (a raw
+            `Command(resume=...)` or `update_state`), sending the thread back to
+            the same pause with the refusal in `refused`. Without it, and with no
+            coordinator driving the run, the gate trusts whoever resumes it.
 
     Raises:
         ConfigurationError: a bad rule, style, key or message.
@@ -256,6 +272,10 @@ def compliance_gate(
     if not isinstance(message, str) or not message.strip():
         raise ConfigurationError("rejection_message must be a non-blank str.")
     rule_list = _check_rules(rules)
+    if reviews is not None and not isinstance(reviews, ReviewStore):
+        raise ConfigurationError(
+            f"reviews must implement ReviewStore, got {type(reviews).__name__}."
+        )
     spec = _GateSpec(
         name=name,
         style=style,
@@ -263,6 +283,7 @@ def compliance_gate(
         key=key,
         text_field=text_field,
         rejection_message=message,
+        reviews=reviews,
     )
     return _compile(spec)
 
@@ -376,6 +397,76 @@ def _customer_message(state: dict[str, Any]) -> str:
     return ""
 
 
+AUTHORITY_KEY = "__hitl_authority"
+"""The `configurable` key under which `HitlCoordinator` tells the gates of a run it drives
+(the key starts with `__`, so LangGraph never copies it into checkpoint metadata)."""
+
+
+class Authority(Protocol):
+    """What a coordinator driving the run gives its gates: the store decisions are claimed in."""
+
+    @property
+    def reviews(self) -> ReviewStore:
+        """The coordinator's review store."""
+        ...
+
+
+def _authority(spec: _GateSpec, config: RunnableConfig) -> tuple[ReviewStore | None, bool]:
+    """The store this gate pass answers to, and whether a coordinator drives the run."""
+    driven = (config.get("configurable") or {}).get(AUTHORITY_KEY)
+    if driven is not None:
+        return driven.reviews, True
+    return spec.reviews, False
+
+
+async def _record_pause(
+    store: ReviewStore, config: RunnableConfig, outcome: dict[str, Any]
+) -> None:
+    """Open the pending review of a pause nobody else will record (idempotent per pause)."""
+    configurable = config.get("configurable") or {}
+    checkpoint_map = configurable.get("checkpoint_map") or {}
+    review = ReviewRecord(
+        review_id=outcome["review_id"],
+        thread_id=str(configurable.get("thread_id", "")),
+        checkpoint_id=str(checkpoint_map.get("", configurable.get("checkpoint_id", ""))),
+        status="pending",
+        customer_message=outcome["customer_message"],
+        draft_response=outcome["draft"],
+        violations=[RuleResult.from_dict(f) for f in outcome["findings"]],
+        requested_at=datetime.now(timezone.utc),
+        requested_by=outcome["requested_by"],
+    )
+    await store.open_review(review, owner=None)
+
+
+async def _refusal(
+    spec: _GateSpec, config: RunnableConfig, outcome: dict[str, Any], decision: Decision
+) -> str | None:
+    """Why `decision` may not be applied, or None: it must be the one the store holds claimed."""
+    store, _ = _authority(spec, config)
+    if store is None:
+        return None
+    thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
+    review = await store.get_review(thread_id)
+    held = None if review is None else review.decision
+    if (
+        review is not None
+        and review.review_id == outcome["review_id"]
+        and review.status != "pending"
+        and held is not None
+        and held.get("reviewer") == decision.reviewer
+        and held.get("approved") == decision.approved
+        and held.get("decided_at") == decision.to_state()["decided_at"]
+    ):
+        return None
+    status = "not recorded" if review is None else review.status
+    return (
+        f"refused: review {outcome['review_id']} is {status} in the review store and holds "
+        "no such decision; decide it with HitlCoordinator.approve()/reject() (or the "
+        "review service), which check the policy, claim the review and record it."
+    )
+
+
 def _check_node(spec: _GateSpec) -> Any:
     async def check(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         configurable = config.get("configurable") or {}
@@ -415,6 +506,11 @@ def _check_node(spec: _GateSpec) -> Any:
             "draft_id": None if message is None else message.id,
             "kind": PAYLOAD_KIND,
         }
+        store, driven = _authority(spec, config)
+        if status == "pending" and store is not None and not driven:
+            # A coordinator records the pauses of the runs it drives; anyone else's
+            # pause is recorded here, so it is never invisible to pending().
+            await _record_pause(store, config, outcome)
         return {spec.key: outcome}
 
     return check
@@ -452,9 +548,17 @@ def _approval_node(spec: _GateSpec) -> Any:
                 "update_state(config, {...}, as_node='human_approval') or use "
                 "HitlCoordinator.approve()/reject(); ainvoke(None) alone decides nothing."
             )
-        value = interrupt(review_payload(outcome), response_schema=Decision)
-        decision = value if isinstance(value, Decision) else Decision.model_validate(value)
-        return {spec.key: {**outcome, "decision": decision.to_state(), "refused": None}}
+        payload = review_payload(outcome)
+        while True:
+            # Every resume value is validated by LangGraph before it is saved; one the
+            # store does not hold as claimed is answered with a new pause, never an
+            # exception (which would poison the thread with the saved value).
+            value = interrupt(payload, response_schema=Decision)
+            decision = value if isinstance(value, Decision) else Decision.model_validate(value)
+            reason = await _refusal(spec, config, outcome, decision)
+            if reason is None:
+                return {spec.key: {**outcome, "decision": decision.to_state(), "refused": None}}
+            payload = {**payload, "refused": reason}
 
     return human_approval
 
@@ -470,9 +574,22 @@ def _valid_decision(outcome: dict[str, Any]) -> Decision | str:
         return f"invalid decision: {exc.errors(include_url=False)}"
 
 
+async def _why_refused(
+    spec: _GateSpec, config: RunnableConfig, outcome: dict[str, Any]
+) -> str | None:
+    """Why the decision written into a static pause may not be applied, or None."""
+    checked = _valid_decision(outcome)
+    if isinstance(checked, str):
+        return checked
+    return await _refusal(spec, config, outcome, checked)
+
+
 def _route_decision(spec: _GateSpec) -> Any:
-    async def route(state: dict[str, Any]) -> str:
-        return "apply" if isinstance(_valid_decision(state[spec.key]), Decision) else "refuse"
+    async def route(state: dict[str, Any], config: RunnableConfig) -> str:
+        outcome = state[spec.key]
+        if spec.style == "command_resume":
+            return "apply"  # checked inside human_approval, before it returned
+        return "apply" if await _why_refused(spec, config, outcome) is None else "refuse"
 
     return route
 
@@ -480,8 +597,7 @@ def _route_decision(spec: _GateSpec) -> Any:
 def _refuse_node(spec: _GateSpec) -> Any:
     async def refuse(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         outcome = state[spec.key]
-        reason = _valid_decision(outcome)
-        refused = reason if isinstance(reason, str) else "the decision was refused"
+        refused = await _why_refused(spec, config, outcome) or "the decision was refused"
         return {spec.key: {**outcome, "decision": None, "refused": refused}}
 
     return refuse
@@ -601,6 +717,9 @@ def _collect(snapshot: StateSnapshot, found: list[GatePause]) -> None:
                     value = intr.value
                     if isinstance(value, dict) and value.get("kind") == PAYLOAD_KIND:
                         interrupt_id = intr.id
+                        # A refused resume re-pauses inside the node: the refusal is on
+                        # the new interrupt's payload, not yet in the gate's state.
+                        outcome = {**outcome, "refused": value.get("refused")}
             static = tuple(sub.next) == ("human_approval",) and interrupt_id is None
             if static or interrupt_id is not None:
                 found.append(

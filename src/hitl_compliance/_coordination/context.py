@@ -77,7 +77,7 @@ class Context:
 
     def __post_init__(self) -> None:
         if self.driver is None:
-            object.__setattr__(self, "driver", driver_for(self.graph, self.spec))
+            object.__setattr__(self, "driver", driver_for(self.graph, self.spec, self.reviews))
 
     def now(self) -> datetime:
         """The clock's time; a naive one is a configuration error (stamps must compare)."""

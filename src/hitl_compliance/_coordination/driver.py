@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from hitl_compliance import _validate
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.gate import (
+    AUTHORITY_KEY,
     PAYLOAD_KIND,
     GateOutcome,
     GatePause,
@@ -40,6 +41,7 @@ from hitl_compliance.graph import TURN_FIELDS, GraphSpec
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule
 from hitl_compliance.state import ComplianceState, Decision
+from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
     "PAUSED",
@@ -51,6 +53,7 @@ __all__ = [
     "checkpoint_config",
     "checkpoint_id",
     "config_for",
+    "check_drivable",
     "driver_for",
     "factory_delivered",
     "gate_at",
@@ -313,12 +316,25 @@ def _last_top_level(events: Any) -> dict[str, Any] | None:
     return None
 
 
-class GateDriver:
-    """A graph with `compliance_gate`s at any depth: each pause is one gate's pass."""
+@dataclass(frozen=True, slots=True)
+class _Driven:
+    """What the gates of a run the coordinator drives are told: its store ([`Authority`])."""
 
-    def __init__(self, graph: Any) -> None:
+    reviews: ReviewStore
+
+
+class GateDriver:
+    """A graph with `compliance_gate`s at any depth: each pause is one gate's pass.
+
+    Every run carries the coordinator's store in its config, so the gates
+    leave pauses to the coordinator to record and accept only the decisions
+    that store holds as claimed.
+    """
+
+    def __init__(self, graph: Any, reviews: ReviewStore) -> None:
         self.graph = graph
         self.spec: GraphSpec | None = None
+        self._driven = _Driven(reviews)
         builder = graph.builder
         self._channels = set(builder.schemas.get(builder.input_schema, {}))
         self._schema = builder.state_schema
@@ -374,7 +390,7 @@ class GateDriver:
         self, graph_input: Any, thread_id: str, *, durability: Durability | None = None
     ) -> Position | None:
         events = await self.graph.ainvoke(
-            graph_input, config_for(thread_id), stream_mode="checkpoints", durability=durability
+            graph_input, self._config(thread_id), stream_mode="checkpoints", durability=durability
         )
         event = _last_top_level(events)
         if event is None:
@@ -388,6 +404,9 @@ class GateDriver:
             )
         # Stopped before a node: a gate's pause lives in its subgraph's checkpoint.
         return await self.position(thread_id)
+
+    def _config(self, thread_id: str) -> Any:
+        return {"configurable": {"thread_id": thread_id, AUTHORITY_KEY: self._driven}}
 
     async def position(self, thread_id: str) -> Position:
         snapshot = await self.graph.aget_state(config_for(thread_id), subgraphs=True)
@@ -576,7 +595,7 @@ def _outcome_view(raw: Mapping[str, Any]) -> ComplianceState:
     )
 
 
-def driver_for(graph: Any, spec: GraphSpec | None) -> Driver:
+def driver_for(graph: Any, spec: GraphSpec | None, reviews: ReviewStore) -> Driver:
     """The driver of `graph`: the factory's when `spec` is given, else one for its gates.
 
     Raises:
@@ -584,10 +603,15 @@ def driver_for(graph: Any, spec: GraphSpec | None) -> Driver:
     """
     if spec is not None:
         return FactoryDriver(graph, spec)
+    check_drivable(graph)
+    return GateDriver(graph, reviews)
+
+
+def check_drivable(graph: Any) -> None:
+    """ConfigurationError unless `graph` is a compiled graph holding a gate (not a gate alone)."""
     if is_gate(graph) or not contains_gate(graph):
         raise ConfigurationError(
             "HitlCoordinator needs a graph made by build_compliance_graph(), or a "
             "compiled graph with a compliance_gate() node (at any depth); "
             f"got {type(graph).__name__} without one."
         )
-    return GateDriver(graph)
