@@ -15,11 +15,14 @@ metadata and the review API all use it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, JsonValue
 
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import InvalidDecisionError, InvalidInputError
@@ -28,6 +31,8 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_JSON_DEPTH",
+    "Metadata",
+    "PlainText",
     "aware_datetime",
     "check_json",
     "check_storable",
@@ -247,3 +252,25 @@ def export_path(value: object) -> str:
     raise InvalidInputError(
         f"path must be a str or a path-like object, got {type(value).__name__}."
     )
+
+
+# -- request body types (the review API's bodies, `_decision_kinds.py`) ----------------
+
+_MAX_METADATA_DEPTH = 16
+_MAX_METADATA_BYTES = 16_384
+
+
+def _metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    """`metadata` as given, once it is JSON every store can keep and small enough to audit."""
+    if value is None:
+        return None
+    check_json(value, max_depth=_MAX_METADATA_DEPTH)
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_METADATA_BYTES:
+        raise ValueError(f"must serialise to at most {_MAX_METADATA_BYTES} bytes of JSON")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(plain_text)]
+"""Text without NUL characters or lone surrogates."""
+Metadata = Annotated[dict[str, JsonValue] | None, AfterValidator(_metadata)]
+"""A JSON object of bounded depth and size, or None."""

@@ -54,6 +54,8 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
+from hitl_compliance import _decision_kinds
+from hitl_compliance._decision_kinds import DecisionKind
 from hitl_compliance._fca import SMCR_APPROVER, fca_coordinator
 from hitl_compliance._secrets import scrub
 from hitl_compliance._terminal import json_visible, visible
@@ -396,9 +398,13 @@ async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         decider = ["--reviewer", "ID", *(w for r in roles or ["ROLE"] for w in ("--role", r))]
         _echo()
         _echo("Decide it:")
-        _echo("  " + _command(args, "approve", review.thread_id, *decider))
-        _echo(f"      [--response TEXT] [--expected {draft_sha}]")
-        _echo("  " + _command(args, "reject", review.thread_id, "--reason", "TEXT", *decider))
+        for kind in _decision_kinds.KINDS:
+            option = f"--{kind.text.name}"
+            if kind.text.cli_required:
+                _echo("  " + _command(args, kind.verb, review.thread_id, option, "TEXT", *decider))
+            else:
+                _echo("  " + _command(args, kind.verb, review.thread_id, *decider))
+                _echo(f"      [{option} TEXT] [--expected {draft_sha}]")
     elif review.status == "claimed":
         _echo()
         _echo("A decision is being applied. If it stays claimed, its process died; run:")
@@ -429,30 +435,25 @@ def _print_result(result: ProcessResult, headline: str) -> None:
     _fields(pairs)
 
 
-async def cmd_approve(coord: HitlCoordinator, args: argparse.Namespace) -> int:
-    """Approve a paused draft, or an edited reply with `--response`."""
-    result = await coord.approve(
-        args.thread, reviewer=_reviewer(args), response=args.response, expected=args.expected
-    )
-    if args.json:
-        _json(result)
-    elif result.status == "paused":
-        _print_result(result, "Vote recorded; the review waits for more approvers.")
-    else:
-        _print_result(result, f"Approved by {args.reviewer}.")
-    return EXIT_OK
+def _decide_command(kind: DecisionKind) -> Handler:
+    """The command of `kind`: call the coordinator method of that name, print the result."""
 
+    async def handler(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+        decide = getattr(coord, kind.verb)
+        text = {kind.text.name: getattr(args, kind.text.name)}
+        result: ProcessResult = await decide(
+            args.thread, reviewer=_reviewer(args), expected=args.expected, **text
+        )
+        if args.json:
+            _json(result)
+        elif result.status == "paused" and kind.votes:
+            _print_result(result, "Vote recorded; the review waits for more approvers.")
+        else:
+            _print_result(result, f"{kind.done} by {args.reviewer}.")
+        return EXIT_OK
 
-async def cmd_reject(coord: HitlCoordinator, args: argparse.Namespace) -> int:
-    """Reject a paused draft; the customer gets the graph's rejection message."""
-    result = await coord.reject(
-        args.thread, reviewer=_reviewer(args), reason=args.reason, expected=args.expected
-    )
-    if args.json:
-        _json(result)
-    else:
-        _print_result(result, f"Rejected by {args.reviewer}.")
-    return EXIT_OK
+    handler.__name__ = f"cmd_{kind.verb}"
+    return handler
 
 
 def _audit_detail(record: AuditRecord) -> str:
@@ -785,27 +786,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(show, top=False)
     show.add_argument("thread", metavar="THREAD")
 
-    approve = sub.add_parser("approve", help="approve a paused draft (or an edited reply)")
-    _add_common(approve, top=False)
-    approve.add_argument("thread", metavar="THREAD")
-    approve.add_argument("--response", metavar="TEXT", help="deliver this edited reply instead")
-    _add_decider(approve)
-    approve.add_argument(
-        "--expected",
-        metavar="HASH_OR_CHECKPOINT",
-        help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
-    )
-
-    reject = sub.add_parser("reject", help="reject a paused draft")
-    _add_common(reject, top=False)
-    reject.add_argument("thread", metavar="THREAD")
-    reject.add_argument("--reason", metavar="TEXT", required=True, help="why (recorded)")
-    _add_decider(reject)
-    reject.add_argument(
-        "--expected",
-        metavar="HASH_OR_CHECKPOINT",
-        help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
-    )
+    for kind in _decision_kinds.KINDS:
+        decide = sub.add_parser(kind.verb, help=kind.cli_help)
+        _add_common(decide, top=False)
+        decide.add_argument("thread", metavar="THREAD")
+        decide.add_argument(
+            f"--{kind.text.name}",
+            metavar="TEXT",
+            required=kind.text.cli_required,
+            help=kind.text.cli_help,
+        )
+        _add_decider(decide)
+        decide.add_argument(
+            "--expected",
+            metavar="HASH_OR_CHECKPOINT",
+            help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
+        )
 
     audit = sub.add_parser("audit", help="print the audit log of a thread (or of everything)")
     _add_common(audit, top=False)
@@ -835,8 +831,6 @@ def build_parser() -> argparse.ArgumentParser:
 _HANDLERS: dict[str, Handler] = {
     "pending": cmd_pending,
     "show": cmd_show,
-    "approve": cmd_approve,
-    "reject": cmd_reject,
     "audit": cmd_audit,
     "expire": cmd_expire,
     "recover": cmd_recover,
@@ -855,7 +849,15 @@ async def _run(args: argparse.Namespace) -> int:
     _check_database_exists(args)
     async with open_backend(args.backend) as backend:
         coord = await build_coordinator(factory, backend, args.app)
-        return await _HANDLERS[args.command](coord, args)
+        return await _handler(args.command)(coord, args)
+
+
+def _handler(command: str) -> Handler:
+    """The handler of `command`: a decision kind's, or one of `_HANDLERS`."""
+    for kind in _decision_kinds.KINDS:
+        if kind.verb == command:
+            return _decide_command(kind)
+    return _HANDLERS[command]
 
 
 def _check_database_exists(args: argparse.Namespace) -> None:

@@ -28,9 +28,11 @@ from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
 from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
+from hitl_compliance._coordination.driver import driver_for
 from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance.errors import ConfigurationError
-from hitl_compliance.graph import ComplianceGraph, graph_spec
+from hitl_compliance.gate import protect_stream
+from hitl_compliance.graph import ComplianceGraph, graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.ledger import LedgerReport
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
@@ -80,7 +82,11 @@ class HitlCoordinator:
     """Drive a compliance graph: `process` turns, list `pending` reviews, `approve` / `reject`.
 
     Args:
-        graph: A graph built by [`build_compliance_graph`][hitl_compliance.build_compliance_graph].
+        graph: A graph built by [`build_compliance_graph`][hitl_compliance.build_compliance_graph],
+            or any compiled graph with a [`compliance_gate`][hitl_compliance.compliance_gate]
+            node at any depth (as a node or inside a subgraph), or a `copy()` /
+            `with_config()` of either. For a gated graph the coordinator also
+            applies [`protect_stream`][hitl_compliance.protect_stream] to it.
         reviews: Where reviews and the audit log live (default: in memory).
             Share one durable store between processes for exactly-once decisions.
         policy: Who may decide which review and how many approvals it needs.
@@ -124,7 +130,10 @@ class HitlCoordinator:
         hooks: Hooks | None = None,
         lease: timedelta = timedelta(seconds=30),
     ) -> None:
-        spec = graph_spec(graph)
+        spec = graph_spec(graph) if is_factory_graph(graph) else None
+        driver = driver_for(graph, spec)
+        if spec is None:
+            protect_stream(graph)
         if graph.checkpointer is None:
             raise ConfigurationError(
                 "HitlCoordinator needs a graph compiled with a checkpointer: it reads the "
@@ -169,6 +178,7 @@ class HitlCoordinator:
             sla_by=MappingProxyType(dict(sla_by or {})),
             on_timeout=on_timeout,
             hooks=hooks or Hooks(),
+            driver=driver,
         )
         register_hooks(store, self._ctx.hooks.names())
 
@@ -201,7 +211,7 @@ class HitlCoordinator:
     async def process(
         self,
         thread_id: str,
-        message: str,
+        message: str | Mapping[str, Any],
         *,
         requested_by: str | None = None,
         **fields: Any,
@@ -209,7 +219,10 @@ class HitlCoordinator:
         """Run one turn: draft a reply, check it, deliver it or pause for review.
 
         On a completed thread this starts a new turn of the conversation.
-        Extra `fields` set fields of a custom `state_schema`.
+        Extra `fields` set fields of a custom `state_schema`. On a graph with
+        gates, a `str` message is appended as a `HumanMessage` where the state
+        has `messages` (else set as `customer_message`), and a mapping is the
+        graph's input as is.
 
         Raises:
             ThreadBusyError: the thread is paused for review or another turn runs.

@@ -79,9 +79,11 @@ __all__ = [
     "GateStatus",
     "GateTarget",
     "compliance_gate",
+    "contains_gate",
     "gate_options",
     "gate_pauses",
     "is_gate",
+    "pauses_in",
     "protect_stream",
     "resume_gate",
     "route_after_gate",
@@ -641,7 +643,11 @@ async def gate_pauses(graph: Any, config: RunnableConfig) -> list[GatePause]:
     Reads the thread's snapshot with its subgraphs once; works on the parent
     graph, on copies of it and on any graph the gate is nested in.
     """
-    snapshot = await graph.aget_state(config, subgraphs=True)
+    return pauses_in(await graph.aget_state(config, subgraphs=True))
+
+
+def pauses_in(snapshot: StateSnapshot) -> list[GatePause]:
+    """Every waiting gate in a snapshot read with `subgraphs=True`."""
     found: list[GatePause] = []
     _collect(snapshot, found)
     return found

@@ -44,6 +44,7 @@ __all__ = [
     "build_compliance_graph",
     "copy_graph",
     "graph_spec",
+    "is_factory_graph",
 ]
 
 PauseStyle: TypeAlias = Literal["interrupt_before", "command_resume"]
@@ -100,18 +101,28 @@ class GraphSpec:
     pause: bool
 
 
+# Keyed by the graph's builder, which LangGraph's `copy()` and `with_config()` share
+# (and LangGraph Server's copy of each graph it serves), so copies count as the build.
 _SPECS: weakref.WeakKeyDictionary[Any, GraphSpec] = weakref.WeakKeyDictionary()
 
 
+def is_factory_graph(graph: Any) -> bool:
+    """Whether `graph` (or what it is a copy of) was built by `build_compliance_graph`."""
+    try:
+        return getattr(graph, "builder", None) in _SPECS
+    except TypeError:
+        return False
+
+
 def graph_spec(graph: Any) -> GraphSpec:
-    """The build options of a graph made by `build_compliance_graph`.
+    """The build options of a graph made by `build_compliance_graph` (or a copy of one).
 
     Raises:
         ConfigurationError: `graph` was not built by `build_compliance_graph`.
     """
     try:
-        return _SPECS[graph]
-    except (KeyError, TypeError):
+        return _SPECS[graph.builder]
+    except (KeyError, TypeError, AttributeError):
         raise ConfigurationError(
             "HitlCoordinator needs a graph made by build_compliance_graph(); "
             f"got {type(graph).__name__}."
@@ -130,10 +141,9 @@ def copy_graph(graph: ComplianceGraph) -> ComplianceGraph:
     Raises:
         ConfigurationError: `graph` was not built by `build_compliance_graph`.
     """
-    spec = graph_spec(graph)
-    copy = graph.copy()
-    # graph_spec() looks graphs up by identity, and a copy is a new object.
-    _SPECS[copy] = spec
+    graph_spec(graph)
+    # A copy shares the builder that graph_spec() looks graphs up by.
+    copy: ComplianceGraph = graph.copy()
     return copy
 
 
@@ -254,7 +264,7 @@ def build_compliance_graph(
         checkpointer=checkpointer,
         interrupt_before=["human_approval"] if static else None,
     )
-    _SPECS[compiled] = spec
+    _SPECS[builder] = spec
     return compiled
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hitl_compliance._decision_kinds import AuditEvent, ReviewStatus
 from hitl_compliance._normalize import canonical_id
 from hitl_compliance.ledger import GENESIS, format_at, row_hash
 from hitl_compliance.rules import RuleResult
@@ -26,14 +27,6 @@ __all__ = [
     "seal",
     "sha256_text",
 ]
-
-ReviewStatus = Literal["pending", "claimed", "approved", "rejected", "expired"]
-"""Lifecycle of a review row: `pending` until a decider claims it, then final."""
-
-AuditEvent = Literal[
-    "paused", "voted", "denied", "approved", "rejected", "expired", "escalated", "recovered"
-]
-"""What an audit row records."""
 
 
 def sha256_text(text: str | None) -> str:

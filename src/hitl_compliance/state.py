@@ -67,6 +67,9 @@ class ComplianceState(BaseModel):
     decision: dict[str, Any] | None = None
     requested_by: str | None = None
     turn: int = 0
+    compliance: dict[str, Any] | None = None
+    """The outcome of a [`compliance_gate`][hitl_compliance.compliance_gate] used on this
+    state (`text_field="draft_response"`); the factory graph leaves it unset."""
 
     @property
     def rule_results(self) -> list[RuleResult]:

@@ -215,6 +215,43 @@ HIDDEN_DRAFT = (
 and fullwidth letters, next to a plain copy of one phrase."""
 
 
+def test_reject_with_a_reason_in_chromium(served: ServerThread, tmp_path: Path) -> None:
+    """Reject opens the reason field; Confirm reject sends it; the audit records the reason."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served.url}/inbox?reviewer=sam@bank")
+            reviews = page.locator("article.review")
+            expect(reviews).to_have_count(2)
+            expect(page.locator("#status")).to_have_text("live")
+            first = reviews.first
+            thread_id = first.get_attribute("data-thread")
+            assert thread_id
+            expect(first.locator("input.reason")).to_be_hidden()
+            first.get_by_role("button", name="Reject", exact=True).click()
+            first.get_by_role("textbox", name=f"Rejection reason for {thread_id}").fill("no advice")
+            first.get_by_role("button", name="Confirm reject").click()
+            expect(page.locator(f'article[data-thread="{thread_id}"]')).to_have_count(0)
+            expect(page.locator("#banner")).to_contain_text(f"Rejected {thread_id}.")
+            assert errors == []
+        finally:
+            context.close()
+    api = httpx.Client(base_url=served.url, headers={"X-Reviewer": "sam@bank"}, timeout=10)
+    audit = api.get(f"/reviews/{thread_id}/audit").json()
+    assert (audit[-1]["event"], audit[-1]["payload"]["reason"]) == ("rejected", "no advice")
+
+
 @pytest.fixture
 def served_hidden(tmp_path: Path) -> Iterator[ServerThread]:
     """A review router and inbox over a coordinator whose one paused draft is HIDDEN_DRAFT."""

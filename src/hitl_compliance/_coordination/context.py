@@ -15,9 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from langgraph.types import Durability, StateSnapshot
+from langgraph.types import Durability
 
 from hitl_compliance import _validate
+from hitl_compliance._coordination.driver import (
+    PAUSED,
+    Driver,
+    Position,
+    checkpoint_config,
+    checkpoint_id,
+    config_for,
+    driver_for,
+)
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
@@ -43,20 +52,19 @@ __all__ = [
     "run",
 ]
 
-PAUSED = ("human_approval",)
-"""A snapshot's `next` while the thread waits for a reviewer (both pause styles)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """The coordinator's validated configuration, shared read-only by its concerns.
 
     Frozen so no concern can re-point another's store or graph mid-flight;
-    `HitlCoordinator.__init__` checks every value before building it.
+    `HitlCoordinator.__init__` checks every value before building it. `driver`
+    is how the graph is read and resumed (derived from `graph` and `spec`
+    when not given): the factory graph's, or one for a graph with gates.
     """
 
     graph: ComplianceGraph
-    spec: GraphSpec
+    spec: GraphSpec | None
     reviews: ReviewStore
     policy: ApprovalPolicy
     clock: Callable[[], datetime]
@@ -65,6 +73,11 @@ class Context:
     sla_by: Mapping[str, timedelta]
     on_timeout: OnTimeout
     hooks: Hooks
+    driver: Driver = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.driver is None:
+            object.__setattr__(self, "driver", driver_for(self.graph, self.spec))
 
     def now(self) -> datetime:
         """The clock's time; a naive one is a configuration error (stamps must compare)."""
@@ -75,45 +88,14 @@ class Context:
             )
         return now
 
-    def state(self, values: Mapping[str, Any]) -> ComplianceState:
-        """The graph's state values as the graph's state schema."""
-        # A command_resume run's output carries "__interrupt__"; the schema ignores it.
-        return self.spec.state_schema.model_validate(values)
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A thread after a run: its state, whether it waits at `human_approval`, its checkpoint."""
-
-    state: ComplianceState
-    paused: bool
-    checkpoint_id: str
+    def state(self, values: Any) -> ComplianceState:
+        """The graph's state values as the `ComplianceState` the coordinator reasons on."""
+        return self.driver.view(values)
 
 
 def check_thread_id(thread_id: str) -> None:
     """Refuse a thread id no store or checkpointer could key (InvalidInputError)."""
     _validate.thread_id(thread_id)
-
-
-def config_for(thread_id: str) -> Any:
-    """The LangGraph config of the thread's latest checkpoint."""
-    return {"configurable": {"thread_id": thread_id}}
-
-
-def checkpoint_config(review: ReviewRecord) -> Any:
-    """Config reading the exact paused checkpoint of `review`."""
-    return {
-        "configurable": {
-            "thread_id": review.thread_id,
-            "checkpoint_ns": "",
-            "checkpoint_id": review.checkpoint_id,
-        }
-    }
-
-
-def checkpoint_id(snapshot: StateSnapshot) -> str:
-    """The checkpoint id a snapshot was read from."""
-    return str(snapshot.config["configurable"]["checkpoint_id"])
 
 
 async def run(
@@ -122,45 +104,23 @@ async def run(
     """Run the graph on the thread; where it stopped, from its last checkpoint event.
 
     With `stream_mode="checkpoints"`, `ainvoke` returns every checkpoint the
-    run created, in the format of `aget_state` (config with the checkpoint id,
-    `next`, values). A run that returns normally stops at its last
-    checkpoint: finished (`next` empty) or paused before `human_approval`
-    (static style: the breakpoint; dynamic style: the node's `interrupt()` is
-    saved as a pending write of that checkpoint, no new checkpoint is made).
-    A node that raises propagates. Events of nested graphs (other namespaces)
-    are skipped; without a top-level event (say, a wrapper that drops the
-    stream mode) the caller reads the snapshot back instead.
+    run created, in the format of `aget_state`. A run that returns normally
+    stops at its last checkpoint: finished (`next` empty) or paused for
+    review. A node that raises propagates. Without a top-level event (say, a
+    wrapper that drops the stream mode) the caller reads the snapshot back.
 
     A decision's resume runs with `durability="sync"`: each step's
     checkpoint is saved before the next node runs, so a crash never leaves
     a later node's writes ahead of the checkpoint they build on.
     """
-    events = await ctx.graph.ainvoke(
-        graph_input, config_for(thread_id), stream_mode="checkpoints", durability=durability
-    )
-    if not isinstance(events, list):
-        return None
-    for event in reversed(events):
-        if not isinstance(event, dict) or "next" not in event:
-            return None
-        configurable = event["config"]["configurable"]
-        if not configurable.get("checkpoint_ns"):
-            return Position(
-                ctx.state(event["values"]),
-                tuple(event["next"]) == PAUSED,
-                str(configurable["checkpoint_id"]),
-            )
-    return None
+    return await ctx.driver.run(graph_input, thread_id, durability=durability)
 
 
 async def position(ctx: Context, thread_id: str, pos: Position | None = None) -> Position:
     """Where the thread stands: `pos` from the run that just ended, else the snapshot."""
     if pos is not None:
         return pos
-    snapshot = await ctx.graph.aget_state(config_for(thread_id))
-    return Position(
-        ctx.state(snapshot.values), tuple(snapshot.next) == PAUSED, checkpoint_id(snapshot)
-    )
+    return await ctx.driver.position(thread_id)
 
 
 def paused_result(review: ReviewRecord, quorum: int) -> ProcessResult:

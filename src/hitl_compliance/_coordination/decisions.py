@@ -20,23 +20,27 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from langgraph.types import Command
 from pydantic import ValidationError
 
 from hitl_compliance import _validate
-from hitl_compliance._coordination import hooks, reviews
+from hitl_compliance._coordination import hooks, reviews, turns
 from hitl_compliance._coordination.context import (
-    PAUSED,
     Context,
     Position,
     check_thread_id,
-    checkpoint_config,
-    checkpoint_id,
-    config_for,
     paused_result,
     position,
     result,
     run,
+)
+from hitl_compliance._coordination.driver import factory_delivered
+from hitl_compliance._decision_kinds import (
+    APPROVE,
+    EXPIRE,
+    REJECT,
+    DecisionKind,
+    FinalStatus,
+    SystemOutcome,
 )
 from hitl_compliance.errors import (
     HitlError,
@@ -49,12 +53,12 @@ from hitl_compliance.models import ProcessResult, ReviewRecord, Vote, sha256_tex
 from hitl_compliance.policy import Reviewer, as_reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
-from hitl_compliance.stores.base import FinalStatus
 
 __all__ = [
     "FORCED",
     "approve",
     "check_edit",
+    "completed_status",
     "decision",
     "delivered",
     "deny",
@@ -225,9 +229,9 @@ async def deny(
 
 async def check_edit(ctx: Context, review: ReviewRecord, response: str) -> list[RuleResult]:
     """Run the rules on the edited reply; a `block` finding refuses the approval."""
-    paused = await ctx.graph.aget_state(checkpoint_config(review))
-    state = ctx.state(paused.values).model_copy(update={"draft_response": response})
-    findings = [r for r in await run_rules(ctx.spec.rules, state) if r.verdict != "pass"]
+    state = (await ctx.driver.paused_state(review)).model_copy(update={"draft_response": response})
+    rules = await ctx.driver.rules_for(review)
+    findings = [r for r in await run_rules(rules, state) if r.verdict != "pass"]
     blocked = [f for f in findings if f.verdict == "block"]
     if blocked:
         raise PolicyViolationError(
@@ -237,6 +241,16 @@ async def check_edit(ctx: Context, review: ReviewRecord, response: str) -> list[
             findings=tuple(findings),
         )
     return findings
+
+
+def completed_status(made: Decision) -> FinalStatus:
+    """The final status a claimed decision completes its review with (from its kind)."""
+    if made.kind == "system":
+        outcome: DecisionKind | SystemOutcome = EXPIRE
+    else:
+        outcome = APPROVE if made.approved else REJECT
+    assert outcome.status is not None, outcome
+    return outcome.status
 
 
 def final_decision(review: ReviewRecord) -> Decision:
@@ -267,23 +281,11 @@ async def resume_claimed(
 
 async def resume(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
     """Resume the paused graph with decision `made` and run it to the decided outcome."""
-    pos = await _resume_paused(ctx, review, made)
-    if pos is not None and delivered(pos, made):
+    pos = await ctx.driver.resume(review, made)
+    if pos is not None and await ctx.driver.delivered(pos, review, made):
         return pos
     # A wrapper that drops the checkpoint stream, or an outcome not reached: look.
     return await drive(ctx, review, made)
-
-
-async def _resume_paused(ctx: Context, review: ReviewRecord, made: Decision) -> Position | None:
-    """Resume from the paused checkpoint, the one correct way for the graph's style."""
-    payload = made.to_state()
-    if ctx.spec.style == "interrupt_before":
-        # as_node="human_approval" skips the node body and routes on its edge;
-        # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
-        config = config_for(review.thread_id)
-        await ctx.graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
-        return await run(ctx, None, review.thread_id, durability="sync")
-    return await run(ctx, Command(resume=payload), review.thread_id, durability="sync")
 
 
 async def drive(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
@@ -299,39 +301,38 @@ async def drive(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
     `ainvoke(None)`, which applies the saved writes without re-running a
     node that wrote them; a graph still cleanly paused is resumed.
     Finished means a final checkpoint later than the pause (nothing next,
-    no task left) holding this decision.
+    no task left), or, in a graph with gates, a later gate's pause, holding
+    this decision's outcome.
     """
-    config = config_for(review.thread_id)
     for _ in range(4):
-        snapshot = await ctx.graph.aget_state(config)
-        nxt = tuple(snapshot.next)
-        at_pause = checkpoint_id(snapshot) == review.checkpoint_id
-        pos: Position | None = Position(
-            ctx.state(snapshot.values), nxt == PAUSED, checkpoint_id(snapshot)
+        pos = await ctx.driver.position(review.thread_id)
+        at_pause = ctx.driver.at_review(pos, review) or (
+            pos.checkpoint_id == review.checkpoint_id and not pos.next
         )
-        if not nxt and not at_pause and not snapshot.tasks:
-            assert pos is not None
-            if not delivered(pos, made):
+        settled = (not pos.next and not pos.tasks) or pos.paused
+        if settled and not at_pause:
+            if await ctx.driver.delivered(pos, review, made):
+                return pos
+            if pos.paused:
                 raise HitlError(
-                    f"Thread {review.thread_id!r} finished without the decision claimed "
-                    f"for review {review.review_id!r}; it was changed outside the "
-                    "coordinator. Inspect its checkpoints before deciding again.",
+                    f"Thread {review.thread_id!r} is paused at another checkpoint than the "
+                    f"reviewed one; it was changed outside the coordinator. Inspect it "
+                    "before deciding.",
                     thread_id=review.thread_id,
                 )
-            return pos
-        if nxt == PAUSED and not at_pause:
             raise HitlError(
-                f"Thread {review.thread_id!r} is paused at another checkpoint than the "
-                f"reviewed one; it was changed outside the coordinator. Inspect it "
-                "before deciding.",
+                f"Thread {review.thread_id!r} finished without the decision claimed "
+                f"for review {review.review_id!r}; it was changed outside the "
+                "coordinator. Inspect its checkpoints before deciding again.",
                 thread_id=review.thread_id,
             )
-        if nxt == PAUSED:
-            pos = await _resume_paused(ctx, review, made)
+        ran: Position | None
+        if ctx.driver.at_review(pos, review):
+            ran = await ctx.driver.resume(review, made)
         else:
-            pos = await run(ctx, None, review.thread_id, durability="sync")
-        if pos is not None and delivered(pos, made):
-            return pos
+            ran = await run(ctx, None, review.thread_id, durability="sync")
+        if ran is not None and await ctx.driver.delivered(ran, review, made):
+            return ran
     raise HitlError(
         f"Thread {review.thread_id!r} did not reach the outcome of review "
         f"{review.review_id!r}; recover() will try again.",
@@ -340,24 +341,17 @@ async def drive(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
 
 
 def delivered(pos: Position, made: Decision) -> bool:
-    """Whether the run ended past the pause, with decision `made`'s outcome node having run."""
-    if pos.paused or pos.state.agent_type != "human_admin" or pos.state.decision is None:
-        return False
-    held = pos.state.decision
-    return bool(
-        held.get("reviewer") == made.reviewer
-        and held.get("approved") == made.approved
-        and held.get("decided_at") == made.to_state()["decided_at"]
-    )
+    """Whether a factory run ended past the pause, with decision `made`'s outcome node run."""
+    return factory_delivered(pos, made)
 
 
 async def _untouched(ctx: Context, review: ReviewRecord) -> bool:
     """Whether the graph is still exactly at the paused checkpoint (safe to release)."""
     try:
-        snapshot = await ctx.graph.aget_state(config_for(review.thread_id))
+        pos = await ctx.driver.position(review.thread_id)
     except Exception:
         return False
-    return tuple(snapshot.next) == PAUSED and checkpoint_id(snapshot) == review.checkpoint_id
+    return ctx.driver.at_review(pos, review)
 
 
 async def record(
@@ -371,19 +365,18 @@ async def record(
 ) -> ProcessResult:
     """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
     pos = await position(ctx, review.thread_id, ran)
-    state = pos.state
-    status: FinalStatus = "approved" if made.approved else "rejected"
+    status = completed_status(made)
     payload = made.to_state()
-    payload["delivered"] = state.agent_response
+    sent = ctx.driver.delivered_text(pos, review)
+    payload["delivered"] = sent
     if made.kind == "system":
-        status = "expired"
         payload.update(FORCED)
         payload["action"] = "approve_draft" if made.approved else "reject"
-    if made.approved and state.agent_response != review.draft_response:
+    if made.approved and sent != review.draft_response:
         payload["diff"] = "".join(
             difflib.unified_diff(
                 review.draft_response.splitlines(keepends=True),
-                (state.agent_response or "").splitlines(keepends=True),
+                (sent or "").splitlines(keepends=True),
                 fromfile="draft",
                 tofile="delivered",
             )
@@ -398,6 +391,10 @@ async def record(
     )
     logger.info("thread %s %s by %s", review.thread_id, status, made.reviewer)
     await hooks.dispatch(ctx, review.thread_id)
+    if pos.paused:
+        # A graph with gates ran on to another gate's pause (the next tool call, say):
+        # that pause is a review of its own, opened as a turn's would be.
+        return await turns.settle_turn(ctx, review.thread_id, None, pos)
     return result(
         review.thread_id,
         pos,

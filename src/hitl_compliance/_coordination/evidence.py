@@ -12,7 +12,7 @@ import json
 import os
 
 from hitl_compliance import _validate
-from hitl_compliance._coordination.context import Context, check_thread_id, checkpoint_config
+from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance.errors import ReviewNotFoundError
 from hitl_compliance.ledger import LedgerReport, verify_rows
 from hitl_compliance.models import AuditRecord
@@ -63,8 +63,7 @@ async def state_at_decision(ctx: Context, thread_id: str) -> ComplianceState:
         raise ReviewNotFoundError(
             f"Thread {thread_id!r} has no review to show.", thread_id=thread_id
         )
-    snapshot = await ctx.graph.aget_state(checkpoint_config(review))
-    return ctx.state(snapshot.values)
+    return await ctx.driver.paused_state(review)
 
 
 def _write_text(path: str, text: str) -> None:

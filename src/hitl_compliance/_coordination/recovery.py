@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from hitl_compliance._coordination import decisions, hooks, turns
-from hitl_compliance._coordination.context import PAUSED, Context, checkpoint_id, config_for
+from hitl_compliance._coordination.context import Context, checkpoint_id, config_for
 from hitl_compliance.models import ProcessResult
 
 __all__ = ["RECOVER_ACTOR", "audit_recovery", "recover"]
@@ -61,7 +61,8 @@ async def recover(ctx: Context) -> list[ProcessResult]:
         await audit_recovery(
             ctx, turn.thread_id, None, checkpoint_id(snapshot), {"recovered": "turn"}
         )
-        if snapshot.next and tuple(snapshot.next) != PAUSED:
+        pos = await ctx.driver.position(turn.thread_id)
+        if pos.next and not pos.paused:
             # The run died mid-way (say, in `compliance`): finish it from its checkpoint.
             await ctx.graph.ainvoke(None, config)
         results.append(await turns.settle_turn(ctx, turn.thread_id, owner))

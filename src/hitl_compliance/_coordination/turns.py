@@ -15,9 +15,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
-from hitl_compliance import _validate
 from hitl_compliance._coordination import hooks, reviews, sla
 from hitl_compliance._coordination.context import (
     Context,
@@ -27,22 +24,19 @@ from hitl_compliance._coordination.context import (
     result,
     run,
 )
-from hitl_compliance.errors import HitlError, InvalidInputError
-from hitl_compliance.graph import TURN_FIELDS
+from hitl_compliance._coordination.driver import RESERVED
+from hitl_compliance.errors import HitlError
 from hitl_compliance.models import ProcessResult, ReviewRecord
 
 __all__ = ["RESERVED", "process", "settle_turn", "turn_input"]
 
 logger = logging.getLogger("hitl_compliance")
 
-RESERVED = frozenset({*TURN_FIELDS, "customer_message", "requested_by", "turn"})
-"""State fields the library sets on every turn, never `process(**fields)`."""
-
 
 async def process(
     ctx: Context,
     thread_id: str,
-    message: str,
+    message: str | Mapping[str, Any],
     *,
     requested_by: str | None,
     fields: Mapping[str, Any],
@@ -64,53 +58,18 @@ async def process(
 
 
 def turn_input(
-    ctx: Context, message: str, requested_by: str | None, fields: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The graph input of a turn, validated and coerced by the state schema.
+    ctx: Context,
+    message: str | Mapping[str, Any],
+    requested_by: str | None,
+    fields: Mapping[str, Any],
+) -> Any:
+    """The graph input of a turn, validated (and, for a pydantic schema, coerced).
 
     Raises:
         InvalidInputError: a bad message or requester, an unknown or reserved
             field, or a value no checkpoint could keep; nothing was written.
     """
-    _validate.text("message", message)
-    if requested_by is not None:
-        _validate.text("requested_by", requested_by)
-    schema = ctx.spec.state_schema
-    if fields:
-        unknown = fields.keys() - schema.model_fields.keys()
-        if unknown:
-            raise InvalidInputError(
-                f"Unknown state fields {sorted(unknown)} for {schema.__name__}; "
-                "add them to your state_schema subclass."
-            )
-        clash = fields.keys() & RESERVED
-        if clash:
-            raise InvalidInputError(f"Fields {sorted(clash)} are set by the library.")
-        if "metadata" in fields:
-            # Refused exactly as a decision's metadata is: LangGraph would checkpoint
-            # NaN or NUL as given and fail only later, in a store or the serializer.
-            fields = {**fields, "metadata": _validate.json_metadata(fields["metadata"])}
-    # The previous turn's draft, findings and decision are cleared by the `draft`
-    # node, only where set (a first turn writes no resets to its checkpoints).
-    values: dict[str, Any] = {
-        "customer_message": message,
-        "requested_by": requested_by,
-        **fields,
-    }
-    try:
-        # LangGraph does not validate input against a pydantic schema before
-        # checkpointing it; validate here so bad input changes nothing, and send
-        # the validated (coerced) values rather than the raw ones.
-        validated = schema.model_validate(values)
-    except ValidationError as exc:
-        raise InvalidInputError(f"Invalid input for this graph: {exc}") from exc
-    dumped = validated.model_dump(include=set(values))
-    for name in fields:
-        try:
-            _validate.check_storable(dumped[name])
-        except ValueError as exc:
-            raise InvalidInputError(f"{name} {exc}; no checkpoint could keep it.") from None
-    return dumped
+    return ctx.driver.turn_input(message, requested_by, fields)
 
 
 async def settle_turn(
@@ -129,7 +88,7 @@ async def settle_turn(
         quorum = reviews.quorum(ctx, findings)
         due = sla.sla_for(ctx, findings)
         review = ReviewRecord(
-            review_id=uuid.uuid4().hex,
+            review_id=ctx.driver.review_id(pos) or uuid.uuid4().hex,
             thread_id=thread_id,
             checkpoint_id=pos.checkpoint_id,
             status="pending",
@@ -147,4 +106,11 @@ async def settle_turn(
         return result(thread_id, pos, review_id=review.review_id)
     if owner is not None:
         await ctx.reviews.end_turn(thread_id, owner=owner)
+    if pos.next:
+        raise HitlError(
+            f"Thread {thread_id!r} stopped before {list(pos.next)} without a compliance "
+            "pause (another interrupt of the graph?); HitlCoordinator drives only the "
+            "pauses of build_compliance_graph() graphs and compliance_gate() nodes.",
+            thread_id=thread_id,
+        )
     return result(thread_id, pos)

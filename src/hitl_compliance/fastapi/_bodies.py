@@ -2,20 +2,22 @@
 
 PostgreSQL refuses NUL characters in text and jsonb, and no backend can encode
 a lone surrogate as UTF-8: such input would fail deep in a store as a 500. The
-annotated types here refuse it at the edge with a 422 instead, with the same
-rules on every backend.
+annotated types (`PlainText`, `Metadata`, from `_validate.py`) refuse it at the
+edge with a 422 instead, with the same rules on every backend. The decision
+bodies (`ApproveRequest`, `RejectRequest`) are defined with their decision kind
+in `_decision_kinds.py`.
 """
 
-import json
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
 
+from hitl_compliance._decision_kinds import ApproveRequest, RejectRequest
 from hitl_compliance._text import plain_text
-from hitl_compliance._validate import check_json
+from hitl_compliance._validate import Metadata, PlainText
 from hitl_compliance.errors import InvalidInputError
 from hitl_compliance.models import PendingReview
 
@@ -30,71 +32,12 @@ __all__ = [
     "parse_older_than",
 ]
 
-_MAX_METADATA_DEPTH = 16
-_MAX_METADATA_BYTES = 16_384
-
-
-def _metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
-    """`metadata` as given, once it is JSON every store can keep and small enough to audit."""
-    if value is None:
-        return None
-    check_json(value, max_depth=_MAX_METADATA_DEPTH)
-    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_METADATA_BYTES:
-        raise ValueError(f"must serialise to at most {_MAX_METADATA_BYTES} bytes of JSON")
-    return value
-
-
-PlainText = Annotated[str, AfterValidator(plain_text)]
-"""Text without NUL characters or lone surrogates."""
-Metadata = Annotated[dict[str, JsonValue] | None, AfterValidator(_metadata)]
-"""A JSON object of bounded depth and size, or None."""
 ThreadId = Annotated[
     str,
     Path(min_length=1, max_length=512, description="The paused thread's id."),
     AfterValidator(plain_text),
 ]
 """The `{thread_id}` path parameter."""
-
-
-class ApproveRequest(BaseModel):
-    """Body of `POST /reviews/{thread_id}/approve`; send `{}` to approve the draft as it is."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    response: PlainText | None = Field(
-        default=None,
-        max_length=20_000,
-        description="An edited reply to deliver instead of the draft; re-checked by the rules.",
-    )
-    expected: PlainText | None = Field(
-        default=None,
-        max_length=128,
-        description=(
-            "The `draft_sha256` or `checkpoint_id` the reviewer saw; a mismatch is a 409 "
-            "`StaleReviewError`."
-        ),
-    )
-    metadata: Metadata = Field(
-        default=None, description="JSON merged into the thread's metadata and the audit record."
-    )
-
-
-class RejectRequest(BaseModel):
-    """Body of `POST /reviews/{thread_id}/reject`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: PlainText = Field(
-        default="", max_length=5_000, description="Why the draft is rejected; audited."
-    )
-    expected: PlainText | None = Field(
-        default=None,
-        max_length=128,
-        description="The `draft_sha256` or `checkpoint_id` the reviewer saw.",
-    )
-    metadata: Metadata = Field(
-        default=None, description="JSON merged into the thread's metadata and the audit record."
-    )
 
 
 class ReviewPage(BaseModel):

@@ -18,6 +18,8 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
+from hitl_compliance import _decision_kinds
+from hitl_compliance._decision_kinds import DecisionKind
 from hitl_compliance.coordinator import HitlCoordinator
 from hitl_compliance.errors import (
     AlreadyDecidedError,
@@ -26,9 +28,7 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
 )
 from hitl_compliance.fastapi._bodies import (
-    ApproveRequest,
     PlainText,
-    RejectRequest,
     ReviewerInfo,
     ReviewPage,
     ThreadId,
@@ -246,18 +246,9 @@ def _add_review_routes(
     reviewer_of: ResolveReviewer,
     runner: IdempotentRunner,
 ) -> None:
-    """The JSON routes: who am I, list, read, approve, reject, audit trail, ledger check."""
+    """The JSON routes: who am I, list, read, one per decision kind, audit trail, ledger check."""
     # Type aliases, named like types; local because they close over `authenticate`.
     Who = Annotated[Reviewer, Depends(reviewer_of)]  # noqa: N806
-    IdempotencyKey = Annotated[  # noqa: N806
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            description="Repeat a POST with the same key to get the first response again.",
-        ),
-    ]
 
     @router.get(
         "/me",
@@ -321,55 +312,8 @@ def _add_review_routes(
     async def get_review(who: Who, thread_id: ThreadId) -> PendingReview:
         return await pending_review(coord(), thread_id)
 
-    @router.post(
-        "/reviews/{thread_id}/approve",
-        operation_id="approve_review",
-        summary="Approve the draft, or an edited reply",
-        response_model=ProcessResult,
-        responses=problems(400, 401, 403, 404, 409, 415, 422),
-    )
-    async def approve(
-        request: Request,
-        who: Who,
-        thread_id: ThreadId,
-        body: Annotated[ApproveRequest, Body()],
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response:
-        async def decide() -> ProcessResult:
-            return await coord().approve(
-                thread_id,
-                reviewer=who,
-                response=body.response,
-                metadata=body.metadata,
-                expected=body.expected,
-            )
-
-        return await decide_once(runner, request, who, idempotency_key, body, decide)
-
-    @router.post(
-        "/reviews/{thread_id}/reject",
-        operation_id="reject_review",
-        summary="Reject the draft",
-        response_model=ProcessResult,
-        responses=problems(400, 401, 403, 404, 409, 415, 422),
-    )
-    async def reject(
-        request: Request,
-        who: Who,
-        thread_id: ThreadId,
-        body: Annotated[RejectRequest, Body()],
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response:
-        async def decide() -> ProcessResult:
-            return await coord().reject(
-                thread_id,
-                reviewer=who,
-                reason=body.reason,
-                metadata=body.metadata,
-                expected=body.expected,
-            )
-
-        return await decide_once(runner, request, who, idempotency_key, body, decide)
+    for kind in _decision_kinds.KINDS:
+        _add_decision_route(router, kind, coord, reviewer_of, runner)
 
     @router.get(
         "/reviews/{thread_id}/audit",
@@ -400,6 +344,54 @@ def _add_review_routes(
         ] = None,
     ) -> LedgerReport:
         return await coord().verify_audit(thread_id)
+
+
+def _add_decision_route(
+    router: APIRouter,
+    kind: DecisionKind,
+    coord: ResolveCoordinator,
+    reviewer_of: ResolveReviewer,
+    runner: IdempotentRunner,
+) -> None:
+    """`POST /reviews/{thread_id}/<verb>`: the coordinator method of `kind`, with its body."""
+    Who = Annotated[Reviewer, Depends(reviewer_of)]  # noqa: N806
+    IdempotencyKey = Annotated[  # noqa: N806
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Repeat a POST with the same key to get the first response again.",
+        ),
+    ]
+    Body_ = Annotated[kind.body, Body()]  # type: ignore[name-defined]  # noqa: N806
+
+    @router.post(
+        kind.path,
+        operation_id=kind.operation_id,
+        summary=kind.summary,
+        response_model=ProcessResult,
+        responses=problems(400, 401, 403, 404, 409, 415, 422),
+    )
+    async def decide_route(
+        request: Request,
+        who: Who,
+        thread_id: ThreadId,
+        body: Body_,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        # The body's fields are the coordinator method's keywords (`response` or
+        # `reason`, `expected`, `metadata`).
+        fields = {name: getattr(body, name) for name in type(body).model_fields}
+
+        async def decide() -> ProcessResult:
+            method = getattr(coord(), kind.verb)
+            result: ProcessResult = await method(thread_id, reviewer=who, **fields)
+            return result
+
+        return await decide_once(runner, request, who, idempotency_key, body, decide)
+
+    decide_route.__name__ = kind.verb
 
 
 def _add_event_route(

@@ -28,8 +28,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Literal, TypeVar, get_args
+from typing import Literal, TypeVar
 
+from hitl_compliance._decision_kinds import final_statuses
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     DuplicateVoteError,
@@ -37,7 +38,6 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.stores.base import FinalStatus
 
 __all__ = [
     "OPEN_STATUSES",
@@ -62,8 +62,8 @@ Action = Literal["claim", "vote", "release", "complete", "escalate", "take_over"
 OPEN_STATUSES: tuple[str, ...] = ("pending", "claimed")
 """The statuses that keep a thread paused (no turn, no other review)."""
 
-# The final statuses are the protocol's `FinalStatus`: a new one is added there only.
-_FINAL: frozenset[str] = frozenset(get_args(FinalStatus))
+# The final statuses are those of the decision kinds and SLA outcomes (`_decision_kinds.py`).
+_FINAL: frozenset[str] = frozenset(final_statuses())
 
 # Which status each action needs, and the one it leaves ("final" = the status
 # `complete` is given). Vote and escalate leave a review pending (a vote at

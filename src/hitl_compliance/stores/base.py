@@ -21,10 +21,11 @@ Every method that changes more than one row does so in one transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from hitl_compliance._decision_kinds import FinalStatus, hook_for_event
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, sha256_text
 
 __all__ = [
@@ -36,16 +37,10 @@ __all__ = [
     "paused_payload",
 ]
 
-FinalStatus = Literal["approved", "rejected", "expired"]
+HOOK_FOR_EVENT: dict[str, str] = hook_for_event()
+"""Which decision hook an audit event owes a call to (when that hook is configured).
 
-HOOK_FOR_EVENT: dict[str, str] = {
-    "paused": "on_paused",
-    "approved": "on_decided",
-    "rejected": "on_decided",
-    "expired": "on_expired",
-    "escalated": "on_expired",
-}
-"""Which decision hook an audit event owes a call to (when that hook is configured)."""
+Derived from the decision kinds and the SLA outcomes (`_decision_kinds.py`)."""
 
 
 class TurnRecord(BaseModel):
