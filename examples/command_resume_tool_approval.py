@@ -1,18 +1,18 @@
-"""Inline approval of a tool call in a ReAct-style loop, with `style="command_resume"`.
+"""Approving a ReAct agent's tool calls inline, with `style="command_resume"`.
 
-An assistant works through a customer's request one step at a time. At each
-step the model proposes one tool call as text (`CALL transfer(amount_gbp=5000,
-to_account='12345678')`) or a final answer (`ANSWER ...`). Every proposal goes
-through the compliance graph before anything runs:
+A `MessagesState` agent: a chat model proposes real tool calls, LangGraph's
+`ToolNode` runs them, and a compliance gate sits between the two:
 
-* a rule flags tool calls that move money: `review` (an officer decides), or
-  `block` above the daily limit (refused with no human involved);
-* a flagged proposal pauses *inside* the `human_approval` node (LangGraph's
-  `interrupt()`); the officer's decision resumes it with `Command(resume=...)`;
-* the loop executes only the text the graph *delivered*: the approved call, or
-  the rejection message, which becomes the model's next observation.
+* `ToolCallRule` flags every `transfer` above GBP 1,000 for a payments officer
+  and blocks anything above GBP 25,000 with no human involved;
+* each flagged call is its own review: the graph pauses inside the gate (an
+  `interrupt()`), the officer decides, `resume_gate` resumes it with
+  `Command(resume=...)`; two flagged calls in one turn are two reviews, decided
+  one after the other;
+* approved (or edited) calls run; a rejected or blocked call never runs and is
+  answered by a tool message saying so, so the model reads why and replies.
 
-The "model" is a scripted stand-in and the tools are fakes; the officer decides
+The model is a scripted stand-in and the bank is a fake; the officer decides
 inline, where a real service would wait for a person. Run it from the
 repository root: `python examples/command_resume_tool_approval.py`.
 """
@@ -20,140 +20,163 @@ repository root: `python examples/command_resume_tool_approval.py`.
 from __future__ import annotations
 
 import asyncio
-import re
+from datetime import datetime, timezone
+from typing import Any
 
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 
-from hitl_compliance import (
-    ComplianceState,
-    HitlCoordinator,
-    PendingReview,
-    Reviewer,
-    RoleBasedPolicy,
-    RuleResult,
-    build_compliance_graph,
-)
+from hitl_compliance import Decision, Reviewer, RoleBasedPolicy, ToolCallRule, compliance_gate
+from hitl_compliance.gate import GatePause, gate_pauses, resume_gate, route_after_gate
 
-DAILY_LIMIT_GBP = 25_000
-REJECTED = "REJECTED: compliance declined this tool call."
-CALL = re.compile(r"^CALL (?P<tool>\w+)\((?P<args>.*)\)$")
-ARG = re.compile(r"(\w+)=('[^']*'|\d+)")
+KNOWN_PAYEES = {"12345678", "87654321"}
+SENT: list[str] = []
 
 
-def parse_call(text: str) -> tuple[str, dict[str, str | int]] | None:
-    """`("transfer", {"amount_gbp": 5000, ...})` for a `CALL ...` line, else None."""
-    match = CALL.match(text.strip())
-    if match is None:
-        return None
-    args: dict[str, str | int] = {
-        name: value.strip("'") if value.startswith("'") else int(value)
-        for name, value in ARG.findall(match["args"])
-    }
-    return match["tool"], args
-
-
-class MoneyMovementRule:
-    """Tool calls that move money need a payments officer; above the daily limit, never."""
-
-    name = "money_movement"
-
-    def evaluate(self, state: ComplianceState) -> RuleResult:
-        call = parse_call(state.draft_response or "")
-        if call is None or call[0] != "transfer":
-            return RuleResult(self.name, "pass")
-        amount = int(call[1].get("amount_gbp", 0))
-        evidence = (state.draft_response or "",)
-        if amount > DAILY_LIMIT_GBP:
-            return RuleResult(
-                self.name, "block", f"£{amount:,} is over the daily limit", evidence, "critical"
-            )
-        return RuleResult(self.name, "review", f"moves £{amount:,}", evidence, "high")
-
-
-def scripted_model(state: ComplianceState) -> str:
-    """Stand-in for the LLM: the next step, from the task or the last observation."""
-    seen = state.customer_message
-    if seen.startswith("TASK "):
-        task = seen.removeprefix("TASK ")
-        amount, account = re.findall(r"£([\d,]+) to account (\d+)", task)[0]
-        return f"CALL transfer(amount_gbp={amount.replace(',', '')}, to_account='{account}')"
-    if seen.startswith("RESULT transfer"):
-        return "ANSWER Done: " + seen.removeprefix("RESULT transfer: ")
-    if seen.startswith("REJECTED"):
-        return "ANSWER I couldn't make that transfer; a colleague from payments will call you."
-    return "ANSWER Sorry, I can't help with that."
-
-
+@tool
 def transfer(amount_gbp: int, to_account: str) -> str:
-    """A fake payments API."""
-    return f"sent £{amount_gbp:,} to account {to_account}."
+    """Send money from the customer's account (a fake payments API)."""
+    SENT.append(f"£{amount_gbp:,} to {to_account}")
+    return f"sent £{amount_gbp:,} to account {to_account}"
 
 
-def officer_decision(review: PendingReview) -> tuple[bool, str]:
-    """Stand-in for the officer's judgement: only known payees are approved."""
-    call = parse_call(review.draft_response)
-    known_payees = {"12345678"}
-    if call is not None and call[1].get("to_account") in known_payees:
-        return True, "known payee"
-    return False, "payee not on the customer's list; possible scam"
+class ScriptedModel(BaseChatModel):
+    """Stand-in for the LLM: proposes the scripted calls, then answers from the results."""
 
+    plans: dict[str, list[ToolCall]]
 
-async def run_task(coord: HitlCoordinator, officer: Reviewer, thread: str, task: str) -> str:
-    """The ReAct loop: propose, check, (pause, decide), act, observe; until an answer."""
-    print(f"== {thread}: {task}")
-    observation = f"TASK {task}"
-    for _ in range(5):  # a bounded loop, as every agent loop should be
-        result = await coord.process(thread, observation)
-        print(f"  model proposes: {result.draft_response}")
-        if result.status == "paused":
-            [review] = [r for r in await coord.pending() if r.thread_id == thread]
-            findings = "; ".join(f"{v.rule}: {v.reason}" for v in review.violations)
-            print(f"  paused in human_approval (interrupt): {findings}")
-            approved, why = officer_decision(review)
-            if approved:
-                result = await coord.approve(thread, reviewer=officer, metadata={"why": why})
-            else:
-                result = await coord.reject(thread, reviewer=officer, reason=why)
-            print(f"  {officer.id} {'approved' if approved else 'rejected'} it: {why}")
-        elif result.status == "rejected":
-            print(f"  blocked by {', '.join(v.rule for v in result.violations)}, no human needed")
-        delivered = result.agent_response or ""
-        call = parse_call(delivered)
-        if call is not None and call[0] == "transfer":
-            tool, args = call
-            done = transfer(int(args["amount_gbp"]), str(args["to_account"]))
-            observation = f"RESULT {tool}: {done}"
-            print(f"  tool ran -> {observation}")
-        elif delivered.startswith("ANSWER "):
-            answer = delivered.removeprefix("ANSWER ")
-            print(f"  answer: {answer}")
-            return answer
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        last = messages[-1]
+        if isinstance(last, HumanMessage):
+            reply = AIMessage("", tool_calls=self.plans[str(last.content)])
         else:
-            observation = delivered  # the rejection message: the model sees it was declined
-            print(f"  observation: {observation}")
-    raise RuntimeError(f"{thread}: no answer after 5 steps")
+            results = [m for m in messages if isinstance(m, ToolMessage)]
+            done = [str(m.content) for m in results if m.status == "success"]
+            failed = [m for m in results if m.status == "error"]
+            parts = [f"Done: {'; '.join(done)}."] if done else []
+            if failed:
+                parts.append(f"I couldn't make {len(failed)} transfer(s); payments will call you.")
+            reply = AIMessage(" ".join(parts))
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def build_agent(model: ScriptedModel) -> Any:
+    """model -> compliance gate -> tools -> model; the gate is four added lines."""
+
+    async def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    limits = ToolCallRule(
+        "transfer_limits",
+        "transfer",
+        argument="amount_gbp",
+        review_above=1_000,
+        block_above=25_000,
+        reason="moves customer money",
+    )
+    builder: Any = StateGraph(MessagesState)
+    builder.add_node("model", call_model)
+    builder.add_node("compliance", compliance_gate([limits], style="command_resume"))
+    builder.add_node("tools", ToolNode([transfer]))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "compliance")
+    builder.add_conditional_edges("compliance", route_after_gate, ["tools", "model", END])
+    builder.add_edge("tools", "model")
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def officer_decides(officer: Reviewer, pause: GatePause) -> Decision:
+    """Stand-in for the officer: known payees approved (large ones capped), others rejected."""
+    assert pause.tool_call is not None
+    args = pause.tool_call["args"]
+    now = datetime.now(timezone.utc)
+    if args["to_account"] not in KNOWN_PAYEES:
+        return Decision(
+            approved=False, reviewer=officer.id, reason="payee not on file; possible scam",
+            decided_at=now,
+        )  # fmt: skip
+    if args["amount_gbp"] > 10_000:
+        capped = {**args, "amount_gbp": 10_000}
+        return Decision(approved=True, reviewer=officer.id, tool_args=capped, decided_at=now)
+    return Decision(approved=True, reviewer=officer.id, decided_at=now)
+
+
+def call_text(call: dict[str, Any]) -> str:
+    args = call["args"]
+    return f"transfer(£{args['amount_gbp']:,} to {args['to_account']})"
+
+
+async def run_task(
+    graph: Any, policy: RoleBasedPolicy, officer: Reviewer, thread: str, task: str
+) -> None:
+    """One customer request: run, decide each paused call in turn, print the transcript."""
+    print(f"== {thread}: {task}")
+    config: Any = {"configurable": {"thread_id": thread}}
+    await graph.ainvoke({"messages": [HumanMessage(task)]}, config)
+    while pauses := await gate_pauses(graph, config):
+        [pause] = pauses  # flagged calls pause one after another
+        assert pause.tool_call is not None
+        findings = "; ".join(f"{f.rule}: {f.reason}" for f in pause.outcome.findings)
+        print(f"  paused for review of {call_text(pause.tool_call)}: {findings}")
+        if not policy.authorize(officer, pause.outcome.findings).allowed:
+            raise RuntimeError(f"{officer.id} may not decide this review")
+        made = officer_decides(officer, pause)
+        verdict = "rejected" if not made.approved else "edited" if made.tool_args else "approved"
+        detail = f": {made.reason}" if made.reason else ""
+        if made.tool_args:
+            detail = f" to {call_text({'args': made.tool_args})} (re-checked by the rules)"
+        print(f"  {officer.id} {verdict} it{detail}")
+        await resume_gate(graph, config, pause, made)
+    for message in (await graph.aget_state(config)).values["messages"][1:]:
+        if isinstance(message, AIMessage) and message.tool_calls:
+            print(f"  ai proposes {', '.join(call_text(dict(c)) for c in message.tool_calls)}")
+        elif isinstance(message, ToolMessage):
+            print(f"  tool {message.status}: {message.content}")
+        else:
+            print(f"  ai says: {message.content}")
 
 
 async def main() -> None:
-    """Three requests: one approved, one rejected by the officer, one blocked by the rule."""
-    graph = build_compliance_graph(
-        scripted_model,
-        rules=[MoneyMovementRule()],
-        checkpointer=InMemorySaver(),
-        style="command_resume",  # interrupt() inside human_approval, resumed by Command
-        rejection_message=REJECTED,
-    )
-    coord = HitlCoordinator(
-        graph, policy=RoleBasedPolicy(rule_roles={"money_movement": "payments_officer"})
-    )
+    """Approved, rejected, blocked, and two calls in one turn (one edited, one rejected)."""
+    plans = {
+        "Pay £5,000 to my landlord": [_transfer("a1", 5_000, "12345678")],
+        "Pay £9,500 to my new builder": [_transfer("b1", 9_500, "99999999")],
+        "Pay £40,000 to my landlord": [_transfer("c1", 40_000, "12345678")],
+        "Pay my sister £800, my landlord £12,000 and my gym £2,000": [
+            _transfer("d1", 800, "87654321"),
+            _transfer("d2", 12_000, "12345678"),
+            _transfer("d3", 2_000, "55555555"),
+        ],
+    }
+    graph = build_agent(ScriptedModel(plans=plans))
+    policy = RoleBasedPolicy(rule_roles={"transfer_limits": "payments_officer"})
     officer = Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
-    await run_task(coord, officer, "pay-1", "Send £5,000 to account 12345678")
-    await run_task(coord, officer, "pay-2", "Send £9,500 to account 99999999")
-    await run_task(coord, officer, "pay-3", "Send £40,000 to account 12345678")
-    print()
-    for thread in ("pay-1", "pay-2", "pay-3"):
-        events = [f"{r.event} by {r.actor}" for r in await coord.audit_log(thread)]
-        print(f"audit {thread}: {', '.join(events) or 'nothing (never paused)'}")
+    for number, task in enumerate(plans, start=1):
+        await run_task(graph, policy, officer, f"pay-{number}", task)
+    print(f"\nmoney sent: {', '.join(SENT)}")
+
+
+def _transfer(call_id: str, amount: int, account: str) -> ToolCall:
+    return ToolCall(
+        name="transfer", args={"amount_gbp": amount, "to_account": account}, id=call_id,
+        type="tool_call",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

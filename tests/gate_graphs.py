@@ -8,15 +8,20 @@ with a scripted chat model that streams its reply token by token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolCall
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, MessagesState, StateGraph, add_messages
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
 from pydantic import BaseModel, Field
 
 from hitl_compliance import (
@@ -25,7 +30,9 @@ from hitl_compliance import (
     KeywordRule,
     PauseStyle,
     ReviewStore,
+    ToolCallRule,
     compliance_gate,
+    route_after_gate,
 )
 
 RISKY = "Our fund has guaranteed returns of eight percent"
@@ -59,12 +66,20 @@ def scripted_model(*replies: str) -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=messages)
 
 
-def decision(*, approved: bool = True, response: str | None = None) -> Decision:
+def decision(
+    *,
+    approved: bool = True,
+    response: str | None = None,
+    tool_args: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> Decision:
     """A valid decision by one officer."""
     return Decision(
         approved=approved,
         reviewer="officer@bank",
         response=response,
+        tool_args=tool_args,
+        reason=reason,
         decided_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
     )
 
@@ -120,3 +135,99 @@ def graph_input(shape: Shape, text: str = "Should I buy the fund?") -> dict[str,
     if shape == "compliance_state":
         return {"customer_message": text}
     return {"messages": [HumanMessage(text)]}
+
+
+# --- a ReAct agent: model -> gate -> tools -> model, with real tool calls -------------
+
+
+class ScriptedToolModel(BaseChatModel):
+    """A chat model that returns the next scripted `AIMessage` (tool calls included).
+
+    `GenericFakeChatModel` drops tool calls when streamed; this one never streams.
+    """
+
+    replies: list[AIMessage]
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tools"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.seen.append(list(messages))
+        reply = self.replies[len(self.seen) - 1]
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedToolModel:  # type: ignore[override]
+        return self
+
+
+def call(name: str, call_id: str, **args: Any) -> ToolCall:
+    """A tool call as a chat model proposes it."""
+    return ToolCall(name=name, args=args, id=call_id, type="tool_call")
+
+
+def transfer_rule() -> ToolCallRule:
+    """Transfers above GBP 1,000 need a payments officer; above 25,000 are blocked."""
+    return ToolCallRule(
+        "transfer_limits",
+        "transfer",
+        argument="amount_gbp",
+        review_above=1_000,
+        block_above=25_000,
+        reason="moves customer money",
+    )
+
+
+class Bank:
+    """The tools' side effects, counted."""
+
+    def __init__(self) -> None:
+        self.transfers: list[tuple[int, str]] = []
+        self.lookups = 0
+
+    def tools(self) -> list[Any]:
+        """`transfer` and `balance` as LangChain tools."""
+
+        @tool
+        def transfer(amount_gbp: int, to_account: str) -> str:
+            """Send money to an account."""
+            self.transfers.append((amount_gbp, to_account))
+            return f"sent {amount_gbp} GBP to {to_account}"
+
+        @tool
+        def balance() -> str:
+            """The customer's balance."""
+            self.lookups += 1
+            return "balance: 40,000 GBP"
+
+        return [transfer, balance]
+
+
+def build_react(
+    style: PauseStyle,
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    bank: Bank,
+    *replies: AIMessage,
+) -> tuple[CompiledStateGraph[Any, Any, Any, Any], ScriptedToolModel]:
+    """model -> compliance -> (tools -> model | model | END), gated by `transfer_rule`."""
+    model = ScriptedToolModel(replies=list(replies))
+
+    async def call_model(state: GatedMessages) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder: Any = StateGraph(GatedMessages)
+    builder.add_node("model", call_model)
+    builder.add_node("compliance", compliance_gate([*rules(), transfer_rule()], style=style))
+    builder.add_node("tools", ToolNode(bank.tools()))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "compliance")
+    builder.add_conditional_edges("compliance", route_after_gate, ["tools", "model", END])
+    builder.add_edge("tools", "model")
+    return builder.compile(checkpointer=checkpointer), model

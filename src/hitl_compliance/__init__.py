@@ -24,7 +24,16 @@ from hitl_compliance.errors import (
     ThreadBusyError,
     UnsupportedMediaTypeError,
 )
-from hitl_compliance.gate import GateOutcome, GatePause, GateStatus, compliance_gate, protect_stream
+from hitl_compliance.gate import (
+    GateItem,
+    GateOutcome,
+    GatePause,
+    GateStatus,
+    GateTarget,
+    compliance_gate,
+    protect_stream,
+    route_after_gate,
+)
 from hitl_compliance.graph import (
     NODES,
     ComplianceGraph,
@@ -56,9 +65,10 @@ from hitl_compliance.rules import (
     RegexRule,
     RuleResult,
     Severity,
+    ToolCallRule,
     Verdict,
 )
-from hitl_compliance.state import ComplianceState, Decision, merge_metadata
+from hitl_compliance.state import ComplianceState, Decision, GateView, merge_metadata
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
@@ -81,9 +91,12 @@ __all__ = [
     "Drafter",
     "DuplicateVoteError",
     "ExpiredEvent",
+    "GateItem",
     "GateOutcome",
     "GatePause",
     "GateStatus",
+    "GateTarget",
+    "GateView",
     "HitlCoordinator",
     "HitlError",
     "HookDelivery",
@@ -114,6 +127,7 @@ __all__ = [
     "StaleReviewError",
     "StoreError",
     "ThreadBusyError",
+    "ToolCallRule",
     "UnsupportedMediaTypeError",
     "Verdict",
     "Vote",
@@ -124,4 +138,5 @@ __all__ = [
     "merge_metadata",
     "open_backend",
     "protect_stream",
+    "route_after_gate",
 ]

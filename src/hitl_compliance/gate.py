@@ -40,14 +40,20 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Protocol, TypeAlias
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.constants import TAG_HIDDEN, TAG_NOSTREAM
@@ -57,11 +63,12 @@ from langgraph.types import Command, StateSnapshot, interrupt
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
 
+from hitl_compliance._gate_items import advance, check_items, cleared_messages, judge, plain_calls
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
 from hitl_compliance.models import ReviewRecord
-from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
-from hitl_compliance.state import ComplianceState, Decision
+from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets
+from hitl_compliance.state import Decision, GateView
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
@@ -71,9 +78,11 @@ __all__ = [
     "GATE_NODES",
     "PAYLOAD_KIND",
     "Authority",
+    "GateItem",
     "GateOutcome",
     "GatePause",
     "GateStatus",
+    "GateTarget",
     "compliance_gate",
     "contains_gate",
     "gate_options",
@@ -82,12 +91,13 @@ __all__ = [
     "pauses_in",
     "protect_stream",
     "resume_gate",
+    "route_after_gate",
 ]
 
 GATE_KEY = "compliance"
 """The default state key of a gate's outcome."""
 
-GATE_NODES = ("check", "human_approval", "refuse", "apply")
+GATE_NODES = ("check", "human_approval", "refuse", "settle", "apply")
 """The gate's own nodes; the pause is before (static) or inside (dynamic) `human_approval`."""
 
 DEFAULT_REJECTION = "I'm sorry, I can't help with that here. A member of our team will follow up."
@@ -104,14 +114,54 @@ _STYLES = frozenset({"interrupt_before", "command_resume"})
 _ASYNC_CONTEXT = sys.version_info >= (3, 11)
 
 
+GateTarget: TypeAlias = Literal["text", "tool_call"]
+"""What one gate review is about: the reply text or one tool call."""
+
+
+class GateItem(BaseModel):
+    """One item a gate checked: the reply text or one tool call, with its own review.
+
+    `tool_call` is the call as the model proposed it (`name`, `args`, `id`);
+    `args` the arguments it runs with (the edit, if any), None when it does not
+    run. A flagged item pauses on its own, under its own `review_id`.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    review_id: str
+    target: GateTarget = "text"
+    tool_call: dict[str, Any] | None = None
+    draft: str = ""
+    findings: tuple[RuleResult, ...] = ()
+    status: GateStatus = "clear"
+    decision: Decision | None = None
+    edit_findings: tuple[RuleResult, ...] = ()
+    refused: str | None = None
+    args: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateItem:
+        """The item from its plain-data form in state."""
+        values = dict(data)
+        for name in ("findings", "edit_findings"):
+            values[name] = tuple(RuleResult.from_dict(f) for f in data.get(name) or ())
+        return cls.model_validate(values)
+
+
 class GateOutcome(BaseModel):
     """A gate's outcome as a typed value: what it found, who decided, what was let through.
+
+    While a gate is paused, the top-level fields describe the item under review
+    (`target` says whether it is the text or which `tool_call`; `review_id`,
+    `draft`, `findings` are that item's). Once the gate has passed they describe
+    the reply text, and each tool call's own outcome is in `items` (after the
+    text item, in the message's order).
 
     Example:
         ```python
         outcome = GateOutcome.from_state(await graph.aget_state(config))
         if outcome is not None and outcome.status == "pending":
-            print(outcome.findings[0].reason)
+            print(outcome.target, outcome.tool_call, outcome.findings[0].reason)
         ```
     """
 
@@ -127,33 +177,45 @@ class GateOutcome(BaseModel):
     decision: Decision | None = None
     delivered: str | None = None
     refused: str | None = None
+    target: GateTarget = "text"
+    tool_call: dict[str, Any] | None = None
+    items: tuple[GateItem, ...] = ()
+    pass_id: str | None = None
+
+    @property
+    def tool_calls(self) -> tuple[GateItem, ...]:
+        """The items of the message's tool calls, in order."""
+        return tuple(item for item in self.items if item.target == "tool_call")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateOutcome:
         """The outcome from its plain-data form in state."""
         values = dict(data)
         values["findings"] = tuple(RuleResult.from_dict(f) for f in data.get("findings") or ())
-        values.pop("draft_id", None)
-        values.pop("kind", None)
+        values["items"] = tuple(GateItem.from_dict(i) for i in data.get("items") or ())
+        for internal in ("draft_id", "kind", "current"):
+            values.pop(internal, None)
         return cls.model_validate(values)
 
     @classmethod
     def from_state(cls, state: Any, key: str = GATE_KEY) -> GateOutcome | None:
         """The outcome a gate left in `state` (a dict, a pydantic state or a snapshot).
 
-        Falls back to the last message's `response_metadata["hitl_compliance"]`
-        when the state has no `key`; None when no gate has run.
+        Falls back to the last `AIMessage`'s `response_metadata["hitl_compliance"]`
+        (after any tool messages) when the state has no `key`; None when no gate
+        has run.
         """
         values = state if isinstance(state, dict) else getattr(state, "values", state)
         if isinstance(values, BaseModel):
             values = dict(values)
         data = values.get(key) if isinstance(values, dict) else None
         if data is None and isinstance(values, dict):
-            messages = values.get("messages")
-            if messages:
-                last = messages[-1]
-                if isinstance(last, AIMessage):
-                    data = last.response_metadata.get("hitl_compliance")
+            for message in reversed(values.get("messages") or ()):
+                if isinstance(message, ToolMessage):
+                    continue
+                if isinstance(message, AIMessage):
+                    data = message.response_metadata.get("hitl_compliance")
+                break
         return None if data is None else cls.from_dict(data)
 
 
@@ -223,8 +285,11 @@ def compliance_gate(
 
     Args:
         rules: [`ComplianceRule`][hitl_compliance.ComplianceRule]s with unique names;
-            they see a [`ComplianceState`][hitl_compliance.ComplianceState] view
-            (`customer_message`, `draft_response`, `requested_by`).
+            they see a [`GateView`][hitl_compliance.GateView] (`customer_message`,
+            `draft_response`, `requested_by`, `tool_calls`, `tool_call`). A rule
+            checks the reply text unless its `applies_to` includes `"tool_call"`
+            (as [`ToolCallRule`][hitl_compliance.ToolCallRule]'s does); then it
+            checks each tool call of the message.
         style: `"command_resume"` (the gate calls `interrupt()`) or
             `"interrupt_before"` (a static pause before its `human_approval` node).
         key: The state key the outcome is written to (routing on it is optional).
@@ -299,11 +364,12 @@ def _check_rules(rules: Sequence[ComplianceRule]) -> tuple[ComplianceRule, ...]:
         if rule.name in seen:
             raise ConfigurationError(f"Rule names must be unique; {rule.name!r} appears twice.")
         seen.add(rule.name)
+        rule_targets(rule)  # a bad `applies_to` fails here, not on the first draft
         field = getattr(rule, "field", None)
-        if isinstance(field, str) and field not in ComplianceState.model_fields:
+        if isinstance(field, str) and field not in GateView.model_fields:
             raise ConfigurationError(
-                f"Rule {rule.name!r} reads field {field!r}; a gate's rules see the "
-                "ComplianceState view (customer_message, draft_response, requested_by)."
+                f"Rule {rule.name!r} reads field {field!r}; a gate's rules see the GateView "
+                "(customer_message, draft_response, requested_by, tool_calls, tool_call)."
             )
     return rule_list
 
@@ -329,11 +395,14 @@ def _compile(spec: _GateSpec) -> CompiledStateGraph[Any, Any, Any, Any]:
     builder.add_node("check", _node(_check_node(spec)))
     builder.add_node("human_approval", _node(_approval_node(spec)))
     builder.add_node("refuse", _node(_refuse_node(spec)))
+    builder.add_node("settle", _node(_settle_node(spec)))
     builder.add_node("apply", _node(_apply_node(spec)))
     builder.add_edge(START, "check")
-    builder.add_conditional_edges("check", _route_check(spec), ["human_approval", "apply"])
-    builder.add_conditional_edges("human_approval", _route_decision(spec), ["apply", "refuse"])
+    builder.add_conditional_edges("check", _route_pending(spec), ["human_approval", "apply"])
+    builder.add_conditional_edges("human_approval", _route_decision(spec), ["settle", "refuse"])
     builder.add_edge("refuse", "human_approval")
+    # After a decision: the same item again (refused edit), the next flagged item, or apply.
+    builder.add_conditional_edges("settle", _route_pending(spec), ["human_approval", "apply"])
     builder.add_edge("apply", END)
     static = spec.style == "interrupt_before"
     # No checkpointer of its own: a subgraph node uses its parent's. The gate checks
@@ -481,42 +550,34 @@ def _check_node(spec: _GateSpec) -> Any:
             plain_text(text)
         except ValueError as exc:
             raise DraftError(f"The reply under review {exc}; clean it first.") from None
-        view = ComplianceState(
-            customer_message=_customer_message(state),
-            draft_response=text,
-            requested_by=state.get("requested_by"),
-        )
-        from hitl_compliance.graph import run_rules  # the one rule runner (fails closed)
-
-        findings = [r for r in await run_rules(spec.rules, view) if r.verdict != "pass"]
-        verdict = worst_verdict(findings)
-        statuses: dict[str, GateStatus] = {"pass": "clear", "review": "pending", "block": "blocked"}
-        status = statuses[verdict]
+        calls = [] if message is None else plain_calls(message)
+        context = {
+            "customer_message": _customer_message(state),
+            "requested_by": state.get("requested_by"),
+        }
+        pass_id = _review_id(config)
+        items = await check_items(spec.rules, pass_id, text, calls, context)
         outcome: dict[str, Any] = {
-            "status": status,
+            **context,
             "gate": spec.name,
-            "review_id": _review_id(config),
-            "draft": text,
-            "findings": [f.to_dict() for f in findings],
-            "customer_message": view.customer_message,
-            "requested_by": view.requested_by,
-            "decision": None,
+            "pass_id": pass_id,
+            "items": items,
             "delivered": None,
-            "refused": None,
             "draft_id": None if message is None else message.id,
             "kind": PAYLOAD_KIND,
         }
+        advanced = advance(outcome)
         store, driven = _authority(spec, config)
-        if status == "pending" and store is not None and not driven:
+        if advanced["status"] == "pending" and store is not None and not driven:
             # A coordinator records the pauses of the runs it drives; anyone else's
             # pause is recorded here, so it is never invisible to pending().
-            await _record_pause(store, config, outcome)
-        return {spec.key: outcome}
+            await _record_pause(store, config, advanced)
+        return {spec.key: advanced}
 
     return check
 
 
-def _route_check(spec: _GateSpec) -> Any:
+def _route_pending(spec: _GateSpec) -> Any:
     async def route(state: dict[str, Any]) -> str:
         return "human_approval" if state[spec.key]["status"] == "pending" else "apply"
 
@@ -524,7 +585,13 @@ def _route_check(spec: _GateSpec) -> Any:
 
 
 def review_payload(outcome: dict[str, Any]) -> dict[str, Any]:
-    """What a gate pause shows a reviewer: plain data, as sent to `interrupt()`."""
+    """What a gate pause shows a reviewer: plain data, as sent to `interrupt()`.
+
+    `target` says what is under review: `"text"` (the reply in `draft_response`)
+    or `"tool_call"` (`tool_call` holds its `name`, `args` and `id`, and
+    `draft_response` a one-line rendering of it).
+    """
+    pending = [i for i in outcome.get("items") or () if i.get("status") == "pending"]
     return {
         "kind": PAYLOAD_KIND,
         "gate": outcome["gate"],
@@ -534,6 +601,9 @@ def review_payload(outcome: dict[str, Any]) -> dict[str, Any]:
         "violations": list(outcome["findings"]),
         "requested_by": outcome["requested_by"],
         "refused": outcome.get("refused"),
+        "target": outcome.get("target", "text"),
+        "tool_call": outcome.get("tool_call"),
+        "pending_items": len(pending),
     }
 
 
@@ -588,8 +658,8 @@ def _route_decision(spec: _GateSpec) -> Any:
     async def route(state: dict[str, Any], config: RunnableConfig) -> str:
         outcome = state[spec.key]
         if spec.style == "command_resume":
-            return "apply"  # checked inside human_approval, before it returned
-        return "apply" if await _why_refused(spec, config, outcome) is None else "refuse"
+            return "settle"  # checked inside human_approval, before it returned
+        return "settle" if await _why_refused(spec, config, outcome) is None else "refuse"
 
     return route
 
@@ -603,38 +673,37 @@ def _refuse_node(spec: _GateSpec) -> Any:
     return refuse
 
 
-def _final_status(outcome: dict[str, Any], decision: Decision | None) -> GateStatus:
-    status: GateStatus = outcome["status"]
-    if status != "pending":
-        return status
-    if decision is None or not decision.approved:
-        return "rejected"
-    if decision.response is not None and decision.response != outcome["draft"]:
-        return "edited"
-    return "approved"
+def _settle_node(spec: _GateSpec) -> Any:
+    async def settle(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        outcome = state[spec.key]
+        decision = _valid_decision(outcome)
+        assert isinstance(decision, Decision)  # routed here only with a valid one
+        decided = await judge(spec.rules, outcome, decision)
+        if isinstance(decided, str):
+            # Back to the same pause: nothing of this decision is applied.
+            return {spec.key: {**outcome, "decision": None, "refused": decided}}
+        items = list(outcome["items"])
+        items[outcome["current"]] = decided
+        return {spec.key: advance({**outcome, "items": items})}
+
+    return settle
+
+
+def _delivered(spec: _GateSpec, text_item: dict[str, Any]) -> str:
+    status = text_item["status"]
+    if status in {"clear", "approved"}:
+        return str(text_item["draft"])
+    if status == "edited":
+        return str(text_item["decision"]["response"])
+    return spec.rejection_message
 
 
 def _apply_node(spec: _GateSpec) -> Any:
     async def apply(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        outcome = state[spec.key]
-        checked = _valid_decision(outcome) if outcome["status"] == "pending" else None
-        decision = checked if isinstance(checked, Decision) else None
-        status = _final_status(outcome, decision)
-        if status in {"clear", "approved"}:
-            delivered = outcome["draft"]
-        elif status == "edited":
-            assert decision is not None
-            assert decision.response is not None
-            delivered = decision.response
-        else:
-            delivered = spec.rejection_message
-        final = {
-            **outcome,
-            "status": status,
-            "decision": None if decision is None else decision.to_state(),
-            "delivered": delivered,
-            "refused": None,
-        }
+        outcome = advance(state[spec.key])  # the text's view: every item is decided here
+        text_item = outcome["items"][0]
+        delivered = _delivered(spec, text_item)
+        final = {**outcome, "delivered": delivered, "refused": None}
         update: dict[str, Any] = {spec.key: final}
         if spec.text_field is not None:
             update[spec.text_field] = delivered
@@ -643,17 +712,10 @@ def _apply_node(spec: _GateSpec) -> Any:
         if draft is None:
             return update
         summary = {k: v for k, v in final.items() if k != "draft_id"}
-        cleared = AIMessage(
-            content=delivered,
-            id=f"hitl-{uuid.uuid4().hex}",
-            name=draft.name,
-            tool_calls=[] if status in {"rejected", "blocked"} else list(draft.tool_calls),
-            response_metadata={**draft.response_metadata, "hitl_compliance": summary},
-            usage_metadata=draft.usage_metadata,
-        )
         # The draft leaves the conversation and the cleared reply takes its place, under a
         # new id: LangGraph's `messages` stream dedupes by id, and the draft's id was seen.
-        update["messages"] = [RemoveMessage(id=str(draft.id)), cleared] if draft.id else [cleared]
+        cleared = cleared_messages(draft, delivered, final, summary)
+        update["messages"] = [RemoveMessage(id=str(draft.id)), *cleared] if draft.id else cleared
         return update
 
     return apply
@@ -665,7 +727,10 @@ class GatePause:
 
     `config` is the gate's own checkpoint config (its namespace inside the
     parent): a static pause is decided by writing there. `interrupt_id` is the
-    LangGraph interrupt a dynamic pause is resumed by.
+    LangGraph interrupt a dynamic pause is resumed by. `target` is what is under
+    review: the reply `"text"`, or a `"tool_call"` (then `tool_call` holds its
+    `name`, `args` and `id`). A gate with several flagged items pauses for them
+    one after another; this is the one under review now.
     """
 
     review_id: str
@@ -675,6 +740,8 @@ class GatePause:
     interrupt_id: str | None
     outcome: GateOutcome
     raw: dict[str, Any]
+    target: GateTarget = "text"
+    tool_call: dict[str, Any] | None = None
 
 
 def _outcome_in(values: Any) -> tuple[str, dict[str, Any]] | None:
@@ -731,6 +798,8 @@ def _collect(snapshot: StateSnapshot, found: list[GatePause]) -> None:
                         interrupt_id=interrupt_id,
                         outcome=GateOutcome.from_dict(outcome),
                         raw=outcome,
+                        target=outcome.get("target", "text"),
+                        tool_call=outcome.get("tool_call"),
                     )
                 )
                 continue
@@ -749,7 +818,18 @@ async def resume_gate(
     Static: the decision is written into the gate as `human_approval` (which
     skips that node's body) and the thread runs on with `ainvoke(None)`.
     Dynamic: `Command(resume={interrupt_id: decision})`, which leaves any
-    other pending interrupt of the thread waiting.
+    other pending interrupt of the thread waiting. When the gate has another
+    flagged item, the thread pauses again for it (see `gate_pauses`).
+
+    Example:
+        ```python
+        [pause] = await gate_pauses(graph, config)
+        if pause.target == "tool_call":  # edit the call's arguments; re-checked by the rules
+            decision = Decision(approved=True, reviewer="payments@bank",
+                                tool_args={**pause.tool_call["args"], "amount_gbp": 900},
+                                decided_at=datetime.now(timezone.utc))
+        await resume_gate(graph, config, pause, decision)
+        ```
     """
     if pause.style == "interrupt_before":
         await graph.aupdate_state(
@@ -761,6 +841,51 @@ async def resume_gate(
     assert pause.interrupt_id is not None
     command: Command[Any] = Command(resume={pause.interrupt_id: decision.to_state()})
     return await graph.ainvoke(command, config, **invoke_kwargs)
+
+
+def route_after_gate(
+    state: Any,
+    *,
+    tools: str = "tools",
+    model: str = "model",
+    messages_key: str = "messages",
+) -> str:
+    """Where a ReAct loop goes after the gate: `tools`, back to `model`, or `END`.
+
+    * the last message is an `AIMessage` with tool calls: `tools` (LangGraph's
+      `ToolNode` runs exactly those: the gate left only approved, edited or
+      clean calls in it);
+    * the last message is a `ToolMessage`: every call of the turn was refused
+      and answered by the gate, so the model runs again and reads why;
+    * otherwise (a plain reply, or the rejection message): `END`.
+
+    LangGraph's `tools_condition` is right in the first and last cases but ends
+    the run in the second, so the agent would not answer the customer.
+
+    Example:
+        ```python
+        builder.add_node("model", call_model)
+        builder.add_node("compliance", compliance_gate([ToolCallRule(...)]))
+        builder.add_node("tools", ToolNode([transfer]))
+        builder.add_edge(START, "model")
+        builder.add_edge("model", "compliance")
+        builder.add_conditional_edges("compliance", route_after_gate, ["tools", "model", END])
+        builder.add_edge("tools", "model")
+        ```
+        Other node names: `functools.partial(route_after_gate, tools="act", model="llm")`.
+    """
+    if isinstance(state, list):
+        messages = state
+    elif isinstance(state, dict):
+        messages = state.get(messages_key) or []
+    else:
+        messages = getattr(state, messages_key, None) or []
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and last.tool_calls:
+        return tools
+    if isinstance(last, ToolMessage):
+        return model
+    return END
 
 
 _QUIET = (TAG_NOSTREAM, TAG_HIDDEN)

@@ -14,6 +14,7 @@ still the text as written. `exact=True` opts a rule out.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,16 @@ from hitl_compliance.errors import ConfigurationError
 if TYPE_CHECKING:
     from hitl_compliance.state import ComplianceState
 
-__all__ = ["ComplianceRule", "KeywordRule", "RegexRule", "RuleResult", "Severity", "Verdict"]
+__all__ = [
+    "ComplianceRule",
+    "KeywordRule",
+    "RegexRule",
+    "RuleResult",
+    "Severity",
+    "ToolCallRule",
+    "Verdict",
+    "rule_targets",
+]
 
 Verdict = Literal["pass", "review", "block"]
 """What a rule decided: deliver (`pass`), ask a human (`review`), or refuse (`block`)."""
@@ -348,3 +358,197 @@ class RegexRule(_PatternRule):
         if compiled.pattern == "":
             raise ConfigurationError(f"Rule {name!r}: the pattern is empty and would match all.")
         super().__init__(name, compiled, verdict, reason, field, severity, exact=exact, fold=False)
+
+
+Target = Literal["text", "tool_call"]
+_TARGETS: frozenset[str] = frozenset({"text", "tool_call"})
+
+
+def rule_targets(rule: object) -> frozenset[str]:
+    """What a rule inspects in a [`compliance_gate`][hitl_compliance.compliance_gate]:
+    its `applies_to` (`"text"`, `"tool_call"` or both), else the reply text only.
+
+    A rule written for text never sees a tool call's arguments unless it says so
+    with `applies_to = ("text", "tool_call")`.
+
+    Raises:
+        ConfigurationError: `applies_to` names something else.
+    """
+    declared = getattr(rule, "applies_to", None)
+    if declared is None:
+        return frozenset({"text"})
+    targets = frozenset([declared] if isinstance(declared, str) else declared)
+    if not targets or not targets <= _TARGETS:
+        raise ConfigurationError(
+            f"Rule {getattr(rule, 'name', rule)!r}: applies_to must name 'text' and/or "
+            f"'tool_call', got {declared!r}."
+        )
+    return targets
+
+
+_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+
+
+def _amount(value: object) -> float | None:
+    """A finite number from a tool argument (`5000`, `5000.5`, `"5,000"`), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        cleaned = value.strip().replace(",", "").replace("_", "").lstrip("£$€")
+        if not _NUMBER.match(cleaned):
+            return None
+        number = float(cleaned)
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class ToolCallRule:
+    """Flags an `AIMessage`'s tool calls by tool name and, optionally, a numeric argument.
+
+    Runs only on tool calls, in a [`compliance_gate`][hitl_compliance.compliance_gate]
+    (each call of the model's last message is its own review there); on text, and in
+    [`build_compliance_graph`][hitl_compliance.build_compliance_graph], it always passes.
+
+    * Without `argument`, every call to one of `tools` gets `verdict`.
+    * With `argument`, the call is flagged `block` when the value is above
+      `block_above`, `review` when above `review_above`, and passes otherwise. A
+      value that is missing or not a number (after removing thousands separators
+      and a currency sign) is sent to `review`: the rule fails closed.
+
+    Evidence names the call and the argument (`"transfer: amount_gbp=5000"`), so a
+    reviewer sees why; the policy keys roles by the rule's name and `severity`.
+
+    Example:
+        >>> rule = ToolCallRule("transfer_limits", "transfer", argument="amount_gbp",
+        ...                     review_above=1_000, block_above=25_000, severity="high")
+        >>> from hitl_compliance import GateView
+        >>> call = {"name": "transfer", "args": {"amount_gbp": 5000}, "id": "c1"}
+        >>> result = rule.evaluate(GateView(tool_call=call))
+        >>> result.verdict, result.evidence
+        ('review', ('transfer: amount_gbp=5000',))
+    """
+
+    __slots__ = (
+        "_argument",
+        "_block_above",
+        "_name",
+        "_reason",
+        "_review_above",
+        "_severity",
+        "_tools",
+        "_verdict",
+    )
+
+    applies_to: tuple[Target, ...] = ("tool_call",)
+
+    def __init__(
+        self,
+        name: str,
+        tools: str | Iterable[str],
+        *,
+        argument: str | None = None,
+        review_above: float | None = None,
+        block_above: float | None = None,
+        verdict: Verdict = "review",
+        reason: str = "",
+        severity: Severity = "high",
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("A rule needs a non-empty name.")
+        names = (tools,) if isinstance(tools, str) else tuple(tools)
+        if not names or not all(isinstance(t, str) and t for t in names):
+            raise ConfigurationError(f"Rule {name!r}: tools must be one or more tool names.")
+        if verdict not in ("review", "block"):
+            raise ConfigurationError(
+                f"Rule {name!r}: verdict on a match must be 'review' or 'block', got {verdict!r}."
+            )
+        if severity not in _SEVERITIES:
+            raise ConfigurationError(
+                f"Rule {name!r}: severity must be low/medium/high/critical, got {severity!r}."
+            )
+        limits = [v for v in (review_above, block_above) if v is not None]
+        if argument is None and limits:
+            raise ConfigurationError(
+                f"Rule {name!r}: review_above/block_above compare an argument; name it with "
+                "argument=."
+            )
+        if argument is not None:
+            if not isinstance(argument, str) or not argument:
+                raise ConfigurationError(f"Rule {name!r}: argument must be an argument name.")
+            if not limits:
+                raise ConfigurationError(
+                    f"Rule {name!r}: give review_above and/or block_above for {argument!r}."
+                )
+            if any(_amount(v) is None for v in limits):
+                raise ConfigurationError(f"Rule {name!r}: limits must be finite numbers.")
+            if review_above is not None and block_above is not None and block_above < review_above:
+                raise ConfigurationError(
+                    f"Rule {name!r}: block_above ({block_above}) is below review_above "
+                    f"({review_above})."
+                )
+        self._name = name
+        self._tools = frozenset(names)
+        self._argument = argument
+        self._review_above = review_above
+        self._block_above = block_above
+        self._verdict: Verdict = verdict
+        self._reason = reason
+        self._severity: Severity = severity
+
+    @property
+    def name(self) -> str:
+        """The rule's unique name."""
+        return self._name
+
+    @property
+    def tools(self) -> frozenset[str]:
+        """The tool names the rule inspects."""
+        return self._tools
+
+    @property
+    def severity(self) -> Severity:
+        """The severity given to findings."""
+        return self._severity
+
+    def evaluate(self, state: ComplianceState) -> RuleResult:
+        """Judge the tool call under check (`state.tool_call`); pass when there is none."""
+        call = getattr(state, "tool_call", None)
+        if not isinstance(call, Mapping) or call.get("name") not in self._tools:
+            return RuleResult(self._name, "pass")
+        tool = str(call["name"])
+        args = call.get("args")
+        args = args if isinstance(args, Mapping) else {}
+        if self._argument is None:
+            evidence = f"{tool}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+            reason = self._why(f"every call to {tool} is checked")
+            return RuleResult(self._name, self._verdict, reason, (evidence,), self._severity)
+        raw = args.get(self._argument)
+        evidence = (
+            f"{tool}: {self._argument}={raw!r}"
+            if isinstance(raw, str)
+            else (f"{tool}: {self._argument}={raw}")
+        )
+        value = _amount(raw)
+        if value is None:
+            reason = self._why(f"{tool} has no numeric {self._argument!r} to check")
+            return RuleResult(self._name, "review", reason, (evidence,), self._severity)
+        shown = f"{value:,.2f}".removesuffix(".00")
+        if self._block_above is not None and value > self._block_above:
+            reason = self._why(f"{tool} of {shown} is above the limit of {self._block_above:,}")
+            return RuleResult(self._name, "block", reason, (evidence,), "critical")
+        if self._review_above is not None and value > self._review_above:
+            reason = self._why(f"{tool} of {shown} is above {self._review_above:,}")
+            return RuleResult(self._name, "review", reason, (evidence,), self._severity)
+        return RuleResult(self._name, "pass")
+
+    def _why(self, found: str) -> str:
+        return f"{self._reason} ({found})" if self._reason else found
+
+    def __repr__(self) -> str:
+        return (
+            f"ToolCallRule({self._name!r}, {sorted(self._tools)!r}, argument={self._argument!r}, "
+            f"review_above={self._review_above!r}, block_above={self._block_above!r})"
+        )

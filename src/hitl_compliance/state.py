@@ -18,7 +18,7 @@ from hitl_compliance._text import plain_json
 from hitl_compliance._validate import check_json
 from hitl_compliance.rules import RuleResult
 
-__all__ = ["ComplianceState", "Decision", "merge_metadata"]
+__all__ = ["ComplianceState", "Decision", "GateView", "merge_metadata"]
 
 
 def merge_metadata(
@@ -77,12 +77,49 @@ class ComplianceState(BaseModel):
         return [RuleResult.from_dict(v) for v in self.violations]
 
 
+class GateView(ComplianceState):
+    """What the rules of a [`compliance_gate`][hitl_compliance.compliance_gate] see.
+
+    A gate checks the reply text and each tool call of the model's last
+    `AIMessage` as separate items. On the text, `draft_response` is the reply and
+    `tool_call` is None; on a tool call, `tool_call` is that call as plain data
+    (`{"name", "args", "id"}`) and `draft_response` is empty, so a text rule
+    finds nothing in it. `tool_calls` lists every call of the message on both.
+    A rule runs on tool calls only when it says so (`applies_to`, see
+    [`ToolCallRule`][hitl_compliance.ToolCallRule]).
+
+    Example:
+        ```python
+        class NoCrypto:
+            name = "no_crypto"
+            applies_to = ("tool_call",)
+
+            def evaluate(self, state: GateView) -> RuleResult:
+                asset = (state.tool_call or {}).get("args", {}).get("asset")
+                return RuleResult(self.name, "block" if asset == "BTC" else "pass")
+        ```
+    """
+
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_call: dict[str, Any] | None = None
+
+
 class Decision(BaseModel):
     """A validated human (or system) decision on one paused review.
 
     Built and validated by the coordinator before anything reaches LangGraph,
     because LangGraph stores an invalid resume value unvalidated and the thread
     is poisoned from then on.
+
+    `response` edits a reply's text; `tool_args` edits the arguments of the tool
+    call under review (a [`compliance_gate`][hitl_compliance.compliance_gate]
+    review of one call). The gate re-checks either edit with its rules.
+
+    Example:
+        ```python
+        Decision(approved=True, reviewer="payments@bank", tool_args={"amount_gbp": 900},
+                 decided_at=datetime.now(timezone.utc))
+        ```
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -98,6 +135,7 @@ class Decision(BaseModel):
     text_sha256: str | None = None
     approvers: list[str] = Field(default_factory=list)
     edit_findings: list[dict[str, JsonValue]] = Field(default_factory=list)
+    tool_args: dict[str, JsonValue] | None = None
 
     @field_validator("reviewer")
     @classmethod
@@ -120,13 +158,14 @@ class Decision(BaseModel):
         plain_json(value)
         return value
 
-    @field_validator("metadata")
+    @field_validator("metadata", "tool_args")
     @classmethod
-    def _storable_json(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    def _storable_json(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
         # The one JSON rule of the library (also for turn metadata and the review
         # API): pydantic's JsonValue takes ints of any size, which LangGraph's
         # msgpack serializer refuses only after the review is claimed.
-        check_json(value)
+        if value is not None:
+            check_json(value)
         return value
 
     @field_validator("decided_at")
@@ -137,5 +176,12 @@ class Decision(BaseModel):
         return value
 
     def to_state(self) -> dict[str, Any]:
-        """Plain-data form stored in graph state and sent as the resume value."""
-        return self.model_dump(mode="json")
+        """Plain-data form stored in graph state and sent as the resume value.
+
+        `tool_args` appears only when set, so decisions on text keep their
+        earlier stored form.
+        """
+        data = self.model_dump(mode="json")
+        if data.get("tool_args") is None:
+            data.pop("tool_args", None)
+        return data

@@ -118,21 +118,36 @@ class TestFcaSupportAgent:
 
 
 class TestCommandResumeToolApproval:
-    """`python examples/command_resume_tool_approval.py`: tool calls approved inline."""
+    """`python examples/command_resume_tool_approval.py`: a ReAct agent's calls reviewed inline."""
 
     def test_runs(self) -> None:
-        """Approved calls run once, rejected and blocked ones never run; the loop answers."""
+        """Each flagged call is its own review; only cleared calls run; the model goes on."""
         out = run("examples/command_resume_tool_approval.py")
-        assert "paused in human_approval (interrupt): money_movement: moves £5,000" in out
-        assert "payments@bank approved it: known payee" in out
-        assert out.count("tool ran ->") == 1
-        assert "tool ran -> RESULT transfer: sent £5,000 to account 12345678." in out
-        assert "payments@bank rejected it" in out
-        assert "blocked by money_movement, no human needed" in out
-        assert out.count("answer: I couldn't make that transfer") == 2
-        assert "audit pay-1: paused by system, approved by payments@bank" in out
-        assert "audit pay-2: paused by system, rejected by payments@bank" in out
-        assert "audit pay-3: nothing (never paused)" in out
+        threads = dict(re.findall(r"^== (pay-\d): .*\n((?:  .*\n)*)", out, flags=re.MULTILINE))
+        assert threads["pay-1"].splitlines() == [
+            "  paused for review of transfer(£5,000 to 12345678): transfer_limits: moves customer "
+            "money (transfer of 5,000 is above 1,000)",
+            "  payments@bank approved it",
+            "  ai proposes transfer(£5,000 to 12345678)",
+            "  tool success: sent £5,000 to account 12345678",
+            "  ai says: Done: sent £5,000 to account 12345678.",
+        ]
+        assert "payments@bank rejected it: payee not on file" in threads["pay-2"]
+        assert "tool error: A compliance officer rejected this call" in threads["pay-2"]
+        assert "ai says: I couldn't make 1 transfer(s)" in threads["pay-2"]
+        assert "paused" not in threads["pay-3"]  # blocked by the rule, no human needed
+        assert "tool error: Compliance blocked this call" in threads["pay-3"]
+        reviews = re.findall(r"paused for review of (transfer\(.*?\))", threads["pay-4"])
+        assert reviews == ["transfer(£12,000 to 12345678)", "transfer(£2,000 to 55555555)"]
+        assert "edited it to transfer(£10,000 to 12345678)" in threads["pay-4"]
+        # The refused call is answered first; the calls that run come last, for the ToolNode.
+        assert threads["pay-4"].index("tool error") < threads["pay-4"].index(
+            "ai proposes transfer(£800 to 87654321), transfer(£10,000 to 12345678)"
+        )
+        assert out.count("tool success") == 3
+        assert out.rstrip().endswith(
+            "money sent: £5,000 to 12345678, £800 to 87654321, £10,000 to 12345678"
+        )
 
 
 def with_search_path(dsn: str, schema: str) -> str:
