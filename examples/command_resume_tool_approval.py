@@ -6,9 +6,10 @@ A `MessagesState` agent: a chat model proposes real tool calls, LangGraph's
 * `ToolCallRule` flags every `transfer` above GBP 1,000 for a payments officer
   and blocks anything above GBP 25,000 with no human involved;
 * each flagged call is its own review: the graph pauses inside the gate (an
-  `interrupt()`), the officer decides, `resume_gate` resumes it with
-  `Command(resume=...)`; two flagged calls in one turn are two reviews, decided
-  one after the other;
+  `interrupt()`), `HitlCoordinator` records it, checks the officer's authority
+  (a `RoleBasedPolicy`), claims it once and resumes the gate with
+  `Command(resume=...)`; two flagged calls in one turn are two reviews,
+  decided one after the other;
 * approved (or edited) calls run; a rejected or blocked call never runs and is
   answered by a tool message saying so, so the model reads why and replies.
 
@@ -32,8 +33,16 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from hitl_compliance import Decision, Reviewer, RoleBasedPolicy, ToolCallRule, compliance_gate
-from hitl_compliance.gate import GatePause, gate_pauses, resume_gate, route_after_gate
+from hitl_compliance import (
+    HitlCoordinator,
+    ProcessResult,
+    Reviewer,
+    RoleBasedPolicy,
+    ToolCallRule,
+    compliance_gate,
+    route_after_gate,
+)
+from hitl_compliance.gate import GatePause, gate_pauses
 
 KNOWN_PAYEES = {"12345678", "87654321"}
 SENT: list[str] = []
@@ -101,20 +110,20 @@ def build_agent(model: ScriptedModel) -> Any:
     return builder.compile(checkpointer=InMemorySaver())
 
 
-def officer_decides(officer: Reviewer, pause: GatePause) -> Decision:
+async def officer_decides(
+    coord: HitlCoordinator, officer: Reviewer, thread: str, pause: GatePause
+) -> tuple[str, ProcessResult]:
     """Stand-in for the officer: known payees approved (large ones capped), others rejected."""
     assert pause.tool_call is not None
     args = pause.tool_call["args"]
-    now = datetime.now(timezone.utc)
     if args["to_account"] not in KNOWN_PAYEES:
-        return Decision(
-            approved=False, reviewer=officer.id, reason="payee not on file; possible scam",
-            decided_at=now,
-        )  # fmt: skip
+        reason = "payee not on file; possible scam"
+        return f"rejected it: {reason}", await coord.reject(thread, reviewer=officer, reason=reason)
     if args["amount_gbp"] > 10_000:
         capped = {**args, "amount_gbp": 10_000}
-        return Decision(approved=True, reviewer=officer.id, tool_args=capped, decided_at=now)
-    return Decision(approved=True, reviewer=officer.id, decided_at=now)
+        result = await coord.approve(thread, reviewer=officer, tool_args=capped)
+        return f"edited it to {call_text({'args': capped})} (re-checked by the rules)", result
+    return "approved it", await coord.approve(thread, reviewer=officer)
 
 
 def call_text(call: dict[str, Any]) -> str:
@@ -122,34 +131,27 @@ def call_text(call: dict[str, Any]) -> str:
     return f"transfer(£{args['amount_gbp']:,} to {args['to_account']})"
 
 
-async def run_task(
-    graph: Any, policy: RoleBasedPolicy, officer: Reviewer, thread: str, task: str
-) -> None:
+async def run_task(coord: HitlCoordinator, officer: Reviewer, thread: str, task: str) -> None:
     """One customer request: run, decide each paused call in turn, print the transcript."""
     print(f"== {thread}: {task}")
     config: Any = {"configurable": {"thread_id": thread}}
-    await graph.ainvoke({"messages": [HumanMessage(task)]}, config)
-    while pauses := await gate_pauses(graph, config):
-        [pause] = pauses  # flagged calls pause one after another
+    result = await coord.process(thread, task)
+    while result.status == "paused":
+        # The review row says what waits; the gate's pause carries the call itself.
+        [pause] = await gate_pauses(coord.graph, config)
         assert pause.tool_call is not None
-        findings = "; ".join(f"{f.rule}: {f.reason}" for f in pause.outcome.findings)
+        findings = "; ".join(f"{v.rule}: {v.reason}" for v in result.violations)
         print(f"  paused for review of {call_text(pause.tool_call)}: {findings}")
-        if not policy.authorize(officer, pause.outcome.findings).allowed:
-            raise RuntimeError(f"{officer.id} may not decide this review")
-        made = officer_decides(officer, pause)
-        verdict = "rejected" if not made.approved else "edited" if made.tool_args else "approved"
-        detail = f": {made.reason}" if made.reason else ""
-        if made.tool_args:
-            detail = f" to {call_text({'args': made.tool_args})} (re-checked by the rules)"
-        print(f"  {officer.id} {verdict} it{detail}")
-        await resume_gate(graph, config, pause, made)
-    for message in (await graph.aget_state(config)).values["messages"][1:]:
+        said, result = await officer_decides(coord, officer, thread, pause)
+        print(f"  {officer.id} {said}")
+    for message in (await coord.graph.aget_state(config)).values["messages"][1:]:
         if isinstance(message, AIMessage) and message.tool_calls:
             print(f"  ai proposes {', '.join(call_text(dict(c)) for c in message.tool_calls)}")
         elif isinstance(message, ToolMessage):
             print(f"  tool {message.status}: {message.content}")
         else:
             print(f"  ai says: {message.content}")
+    print(f"  audit: {', '.join(row.event for row in await coord.audit_log(thread))}")
 
 
 async def main() -> None:
@@ -166,9 +168,10 @@ async def main() -> None:
     }
     graph = build_agent(ScriptedModel(plans=plans))
     policy = RoleBasedPolicy(rule_roles={"transfer_limits": "payments_officer"})
+    coord = HitlCoordinator(graph, policy=policy)
     officer = Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
     for number, task in enumerate(plans, start=1):
-        await run_task(graph, policy, officer, f"pay-{number}", task)
+        await run_task(coord, officer, f"pay-{number}", task)
     print(f"\nmoney sent: {', '.join(SENT)}")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 
 from hitl_compliance._validate import check_json
-from hitl_compliance.errors import DraftError
+from hitl_compliance.errors import DraftError, InvalidDecisionError
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets, worst_verdict
 from hitl_compliance.state import Decision, GateView
 
@@ -26,6 +26,7 @@ __all__ = [
     "advance",
     "check_items",
     "cleared_messages",
+    "edit_findings",
     "judge",
     "plain_calls",
 ]
@@ -181,6 +182,46 @@ async def judge(
             f"{f.rule}: {f.reason} {list(f.evidence)}" for f in blocked
         )
     return {**decided, **edited, "edit_findings": [f.to_dict() for f in findings]}
+
+
+async def edit_findings(
+    rules: Sequence[ComplianceRule], outcome: dict[str, Any], decision: Decision
+) -> list[RuleResult]:
+    """The rules' findings on the edit `decision` makes to the item under review.
+
+    For the coordinator, before it claims: the same checks `judge` makes inside
+    the gate, so a decision the gate would refuse is refused before anything
+    changes. No edit: no findings.
+
+    Raises:
+        InvalidDecisionError: the edit is of the wrong kind for the item.
+    """
+    items: list[dict[str, Any]] = outcome["items"]
+    item = items[outcome["current"]]
+    base = {
+        "customer_message": outcome.get("customer_message") or "",
+        "requested_by": outcome.get("requested_by"),
+        "tool_calls": [i["tool_call"] for i in items[1:]],
+    }
+    if item["target"] == "text":
+        if decision.tool_args is not None:
+            raise InvalidDecisionError(
+                "tool_args edit a tool call, but this review is of the reply text; "
+                "edit it with response=."
+            )
+        if not decision.approved or decision.response in (None, item["draft"]):
+            return []
+        return await _findings(rules, GateView(**base, draft_response=decision.response), "text")
+    call = item["tool_call"]
+    if decision.response is not None:
+        raise InvalidDecisionError(
+            f"This review is of a call to {call['name']!r}: edit it with tool_args=, not response=."
+        )
+    if not decision.approved or decision.tool_args in (None, call["args"]):
+        return []
+    new_call = {**call, "args": dict(decision.tool_args or {})}
+    view = GateView(**base, draft_response="", tool_call=new_call)
+    return await _findings(rules, view, "tool_call")
 
 
 def _refusal(item: dict[str, Any]) -> str:

@@ -316,6 +316,7 @@ class HitlCoordinator:
         response: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expected: str | None = None,
+        tool_args: Mapping[str, Any] | None = None,
     ) -> ProcessResult:
         """Approve a paused draft: deliver it, or deliver the reviewer's edited `response`.
 
@@ -330,6 +331,9 @@ class HitlCoordinator:
             metadata: JSON data merged into the thread's metadata and the audit record.
             expected: The `draft_sha256` or `checkpoint_id` the reviewer saw; refuses
                 with [`StaleReviewError`][hitl_compliance.StaleReviewError] if it changed.
+            tool_args: For the review of a tool call (a gate's): the arguments to
+                run it with instead of the model's; re-checked by the rules as an
+                edited reply is.
 
         Raises:
             ReviewNotFoundError: the thread never paused for review.
@@ -351,6 +355,7 @@ class HitlCoordinator:
             response=response,
             metadata=metadata,
             expected=expected,
+            tool_args=tool_args,
         )
 
     async def reject(

@@ -87,6 +87,7 @@ __all__ = [
     "contains_gate",
     "gate_options",
     "gate_pauses",
+    "gate_review_checkpoint",
     "is_gate",
     "pauses_in",
     "protect_stream",
@@ -488,6 +489,11 @@ def _authority(spec: _GateSpec, config: RunnableConfig) -> tuple[ReviewStore | N
     return spec.reviews, False
 
 
+def gate_review_checkpoint(checkpoint_id: str, review_id: str) -> str:
+    """The `ReviewRecord.checkpoint_id` of a gate's pause: parent checkpoint and review id."""
+    return f"{checkpoint_id}:{review_id}"
+
+
 async def _record_pause(
     store: ReviewStore, config: RunnableConfig, outcome: dict[str, Any]
 ) -> None:
@@ -497,7 +503,10 @@ async def _record_pause(
     review = ReviewRecord(
         review_id=outcome["review_id"],
         thread_id=str(configurable.get("thread_id", "")),
-        checkpoint_id=str(checkpoint_map.get("", configurable.get("checkpoint_id", ""))),
+        checkpoint_id=gate_review_checkpoint(
+            str(checkpoint_map.get("", configurable.get("checkpoint_id", ""))),
+            outcome["review_id"],
+        ),
         status="pending",
         customer_message=outcome["customer_message"],
         draft_response=outcome["draft"],

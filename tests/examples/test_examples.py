@@ -131,11 +131,15 @@ class TestCommandResumeToolApproval:
             "  ai proposes transfer(£5,000 to 12345678)",
             "  tool success: sent £5,000 to account 12345678",
             "  ai says: Done: sent £5,000 to account 12345678.",
+            "  audit: paused, approved",
         ]
         assert "payments@bank rejected it: payee not on file" in threads["pay-2"]
         assert "tool error: A compliance officer rejected this call" in threads["pay-2"]
         assert "ai says: I couldn't make 1 transfer(s)" in threads["pay-2"]
-        assert "paused" not in threads["pay-3"]  # blocked by the rule, no human needed
+        assert "paused for review" not in threads["pay-3"]  # blocked by the rule, no human
+        # Every review went through the coordinator: one paused and one decision row each.
+        assert "  audit: paused, rejected" in threads["pay-2"]
+        assert "  audit: paused, approved, paused, rejected" in threads["pay-4"]
         assert "tool error: Compliance blocked this call" in threads["pay-3"]
         reviews = re.findall(r"paused for review of (transfer\(.*?\))", threads["pay-4"])
         assert reviews == ["transfer(£12,000 to 12345678)", "transfer(£2,000 to 55555555)"]

@@ -165,7 +165,7 @@ def result(
         agent_type=None if pos.paused else state.agent_type,
         is_compliant=state.is_compliant,
         reviewer=reviewer,
-        checkpoint_id=pos.checkpoint_id,
+        checkpoint_id=pos.review_checkpoint,
         review_id=review_id,
         metadata=dict(state.metadata),
     )

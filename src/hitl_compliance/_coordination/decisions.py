@@ -14,6 +14,7 @@ checkpoints stand (every resume runs with `durability="sync"`).
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -48,7 +49,6 @@ from hitl_compliance.errors import (
     NotAuthorizedError,
     PolicyViolationError,
 )
-from hitl_compliance.graph import run_rules
 from hitl_compliance.models import ProcessResult, ReviewRecord, Vote, sha256_text
 from hitl_compliance.policy import Reviewer, as_reviewer
 from hitl_compliance.rules import RuleResult
@@ -84,6 +84,7 @@ async def approve(
     response: str | None,
     metadata: Mapping[str, Any] | None,
     expected: str | None,
+    tool_args: Mapping[str, Any] | None = None,
 ) -> ProcessResult:
     """Vote to approve; resume the graph at quorum (contract: `HitlCoordinator.approve`)."""
     check_thread_id(thread_id)
@@ -97,6 +98,7 @@ async def approve(
         roles=sorted(who.roles),
         response=response,
         metadata=metadata,
+        tool_args=None if tool_args is None else _tool_args(tool_args),
     )
     review = await reviews.open_review(ctx, thread_id, expected)
     key = reviews.canonical(ctx, who.id)
@@ -105,10 +107,12 @@ async def approve(
     findings = list(review.violations)
     text = review.draft_response
     edit_findings: list[RuleResult] = []
-    if response is not None and response != review.draft_response:
-        edit_findings = await check_edit(ctx, review, response)
-        findings += [f for f in edit_findings if f not in findings]
+    edit_findings = await check_edit(ctx, review, made)
+    findings += [f for f in edit_findings if f not in findings]
+    if response is not None:
         text = response
+    elif made.tool_args is not None:
+        text = json.dumps(made.tool_args, ensure_ascii=False, sort_keys=True)
     auth = ctx.policy.authorize(who, findings)
     if not auth.allowed:
         await deny(ctx, review, who, auth.reason, auth.missing_roles)
@@ -188,6 +192,16 @@ async def reject(
     return await resume_claimed(ctx, claimed, claim_id)
 
 
+def _tool_args(tool_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Edited tool arguments as the plain JSON a checkpoint keeps (InvalidDecisionError)."""
+    if not isinstance(tool_args, Mapping):
+        raise InvalidDecisionError(
+            f"tool_args must be a mapping of argument names to JSON values, "
+            f"got {type(tool_args).__name__}."
+        )
+    return _validate.json_metadata(dict(tool_args), error=InvalidDecisionError)
+
+
 def decision(ctx: Context, **fields: Any) -> Decision:
     """A validated decision stamped with the clock (InvalidDecisionError, nothing changed)."""
     # Checked here, not by LangGraph's serializer after the review is claimed.
@@ -227,11 +241,9 @@ async def deny(
     )
 
 
-async def check_edit(ctx: Context, review: ReviewRecord, response: str) -> list[RuleResult]:
-    """Run the rules on the edited reply; a `block` finding refuses the approval."""
-    state = (await ctx.driver.paused_state(review)).model_copy(update={"draft_response": response})
-    rules = await ctx.driver.rules_for(review)
-    findings = [r for r in await run_rules(rules, state) if r.verdict != "pass"]
+async def check_edit(ctx: Context, review: ReviewRecord, made: Decision) -> list[RuleResult]:
+    """Run the rules on the decision's edit; a `block` finding refuses the approval."""
+    findings = await ctx.driver.edit_findings(review, made)
     blocked = [f for f in findings if f.verdict == "block"]
     if blocked:
         raise PolicyViolationError(

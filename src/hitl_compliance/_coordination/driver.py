@@ -17,6 +17,7 @@ read from the run's own checkpoint stream where that is enough.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,7 +27,8 @@ from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import BaseModel, ValidationError
 
 from hitl_compliance import _validate
-from hitl_compliance.errors import ConfigurationError, InvalidInputError
+from hitl_compliance._gate_items import edit_findings as item_edit_findings
+from hitl_compliance.errors import ConfigurationError, InvalidDecisionError, InvalidInputError
 from hitl_compliance.gate import (
     AUTHORITY_KEY,
     PAYLOAD_KIND,
@@ -34,12 +36,13 @@ from hitl_compliance.gate import (
     GatePause,
     contains_gate,
     gate_options,
+    gate_review_checkpoint,
     is_gate,
     pauses_in,
 )
-from hitl_compliance.graph import TURN_FIELDS, GraphSpec
+from hitl_compliance.graph import TURN_FIELDS, GraphSpec, run_rules
 from hitl_compliance.models import ReviewRecord
-from hitl_compliance.rules import ComplianceRule
+from hitl_compliance.rules import ComplianceRule, RuleResult
 from hitl_compliance.state import ComplianceState, Decision
 from hitl_compliance.stores.base import ReviewStore
 
@@ -83,6 +86,18 @@ class Position:
     pause: GatePause | None = field(default=None, compare=False)
     snapshot: StateSnapshot | None = field(default=None, compare=False)
     values: Any = field(default=None, compare=False)
+
+    @property
+    def review_checkpoint(self) -> str:
+        """The key a review of this pause is stored under (`ReviewRecord.checkpoint_id`).
+
+        The paused checkpoint's id; for a gate's pause, that (top-level) id and
+        the gate's review id, `"<checkpoint_id>:<review_id>"`: one gate pass can
+        pause several times at one parent checkpoint (one review per tool call).
+        """
+        if self.pause is None:
+            return self.checkpoint_id
+        return gate_review_checkpoint(self.checkpoint_id, self.pause.review_id)
 
 
 def config_for(thread_id: str) -> Any:
@@ -169,6 +184,14 @@ class Driver(Protocol):
 
     async def rules_for(self, review: ReviewRecord) -> tuple[ComplianceRule, ...]:
         """The rules that found `review`'s findings (edits are re-checked with them)."""
+        ...
+
+    async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
+        """The rules' findings on the edit `made` carries (none without an edit).
+
+        Raises:
+            InvalidDecisionError: an edit of the wrong kind for what is reviewed.
+        """
         ...
 
     def review_id(self, pos: Position) -> str | None:
@@ -294,6 +317,19 @@ class FactoryDriver:
 
     async def rules_for(self, review: ReviewRecord) -> tuple[ComplianceRule, ...]:
         return self._spec.rules
+
+    async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
+        if made.tool_args is not None:
+            raise InvalidDecisionError(
+                "tool_args edit a tool call; a build_compliance_graph() review is of "
+                "reply text: edit it with response=."
+            )
+        if made.response is None or made.response == review.draft_response:
+            return []
+        state = (await self.paused_state(review)).model_copy(
+            update={"draft_response": made.response}
+        )
+        return [r for r in await run_rules(self._spec.rules, state) if r.verdict != "pass"]
 
     def review_id(self, pos: Position) -> str | None:
         return None
@@ -446,7 +482,7 @@ class GateDriver:
         return (
             pos.pause is not None
             and pos.pause.review_id == review.review_id
-            and pos.checkpoint_id == review.checkpoint_id
+            and pos.review_checkpoint == review.checkpoint_id
         )
 
     async def delivered(self, pos: Position, review: ReviewRecord, made: Decision) -> bool:
@@ -488,6 +524,13 @@ class GateDriver:
         rules: tuple[ComplianceRule, ...] = tuple(gate_at(self.graph, pos.pause.config).rules)
         return rules
 
+    async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
+        pos = await self.position(review.thread_id)
+        if pos.pause is None or pos.pause.review_id != review.review_id:
+            return []  # not paused there any more: the claim will say why
+        rules = gate_at(self.graph, pos.pause.config).rules
+        return await item_edit_findings(rules, pos.pause.raw, made)
+
     def review_id(self, pos: Position) -> str | None:
         return None if pos.pause is None else pos.pause.review_id
 
@@ -527,10 +570,26 @@ def _outcomes(values: Any) -> list[dict[str, Any]]:
 
 
 def _outcome_by_id(values: Any, review_id: str) -> dict[str, Any] | None:
+    """The outcome of review `review_id`: a gate pass's text, or one of its tool calls."""
     for outcome in _outcomes(values):
+        for item in outcome.get("items") or ():
+            if item.get("review_id") == review_id:
+                return _item_outcome(outcome, item)
         if outcome.get("review_id") == review_id:
             return outcome
     return None
+
+
+def _item_outcome(outcome: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """One item of a gate pass as an outcome: its status and decision, what it let through."""
+    if item.get("target") != "tool_call":
+        return {**outcome, **item, "delivered": outcome.get("delivered")}
+    call = item["tool_call"]
+    delivered = None
+    if item.get("status") in {"clear", "approved", "edited"}:
+        args = json.dumps(item.get("args") or {}, ensure_ascii=False, sort_keys=True)
+        delivered = f"{call['name']}({args})"
+    return {**outcome, **item, "delivered": delivered}
 
 
 def _latest_outcome(values: Any) -> dict[str, Any] | None:

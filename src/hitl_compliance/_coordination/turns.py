@@ -90,7 +90,7 @@ async def settle_turn(
         review = ReviewRecord(
             review_id=ctx.driver.review_id(pos) or uuid.uuid4().hex,
             thread_id=thread_id,
-            checkpoint_id=pos.checkpoint_id,
+            checkpoint_id=pos.review_checkpoint,
             status="pending",
             customer_message=state.customer_message,
             draft_response=state.draft_response or "",

@@ -1,0 +1,113 @@
+"""HitlCoordinator on a gated ReAct agent: each flagged tool call is a review it decides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from examples.command_resume_tool_approval import SENT, ScriptedModel, build_agent
+from langchain_core.messages import ToolCall
+from langgraph.checkpoint.memory import InMemorySaver
+
+from hitl_compliance import (
+    HitlCoordinator,
+    InvalidDecisionError,
+    NotAuthorizedError,
+    PolicyViolationError,
+    Reviewer,
+    RoleBasedPolicy,
+    build_compliance_graph,
+)
+
+OFFICER = Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
+
+
+def call(call_id: str, amount: int, account: str = "12345678") -> ToolCall:
+    args = {"amount_gbp": amount, "to_account": account}
+    return ToolCall(name="transfer", args=args, id=call_id, type="tool_call")
+
+
+@pytest.fixture
+def coord() -> HitlCoordinator:
+    """A coordinator on the example's agent, with payments officers as approvers."""
+    SENT.clear()
+    plans = {
+        "one": [call("a", 5_000)],
+        "two": [call("b", 3_000), call("c", 4_000, "87654321")],
+    }
+    policy = RoleBasedPolicy(rule_roles={"transfer_limits": "payments_officer"})
+    return HitlCoordinator(build_agent(ScriptedModel(plans=plans)), policy=policy)
+
+
+class TestToolReviews:
+    async def test_edit_runs_the_call_with_new_arguments(self, coord: HitlCoordinator) -> None:
+        """tool_args edits the call; the edited call is what runs, and it is recorded."""
+        paused = await coord.process("t", "one")
+        assert paused.status == "paused"
+        assert paused.draft_response == 'transfer({"amount_gbp": 5000, "to_account": "12345678"})'
+        done = await coord.approve("t", reviewer=OFFICER, tool_args={**_args(900)})
+        assert done.status == "completed"
+        assert SENT == ["£900 to 12345678"]
+        [_, approved] = await coord.audit_log("t")
+        assert approved.payload["tool_args"] == _args(900)
+        assert (
+            approved.payload["delivered"]
+            == 'transfer({"amount_gbp": 900, "to_account": "12345678"})'
+        )
+
+    async def test_blocked_edit_is_refused_before_the_claim(self, coord: HitlCoordinator) -> None:
+        """An edit the rules block is a PolicyViolationError; the review stays pending."""
+        await coord.process("t", "one")
+        with pytest.raises(PolicyViolationError):
+            await coord.approve("t", reviewer=OFFICER, tool_args=_args(30_000))
+        assert [r.thread_id for r in await coord.pending()] == ["t"]
+        assert SENT == []
+
+    async def test_wrong_kind_of_edit(self, coord: HitlCoordinator) -> None:
+        """A text edit of a tool call's review is refused; nothing changes."""
+        await coord.process("t", "one")
+        with pytest.raises(InvalidDecisionError, match="tool_args"):
+            await coord.approve("t", reviewer=OFFICER, response="something else")
+        assert [r.thread_id for r in await coord.pending()] == ["t"]
+
+    async def test_policy_names_the_role(self, coord: HitlCoordinator) -> None:
+        """A reviewer without the payments role may not decide a transfer."""
+        await coord.process("t", "one")
+        with pytest.raises(NotAuthorizedError):
+            await coord.approve("t", reviewer="clerk@bank")
+
+    async def test_two_calls_two_reviews(self, coord: HitlCoordinator) -> None:
+        """Two flagged calls in one message are two reviews, one after the other."""
+        first = await coord.process("t", "two")
+        second = await coord.approve("t", reviewer=OFFICER)
+        assert second.status == "paused"
+        assert second.review_id != first.review_id
+        [pending] = await coord.pending()
+        assert pending.review_id == second.review_id
+        done = await coord.reject("t", reviewer=OFFICER, reason="unknown payee")
+        assert done.status == "completed"
+        assert SENT == ["£3,000 to 12345678"]
+        events = [row.event for row in await coord.audit_log("t")]
+        assert events == ["paused", "approved", "paused", "rejected"]
+        assert (await coord.verify_audit("t")).ok
+
+
+async def test_tool_args_on_a_factory_graph_is_refused() -> None:
+    """A factory graph's reviews are of text: tool_args is an InvalidDecisionError."""
+    graph = build_compliance_graph(
+        lambda state: "guaranteed returns", checkpointer=InMemorySaver(), rules=[_rule()]
+    )
+    coord = HitlCoordinator(graph, policy=RoleBasedPolicy(rule_roles={}))
+    await coord.process("t", "hi")
+    with pytest.raises(InvalidDecisionError, match="tool_args"):
+        await coord.approve("t", reviewer="o@bank", tool_args={"x": 1})
+
+
+def _args(amount: int) -> dict[str, Any]:
+    return {"amount_gbp": amount, "to_account": "12345678"}
+
+
+def _rule() -> Any:
+    from hitl_compliance import KeywordRule
+
+    return KeywordRule("guarantee", ["guaranteed returns"])
