@@ -45,7 +45,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
@@ -77,7 +77,7 @@ from hitl_compliance.stores._sql import (
     store_error,
     utc,
 )
-from hitl_compliance.stores._sqlstore import SqlStoreBase
+from hitl_compliance.stores._sqlwrites import Body, SqlStore
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -97,6 +97,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = ["PostgresReviewStore"]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("hitl_compliance")
 
@@ -571,6 +573,8 @@ _DIALECT = Dialect(
     same="IS NOT DISTINCT FROM",
     latest="seq",
     types=ColumnTypes(id='TEXT COLLATE "C"', time="TIMESTAMPTZ", seq="BIGINT"),
+    for_update=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )
 
 
@@ -578,7 +582,29 @@ def _review(row: Row) -> ReviewRecord:
     return review_from_row(_DIALECT, row)
 
 
-class PostgresReviewStore(SqlStoreBase):
+class _PgTx:
+    """The statements of an open transaction on one pool connection's cursor."""
+
+    def __init__(self, cur: AsyncCursor[dict[str, Any]]) -> None:
+        self._cur = cur
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        await self._cur.execute(sql, params)
+        return await self._cur.fetchone() if self._cur.description is not None else None
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        await self._cur.execute(sql, params)
+        return list(await self._cur.fetchall())
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        await self._cur.execute(sql, params)
+        return self._cur.rowcount
+
+    async def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._cur.executemany(sql, rows)
+
+
+class PostgresReviewStore(SqlStore):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in PostgreSQL tables.
 
     Give it a `psycopg_pool.AsyncConnectionPool` you own (it is never closed
@@ -751,6 +777,28 @@ class PostgresReviewStore(SqlStoreBase):
                 else:
                     async with conn.transaction():
                         yield cur
+
+    async def _transaction(self, body: Body[_T], *, lock: str | None = None) -> _T:
+        """`body` in one transaction on one pool connection (the shared writes' primitive).
+
+        With `lock`, the transaction first takes the advisory lock the store's
+        write functions take for that thread, so both kinds of write queue on
+        it. The store's own writes are its functions (one round trip each);
+        this runs the shared ones of `SqlStore`, which a test runs against
+        the same conformance suite.
+        """
+        with self._driver_errors():
+            async with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                if lock is not None:
+                    await cur.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+                        (self._lock_ns, lock),
+                    )
+                return await body(_PgTx(cur))
 
     @contextmanager
     def _driver_errors(self) -> Iterator[None]:
