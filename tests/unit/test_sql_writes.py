@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -233,6 +234,28 @@ class TestDecisions:
                 "r1", claim_id="k", status="approved", now=T0, actor="a", payload={}
             )
         assert store.ran() == ["finish", "review_by_id"]
+
+    async def test_release_drops_only_the_claimers_vote(self) -> None:
+        store = ScriptedStore()
+        votes = [{"reviewer": "alice", "n": 1}, {"reviewer": "bob", "n": 2}]
+        store.rows[store._writes.claimed_locked] = [{"reviewer": "bob", "votes": json.dumps(votes)}]
+        await store.release("r1", claim_id="k")
+        assert store.ran() == ["claimed_locked", "unclaim"]
+        assert json.loads(store.tx.statements[-1][1][0]) == [votes[0]]
+
+    async def test_release_of_a_claim_not_held_writes_nothing(self) -> None:
+        store = ScriptedStore()
+        await store.release("r1", claim_id="k")
+        assert store.ran() == ["claimed_locked"]
+
+    async def test_escalate_that_finds_nothing_overdue_returns_none_unaudited(self) -> None:
+        store = ScriptedStore()
+        store.changed[store._writes.escalate] = 0
+        later = T0 + timedelta(hours=1)
+        assert (
+            await store.escalate("r1", now=T0, new_deadline=later, actor="sla", payload={}) is None
+        )
+        assert store.ran() == ["escalate"]
 
 
 class TestAudit:
