@@ -5,17 +5,15 @@ store call is one SQL statement, so on the pool LangGraph's
 `AsyncPostgresSaver` uses (`autocommit=True`, `dict_row`) it is one round trip
 and its own transaction; on a pool without autocommit it runs in one explicit
 transaction. The writes that read before they write are server-side PL/pgSQL
-functions installed by `setup()` and called by
-[`ServerSideWrites`][hitl_compliance.stores._pgwrites.ServerSideWrites]
+functions installed by `setup()` and called by `ServerSideWrites`
 (`stores/_pgwrites.py`, which also says how they lock and seal).
 
 This module is what any SQL backend writes: the pool's lifecycle, the
 dialect, the migration steps, the one-statement primitives, the translation
 of psycopg's errors, and the transaction primitive the shared writes of
-[`SqlStore`][hitl_compliance.stores._sqlwrites.SqlStore] run on (a pool
-connection, one transaction, the thread's advisory lock; rows read to
-change are locked `FOR UPDATE`). The conformance suite runs the store both
-ways.
+`SqlStore` (`stores/_sqlwrites.py`) run on (a pool connection, one
+transaction, the thread's advisory lock; rows read to change are locked
+`FOR UPDATE`). The conformance suite runs the store both ways.
 
 `setup()` creates the tables and functions and upgrades those written by an
 older version in place, under a setup advisory lock: the

@@ -16,10 +16,10 @@ in place: the `<prefix>schema_version` row records which of the ordered
 migration steps ran, and the missing ones run in one transaction.
 
 The writes themselves (checks, statements, the sealing of audit rows) are the
-shared ones of [`SqlStore`][hitl_compliance.stores._sqlwrites.SqlStore]; this
-module supplies their transaction primitive (`_transaction`: `BEGIN IMMEDIATE`
-on the worker thread), the dialect, the connection and the translation of
-sqlite3's errors. Under the write lock each audit append reads the chain head
+shared ones of `SqlStore` (`stores/_sqlwrites.py`); this module supplies
+their transaction primitive (`_transaction`: `BEGIN IMMEDIATE` on the worker
+thread), the dialect, the connection and the translation of sqlite3's errors.
+Under the write lock each audit append reads the chain head
 (`<prefix>audit_head`) and the thread's last row, seals the row at `seq =
 head + 1` and moves the head, so the chain has no gaps and no forks whatever
 the number of writers; hook calls owed by an audit row go to
