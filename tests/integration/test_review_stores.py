@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,70 @@ class TestPostgresStoreConformance(SqlStoreTests):
         prefix = f"t{uuid.uuid4().hex[:8]}_"
         a = PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=prefix)
         b = PostgresReviewStore.from_conn_string(postgres_dsn, table_prefix=prefix)
+        await asyncio.gather(a.setup(), b.setup())
+        try:
+            yield a, b
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+
+def shared_writes_postgres_store(dsn: str, prefix: str) -> ReviewStore:
+    """A PostgreSQL store running the shared writes (`SqlStore`) instead of its functions.
+
+    The shared transactions over Postgres's `_transaction` (pool connection,
+    advisory lock, `FOR UPDATE`): what a row-locking backend such as MySQL
+    runs. The store itself keeps its one-round-trip server-side functions.
+    """
+    from hitl_compliance.stores._sqlwrites import SqlStore
+    from hitl_compliance.stores.postgres import PostgresReviewStore
+
+    class SharedWrites(PostgresReviewStore):
+        begin_turn = SqlStore.begin_turn
+        open_review = SqlStore.open_review
+        claim = SqlStore.claim
+        vote = SqlStore.vote
+        release = SqlStore.release
+        complete = SqlStore.complete
+        append_audit = SqlStore.append_audit
+        escalate = SqlStore.escalate
+        _lease = SqlStore._lease
+
+    store: ReviewStore = SharedWrites.from_conn_string(dsn, table_prefix=prefix)
+    return store
+
+
+@pytest.fixture
+def own_schema_dsn(postgres_base_dsn: str) -> Iterator[str]:
+    """A DSN on a schema of the test's own, dropped after it.
+
+    Keeps the session schema from growing past what one `DROP SCHEMA ...
+    CASCADE` can lock (`max_locks_per_transaction`).
+    """
+    from hitl_compliance.testing.databases import postgres_schema
+
+    with postgres_schema(postgres_base_dsn) as dsn:
+        yield dsn
+
+
+@pytest.mark.postgres
+class TestPostgresSharedWritesConformance(SqlStoreTests):
+    """The conformance suite on the shared multi-statement writes, on a row-locking server."""
+
+    @pytest_asyncio.fixture
+    async def review_store(self, own_schema_dsn: str) -> AsyncIterator[ReviewStore]:
+        store = shared_writes_postgres_store(own_schema_dsn, "hitl_")
+        await store.setup()
+        yield store
+        await store.aclose()
+
+    @pytest_asyncio.fixture
+    async def review_store_pair(
+        self, own_schema_dsn: str
+    ) -> AsyncIterator[tuple[ReviewStore, ReviewStore]]:
+        """Two stores (two pools) on the same tables."""
+        a = shared_writes_postgres_store(own_schema_dsn, "hitl_")
+        b = shared_writes_postgres_store(own_schema_dsn, "hitl_")
         await asyncio.gather(a.setup(), b.setup())
         try:
             yield a, b

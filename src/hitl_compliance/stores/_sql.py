@@ -6,9 +6,10 @@ small [`Dialect`][hitl_compliance.stores._sql.Dialect]: the parameter
 placeholder, how a time or a JSON column travels through the driver, how "no
 limit" and "the same value, NULL included" are spelt, which column orders a
 thread's reviews, and SQLite needing `CROSS JOIN` to keep the join order that
-reads the rule index first. Each store module keeps only what its driver and
-its locking need (SQLite's worker thread and `BEGIN IMMEDIATE`, Postgres's
-server-side write functions).
+reads the rule index first. The multi-statement writes are in
+[`_sqlwrites`][hitl_compliance.stores._sqlwrites]; each store module keeps only
+what its driver and its locking need (SQLite's worker thread and `BEGIN
+IMMEDIATE`, Postgres's pool, advisory lock and server-side write functions).
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ class Dialect:
     """The column that orders a thread's reviews, newest last (`rowid`, or Postgres's `seq`)."""
     types: ColumnTypes
     """The column types of the tables the backends share the shape of."""
+    for_update: str = ""
+    """The suffix locking the rows a write transaction reads (`" FOR UPDATE"`).
+
+    Empty where the transaction holds a lock on everything already (SQLite's
+    `BEGIN IMMEDIATE`)."""
+    skip_locked: str = ""
+    """The suffix leasing outbox rows no other transaction holds (`" FOR UPDATE SKIP LOCKED"`)."""
 
     def limit(self, limit: int | None) -> Any:
         """The LIMIT parameter for `limit` (None: all rows)."""

@@ -8,9 +8,10 @@ single-row conditional updates (end or take over a turn or a claim, renew or
 finish a hook lease). A backend subclass supplies its
 [`Dialect`][hitl_compliance.stores._sql.Dialect] and three primitives that run
 one statement (`_fetch_all`, `_fetch_one`, `_execute`), each in one trip to
-the database, plus the multi-statement writes whose atomicity is the
-backend's own business (`begin_turn`, `open_review`, `claim`, `vote`,
-`release`, `complete`, `append_audit`, `escalate`, `claim_hooks`).
+the database. The multi-statement writes (`begin_turn`, `open_review`,
+`claim`, `vote`, `release`, `complete`, `append_audit`, `escalate`, the lease
+of `claim_hooks`) are [`SqlStore`][hitl_compliance.stores._sqlwrites.SqlStore]'s,
+over the one transaction primitive a backend adds.
 """
 
 from __future__ import annotations
@@ -265,8 +266,9 @@ class SqlStoreBase:
     ) -> list[HookDelivery]:
         """Lease the rows `pick` selects to `owner` until `until`, atomically; the leased rows.
 
-        The backend's own: it decides how two concurrent callers never lease
-        one row (a write lock held from pick to lease, or `SKIP LOCKED`).
+        [`SqlStore`][hitl_compliance.stores._sqlwrites.SqlStore] leases them
+        in one transaction (a write lock held from pick to lease, or `SKIP
+        LOCKED`), so two concurrent callers never lease one row.
         """
         raise NotImplementedError
 

@@ -4,54 +4,33 @@ Needs the `postgres` extra (`pip install "hitl-compliance[postgres]"`). Every
 store call is one SQL statement, so on the pool LangGraph's
 `AsyncPostgresSaver` uses (`autocommit=True`, `dict_row`) it is one round trip
 and its own transaction; on a pool without autocommit it runs in one explicit
-transaction. A change that reads before it writes is a server-side PL/pgSQL
-function (`<prefix>begin_turn`, `open_review`, `decide`, `complete`,
-`escalate`, `append_audit`) installed by `setup()`. A VOLATILE function takes
-a fresh snapshot for each statement (READ COMMITTED), so "lock, then check"
-inside it sees what the lock holder before it committed. Turn and review
-changes of one thread are serialised by a transaction-scoped advisory lock,
-which keeps "is the thread free? then take it" race-free across processes;
-`claim` and `vote` lock the review row (`SELECT ... FOR UPDATE`) before they
-check it.
+transaction. The writes that read before they write are server-side PL/pgSQL
+functions installed by `setup()` and called by `ServerSideWrites`
+(`stores/_pgwrites.py`, which also says how they lock and seal).
+
+This module is what any SQL backend writes: the pool's lifecycle, the
+dialect, the migration steps, the one-statement primitives, the translation
+of psycopg's errors, and the transaction primitive the shared writes of
+`SqlStore` (`stores/_sqlwrites.py`) run on (a pool connection, one
+transaction, the thread's advisory lock; rows read to change are locked
+`FOR UPDATE`). The conformance suite runs the store both ways.
 
 `setup()` creates the tables and functions and upgrades those written by an
 older version in place, under a setup advisory lock: the
 `<prefix>schema_version` row records which of the ordered migration steps
-ran, and the missing ones run in one transaction.
-
-Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger].
-Each append locks the single chain-head row (`<prefix>audit_head`, `SELECT ...
-FOR UPDATE`) as the last step of its statement, reads the thread's last row,
-seals the new row at `seq = head + 1` and moves the head. That serialises
-audit appends store-wide (the price of one global chain), but the lock is held
-only for the rest of that one statement, never across a round trip. The seal
-is [`seal`][hitl_compliance.models.seal]'s SHA-256 of
-[`canonical`][hitl_compliance.ledger.canonical] bytes: Python builds them,
-cut where the values only the database knows go (seq, the two previous
-hashes, and the thread and checkpoint ids a `complete` reads from the row),
-and the function splices those in as JSON and hashes, so the hash is
-byte-identical to `seal`'s. Hook calls owed by an audit row go to
-`<prefix>hook_outbox` in the same statement. Payloads are stored as JSON text,
-not `jsonb`: `jsonb` rewrites numbers (`1e16` comes back as an integer), which
-would change what was hashed.
+ran, and the missing ones run in one transaction. Payloads are stored as JSON
+text, not `jsonb`: `jsonb` rewrites numbers (`1e16` comes back as an
+integer), which would change what was hashed.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import secrets
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
-from hitl_compliance.ledger import GENESIS, canonical
-from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
-from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
     ColumnTypes,
@@ -62,27 +41,16 @@ from hitl_compliance.stores._sql import (
     audit_thread_index,
     aware,
     claimed_index,
-    delivery_columns,
-    delivery_from_row,
-    dumps,
-    indexed_rules,
     intents_table,
     open_and_pending_indexes,
     outbox_tables,
     overdue_index,
-    review_from_row,
     review_rules_index,
-    review_values,
     steps_to_run,
     store_error,
     utc,
 )
-from hitl_compliance.stores._sqlstore import SqlStoreBase
-from hitl_compliance.stores.base import (
-    HOOK_FOR_EVENT,
-    FinalStatus,
-    paused_payload,
-)
+from hitl_compliance.stores._sqlwrites import Body
 
 try:
     import psycopg
@@ -96,32 +64,19 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'pip install "hitl-compliance[postgres]"'
     ) from exc
 
+from hitl_compliance.stores._pgwrites import ServerSideWrites, Step, schema_v4, schema_v6
+
 __all__ = ["PostgresReviewStore"]
 
-logger = logging.getLogger("hitl_compliance")
+_T = TypeVar("_T")
 
 _OPEN = OPEN_SQL
-# The refusals the write functions report (`begin_turn`'s result, `decide`'s
-# `hitl_outcome`), in the words step 4 gave them; the errors are the machine's.
-_REFUSALS: Mapping[str, Refusal] = {
-    "paused": Refusal.THREAD_PAUSED,
-    "busy": Refusal.TURN_IN_PROGRESS,
-    "missing": Refusal.NO_REVIEW,
-    "stale": Refusal.NOT_OPEN_REVIEW,
-    "decided": Refusal.DECIDED,
-    "duplicate": Refusal.DUPLICATE_VOTE,
-}
 # SQLSTATEs of a parameter PostgreSQL cannot use where it is bound (an int or a
 # list where a text id belongs): the caller's argument, not the schema, is wrong.
 _ARGUMENT_SQLSTATES = frozenset({"42883", "42804", "42P18", "42725"})
 
-# A migration step is SQL statements and, where SQL alone cannot do it, Python
-# steps run on the cursor (inside the migration's transaction) with the prefix.
-_PyStep = Callable[["AsyncCursor[dict[str, Any]]", str], Awaitable[None]]
-_Step = str | _PyStep
 
-
-def _schema_v1(p: str) -> list[_Step]:
+def _schema_v1(p: str) -> list[Step]:
     # The tables of the first release, unchanged: a database created then has
     # exactly these, so later steps ALTER instead of editing this list.
     # Ids compare as bytes (COLLATE "C") so ordering ties break exactly as in
@@ -163,7 +118,7 @@ def _schema_v1(p: str) -> list[_Step]:
     ]
 
 
-def _schema_v2(p: str) -> list[_Step]:
+def _schema_v2(p: str) -> list[Step]:
     # Approval votes on a review, and the rule side table behind list_pending(rule=).
     return [
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS votes JSONB NOT NULL DEFAULT '[]'::jsonb",
@@ -186,7 +141,7 @@ def _schema_v2(p: str) -> list[_Step]:
     ]
 
 
-def _schema_v3(p: str) -> list[_Step]:
+def _schema_v3(p: str) -> list[Step]:
     # SLA deadlines and priority, the hash-chained audit ledger and the hook outbox.
     return [
         f"ALTER TABLE {p}reviews ADD COLUMN IF NOT EXISTS deadline TIMESTAMPTZ",
@@ -225,227 +180,7 @@ async def _backfill_ledger(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
     await cur.execute(backfill.set_head, backfill.head)
 
 
-# The columns every write function returns: what happened (`hitl_outcome`, with
-# `hitl_detail` where an error needs it), the audit row it appended, if any
-# (`a_*`; `a_rebuilt` when the chain head row had to be recreated) and the
-# review row it wrote or found (`review`, expanded by the caller).
-_FN_OUT = (
-    "OUT hitl_outcome TEXT, OUT hitl_detail TEXT, OUT a_seq BIGINT, OUT a_prev TEXT, "
-    "OUT a_gprev TEXT, OUT a_hash TEXT, OUT a_rebuilt BOOLEAN"
-)
-_AUDIT_ARGS = "p_canon BYTEA[], p_hook TEXT, p_delivery TEXT"
-_AUDIT_TYPES = ["bytea[]", "text", "text"]
-
-
-def _schema_v4(p: str) -> list[_Step]:
-    # Each write is one server-side function, so a store call is one statement:
-    # one round trip, atomic on its own on an autocommit connection. A VOLATILE
-    # PL/pgSQL function takes a fresh snapshot per statement (READ COMMITTED),
-    # so "lock, then read" inside it sees what the lock holder before it committed.
-    # A later step changing a function replaces it with CREATE OR REPLACE, or
-    # drops it first when its arguments change (else the old overload stays).
-    append = f"""CREATE OR REPLACE FUNCTION {p}append_audit(
-        p_thread TEXT, p_review TEXT, p_checkpoint TEXT, p_event TEXT, p_actor TEXT,
-        p_payload TEXT, p_at TIMESTAMPTZ, {_AUDIT_ARGS},
-        OUT a_seq BIGINT, OUT a_prev TEXT, OUT a_gprev TEXT, OUT a_hash TEXT,
-        OUT a_rebuilt BOOLEAN) LANGUAGE plpgsql AS $fn$
-    BEGIN
-        -- The store-wide chain head, locked until the caller's transaction
-        -- ends: always the last thing a write does.
-        a_rebuilt := false;
-        SELECT h.seq, h.hash INTO a_seq, a_gprev FROM {p}audit_head AS h WHERE h.id = 1
-            FOR UPDATE;
-        IF NOT FOUND THEN
-            -- Deleted by a direct edit: recreate it from the last audit row.
-            a_rebuilt := true;
-            INSERT INTO {p}audit_head (id, seq, hash)
-                SELECT 1, COALESCE(MAX(a.seq), 0), COALESCE((SELECT b.hash FROM {p}audit AS b
-                    ORDER BY b.seq DESC LIMIT 1), '{GENESIS}') FROM {p}audit AS a
-                ON CONFLICT (id) DO NOTHING;
-            SELECT h.seq, h.hash INTO STRICT a_seq, a_gprev FROM {p}audit_head AS h
-                WHERE h.id = 1 FOR UPDATE;
-        END IF;
-        a_seq := a_seq + 1;
-        -- Read with the head held: no other append of the thread is in flight.
-        SELECT a.hash INTO a_prev FROM {p}audit AS a WHERE a.thread_id = p_thread
-            ORDER BY a.seq DESC LIMIT 1;
-        a_prev := COALESCE(a_prev, '{GENESIS}');
-        -- p_canon is the row's canonical JSON (ledger.canonical) cut where the
-        -- values only known here go, in key order; they are spliced in as JSON.
-        a_hash := encode(sha256(
-            p_canon[1] || convert_to(COALESCE(to_json(p_checkpoint)::text, 'null'), 'UTF8')
-            || p_canon[2] || convert_to(to_json(a_gprev)::text, 'UTF8')
-            || p_canon[3] || convert_to(to_json(a_prev)::text, 'UTF8')
-            || p_canon[4] || convert_to(a_seq::text, 'UTF8')
-            || p_canon[5] || convert_to(to_json(p_thread)::text, 'UTF8')
-            || p_canon[6]), 'hex');
-        INSERT INTO {p}audit (seq, thread_id, review_id, checkpoint_id, event, actor,
-            payload, at, prev_hash, global_prev_hash, hash)
-            VALUES (a_seq, p_thread, p_review, p_checkpoint, p_event, p_actor, p_payload,
-                p_at, a_prev, a_gprev, a_hash);
-        IF p_hook IS NOT NULL THEN
-            INSERT INTO {p}hook_outbox (delivery_id, seq, thread_id, hook, status, attempts,
-                created_at) VALUES (p_delivery, a_seq, p_thread, p_hook, 'pending', 0, p_at);
-        END IF;
-        UPDATE {p}audit_head SET seq = a_seq, hash = a_hash WHERE id = 1;
-    END $fn$"""
-    begin_turn = f"""CREATE OR REPLACE FUNCTION {p}begin_turn(
-        p_lock TEXT, p_thread TEXT, p_owner TEXT, p_now TIMESTAMPTZ)
-        RETURNS TEXT LANGUAGE plpgsql AS $fn$
-    BEGIN
-        PERFORM pg_advisory_xact_lock(hashtext(p_lock), hashtext(p_thread));
-        IF EXISTS (SELECT 1 FROM {p}reviews AS r WHERE r.thread_id = p_thread
-                AND r.status IN {_OPEN}) THEN
-            RETURN 'paused';
-        END IF;
-        INSERT INTO {p}intents (thread_id, owner, started_at) VALUES (p_thread, p_owner, p_now)
-            ON CONFLICT (thread_id) DO NOTHING;
-        IF NOT FOUND THEN
-            RETURN 'busy';
-        END IF;
-        RETURN 'ok';
-    END $fn$"""
-    open_review = f"""CREATE OR REPLACE FUNCTION {p}open_review(
-        p_lock TEXT, p_review_id TEXT, p_thread TEXT, p_checkpoint TEXT, p_status TEXT,
-        p_message TEXT, p_draft TEXT, p_violations JSONB, p_requested_at TIMESTAMPTZ,
-        p_requested_by TEXT, p_claim TEXT, p_claimed_at TIMESTAMPTZ, p_decided_at TIMESTAMPTZ,
-        p_reviewer TEXT, p_decision JSONB, p_votes JSONB, p_approvals INTEGER,
-        p_deadline TIMESTAMPTZ, p_priority INTEGER, p_rules TEXT[], p_owner TEXT,
-        p_actor TEXT, p_payload TEXT, {_AUDIT_ARGS}, {_FN_OUT}, OUT review {p}reviews)
-        LANGUAGE plpgsql AS $fn$
-    BEGIN
-        PERFORM pg_advisory_xact_lock(hashtext(p_lock), hashtext(p_thread));
-        SELECT * INTO review FROM {p}reviews AS r
-            WHERE r.thread_id = p_thread AND r.checkpoint_id = p_checkpoint;
-        IF FOUND THEN
-            hitl_outcome := 'existing';
-            RETURN;
-        END IF;
-        SELECT r.review_id INTO hitl_detail FROM {p}reviews AS r
-            WHERE r.thread_id = p_thread AND r.status IN {_OPEN};
-        IF FOUND THEN
-            hitl_outcome := 'busy';
-            RETURN;
-        END IF;
-        INSERT INTO {p}reviews (review_id, thread_id, checkpoint_id, status,
-            customer_message, draft_response, violations, requested_at, requested_by,
-            claim_id, claimed_at, decided_at, reviewer, decision, votes,
-            approvals_required, deadline, priority)
-            VALUES (p_review_id, p_thread, p_checkpoint, p_status, p_message, p_draft,
-                p_violations, p_requested_at, p_requested_by, p_claim, p_claimed_at,
-                p_decided_at, p_reviewer, p_decision, p_votes, p_approvals, p_deadline,
-                p_priority);
-        IF cardinality(p_rules) > 0 THEN
-            INSERT INTO {p}review_rules (review_id, rule, requested_at)
-                SELECT p_review_id, u.rule, p_requested_at FROM unnest(p_rules) AS u(rule);
-        END IF;
-        IF p_owner IS NOT NULL THEN
-            DELETE FROM {p}intents AS i WHERE i.thread_id = p_thread AND i.owner = p_owner;
-        END IF;
-        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
-            p_thread, p_review_id, p_checkpoint, 'paused', p_actor, p_payload,
-            p_requested_at, p_canon, p_hook, p_delivery);
-        hitl_outcome := 'opened';
-    END $fn$"""
-    # claim (p_vote NULL) and vote: lock the thread's latest review, check it, write.
-    decide = f"""CREATE OR REPLACE FUNCTION {p}decide(
-        p_thread TEXT, p_review_id TEXT, p_claim TEXT, p_reviewer TEXT, p_decision JSONB,
-        p_now TIMESTAMPTZ, p_vote JSONB, p_quorum INTEGER, p_payload TEXT, {_AUDIT_ARGS},
-        {_FN_OUT}, OUT review {p}reviews) LANGUAGE plpgsql AS $fn$
-    DECLARE
-        cur {p}reviews;
-        v_votes JSONB;
-    BEGIN
-        SELECT * INTO cur FROM {p}reviews AS r WHERE r.thread_id = p_thread
-            ORDER BY r.seq DESC LIMIT 1 FOR UPDATE;
-        IF NOT FOUND THEN
-            hitl_outcome := 'missing';
-            RETURN;
-        END IF;
-        IF p_review_id IS NOT NULL AND cur.review_id <> p_review_id THEN
-            SELECT r.status INTO hitl_detail FROM {p}reviews AS r
-                WHERE r.review_id = p_review_id;
-            hitl_outcome := 'stale';
-            RETURN;
-        END IF;
-        IF cur.status <> 'pending' THEN
-            hitl_outcome := 'decided';
-            hitl_detail := cur.status;
-            RETURN;
-        END IF;
-        IF p_vote IS NULL THEN
-            UPDATE {p}reviews AS r SET status = 'claimed', claim_id = p_claim,
-                claimed_at = p_now, reviewer = p_reviewer, decision = p_decision
-                WHERE r.review_id = cur.review_id RETURNING * INTO review;
-            hitl_outcome := 'claimed';
-            RETURN;
-        END IF;
-        IF EXISTS (SELECT 1 FROM jsonb_array_elements(cur.votes) AS v(vote)
-                WHERE v.vote->>'reviewer' IS NOT DISTINCT FROM p_reviewer) THEN
-            hitl_outcome := 'duplicate';
-            hitl_detail := cur.status;
-            RETURN;
-        END IF;
-        v_votes := cur.votes || jsonb_build_array(p_vote);
-        IF (SELECT count(*) FROM jsonb_array_elements(v_votes) AS v(vote)
-                WHERE v.vote->>'text_sha256' IS NOT DISTINCT FROM p_vote->>'text_sha256')
-                >= p_quorum THEN
-            UPDATE {p}reviews AS r SET status = 'claimed', claim_id = p_claim,
-                claimed_at = p_now, reviewer = p_reviewer, decision = p_decision,
-                votes = v_votes
-                WHERE r.review_id = cur.review_id RETURNING * INTO review;
-            hitl_outcome := 'claimed';
-            RETURN;
-        END IF;
-        UPDATE {p}reviews AS r SET votes = v_votes WHERE r.review_id = cur.review_id
-            RETURNING * INTO review;
-        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
-            p_thread, cur.review_id, cur.checkpoint_id, 'voted', p_reviewer, p_payload, p_now,
-            p_canon, p_hook, p_delivery);
-        hitl_outcome := 'voted';
-    END $fn$"""
-    complete = f"""CREATE OR REPLACE FUNCTION {p}complete(
-        p_review_id TEXT, p_claim TEXT, p_status TEXT, p_now TIMESTAMPTZ, p_actor TEXT,
-        p_payload TEXT, {_AUDIT_ARGS}, {_FN_OUT}, OUT review {p}reviews)
-        LANGUAGE plpgsql AS $fn$
-    BEGIN
-        UPDATE {p}reviews AS r SET status = p_status, decided_at = p_now
-            WHERE r.review_id = p_review_id AND r.status = 'claimed' AND r.claim_id = p_claim
-            RETURNING * INTO review;
-        IF NOT FOUND THEN
-            SELECT * INTO review FROM {p}reviews AS r WHERE r.review_id = p_review_id;
-            hitl_outcome := 'lost';
-            RETURN;
-        END IF;
-        -- Final: list_pending(rule=...) never needs the rule rows again.
-        DELETE FROM {p}review_rules AS rr WHERE rr.review_id = p_review_id;
-        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
-            review.thread_id, p_review_id, review.checkpoint_id, p_status, p_actor, p_payload,
-            p_now, p_canon, p_hook, p_delivery);
-        hitl_outcome := 'done';
-    END $fn$"""
-    escalate = f"""CREATE OR REPLACE FUNCTION {p}escalate(
-        p_review_id TEXT, p_now TIMESTAMPTZ, p_deadline TIMESTAMPTZ, p_actor TEXT,
-        p_payload TEXT, {_AUDIT_ARGS}, {_FN_OUT}, OUT review {p}reviews)
-        LANGUAGE plpgsql AS $fn$
-    BEGIN
-        UPDATE {p}reviews AS r SET priority = r.priority + 1, deadline = p_deadline
-            WHERE r.review_id = p_review_id AND r.status = 'pending'
-            AND r.deadline IS NOT NULL AND r.deadline <= p_now
-            RETURNING * INTO review;
-        IF NOT FOUND THEN
-            hitl_outcome := 'skipped';
-            RETURN;
-        END IF;
-        SELECT * INTO a_seq, a_prev, a_gprev, a_hash, a_rebuilt FROM {p}append_audit(
-            review.thread_id, p_review_id, review.checkpoint_id, 'escalated', p_actor,
-            p_payload, p_now, p_canon, p_hook, p_delivery);
-        hitl_outcome := 'escalated';
-    END $fn$"""
-    return [append, begin_turn, open_review, decide, complete, escalate]
-
-
-def _schema_v5(p: str) -> list[_Step]:
+def _schema_v5(p: str) -> list[Step]:
     # Hook leases: a caller claims an outbox row (owner, until when) before it
     # calls the hook, so no other caller makes the same call while it runs.
     return [
@@ -454,51 +189,15 @@ def _schema_v5(p: str) -> list[_Step]:
     ]
 
 
-async def _backfill_vote_keys(cur: AsyncCursor[dict[str, Any]], p: str) -> None:
-    """Give the votes of open reviews written before keys existed their canonical key.
-
-    The default form (the one `Vote` gives a stored vote without a key), computed in
-    Python: SQL has no TS #39 skeleton. Final reviews take no more votes.
-    """
-    await cur.execute(
-        f"SELECT review_id, votes FROM {p}reviews WHERE status IN {_OPEN} "
-        "AND jsonb_array_length(votes) > 0 ORDER BY review_id"
-    )
-    for row in await cur.fetchall():
-        votes = [Vote.model_validate(v).model_dump(mode="json") for v in row["votes"]]
-        await cur.execute(
-            f"UPDATE {p}reviews SET votes = %s::jsonb WHERE review_id = %s",
-            (dumps(votes), row["review_id"]),
-        )
-
-
-def _schema_v6(p: str) -> list[_Step]:
-    # One vote per person, compared by canonical key (`reviewer_key`, see
-    # canonical_reviewer_id) instead of the id as spelt. `decide` is step 4's with
-    # only its duplicate test changed; a vote without a key (none after the backfill)
-    # falls back to its id.
-    decide = _schema_v4(p)[3]
-    assert isinstance(decide, str)
-    old = "WHERE v.vote->>'reviewer' IS NOT DISTINCT FROM p_reviewer) THEN"
-    if old not in decide:  # pragma: no cover - step 4 is never edited
-        raise AssertionError("step 4's decide() changed; write step 6's in full")
-    decide = decide.replace(
-        old,
-        "WHERE COALESCE(v.vote->>'reviewer_key', v.vote->>'reviewer')\n"
-        "                IS NOT DISTINCT FROM p_vote->>'reviewer_key') THEN",
-    )
-    return [_backfill_vote_keys, decide]
-
-
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
-_MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
+_MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_v1,
     _schema_v2,
     _schema_v3,
-    _schema_v4,
+    schema_v4,
     _schema_v5,
-    _schema_v6,
+    schema_v6,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -507,58 +206,6 @@ def _is_argument_error(exc: psycopg.ProgrammingError) -> bool:
     """Whether psycopg could not adapt a parameter, or the server not use its type."""
     # Client-side adaptation errors ("cannot adapt type 'dict'") carry no SQLSTATE.
     return exc.sqlstate is None or exc.sqlstate in _ARGUMENT_SQLSTATES
-
-
-# The values of an audit row's canonical form (ledger.canonical) that only the
-# append function knows, in key order; it splices them, as JSON, between the
-# pieces `_canon_parts` cuts. `_MARK` stands in for them while cutting.
-# The canonical form itself is defined once, in ledger.canonical(); the server
-# only renders these five values with to_json(). If the two renderings ever
-# diverge, tests/integration/test_ledger_canonical_sql.py fails (generated,
-# escape-heavy rows sealed by the server against `seal`), and `append_audit`
-# refuses the row at run time.
-_SPLICED = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
-_MARK = secrets.token_hex(16)
-
-
-def _canon_parts(
-    *, review_id: str | None, event: str, actor: str, payload: str, at: datetime
-) -> list[bytes]:
-    """The canonical bytes of an audit row, cut around the `_SPLICED` values (six pieces).
-
-    The row is sealed over its parsed `payload` (the JSON text stored), which is
-    exactly what reading it back gives. Hashing `pieces[0] + json(checkpoint_id)
-    + pieces[1] + ... + pieces[5]` gives the same bytes as `seal`.
-    """
-    mark = _MARK
-    while True:
-        marks = {name: f"{mark}{i}" for i, name in enumerate(_SPLICED)}
-        row = AuditRecord(
-            seq=0,
-            thread_id=marks["thread_id"],
-            review_id=review_id,
-            checkpoint_id=marks["checkpoint_id"],
-            event=event,
-            actor=actor,
-            payload=json.loads(payload),
-            at=at,
-            prev_hash=marks["prev_hash"],
-            global_prev_hash=marks["global_prev_hash"],
-        ).to_row()
-        row["seq"] = marks["seq"]
-        text = canonical(row)
-        quoted = [f'"{marks[name]}"'.encode() for name in _SPLICED]
-        if all(text.count(q) == 1 for q in quoted):
-            found = [text.index(q) for q in quoted]
-            if found != sorted(found):  # pragma: no cover - the key order is fixed
-                raise RuntimeError(f"canonical() no longer orders {_SPLICED} as expected")
-            pieces, start = [], 0
-            for q, i in zip(quoted, found, strict=True):
-                pieces.append(text[start:i])
-                start = i + len(q)
-            pieces.append(text[start:])
-            return pieces
-        mark = secrets.token_hex(16)  # pragma: no cover - the payload holds the mark
 
 
 _DIALECT = Dialect(
@@ -571,14 +218,34 @@ _DIALECT = Dialect(
     same="IS NOT DISTINCT FROM",
     latest="seq",
     types=ColumnTypes(id='TEXT COLLATE "C"', time="TIMESTAMPTZ", seq="BIGINT"),
+    for_update=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )
 
 
-def _review(row: Row) -> ReviewRecord:
-    return review_from_row(_DIALECT, row)
+class _PgTx:
+    """The statements of an open transaction on one pool connection's cursor."""
+
+    def __init__(self, cur: AsyncCursor[dict[str, Any]]) -> None:
+        self._cur = cur
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        await self._cur.execute(sql, params)
+        return await self._cur.fetchone() if self._cur.description is not None else None
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        await self._cur.execute(sql, params)
+        return list(await self._cur.fetchall())
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        await self._cur.execute(sql, params)
+        return self._cur.rowcount
+
+    async def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._cur.executemany(sql, rows)
 
 
-class PostgresReviewStore(SqlStoreBase):
+class PostgresReviewStore(ServerSideWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in PostgreSQL tables.
 
     Give it a `psycopg_pool.AsyncConnectionPool` you own (it is never closed
@@ -606,26 +273,6 @@ class PostgresReviewStore(SqlStoreBase):
         self._pool = pool
         self._owns_pool = False
         self._open_timeout = 30.0
-        p = table_prefix
-        # Turn and review changes of one thread take this advisory lock (with the thread).
-        self._lock_ns = f"hitl_compliance:{p}"
-        self._sql_open_review = self._call_sql(
-            "open_review",
-            ["text"] * 7
-            + ["jsonb", "timestamptz", "text", "text", "timestamptz", "timestamptz", "text"]
-            + ["jsonb", "jsonb", "integer", "timestamptz", "integer", "text[]", "text", "text"]
-            + ["text", *_AUDIT_TYPES],
-        )
-        self._sql_decide = self._call_sql(
-            "decide",
-            [*(["text"] * 4), "jsonb", "timestamptz", "jsonb", "integer", "text", *_AUDIT_TYPES],
-        )
-        self._sql_complete = self._call_sql(
-            "complete", ["text", "text", "text", "timestamptz", "text", "text", *_AUDIT_TYPES]
-        )
-        self._sql_escalate = self._call_sql(
-            "escalate", ["text", "timestamptz", "timestamptz", "text", "text", *_AUDIT_TYPES]
-        )
 
     @classmethod
     def from_conn_string(
@@ -752,6 +399,28 @@ class PostgresReviewStore(SqlStoreBase):
                     async with conn.transaction():
                         yield cur
 
+    async def _transaction(self, body: Body[_T], *, lock: str | None = None) -> _T:
+        """`body` in one transaction on one pool connection (the shared writes' primitive).
+
+        With `lock`, the transaction first takes the advisory lock the store's
+        write functions take for that thread, so both kinds of write queue on
+        it. The store's own writes are its functions (one round trip each);
+        this runs the shared ones of `SqlStore`, which a test runs against
+        the same conformance suite.
+        """
+        with self._driver_errors():
+            async with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                if lock is not None:
+                    await cur.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+                        (self._lock_ns, lock),
+                    )
+                return await body(_PgTx(cur))
+
     @contextmanager
     def _driver_errors(self) -> Iterator[None]:
         """Translate psycopg's exceptions into the library's tree: the store's one boundary.
@@ -804,388 +473,3 @@ class PostgresReviewStore(SqlStoreBase):
         async with self._read() as cur:
             await cur.execute(sql, params)
             return await cur.fetchone() if cur.description is not None else None
-
-    def _call_sql(self, function: str, types: Sequence[str]) -> str:
-        """The statement calling write function `function` with one typed parameter per type."""
-        args = ", ".join(f"%s::{t}" for t in types)
-        return (
-            "SELECT f.hitl_outcome, f.hitl_detail, f.a_seq, f.a_prev, f.a_gprev, f.a_hash, "
-            f"f.a_rebuilt, (f.review).* FROM {self.table_prefix}{function}({args}) AS f"
-        )
-
-    def _audit_args(
-        self, *, review_id: str | None, event: str, actor: str, payload: str, at: datetime
-    ) -> list[Any]:
-        """The `p_canon, p_hook, p_delivery` arguments of an append with these values."""
-        canon = _canon_parts(review_id=review_id, event=event, actor=actor, payload=payload, at=at)
-        hook = HOOK_FOR_EVENT.get(event)
-        if hook is None or hook not in self._hooks:
-            return [canon, None, None]
-        return [canon, hook, uuid.uuid4().hex]
-
-    def _note_rebuilt(self, row: Mapping[str, Any]) -> None:
-        if row["a_rebuilt"]:
-            # Only a direct edit of the database deletes the head row;
-            # `verify_audit()` reports the missing head until an append rebuilds
-            # it, and rows cut from the end with it stay undetectable, as with a
-            # forged head.
-            logger.warning(
-                "%s had no chain head row (edited outside hitl-compliance?); "
-                "rebuilt it from the last audit row",
-                self._audit_head,
-            )
-
-    # -- turns -------------------------------------------------------------------
-
-    async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
-        """Start a turn (see the protocol): one call of the store's `begin_turn` function.
-
-        The function holds the thread's advisory lock from the open-review check
-        to the intent insert, so two sessions never both start a turn.
-        """
-        aware(now)
-        row = await self._one(
-            f"SELECT {self.table_prefix}begin_turn(%s::text, %s::text, %s::text, "
-            "%s::timestamptz) AS outcome",
-            (self._lock_ns, thread_id, owner, now),
-        )
-        outcome = None if row is None else str(row["outcome"])
-        refusal = None if outcome is None else _REFUSALS.get(outcome)
-        if refusal is not None:
-            raise refusal_error(refusal, thread_id=thread_id)
-        assert outcome == "ok", outcome
-
-    # -- reviews -----------------------------------------------------------------
-
-    async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
-        """Open a review (see the protocol): one call of the store's `open_review` function.
-
-        Under the thread's advisory lock, it looks the checkpoint's review up,
-        checks no other is open, and writes review, rules, audit row and the
-        end of the turn as one statement.
-        """
-        values = review_values(_DIALECT, review)
-        actor = review.requested_by or "system"
-        audit_payload = dumps(paused_payload(review))
-        row = await self._one(
-            self._sql_open_review,
-            [
-                self._lock_ns,
-                *values,
-                indexed_rules(review),
-                owner,
-                actor,
-                audit_payload,
-                *self._audit_args(
-                    review_id=review.review_id,
-                    event="paused",
-                    actor=actor,
-                    payload=audit_payload,
-                    at=review.requested_at,
-                ),
-            ],
-        )
-        assert row is not None
-        if row["hitl_outcome"] == "existing":
-            return _review(row)
-        if row["hitl_outcome"] == "busy":
-            raise refusal_error(
-                Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=row["hitl_detail"]
-            )
-        self._note_rebuilt(row)
-        return review
-
-    async def _decide(
-        self,
-        thread_id: str,
-        review_id: str | None,
-        *,
-        claim_id: str,
-        reviewer: str,
-        decision: str,
-        now: datetime,
-        vote: tuple[str, int, list[Any]] | None,
-    ) -> ReviewRecord:
-        """Claim the thread's pending review, or vote on it (`vote`: JSON, quorum, audit args).
-
-        One call of the `decide` function: it locks the thread's latest review
-        (`SELECT ... FOR UPDATE`), so concurrent deciders queue on the row and,
-        after the one ahead commits, the next one finds it as that one left it.
-
-        Raises:
-            ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
-            DuplicateVoteError: `reviewer` already voted on this review.
-        """
-        vote_json, quorum, audit = (None, None, [None, None, None]) if vote is None else vote
-        row = await self._one(
-            self._sql_decide,
-            # p_vote is also the payload of the `voted` audit row.
-            [
-                thread_id,
-                review_id,
-                claim_id,
-                reviewer,
-                decision,
-                now,
-                vote_json,
-                quorum,
-                vote_json,
-                *audit,
-            ],
-        )
-        assert row is not None
-        outcome = row["hitl_outcome"]
-        if outcome in _REFUSALS:
-            raise refusal_error(
-                _REFUSALS[outcome],
-                thread_id=thread_id,
-                review_id=review_id,
-                status=row["hitl_detail"],
-                reviewer=reviewer,
-            )
-        self._note_rebuilt(row)
-        return _review(row)
-
-    async def claim(
-        self,
-        thread_id: str,
-        *,
-        claim_id: str,
-        reviewer: str,
-        decision: dict[str, Any],
-        now: datetime,
-        review_id: str | None = None,
-    ) -> ReviewRecord:
-        """Claim the pending review (see the protocol): one call of the store's `decide` function.
-
-        It locks the thread's latest review (`SELECT ... FOR UPDATE`), so
-        concurrent claims and votes queue on the row; after the winner commits,
-        the others find it no longer `pending`.
-        """
-        aware(now)
-        return await self._decide(
-            thread_id,
-            review_id,
-            claim_id=claim_id,
-            reviewer=reviewer,
-            decision=dumps(decision),
-            now=now,
-            vote=None,
-        )
-
-    async def vote(
-        self,
-        thread_id: str,
-        *,
-        review_id: str,
-        vote: Vote,
-        quorum: int,
-        claim_id: str,
-        decision: dict[str, Any],
-        now: datetime,
-    ) -> ReviewRecord:
-        """Record a vote (see the protocol): one call of the store's `decide` function.
-
-        The review row is locked (`SELECT ... FOR UPDATE`) for the whole
-        read-check-write; its outcomes map to the state machine's refusals.
-        """
-        aware(now)
-        vote_json = dumps(vote.model_dump(mode="json"))
-        # The vote itself counts, so a quorum of one always claims: no audit row.
-        audit = (
-            [None, None, None]
-            if quorum <= 1
-            else self._audit_args(
-                review_id=review_id, event="voted", actor=vote.reviewer, payload=vote_json, at=now
-            )
-        )
-        return await self._decide(
-            thread_id,
-            review_id,
-            claim_id=claim_id,
-            reviewer=vote.reviewer,
-            decision=dumps(decision),
-            now=now,
-            vote=(vote_json, quorum, audit),
-        )
-
-    async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim (see the protocol).
-
-        One conditional UPDATE that also filters the claimer's vote out.
-        """
-        await self._one(
-            f"UPDATE {self._reviews} AS r SET status = 'pending', claim_id = NULL, "
-            "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = COALESCE(("
-            "SELECT jsonb_agg(v.vote ORDER BY v.n) FROM jsonb_array_elements(r.votes) "
-            "WITH ORDINALITY AS v(vote, n) WHERE v.vote->>'reviewer' IS DISTINCT FROM "
-            "r.reviewer), '[]'::jsonb) "
-            "WHERE r.review_id = %s AND r.status = 'claimed' AND r.claim_id = %s",
-            (review_id, claim_id),
-        )
-
-    async def complete(
-        self,
-        review_id: str,
-        *,
-        claim_id: str,
-        status: FinalStatus,
-        now: datetime,
-        actor: str,
-        payload: dict[str, Any],
-    ) -> ReviewRecord:
-        """Complete a claimed review (see the protocol).
-
-        One call of the store's `complete` function (update, rule rows, audit row).
-        """
-        aware(now)
-        payload_json = dumps(payload)
-        row = await self._one(
-            self._sql_complete,
-            [
-                review_id,
-                claim_id,
-                status,
-                now,
-                actor,
-                payload_json,
-                *self._audit_args(
-                    review_id=review_id, event=status, actor=actor, payload=payload_json, at=now
-                ),
-            ],
-        )
-        assert row is not None
-        if row["hitl_outcome"] == "lost":
-            raise refusal_error(
-                Refusal.CLAIM_LOST,
-                review_id=review_id,
-                thread_id=row["thread_id"],
-                status=row["status"],
-            )
-        self._note_rebuilt(row)
-        return _review(row)
-
-    # -- audit -------------------------------------------------------------------
-
-    async def append_audit(
-        self,
-        *,
-        thread_id: str,
-        review_id: str | None,
-        checkpoint_id: str | None,
-        event: str,
-        actor: str,
-        payload: dict[str, Any],
-        at: datetime,
-    ) -> AuditRecord:
-        """Append an audit row (see the protocol).
-
-        One call of the store's `append_audit` function, checked against `seal`.
-        """
-        payload_json = dumps(payload)
-        aware(at)
-        row = await self._one(
-            f"SELECT * FROM {self.table_prefix}append_audit(%s::text, %s::text, %s::text, "
-            "%s::text, %s::text, %s::text, %s::timestamptz, %s::bytea[], %s::text, %s::text)",
-            [
-                thread_id,
-                review_id,
-                checkpoint_id,
-                event,
-                actor,
-                payload_json,
-                at,
-                *self._audit_args(
-                    review_id=review_id, event=event, actor=actor, payload=payload_json, at=at
-                ),
-            ],
-        )
-        assert row is not None
-        self._note_rebuilt(row)
-        record = seal(
-            seq=row["a_seq"],
-            thread_id=thread_id,
-            review_id=review_id,
-            checkpoint_id=checkpoint_id,
-            event=event,
-            actor=actor,
-            payload=json.loads(payload_json),
-            at=at,
-            prev_hash=row["a_prev"],
-            global_prev_hash=row["a_gprev"],
-        )
-        if record.hash != row["a_hash"]:  # pragma: no cover - a bug, never data
-            raise RuntimeError(
-                f"Audit row {record.seq} was sealed as {row['a_hash']} in the database, "
-                f"but its canonical form hashes to {record.hash}."
-            )
-        return record
-
-    # -- SLA ---------------------------------------------------------------------
-
-    async def escalate(
-        self,
-        review_id: str,
-        *,
-        now: datetime,
-        new_deadline: datetime,
-        actor: str,
-        payload: dict[str, Any],
-    ) -> ReviewRecord | None:
-        """Escalate an overdue review (see the protocol).
-
-        One call of the store's `escalate` function.
-
-        Its conditional UPDATE (still pending, `deadline <= now`) locks the row;
-        a concurrent sweeper waits on that lock and then finds the condition
-        false, so exactly one escalates, with its `escalated` audit row.
-        """
-        aware(now)
-        aware(new_deadline)
-        payload_json = dumps(payload)
-        row = await self._one(
-            self._sql_escalate,
-            [
-                review_id,
-                now,
-                new_deadline,
-                actor,
-                payload_json,
-                *self._audit_args(
-                    review_id=review_id,
-                    event="escalated",
-                    actor=actor,
-                    payload=payload_json,
-                    at=now,
-                ),
-            ],
-        )
-        assert row is not None
-        if row["hitl_outcome"] == "skipped":
-            return None
-        self._note_rebuilt(row)
-        return _review(row)
-
-    # -- hook outbox -------------------------------------------------------------
-
-    async def _lease(
-        self, pick: str, params: list[Any], *, owner: str, until: Any
-    ) -> list[HookDelivery]:
-        """Lease the picked outbox rows in one statement.
-
-        The rows are picked `FOR UPDATE SKIP LOCKED`: a row another claimer
-        is leasing at that moment is skipped, and one it leased already no
-        longer matches, so concurrent claimers never lease one row twice.
-        """
-        sql = (
-            f"WITH picked AS ({pick} FOR UPDATE SKIP LOCKED), "
-            f"c AS (UPDATE {self._outbox} AS u SET lease_owner = %s, lease_until = %s "
-            "FROM picked WHERE u.delivery_id = picked.delivery_id RETURNING u.*) "
-            f"{delivery_columns('c')} FROM c JOIN {self._audit} AS a ON a.seq = c.seq "
-            "ORDER BY c.seq"
-        )
-        async with self._read() as cur:
-            await cur.execute(sql, [*params, owner, until])
-            rows = await cur.fetchall()
-        return [delivery_from_row(_DIALECT, r) for r in rows]

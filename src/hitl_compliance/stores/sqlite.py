@@ -15,12 +15,15 @@ store itself needs only the standard library.)
 in place: the `<prefix>schema_version` row records which of the ordered
 migration steps ran, and the missing ones run in one transaction.
 
-Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger]:
-each append reads the chain head (`<prefix>audit_head`) and the thread's last
-row inside the `BEGIN IMMEDIATE` transaction, seals the row with
-[`seal`][hitl_compliance.models.seal] at `seq = head + 1`, and moves the head,
-so the chain has no gaps and no forks whatever the number of writers. Hook
-calls owed by an audit row go to `<prefix>hook_outbox` in the same transaction.
+The writes themselves (checks, statements, the sealing of audit rows) are the
+shared ones of `SqlStore` (`stores/_sqlwrites.py`); this module supplies
+their transaction primitive (`_transaction`: `BEGIN IMMEDIATE` on the worker
+thread), the dialect, the connection and the translation of sqlite3's errors.
+Under the write lock each audit append reads the chain head
+(`<prefix>audit_head`) and the thread's last row, seals the row at `seq =
+head + 1` and moves the head, so the chain has no gaps and no forks whatever
+the number of writers; hook calls owed by an audit row go to
+`<prefix>hook_outbox` in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,12 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -41,13 +42,8 @@ from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
-from hitl_compliance.ledger import GENESIS
-from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
-from hitl_compliance.stores import _machine as machine
-from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
-    REVIEW_COLUMNS,
     ColumnTypes,
     Dialect,
     LedgerBackfill,
@@ -55,30 +51,17 @@ from hitl_compliance.stores._sql import (
     audit_head_table,
     audit_thread_index,
     claimed_index,
-    delivery_columns,
-    delivery_from_row,
-    dumps,
-    indexed_rules,
     intents_table,
     open_and_pending_indexes,
     outbox_tables,
     overdue_index,
-    review_from_row,
     review_rules_index,
-    review_values,
     steps_to_run,
     store_error,
 )
-from hitl_compliance.stores._sqlstore import SqlStoreBase
-from hitl_compliance.stores.base import (
-    HOOK_FOR_EVENT,
-    FinalStatus,
-    paused_payload,
-)
+from hitl_compliance.stores._sqlwrites import Body, SqlStore, run_sync
 
 __all__ = ["SqliteReviewStore"]
-
-logger = logging.getLogger("hitl_compliance")
 
 _OPEN = OPEN_SQL
 _BUSY_TIMEOUT_MS = 30_000
@@ -249,6 +232,29 @@ def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T
             conn.rollback()
         raise
     return result
+
+
+class _SqliteTx:
+    """The statements of an open transaction on the store's connection (on its thread).
+
+    Its methods are coroutines that never suspend: a body awaiting them runs
+    to its end under [`run_sync`][hitl_compliance.stores._sqlwrites.run_sync].
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return _one(self._conn, sql, params)
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(_all(self._conn, sql, params))
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return _run_sql(self._conn, sql, params)
+
+    async def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows]).close()
 
 
 # One job for the worker thread: run `fn(*args)`, hand the outcome to `future` on `loop`.
@@ -426,11 +432,6 @@ def _ts(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _vote_dicts(text: str) -> list[dict[str, Any]]:
-    votes: list[dict[str, Any]] = json.loads(text)
-    return votes
-
-
 _DIALECT = Dialect(
     placeholder="?",
     rule_join="CROSS JOIN",
@@ -444,11 +445,7 @@ _DIALECT = Dialect(
 )
 
 
-def _review(row: Row) -> ReviewRecord:
-    return review_from_row(_DIALECT, row)
-
-
-class SqliteReviewStore(SqlStoreBase):
+class SqliteReviewStore(SqlStore):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
@@ -596,524 +593,10 @@ class SqliteReviewStore(SqlStoreBase):
         """One write statement in its own `BEGIN IMMEDIATE` transaction; rows changed."""
         return await self._write(lambda conn: _run_sql(conn, sql, params))
 
-    def _latest(self, conn: sqlite3.Connection, thread_id: str) -> sqlite3.Row | None:
-        return _one(conn, self._sql.latest_review, (thread_id,))
+    async def _transaction(self, body: Body[_T], *, lock: str | None = None) -> _T:
+        """`body` in one `BEGIN IMMEDIATE` transaction, run to its end in one trip to the thread.
 
-    def _open_review_id(self, conn: sqlite3.Connection, thread_id: str) -> str | None:
-        row = _one(
-            conn,
-            f"SELECT review_id FROM {self._reviews} WHERE thread_id = ? AND status IN {_OPEN}",
-            (thread_id,),
-        )
-        return None if row is None else str(row["review_id"])
-
-    def _insert_audit(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        thread_id: str,
-        review_id: str | None,
-        checkpoint_id: str | None,
-        event: str,
-        actor: str,
-        payload: str,
-        at: datetime,
-    ) -> AuditRecord:
-        """Seal and append one audit row, move the chain head, queue its hook call.
-
-        The caller holds the write transaction (`BEGIN IMMEDIATE`), so the head
-        and the thread's last row cannot move between reading and writing them.
-        `payload` is the JSON text stored; the row is sealed over its parsed
-        form, which is exactly what reading the row back gives.
+        The file's write lock, taken before the first read, serialises every
+        write of every connection and process, so `lock` needs nothing more.
         """
-        # One read for both links: nothing moves inside this write transaction.
-        head_sql = (
-            f"SELECT seq, hash, (SELECT hash FROM {self._audit} WHERE thread_id = ? "
-            f"ORDER BY seq DESC LIMIT 1) AS thread_hash FROM {self._audit_head} WHERE id = 1"
-        )
-        head = _one(conn, head_sql, (thread_id,))
-        if head is None:
-            self._rebuild_head(conn)
-            head = _one(conn, head_sql, (thread_id,))
-            assert head is not None  # just rebuilt
-        prev = head["thread_hash"]
-        record = seal(
-            seq=int(head["seq"]) + 1,
-            thread_id=thread_id,
-            review_id=review_id,
-            checkpoint_id=checkpoint_id,
-            event=event,
-            actor=actor,
-            payload=json.loads(payload),
-            at=at,
-            prev_hash=GENESIS if prev is None else str(prev),
-            global_prev_hash=str(head["hash"]),
-        )
-        _run_sql(
-            conn,
-            f"INSERT INTO {self._audit} (seq, thread_id, review_id, checkpoint_id, event, "
-            "actor, payload, at, prev_hash, global_prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.seq,
-                thread_id,
-                review_id,
-                checkpoint_id,
-                event,
-                actor,
-                payload,
-                _ts(at),
-                record.prev_hash,
-                record.global_prev_hash,
-                record.hash,
-            ),
-        )
-        _run_sql(
-            conn,
-            f"UPDATE {self._audit_head} SET seq = ?, hash = ? WHERE id = 1",
-            (record.seq, record.hash),
-        )
-        hook = HOOK_FOR_EVENT.get(event)
-        if hook is not None and hook in self._hooks:
-            _run_sql(
-                conn,
-                f"INSERT INTO {self._outbox} (delivery_id, seq, thread_id, hook, status, "
-                "attempts, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?)",
-                (uuid.uuid4().hex, record.seq, thread_id, hook, _ts(at)),
-            )
-        return record
-
-    def _rebuild_head(self, conn: sqlite3.Connection) -> None:
-        """Recreate a deleted chain-head row from the last audit row.
-
-        Only a direct edit of the database deletes it; `verify_audit()` reports
-        the missing head until this runs, and any rows cut from the end with it
-        stay undetectable, as with a forged head.
-        """
-        logger.warning(
-            "%s has no chain head row (edited outside hitl-compliance?); "
-            "rebuilding it from the last audit row",
-            self._audit_head,
-        )
-        _run_sql(
-            conn,
-            f"INSERT INTO {self._audit_head} (id, seq, hash) "
-            f"SELECT 1, COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM {self._audit} "
-            f"ORDER BY seq DESC LIMIT 1), ?) FROM {self._audit}",
-            (GENESIS,),
-        )
-
-    # -- turns -------------------------------------------------------------------
-
-    async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
-        """Start a turn (see the protocol) in one `BEGIN IMMEDIATE` transaction.
-
-        The open-review check and the `INSERT OR IGNORE` of the intent row run
-        under the file's write lock, so two processes never both start a turn.
-        """
-        started_at = _ts(now)
-
-        def begin(conn: sqlite3.Connection) -> None:
-            if self._open_review_id(conn, thread_id) is not None:
-                raise refusal_error(Refusal.THREAD_PAUSED, thread_id=thread_id)
-            inserted = _run_sql(
-                conn,
-                f"INSERT OR IGNORE INTO {self._intents} (thread_id, owner, started_at) "
-                "VALUES (?, ?, ?)",
-                (thread_id, owner, started_at),
-            )
-            if inserted == 0:
-                raise refusal_error(Refusal.TURN_IN_PROGRESS, thread_id=thread_id)
-
-        await self._write(begin)
-
-    # -- reviews -----------------------------------------------------------------
-
-    async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
-        """Open a review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
-
-        The idempotency lookup, the open-review check, the review, rule and
-        audit rows and the end of the turn commit together or not at all.
-        """
-        values = review_values(_DIALECT, review)
-        audit_payload = dumps(paused_payload(review))
-        rules = indexed_rules(review)
-
-        def insert(conn: sqlite3.Connection) -> ReviewRecord:
-            existing = _one(
-                conn,
-                f"SELECT * FROM {self._reviews} WHERE thread_id = ? AND checkpoint_id = ?",
-                (review.thread_id, review.checkpoint_id),
-            )
-            if existing is not None:
-                return _review(existing)
-            open_id = self._open_review_id(conn, review.thread_id)
-            if open_id is not None:
-                raise refusal_error(
-                    Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
-                )
-            _run_sql(
-                conn,
-                f"INSERT INTO {self._reviews} ({REVIEW_COLUMNS}) VALUES ({', '.join('?' * 18)})",
-                values,
-            )
-            if rules:
-                conn.executemany(
-                    f"INSERT INTO {self._review_rules} (review_id, rule, requested_at) "
-                    "VALUES (?, ?, ?)",
-                    [(review.review_id, rule, values[7]) for rule in rules],
-                ).close()
-            self._insert_audit(
-                conn,
-                thread_id=review.thread_id,
-                review_id=review.review_id,
-                checkpoint_id=review.checkpoint_id,
-                event="paused",
-                actor=review.requested_by or "system",
-                payload=audit_payload,
-                at=review.requested_at,
-            )
-            if owner is not None:
-                _run_sql(
-                    conn,
-                    f"DELETE FROM {self._intents} WHERE thread_id = ? AND owner = ?",
-                    (review.thread_id, owner),
-                )
-            return review
-
-        return await self._write(insert)
-
-    def _pending_row(
-        self, conn: sqlite3.Connection, thread_id: str, review_id: str | None
-    ) -> sqlite3.Row:
-        """The thread's latest review, which must be pending (and `review_id`, if given).
-
-        Raises:
-            ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
-        """
-        row = self._latest(conn, thread_id)
-        refusal = machine.decide_refusal(
-            latest_id=None if row is None else row["review_id"],
-            latest_status=None if row is None else row["status"],
-            review_id=review_id,
-        )
-        if refusal is Refusal.NOT_OPEN_REVIEW:
-            other = _one(
-                conn, f"SELECT status FROM {self._reviews} WHERE review_id = ?", (review_id,)
-            )
-            raise refusal_error(
-                refusal,
-                thread_id=thread_id,
-                review_id=review_id,
-                status=None if other is None else other["status"],
-            )
-        if refusal is not None:
-            raise refusal_error(
-                refusal, thread_id=thread_id, status=None if row is None else row["status"]
-            )
-        assert row is not None  # no refusal: the thread has a review
-        return row
-
-    def _set_claimed(
-        self,
-        conn: sqlite3.Connection,
-        review_id: str,
-        *,
-        claim_id: str,
-        claimed_at: str,
-        reviewer: str,
-        decision: str,
-        votes: str,
-    ) -> ReviewRecord:
-        _run_sql(
-            conn,
-            f"UPDATE {self._reviews} SET status = 'claimed', claim_id = ?, claimed_at = ?, "
-            "reviewer = ?, decision = ?, votes = ? WHERE review_id = ?",
-            (claim_id, claimed_at, reviewer, decision, votes, review_id),
-        )
-        return self._by_id(conn, review_id)
-
-    def _by_id(self, conn: sqlite3.Connection, review_id: str) -> ReviewRecord:
-        row = _one(conn, self._sql.review_by_id, (review_id,))
-        assert row is not None  # read inside the transaction that found it
-        return _review(row)
-
-    async def claim(
-        self,
-        thread_id: str,
-        *,
-        claim_id: str,
-        reviewer: str,
-        decision: dict[str, Any],
-        now: datetime,
-        review_id: str | None = None,
-    ) -> ReviewRecord:
-        """Claim the pending review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
-
-        Read, check (the state machine's `decide_refusal`) and write hold the
-        file's write lock, so one claim wins across processes.
-        """
-        claimed_at = _ts(now)
-        decision_json = dumps(decision)
-
-        def claim(conn: sqlite3.Connection) -> ReviewRecord:
-            row = self._pending_row(conn, thread_id, review_id)
-            return self._set_claimed(
-                conn,
-                row["review_id"],
-                claim_id=claim_id,
-                claimed_at=claimed_at,
-                reviewer=reviewer,
-                decision=decision_json,
-                votes=row["votes"],
-            )
-
-        return await self._write(claim)
-
-    async def vote(
-        self,
-        thread_id: str,
-        *,
-        review_id: str,
-        vote: Vote,
-        quorum: int,
-        claim_id: str,
-        decision: dict[str, Any],
-        now: datetime,
-    ) -> ReviewRecord:
-        """Record a vote (see the protocol) in one `BEGIN IMMEDIATE` transaction.
-
-        The duplicate and quorum checks are the state machine's
-        (`hitl_compliance.stores._machine`), applied to the votes read under
-        the file's write lock.
-        """
-        at = _ts(now)
-        vote_data = vote.model_dump(mode="json")
-        vote_json = dumps(vote_data)
-        decision_json = dumps(decision)
-
-        def cast(conn: sqlite3.Connection) -> ReviewRecord:
-            row = self._pending_row(conn, thread_id, review_id)
-            votes = _vote_dicts(row["votes"])
-            keys = (Vote.model_validate(v).reviewer_key for v in votes)
-            if machine.is_duplicate_vote(keys, vote.reviewer_key):
-                raise refusal_error(
-                    Refusal.DUPLICATE_VOTE,
-                    thread_id=thread_id,
-                    status=row["status"],
-                    reviewer=vote.reviewer,
-                )
-            votes.append(vote_data)
-            votes_json = dumps(votes)
-            if machine.quorum_met((v["text_sha256"] for v in votes), vote.text_sha256, quorum):
-                return self._set_claimed(
-                    conn,
-                    review_id,
-                    claim_id=claim_id,
-                    claimed_at=at,
-                    reviewer=vote.reviewer,
-                    decision=decision_json,
-                    votes=votes_json,
-                )
-            _run_sql(
-                conn,
-                f"UPDATE {self._reviews} SET votes = ? WHERE review_id = ?",
-                (votes_json, review_id),
-            )
-            self._insert_audit(
-                conn,
-                thread_id=thread_id,
-                review_id=review_id,
-                checkpoint_id=row["checkpoint_id"],
-                event="voted",
-                actor=vote.reviewer,
-                payload=vote_json,
-                at=now,
-            )
-            return self._by_id(conn, review_id)
-
-        return await self._write(cast)
-
-    async def release(self, review_id: str, *, claim_id: str) -> None:
-        """Undo a claim (see the protocol).
-
-        One conditional read and update under the file's write lock.
-        """
-
-        def release(conn: sqlite3.Connection) -> None:
-            row = _one(
-                conn,
-                f"SELECT reviewer, votes FROM {self._reviews} "
-                "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
-                (review_id, claim_id),
-            )
-            if row is None:
-                return
-            votes = machine.kept_on_release(
-                _vote_dicts(row["votes"]), row["reviewer"], lambda v: str(v["reviewer"])
-            )
-            _run_sql(
-                conn,
-                f"UPDATE {self._reviews} SET status = 'pending', claim_id = NULL, "
-                "claimed_at = NULL, reviewer = NULL, decision = NULL, votes = ? "
-                "WHERE review_id = ?",
-                (dumps(votes), review_id),
-            )
-
-        await self._write(release)
-
-    async def complete(
-        self,
-        review_id: str,
-        *,
-        claim_id: str,
-        status: FinalStatus,
-        now: datetime,
-        actor: str,
-        payload: dict[str, Any],
-    ) -> ReviewRecord:
-        """Complete a claimed review (see the protocol).
-
-        The conditional update, the rule rows' delete and the audit row in one
-        `BEGIN IMMEDIATE` transaction.
-        """
-        decided_at = _ts(now)
-        payload_json = dumps(payload)
-
-        def complete(conn: sqlite3.Connection) -> ReviewRecord:
-            changed = _run_sql(
-                conn,
-                f"UPDATE {self._reviews} SET status = ?, decided_at = ? "
-                "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?",
-                (status, decided_at, review_id, claim_id),
-            )
-            row = _one(conn, f"SELECT * FROM {self._reviews} WHERE review_id = ?", (review_id,))
-            if changed == 0 or row is None:
-                raise refusal_error(
-                    Refusal.CLAIM_LOST,
-                    review_id=review_id,
-                    thread_id=None if row is None else row["thread_id"],
-                    status=None if row is None else row["status"],
-                )
-            # Final: list_pending(rule=...) never needs the rule rows again.
-            _run_sql(conn, f"DELETE FROM {self._review_rules} WHERE review_id = ?", (review_id,))
-            self._insert_audit(
-                conn,
-                thread_id=row["thread_id"],
-                review_id=review_id,
-                checkpoint_id=row["checkpoint_id"],
-                event=status,
-                actor=actor,
-                payload=payload_json,
-                at=now,
-            )
-            return _review(row)
-
-        return await self._write(complete)
-
-    # -- audit -------------------------------------------------------------------
-
-    async def append_audit(
-        self,
-        *,
-        thread_id: str,
-        review_id: str | None,
-        checkpoint_id: str | None,
-        event: str,
-        actor: str,
-        payload: dict[str, Any],
-        at: datetime,
-    ) -> AuditRecord:
-        """Append an audit row (see the protocol).
-
-        Sealed in Python at `seq = head + 1` under the file's write lock.
-        """
-        payload_json = dumps(payload)
-        _ts(at)
-
-        def append(conn: sqlite3.Connection) -> AuditRecord:
-            return self._insert_audit(
-                conn,
-                thread_id=thread_id,
-                review_id=review_id,
-                checkpoint_id=checkpoint_id,
-                event=event,
-                actor=actor,
-                payload=payload_json,
-                at=at,
-            )
-
-        return await self._write(append)
-
-    # -- SLA ---------------------------------------------------------------------
-
-    async def escalate(
-        self,
-        review_id: str,
-        *,
-        now: datetime,
-        new_deadline: datetime,
-        actor: str,
-        payload: dict[str, Any],
-    ) -> ReviewRecord | None:
-        """Escalate an overdue review (see the protocol) in one `BEGIN IMMEDIATE` transaction.
-
-        One conditional UPDATE (still pending, `deadline <= now`) and the
-        `escalated` audit row commit together: of several concurrent sweepers
-        exactly one escalates; the others get None.
-        """
-        now_text = _ts(now)
-        deadline_text = _ts(new_deadline)
-        payload_json = dumps(payload)
-
-        def escalate(conn: sqlite3.Connection) -> ReviewRecord | None:
-            changed = _run_sql(
-                conn,
-                f"UPDATE {self._reviews} SET priority = priority + 1, deadline = ? "
-                "WHERE review_id = ? AND status = 'pending' AND deadline IS NOT NULL "
-                "AND deadline <= ?",
-                (deadline_text, review_id, now_text),
-            )
-            if changed == 0:
-                return None
-            escalated = self._by_id(conn, review_id)
-            self._insert_audit(
-                conn,
-                thread_id=escalated.thread_id,
-                review_id=review_id,
-                checkpoint_id=escalated.checkpoint_id,
-                event="escalated",
-                actor=actor,
-                payload=payload_json,
-                at=now,
-            )
-            return escalated
-
-        return await self._write(escalate)
-
-    # -- hook outbox -------------------------------------------------------------
-
-    async def _lease(
-        self, pick: str, params: list[Any], *, owner: str, until: Any
-    ) -> list[HookDelivery]:
-        """Lease the picked outbox rows in one `BEGIN IMMEDIATE` transaction.
-
-        The file's write lock is held from the read of the claimable rows to
-        the lease, so two processes never lease one row.
-        """
-        read = (
-            f"{delivery_columns('o')} FROM {self._outbox} AS o "
-            f"JOIN {self._audit} AS a ON a.seq = o.seq WHERE o.delivery_id = ?"
-        )
-
-        def lease(conn: sqlite3.Connection) -> list[HookDelivery]:
-            ids = [str(r["delivery_id"]) for r in _all(conn, pick, params)]
-            conn.executemany(
-                f"UPDATE {self._outbox} SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?",
-                [(owner, until, i) for i in ids],
-            ).close()
-            rows = [_one(conn, read, (i,)) for i in ids]
-            return [delivery_from_row(_DIALECT, r) for r in rows if r is not None]
-
-        return await self._write(lease)
+        return await self._write(lambda conn: run_sync(body(_SqliteTx(conn))))
