@@ -8,6 +8,9 @@ registers the pytest plugin.
   [`ScriptedDrafter`][hitl_compliance.testing.ScriptedDrafter],
   [`FakeClock`][hitl_compliance.testing.FakeClock],
   [`memory_backend`][hitl_compliance.testing.memory_backend].
+* [`hitl_compliance.testing.chat`][hitl_compliance.testing.chat]:
+  [`ScriptedChatModel`][hitl_compliance.testing.ScriptedChatModel], a chat
+  model for gated agents (tool calls kept, streamed or not).
 * [`hitl_compliance.testing.faults`][hitl_compliance.testing.faults]:
   [`FaultInjector`][hitl_compliance.testing.FaultInjector] crashes a
   coordinator at a named step.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hitl_compliance.testing.chat import ScriptedChatModel
 from hitl_compliance.testing.fakes import (
     EPOCH,
     FakeClock,
@@ -79,6 +83,7 @@ __all__ = [
     "HumanDecision",
     "InvariantViolation",
     "Outcome",
+    "ScriptedChatModel",
     "ScriptedDrafter",
     "ScriptedDrafterError",
     "SimulatedCrash",
