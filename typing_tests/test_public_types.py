@@ -10,6 +10,9 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.prompts import ChatPromptTemplate
 from langgraph.checkpoint.memory import InMemorySaver
 from typing_extensions import assert_type
 
@@ -46,6 +49,10 @@ async def _adraft(state: ComplianceState) -> str:
     return state.customer_message
 
 
+async def _mdraft(state: ComplianceState) -> AIMessage:
+    return AIMessage(state.customer_message)
+
+
 class _BankState(ComplianceState):
     customer_id: str = ""
 
@@ -68,6 +75,12 @@ def check_build() -> None:
     )
     assert_type(graph, ComplianceGraph)
     assert_type(build_compliance_graph(_adraft, checkpointer=None, pause=False), ComplianceGraph)
+    # A drafter may be a chat model or chain, or return a message.
+    chat = GenericFakeChatModel(messages=iter(["hi"]))
+    assert_type(build_compliance_graph(chat, checkpointer=None, pause=False), ComplianceGraph)
+    chain = ChatPromptTemplate.from_template("{customer_message}") | chat
+    assert_type(build_compliance_graph(chain, checkpointer=None, pause=False), ComplianceGraph)
+    assert_type(build_compliance_graph(_mdraft, checkpointer=None, pause=False), ComplianceGraph)
     assert_type(NODES, tuple[str, str, str, str, str])
 
 

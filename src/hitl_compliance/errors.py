@@ -142,9 +142,11 @@ class StoreError(HitlError):
 
 
 class DraftError(HitlError):
-    """The drafter returned something other than a `str`.
+    """The drafter's reply is not text a store can keep.
 
-    A drafter must return the reply text; wrap structured LLM output yourself.
+    A drafter returns the reply as a `str` or as a message (`AIMessage`) with
+    text content; format structured LLM output yourself. A reply asking for
+    tool calls is refused: the factory graph delivers text only.
     """
 
 

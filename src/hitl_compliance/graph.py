@@ -19,17 +19,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
-from hitl_compliance._text import plain_text
+from hitl_compliance._drafting import (
+    CONVERSATION,
+    has_conversation,
+    run_drafter,
+    turn_conversation,
+)
 from hitl_compliance.errors import (
     ConfigurationError,
-    DraftError,
     InvalidDecisionError,
     PauseDisabledError,
 )
@@ -52,8 +57,18 @@ PauseStyle: TypeAlias = Literal["interrupt_before", "command_resume"]
 `aupdate_state` + `ainvoke(None)`. `command_resume`: the node calls
 `interrupt(payload)` and is resumed with `Command(resume=decision)`."""
 
-Drafter: TypeAlias = Callable[[Any], "str | Awaitable[str]"]
-"""The LLM step: takes the state, returns the reply text (sync or async)."""
+Drafter: TypeAlias = (
+    Callable[[Any], "str | BaseMessage | Awaitable[str | BaseMessage]"] | Runnable[Any, Any]
+)
+"""The LLM step: a callable (sync or async) or a LangChain `Runnable`.
+
+A callable receives the state; a chat model receives the conversation as
+messages (`state.messages` where the state has them, else
+`[HumanMessage(state.customer_message)]`); any other `Runnable` (an LCEL chain
+such as `prompt | model`) receives the state's fields as a dict. Each returns
+the reply as `str` or as a message (`AIMessage`) whose text is the reply;
+content blocks are read as their text. A reply asking for tool calls raises
+[`DraftError`][hitl_compliance.DraftError]."""
 
 ComplianceGraph: TypeAlias = CompiledStateGraph[Any, Any, Any, Any]
 """A compiled compliance graph, as returned by `build_compliance_graph`."""
@@ -176,7 +191,17 @@ def build_compliance_graph(
     """Compile the compliance graph around your drafter and rules.
 
     Args:
-        draft: The LLM step; receives the state, returns the reply text.
+        draft: The LLM step (see [`Drafter`][hitl_compliance.graph.Drafter]): a
+            callable receiving the state, a chat model receiving the
+            conversation as messages, or another LangChain `Runnable` (such as
+            `prompt | model`) receiving the state's fields as a dict. It returns
+            the reply as `str` or as an `AIMessage`. It runs with LangGraph's
+            `nostream` tag, so `stream_mode="messages"` never carries an
+            unreviewed draft. Where the state has a conversation (a `messages`
+            field with the `add_messages` reducer), the customer's message is
+            appended to it as a `HumanMessage` before drafting (unless the
+            turn's input already ended with it) and the delivered reply after
+            the outcome as an `AIMessage`.
         rules: [`ComplianceRule`][hitl_compliance.ComplianceRule]s with unique names.
         checkpointer: Any LangGraph checkpoint saver; required when `pause=True`,
             because LangGraph silently never pauses without one.
@@ -197,9 +222,26 @@ def build_compliance_graph(
             checkpointer=InMemorySaver(),
         )
         ```
+
+        A chat model drafts from the conversation:
+
+        ```python
+        class ChatState(ComplianceState):
+            messages: Annotated[list[AnyMessage], add_messages] = []
+
+        graph = build_compliance_graph(
+            ChatOpenAI(model="gpt-4o-mini"),
+            rules=rules,
+            checkpointer=saver,
+            state_schema=ChatState,
+        )
+        ```
     """
-    if not callable(draft):
-        raise ConfigurationError("draft must be a callable taking the state and returning text.")
+    if not (isinstance(draft, Runnable) or callable(draft)):
+        raise ConfigurationError(
+            "draft must be a callable taking the state and returning text, or a "
+            "LangChain Runnable (a chat model or a chain)."
+        )
     if style not in _STYLES:
         raise ConfigurationError(
             f"style must be 'interrupt_before' or 'command_resume', got {style!r}."
@@ -242,12 +284,13 @@ def build_compliance_graph(
     builder: Any = StateGraph(state_schema)
     # input_schema: without it LangGraph reads each node's annotation (ComplianceState)
     # and silently drops the fields of a user's state_schema subclass.
+    conversation = has_conversation(state_schema)
     nodes: dict[str, Any] = {
-        "draft": _draft_node(draft),
+        "draft": _draft_node(draft, conversation),
         "compliance": _compliance_node(rule_list),
         "human_approval": _approval_node(spec),
-        "deliver": _deliver,
-        "rejected": _rejected_node(rejection_message),
+        "deliver": _deliver_node(conversation),
+        "rejected": _rejected_node(rejection_message, conversation),
     }
     for name, node in nodes.items():
         builder.add_node(name, node, input_schema=state_schema)
@@ -296,25 +339,24 @@ def _stale_turn_fields(state: ComplianceState) -> dict[str, Any]:
     return stale
 
 
-def _draft_node(draft: Drafter) -> Callable[..., Awaitable[dict[str, Any]]]:
+def _draft_node(draft: Drafter, conversation: bool) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def draft_node(state: ComplianceState) -> dict[str, Any]:
         # A new turn never sees the previous turn's draft, findings or decision: not the
         # drafter, not the rules (which run on the state this node writes).
         update = _stale_turn_fields(state)
-        text = draft(state.model_copy(update=update) if update else state)
-        if inspect.isawaitable(text):
-            text = await text
-        if not isinstance(text, str):
-            raise DraftError(
-                f"The drafter returned {type(text).__name__}; it must return the reply as str."
-            )
-        try:
-            plain_text(text)
-        except ValueError as exc:
-            # Caught here, before a pause, or the review row could not be written.
-            raise DraftError(f"The drafter's reply {exc}; clean it before returning it.") from None
-        update["draft_response"] = text
+        seen = dict(update)
+        if conversation:
+            messages, human = turn_conversation(state)
+            if human is not None:
+                update[CONVERSATION] = [human]
+                seen[CONVERSATION] = messages
+        written = await run_drafter(
+            draft, state.model_copy(update=seen) if seen else state, conversation=conversation
+        )
+        update["draft_response"] = written.text
         update["turn"] = state.turn + 1
+        if written.model_name is not None:
+            update["metadata"] = {"drafted_by": written.model_name}
         return update
 
     return _in_run_context(draft_node)
@@ -398,25 +440,38 @@ def _clear_decision_metadata(state: ComplianceState) -> dict[str, Any]:
     return {k: None for k in _DECISION_KEYS if state.metadata.get(k) is not None}
 
 
-async def _deliver(state: ComplianceState) -> dict[str, Any]:
-    decision = state.decision
-    if decision is None:
-        return {
-            "agent_response": state.draft_response,
-            "agent_type": "llm",
-            "is_compliant": True,
-            "metadata": _clear_decision_metadata(state),
-        }
-    return {
-        "agent_response": decision.get("response") or state.draft_response,
-        "agent_type": "human_admin",
-        "is_compliant": True,
-        "metadata": _decision_metadata(state, decision),
-    }
+def _reply(update: dict[str, Any], conversation: bool) -> dict[str, Any]:
+    """`update`, plus the delivered reply as an `AIMessage` where the state has a conversation."""
+    text = update.get("agent_response")
+    if conversation and text is not None:
+        update[CONVERSATION] = [AIMessage(text)]
+    return update
+
+
+def _deliver_node(conversation: bool) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
+    async def deliver(state: ComplianceState) -> dict[str, Any]:
+        decision = state.decision
+        if decision is None:
+            update = {
+                "agent_response": state.draft_response,
+                "agent_type": "llm",
+                "is_compliant": True,
+                "metadata": _clear_decision_metadata(state),
+            }
+        else:
+            update = {
+                "agent_response": decision.get("response") or state.draft_response,
+                "agent_type": "human_admin",
+                "is_compliant": True,
+                "metadata": _decision_metadata(state, decision),
+            }
+        return _reply(update, conversation)
+
+    return deliver
 
 
 def _rejected_node(
-    message: str | None,
+    message: str | None, conversation: bool
 ) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
     async def rejected(state: ComplianceState) -> dict[str, Any]:
         decision = state.decision
@@ -430,6 +485,6 @@ def _rejected_node(
             if decision is None
             else _decision_metadata(state, decision)
         )
-        return update
+        return _reply(update, conversation)
 
     return rejected
