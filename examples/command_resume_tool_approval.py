@@ -21,7 +21,6 @@ repository root: `python examples/command_resume_tool_approval.py`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun

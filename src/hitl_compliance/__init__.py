@@ -31,6 +31,7 @@ from hitl_compliance.gate import (
     GateStatus,
     GateTarget,
     compliance_gate,
+    gate_pauses,
     protect_stream,
     route_after_gate,
 )
@@ -134,6 +135,7 @@ __all__ = [
     "build_compliance_graph",
     "canonical_reviewer_id",
     "compliance_gate",
+    "gate_pauses",
     "mask_url",
     "merge_metadata",
     "open_backend",

@@ -1,0 +1,108 @@
+"""The gated ReAct agent of `examples/gated_agent.py` through the CLI and the review service.
+
+The "Gate your own graph" page promises that the CLI and the review router
+work on a graph with a gate unchanged: here one process runs the agent to its
+pause, other processes list and approve it with `hitl-compliance --app`, and
+the review router approves another over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+from examples.gated_agent import app as gated_app
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hitl_compliance import Reviewer, open_backend
+from hitl_compliance.fastapi import create_review_router
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ["--app", "examples.gated_agent:app"]
+
+
+def cli(*argv: str, db: Path) -> subprocess.CompletedProcess[str]:
+    """`hitl-compliance *argv` on the SQLite file `db`, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "hitl_compliance", *argv, "--backend", f"sqlite:///{db}", *APP],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestCli:
+    def test_pending_and_approve_across_processes(self, tmp_path: Path) -> None:
+        """The agent pauses in one process; the CLI lists and approves it in others."""
+        db = tmp_path / "gated.db"
+        ran = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "examples.gated_agent",
+                f"sqlite:///{db}",
+                "Pay £5,000 to my landlord",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert ran.stdout.startswith("pay-1: paused: transfer(")
+        pending = cli("pending", db=db)
+        assert pending.returncode == 0, pending.stderr
+        assert "transfer_limits" in pending.stdout
+        refused = cli("approve", "pay-1", "--reviewer", "clerk@bank", db=db)
+        assert refused.returncode == 1
+        assert "NotAuthorizedError" in refused.stderr
+        approved = cli(
+            "approve", "pay-1", "--reviewer", "payments@bank", "--role", "payments_officer", db=db
+        )
+        assert approved.returncode == 0, approved.stderr
+        assert "Done: sent £5,000 to account 12345678." in approved.stdout
+        audit = cli("audit", "pay-1", "--verify", db=db)
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        assert audit.stdout.startswith("ok: 3 audit rows")
+        events = [line.split()[4] for line in cli("audit", "pay-1", db=db).stdout.splitlines()[1:]]
+        assert events == ["paused", "denied", "approved"]
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def authenticate(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Reviewer:
+    """`Bearer payments@bank` is the payments officer; anything else is refused."""
+    if credentials is None or credentials.credentials != "payments@bank":
+        raise HTTPException(401, "Unknown reviewer.")
+    return Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
+
+
+class TestReviewService:
+    async def test_router_lists_and_approves_a_gate_review(self, tmp_path: Path) -> None:
+        """GET /reviews lists the gate's review; POST approve resumes the agent."""
+        async with open_backend(f"sqlite:///{tmp_path / 'svc.db'}") as backend:
+            coord = gated_app(backend)
+            assert (await coord.process("pay-9", "Pay £5,000 to my landlord")).status == "paused"
+            service = FastAPI()
+            service.include_router(create_review_router(coord, authenticate=authenticate))
+            headers = {"Authorization": "Bearer payments@bank"}
+            transport = httpx.ASGITransport(app=service)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                listed = (await client.get("/reviews", headers=headers)).json()
+                assert [r["thread_id"] for r in listed["items"]] == ["pay-9"]
+                done = await client.post("/reviews/pay-9/approve", json={}, headers=headers)
+                assert done.status_code == 200, done.text
+                assert done.json()["status"] == "completed"
+            assert [row.event for row in await coord.audit_log("pay-9")] == ["paused", "approved"]
