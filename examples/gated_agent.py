@@ -1,4 +1,4 @@
-"""A gated `MessagesState` agent for the CLI and the review service (`--app examples.gated_agent:app`).
+"""A gated `MessagesState` agent for the CLI and the review service (`--app`).
 
 The ReAct agent of `command_resume_tool_approval.py` (scripted model, `ToolNode`,
 `ToolCallRule` on transfers) on a durable backend: `app(backend)` is the
