@@ -406,7 +406,9 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
                     "HitlCoordinator.approve()/reject(), not ainvoke(None) alone."
                 )
             return {}
-        value = interrupt(review_payload(state))
+        # response_schema: LangGraph validates a resume value before it saves it, so an
+        # invalid one (from any caller) is refused and can never poison the thread.
+        value = interrupt(review_payload(state), response_schema=Decision)
         return {"decision": Decision.model_validate(value).to_state()}
 
     async def human_approval_node(state: ComplianceState) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from hitl_compliance._text import plain_json
 from hitl_compliance._validate import check_json
@@ -136,6 +136,20 @@ class Decision(BaseModel):
     approvers: list[str] = Field(default_factory=list)
     edit_findings: list[dict[str, JsonValue]] = Field(default_factory=list)
     tool_args: dict[str, JsonValue] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_hand_written_resume(cls, data: Any) -> Any:
+        # The resume shape of the hand-written graphs this library replaces: refused
+        # (before LangGraph saves it) with the call that does the same with the checks.
+        if isinstance(data, Mapping) and ({"approved_response", "agent_metadata"} & data.keys()):
+            raise ValueError(
+                "this is a hand-written graph's resume ({'approved_response': ..., "
+                "'agent_metadata': {'reviewed_by': ...}}); decide with "
+                "HitlCoordinator.approve(thread_id, reviewer=..., response=...) or "
+                "reject(...), which check the policy, claim the review once and record it"
+            )
+        return data
 
     @field_validator("reviewer")
     @classmethod
