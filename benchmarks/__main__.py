@@ -25,6 +25,7 @@ from typing import Any
 
 from benchmarks import (
     bench_cycle,
+    bench_gated,
     bench_io,
     bench_memory,
     bench_pending,
@@ -46,6 +47,7 @@ DSN_ENVS = ("HITL_BENCH_POSTGRES_DSN", "HITL_TEST_POSTGRES_DSN")
 
 BENCHMARKS: dict[str, Callable[[BenchContext], Awaitable[BenchResult]]] = {
     "cycle": bench_cycle.run,
+    "gated": bench_gated.run,
     "io": bench_io.run,
     "throughput": bench_throughput.run,
     "pending": bench_pending.run,

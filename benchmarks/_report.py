@@ -152,6 +152,7 @@ _MEMORY: list[Column] = [
 
 _COLUMNS: dict[str, list[Column]] = {
     "cycle": _CYCLE,
+    "gated": _CYCLE,
     "io": _IO,
     "throughput": _THROUGHPUT,
     "pending": _PENDING,
@@ -335,6 +336,7 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
     ]
     sections = {
         "cycle": "1. Cycle overhead",
+        "gated": "1a. Cycle overhead, gated ReAct graph",
         "io": "1b. Storage I/O per cycle",
         "throughput": "2. Throughput under concurrency",
         "pending": "3. `pending()` at scale",
