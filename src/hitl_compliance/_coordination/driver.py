@@ -42,7 +42,7 @@ from hitl_compliance.gate import (
 )
 from hitl_compliance.graph import TURN_FIELDS, GraphSpec, run_rules
 from hitl_compliance.models import ReviewRecord
-from hitl_compliance.rules import ComplianceRule, RuleResult
+from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import ComplianceState, Decision
 from hitl_compliance.stores.base import ReviewStore
 
@@ -182,10 +182,6 @@ class Driver(Protocol):
         """The state the reviewer saw (the rules re-check edits on it)."""
         ...
 
-    async def rules_for(self, review: ReviewRecord) -> tuple[ComplianceRule, ...]:
-        """The rules that found `review`'s findings (edits are re-checked with them)."""
-        ...
-
     async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
         """The rules' findings on the edit `made` carries (none without an edit).
 
@@ -314,9 +310,6 @@ class FactoryDriver:
     async def paused_state(self, review: ReviewRecord) -> ComplianceState:
         paused = await self.graph.aget_state(checkpoint_config(review))
         return self.view(paused.values)
-
-    async def rules_for(self, review: ReviewRecord) -> tuple[ComplianceRule, ...]:
-        return self._spec.rules
 
     async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
         if made.tool_args is not None:
@@ -517,14 +510,9 @@ class GateDriver:
             requested_by=review.requested_by,
         )
 
-    async def rules_for(self, review: ReviewRecord) -> tuple[ComplianceRule, ...]:
-        pos = await self.position(review.thread_id)
-        if pos.pause is None or pos.pause.review_id != review.review_id:
-            return ()
-        rules: tuple[ComplianceRule, ...] = tuple(gate_at(self.graph, pos.pause.config).rules)
-        return rules
-
     async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
+        if made.response is None and made.tool_args is None:
+            return []  # no edit: nothing to re-check, and no snapshot to read
         pos = await self.position(review.thread_id)
         if pos.pause is None or pos.pause.review_id != review.review_id:
             return []  # not paused there any more: the claim will say why
