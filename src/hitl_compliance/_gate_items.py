@@ -149,11 +149,7 @@ async def judge(
     items: list[dict[str, Any]] = outcome["items"]
     item = items[outcome["current"]]
     decided = {**item, "decision": decision.to_state(), "refused": None, "edit_findings": []}
-    base = {
-        "customer_message": outcome.get("customer_message") or "",
-        "requested_by": outcome.get("requested_by"),
-        "tool_calls": [i["tool_call"] for i in items[1:]],
-    }
+    base = _view_context(outcome)
     if item["target"] == "text":
         if decision.tool_args is not None:
             return "tool_args edit a tool call, but this review is of the reply text"
@@ -198,11 +194,7 @@ async def edit_findings(
     """
     items: list[dict[str, Any]] = outcome["items"]
     item = items[outcome["current"]]
-    base = {
-        "customer_message": outcome.get("customer_message") or "",
-        "requested_by": outcome.get("requested_by"),
-        "tool_calls": [i["tool_call"] for i in items[1:]],
-    }
+    base = _view_context(outcome)
     if item["target"] == "text":
         if decision.tool_args is not None:
             raise InvalidDecisionError(
@@ -222,6 +214,16 @@ async def edit_findings(
     new_call = {**call, "args": dict(decision.tool_args or {})}
     view = GateView(**base, draft_response="", tool_call=new_call)
     return await _findings(rules, view, "tool_call")
+
+
+def _view_context(outcome: dict[str, Any]) -> dict[str, Any]:
+    """What every rule view of an item of `outcome` carries besides the item itself."""
+    items: list[dict[str, Any]] = outcome["items"]
+    return {
+        "customer_message": outcome.get("customer_message") or "",
+        "requested_by": outcome.get("requested_by"),
+        "tool_calls": [i["tool_call"] for i in items[1:]],
+    }
 
 
 def _refusal(item: dict[str, Any]) -> str:

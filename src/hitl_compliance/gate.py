@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,6 +62,7 @@ from langgraph.types import Command, StateSnapshot, interrupt
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
 
+from hitl_compliance._builds import BuildRegistry
 from hitl_compliance._gate_items import advance, check_items, cleared_messages, judge, plain_calls
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
@@ -234,16 +234,12 @@ class _GateSpec(BaseModel):
     reviews: Any = None
 
 
-# Keyed by the gate's builder, which LangGraph's `copy()` and `with_config()` share.
-_GATES: weakref.WeakKeyDictionary[Any, _GateSpec] = weakref.WeakKeyDictionary()
+_GATES: BuildRegistry[_GateSpec] = BuildRegistry()
 
 
 def is_gate(node: Any) -> bool:
     """Whether `node` is a gate made by `compliance_gate` (or a copy of one)."""
-    try:
-        return getattr(node, "builder", None) in _GATES
-    except TypeError:
-        return False
+    return _GATES.find(node) is not None
 
 
 def gate_options(node: Any) -> _GateSpec:
@@ -252,9 +248,10 @@ def gate_options(node: Any) -> _GateSpec:
     Raises:
         ConfigurationError: `node` is not a gate.
     """
-    if not is_gate(node):
+    spec = _GATES.find(node)
+    if spec is None:
         raise ConfigurationError(f"{type(node).__name__} is not a compliance_gate().")
-    return _GATES[node.builder]
+    return spec
 
 
 def _keep_removals(left: Any, right: Any) -> list[Any]:
@@ -411,7 +408,7 @@ def _compile(spec: _GateSpec) -> CompiledStateGraph[Any, Any, Any, Any]:
     compiled: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
         interrupt_before=["human_approval"] if static else None, name=spec.name
     )
-    _GATES[builder] = spec
+    _GATES.register(builder, spec)
     return compiled
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -27,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
+from hitl_compliance._builds import BuildRegistry
 from hitl_compliance._drafting import (
     CONVERSATION,
     has_conversation,
@@ -116,17 +116,12 @@ class GraphSpec:
     pause: bool
 
 
-# Keyed by the graph's builder, which LangGraph's `copy()` and `with_config()` share
-# (and LangGraph Server's copy of each graph it serves), so copies count as the build.
-_SPECS: weakref.WeakKeyDictionary[Any, GraphSpec] = weakref.WeakKeyDictionary()
+_SPECS: BuildRegistry[GraphSpec] = BuildRegistry()
 
 
 def is_factory_graph(graph: Any) -> bool:
     """Whether `graph` (or what it is a copy of) was built by `build_compliance_graph`."""
-    try:
-        return getattr(graph, "builder", None) in _SPECS
-    except TypeError:
-        return False
+    return _SPECS.find(graph) is not None
 
 
 def graph_spec(graph: Any) -> GraphSpec:
@@ -135,13 +130,13 @@ def graph_spec(graph: Any) -> GraphSpec:
     Raises:
         ConfigurationError: `graph` was not built by `build_compliance_graph`.
     """
-    try:
-        return _SPECS[graph.builder]
-    except (KeyError, TypeError, AttributeError):
+    spec = _SPECS.find(graph)
+    if spec is None:
         raise ConfigurationError(
             "HitlCoordinator needs a graph made by build_compliance_graph(); "
             f"got {type(graph).__name__}."
-        ) from None
+        )
+    return spec
 
 
 def copy_graph(graph: ComplianceGraph) -> ComplianceGraph:
@@ -307,7 +302,7 @@ def build_compliance_graph(
         checkpointer=checkpointer,
         interrupt_before=["human_approval"] if static else None,
     )
-    _SPECS[builder] = spec
+    _SPECS.register(builder, spec)
     return compiled
 
 
