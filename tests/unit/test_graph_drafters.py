@@ -19,7 +19,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
@@ -274,8 +274,9 @@ class TestNoUnreviewedTokens:
     async def test_probe_sees_tokens_outside_the_factory(self) -> None:
         """Control: a chat model in a plain LangGraph node streams its tokens under "messages"."""
 
-        async def node(state: dict[str, Any]) -> dict[str, Any]:
-            await model(RISKY).ainvoke([HumanMessage("Hi")])
+        async def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            # The config is passed on: before Python 3.11 asyncio does not carry it.
+            await model(RISKY).ainvoke([HumanMessage("Hi")], config)
             return {}
 
         builder: Any = StateGraph(ChatState)
