@@ -315,6 +315,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "response": bad_optional_text(),
             "metadata": bad_metadata(),
             "expected": bad_optional_text(),
+            "tool_args": bad_metadata(),
         },
     ),
     "reject": (

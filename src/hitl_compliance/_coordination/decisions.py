@@ -199,7 +199,11 @@ def _tool_args(tool_args: Mapping[str, Any]) -> dict[str, Any]:
             f"tool_args must be a mapping of argument names to JSON values, "
             f"got {type(tool_args).__name__}."
         )
-    return _validate.json_metadata(dict(tool_args), error=InvalidDecisionError)
+    try:
+        _validate.check_json(tool_args)
+    except ValueError as exc:
+        raise InvalidDecisionError(f"tool_args {exc}; pass JSON every store keeps.") from None
+    return dict(tool_args)
 
 
 def decision(ctx: Context, **fields: Any) -> Decision:
