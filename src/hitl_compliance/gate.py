@@ -28,7 +28,7 @@ State contract (what the gate reads and writes in the parent graph):
 
 Both pause styles of [`build_compliance_graph`][hitl_compliance.build_compliance_graph]
 exist here too. `command_resume` pauses with `interrupt(payload,
-response_schema=Decision)`: LangGraph refuses a resume value that is not a
+response_schema=DECISION_RESUME)`: LangGraph refuses a resume value that is not a
 [`Decision`][hitl_compliance.Decision] before it saves it, so a bad value can
 never poison the thread. `interrupt_before` stops before the gate's
 `human_approval` node; a decision written there with `update_state(...,
@@ -68,7 +68,7 @@ from hitl_compliance._text import plain_text
 from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets
-from hitl_compliance.state import Decision, GateView
+from hitl_compliance.state import DECISION_RESUME, Decision, GateView
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
@@ -629,7 +629,7 @@ def _approval_node(spec: _GateSpec) -> Any:
             # Every resume value is validated by LangGraph before it is saved; one the
             # store does not hold as claimed is answered with a new pause, never an
             # exception (which would poison the thread with the saved value).
-            value = interrupt(payload, response_schema=Decision)
+            value = interrupt(payload, response_schema=DECISION_RESUME)
             decision = value if isinstance(value, Decision) else Decision.model_validate(value)
             reason = await _refusal(spec, config, outcome, decision)
             if reason is None:

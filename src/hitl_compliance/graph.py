@@ -39,7 +39,7 @@ from hitl_compliance.errors import (
     PauseDisabledError,
 )
 from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
-from hitl_compliance.state import ComplianceState, Decision
+from hitl_compliance.state import DECISION_RESUME, ComplianceState, Decision
 
 __all__ = [
     "NODES",
@@ -403,7 +403,7 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
             return {}
         # response_schema: LangGraph validates a resume value before it saves it, so an
         # invalid one (from any caller) is refused and can never poison the thread.
-        value = interrupt(review_payload(state), response_schema=Decision)
+        value = interrupt(review_payload(state), response_schema=DECISION_RESUME)
         return {"decision": Decision.model_validate(value).to_state()}
 
     async def human_approval_node(state: ComplianceState) -> dict[str, Any]:
