@@ -231,3 +231,107 @@ def build_react(
     builder.add_conditional_edges("compliance", route_after_gate, ["tools", "model", END])
     builder.add_edge("tools", "model")
     return builder.compile(checkpointer=checkpointer), model
+
+
+# --- the graph kinds the testing kit's suites run over ------------------------------
+
+GraphKind = Literal["factory", "react", "subgraph"]
+GRAPH_KINDS: tuple[GraphKind, ...] = ("factory", "react", "subgraph")
+"""(a) `build_compliance_graph`, (b) a gated `MessagesState` ReAct agent, (c) that agent
+as a subgraph of a parent graph."""
+
+PAY_SMALL = "pay my gym"
+PAY_BIG = "pay my landlord"
+PAY_HUGE = "pay my yacht broker"
+PAYMENTS: dict[str, tuple[int, str]] = {
+    PAY_SMALL: (500, "11111111"),  # under the review limit: runs at once
+    PAY_BIG: (5_000, "12345678"),  # a payments officer must approve
+    PAY_HUGE: (40_000, "87654321"),  # blocked: never runs
+}
+TOOL_EDIT = {"amount_gbp": 900, "to_account": "12345678"}
+"""An edit of `PAY_BIG`'s call the rules let through."""
+
+
+class ConversationModel(BaseChatModel):
+    """A chat model whose reply is a function of the conversation alone.
+
+    So a graph rebuilt in a new process (or after a crash) replies exactly as
+    before. A customer message in `script` gets that text; one in `payments`
+    a `transfer` call (its id numbered by the customer turn); after tool
+    results, a short clean summary.
+    """
+
+    script: dict[str, str]
+    payments: dict[str, tuple[int, str]] = Field(default_factory=dict)
+
+    @property
+    def _llm_type(self) -> str:
+        return "conversation"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        last = messages[-1]
+        turn = sum(isinstance(m, HumanMessage) for m in messages)
+        if isinstance(last, HumanMessage):
+            text = str(last.content)
+            if text in self.payments:
+                amount, account = self.payments[text]
+                pay = call("transfer", f"pay-{turn}", amount_gbp=amount, to_account=account)
+                reply = AIMessage("", tool_calls=[pay])
+            else:
+                reply = AIMessage(self.script.get(text, "Thanks, we will get back to you."))
+        else:
+            reply = AIMessage(f"Done: {last.content}.")
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ConversationModel:  # type: ignore[override]
+        return self
+
+
+def build_agent(
+    kind: Literal["react", "subgraph"],
+    style: PauseStyle,
+    checkpointer: BaseCheckpointSaver[Any],
+    gate_rules: Sequence[Any],
+    script: dict[str, str],
+    *,
+    bank: Bank | None = None,
+    rejection_message: str | None = None,
+    reviews: ReviewStore | None = None,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """A gated ReAct agent (model -> gate -> tools -> model), alone or as a parent's subgraph.
+
+    The gate checks `gate_rules` plus `transfer_rule()` (and answers to `reviews`
+    when given); the model answers by `script` and `PAYMENTS`.
+    """
+    model = ConversationModel(script=script, payments=PAYMENTS)
+
+    async def call_model(state: GatedMessages) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    gate = compliance_gate(
+        [*gate_rules, transfer_rule()],
+        style=style,
+        rejection_message=rejection_message,
+        reviews=reviews,
+    )
+    builder: Any = StateGraph(GatedMessages)
+    builder.add_node("model", call_model)
+    builder.add_node("compliance", gate)
+    builder.add_node("tools", ToolNode((bank or Bank()).tools()))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "compliance")
+    builder.add_conditional_edges("compliance", route_after_gate, ["tools", "model", END])
+    builder.add_edge("tools", "model")
+    if kind == "react":
+        return builder.compile(checkpointer=checkpointer)  # type: ignore[no-any-return]
+    parent: Any = StateGraph(GatedMessages)
+    parent.add_node("agent", builder.compile())
+    parent.add_edge(START, "agent")
+    parent.add_edge("agent", END)
+    return parent.compile(checkpointer=checkpointer)  # type: ignore[no-any-return]

@@ -9,8 +9,9 @@ this module gives them the suite's script. Fixtures that build them are in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from hitl_compliance import (
@@ -24,6 +25,7 @@ from hitl_compliance import (
 from hitl_compliance.testing import EPOCH, FakeClock
 from hitl_compliance.testing import ScriptedDrafter as KitScriptedDrafter
 from hitl_compliance.testing.stateful import CoordinatorMachine
+from tests.gate_graphs import build_agent
 
 __all__ = [
     "CLEAN",
@@ -33,6 +35,7 @@ __all__ = [
     "SECRET",
     "AsyncKeywordRule",
     "FakeClock",
+    "GatedSuiteMachine",
     "NotAResultRule",
     "RaisingRule",
     "ScriptedDrafter",
@@ -85,6 +88,42 @@ class SuiteMachine(CoordinatorMachine):
     reviewers = ("alice", "bob")
     edits = ("Edited.",)
     faults = ()
+
+
+class GatedSuiteMachine(SuiteMachine):
+    """`SuiteMachine` on a gated `MessagesState` ReAct agent (`graph_kind` "react"), or on a
+    parent graph with that agent as a subgraph ("subgraph").
+
+    The model answers the suite's script as text, and `PAY_SMALL` / `PAY_HUGE` with a
+    `transfer` call that runs at once / is blocked; the kit's machine decides text
+    reviews (the reviewed tool calls are run over every fault point in
+    `tests/testing/test_faults.py`).
+    """
+
+    graph_kind: ClassVar[Literal["react", "subgraph"]] = "react"
+    messages = (*SCRIPT, "pay my gym", "pay my yacht broker")
+    expected_status: ClassVar[Mapping[str, str]] = {
+        **SuiteMachine.expected_status,
+        "pay my gym": "completed",
+        "pay my yacht broker": "completed",
+    }
+    rejection_message = "A colleague will contact you."
+
+    def build_graph(self, drafter: Any, checkpointer: BaseCheckpointSaver[Any]) -> Any:
+        """The gated agent of `graph_kind` over the suite's rules and script.
+
+        Its gate answers to the example's store, so a pause is recorded and a
+        decision checked even where the coordinator's own call crashed.
+        """
+        return build_agent(
+            self.graph_kind,
+            self.style,
+            checkpointer,
+            self.compliance_rules,
+            dict(self.script),
+            rejection_message=self.rejection_message,
+            reviews=self.backend.reviews,
+        )
 
 
 class RaisingRule:

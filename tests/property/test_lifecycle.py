@@ -3,7 +3,9 @@
 Random interleavings of `process`, approve, edit, reject, `recover` and clock
 moves on a few threads are checked by `CoordinatorMachine` against its model
 and `assert_invariants` (the crash and backend variants are in
-`tests/integration/test_lifecycle_machine.py`).
+`tests/integration/test_lifecycle_machine.py`), on three kinds of graph: the
+factory graph, a gated `MessagesState` ReAct agent, and a parent graph with
+that agent (and its gate) as a subgraph.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 
 from hitl_compliance import PauseStyle
-from tests.helpers import SuiteMachine
+from tests.helpers import GatedSuiteMachine, SuiteMachine
 
 # The profile's example count (the CI profile: 50) with shorter runs: each step is checked
 # against the whole store, ledger and checkpoints.
@@ -36,3 +38,44 @@ TestStaticLifecycle = StaticLifecycle.TestCase
 TestStaticLifecycle.settings = LIFECYCLE_SETTINGS
 TestDynamicLifecycle = DynamicLifecycle.TestCase
 TestDynamicLifecycle.settings = LIFECYCLE_SETTINGS
+
+# The gated graphs run half as many examples: each step reads every gate's subgraph
+# checkpoints, and the factory graph's runs above already cover the lifecycle's
+# shapes; these prove the same model holds through gates.
+GATED_SETTINGS = settings(LIFECYCLE_SETTINGS, max_examples=max(1, settings().max_examples // 2))
+
+
+class StaticReactLifecycle(GatedSuiteMachine):
+    """The lifecycle on a gated ReAct agent, static pause."""
+
+    style: PauseStyle = "interrupt_before"
+
+
+class DynamicReactLifecycle(GatedSuiteMachine):
+    """The lifecycle on a gated ReAct agent, dynamic pause."""
+
+    style: PauseStyle = "command_resume"
+
+
+class StaticSubgraphLifecycle(GatedSuiteMachine):
+    """The lifecycle on a parent graph with the gated agent as a subgraph, static pause."""
+
+    graph_kind = "subgraph"
+    style: PauseStyle = "interrupt_before"
+
+
+class DynamicSubgraphLifecycle(GatedSuiteMachine):
+    """The lifecycle on a parent graph with the gated agent as a subgraph, dynamic pause."""
+
+    graph_kind = "subgraph"
+    style: PauseStyle = "command_resume"
+
+
+TestStaticReactLifecycle = StaticReactLifecycle.TestCase
+TestStaticReactLifecycle.settings = GATED_SETTINGS
+TestDynamicReactLifecycle = DynamicReactLifecycle.TestCase
+TestDynamicReactLifecycle.settings = GATED_SETTINGS
+TestStaticSubgraphLifecycle = StaticSubgraphLifecycle.TestCase
+TestStaticSubgraphLifecycle.settings = GATED_SETTINGS
+TestDynamicSubgraphLifecycle = DynamicSubgraphLifecycle.TestCase
+TestDynamicSubgraphLifecycle.settings = GATED_SETTINGS

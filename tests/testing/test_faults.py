@@ -5,15 +5,20 @@ The survival tests run on every backend of the plugin's `hitl_backend` fixture
 both pause styles: after a crash at each fault point, a restart, the clock
 moved past the lease and `recover()`, the invariants hold and nothing is lost
 or doubled: one drafter call per turn, one decision audit row, one delivery,
-one call of each hook.
+one call of each hook. They run on three kinds of graph: the factory graph, a
+gated `MessagesState` ReAct agent, and a parent graph with that agent as a
+subgraph; on the gated ones both a reviewed reply text and a reviewed tool
+call (approve runs it once, an edit runs the edited call once, a rejection
+never runs it).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from hitl_compliance import (
@@ -29,6 +34,7 @@ from hitl_compliance import (
     RoleBasedPolicy,
     build_compliance_graph,
 )
+from hitl_compliance.gate import DEFAULT_REJECTION
 from hitl_compliance.testing import (
     FAULT_POINTS,
     FakeClock,
@@ -40,12 +46,25 @@ from hitl_compliance.testing import (
     memory_backend,
 )
 from hitl_compliance.testing.faults import unwrap_graph, unwrap_store
-from tests.helpers import CLEAN, RISKY, SCRIPT, default_rules, finished_runs
+from tests.gate_graphs import PAY_BIG, PAYMENTS, TOOL_EDIT, Bank, GraphKind, build_agent
+from tests.helpers import CLEAN, RISKY, SCRIPT, config_for, default_rules, finished_runs
 
 LEASE = timedelta(seconds=30)
 EDIT = "Please speak to an adviser."
 DECIDED = {"approve": "approved", "edit": "approved", "reject": "rejected"}
 DELIVERED = {"approve": SCRIPT[RISKY], "edit": EDIT, "reject": None}
+PAID = {"approve": [PAYMENTS[PAY_BIG]], "edit": [tuple(TOOL_EDIT.values())], "reject": []}
+
+Subject = Literal["text", "tool"]
+# (graph kind, what is reviewed): the factory graph reviews reply text; each gated
+# graph both a reply text and a tool call.
+SUBJECTS: list[tuple[GraphKind, Subject]] = [
+    ("factory", "text"),
+    ("react", "text"),
+    ("react", "tool"),
+    ("subgraph", "text"),
+    ("subgraph", "tool"),
+]
 
 
 def build(drafter: ScriptedDrafter, checkpointer: Any, style: PauseStyle) -> ComplianceGraph:
@@ -55,10 +74,14 @@ def build(drafter: ScriptedDrafter, checkpointer: Any, style: PauseStyle) -> Com
     )
 
 
-async def decide(coord: HitlCoordinator, thread_id: str, how: str) -> ProcessResult:
-    """Approve, approve with an edit, or reject."""
+async def decide(
+    coord: HitlCoordinator, thread_id: str, how: str, subject: Subject = "text"
+) -> ProcessResult:
+    """Approve, approve with an edit (of the text, or of the tool call's arguments), or reject."""
     if how == "reject":
         return await coord.reject(thread_id, reviewer="officer")
+    if how == "edit" and subject == "tool":
+        return await coord.approve(thread_id, reviewer="officer", tool_args=TOOL_EDIT)
     return await coord.approve(
         thread_id, reviewer="officer", response=EDIT if how == "edit" else None
     )
@@ -67,13 +90,36 @@ async def decide(coord: HitlCoordinator, thread_id: str, how: str) -> ProcessRes
 class Rig:
     """A coordinator behind a fault injector, with the fakes a survival test inspects."""
 
-    def __init__(self, backend: Backend, style: PauseStyle, clock: FakeClock, **options: Any):
+    def __init__(
+        self,
+        backend: Backend,
+        style: PauseStyle,
+        clock: FakeClock,
+        graph_kind: GraphKind = "factory",
+        **options: Any,
+    ):
         self.backend = backend
         self.clock = clock
+        self.graph_kind = graph_kind
         self.drafter = ScriptedDrafter(SCRIPT)
+        self.bank = Bank()
         self.injector = FaultInjector()
+        if graph_kind == "factory":
+            graph = build(self.drafter, backend.checkpointer, style)
+        else:
+            # The gate answers to the store too, so no resume around the coordinator
+            # (say, by a half-dead process) could deliver unrecorded.
+            graph = build_agent(
+                graph_kind,
+                style,
+                backend.checkpointer,
+                default_rules(),
+                dict(SCRIPT),
+                bank=self.bank,
+                reviews=backend.reviews,
+            )
         self.coord = self.injector.coordinator(
-            build(self.drafter, backend.checkpointer, style),
+            graph,
             reviews=backend.reviews,
             clock=clock,
             lease=LEASE,
@@ -100,24 +146,47 @@ class Rig:
         """The hooks that reached the application for the thread, in order."""
         return [c.hook for c in self.injector.hook_calls if c.thread_id == thread_id]
 
+    async def messages(self, thread_id: str) -> list[Any]:
+        """The thread's messages (a gated graph's), read past the injector."""
+        final = await unwrap_graph(self.coord.graph).aget_state(config_for(thread_id))
+        return list(final.values["messages"])
+
+    async def drafted_once_per_turn(self, thread_id: str, turns: int) -> bool:
+        """Whether the thread's model / drafter ran once per turn (once more per tool round)."""
+        if self.graph_kind == "factory":
+            return self.drafter.calls_for(thread_id) == turns
+        messages = await self.messages(thread_id)
+        humans = sum(isinstance(m, HumanMessage) for m in messages)
+        calls = sum(bool(isinstance(m, AIMessage) and m.tool_calls) for m in messages)
+        replies = sum(isinstance(m, AIMessage) for m in messages)
+        return humans == turns and replies == turns + calls
+
+
+def message_for(subject: Subject) -> str:
+    """The customer message whose turn pauses for `subject`."""
+    return RISKY if subject == "text" else PAY_BIG
+
 
 @pytest.mark.hitl_both_styles
 @pytest.mark.parametrize("how", ["approve", "edit", "reject"])
 @pytest.mark.parametrize("point", FAULT_POINTS)
+@pytest.mark.parametrize(("graph_kind", "subject"), SUBJECTS)
 async def test_a_crash_in_a_decision_is_survived(
     hitl_backend: Backend,
     hitl_style: PauseStyle,
     hitl_clock: FakeClock,
     point: FaultPoint,
     how: str,
+    graph_kind: GraphKind,
+    subject: Subject,
 ) -> None:
     """Crashed at any point of any decision, recover() finishes it once and loses nothing."""
-    rig = Rig(hitl_backend, hitl_style, hitl_clock)
-    await rig.coord.process("t1", RISKY)
+    rig = Rig(hitl_backend, hitl_style, hitl_clock, graph_kind)
+    paused = await rig.coord.process("t1", message_for(subject))
     await rig.coord.process("t2", CLEAN)
     rig.injector.arm(point, thread_id="t1")
     with pytest.raises(SimulatedCrash) as crash:
-        await decide(rig.coord, "t1", how)
+        await decide(rig.coord, "t1", how, subject)
     assert (crash.value.point, crash.value.thread_id) == (point, "t1")
     await assert_invariants(rig.coord, drafter=rig.drafter, crashed=True)
 
@@ -125,26 +194,38 @@ async def test_a_crash_in_a_decision_is_survived(
 
     await assert_invariants(rig.coord, drafter=rig.drafter)
     assert [r.thread_id for r in recovered] == ([] if point == "in_hook" else ["t1"])
-    assert rig.drafter.thread_counts == {"t1": 1, "t2": 1}
+    assert await rig.drafted_once_per_turn("t1", 1)
+    assert await rig.drafted_once_per_turn("t2", 1)
     assert await rig.decision_events("t1") == [DECIDED[how]]
     assert await finished_runs(rig.coord, "t1") == 1
     assert rig.hooks_called("t1") == ["on_paused", "on_decided"]
     state = await rig.coord.state_at_decision("t1")
-    assert state.draft_response == SCRIPT[RISKY]
-    final = await unwrap_graph(rig.coord.graph).aget_state({"configurable": {"thread_id": "t1"}})
-    assert final.values["agent_response"] == DELIVERED[how]
+    assert state.draft_response == paused.draft_response
     assert await rig.coord.pending() == []
+    if graph_kind == "factory":
+        final = await unwrap_graph(rig.coord.graph).aget_state(config_for("t1"))
+        assert final.values["agent_response"] == DELIVERED[how]
+    elif subject == "text":
+        last = (await rig.messages("t1"))[-1]
+        assert last.content == (DELIVERED[how] or DEFAULT_REJECTION)
+    else:
+        assert rig.bank.transfers == PAID[how]
 
 
 @pytest.mark.hitl_both_styles
+@pytest.mark.parametrize(("graph_kind", "subject"), SUBJECTS)
 async def test_a_crash_in_the_paused_hook_is_survived(
-    hitl_backend: Backend, hitl_style: PauseStyle, hitl_clock: FakeClock
+    hitl_backend: Backend,
+    hitl_style: PauseStyle,
+    hitl_clock: FakeClock,
+    graph_kind: GraphKind,
+    subject: Subject,
 ) -> None:
     """A crash calling on_paused leaves a visible review; recover() makes the owed call once."""
-    rig = Rig(hitl_backend, hitl_style, hitl_clock)
+    rig = Rig(hitl_backend, hitl_style, hitl_clock, graph_kind)
     rig.injector.arm("in_hook", hook="on_paused")
     with pytest.raises(SimulatedCrash):
-        await rig.coord.process("t1", RISKY)
+        await rig.coord.process("t1", message_for(subject))
     await assert_invariants(rig.coord, drafter=rig.drafter, crashed=True)
     assert rig.hooks_called("t1") == []
 
@@ -156,17 +237,25 @@ async def test_a_crash_in_the_paused_hook_is_survived(
     await rig.coord.approve("t1", reviewer="officer")
     await assert_invariants(rig.coord, drafter=rig.drafter)
     assert rig.hooks_called("t1") == ["on_paused", "on_decided"]
-    assert rig.drafter.thread_counts == {"t1": 1}
+    assert await rig.drafted_once_per_turn("t1", 1)
+    if subject == "tool":
+        assert rig.bank.transfers == PAID["approve"]
 
 
 @pytest.mark.hitl_both_styles
 @pytest.mark.parametrize("point", FAULT_POINTS)
+@pytest.mark.parametrize(("graph_kind", "subject"), SUBJECTS)
 async def test_a_crash_in_an_sla_sweep_is_survived(
-    hitl_backend: Backend, hitl_style: PauseStyle, hitl_clock: FakeClock, point: FaultPoint
+    hitl_backend: Backend,
+    hitl_style: PauseStyle,
+    hitl_clock: FakeClock,
+    point: FaultPoint,
+    graph_kind: GraphKind,
+    subject: Subject,
 ) -> None:
     """A sweeper that dies expiring a review leaves it to recover(), which expires it once."""
-    rig = Rig(hitl_backend, hitl_style, hitl_clock, sla=timedelta(minutes=5))
-    await rig.coord.process("t1", RISKY)
+    rig = Rig(hitl_backend, hitl_style, hitl_clock, graph_kind, sla=timedelta(minutes=5))
+    await rig.coord.process("t1", message_for(subject))
     hitl_clock.advance(minutes=6)
     rig.injector.arm(point)
     with pytest.raises(SimulatedCrash):
@@ -180,6 +269,7 @@ async def test_a_crash_in_an_sla_sweep_is_survived(
     assert await rig.coord.expire_overdue() == []
     assert rig.hooks_called("t1") == ["on_paused", "on_expired"]
     assert await finished_runs(rig.coord, "t1") == 1
+    assert rig.bank.transfers == []  # an expired review is rejected: the call never runs
 
 
 async def test_a_crash_completing_a_quorum_is_survived(hitl_clock: FakeClock) -> None:

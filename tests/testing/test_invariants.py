@@ -8,10 +8,12 @@ hand, deciding under a weaker policy, tampering with the ledger.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
 from hitl_compliance import (
     ComplianceState,
@@ -26,6 +28,7 @@ from hitl_compliance import (
     RuleResult,
     build_compliance_graph,
 )
+from hitl_compliance.gate import gate_pauses
 from hitl_compliance.testing import (
     EPOCH,
     FakeClock,
@@ -34,6 +37,15 @@ from hitl_compliance.testing import (
     ScriptedDrafter,
     SimulatedCrash,
     assert_invariants,
+)
+from tests.gate_graphs import (
+    PAY_BIG,
+    PAY_HUGE,
+    PAY_SMALL,
+    TOOL_EDIT,
+    Bank,
+    build_agent,
+    decision,
 )
 from tests.helpers import CLEAN, RISKY, SCRIPT, SECRET, config_for, default_rules
 
@@ -342,3 +354,120 @@ class TestStoreLedgerAndCheckpointsAgree:
         await assert_invariants(coord, drafter=setup.drafter, crashed=True)
         problems = await violations(coord, drafter=setup.drafter)
         one(problems, "that no decision audit row records")
+
+
+class GatedSetup:
+    """A coordinator on a gated ReAct agent (alone or as a subgraph), in memory."""
+
+    def __init__(
+        self,
+        kind: Literal["react", "subgraph"],
+        style: PauseStyle = "command_resume",
+        *,
+        guarded: bool = False,
+        **options: Any,
+    ) -> None:
+        self.clock = FakeClock()
+        self.store = InMemoryReviewStore()
+        self.bank = Bank()
+        self.graph = build_agent(
+            kind,
+            style,
+            InMemorySaver(),
+            default_rules(),
+            dict(SCRIPT),
+            bank=self.bank,
+            reviews=self.store if guarded else None,
+        )
+        self.coord = HitlCoordinator(self.graph, reviews=self.store, clock=self.clock, **options)
+
+
+KINDS = ("react", "subgraph")
+
+
+class TestGatedGraphs:
+    """On graphs with gates, the invariants are read through the gates."""
+
+    @pytest.mark.parametrize("style", ["interrupt_before", "command_resume"])
+    @pytest.mark.parametrize("kind", KINDS)
+    async def test_a_full_day(self, kind: Literal["react", "subgraph"], style: PauseStyle) -> None:
+        """Clear, blocked, approved, edited and rejected texts and tool calls, expiry: pass."""
+        setup = GatedSetup(kind, style, sla=timedelta(minutes=5))
+        coord = setup.coord
+        for thread, message in [
+            ("clean", CLEAN),
+            ("blocked", SECRET),
+            ("text", RISKY),
+            ("text-edit", RISKY),
+            ("text-reject", RISKY),
+            ("small", PAY_SMALL),
+            ("huge", PAY_HUGE),
+            ("pay", PAY_BIG),
+            ("pay-edit", PAY_BIG),
+            ("pay-reject", PAY_BIG),
+            ("pay-expire", PAY_BIG),
+        ]:
+            await coord.process(thread, message)
+        await coord.approve("text", reviewer="ann")
+        await coord.approve("text-edit", reviewer="ann", response="Call us.")
+        await coord.reject("text-reject", reviewer="ann", reason="no")
+        await coord.approve("pay", reviewer="ann")
+        await coord.approve("pay-edit", reviewer="ann", tool_args=TOOL_EDIT)
+        await coord.reject("pay-reject", reviewer="ann", reason="no")
+        setup.clock.advance(minutes=6)
+        await coord.expire_overdue()
+        await coord.process("pay", PAY_BIG)
+        await assert_invariants(coord)
+        assert setup.bank.transfers == [(500, "11111111"), (5_000, "12345678"), (900, "12345678")]
+
+    @pytest.mark.parametrize("kind", KINDS)
+    async def test_a_paused_gate_without_a_review(self, kind: Literal["react", "subgraph"]) -> None:
+        """A gate paused by a raw run, with no store to record it, is a pause pending() misses."""
+        setup = GatedSetup(kind)
+        await setup.graph.ainvoke({"messages": [HumanMessage(PAY_BIG)]}, config_for("raw"))
+        problem = one(await violations(setup.coord, threads=["raw"]), "raw")
+        assert "no open review" in problem
+
+    async def test_a_resume_around_the_coordinator(self) -> None:
+        """A raw resume of an unguarded gate applies a decision no audit row records."""
+        setup = GatedSetup("react")
+        await setup.coord.process("t1", PAY_BIG)
+        [pause] = await gate_pauses(setup.graph, config_for("t1"))
+        assert pause.interrupt_id is not None
+        resume = {pause.interrupt_id: decision().to_state()}
+        await setup.graph.ainvoke(Command(resume=resume), config_for("t1"))
+        problems = await violations(setup.coord)
+        assert "no gate of the graph waits for it" in one(problems, "(pending)")
+        assert "no decision audit row records" in one(problems, "applied a decision")
+
+    async def test_a_guarded_gate_refuses_the_same_resume(self) -> None:
+        """With the gate answering to the store, that raw resume changes nothing."""
+        setup = GatedSetup("react", guarded=True)
+        await setup.coord.process("t1", PAY_BIG)
+        [pause] = await gate_pauses(setup.graph, config_for("t1"))
+        assert pause.interrupt_id is not None
+        resume = {pause.interrupt_id: decision().to_state()}
+        await setup.graph.ainvoke(Command(resume=resume), config_for("t1"))
+        await assert_invariants(setup.coord)
+        assert setup.bank.transfers == []
+        await setup.coord.approve("t1", reviewer="ann")
+        await assert_invariants(setup.coord)
+        assert setup.bank.transfers == [(5_000, "12345678")]
+
+    async def test_a_tool_call_run_twice(self) -> None:
+        """A second result of one tool call (a double run) is named."""
+        setup = GatedSetup("react")
+        await setup.coord.process("t1", PAY_SMALL)
+        again = ToolMessage("sent again", tool_call_id="pay-1")
+        await setup.graph.aupdate_state(config_for("t1"), {"messages": [again]}, as_node="tools")
+        problems = await violations(setup.coord, threads=["t1"])
+        assert "ran 2 times" in one(problems, "'pay-1'")
+
+    async def test_a_tool_call_that_never_passed_a_gate(self) -> None:
+        """A tool result for a call no gate checked is named."""
+        setup = GatedSetup("react")
+        await setup.coord.process("t1", CLEAN)
+        sneaky = ToolMessage("sent", tool_call_id="sneaky")
+        await setup.graph.aupdate_state(config_for("t1"), {"messages": [sneaky]}, as_node="tools")
+        problems = await violations(setup.coord, threads=["t1"])
+        assert "ran without passing a gate" in one(problems, "'sneaky'")

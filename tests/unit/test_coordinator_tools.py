@@ -18,6 +18,7 @@ from hitl_compliance import (
     RoleBasedPolicy,
     build_compliance_graph,
 )
+from hitl_compliance.models import sha256_text
 
 OFFICER = Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
 
@@ -54,6 +55,14 @@ class TestToolReviews:
             approved.payload["delivered"]
             == 'transfer({"amount_gbp": 900, "to_account": "12345678"})'
         )
+
+    async def test_edit_approves_the_call_that_runs(self, coord: HitlCoordinator) -> None:
+        """The approval's text hash is of the edited call as delivered (a regression: it hashed
+        the bare arguments, so the audit named a delivery no approver had approved)."""
+        await coord.process("t", "one")
+        await coord.approve("t", reviewer=OFFICER, tool_args=_args(900))
+        [_, approved] = await coord.audit_log("t")
+        assert approved.payload["text_sha256"] == sha256_text(approved.payload["delivered"])
 
     async def test_blocked_edit_is_refused_before_the_claim(self, coord: HitlCoordinator) -> None:
         """An edit the rules block is a PolicyViolationError; the review stays pending."""

@@ -14,7 +14,6 @@ checkpoints stand (every resume runs with `durability="sync"`).
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from hitl_compliance._decision_kinds import (
     FinalStatus,
     SystemOutcome,
 )
+from hitl_compliance._gate_items import describe_call
 from hitl_compliance.errors import (
     HitlError,
     InvalidDecisionError,
@@ -112,7 +112,9 @@ async def approve(
     if response is not None:
         text = response
     elif made.tool_args is not None:
-        text = json.dumps(made.tool_args, ensure_ascii=False, sort_keys=True)
+        # The call that runs, as the decision's audit row records it as delivered.
+        name = review.draft_response.partition("(")[0]
+        text = describe_call({"name": name, "args": made.tool_args})
     auth = ctx.policy.authorize(who, findings)
     if not auth.allowed:
         await deny(ctx, review, who, auth.reason, auth.missing_roles)

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = ["POSTGRES_DSN_ENV", "postgres_dsn_from_env", "postgres_schema", "with_search_path"]
@@ -66,4 +67,28 @@ def postgres_schema(dsn: str, *, prefix: str = "hitl_test_") -> Iterator[str]:
         yield with_search_path(dsn, schema)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            _drop_schema(conn, schema)
+
+
+_DROP_BATCH = 100
+"""Tables dropped per transaction when a test schema goes."""
+
+
+def _drop_schema(conn: Any, schema: str) -> None:
+    """Drop `schema` and everything in it, its tables a batch per transaction.
+
+    One `DROP SCHEMA ... CASCADE` locks every table, index and sequence in one
+    transaction: a test session that made thousands of them fails with "out of
+    shared memory" (`max_locks_per_transaction`) and leaves the schema behind.
+    `conn` is an autocommit psycopg connection.
+    """
+    from psycopg import sql
+
+    rows = conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,)
+    ).fetchall()
+    tables = [str(row[0]) for row in rows]
+    for start in range(0, len(tables), _DROP_BATCH):
+        names = [sql.Identifier(schema, t) for t in tables[start : start + _DROP_BATCH]]
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(names)))
+    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

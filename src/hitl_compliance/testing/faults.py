@@ -15,7 +15,7 @@ was committed, as a database would.
 |---|---|
 | `after_claim` | the decision claimed the review; the graph was not resumed |
 | `before_resume` | as `after_claim`, dying in the graph call that applies the decision |
-| `after_resume_before_record` | the graph ran `deliver` / `rejected`; nothing recorded it |
+| `after_resume_before_record` | the graph applied the decision (any graph); nothing recorded it |
 | `in_hook` | a hook was about to run (the event is durable; the call is owed) |
 
 Example:
@@ -43,8 +43,9 @@ from typing import Any, Literal, TypeAlias, cast
 
 from langgraph.types import Command
 
+from hitl_compliance._coordination.driver import check_drivable
 from hitl_compliance.coordinator import HitlCoordinator
-from hitl_compliance.graph import ComplianceGraph, copy_graph
+from hitl_compliance.graph import ComplianceGraph, copy_graph, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.stores.base import ReviewStore
@@ -203,16 +204,25 @@ class FaultInjector:
     def wrap_graph(self, graph: ComplianceGraph) -> ComplianceGraph:
         """A copy of `graph` whose async state and run methods go through the injector.
 
-        The copy shares the checkpointer and nodes, and is registered with the
-        build options of `graph`, so `HitlCoordinator` accepts it; `graph`
+        `graph` is a `build_compliance_graph` graph or any compiled graph with
+        [`compliance_gate`][hitl_compliance.compliance_gate]s in it. The copy
+        shares the checkpointer and nodes (a factory graph's copy is registered
+        with its build options), so `HitlCoordinator` accepts it; `graph`
         itself is not changed. `before_resume` fires in the first call that
-        applies a decision (`aupdate_state(..., as_node="human_approval")` or
-        `ainvoke(Command(resume=...))`), before it reaches LangGraph;
+        applies a decision (`aupdate_state(..., as_node="human_approval")`, on
+        the graph or a gate's subgraph, or `ainvoke(Command(resume=...))`),
+        before it reaches LangGraph;
         `after_resume_before_record` once the run that applies it has returned.
         """
         if graph in _ORIGINALS:
             raise ValueError("This graph is wrapped already; wrap the graph you built.")
-        copy = copy_graph(graph)
+        if is_factory_graph(graph):
+            copy = copy_graph(graph)
+        else:
+            # A graph with gates: the coordinator reads it through its gates, which a
+            # copy shares (ConfigurationError for a graph without any).
+            check_drivable(graph)
+            copy = graph.copy()
         _ORIGINALS[copy] = graph
         for name, method in self._graph_methods(graph).items():
             setattr(copy, name, method)

@@ -20,6 +20,14 @@ listing every broken promise:
   [`ScriptedDrafter`][hitl_compliance.testing.ScriptedDrafter]).
 * **The audit ledger verifies** (`verify_audit()`).
 
+On a graph with [`compliance_gate`][hitl_compliance.compliance_gate]s (at any
+depth) the same promises are read through the gates: every reply text and tool
+call a gate let through was clear of findings or carries a decision that a
+decision audit row records; a blocked or rejected tool call never ran (no
+`ToolMessage` of its own but the gate's refusal), and no call ran twice; a
+pending review is the one a gate waits on, and a waiting gate has an open
+review. The drafter check is the factory graph's (its `turn` field).
+
 The checks read the stores and checkpoints directly, also through a
 [`FaultInjector`][hitl_compliance.testing.FaultInjector] whose process is
 dead: they are the auditor looking at the database, not the crashed process.
@@ -33,11 +41,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.types import StateSnapshot
+from pydantic import BaseModel
 
+from hitl_compliance._coordination.driver import Driver, Position, config_for, driver_for
 from hitl_compliance.coordinator import SLA_ACTOR, HitlCoordinator
 from hitl_compliance.errors import HitlError
-from hitl_compliance.graph import ComplianceGraph, GraphSpec, graph_spec, run_rules
+from hitl_compliance.gate import GATE_KEY, GateItem, GateOutcome
+from hitl_compliance.graph import (
+    ComplianceGraph,
+    GraphSpec,
+    graph_spec,
+    is_factory_graph,
+    run_rules,
+)
 from hitl_compliance.ledger import verify_rows
 from hitl_compliance.models import AuditRecord, ReviewRecord, sha256_text
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, canonical_reviewer_id
@@ -126,7 +144,11 @@ class _Checker:
     ) -> None:
         self.store: ReviewStore = unwrap_store(coord.reviews)
         self.graph: ComplianceGraph = unwrap_graph(coord.graph)
-        self.spec: GraphSpec = graph_spec(self.graph)
+        # A graph with gates has no build spec: the coordinator's driver reads it.
+        self.spec: GraphSpec | None = (
+            graph_spec(self.graph) if is_factory_graph(self.graph) else None
+        )
+        self.driver: Driver = driver_for(self.graph, self.spec, self.store)
         self.policy: ApprovalPolicy = coord.policy
         # The coordinator exposes neither its lease nor its clock publicly.
         self.lease: timedelta = coord.lease
@@ -203,6 +225,9 @@ class _Checker:
     # -- one thread --------------------------------------------------------------
 
     async def check_thread(self, thread_id: str) -> None:
+        if self.spec is None:
+            await self.check_gated_thread(thread_id)
+            return
         config: Any = {"configurable": {"thread_id": thread_id}}
         snapshot = await self.graph.aget_state(config)
         review = await self.store.get_review(thread_id)
@@ -425,6 +450,7 @@ class _Checker:
         rows: list[AuditRecord],
         review: ReviewRecord | None,
     ) -> None:
+        assert self.spec is not None
         state = self.spec.state_schema.model_validate(snapshot.values)
         where = f"thread {thread_id!r} (turn {state.turn}, checkpoint {_checkpoint_id(snapshot)!r})"
         findings = [RuleResult.from_dict(v) for v in state.violations]
@@ -502,6 +528,219 @@ class _Checker:
                 self.problem(
                     f"{where}: the delivered reply has block findings {[f.rule for f in blocked]}"
                 )
+
+    # -- a graph with gates --------------------------------------------------------
+
+    async def check_gated_thread(self, thread_id: str) -> None:
+        """The checks of `check_thread`, read through the gates: where each pause is, what ran."""
+        pos = await self.driver.position(thread_id)
+        review = await self.store.get_review(thread_id)
+        rows = [r for r in self.rows if r.thread_id == thread_id]
+        self.check_reviews_in_audit(thread_id, rows, review)
+        if review is not None:
+            self.check_gated_review(thread_id, review, pos)
+        self.check_gated_position(thread_id, pos, review)
+        key = (
+            pos.checkpoint_id,
+            len(rows),
+            None if review is None else (review.review_id, review.status, review.claim_id),
+            self.crashed,
+        )
+        verified = _VERIFIED.setdefault(self.graph, {})
+        if verified.get(thread_id) == key:
+            return
+        found = len(self.problems)
+        history = [s async for s in self.graph.aget_state_history(config_for(thread_id))]
+        self.check_turn_ends(thread_id, history)
+        self.check_gated_deliveries(thread_id, pos, rows, review)
+        if len(self.problems) == found:
+            verified[thread_id] = key
+
+    def check_gated_review(self, thread_id: str, review: ReviewRecord, pos: Position) -> None:
+        here = self.driver.at_review(pos, review)
+        where = f"thread {thread_id!r}: review {review.review_id!r} ({review.status})"
+        if review.status == "pending":
+            if not here:
+                self.problem(
+                    f"{where} is pending at {review.checkpoint_id!r}, but no gate of the graph "
+                    f"waits for it (paused: {pos.paused}, next: {pos.next or 'END'})"
+                )
+        elif review.status == "claimed":
+            if review.claim_id is None or review.decision is None:
+                self.problem(f"{where} is claimed without a claim id and a decision")
+            if pos.paused and not here:
+                self.problem(f"{where}: the graph waits at another review, not the claimed one")
+        elif here:
+            self.problem(f"{where} is decided but its gate still waits for a decision")
+
+    def check_gated_position(
+        self, thread_id: str, pos: Position, review: ReviewRecord | None
+    ) -> None:
+        open_turn = thread_id in self.open_turns
+        if pos.paused:
+            reviewed = (
+                review is not None
+                and review.status in ("pending", "claimed")
+                and self.driver.at_review(pos, review)
+            )
+            if not reviewed and not open_turn:
+                self.problem(
+                    f"thread {thread_id!r}: a gate waits for a decision at checkpoint "
+                    f"{pos.checkpoint_id!r} but the thread has no open review of it: "
+                    "pending() cannot see it"
+                )
+        elif pos.next and pos.values:
+            claimed = review is not None and review.status == "claimed"
+            errored = pos.snapshot is not None and any(t.error for t in pos.snapshot.tasks)
+            if not (claimed or open_turn or errored):
+                self.problem(
+                    f"thread {thread_id!r} stopped at {pos.next} with neither a pause, a "
+                    "claimed decision, an error nor an open turn"
+                )
+
+    def check_turn_ends(self, thread_id: str, history: list[StateSnapshot]) -> None:
+        ends = 0
+        for snapshot in reversed(history):  # oldest first
+            if snapshot.metadata is not None and snapshot.metadata.get("source") == "input":
+                ends = 0
+            if snapshot.next or not snapshot.values:
+                continue
+            ends += 1
+            if ends > 1:
+                self.problem(
+                    f"thread {thread_id!r}: one turn ended {ends} times (checkpoint "
+                    f"{_checkpoint_id(snapshot)!r}): a decision was applied twice"
+                )
+
+    def check_gated_deliveries(
+        self,
+        thread_id: str,
+        pos: Position,
+        rows: list[AuditRecord],
+        review: ReviewRecord | None,
+    ) -> None:
+        """Every gate pass in the thread's state: nothing flagged went out without a decision."""
+        values = pos.values
+        items: dict[str, GateItem] = {}  # tool call id -> its gate item
+        for outcome in _gate_outcomes(values):
+            for item in outcome.items or (_text_item(outcome),):
+                self.check_gated_item(thread_id, outcome, item, rows, review)
+                if item.tool_call is not None and item.tool_call.get("id") is not None:
+                    items[str(item.tool_call["id"])] = item
+        runs: Counter[str] = Counter()
+        for message in _messages(values):
+            if not isinstance(message, ToolMessage) or message.status == "error":
+                continue
+            runs[message.tool_call_id] += 1
+            ran = items.get(message.tool_call_id)
+            where = f"thread {thread_id!r}: tool call {message.tool_call_id!r}"
+            if ran is None:
+                self.problem(f"{where} ran without passing a gate")
+            elif ran.status not in _RUN_STATUSES:
+                self.problem(f"{where} ran although its gate item is {ran.status!r}")
+        for call_id, count in runs.items():
+            if count > 1:
+                self.problem(f"thread {thread_id!r}: tool call {call_id!r} ran {count} times")
+
+    def check_gated_item(
+        self,
+        thread_id: str,
+        outcome: GateOutcome,
+        item: GateItem,
+        rows: list[AuditRecord],
+        review: ReviewRecord | None,
+    ) -> None:
+        where = f"thread {thread_id!r}: gate item {item.review_id!r} ({item.target})"
+        flagged = [f.rule for f in item.findings if f.verdict != "pass"]
+        if item.status == "clear":
+            if flagged or item.decision is not None:
+                self.problem(f"{where} went out without review despite findings {flagged}")
+            return
+        if item.status == "blocked":
+            if not any(f.verdict == "block" for f in item.findings) or item.decision is not None:
+                self.problem(f"{where} was blocked without a block finding")
+            if item.target == "tool_call" and item.args is not None:
+                self.problem(f"{where}: a blocked tool call would run")
+            return
+        if item.status == "pending":
+            return  # its pause is checked against the review store
+        decision = item.decision
+        if decision is None:
+            self.problem(f"{where} is {item.status!r} without a decision")
+            return
+        decided_at = decision.to_state()["decided_at"]
+        recorded = [
+            r
+            for r in rows
+            if r.event in _DECISION_EVENTS
+            and r.review_id == item.review_id
+            and r.payload.get("decided_at") == decided_at
+            and r.payload.get("reviewer") == decision.reviewer
+        ]
+        in_flight = (
+            self.crashed
+            and review is not None
+            and review.status == "claimed"
+            and review.review_id == item.review_id
+        )
+        if not recorded and not in_flight:
+            self.problem(
+                f"{where}: the gate applied a decision by {decision.reviewer!r} that no "
+                "decision audit row records"
+            )
+        if (item.status == "rejected") == decision.approved:
+            self.problem(f"{where} is {item.status!r} on a decision approved={decision.approved}")
+        if item.target == "text" and item.status in ("approved", "edited"):
+            for row in recorded:
+                if row.payload.get("delivered") != outcome.delivered:
+                    self.problem(
+                        f"{where}: audit seq {row.seq} records delivering "
+                        f"{row.payload.get('delivered')!r}, the gate let through "
+                        f"{outcome.delivered!r}"
+                    )
+
+
+_RUN_STATUSES = frozenset({"clear", "approved", "edited"})
+"""Gate item statuses under which a tool call may run."""
+
+
+def _messages(values: Any) -> list[Any]:
+    if isinstance(values, BaseModel):
+        values = dict(values)
+    if not isinstance(values, Mapping):
+        return []
+    return list(values.get("messages") or ())
+
+
+def _gate_outcomes(values: Any) -> list[GateOutcome]:
+    """Every gate pass a state shows: on its AI messages, and the gate's key (deduplicated)."""
+    raw: list[Any] = [
+        m.response_metadata.get("hitl_compliance")
+        for m in _messages(values)
+        if isinstance(m, AIMessage)
+    ]
+    if isinstance(values, BaseModel):
+        values = dict(values)
+    if isinstance(values, Mapping):
+        raw.append(values.get(GATE_KEY))
+    found: dict[str, GateOutcome] = {}
+    for data in raw:
+        if isinstance(data, dict) and data.get("review_id") is not None:
+            outcome = GateOutcome.from_dict(data)
+            found[outcome.pass_id or outcome.review_id] = outcome
+    return list(found.values())
+
+
+def _text_item(outcome: GateOutcome) -> GateItem:
+    return GateItem(
+        review_id=outcome.review_id,
+        target=outcome.target,
+        tool_call=outcome.tool_call,
+        draft=outcome.draft,
+        findings=outcome.findings,
+        status=outcome.status,
+        decision=outcome.decision,
+    )
 
 
 def _findings(values: Iterable[Mapping[str, Any]]) -> list[RuleResult]:

@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from hitl_compliance._coordination.driver import driver_for
 from hitl_compliance.backends import Backend, open_backend
 from hitl_compliance.coordinator import OnTimeout
 from hitl_compliance.errors import (
@@ -59,13 +60,24 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
     ThreadBusyError,
 )
-from hitl_compliance.graph import ComplianceGraph, PauseStyle, build_compliance_graph
+from hitl_compliance.graph import (
+    ComplianceGraph,
+    PauseStyle,
+    build_compliance_graph,
+    is_factory_graph,
+)
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ProcessResult
 from hitl_compliance.policy import ApprovalPolicy, Reviewer
 from hitl_compliance.rules import ComplianceRule
 from hitl_compliance.testing.fakes import FakeClock, ScriptedDrafter
-from hitl_compliance.testing.faults import FAULT_POINTS, FaultInjector, FaultPoint
+from hitl_compliance.testing.faults import (
+    FAULT_POINTS,
+    FaultInjector,
+    FaultPoint,
+    unwrap_graph,
+    unwrap_store,
+)
 from hitl_compliance.testing.invariants import assert_invariants
 from hitl_compliance.testing.lifecycle import DecisionKind, HumanDecision, Outcome, Step, run_step
 from hitl_compliance.testing.strategies import customer_messages, decisions
@@ -169,7 +181,13 @@ class CoordinatorMachine(RuleBasedStateMachine):
     def build_graph(
         self, drafter: ScriptedDrafter, checkpointer: BaseCheckpointSaver[Any]
     ) -> ComplianceGraph:
-        """Your graph factory; the default builds `compliance_rules` around `drafter` in `style`."""
+        """Your graph factory; the default builds `compliance_rules` around `drafter` in `style`.
+
+        Return a `build_compliance_graph` graph or your own graph with
+        [`compliance_gate`][hitl_compliance.compliance_gate]s in it (then
+        `drafter` is not used: script your model so its reply depends on the
+        conversation only, and give the gate `rejection_message`).
+        """
         return build_compliance_graph(
             drafter,
             rules=self.compliance_rules,
@@ -411,17 +429,39 @@ class CoordinatorMachine(RuleBasedStateMachine):
             return
         assert len(changed) == 1, f"a crash at {point!r} left {changed} in flight"
         [thread] = changed
+        graph = unwrap_graph(self.coord.graph)
+        if not is_factory_graph(graph):
+            self._check_gated_crash(point, thread)
+            return
         snapshot = self.run(self.coord.graph.aget_state({"configurable": {"thread_id": thread}}))
         if point == "after_resume_before_record":
             assert snapshot.next == (), f"{point}: the graph of {thread!r} did not finish"
         else:
             assert snapshot.next == ("human_approval",), f"{point}: the graph of {thread!r} moved"
 
+    def _check_gated_crash(self, point: FaultPoint, thread: str) -> None:
+        """A graph with gates: the claimed review's gate still waits, or the run went on."""
+        reviews = unwrap_store(self.backend.reviews)
+        driver = driver_for(unwrap_graph(self.coord.graph), None, reviews)
+        pos = self.run(driver.position(thread))
+        review = self.run(reviews.get_review(thread))
+        assert review is not None
+        if point == "after_resume_before_record":
+            assert not driver.at_review(pos, review), f"{point}: {thread!r} still waits"
+            assert not pos.next, f"{point}: the graph of {thread!r} did not finish"
+        else:
+            assert driver.at_review(pos, review), f"{point}: the graph of {thread!r} moved"
+
     @invariant()
     def invariants_hold(self) -> None:
         """Store, audit, checkpoints and the model agree (see `assert_invariants`)."""
         self.run(
-            assert_invariants(self.coord, drafter=self.drafter, crashed=bool(self.unrecovered))
+            assert_invariants(
+                self.coord,
+                drafter=self.drafter,
+                threads=list(self.status),
+                crashed=bool(self.unrecovered),
+            )
         )
         pending = {p.thread_id for p in self.run(self.coord.pending())}
         paused = {t for t, s in self.status.items() if s == "paused"}
