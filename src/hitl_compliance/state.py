@@ -233,9 +233,7 @@ def _as_decision(value: Any) -> Decision:
 DECISION_RESUME: Any = Annotated[
     Any,
     BeforeValidator(_as_decision),
-    WithJsonSchema(
-        {"title": "Decision", **_compact_schema(TypeAdapter(Decision).json_schema())}
-    ),
+    WithJsonSchema({"title": "Decision", **_compact_schema(TypeAdapter(Decision).json_schema())}),
 ]
 """The `response_schema` of every pause the library makes: a resume value must be a
 [`Decision`][hitl_compliance.Decision] (LangGraph refuses any other before saving it).
