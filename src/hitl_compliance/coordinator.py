@@ -43,7 +43,7 @@ from hitl_compliance.policy import (
     Reviewer,
 )
 from hitl_compliance.state import ComplianceState
-from hitl_compliance.stores._legacy import is_leaseless, wrap_leaseless
+from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
@@ -139,8 +139,8 @@ class HitlCoordinator:
                 "paused state back from checkpoints. Pass checkpointer= to "
                 "build_compliance_graph (also with pause=False)."
             )
-        if reviews is not None and is_leaseless(reviews):
-            reviews = cast(ReviewStore, wrap_leaseless(reviews))
+        if reviews is not None and is_legacy(reviews):
+            reviews = cast(ReviewStore, wrap_legacy(reviews))
         if reviews is not None and not isinstance(reviews, ReviewStore):
             raise ConfigurationError(
                 f"reviews must implement ReviewStore, got {type(reviews).__name__}."
