@@ -99,6 +99,8 @@ class Refusal(enum.Enum):
     """`claim` / `vote`: the review the decider loaded is no longer open (nor the latest)."""
     DECIDED = "decided"
     """`claim` / `vote`: the latest review is claimed or final."""
+    APPLYING = "applying"
+    """`claim` / `vote`: another review of the thread is claimed: its decision is being applied."""
     DUPLICATE_VOTE = "duplicate_vote"
     """`vote`: this person already voted on the review."""
     CLAIM_LOST = "claim_lost"
@@ -164,6 +166,7 @@ def decide_refusal(
     latest_status: str | None,
     review_id: str | None,
     review_status: str | None = None,
+    other_claimed: bool = False,
 ) -> Refusal | None:
     """Why a thread's review may not be claimed or voted on, or None.
 
@@ -172,15 +175,21 @@ def decide_refusal(
     decided (the one the decider loaded): the latest, or another review of
     the thread still `pending` (`review_status`, None when the thread has no
     such review), as several items of one pause are.
+
+    While another review of the thread is claimed (`other_claimed`), its
+    decision is resuming the graph; LangGraph has no per-thread lock, and two
+    resumes of one thread at once lose one of them, so no other decision of the
+    thread starts until that one completes (or is released).
     """
     if latest_id is None:
         return Refusal.NO_REVIEW
     if review_id is not None and latest_id != review_id:
         if review_status is None or next_status(review_status, "claim") is None:
             return Refusal.NOT_OPEN_REVIEW
-        return None
-    if latest_status is None or next_status(latest_status, "claim") is None:
+    elif latest_status is None or next_status(latest_status, "claim") is None:
         return Refusal.DECIDED
+    if other_claimed:
+        return Refusal.APPLYING
     return None
 
 
@@ -271,6 +280,13 @@ def refusal_error(
             f"The review of thread {thread_id!r} is already {status}.",
             thread_id=thread_id,
             status=status,
+        )
+    if refusal is Refusal.APPLYING:
+        return ThreadBusyError(
+            f"Thread {thread_id!r} is applying the decision of another of its reviews; "
+            "decide this one when it completes (or, after a crash, once "
+            "`await coord.recover()` has finished it).",
+            thread_id=thread_id,
         )
     if refusal is Refusal.DUPLICATE_VOTE:
         return DuplicateVoteError(

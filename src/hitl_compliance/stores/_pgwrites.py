@@ -92,6 +92,7 @@ _REFUSALS: Mapping[str, Refusal] = {
     "stale": Refusal.NOT_OPEN_REVIEW,
     "decided": Refusal.DECIDED,
     "duplicate": Refusal.DUPLICATE_VOTE,
+    "applying": Refusal.APPLYING,
 }
 
 
@@ -395,6 +396,16 @@ def schema_v7(p: str) -> list[Step]:
                 RETURN;
             END IF;
         END IF;""".replace("{p}", p),
+    )
+    decide = _replaced(
+        decide,
+        """        IF p_vote IS NULL THEN""",
+        """        IF EXISTS (SELECT 1 FROM {p}reviews AS r WHERE r.thread_id = p_thread
+                AND r.status = 'claimed' AND r.review_id <> cur.review_id) THEN
+            hitl_outcome := 'applying';
+            RETURN;
+        END IF;
+        IF p_vote IS NULL THEN""".replace("{p}", p),
     )
     return [*several_open_reviews(p), open_review, decide]
 

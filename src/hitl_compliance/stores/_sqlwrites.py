@@ -139,9 +139,15 @@ class WriteStatements:
     @classmethod
     def of(cls, d: Dialect, t: Tables) -> WriteStatements:
         """The write statements on tables `t` in dialect `d`."""
+        # A claim waits while another review of the thread is claimed (its decision
+        # is resuming the graph): checked by the UPDATE itself, a statement that
+        # starts after the thread's latest review was locked, so it sees that
+        # claim committed (the state machine's `APPLYING`).
         claimed = (
             f"UPDATE {t.reviews} SET status = 'claimed', claim_id = ?, claimed_at = ?, "
-            "reviewer = ?, decision = ?{votes} WHERE review_id = ?"
+            "reviewer = ?, decision = ?{votes} WHERE review_id = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM {t.reviews} AS other WHERE other.thread_id = ? "
+            "AND other.status = 'claimed')"
         )
         return cls(
             open_review_id=d.sql(
@@ -384,8 +390,9 @@ class SqlStore(SqlStoreBase):
 
         async def claim(tx: Tx) -> ReviewRecord:
             row = await self._pending_row(tx, thread_id, review_id)
-            params = (claim_id, claimed_at, reviewer, decision_json, row["review_id"])
-            await tx.run(self._writes.set_claimed, params)
+            params = (claim_id, claimed_at, reviewer, decision_json, row["review_id"], thread_id)
+            if await tx.run(self._writes.set_claimed, params) == 0:
+                raise refusal_error(Refusal.APPLYING, thread_id=thread_id)
             return await self._by_id(tx, row["review_id"])
 
         return await self._transaction(claim)
@@ -427,7 +434,8 @@ class SqlStore(SqlStoreBase):
             votes_json = dumps(votes)
             if machine.quorum_met((v["text_sha256"] for v in votes), vote.text_sha256, quorum):
                 params = (claim_id, at, vote.reviewer, decision_json, votes_json, review_id)
-                await tx.run(w.set_claimed_votes, params)
+                if await tx.run(w.set_claimed_votes, (*params, thread_id)) == 0:
+                    raise refusal_error(Refusal.APPLYING, thread_id=thread_id)
             else:
                 await tx.run(w.set_votes, (votes_json, review_id))
                 await self._append(tx, replace(voted, checkpoint_id=row["checkpoint_id"]))

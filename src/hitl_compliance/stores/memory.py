@@ -190,11 +190,14 @@ class InMemoryReviewStore:
         asked = self._reviews.get(review_id) if review_id is not None else None
         if asked is not None and asked.thread_id != thread_id:
             asked = None
+        target = review_id if review_id is not None or review is None else review.review_id
+        others = (self._reviews[i] for i in ids or ())
         refusal = machine.decide_refusal(
             latest_id=None if review is None else review.review_id,
             latest_status=None if review is None else review.status,
             review_id=review_id,
             review_status=None if asked is None else asked.status,
+            other_claimed=any(r.status == "claimed" and r.review_id != target for r in others),
         )
         if refusal is Refusal.NOT_OPEN_REVIEW:
             raise refusal_error(

@@ -139,6 +139,24 @@ class SeveralReviewsConformance(ConformanceBase):
         ]
         assert_chain(await review_store.audit_rows(), await review_store.audit_head())
 
+    async def test_no_claim_while_another_item_is_claimed(self, review_store: ReviewStore) -> None:
+        """While one item's decision is applied (claimed), no other item is claimed; then it is."""
+        first, second = await _open_pair(review_store)
+        await _claim(review_store, first.review_id)
+        with pytest.raises(ThreadBusyError):
+            await _claim(review_store, second.review_id, "k2")
+        with pytest.raises(ThreadBusyError):
+            await cast_vote(review_store, "bob", review_id=second.review_id, quorum=1)
+        [waiting] = await review_store.list_pending()
+        assert (waiting.review_id, waiting.votes, waiting.claim_id) == (second.review_id, [], None)
+        await review_store.release(first.review_id, claim_id="k1")
+        await _claim(review_store, second.review_id, "k2")
+        with pytest.raises(ThreadBusyError):
+            await _claim(review_store, first.review_id, "k3")
+        await _finish(review_store, second.review_id, "k2", "approved")
+        claimed = await _claim(review_store, first.review_id, "k3")
+        assert (claimed.review_id, claimed.claim_id) == (first.review_id, "k3")
+
     async def test_decided_item_cannot_be_claimed_again(self, review_store: ReviewStore) -> None:
         """Claiming an item already decided (not the latest) raises AlreadyDecidedError."""
         first, second = await _open_pair(review_store)
@@ -190,7 +208,7 @@ class SeveralReviewsConformance(ConformanceBase):
     async def test_concurrent_claims_of_both_items_each_once(
         self, review_store_pair: tuple[ReviewStore, ReviewStore]
     ) -> None:
-        """Deciders racing on both items: each item is claimed exactly once."""
+        """Deciders racing on both items: one claim wins; the other item is claimed after it."""
         a, b = review_store_pair
         first, second = await _open_pair(a)
         ids = [first.review_id, second.review_id]
@@ -198,7 +216,13 @@ class SeveralReviewsConformance(ConformanceBase):
             *(_claim(a if i % 2 else b, ids[i % 2], claim_id=f"k{i}") for i in range(20)),
             return_exceptions=True,
         )
-        winners = [r for r in results if isinstance(r, ReviewRecord)]
-        assert sorted(r.review_id for r in winners) == sorted(ids)
-        assert all(isinstance(r, AlreadyDecidedError) for r in results if r not in winners)
+        # The first claim holds the thread until its decision completes: every other
+        # claim loses, as already decided (that item) or busy (the other item).
+        [winner] = [r for r in results if isinstance(r, ReviewRecord)]
+        assert all(
+            isinstance(r, (AlreadyDecidedError, ThreadBusyError)) for r in results if r != winner
+        )
+        await _finish(a, winner.review_id, winner.claim_id or "", "approved")
+        [other] = [i for i in ids if i != winner.review_id]
+        assert (await _claim(b, other, "k-last")).review_id == other
         assert await b.list_pending() == []
