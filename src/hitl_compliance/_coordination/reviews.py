@@ -114,11 +114,11 @@ async def open_review(
             thread_id=thread_id,
             review_ids=ids,
         )
+    latest = await ctx.reviews.get_review(thread_id)
     if review_id is None:
-        review = waiting[0] if len(waiting) == 1 else await ctx.reviews.get_review(thread_id)
+        review = waiting[0] if len(waiting) == 1 else latest
     else:
-        chosen = [r for r in opened if r.review_id == review_id]
-        review = chosen[0] if chosen else await ctx.reviews.get_review(thread_id)
+        review = next((r for r in opened if r.review_id == review_id), latest)
     if review is None:
         raise refusal_error(Refusal.NO_REVIEW, thread_id=thread_id)
     if review_id is not None and review.review_id != review_id:
