@@ -18,20 +18,34 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.prebuilt import ToolNode
 
 from hitl_compliance import (
     AlreadyDecidedError,
     HitlCoordinator,
+    InMemoryReviewStore,
     PendingReview,
     Reviewer,
     ReviewIdRequiredError,
     RoleBasedPolicy,
     ThreadBusyError,
+    compliance_gate,
     gate_pauses,
+    route_after_gate,
 )
 from hitl_compliance.backends import open_backend
-from tests.gate_graphs import Bank, build_react, call
+from tests.gate_graphs import (
+    Bank,
+    GatedMessages,
+    ScriptedToolModel,
+    build_react,
+    call,
+    rules,
+    transfer_rule,
+)
 
 OFFICER = Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
 SECOND = Reviewer("deputy@bank", roles=frozenset({"payments_officer"}))
@@ -207,3 +221,39 @@ class TestSeveralPending:
         assert await agent.waiting() == []
         assert sorted(agent.bank.transfers) == [(3_000, "222"), (5_000, "111")]
         assert (await coord.verify_audit(thread)).ok
+
+
+async def test_a_raw_run_records_each_parallel_pause() -> None:
+    """A run nobody coordinates (raw `ainvoke`) records one review per waiting call."""
+    store = InMemoryReviewStore()
+    bank = Bank()
+    model = ScriptedToolModel(replies=[turn(), AIMessage("Done.")])
+
+    async def call_model(state: GatedMessages) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder: Any = StateGraph(GatedMessages)
+    builder.add_node("model", call_model)
+    gate = compliance_gate([*rules(), transfer_rule()], style="command_resume", reviews=store)
+    builder.add_node("compliance", gate)
+    builder.add_node("tools", ToolNode(bank.tools()))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "compliance")
+    builder.add_conditional_edges("compliance", route_after_gate, ["tools", "model", END])
+    builder.add_edge("tools", "model")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "raw"}}
+    await graph.ainvoke({"messages": [HumanMessage("Pay both")]}, config)
+    pauses = await gate_pauses(graph, config)
+    opened = await store.open_reviews("raw")
+    assert sorted(r.review_id for r in opened) == sorted(p.review_id for p in pauses)
+    assert len(opened) == 2
+    coord = HitlCoordinator(
+        graph,
+        reviews=store,
+        policy=RoleBasedPolicy(rule_roles={"transfer_limits": "payments_officer"}),
+    )
+    for review in opened:
+        await coord.approve("raw", reviewer=OFFICER, review_id=review.review_id)
+    assert sorted(bank.transfers) == [(3_000, "222"), (5_000, "111")]
+    assert (await coord.verify_audit("raw")).ok
