@@ -117,12 +117,17 @@ async def officer_decides(
     args = pause.tool_call["args"]
     if args["to_account"] not in KNOWN_PAYEES:
         reason = "payee not on file; possible scam"
-        return f"rejected it: {reason}", await coord.reject(thread, reviewer=officer, reason=reason)
+        rejected = await coord.reject(
+            thread, reviewer=officer, reason=reason, review_id=pause.review_id
+        )
+        return f"rejected it: {reason}", rejected
     if args["amount_gbp"] > 10_000:
         capped = {**args, "amount_gbp": 10_000}
-        result = await coord.approve(thread, reviewer=officer, tool_args=capped)
+        result = await coord.approve(
+            thread, reviewer=officer, tool_args=capped, review_id=pause.review_id
+        )
         return f"edited it to {call_text({'args': capped})} (re-checked by the rules)", result
-    return "approved it", await coord.approve(thread, reviewer=officer)
+    return "approved it", await coord.approve(thread, reviewer=officer, review_id=pause.review_id)
 
 
 def call_text(call: dict[str, Any]) -> str:
@@ -137,9 +142,11 @@ async def run_task(coord: HitlCoordinator, officer: Reviewer, thread: str, task:
     result = await coord.process(thread, task)
     while result.status == "paused":
         # The review row says what waits; the gate's pause carries the call itself.
-        [pause] = await gate_pauses(coord.graph, config)
+        # Each flagged call of the turn is its own review, all waiting at once: the
+        # officer takes them one by one, naming each by its review id.
+        pause, *_others = await gate_pauses(coord.graph, config)
         assert pause.tool_call is not None
-        findings = "; ".join(f"{v.rule}: {v.reason}" for v in result.violations)
+        findings = "; ".join(f"{v.rule}: {v.reason}" for v in pause.outcome.findings)
         print(f"  paused for review of {call_text(pause.tool_call)}: {findings}")
         said, result = await officer_decides(coord, officer, thread, pause)
         print(f"  {officer.id} {said}")

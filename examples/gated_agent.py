@@ -35,6 +35,11 @@ from hitl_compliance import (
 PLANS = {
     "Pay £5,000 to my landlord": [_transfer("a1", 5_000, "12345678")],
     "Pay £300 to my sister": [_transfer("b1", 300, "87654321")],
+    # Two flagged calls in one turn: two reviews, both pending at once (--review-id).
+    "Pay £5,000 to my landlord and £2,000 to my gym": [
+        _transfer("c1", 5_000, "12345678"),
+        _transfer("c2", 2_000, "55555555"),
+    ],
 }
 
 
@@ -74,4 +79,4 @@ async def main(url: str, message: str, thread: str = "pay-1") -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:3]))
+    asyncio.run(main(*sys.argv[1:4]))

@@ -27,8 +27,10 @@ __all__ = [
     "check_items",
     "cleared_messages",
     "edit_findings",
+    "focus",
     "judge",
     "plain_calls",
+    "waiting",
 ]
 
 MIRRORED = ("review_id", "target", "tool_call", "draft", "findings", "decision", "refused")
@@ -136,6 +138,32 @@ def advance(outcome: dict[str, Any]) -> dict[str, Any]:
     shown = items[0] if current is None else items[current]
     status = "pending" if current is not None else items[0]["status"]
     return {**outcome, **{k: shown[k] for k in MIRRORED}, "status": status, "current": current}
+
+
+def waiting(outcome: dict[str, Any]) -> list[int]:
+    """The indexes of the items a gate pass waits for now, all at once.
+
+    The reply text is reviewed first, alone (rejecting it refuses the whole
+    message, its calls included); then every flagged tool call of the message
+    waits in parallel, each its own review.
+    """
+    current = outcome.get("current")
+    if outcome.get("status") != "pending" or current is None:
+        return []
+    items: list[dict[str, Any]] = outcome["items"]
+    if items[current]["target"] == "text":
+        return [current]
+    return [
+        i
+        for i, item in enumerate(items)
+        if item["target"] == "tool_call" and item["status"] == "pending"
+    ]
+
+
+def focus(outcome: dict[str, Any], index: int) -> dict[str, Any]:
+    """The outcome shown as waiting for item `index` (its review id, draft and findings)."""
+    shown = outcome["items"][index]
+    return {**outcome, **{k: shown[k] for k in MIRRORED}, "status": "pending", "current": index}
 
 
 async def judge(

@@ -13,7 +13,9 @@ hitl-compliance recover                    finish work a crashed process left be
 
 Every command takes `--backend URL` (default `sqlite:///hitl_compliance.db`,
 the file `demo` writes; only `demo` creates a missing SQLite file); every
-command but `demo` takes `--app module:function` and `--json`.
+command but `demo` takes `--app module:function` and `--json`. `show`,
+`approve` and `reject` take `--review-id ID`: which of a thread's pending
+reviews, required when it has several (a gate waiting for several tool calls).
 
 Text other people supplied (customer messages, drafts, requester and reviewer
 ids, reasons) is printed with its control characters escaped (`\x1b`,
@@ -189,6 +191,12 @@ def _finding(finding: RuleResult) -> str:
     return f"{text} [{evidence}]" if evidence else text
 
 
+_REVIEW_ID_HELP = (
+    "which of the thread's pending reviews (as `pending` lists them); required when "
+    "it has several (a gate waiting for several tool calls at once)"
+)
+
+
 def _command(args: argparse.Namespace, *words: str) -> str:
     """A command line to suggest, repeating the non-default --backend and --app."""
     parts = [_PROG, *words]
@@ -347,8 +355,18 @@ def _print_hidden(args: argparse.Namespace, who: Reviewer, hidden: Counter[str])
 
 
 async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
-    """Show one thread's latest review: what was drafted, why it stopped, who may decide."""
-    review = await coord.reviews.get_review(args.thread)
+    """Show one thread's latest review (or `--review-id`): the draft, the findings, who decides."""
+    opened = await coord.reviews.open_reviews(args.thread)
+    if args.review_id is not None:
+        review = next((r for r in opened if r.review_id == args.review_id), None)
+        if review is None:
+            raise ReviewNotFoundError(
+                f"Thread {args.thread!r} has no open review {args.review_id!r}. "
+                f"See `{_command(args, 'pending')}`.",
+                thread_id=args.thread,
+            )
+    else:
+        review = await coord.reviews.get_review(args.thread)
     if review is None:
         raise ReviewNotFoundError(
             f"Thread {args.thread!r} has no review: it is unknown or never paused. "
@@ -393,9 +411,15 @@ async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         detail = decision.get("response") or decision.get("reason") or ""
         pairs.append(("decision", f"{verb} by {decision.get('reviewer')} {detail}".strip()))
     _fields(pairs)
+    others = [r.review_id for r in opened if r.review_id != review.review_id]
+    if others:
+        pairs = [("review id", review.review_id), ("other open", ", ".join(others))]
+        _fields(pairs)
     if review.status == "pending":
         roles = _roles_needed(policy, review.violations)
         decider = ["--reviewer", "ID", *(w for r in roles or ["ROLE"] for w in ("--role", r))]
+        if others:  # several wait at once (a gate's tool calls): each is named
+            decider += ["--review-id", review.review_id]
         _echo()
         _echo("Decide it:")
         for kind in _decision_kinds.KINDS:
@@ -442,7 +466,11 @@ def _decide_command(kind: DecisionKind) -> Handler:
         decide = getattr(coord, kind.verb)
         text = {kind.text.name: getattr(args, kind.text.name)}
         result: ProcessResult = await decide(
-            args.thread, reviewer=_reviewer(args), expected=args.expected, **text
+            args.thread,
+            reviewer=_reviewer(args),
+            expected=args.expected,
+            review_id=args.review_id,
+            **text,
         )
         if args.json:
             _json(result)
@@ -785,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="show one thread's review: draft, findings, roles")
     _add_common(show, top=False)
     show.add_argument("thread", metavar="THREAD")
+    show.add_argument("--review-id", metavar="ID", help=_REVIEW_ID_HELP)
 
     for kind in _decision_kinds.KINDS:
         decide = sub.add_parser(kind.verb, help=kind.cli_help)
@@ -802,6 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="HASH_OR_CHECKPOINT",
             help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
         )
+        decide.add_argument("--review-id", metavar="ID", help=_REVIEW_ID_HELP)
 
     audit = sub.add_parser("audit", help="print the audit log of a thread (or of everything)")
     _add_common(audit, top=False)

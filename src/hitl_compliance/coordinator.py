@@ -43,7 +43,7 @@ from hitl_compliance.policy import (
     Reviewer,
 )
 from hitl_compliance.state import ComplianceState
-from hitl_compliance.stores._legacy import is_leaseless, wrap_leaseless
+from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
@@ -139,8 +139,8 @@ class HitlCoordinator:
                 "paused state back from checkpoints. Pass checkpointer= to "
                 "build_compliance_graph (also with pause=False)."
             )
-        if reviews is not None and is_leaseless(reviews):
-            reviews = cast(ReviewStore, wrap_leaseless(reviews))
+        if reviews is not None and is_legacy(reviews):
+            reviews = cast(ReviewStore, wrap_legacy(reviews))
         if reviews is not None and not isinstance(reviews, ReviewStore):
             raise ConfigurationError(
                 f"reviews must implement ReviewStore, got {type(reviews).__name__}."
@@ -277,12 +277,19 @@ class HitlCoordinator:
             cursor=cursor,
         )
 
-    async def review(self, thread_id: str) -> PendingReview:
+    async def review(self, thread_id: str, *, review_id: str | None = None) -> PendingReview:
         """The thread's review awaiting a decision, as `pending()` lists it.
+
+        Args:
+            thread_id: The paused thread.
+            review_id: Which of its pending reviews; required when it has several
+                (a gate's parallel tool-call pauses), optional otherwise.
 
         Raises:
             ReviewNotFoundError: the thread never paused.
-            AlreadyDecidedError: its review is claimed or decided already.
+            AlreadyDecidedError: its review is claimed or decided already, or
+                `review_id` is not an open review of the thread.
+            ReviewIdRequiredError: several reviews are pending and `review_id` is None.
 
         Example:
             ```python
@@ -290,21 +297,26 @@ class HitlCoordinator:
             print(review.draft_response, [v.rule for v in review.violations])
             ```
         """
-        return await _reviews.review(self._ctx, thread_id)
+        return await _reviews.review(self._ctx, thread_id, review_id)
 
-    async def may_decide(self, thread_id: str, reviewer: str | Reviewer) -> Authorization:
+    async def may_decide(
+        self, thread_id: str, reviewer: str | Reviewer, *, review_id: str | None = None
+    ) -> Authorization:
         """Whether `reviewer` may decide the thread's pending review now, and if not, why.
 
         The same checks `approve` makes before anything changes (not the
         requester, no earlier vote, the policy's roles for the review's
         findings), without recording anything: for a UI that greys out the
         buttons. An edit adding findings can still be refused by `approve`.
+        `review_id` says which review, as for [`review`][hitl_compliance.HitlCoordinator.review].
 
         Raises:
             ReviewNotFoundError: the thread never paused.
-            AlreadyDecidedError: its review is claimed or decided already.
+            AlreadyDecidedError: its review is claimed or decided already, or
+                `review_id` is not an open review of the thread.
+            ReviewIdRequiredError: several reviews are pending and `review_id` is None.
         """
-        return await _reviews.may_decide(self._ctx, thread_id, reviewer)
+        return await _reviews.may_decide(self._ctx, thread_id, reviewer, review_id)
 
     # -- decisions: decide -> resume -> record (decisions.py) ------------------
 
@@ -317,6 +329,7 @@ class HitlCoordinator:
         metadata: Mapping[str, Any] | None = None,
         expected: str | None = None,
         tool_args: Mapping[str, Any] | None = None,
+        review_id: str | None = None,
     ) -> ProcessResult:
         """Approve a paused draft: deliver it, or deliver the reviewer's edited `response`.
 
@@ -334,8 +347,12 @@ class HitlCoordinator:
             tool_args: For the review of a tool call (a gate's): the arguments to
                 run it with instead of the model's; re-checked by the rules as an
                 edited reply is.
+            review_id: Which of the thread's pending reviews (as `pending()` lists
+                them); required when it has several (a gate waiting for several
+                tool calls in parallel). Deciding one leaves the others pending.
 
         Raises:
+            ReviewIdRequiredError: several reviews are pending and `review_id` is None.
             ReviewNotFoundError: the thread never paused for review.
             AlreadyDecidedError: another decision won, or the review was decided.
             NotAuthorizedError: the policy (or four-eyes) forbids this reviewer.
@@ -356,6 +373,7 @@ class HitlCoordinator:
             metadata=metadata,
             expected=expected,
             tool_args=tool_args,
+            review_id=review_id,
         )
 
     async def reject(
@@ -366,12 +384,15 @@ class HitlCoordinator:
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
         expected: str | None = None,
+        review_id: str | None = None,
     ) -> ProcessResult:
         """Reject a paused draft; the customer gets `rejection_message` (or nothing).
 
         One authorised rejection ends a review, whatever approvals it had.
+        `review_id` says which review, as for [`approve`][hitl_compliance.HitlCoordinator.approve].
 
         Raises:
+            ReviewIdRequiredError: several reviews are pending and `review_id` is None.
             ReviewNotFoundError: the thread never paused for review.
             AlreadyDecidedError: another decision won, or the review was decided.
             NotAuthorizedError: the policy forbids this reviewer.
@@ -385,6 +406,7 @@ class HitlCoordinator:
             reason=reason,
             metadata=metadata,
             expected=expected,
+            review_id=review_id,
         )
 
     # -- recovery (recovery.py) ------------------------------------------------

@@ -12,6 +12,7 @@ HitlError
 ├── StaleReviewError          the paused state changed since the reviewer loaded it
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
 │   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
+│   ├── ReviewIdRequiredError  the thread has several pending reviews: pass review_id=
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
 ├── StoreError                the review store's database failed; the call changed nothing
@@ -38,6 +39,7 @@ __all__ = [
     "NotAuthorizedError",
     "PauseDisabledError",
     "PolicyViolationError",
+    "ReviewIdRequiredError",
     "ReviewNotFoundError",
     "StaleReviewError",
     "StoreError",
@@ -121,6 +123,22 @@ class InvalidDecisionError(InvalidInputError):
     Nothing was sent to LangGraph: an invalid resume value would otherwise be
     stored and poison the thread. Fix the input and call again.
     """
+
+
+class ReviewIdRequiredError(InvalidInputError):
+    """The thread has several pending reviews, and the call did not say which one.
+
+    A gate whose message has several flagged tool calls waits for each in
+    parallel, one review per call. Pass `review_id=` (one of `review_ids`, as
+    `pending()` lists them) to `approve`, `reject`, `review` or `may_decide`.
+    Nothing was changed.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, review_ids: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.review_ids = review_ids
 
 
 class StoreError(HitlError):

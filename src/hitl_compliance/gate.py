@@ -34,6 +34,13 @@ never poison the thread. `interrupt_before` stops before the gate's
 `human_approval` node; a decision written there with `update_state(...,
 as_node="human_approval")` is validated by the gate, and an invalid one sends
 the thread back to the same pause with the refusal in `refused`.
+
+Several flagged tool calls of one message: in the `command_resume` style each
+waits in parallel, one `interrupt()` per call (one LangGraph `Send` task each),
+so `Command(resume={interrupt_id: decision})` decides one and leaves the others
+pending; the reply text, when flagged, is reviewed first and alone. The
+`interrupt_before` style pauses for them one after another: a static pause is
+one stop before one node, and its decision is one state write to that node.
 """
 
 from __future__ import annotations
@@ -58,12 +65,20 @@ from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.constants import TAG_HIDDEN, TAG_NOSTREAM
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, StateSnapshot, interrupt
+from langgraph.types import Command, Send, StateSnapshot, interrupt
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
 
 from hitl_compliance._builds import BuildRegistry
-from hitl_compliance._gate_items import advance, check_items, cleared_messages, judge, plain_calls
+from hitl_compliance._gate_items import (
+    advance,
+    check_items,
+    cleared_messages,
+    focus,
+    judge,
+    plain_calls,
+    waiting,
+)
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
 from hitl_compliance.models import ReviewRecord
@@ -73,6 +88,7 @@ from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
     "AUTHORITY_KEY",
+    "DECIDED_KEY",
     "DEFAULT_REJECTION",
     "GATE_KEY",
     "GATE_NODES",
@@ -97,6 +113,9 @@ __all__ = [
 
 GATE_KEY = "compliance"
 """The default state key of a gate's outcome."""
+
+DECIDED_KEY = "hitl_gate_decided"
+"""The gate's own channel where its parallel `human_approval` tasks leave their decided items."""
 
 GATE_NODES = ("check", "human_approval", "refuse", "settle", "apply")
 """The gate's own nodes; the pause is before (static) or inside (dynamic) `human_approval`."""
@@ -381,10 +400,18 @@ def _schemas(spec: _GateSpec) -> tuple[type[Any], type[Any], type[Any]]:
         reply = {spec.text_field: str | None}
     extra = {"customer_message": str | None, "requested_by": str | None}
     outcome = {spec.key: dict[str, Any] | None}
-    state = TypedDict("GateState", {**reply, **extra, **outcome}, total=False)  # type: ignore[misc]
+    decided = {DECIDED_KEY: Annotated[dict[str, Any], _merge_decided]}
+    state = TypedDict("GateState", {**reply, **extra, **outcome, **decided}, total=False)  # type: ignore[misc]
     inputs = TypedDict("GateInput", {**reply, **extra}, total=False)  # type: ignore[misc]
     outputs = TypedDict("GateOutput", {**reply, **outcome}, total=False)  # type: ignore[misc]
     return state, inputs, outputs
+
+
+def _merge_decided(left: Any, right: Any) -> dict[str, Any]:
+    """The decided items of one wave of parallel reviews, by index; None clears them."""
+    if right is None:
+        return {}
+    return {**(left or {}), **right}
 
 
 def _compile(spec: _GateSpec) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -522,7 +549,7 @@ async def _refusal(
     if store is None:
         return None
     thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
-    review = await store.get_review(thread_id)
+    review = await _held_review(store, thread_id, outcome["review_id"])
     held = None if review is None else review.decision
     if (
         review is not None
@@ -540,6 +567,17 @@ async def _refusal(
         "no such decision; decide it with HitlCoordinator.approve()/reject() (or the "
         "review service), which check the policy, claim the review and record it."
     )
+
+
+async def _held_review(store: ReviewStore, thread_id: str, review_id: str) -> ReviewRecord | None:
+    """Review `review_id` while it is open (one of several, maybe), else the thread's latest."""
+    # A store from before several open reviews per thread has no `open_reviews`.
+    finder = getattr(store, "open_reviews", None)
+    if callable(finder):
+        for review in await finder(thread_id):
+            if review.review_id == review_id:
+                return review  # type: ignore[no-any-return]
+    return await store.get_review(thread_id)
 
 
 def _check_node(spec: _GateSpec) -> Any:
@@ -577,15 +615,34 @@ def _check_node(spec: _GateSpec) -> Any:
         if advanced["status"] == "pending" and store is not None and not driven:
             # A coordinator records the pauses of the runs it drives; anyone else's
             # pause is recorded here, so it is never invisible to pending().
-            await _record_pause(store, config, advanced)
+            for index in _waves(spec, advanced):
+                await _record_pause(store, config, focus(advanced, index))
         return {spec.key: advanced}
 
     return check
 
 
+def _waves(spec: _GateSpec, outcome: dict[str, Any]) -> list[int]:
+    """The items the gate pauses for now: all flagged calls at once (dynamic), else one."""
+    if spec.style == "command_resume":
+        return waiting(outcome)
+    current = outcome.get("current")
+    return [] if outcome.get("status") != "pending" or current is None else [current]
+
+
 def _route_pending(spec: _GateSpec) -> Any:
-    async def route(state: dict[str, Any]) -> str:
-        return "human_approval" if state[spec.key]["status"] == "pending" else "apply"
+    async def route(state: dict[str, Any]) -> Any:
+        outcome = state[spec.key]
+        if outcome["status"] != "pending":
+            return "apply"
+        if spec.style == "interrupt_before":
+            return "human_approval"
+        # One task per waiting item: each pauses with its own interrupt, and a resume of
+        # one (by its interrupt id) leaves the others waiting.
+        return [
+            Send("human_approval", {**state, spec.key: focus(outcome, index), DECIDED_KEY: {}})
+            for index in waiting(outcome)
+        ]
 
     return route
 
@@ -627,13 +684,19 @@ def _approval_node(spec: _GateSpec) -> Any:
         payload = review_payload(outcome)
         while True:
             # Every resume value is validated by LangGraph before it is saved; one the
-            # store does not hold as claimed is answered with a new pause, never an
-            # exception (which would poison the thread with the saved value).
+            # store does not hold as claimed, or an edit the rules block, is answered
+            # with a new pause, never an exception (which would poison the thread
+            # with the saved value).
             value = interrupt(payload, response_schema=DECISION_RESUME)
             decision = value if isinstance(value, Decision) else Decision.model_validate(value)
             reason = await _refusal(spec, config, outcome, decision)
             if reason is None:
-                return {spec.key: {**outcome, "decision": decision.to_state(), "refused": None}}
+                decided = await judge(spec.rules, outcome, decision)
+                if not isinstance(decided, str):
+                    # This item's task ends here; `settle` applies the wave's items
+                    # once every parallel task of it has ended.
+                    return {DECIDED_KEY: {str(outcome["current"]): decided}}
+                reason = decided
             payload = {**payload, "refused": reason}
 
     return human_approval
@@ -682,6 +745,11 @@ def _refuse_node(spec: _GateSpec) -> Any:
 def _settle_node(spec: _GateSpec) -> Any:
     async def settle(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         outcome = state[spec.key]
+        if spec.style == "command_resume":
+            items = list(outcome["items"])
+            for index, item in (state.get(DECIDED_KEY) or {}).items():
+                items[int(index)] = item
+            return {spec.key: advance({**outcome, "items": items}), DECIDED_KEY: None}
         decision = _valid_decision(outcome)
         assert isinstance(decision, Decision)  # routed here only with a valid one
         decided = await judge(spec.rules, outcome, decision)
@@ -735,8 +803,10 @@ class GatePause:
     parent): a static pause is decided by writing there. `interrupt_id` is the
     LangGraph interrupt a dynamic pause is resumed by. `target` is what is under
     review: the reply `"text"`, or a `"tool_call"` (then `tool_call` holds its
-    `name`, `args` and `id`). A gate with several flagged items pauses for them
-    one after another; this is the one under review now.
+    `name`, `args` and `id`). In the `command_resume` style, the flagged tool
+    calls of one message wait in parallel, one pause each (each with its own
+    `review_id` and `interrupt_id`); in the `interrupt_before` style a gate
+    pauses for its items one after another, and this is the one under review now.
     """
 
     review_id: str
@@ -784,32 +854,52 @@ def _collect(snapshot: StateSnapshot, found: list[GatePause]) -> None:
         held = _outcome_in(sub.values)
         if held is not None and held[1].get("status") == "pending":
             key, outcome = held
-            interrupt_id = None
-            for inner in sub.tasks:
-                for intr in inner.interrupts:
-                    value = intr.value
-                    if isinstance(value, dict) and value.get("kind") == PAYLOAD_KIND:
-                        interrupt_id = intr.id
-                        # A refused resume re-pauses inside the node: the refusal is on
-                        # the new interrupt's payload, not yet in the gate's state.
-                        outcome = {**outcome, "refused": value.get("refused")}
-            static = tuple(sub.next) == ("human_approval",) and interrupt_id is None
-            if static or interrupt_id is not None:
-                found.append(
-                    GatePause(
-                        review_id=str(outcome["review_id"]),
-                        style="interrupt_before" if static else "command_resume",
-                        key=key,
-                        config=sub.config,
-                        interrupt_id=interrupt_id,
-                        outcome=GateOutcome.from_dict(outcome),
-                        raw=outcome,
-                        target=outcome.get("target", "text"),
-                        tool_call=outcome.get("tool_call"),
-                    )
-                )
+            dynamic = _dynamic_pauses(sub, key, outcome)
+            if dynamic:
+                found.extend(dynamic)
+                continue
+            if tuple(sub.next) == ("human_approval",):
+                found.append(_pause(sub, key, outcome, "interrupt_before", None))
                 continue
         _collect(sub, found)
+
+
+def _dynamic_pauses(sub: StateSnapshot, key: str, outcome: dict[str, Any]) -> list[GatePause]:
+    """One pause per waiting `interrupt()` of a gate's parallel `human_approval` tasks."""
+    found: list[GatePause] = []
+    by_id = {item["review_id"]: i for i, item in enumerate(outcome.get("items") or ())}
+    for inner in sub.tasks:
+        for intr in inner.interrupts:
+            value = intr.value
+            if not (isinstance(value, dict) and value.get("kind") == PAYLOAD_KIND):
+                continue
+            index = by_id.get(value.get("review_id"))
+            shown = outcome if index is None else focus(outcome, index)
+            # A refused resume re-pauses inside the node: the refusal is on the new
+            # interrupt's payload, not in the gate's state.
+            shown = {**shown, "refused": value.get("refused")}
+            found.append(_pause(sub, key, shown, "command_resume", intr.id))
+    return found
+
+
+def _pause(
+    sub: StateSnapshot,
+    key: str,
+    outcome: dict[str, Any],
+    style: _PauseStyle,
+    interrupt_id: str | None,
+) -> GatePause:
+    return GatePause(
+        review_id=str(outcome["review_id"]),
+        style=style,
+        key=key,
+        config=sub.config,
+        interrupt_id=interrupt_id,
+        outcome=GateOutcome.from_dict(outcome),
+        raw=outcome,
+        target=outcome.get("target", "text"),
+        tool_call=outcome.get("tool_call"),
+    )
 
 
 async def resume_gate(
@@ -824,8 +914,9 @@ async def resume_gate(
     Static: the decision is written into the gate as `human_approval` (which
     skips that node's body) and the thread runs on with `ainvoke(None)`.
     Dynamic: `Command(resume={interrupt_id: decision})`, which leaves any
-    other pending interrupt of the thread waiting. When the gate has another
-    flagged item, the thread pauses again for it (see `gate_pauses`).
+    other pending interrupt of the thread waiting (the other flagged calls of
+    the message, each its own pause). In the static style, when the gate has
+    another flagged item, the thread pauses again for it (see `gate_pauses`).
 
     Example:
         ```python

@@ -139,7 +139,8 @@ class TestCommandResumeToolApproval:
         assert "paused for review" not in threads["pay-3"]  # blocked by the rule, no human
         # Every review went through the coordinator: one paused and one decision row each.
         assert "  audit: paused, rejected" in threads["pay-2"]
-        assert "  audit: paused, approved, paused, rejected" in threads["pay-4"]
+        # Both flagged calls of pay-4 wait at once (two reviews), then are decided in turn.
+        assert "  audit: paused, paused, approved, rejected" in threads["pay-4"]
         assert "tool error: Compliance blocked this call" in threads["pay-3"]
         reviews = re.findall(r"paused for review of (transfer\(.*?\))", threads["pay-4"])
         assert reviews == ["transfer(£12,000 to 12345678)", "transfer(£2,000 to 55555555)"]

@@ -8,6 +8,7 @@ the review router approves another over HTTP.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from hitl_compliance.fastapi import create_review_router
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ["--app", "examples.gated_agent:app"]
+TWO = "Pay £5,000 to my landlord and £2,000 to my gym"
+# This checkout's library first, whatever copy of it the environment has installed.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 
 def cli(*argv: str, db: Path) -> subprocess.CompletedProcess[str]:
@@ -31,7 +35,7 @@ def cli(*argv: str, db: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hitl_compliance", *argv, "--backend", f"sqlite:///{db}", *APP],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=120,
@@ -52,7 +56,7 @@ class TestCli:
                 "Pay £5,000 to my landlord",
             ],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=ENV,
             capture_output=True,
             text=True,
             timeout=120,
@@ -75,6 +79,44 @@ class TestCli:
         assert audit.stdout.startswith("ok: 3 audit rows")
         events = [line.split()[4] for line in cli("audit", "pay-1", db=db).stdout.splitlines()[1:]]
         assert events == ["paused", "denied", "approved"]
+
+    def test_two_pending_reviews_need_review_id(self, tmp_path: Path) -> None:
+        """Two flagged calls wait at once; the CLI decides each by --review-id."""
+        db = tmp_path / "gated.db"
+        subprocess.run(
+            [sys.executable, "-m", "examples.gated_agent", f"sqlite:///{db}", TWO, "pay-2"],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        listed = cli("pending", "--json", db=db)
+        assert listed.returncode == 0, listed.stderr
+        by_account = {
+            "gym" if "55555555" in r["draft_response"] else "landlord": r["review_id"]
+            for r in json.loads(listed.stdout)
+        }
+        assert len(by_account) == 2
+        officer = ["--reviewer", "payments@bank", "--role", "payments_officer"]
+        refused = cli("approve", "pay-2", *officer, db=db)
+        assert refused.returncode == 1
+        assert "ReviewIdRequiredError" in refused.stderr
+        shown = cli("show", "pay-2", "--review-id", by_account["gym"], db=db)
+        assert shown.returncode == 0, shown.stderr
+        assert f"--review-id {by_account['gym']}" in shown.stdout
+        assert by_account["landlord"] in shown.stdout  # the other open review is named
+        rejected = cli(
+            "reject", "pay-2", "--reason", "unknown gym", "--review-id", by_account["gym"],
+            *officer, db=db,
+        )  # fmt: skip
+        assert rejected.returncode == 0, rejected.stderr
+        approved = cli("approve", "pay-2", "--review-id", by_account["landlord"], *officer, db=db)
+        assert approved.returncode == 0, approved.stderr
+        assert "sent £5,000 to account 12345678" in approved.stdout
+        events = [line.split()[4] for line in cli("audit", "pay-2", db=db).stdout.splitlines()[1:]]
+        assert events == ["paused", "paused", "rejected", "approved"]
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -106,3 +148,42 @@ class TestReviewService:
                 assert done.status_code == 200, done.text
                 assert done.json()["status"] == "completed"
             assert [row.event for row in await coord.audit_log("pay-9")] == ["paused", "approved"]
+
+    async def test_router_decides_each_of_two_reviews_by_review_id(self, tmp_path: Path) -> None:
+        """Two pending reviews of one thread: a decision needs ?review_id=, then each works."""
+        async with open_backend(f"sqlite:///{tmp_path / 'svc.db'}") as backend:
+            coord = gated_app(backend)
+            assert (await coord.process("pay-8", TWO)).status == "paused"
+            service = FastAPI()
+            service.include_router(create_review_router(coord, authenticate=authenticate))
+            headers = {"Authorization": "Bearer payments@bank"}
+            transport = httpx.ASGITransport(app=service)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                listed = (await client.get("/reviews", headers=headers)).json()["items"]
+                assert [r["thread_id"] for r in listed] == ["pay-8", "pay-8"]
+                refused = await client.post("/reviews/pay-8/approve", json={}, headers=headers)
+                assert refused.status_code in (400, 422), refused.text
+                assert refused.json()["error"] == "ReviewIdRequiredError"
+                first, second = (r["review_id"] for r in listed)
+                one = await client.get(
+                    "/reviews/pay-8", params={"review_id": second}, headers=headers
+                )
+                assert one.json()["review_id"] == second
+                half = await client.post(
+                    "/reviews/pay-8/approve", params={"review_id": first}, json={}, headers=headers
+                )
+                assert half.status_code == 200, half.text
+                assert half.json()["status"] == "paused"
+                done = await client.post(
+                    "/reviews/pay-8/reject",
+                    params={"review_id": second},
+                    json={"reason": "no"},
+                    headers=headers,
+                )
+                assert done.status_code == 200, done.text
+                assert done.json()["status"] == "completed"
+            rows = await coord.audit_log("pay-8")
+            assert [(r.event, r.review_id) for r in rows][2:] == [
+                ("approved", first),
+                ("rejected", second),
+            ]

@@ -1,7 +1,7 @@
 """Each capability mixin of the conformance suite, run alone as a third-party adapter would.
 
 One parametrised class per concern: the mixin modules (`_turns`, `_reviews`,
-`_votes`, `_sla`, `_outbox`, `_ledger`, `_inputs`) must each pass on a correct
+`_votes`, `_sla`, `_outbox`, `_ledger`, `_several`, `_inputs`) must each pass on a correct
 adapter, fail on an adapter broken in that capability (a capability that
 cannot fail proves nothing), and together hold the whole suite exactly once;
 `_base` must give each of them the fixtures and the message of the whole suite.
@@ -87,6 +87,13 @@ BROKEN = {
         return None
 """,
         "test_every_append_is_sealed_and_chained",
+    ),
+    "SeveralReviewsConformance": (
+        """
+    async def open_reviews(self, thread_id):
+        return (await super().open_reviews(thread_id))[-1:]
+""",
+        "test_items_of_one_pause_are_open_together",
     ),
     "InputConformance": (
         """

@@ -15,6 +15,7 @@ from hitl_compliance import (
     NotAuthorizedError,
     PolicyViolationError,
     Reviewer,
+    ReviewIdRequiredError,
     RoleBasedPolicy,
     build_compliance_graph,
 )
@@ -86,18 +87,31 @@ class TestToolReviews:
             await coord.approve("t", reviewer="clerk@bank")
 
     async def test_two_calls_two_reviews(self, coord: HitlCoordinator) -> None:
-        """Two flagged calls in one message are two reviews, one after the other."""
+        """Two flagged calls in one message are two reviews, pending at once, decided one by one."""
         first = await coord.process("t", "two")
-        second = await coord.approve("t", reviewer=OFFICER)
+        assert first.status == "paused"
+        pending = {r.draft_response[len("transfer(") :][:20]: r for r in await coord.pending()}
+        b = pending['{"amount_gbp": 3000,']
+        c = pending['{"amount_gbp": 4000,']
+        assert first.review_id in {b.review_id, c.review_id}
+        with pytest.raises(ReviewIdRequiredError) as info:
+            await coord.approve("t", reviewer=OFFICER)
+        assert set(info.value.review_ids) == {b.review_id, c.review_id}
+        second = await coord.approve("t", reviewer=OFFICER, review_id=b.review_id)
         assert second.status == "paused"
-        assert second.review_id != first.review_id
-        [pending] = await coord.pending()
-        assert pending.review_id == second.review_id
+        assert second.review_id == c.review_id
+        [left] = await coord.pending()
+        assert left.review_id == c.review_id
+        assert SENT == []  # nothing runs before the last decision
         done = await coord.reject("t", reviewer=OFFICER, reason="unknown payee")
         assert done.status == "completed"
         assert SENT == ["£3,000 to 12345678"]
-        events = [row.event for row in await coord.audit_log("t")]
-        assert events == ["paused", "approved", "paused", "rejected"]
+        rows = await coord.audit_log("t")
+        assert [(row.event, row.review_id) for row in rows][2:] == [
+            ("approved", b.review_id),
+            ("rejected", c.review_id),
+        ]
+        assert [row.event for row in rows][:2] == ["paused", "paused"]
         assert (await coord.verify_audit("t")).ok
 
 

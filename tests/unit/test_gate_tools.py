@@ -242,7 +242,11 @@ class TestReviews:
         assert messages[-1].content == "All done."
 
     async def test_two_flagged_calls_are_two_reviews(self, style: PauseStyle) -> None:
-        """Each flagged call pauses in turn under its own id; the clean one waits for both."""
+        """Each flagged call is a pause under its own id; the clean one waits for both.
+
+        The dynamic style pauses for both at once (one interrupt each), the static
+        style one after the other.
+        """
         bank = Bank()
         turn = AIMessage(
             "",
@@ -254,11 +258,13 @@ class TestReviews:
         )
         graph, _model = build_react(style, InMemorySaver(), bank, turn, DONE)
         await graph.ainvoke(ASK, CONFIG)
-        first = await only_pause(graph)
+        first, *parallel = await gate_pauses(graph, CONFIG)
         assert first.tool_call is not None
         assert first.tool_call["id"] == "c1"
+        assert len(parallel) == (1 if style == "command_resume" else 0)
         await resume_gate(graph, CONFIG, first, decision())
         second = await only_pause(graph)
+        assert parallel in ([], [second])
         assert second.tool_call is not None
         assert second.tool_call["id"] == "c3"
         assert second.review_id != first.review_id

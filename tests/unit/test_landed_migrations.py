@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 LANDED = {
-    "sqlite": ["3eb2b1ee2db67540", "01915aaf87b5972f", "34a5fee9df477da1", "0c28eed6b6328eb7"],
+    "sqlite": [
+        "3eb2b1ee2db67540",
+        "01915aaf87b5972f",
+        "34a5fee9df477da1",
+        "0c28eed6b6328eb7",
+        "75e7ed2acf99f08e",
+    ],
     "postgres": [
         "54ffe09aed38596d",
         "c85408dc3541582a",
@@ -23,6 +29,7 @@ LANDED = {
         "fa8fc35a449067be",
         "c388e1c1bd322afd",
         "20bff9cdf9a14140",
+        "c43747b19c11d00a",
     ],
 }
 

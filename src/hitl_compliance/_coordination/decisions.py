@@ -85,6 +85,7 @@ async def approve(
     metadata: Mapping[str, Any] | None,
     expected: str | None,
     tool_args: Mapping[str, Any] | None = None,
+    review_id: str | None = None,
 ) -> ProcessResult:
     """Vote to approve; resume the graph at quorum (contract: `HitlCoordinator.approve`)."""
     check_thread_id(thread_id)
@@ -100,7 +101,7 @@ async def approve(
         metadata=metadata,
         tool_args=None if tool_args is None else _tool_args(tool_args),
     )
-    review = await reviews.open_review(ctx, thread_id, expected)
+    review = await reviews.open_review(ctx, thread_id, expected, review_id)
     key = reviews.canonical(ctx, who.id)
     if reviews.is_requester(ctx, key, review):
         await deny(ctx, review, who, "the requester of a review may not approve it")
@@ -164,6 +165,7 @@ async def reject(
     reason: str,
     metadata: Mapping[str, Any] | None,
     expected: str | None,
+    review_id: str | None = None,
 ) -> ProcessResult:
     """Reject, then resume the graph to `rejected` (contract: `HitlCoordinator.reject`)."""
     check_thread_id(thread_id)
@@ -178,7 +180,7 @@ async def reject(
         reason=reason or None,
         metadata=metadata,
     )
-    review = await reviews.open_review(ctx, thread_id, expected)
+    review = await reviews.open_review(ctx, thread_id, expected, review_id)
     auth = ctx.policy.authorize(who, review.violations)
     if not auth.allowed:
         await deny(ctx, review, who, auth.reason, auth.missing_roles)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -31,6 +31,7 @@ from hitl_compliance._gate_items import edit_findings as item_edit_findings
 from hitl_compliance.errors import ConfigurationError, InvalidDecisionError, InvalidInputError
 from hitl_compliance.gate import (
     AUTHORITY_KEY,
+    DECIDED_KEY,
     PAYLOAD_KIND,
     GateOutcome,
     GatePause,
@@ -58,6 +59,7 @@ __all__ = [
     "checkpoint_id",
     "config_for",
     "driver_for",
+    "each_pause",
     "factory_delivered",
     "gate_at",
 ]
@@ -86,6 +88,8 @@ class Position:
     pause: GatePause | None = field(default=None, compare=False)
     snapshot: StateSnapshot | None = field(default=None, compare=False)
     values: Any = field(default=None, compare=False)
+    pauses: tuple[GatePause, ...] = field(default=(), compare=False)
+    """Every gate pause waiting at once (the flagged calls of one message); `pause` is the first."""
 
     @property
     def review_checkpoint(self) -> str:
@@ -98,6 +102,13 @@ class Position:
         if self.pause is None:
             return self.checkpoint_id
         return gate_review_checkpoint(self.checkpoint_id, self.pause.review_id)
+
+
+def each_pause(pos: Position) -> list[Position]:
+    """`pos` once per waiting gate pause (as if it were the only one), or `[pos]`."""
+    if len(pos.pauses) <= 1:
+        return [pos]
+    return [replace(pos, state=_outcome_view(p.raw), pause=p) for p in pos.pauses]
 
 
 def config_for(thread_id: str) -> Any:
@@ -451,14 +462,23 @@ class GateDriver:
             pause=pause,
             snapshot=snapshot,
             values=snapshot.values,
+            pauses=tuple(pauses),
         )
+
+    def _pause_of(self, pos: Position, review: ReviewRecord) -> GatePause | None:
+        """The waiting pause `review` is of, among those `pos` shows, if any."""
+        for pause in pos.pauses or ((pos.pause,) if pos.pause is not None else ()):
+            if pause.review_id == review.review_id and (
+                gate_review_checkpoint(pos.checkpoint_id, pause.review_id) == review.checkpoint_id
+            ):
+                return pause
+        return None
 
     async def resume(self, review: ReviewRecord, made: Decision) -> Position | None:
         pos = await self.position(review.thread_id)
-        if not self.at_review(pos, review):
+        pause = self._pause_of(pos, review)
+        if pause is None:
             return None
-        pause = pos.pause
-        assert pause is not None
         payload = made.to_state()
         if pause.style == "interrupt_before":
             await self.graph.aupdate_state(
@@ -472,11 +492,7 @@ class GateDriver:
         return await self.run(command, review.thread_id, durability="sync")
 
     def at_review(self, pos: Position, review: ReviewRecord) -> bool:
-        return (
-            pos.pause is not None
-            and pos.pause.review_id == review.review_id
-            and pos.review_checkpoint == review.checkpoint_id
-        )
+        return self._pause_of(pos, review) is not None
 
     async def delivered(self, pos: Position, review: ReviewRecord, made: Decision) -> bool:
         if self.at_review(pos, review):
@@ -500,6 +516,11 @@ class GateDriver:
             found = _outcome_by_id(values, review.review_id)
             if found is not None and found.get("status") != "pending":
                 return found
+        if pos.snapshot is not None:
+            # One of several parallel pauses decided while the others wait: its item
+            # is the result of its finished task, applied to the state only once
+            # every task of the wave has finished.
+            return _decided_in_tasks(pos.snapshot, review.review_id)
         return None
 
     async def paused_state(self, review: ReviewRecord) -> ComplianceState:
@@ -513,14 +534,37 @@ class GateDriver:
     async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
         if made.response is None and made.tool_args is None:
             return []  # no edit: nothing to re-check, and no snapshot to read
-        pos = await self.position(review.thread_id)
-        if pos.pause is None or pos.pause.review_id != review.review_id:
+        pause = _by_review_id(await self.position(review.thread_id), review.review_id)
+        if pause is None:
             return []  # not paused there any more: the claim will say why
-        rules = gate_at(self.graph, pos.pause.config).rules
-        return await item_edit_findings(rules, pos.pause.raw, made)
+        rules = gate_at(self.graph, pause.config).rules
+        return await item_edit_findings(rules, pause.raw, made)
 
     def review_id(self, pos: Position) -> str | None:
         return None if pos.pause is None else pos.pause.review_id
+
+
+def _by_review_id(pos: Position, review_id: str) -> GatePause | None:
+    """The waiting pause of `review_id` among those `pos` shows, if any."""
+    return next((p for p in pos.pauses if p.review_id == review_id), None)
+
+
+def _decided_in_tasks(snapshot: StateSnapshot, review_id: str) -> dict[str, Any] | None:
+    """Item `review_id` as decided by a finished parallel task of a gate, if one holds it."""
+    for task in snapshot.tasks:
+        sub = task.state
+        if not isinstance(sub, StateSnapshot):
+            continue
+        held = _latest_outcome(sub.values)
+        for inner in sub.tasks:
+            written = inner.result.get(DECIDED_KEY) if isinstance(inner.result, dict) else None
+            for item in (written or {}).values():
+                if isinstance(item, dict) and item.get("review_id") == review_id:
+                    return _item_outcome(held or {}, item)
+        found = _decided_in_tasks(sub, review_id)
+        if found is not None:
+            return found
+    return None
 
 
 def gate_at(graph: Any, config: Any) -> Any:

@@ -17,6 +17,7 @@ from hitl_compliance.errors import (
     HitlError,
     InvalidDecisionError,
     InvalidInputError,
+    ReviewIdRequiredError,
     StaleReviewError,
 )
 from hitl_compliance.models import PendingReview, ReviewRecord, sha256_text
@@ -72,29 +73,57 @@ async def pending(
         after = (page[-1].requested_at, page[-1].review_id)
 
 
-async def review(ctx: Context, thread_id: str) -> PendingReview:
+async def review(ctx: Context, thread_id: str, review_id: str | None = None) -> PendingReview:
     """The thread's review awaiting a decision, as `pending()` lists it."""
     check_thread_id(thread_id)
-    return (await open_review(ctx, thread_id, None)).to_pending()
+    return (await open_review(ctx, thread_id, None, review_id)).to_pending()
 
 
-async def may_decide(ctx: Context, thread_id: str, reviewer: str | Reviewer) -> Authorization:
+async def may_decide(
+    ctx: Context, thread_id: str, reviewer: str | Reviewer, review_id: str | None = None
+) -> Authorization:
     """Whether `reviewer` may decide the thread's pending review now; records nothing."""
     check_thread_id(thread_id)
-    return authorization(ctx, as_reviewer(reviewer), await open_review(ctx, thread_id, None))
+    found = await open_review(ctx, thread_id, None, review_id)
+    return authorization(ctx, as_reviewer(reviewer), found)
 
 
-async def open_review(ctx: Context, thread_id: str, expected: str | None) -> ReviewRecord:
+async def open_review(
+    ctx: Context, thread_id: str, expected: str | None, review_id: str | None = None
+) -> ReviewRecord:
     """The thread's pending review, checked against what the reviewer saw (`expected`).
+
+    With `review_id`, that review of the thread; without, its only pending one.
 
     Raises:
         ReviewNotFoundError: the thread never paused.
-        AlreadyDecidedError: its review is claimed or decided.
+        AlreadyDecidedError: its review is claimed or decided, or `review_id` is not
+            an open review of the thread.
+        ReviewIdRequiredError: several reviews are pending and `review_id` is None.
         StaleReviewError: `expected` is neither its checkpoint id nor its draft's sha256.
     """
-    review = await ctx.reviews.get_review(thread_id)
+    if review_id is not None:
+        _validate.text("review_id", review_id)
+    opened = await ctx.reviews.open_reviews(thread_id)
+    waiting = [r for r in opened if r.status == "pending"]
+    if review_id is None and len(waiting) > 1:
+        ids = tuple(r.review_id for r in waiting)
+        raise ReviewIdRequiredError(
+            f"Thread {thread_id!r} has {len(ids)} pending reviews {list(ids)} (a gate "
+            "waiting for several tool calls); pass review_id= to say which one.",
+            thread_id=thread_id,
+            review_ids=ids,
+        )
+    latest = await ctx.reviews.get_review(thread_id)
+    if review_id is None:
+        review = waiting[0] if len(waiting) == 1 else latest
+    else:
+        review = next((r for r in opened if r.review_id == review_id), latest)
     if review is None:
         raise refusal_error(Refusal.NO_REVIEW, thread_id=thread_id)
+    if review_id is not None and review.review_id != review_id:
+        # Decided already (or never the thread's): as the store's claim would say.
+        raise refusal_error(Refusal.NOT_OPEN_REVIEW, thread_id=thread_id, review_id=review_id)
     if review.status != "pending":
         raise refusal_error(Refusal.DECIDED, thread_id=thread_id, status=review.status)
     if expected is not None:

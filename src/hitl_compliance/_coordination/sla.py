@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from hitl_compliance import _validate
 from hitl_compliance._coordination import decisions, hooks
 from hitl_compliance._coordination.context import Context, paused_result
-from hitl_compliance.errors import AlreadyDecidedError
+from hitl_compliance.errors import AlreadyDecidedError, ThreadBusyError
 from hitl_compliance.models import ProcessResult, ReviewRecord, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
@@ -50,6 +50,8 @@ async def expire_overdue(ctx: Context, now: datetime | None = None) -> list[Proc
             results.append(await expire(ctx, review, now, as_of=as_of))
         except AlreadyDecidedError:
             continue  # another sweeper, or a reviewer, got there first
+        except ThreadBusyError:
+            continue  # another review of its thread is being decided: the next sweep
     return results
 
 

@@ -24,7 +24,7 @@ from hitl_compliance._coordination.context import (
     result,
     run,
 )
-from hitl_compliance._coordination.driver import RESERVED
+from hitl_compliance._coordination.driver import RESERVED, each_pause
 from hitl_compliance.errors import HitlError
 from hitl_compliance.models import ProcessResult, ReviewRecord
 
@@ -72,6 +72,31 @@ def turn_input(
     return ctx.driver.turn_input(message, requested_by, fields)
 
 
+async def _open(ctx: Context, thread_id: str, owner: str | None, pos: Position) -> ReviewRecord:
+    """Open the review of the pause `pos` shows (idempotent per pause)."""
+    state = pos.state
+    findings = state.rule_results
+    requested_at = ctx.now()
+    quorum = reviews.quorum(ctx, findings)
+    due = sla.sla_for(ctx, findings)
+    review = ReviewRecord(
+        review_id=ctx.driver.review_id(pos) or uuid.uuid4().hex,
+        thread_id=thread_id,
+        checkpoint_id=pos.review_checkpoint,
+        status="pending",
+        customer_message=state.customer_message,
+        draft_response=state.draft_response or "",
+        violations=findings,
+        requested_at=requested_at,
+        requested_by=state.requested_by,
+        approvals_required=quorum,
+        deadline=None if due is None else requested_at + due,
+    )
+    review = await ctx.reviews.open_review(review, owner=owner)
+    logger.info("thread %s paused for review %s", thread_id, review.review_id)
+    return review
+
+
 async def settle_turn(
     ctx: Context, thread_id: str, owner: str | None, ran: Position | None = None
 ) -> ProcessResult:
@@ -82,28 +107,17 @@ async def settle_turn(
     """
     pos = await position(ctx, thread_id, ran)
     if pos.paused:
-        state = pos.state
-        findings = state.rule_results
-        requested_at = ctx.now()
-        quorum = reviews.quorum(ctx, findings)
-        due = sla.sla_for(ctx, findings)
-        review = ReviewRecord(
-            review_id=ctx.driver.review_id(pos) or uuid.uuid4().hex,
-            thread_id=thread_id,
-            checkpoint_id=pos.review_checkpoint,
-            status="pending",
-            customer_message=state.customer_message,
-            draft_response=state.draft_response or "",
-            violations=findings,
-            requested_at=requested_at,
-            requested_by=state.requested_by,
-            approvals_required=quorum,
-            deadline=None if due is None else requested_at + due,
-        )
-        review = await ctx.reviews.open_review(review, owner=owner)
-        logger.info("thread %s paused for review %s", thread_id, review.review_id)
+        # One review per waiting pause: the flagged calls of one message wait in
+        # parallel, each decided on its own (the store opens them as one pause's).
+        # Only the last ends the turn, so a crash before it leaves the turn row for
+        # recover(), which opens the rest (opening is idempotent per pause).
+        waiting = each_pause(pos)
+        opened = [
+            await _open(ctx, thread_id, owner if i == len(waiting) - 1 else None, each)
+            for i, each in enumerate(waiting)
+        ]
         await hooks.dispatch(ctx, thread_id)
-        return result(thread_id, pos, review_id=review.review_id)
+        return result(thread_id, pos, review_id=opened[0].review_id)
     if owner is not None:
         await ctx.reviews.end_turn(thread_id, owner=owner)
     if pos.next:

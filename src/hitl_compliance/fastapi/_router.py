@@ -182,7 +182,9 @@ def _reviewer_dependency(authenticate: Callable[..., Any]) -> ResolveReviewer:
     return reviewer_of
 
 
-async def pending_review(coordinator: HitlCoordinator, thread_id: str) -> PendingReview:
+async def pending_review(
+    coordinator: HitlCoordinator, thread_id: str, review_id: str | None = None
+) -> PendingReview:
     """`GET /reviews/{thread_id}`: the coordinator's `review()`, where only pending is found.
 
     A decided review has nothing left to decide, so to this route it is not
@@ -192,7 +194,9 @@ async def pending_review(coordinator: HitlCoordinator, thread_id: str) -> Pendin
         ReviewNotFoundError: the thread never paused, or its review is decided.
     """
     try:
-        return await coordinator.review(thread_id)
+        if review_id is None:
+            return await coordinator.review(thread_id)
+        return await coordinator.review(thread_id, review_id=review_id)
     except AlreadyDecidedError as exc:
         state = f"is {exc.status}, not pending"
     except ReviewNotFoundError:
@@ -219,13 +223,21 @@ async def decide_once(
     key: str | None,
     body: BaseModel,
     decide: Callable[[], Awaitable[ProcessResult]],
+    query: dict[str, str] | None = None,
 ) -> Response:
-    """Run `decide` once per (reviewer, path, Idempotency-Key); replay its response."""
+    """Run `decide` once per (reviewer, path, Idempotency-Key); replay its response.
+
+    `query` (the `review_id` query parameter, when given) is part of what a
+    replay must repeat, as the body is.
+    """
     if key is None:
         return await _answer(decide)
+    sent: dict[str, Any] = body.model_dump(mode="json")
+    if query:
+        sent = {**sent, "?": query}
     outcome = await runner.run(
         scope_key(who.id, request.url.path, key),
-        fingerprint(body.model_dump(mode="json")),
+        fingerprint(sent),
         lambda: _answer(decide),
     )
     if not isinstance(outcome, Replay):
@@ -309,8 +321,19 @@ def _add_review_routes(
         response_model=PendingReview,
         responses=problems(401, 404, 422),
     )
-    async def get_review(who: Who, thread_id: ThreadId) -> PendingReview:
-        return await pending_review(coord(), thread_id)
+    async def get_review(
+        who: Who,
+        thread_id: ThreadId,
+        review_id: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description="Which of the thread's pending reviews; required when it has several.",
+            ),
+        ] = None,
+    ) -> PendingReview:
+        return await pending_review(coord(), thread_id, review_id)
 
     for kind in _decision_kinds.KINDS:
         _add_decision_route(router, kind, coord, reviewer_of, runner)
@@ -379,6 +402,18 @@ def _add_decision_route(
         thread_id: ThreadId,
         body: Body_,
         idempotency_key: IdempotencyKey = None,
+        review_id: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description=(
+                    "Which of the thread's pending reviews (its `review_id` in "
+                    "`GET /reviews`); required when it has several (a gate waiting for "
+                    "several tool calls at once)."
+                ),
+            ),
+        ] = None,
     ) -> Response:
         # The body's fields are the coordinator method's keywords (`response` or
         # `reason`, `expected`, `metadata`).
@@ -386,10 +421,13 @@ def _add_decision_route(
 
         async def decide() -> ProcessResult:
             method = getattr(coord(), kind.verb)
-            result: ProcessResult = await method(thread_id, reviewer=who, **fields)
+            result: ProcessResult = await method(
+                thread_id, reviewer=who, review_id=review_id, **fields
+            )
             return result
 
-        return await decide_once(runner, request, who, idempotency_key, body, decide)
+        query = None if review_id is None else {"review_id": review_id}
+        return await decide_once(runner, request, who, idempotency_key, body, decide, query)
 
     decide_route.__name__ = kind.verb
 

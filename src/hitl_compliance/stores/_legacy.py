@@ -1,10 +1,15 @@
-"""Deprecation path for review stores written before hook leases (`claim_hooks`).
+"""Deprecation paths for review stores written against an earlier `ReviewStore` protocol.
 
-A store implementing the earlier `ReviewStore` protocol (no `claim_hooks` /
-`renew_hook`, a `finish_hook` without `owner=`) still works, wrapped in
-[`LeaselessHooks`][hitl_compliance.stores._legacy.LeaselessHooks], with a
-`DeprecationWarning`: its hooks are then called without a lease, so two
-processes may call one owed hook twice, as before hook leases existed.
+* Before hook leases (no `claim_hooks` / `renew_hook`, a `finish_hook` without
+  `owner=`): the store still works, wrapped in
+  [`LeaselessHooks`][hitl_compliance.stores._legacy.LeaselessHooks], with a
+  `DeprecationWarning`: its hooks are then called without a lease, so two
+  processes may call one owed hook twice, as before hook leases existed.
+* Before several pending reviews per thread (no `open_reviews`): the store
+  still works, wrapped in
+  [`OneOpenReview`][hitl_compliance.stores._legacy.OneOpenReview], with a
+  `DeprecationWarning`: `open_reviews` is read from `get_review` (the latest
+  review only), which is exact for a store that keeps one open review per thread.
 """
 
 from __future__ import annotations
@@ -13,15 +18,23 @@ import warnings
 from datetime import datetime
 from typing import Any
 
-from hitl_compliance.models import HookDelivery
+from hitl_compliance.models import HookDelivery, ReviewRecord
 
-__all__ = ["LeaselessHooks", "is_leaseless", "wrap_leaseless"]
+__all__ = [
+    "LeaselessHooks",
+    "OneOpenReview",
+    "is_leaseless",
+    "is_legacy",
+    "wrap_leaseless",
+    "wrap_legacy",
+]
 
 _LEASE_METHODS = ("claim_hooks", "renew_hook")
+_MULTI_METHODS = ("open_reviews",)
 
 
-def is_leaseless(store: Any) -> bool:
-    """Whether `store` is a pre-lease store: every protocol method except the lease ones."""
+def _missing(store: Any) -> set[str]:
+    """The `ReviewStore` protocol methods `store` does not implement."""
     from hitl_compliance.stores.base import ReviewStore
 
     required = [
@@ -29,8 +42,37 @@ def is_leaseless(store: Any) -> bool:
         for name in dir(ReviewStore)
         if not name.startswith("_") and callable(getattr(ReviewStore, name, None))
     ]
-    missing = [name for name in required if not callable(getattr(store, name, None))]
-    return bool(missing) and set(missing) <= set(_LEASE_METHODS)
+    return {name for name in required if not callable(getattr(store, name, None))}
+
+
+def is_leaseless(store: Any) -> bool:
+    """Whether `store` is a pre-lease store: every protocol method except the lease ones."""
+    missing = _missing(store) - set(_MULTI_METHODS)
+    return bool(missing) and missing <= set(_LEASE_METHODS)
+
+
+def is_legacy(store: Any) -> bool:
+    """Whether `store` misses only methods a deprecation path here emulates."""
+    missing = _missing(store)
+    return bool(missing) and missing <= {*_LEASE_METHODS, *_MULTI_METHODS}
+
+
+def wrap_legacy(store: Any) -> Any:
+    """`store`, with each missing method a deprecation path emulates; warns for each."""
+    if is_leaseless(store):
+        store = wrap_leaseless(store)
+    if not callable(getattr(store, "open_reviews", None)):
+        warnings.warn(
+            f"{type(store).__name__} does not implement ReviewStore.open_reviews (added with "
+            "several pending reviews per thread). The coordinator reads only its latest "
+            "review, so a gate's parallel tool-call pauses cannot be decided one by one. "
+            "Implement it (see ReviewStoreConformance's SeveralReviewsConformance); stores "
+            "without it will be refused in a later release.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        store = OneOpenReview(store)
+    return store
 
 
 def wrap_leaseless(store: Any) -> LeaselessHooks:
@@ -94,3 +136,20 @@ class LeaselessHooks:
         """The store's own `finish_hook`, without `owner=` (which it does not know)."""
         await self._store.finish_hook(delivery_id, ok=ok, error=error, now=now)
         return True
+
+
+class OneOpenReview:
+    """A store from before several open reviews per thread: `open_reviews` from `get_review`."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def open_reviews(self, thread_id: str) -> list[ReviewRecord]:
+        """The thread's latest review when it is open (such a store keeps one open review)."""
+        from hitl_compliance.stores._machine import is_open
+
+        latest: ReviewRecord | None = await self._store.get_review(thread_id)
+        return [latest] if latest is not None and is_open(latest.status) else []

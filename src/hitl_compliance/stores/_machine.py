@@ -10,10 +10,14 @@ illegal one raises, written once.
      +------------- release -------------+--+
 ```
 
-A thread is *open* while its latest review is `pending` or `claimed`: it may
-start no turn and open no other review. Only a `pending` review is decided
-(claimed, voted on, escalated); only the holder of a claim releases or
-completes it; one person votes once, compared by canonical
+A thread is *open* while a review of it is `pending` or `claimed`: it may
+start no turn, and open no review of another pause. Several reviews of one
+pause may be open at once: a gate whose message has several flagged tool
+calls waits for each in parallel, one review per item, all keyed
+`"<checkpoint id>:<review id>"` under the same parent checkpoint
+([`same_pause`][hitl_compliance.stores._machine.same_pause]). Only a
+`pending` review is decided (claimed, voted on, escalated); only the holder of
+a claim releases or completes it; one person votes once, compared by canonical
 [`reviewer_key`][hitl_compliance.models.Vote.reviewer_key].
 
 The module is pure (no I/O, no clock): the in-memory store calls its checks
@@ -50,8 +54,10 @@ __all__ = [
     "is_open",
     "kept_on_release",
     "next_status",
+    "pause_of",
     "quorum_met",
     "refusal_error",
+    "same_pause",
     "turn_refusal",
 ]
 
@@ -60,7 +66,7 @@ _V = TypeVar("_V")
 Action = Literal["claim", "vote", "release", "complete", "escalate", "take_over"]
 
 OPEN_STATUSES: tuple[str, ...] = ("pending", "claimed")
-"""The statuses that keep a thread paused (no turn, no other review)."""
+"""The statuses that keep a thread paused (no turn, no review of another pause)."""
 
 # The final statuses are those of the decision kinds and SLA outcomes (`_decision_kinds.py`).
 _FINAL: frozenset[str] = frozenset(final_statuses())
@@ -82,17 +88,19 @@ class Refusal(enum.Enum):
     """Why a store refused a transition; [`refusal_error`][.refusal_error] gives its error."""
 
     THREAD_PAUSED = "thread_paused"
-    """`begin_turn`: the thread's latest review is open."""
+    """`begin_turn`: a review of the thread is open."""
     TURN_IN_PROGRESS = "turn_in_progress"
     """`begin_turn`: another turn holds the thread (or crashed holding it)."""
     REVIEW_OPEN = "review_open"
-    """`open_review`: another review of the thread is open."""
+    """`open_review`: a review of another pause of the thread is open."""
     NO_REVIEW = "no_review"
     """`claim` / `vote`: the thread has no review at all."""
     NOT_OPEN_REVIEW = "not_open_review"
-    """`claim` / `vote`: the review the decider loaded is no longer the thread's latest."""
+    """`claim` / `vote`: the review the decider loaded is no longer open (nor the latest)."""
     DECIDED = "decided"
     """`claim` / `vote`: the latest review is claimed or final."""
+    APPLYING = "applying"
+    """`claim` / `vote`: another review of the thread is claimed: its decision is being applied."""
     DUPLICATE_VOTE = "duplicate_vote"
     """`vote`: this person already voted on the review."""
     CLAIM_LOST = "claim_lost"
@@ -120,6 +128,29 @@ def is_open(status: str) -> bool:
     return status in OPEN_STATUSES
 
 
+def pause_of(checkpoint_id: str) -> str:
+    """The pause a review's `checkpoint_id` belongs to: the checkpoint before any `":<review id>"`.
+
+    A gate's review is stored under `"<parent checkpoint id>:<review id>"`
+    (LangGraph checkpoint ids hold no `:`); every item waiting at one parent
+    checkpoint belongs to the same pause.
+    """
+    return checkpoint_id.split(":", 1)[0]
+
+
+def same_pause(open_checkpoint: str, checkpoint_id: str) -> bool:
+    """Whether a review at `checkpoint_id` may open beside an open review at `open_checkpoint`.
+
+    Only reviews of items of one pause (one parent checkpoint, each with its own
+    review id) are open together; a review of another pause waits for the open one.
+    """
+    return (
+        ":" in open_checkpoint
+        and ":" in checkpoint_id
+        and pause_of(open_checkpoint) == pause_of(checkpoint_id)
+    )
+
+
 def turn_refusal(*, review_open: bool, turn_held: bool) -> Refusal | None:
     """Why `begin_turn` may not start a turn (the open review is named first), or None."""
     if review_open:
@@ -130,18 +161,35 @@ def turn_refusal(*, review_open: bool, turn_held: bool) -> Refusal | None:
 
 
 def decide_refusal(
-    *, latest_id: str | None, latest_status: str | None, review_id: str | None
+    *,
+    latest_id: str | None,
+    latest_status: str | None,
+    review_id: str | None,
+    review_status: str | None = None,
+    other_claimed: bool = False,
 ) -> Refusal | None:
-    """Why a thread's latest review (`latest_id`, None if none) may not be claimed or voted on.
+    """Why a thread's review may not be claimed or voted on, or None.
 
-    With `review_id`, only that review may be decided (the one the decider loaded).
+    Without `review_id`, the thread's latest review (`latest_id`, None if the
+    thread has none) is decided. With `review_id`, only that review may be
+    decided (the one the decider loaded): the latest, or another review of
+    the thread still `pending` (`review_status`, None when the thread has no
+    such review), as several items of one pause are.
+
+    While another review of the thread is claimed (`other_claimed`), its
+    decision is resuming the graph; LangGraph has no per-thread lock, and two
+    resumes of one thread at once lose one of them, so no other decision of the
+    thread starts until that one completes (or is released).
     """
     if latest_id is None:
         return Refusal.NO_REVIEW
     if review_id is not None and latest_id != review_id:
-        return Refusal.NOT_OPEN_REVIEW
-    if latest_status is None or next_status(latest_status, "claim") is None:
+        if review_status is None or next_status(review_status, "claim") is None:
+            return Refusal.NOT_OPEN_REVIEW
+    elif latest_status is None or next_status(latest_status, "claim") is None:
         return Refusal.DECIDED
+    if other_claimed:
+        return Refusal.APPLYING
     return None
 
 
@@ -232,6 +280,13 @@ def refusal_error(
             f"The review of thread {thread_id!r} is already {status}.",
             thread_id=thread_id,
             status=status,
+        )
+    if refusal is Refusal.APPLYING:
+        return ThreadBusyError(
+            f"Thread {thread_id!r} is applying the decision of another of its reviews; "
+            "decide this one when it completes (or, after a crash, once "
+            "`await coord.recover()` has finished it).",
+            thread_id=thread_id,
         )
     if refusal is Refusal.DUPLICATE_VOTE:
         return DuplicateVoteError(

@@ -6,7 +6,8 @@ replaces the shared multi-statement writes of
 several statements, so several round trips) with one statement each: a
 function installed by migration step 4 (`<prefix>begin_turn`, `open_review`,
 `decide`, `complete`, `escalate`, `append_audit`; `decide` replaced by step
-6), a conditional UPDATE (`release`) or one CTE (the hook lease). On the
+6, `open_review` and `decide` by step 7), a conditional UPDATE (`release`) or
+one CTE (the hook lease). On the
 autocommit pool LangGraph's saver uses, a write is then one round trip and
 its own transaction.
 
@@ -63,6 +64,7 @@ from hitl_compliance.stores._sql import (
     indexed_rules,
     review_from_row,
     review_values,
+    several_open_reviews,
 )
 from hitl_compliance.stores._sqlwrites import SqlStore
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
@@ -70,7 +72,7 @@ from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payl
 if TYPE_CHECKING:
     from psycopg import AsyncCursor
 
-__all__ = ["ServerSideWrites", "Step", "schema_v4", "schema_v6"]
+__all__ = ["ServerSideWrites", "Step", "schema_v4", "schema_v6", "schema_v7"]
 
 logger = logging.getLogger("hitl_compliance")
 
@@ -90,6 +92,7 @@ _REFUSALS: Mapping[str, Refusal] = {
     "stale": Refusal.NOT_OPEN_REVIEW,
     "decided": Refusal.DECIDED,
     "duplicate": Refusal.DUPLICATE_VOTE,
+    "applying": Refusal.APPLYING,
 }
 
 
@@ -347,6 +350,64 @@ def schema_v6(p: str) -> list[Step]:
         "                IS NOT DISTINCT FROM p_vote->>'reviewer_key') THEN",
     )
     return [_backfill_vote_keys, decide]
+
+
+def _replaced(function: str, old: str, new: str) -> str:
+    if old not in function:  # pragma: no cover - landed steps are never edited
+        raise AssertionError("a landed step's function changed; write the new step's in full")
+    return function.replace(old, new)
+
+
+def schema_v7(p: str) -> list[Step]:
+    # Several open reviews per thread, all of one pause (the state machine's
+    # `same_pause`: ids "<checkpoint id>:<review id>" under one parent checkpoint).
+    # `open_review` is step 4's with only its open-review test changed; `decide` is
+    # step 6's, deciding `p_review_id` when it is another pending review of the thread
+    # (the latest row is still locked first, so one thread's decisions queue on it).
+    open_review = schema_v4(p)[2]
+    decide = schema_v6(p)[1]
+    assert isinstance(open_review, str)
+    assert isinstance(decide, str)
+    open_review = _replaced(
+        open_review,
+        "WHERE r.thread_id = p_thread AND r.status IN " + _OPEN + ";",
+        "WHERE r.thread_id = p_thread AND r.status IN " + _OPEN + "\n"
+        "            AND NOT (strpos(r.checkpoint_id, ':') > 0\n"
+        "                AND strpos(p_checkpoint, ':') > 0\n"
+        "                AND split_part(r.checkpoint_id, ':', 1)\n"
+        "                    = split_part(p_checkpoint, ':', 1))\n"
+        "            LIMIT 1;",
+    )
+    decide = _replaced(
+        decide,
+        """        IF p_review_id IS NOT NULL AND cur.review_id <> p_review_id THEN
+            SELECT r.status INTO hitl_detail FROM {p}reviews AS r
+                WHERE r.review_id = p_review_id;
+            hitl_outcome := 'stale';
+            RETURN;
+        END IF;""".replace("{p}", p),
+        """        IF p_review_id IS NOT NULL AND cur.review_id <> p_review_id THEN
+            SELECT * INTO cur FROM {p}reviews AS r
+                WHERE r.review_id = p_review_id AND r.thread_id = p_thread FOR UPDATE;
+            IF NOT FOUND OR cur.status <> 'pending' THEN
+                SELECT r.status INTO hitl_detail FROM {p}reviews AS r
+                    WHERE r.review_id = p_review_id;
+                hitl_outcome := 'stale';
+                RETURN;
+            END IF;
+        END IF;""".replace("{p}", p),
+    )
+    decide = _replaced(
+        decide,
+        """        IF p_vote IS NULL THEN""",
+        """        IF EXISTS (SELECT 1 FROM {p}reviews AS r WHERE r.thread_id = p_thread
+                AND r.status = 'claimed' AND r.review_id <> cur.review_id) THEN
+            hitl_outcome := 'applying';
+            RETURN;
+        END IF;
+        IF p_vote IS NULL THEN""".replace("{p}", p),
+    )
+    return [*several_open_reviews(p), open_review, decide]
 
 
 # The values of an audit row's canonical form (ledger.canonical) that only the

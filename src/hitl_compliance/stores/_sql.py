@@ -283,6 +283,7 @@ class Statements:
     """The fixed statements both SQL stores run, in one dialect, built once per store."""
 
     latest_review: str
+    open_reviews: str
     review_by_id: str
     end_turn: str
     stale_turns: str
@@ -310,6 +311,10 @@ class Statements:
         return cls(
             latest_review=d.sql(
                 f"SELECT * FROM {t.reviews} WHERE thread_id = ? ORDER BY {d.latest} DESC LIMIT 1"
+            ),
+            open_reviews=d.sql(
+                f"SELECT * FROM {t.reviews} WHERE thread_id = ? AND status IN {OPEN_SQL} "
+                f"ORDER BY {d.latest}"
             ),
             review_by_id=d.sql(f"SELECT * FROM {t.reviews} WHERE review_id = ?"),
             end_turn=d.sql(f"DELETE FROM {t.intents} WHERE thread_id = ? AND owner = ?"),
@@ -365,6 +370,20 @@ def open_and_pending_indexes(p: str) -> list[str]:
         # list_pending reads only pending rows, in order, whatever the history size.
         f"CREATE INDEX IF NOT EXISTS {p}reviews_pending "
         f"ON {p}reviews (requested_at, review_id) WHERE status = 'pending'",
+    ]
+
+
+def several_open_reviews(p: str) -> list[str]:
+    """Several open reviews per thread, of one pause: the unique index of step 1 goes.
+
+    The rule (open reviews of one thread all belong to one pause, the state
+    machine's `same_pause`) is checked by `open_review` under the thread's lock;
+    a plain partial index keeps `open_reviews` and `begin_turn`'s check O(open rows).
+    """
+    return [
+        f"DROP INDEX IF EXISTS {p}reviews_one_open",
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_open "
+        f"ON {p}reviews (thread_id) WHERE status IN {OPEN_SQL}",
     ]
 
 

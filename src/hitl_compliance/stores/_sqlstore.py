@@ -159,6 +159,11 @@ class SqlStoreBase:
             after=after,
         )
 
+    async def open_reviews(self, thread_id: str) -> list[ReviewRecord]:
+        """The thread's open reviews, oldest opened first (see the protocol)."""
+        rows = await self._fetch_all(self._sql.open_reviews, (thread_id,))
+        return [review_from_row(self.dialect, row) for row in rows]
+
     async def list_pending(
         self,
         *,

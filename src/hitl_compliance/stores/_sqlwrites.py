@@ -117,6 +117,7 @@ class WriteStatements:
     insert_review: str
     insert_rule: str
     latest_locked: str
+    review_locked: str
     status_of: str
     set_claimed: str
     set_claimed_votes: str
@@ -138,13 +139,20 @@ class WriteStatements:
     @classmethod
     def of(cls, d: Dialect, t: Tables) -> WriteStatements:
         """The write statements on tables `t` in dialect `d`."""
+        # A claim waits while another review of the thread is claimed (its decision
+        # is resuming the graph): checked by the UPDATE itself, a statement that
+        # starts after the thread's latest review was locked, so it sees that
+        # claim committed (the state machine's `APPLYING`).
         claimed = (
             f"UPDATE {t.reviews} SET status = 'claimed', claim_id = ?, claimed_at = ?, "
-            "reviewer = ?, decision = ?{votes} WHERE review_id = ?"
+            "reviewer = ?, decision = ?{votes} WHERE review_id = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM {t.reviews} AS other WHERE other.thread_id = ? "
+            "AND other.status = 'claimed')"
         )
         return cls(
             open_review_id=d.sql(
-                f"SELECT review_id FROM {t.reviews} WHERE thread_id = ? AND status IN {OPEN_SQL}"
+                f"SELECT review_id, checkpoint_id FROM {t.reviews} "
+                f"WHERE thread_id = ? AND status IN {OPEN_SQL}"
             ),
             insert_turn=d.sql(
                 f"INSERT INTO {t.intents} (thread_id, owner, started_at) VALUES (?, ?, ?) "
@@ -162,6 +170,9 @@ class WriteStatements:
             latest_locked=d.sql(
                 f"SELECT * FROM {t.reviews} WHERE thread_id = ? "
                 f"ORDER BY {d.latest} DESC LIMIT 1{d.for_update}"
+            ),
+            review_locked=d.sql(
+                f"SELECT * FROM {t.reviews} WHERE review_id = ? AND thread_id = ?{d.for_update}"
             ),
             status_of=d.sql(f"SELECT status FROM {t.reviews} WHERE review_id = ?"),
             set_claimed=d.sql(claimed.replace("{votes}", "")),
@@ -301,13 +312,14 @@ class SqlStore(SqlStoreBase):
             )
             if existing is not None:
                 return review_from_row(d, existing)
-            open_row = await tx.one(w.open_review_id, (review.thread_id,))
-            if open_row is not None:
-                raise refusal_error(
-                    Refusal.REVIEW_OPEN,
-                    thread_id=review.thread_id,
-                    review_id=str(open_row["review_id"]),
-                )
+            for open_row in await tx.all(w.open_review_id, (review.thread_id,)):
+                # Items of one pause wait together; a review of another pause waits its turn.
+                if not machine.same_pause(str(open_row["checkpoint_id"]), review.checkpoint_id):
+                    raise refusal_error(
+                        Refusal.REVIEW_OPEN,
+                        thread_id=review.thread_id,
+                        review_id=str(open_row["review_id"]),
+                    )
             await tx.run(w.insert_review, values)
             if rules:
                 await tx.run_many(w.insert_rule, rules)
@@ -319,17 +331,24 @@ class SqlStore(SqlStoreBase):
         return await self._transaction(insert, lock=review.thread_id)
 
     async def _pending_row(self, tx: Tx, thread_id: str, review_id: str | None) -> Row:
-        """The thread's latest review, locked, which must be pending (and `review_id`, if given).
+        """The review to decide, locked, which must be pending: the thread's latest, or `review_id`.
+
+        The thread's latest review is locked first, whichever is decided, so the
+        decisions of one thread queue on one row (and never lock in two orders).
 
         Raises:
             ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: the latest review is not pending, or is not `review_id`.
+            AlreadyDecidedError: the review is not pending, or `review_id` is not open.
         """
         row = await tx.one(self._writes.latest_locked, (thread_id,))
+        asked = None
+        if row is not None and review_id is not None and row["review_id"] != review_id:
+            asked = await tx.one(self._writes.review_locked, (review_id, thread_id))
         refusal = machine.decide_refusal(
             latest_id=None if row is None else row["review_id"],
             latest_status=None if row is None else row["status"],
             review_id=review_id,
+            review_status=None if asked is None else asked["status"],
         )
         if refusal is Refusal.NOT_OPEN_REVIEW:
             other = await tx.one(self._writes.status_of, (review_id,))
@@ -344,7 +363,7 @@ class SqlStore(SqlStoreBase):
                 refusal, thread_id=thread_id, status=None if row is None else row["status"]
             )
         assert row is not None  # no refusal: the thread has a review
-        return row
+        return row if asked is None else asked
 
     async def _by_id(self, tx: Tx, review_id: str) -> ReviewRecord:
         row = await tx.one(self._sql.review_by_id, (review_id,))
@@ -371,8 +390,9 @@ class SqlStore(SqlStoreBase):
 
         async def claim(tx: Tx) -> ReviewRecord:
             row = await self._pending_row(tx, thread_id, review_id)
-            params = (claim_id, claimed_at, reviewer, decision_json, row["review_id"])
-            await tx.run(self._writes.set_claimed, params)
+            params = (claim_id, claimed_at, reviewer, decision_json, row["review_id"], thread_id)
+            if await tx.run(self._writes.set_claimed, params) == 0:
+                raise refusal_error(Refusal.APPLYING, thread_id=thread_id)
             return await self._by_id(tx, row["review_id"])
 
         return await self._transaction(claim)
@@ -414,7 +434,8 @@ class SqlStore(SqlStoreBase):
             votes_json = dumps(votes)
             if machine.quorum_met((v["text_sha256"] for v in votes), vote.text_sha256, quorum):
                 params = (claim_id, at, vote.reviewer, decision_json, votes_json, review_id)
-                await tx.run(w.set_claimed_votes, params)
+                if await tx.run(w.set_claimed_votes, (*params, thread_id)) == 0:
+                    raise refusal_error(Refusal.APPLYING, thread_id=thread_id)
             else:
                 await tx.run(w.set_votes, (votes_json, review_id))
                 await self._append(tx, replace(voted, checkpoint_id=row["checkpoint_id"]))

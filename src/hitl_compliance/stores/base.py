@@ -101,11 +101,26 @@ class ReviewStore(Protocol):
 
         Idempotent per `(thread_id, checkpoint_id)`: when that review exists,
         return it and write nothing.
+
+        Raises:
+            ThreadBusyError: the thread has an open review of another pause. Reviews
+                of one pause (checkpoint ids `"<checkpoint id>:<review id>"` with
+                the same checkpoint id, the items a gate waits for in parallel) may
+                be open together (the state machine's `same_pause`).
         """
         ...
 
     async def get_review(self, thread_id: str) -> ReviewRecord | None:
         """The thread's most recent review, whatever its status."""
+        ...
+
+    async def open_reviews(self, thread_id: str) -> list[ReviewRecord]:
+        """The thread's open (`pending` or `claimed`) reviews, oldest opened first.
+
+        Several reviews of one thread are open at once only when they belong to
+        one pause (one parent checkpoint, `"<checkpoint id>:<review id>"`: a
+        gate waiting for several tool calls in parallel); see `open_review`.
+        """
         ...
 
     async def list_pending(
@@ -136,12 +151,14 @@ class ReviewStore(Protocol):
     ) -> ReviewRecord:
         """Atomically move the thread's pending review to `claimed` with `decision`.
 
-        With `review_id`, only that review may be claimed (the one the decider loaded).
+        With `review_id`, only that review may be claimed (the one the decider
+        loaded): the thread's latest, or another of its reviews still pending
+        (one of several open reviews of one pause). Without it, the latest.
 
         Raises:
             ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: its latest review is claimed or decided, or is
-                not `review_id`.
+            AlreadyDecidedError: the review is claimed or decided, or `review_id`
+                is not an open review of the thread.
         """
         ...
 
@@ -166,7 +183,7 @@ class ReviewStore(Protocol):
 
         Raises:
             ReviewNotFoundError: the thread has no review at all.
-            AlreadyDecidedError: the review is not pending, or is not `review_id`.
+            AlreadyDecidedError: the review `review_id` is not pending.
             DuplicateVoteError: `vote.reviewer` already voted on this review.
         """
         ...

@@ -60,10 +60,14 @@ class InMemoryReviewStore:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    def _open_review_id(self, thread_id: str) -> str | None:
-        ids = self._by_thread.get(thread_id)
-        if ids and machine.is_open(self._reviews[ids[-1]].status):
-            return ids[-1]
+    def _open_review_id(self, thread_id: str, checkpoint_id: str | None = None) -> str | None:
+        """An open review of the thread (of another pause than `checkpoint_id`'s, if given)."""
+        for review_id in reversed(self._by_thread.get(thread_id) or ()):
+            review = self._reviews[review_id]
+            if machine.is_open(review.status) and (
+                checkpoint_id is None or not machine.same_pause(review.checkpoint_id, checkpoint_id)
+            ):
+                return review_id
         return None
 
     async def begin_turn(self, thread_id: str, *, owner: str, now: datetime) -> None:
@@ -105,7 +109,7 @@ class InMemoryReviewStore:
             existing = self._by_checkpoint.get((review.thread_id, review.checkpoint_id))
             if existing is not None:
                 return self._reviews[existing]
-            open_id = self._open_review_id(review.thread_id)
+            open_id = self._open_review_id(review.thread_id, review.checkpoint_id)
             if open_id is not None:
                 raise refusal_error(
                     Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
@@ -131,6 +135,10 @@ class InMemoryReviewStore:
     async def get_review(self, thread_id: str) -> ReviewRecord | None:
         ids = self._by_thread.get(thread_id)
         return self._reviews[ids[-1]] if ids else None
+
+    async def open_reviews(self, thread_id: str) -> list[ReviewRecord]:
+        reviews = (self._reviews[i] for i in self._by_thread.get(thread_id) or ())
+        return [r for r in reviews if machine.is_open(r.status)]
 
     async def list_pending(
         self,
@@ -179,13 +187,19 @@ class InMemoryReviewStore:
         """The thread's latest review, which must be pending (and `review_id`, if given)."""
         ids = self._by_thread.get(thread_id)
         review = self._reviews[ids[-1]] if ids else None
+        asked = self._reviews.get(review_id) if review_id is not None else None
+        if asked is not None and asked.thread_id != thread_id:
+            asked = None
+        target = review_id if review_id is not None or review is None else review.review_id
+        others = (self._reviews[i] for i in ids or ())
         refusal = machine.decide_refusal(
             latest_id=None if review is None else review.review_id,
             latest_status=None if review is None else review.status,
             review_id=review_id,
+            review_status=None if asked is None else asked.status,
+            other_claimed=any(r.status == "claimed" and r.review_id != target for r in others),
         )
         if refusal is Refusal.NOT_OPEN_REVIEW:
-            asked = self._reviews.get(review_id) if review_id is not None else None
             raise refusal_error(
                 refusal,
                 thread_id=thread_id,
@@ -197,7 +211,7 @@ class InMemoryReviewStore:
                 refusal, thread_id=thread_id, status=None if review is None else review.status
             )
         assert review is not None  # no refusal: the thread has a review
-        return review
+        return asked if asked is not None and asked.status == "pending" else review
 
     async def claim(
         self,

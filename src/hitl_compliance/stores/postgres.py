@@ -64,7 +64,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'pip install "hitl-compliance[postgres]"'
     ) from exc
 
-from hitl_compliance.stores._pgwrites import ServerSideWrites, Step, schema_v4, schema_v6
+from hitl_compliance.stores._pgwrites import (
+    ServerSideWrites,
+    Step,
+    schema_v4,
+    schema_v6,
+    schema_v7,
+)
 
 __all__ = ["PostgresReviewStore"]
 
@@ -198,6 +204,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     schema_v4,
     _schema_v5,
     schema_v6,
+    schema_v7,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

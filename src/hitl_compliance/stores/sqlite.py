@@ -56,6 +56,7 @@ from hitl_compliance.stores._sql import (
     outbox_tables,
     overdue_index,
     review_rules_index,
+    several_open_reviews,
     steps_to_run,
     store_error,
 )
@@ -178,11 +179,17 @@ def _schema_v4(p: str) -> list[_Step]:
 
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
+def _schema_v5(p: str) -> list[_Step]:
+    # Several open reviews per thread, all of one pause (one gate's parallel items).
+    return [*several_open_reviews(p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
     _schema_v3,
     _schema_v4,
+    _schema_v5,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -44,6 +44,9 @@ see fail) only that capability, with the same fixtures:
   the hook outbox and its leases.
 * `_ledger`: [`LedgerConformance`][hitl_compliance.testing.conformance.LedgerConformance],
   the audit log and the sealed hash chain.
+* `_several`:
+  [`SeveralReviewsConformance`][hitl_compliance.testing.conformance.SeveralReviewsConformance],
+  several open reviews of one pause, decided one by one.
 * `_inputs`: [`InputConformance`][hitl_compliance.testing.conformance.InputConformance],
   limits, naive datetimes, lossless round trips, setup.
 
@@ -71,6 +74,7 @@ from hitl_compliance.testing.conformance._inputs import InputConformance
 from hitl_compliance.testing.conformance._ledger import LedgerConformance
 from hitl_compliance.testing.conformance._outbox import OutboxConformance
 from hitl_compliance.testing.conformance._reviews import ReviewConformance
+from hitl_compliance.testing.conformance._several import SeveralReviewsConformance
 from hitl_compliance.testing.conformance._sla import SlaConformance
 from hitl_compliance.testing.conformance._turns import TurnConformance
 from hitl_compliance.testing.conformance._votes import VoteConformance
@@ -86,6 +90,7 @@ __all__ = [
     "OutboxConformance",
     "ReviewConformance",
     "ReviewStoreConformance",
+    "SeveralReviewsConformance",
     "SlaConformance",
     "TurnConformance",
     "VoteConformance",
@@ -107,6 +112,7 @@ class ReviewStoreConformance(
     SlaConformance,
     OutboxConformance,
     LedgerConformance,
+    SeveralReviewsConformance,
     InputConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
@@ -137,6 +143,7 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     SlaConformance,
     OutboxConformance,
     LedgerConformance,
+    SeveralReviewsConformance,
     InputConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
