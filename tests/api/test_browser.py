@@ -551,3 +551,68 @@ class TestCrossSiteInChromium:
         assert {s.status for s in attacks if s.method == "POST"} == {403}
         inbox_loads = [s for s in log.seen if s.path == "/inbox" and s.status == 200]
         assert len(inbox_loads) == 2  # the frame's (refused by the browser) and the reviewer's
+
+
+@pytest.fixture
+def served_parallel(tmp_path: Path) -> Iterator[ServerThread]:
+    """The review router and inbox over a gated agent paused on two tool calls at once."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from examples.gated_agent import app as gated_app
+    from fastapi import FastAPI
+
+    from hitl_compliance import Reviewer, open_backend
+    from hitl_compliance.fastapi import create_review_router
+
+    holder: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_backend(f"sqlite:///{tmp_path / 'parallel.db'}") as backend:
+            holder["coordinator"] = coord = gated_app(backend)
+            result = await coord.process("two-1", "Pay £5,000 to my landlord and £2,000 to my gym")
+            assert result.status == "paused"
+            yield
+
+    officer = Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(
+        create_review_router(lambda: holder["coordinator"], authenticate=lambda: officer)
+    )
+    with ServerThread(app) as server:
+        yield server
+
+
+def test_two_reviews_of_one_thread_decided_from_the_inbox(
+    served_parallel: ServerThread, tmp_path: Path
+) -> None:
+    """Each card decides its own review (its review_id): reject one call, approve the other."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served_parallel.url}/inbox")
+            cards = page.locator('article[data-thread="two-1"]')
+            expect(cards).to_have_count(2)
+            gym = cards.filter(has_text="55555555")
+            gym.get_by_role("button", name="Reject", exact=True).click()
+            gym.get_by_role("textbox").last.fill("unknown payee")
+            gym.get_by_role("button", name="Confirm reject").click()
+            expect(cards).to_have_count(1)
+            landlord = cards.filter(has_text="12345678")
+            landlord.get_by_role("button", name="Approve", exact=True).click()
+            expect(cards).to_have_count(0)
+            assert errors == []
+        finally:
+            context.close()
