@@ -58,12 +58,13 @@ PAID = {"approve": [PAYMENTS[PAY_BIG]], "edit": [tuple(TOOL_EDIT.values())], "re
 Subject = Literal["text", "tool"]
 # (graph kind, what is reviewed): the factory graph reviews reply text; each gated
 # graph both a reply text and a tool call.
-SUBJECTS: list[tuple[GraphKind, Subject]] = [
+SUBJECTS: list[Any] = [
     ("factory", "text"),
-    ("react", "text"),
-    ("react", "tool"),
-    ("subgraph", "text"),
-    ("subgraph", "tool"),
+    # The gated kinds quadruple the suite's run time: CI runs them once (marker `once`).
+    pytest.param("react", "text", marks=pytest.mark.once),
+    pytest.param("react", "tool", marks=pytest.mark.once),
+    pytest.param("subgraph", "text", marks=pytest.mark.once),
+    pytest.param("subgraph", "tool", marks=pytest.mark.once),
 ]
 
 
