@@ -316,6 +316,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "metadata": bad_metadata(),
             "expected": bad_optional_text(),
             "tool_args": bad_metadata(),
+            "review_id": bad_optional_text(),
         },
     ),
     "reject": (
@@ -326,12 +327,20 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "reason": bad_optional_text(),
             "metadata": bad_metadata(),
             "expected": bad_optional_text(),
+            "review_id": bad_optional_text(),
         },
     ),
-    "review": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "review": (
+        {"thread_id": PAUSED},
+        {"thread_id": bad_thread_ids(), "review_id": bad_optional_text()},
+    ),
     "may_decide": (
         {"thread_id": PAUSED, "reviewer": "alice"},
-        {"thread_id": bad_thread_ids(), "reviewer": bad_reviewers()},
+        {
+            "thread_id": bad_thread_ids(),
+            "reviewer": bad_reviewers(),
+            "review_id": bad_optional_text(),
+        },
     ),
     "expire_overdue": ({}, {"now": bad_nows()}),
     "run_sla_sweeper": ({}, {"interval": bad_intervals()}),

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_DSN_ENV = "HITL_TEST_POSTGRES_DSN"
-BENCHMARKS = ("cycle", "io", "throughput", "pending", "sla", "memory")
+BENCHMARKS = ("cycle", "gated", "io", "throughput", "pending", "sla", "memory")
 STYLES = {"interrupt_before", "command_resume"}
 
 
