@@ -19,6 +19,8 @@ import uuid
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -96,7 +98,14 @@ def raw_graph(checkpointer: BaseCheckpointSaver[Any], style: Style) -> Any:
 
     builder: Any = StateGraph(MessagesState)
     builder.add_node("model", call_model)
-    builder.add_node("review", review)
+
+    async def review_node(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+        # Before Python 3.11 asyncio tasks do not carry the run's config, which
+        # interrupt() reads: a careful LangGraph user on 3.10 sets it, as the library does.
+        var_child_runnable_config.set(config)
+        return await review(state)
+
+    builder.add_node("review", review_node)
     builder.add_node("tools", ToolNode([transfer]))
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", route_model, ["review", "tools", END])
