@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import uuid
+from typing import Any
 
 from benchmarks._backends import BackendName, BenchContext
 from benchmarks._harness import Interleaved, interleave, ms, percentile
@@ -19,7 +20,7 @@ from benchmarks._raw import Style, raw_cycle
 from benchmarks._result import BenchResult, guarded, new_result
 from benchmarks._workload import MESSAGE, REVIEWER
 
-__all__ = ["TARGET_RATIO", "run"]
+__all__ = ["TARGET_RATIO", "cycle_row", "run"]
 
 TARGET_RATIO = 1.15
 STYLES: tuple[Style, ...] = ("interrupt_before", "command_resume")
@@ -66,6 +67,27 @@ async def _measure(
         )
 
 
+def cycle_row(backend: str, style: str, timed: Interleaved, target: float) -> dict[str, Any]:
+    """One results row of an interleaved library-vs-raw cycle measurement."""
+    per_round = timed.round_ratios("library", "raw")
+    ratio = timed.ratio("library", "raw")
+    return {
+        "backend": backend,
+        "style": style,
+        "cycles_each": len(timed.samples["library"]),
+        "library_median_ms": ms(timed.median("library")),
+        "raw_median_ms": ms(timed.median("raw")),
+        "library_p99_ms": ms(percentile(timed.samples["library"], 99)),
+        "raw_p99_ms": ms(percentile(timed.samples["raw"], 99)),
+        "overhead_ms": ms(timed.median("library") - timed.median("raw")),
+        "ratio": round(ratio, 3),
+        "round_ratio_min": round(min(per_round), 3),
+        "round_ratio_median": round(statistics.median(per_round), 3),
+        "round_ratio_max": round(max(per_round), 3),
+        "target_met": ratio <= target,
+    }
+
+
 async def run(ctx: BenchContext) -> BenchResult:
     """Measure library and raw cycle latency on every available backend, both styles."""
     params = _params(ctx)
@@ -90,23 +112,7 @@ async def run(ctx: BenchContext) -> BenchResult:
         for style in STYLES:
             with guarded(result, f"{backend}/{style}"):
                 timed = await _measure(ctx, backend, style, p)
-                per_round = timed.round_ratios("library", "raw")
-                ratio = timed.ratio("library", "raw")
-                row = {
-                    "backend": backend,
-                    "style": style,
-                    "cycles_each": len(timed.samples["library"]),
-                    "library_median_ms": ms(timed.median("library")),
-                    "raw_median_ms": ms(timed.median("raw")),
-                    "library_p99_ms": ms(percentile(timed.samples["library"], 99)),
-                    "raw_p99_ms": ms(percentile(timed.samples["raw"], 99)),
-                    "overhead_ms": ms(timed.median("library") - timed.median("raw")),
-                    "ratio": round(ratio, 3),
-                    "round_ratio_min": round(min(per_round), 3),
-                    "round_ratio_median": round(statistics.median(per_round), 3),
-                    "round_ratio_max": round(max(per_round), 3),
-                    "target_met": ratio <= TARGET_RATIO,
-                }
+                row = cycle_row(backend, style, timed, TARGET_RATIO)
                 result["rows"].append(row)
                 print(
                     f"  cycle {backend:8} {style:16} library {row['library_median_ms']:7.2f} ms"

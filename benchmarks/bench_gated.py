@@ -14,7 +14,6 @@ and raw run interleaved on separate, identically configured storage.
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from typing import Any
 
@@ -28,10 +27,11 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 
 from benchmarks._backends import BackendName, BenchContext
-from benchmarks._harness import Interleaved, interleave, ms, percentile
+from benchmarks._harness import Interleaved, interleave
 from benchmarks._raw import Style
 from benchmarks._result import BenchResult, guarded, new_result
 from benchmarks._workload import MESSAGE, REVIEWER, raw_decision
+from benchmarks.bench_cycle import cycle_row
 from hitl_compliance import HitlCoordinator, ToolCallRule, compliance_gate, route_after_gate
 
 __all__ = ["TARGET_RATIO", "run"]
@@ -196,23 +196,7 @@ async def run(ctx: BenchContext) -> BenchResult:
         for style in STYLES:
             with guarded(result, f"{backend}/{style}"):
                 timed = await _measure(ctx, backend, style, params[backend])
-                per_round = timed.round_ratios("library", "raw")
-                ratio = timed.ratio("library", "raw")
-                row = {
-                    "backend": backend,
-                    "style": style,
-                    "cycles_each": len(timed.samples["library"]),
-                    "library_median_ms": ms(timed.median("library")),
-                    "raw_median_ms": ms(timed.median("raw")),
-                    "library_p99_ms": ms(percentile(timed.samples["library"], 99)),
-                    "raw_p99_ms": ms(percentile(timed.samples["raw"], 99)),
-                    "overhead_ms": ms(timed.median("library") - timed.median("raw")),
-                    "ratio": round(ratio, 3),
-                    "round_ratio_min": round(min(per_round), 3),
-                    "round_ratio_median": round(statistics.median(per_round), 3),
-                    "round_ratio_max": round(max(per_round), 3),
-                    "target_met": ratio <= TARGET_RATIO,
-                }
+                row = cycle_row(backend, style, timed, TARGET_RATIO)
                 result["rows"].append(row)
                 print(
                     f"  gated {backend:8} {style:16} library {row['library_median_ms']:7.2f} ms"
