@@ -9,6 +9,7 @@ HitlError
 ├── ThreadBusyError           the thread is paused, or another call is running on it
 ├── NotAuthorizedError        the reviewer may not decide this review (policy, requester)
 ├── PolicyViolationError      an edited reply breaks a `block` rule
+├── QuorumPendingError        an approval made around the coordinator awaits more approvers
 ├── StaleReviewError          the paused state changed since the reviewer loaded it
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
 │   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
@@ -39,6 +40,7 @@ __all__ = [
     "NotAuthorizedError",
     "PauseDisabledError",
     "PolicyViolationError",
+    "QuorumPendingError",
     "ReviewIdRequiredError",
     "ReviewNotFoundError",
     "StaleReviewError",
@@ -99,6 +101,22 @@ class DuplicateVoteError(AlreadyDecidedError):
 
     A review needing several approvers waits for *other* reviewers.
     """
+
+
+class QuorumPendingError(HitlError):
+    """The approval was recorded as a vote; the review needs more approvers before it applies.
+
+    Raised where a decision arrives around the coordinator (a raw resume or
+    state write) and cannot return a paused result: the thread stays paused at
+    the same review until another approver decides.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, votes: int, required: int
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.votes = votes
+        self.required = required
 
 
 class ThreadBusyError(HitlError):

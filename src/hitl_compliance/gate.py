@@ -69,21 +69,35 @@ from langgraph.types import Command, Send, StateSnapshot, interrupt
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
 
+from hitl_compliance._authority import (
+    AUTHORITY_KEY,
+    AuthoritySlot,
+    DecisionAuthority,
+    authenticated_reviewer,
+    driven,
+    replayed,
+)
 from hitl_compliance._builds import BuildRegistry
 from hitl_compliance._gate_items import (
     advance,
     check_items,
     cleared_messages,
+    describe_call,
     focus,
     judge,
     plain_calls,
     waiting,
 )
 from hitl_compliance._text import plain_text
-from hitl_compliance.errors import ConfigurationError, DraftError, InvalidDecisionError
+from hitl_compliance.errors import (
+    ConfigurationError,
+    DraftError,
+    HitlError,
+    InvalidDecisionError,
+)
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets
-from hitl_compliance.state import DECISION_RESUME, Decision, GateView
+from hitl_compliance.state import DECISION_RESUME, Decision, GateView, as_decision
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
@@ -104,6 +118,7 @@ __all__ = [
     "gate_options",
     "gate_pauses",
     "gate_review_checkpoint",
+    "gates_in",
     "is_gate",
     "pauses_in",
     "protect_stream",
@@ -251,6 +266,8 @@ class _GateSpec(BaseModel):
     text_field: str | None
     rejection_message: str
     reviews: Any = None
+    slot: AuthoritySlot
+    fallback: Any = None
 
 
 _GATES: BuildRegistry[_GateSpec] = BuildRegistry()
@@ -366,8 +383,17 @@ def compliance_gate(
         text_field=text_field,
         rejection_message=message,
         reviews=reviews,
+        slot=AuthoritySlot(),
+        fallback=None if reviews is None else _store_authority(reviews),
     )
     return _compile(spec)
+
+
+def _store_authority(reviews: ReviewStore) -> DecisionAuthority:
+    # Imported here: the coordination package imports this module.
+    from hitl_compliance._coordination.in_graph import store_authority
+
+    return store_authority(reviews)
 
 
 def _check_rules(rules: Sequence[ComplianceRule]) -> tuple[ComplianceRule, ...]:
@@ -491,11 +517,6 @@ def _customer_message(state: dict[str, Any]) -> str:
     return ""
 
 
-AUTHORITY_KEY = "__hitl_authority"
-"""The `configurable` key under which `HitlCoordinator` tells the gates of a run it drives
-(the key starts with `__`, so LangGraph never copies it into checkpoint metadata)."""
-
-
 class Authority(Protocol):
     """What a coordinator driving the run gives its gates: the store decisions are claimed in."""
 
@@ -507,10 +528,19 @@ class Authority(Protocol):
 
 def _authority(spec: _GateSpec, config: RunnableConfig) -> tuple[ReviewStore | None, bool]:
     """The store this gate pass answers to, and whether a coordinator drives the run."""
-    driven = (config.get("configurable") or {}).get(AUTHORITY_KEY)
-    if driven is not None:
-        return driven.reviews, True
-    return spec.reviews, False
+    given = (config.get("configurable") or {}).get(AUTHORITY_KEY)
+    if given is not None:
+        return given.reviews, True
+    decider = _decider(spec, config)
+    return (None if decider is None else decider.reviews), False
+
+
+def _decider(spec: _GateSpec, config: RunnableConfig) -> DecisionAuthority | None:
+    """Who checks and claims a decision the coordinator did not make (None: a driven run)."""
+    if driven(config):
+        return None
+    attached = spec.slot.authority
+    return attached if attached is not None else spec.fallback
 
 
 def gate_review_checkpoint(checkpoint_id: str, review_id: str) -> str:
@@ -544,10 +574,11 @@ async def _record_pause(
 async def _refusal(
     spec: _GateSpec, config: RunnableConfig, outcome: dict[str, Any], decision: Decision
 ) -> str | None:
-    """Why `decision` may not be applied, or None: it must be the one the store holds claimed."""
-    store, _ = _authority(spec, config)
-    if store is None:
+    """In a coordinator's run: why `decision` may not be applied, or None if it holds it claimed."""
+    given = (config.get("configurable") or {}).get(AUTHORITY_KEY)
+    if given is None:
         return None
+    store: ReviewStore = given.reviews
     thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
     review = await _held_review(store, thread_id, outcome["review_id"])
     held = None if review is None else review.decision
@@ -611,8 +642,8 @@ def _check_node(spec: _GateSpec) -> Any:
             "kind": PAYLOAD_KIND,
         }
         advanced = advance(outcome)
-        store, driven = _authority(spec, config)
-        if advanced["status"] == "pending" and store is not None and not driven:
+        store, by_coordinator = _authority(spec, config)
+        if advanced["status"] == "pending" and store is not None and not by_coordinator:
             # A coordinator records the pauses of the runs it drives; anyone else's
             # pause is recorded here, so it is never invisible to pending().
             for index in _waves(spec, advanced):
@@ -682,24 +713,83 @@ def _approval_node(spec: _GateSpec) -> Any:
                 "HitlCoordinator.approve()/reject(); ainvoke(None) alone decides nothing."
             )
         payload = review_payload(outcome)
+        index = 0
         while True:
             # Every resume value is validated by LangGraph before it is saved; one the
-            # store does not hold as claimed, or an edit the rules block, is answered
-            # with a new pause, never an exception (which would poison the thread
-            # with the saved value).
+            # checks refuse is answered with a new pause, never an exception (which
+            # would poison the thread with the saved value).
             value = interrupt(payload, response_schema=DECISION_RESUME)
-            decision = value if isinstance(value, Decision) else Decision.model_validate(value)
-            reason = await _refusal(spec, config, outcome, decision)
-            if reason is None:
-                decided = await judge(spec.rules, outcome, decision)
-                if not isinstance(decided, str):
-                    # This item's task ends here; `settle` applies the wave's items
-                    # once every parallel task of it has ended.
-                    return {DECIDED_KEY: {str(outcome["current"]): decided}}
-                reason = decided
-            payload = {**payload, "refused": reason}
+            if replayed(config, index):
+                index += 1  # refused (and recorded) when it first arrived
+                continue
+            index += 1
+            decided = await _decide(spec, config, outcome, as_decision(value))
+            if not isinstance(decided, str):
+                # This item's task ends here; `settle` applies the wave's items
+                # once every parallel task of it has ended.
+                return {DECIDED_KEY: {str(outcome["current"]): decided}}
+            payload = {**payload, "refused": decided}
 
     return human_approval
+
+
+async def _decide(
+    spec: _GateSpec, config: RunnableConfig, outcome: dict[str, Any], decision: Decision
+) -> dict[str, Any] | str:
+    """The item under review with `decision` applied; or why it is refused.
+
+    The edit is re-checked by the rules first (as `approve()` does before it
+    claims). Then, in a coordinator's run, the decision must be the one its
+    store holds claimed; in anyone else's, the authority attached to the gate
+    checks and claims it as `approve()` / `reject()` would.
+    """
+    decided = await judge(spec.rules, outcome, decision)
+    if isinstance(decided, str):
+        return decided
+    decider = _decider(spec, config)
+    if decider is None:
+        reason = await _refusal(spec, config, outcome, decision)
+        return decided if reason is None else reason
+    claimed = await decider.decide(
+        thread_id=_thread_id(config),
+        review_id=outcome["review_id"],
+        made=decision,
+        edit_findings=[RuleResult.from_dict(f) for f in decided["edit_findings"]],
+        reviewer=authenticated_reviewer(config),
+    )
+    if isinstance(claimed, HitlError):
+        return f"refused: {claimed}"
+    # As claimed: the authenticated reviewer, the approvers of a quorum.
+    return {**decided, "decision": claimed.to_state()}
+
+
+def _thread_id(config: RunnableConfig) -> str:
+    return str((config.get("configurable") or {}).get("thread_id", ""))
+
+
+async def _complete(spec: _GateSpec, config: RunnableConfig, items: list[dict[str, Any]]) -> None:
+    """Record the outcome of decisions claimed inside the graph (not in a coordinator's run)."""
+    decider = _decider(spec, config)
+    if decider is None:
+        return
+    for item in items:
+        if item.get("decision") is None:
+            continue
+        await decider.complete(
+            thread_id=_thread_id(config),
+            review_id=item["review_id"],
+            made=Decision.model_validate(item["decision"]),
+            delivered=_item_delivered(spec, item),
+        )
+
+
+def _item_delivered(spec: _GateSpec, item: dict[str, Any]) -> str | None:
+    """What one decided item lets through: the text, or the call that runs (None: refused)."""
+    if item["target"] == "text":
+        return _delivered(spec, item)
+    if item["status"] not in {"approved", "edited"}:
+        return None
+    return describe_call({"name": item["tool_call"]["name"], "args": item.get("args") or {}})
 
 
 def _valid_decision(outcome: dict[str, Any]) -> Decision | str:
@@ -716,7 +806,12 @@ def _valid_decision(outcome: dict[str, Any]) -> Decision | str:
 async def _why_refused(
     spec: _GateSpec, config: RunnableConfig, outcome: dict[str, Any]
 ) -> str | None:
-    """Why the decision written into a static pause may not be applied, or None."""
+    """Why the decision written into a static pause may not be applied, or None.
+
+    Read-only (it runs in `update_state` too): a coordinator's run needs the
+    decision its store holds claimed; anyone else's is checked and claimed in
+    `settle`.
+    """
     checked = _valid_decision(outcome)
     if isinstance(checked, str):
         return checked
@@ -747,17 +842,20 @@ def _settle_node(spec: _GateSpec) -> Any:
         outcome = state[spec.key]
         if spec.style == "command_resume":
             items = list(outcome["items"])
-            for index, item in (state.get(DECIDED_KEY) or {}).items():
+            decided = (state.get(DECIDED_KEY) or {}).items()
+            for index, item in decided:
                 items[int(index)] = item
+            await _complete(spec, config, [item for _, item in decided])
             return {spec.key: advance({**outcome, "items": items}), DECIDED_KEY: None}
         decision = _valid_decision(outcome)
         assert isinstance(decision, Decision)  # routed here only with a valid one
-        decided = await judge(spec.rules, outcome, decision)
-        if isinstance(decided, str):
+        judged = await _decide(spec, config, outcome, decision)
+        if isinstance(judged, str):
             # Back to the same pause: nothing of this decision is applied.
-            return {spec.key: {**outcome, "decision": None, "refused": decided}}
+            return {spec.key: {**outcome, "decision": None, "refused": judged}}
+        await _complete(spec, config, [judged])
         items = list(outcome["items"])
-        items[outcome["current"]] = decided
+        items[outcome["current"]] = judged
         return {spec.key: advance({**outcome, "items": items})}
 
     return settle
@@ -997,6 +1095,18 @@ def contains_gate(node: Any) -> bool:
     if not isinstance(specs, dict):
         return False
     return any(contains_gate(spec.runnable) for spec in specs.values())
+
+
+def gates_in(node: Any) -> list[_GateSpec]:
+    """The build options of every gate in `node` (itself a gate, or a graph), at any depth."""
+    spec = _GATES.find(node)
+    if spec is not None:
+        return [spec]
+    builder = getattr(node, "builder", None)
+    specs = getattr(builder, "nodes", None)
+    if not isinstance(specs, dict):
+        return []
+    return [found for child in specs.values() for found in gates_in(child.runnable)]
 
 
 def _sources(builder: Any, target: str) -> set[str]:

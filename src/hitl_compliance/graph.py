@@ -15,17 +15,25 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphInterrupt
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
+from hitl_compliance._authority import (
+    AuthoritySlot,
+    DecisionAuthority,
+    authenticated_reviewer,
+    driven,
+    replayed,
+)
 from hitl_compliance._builds import BuildRegistry
 from hitl_compliance._drafting import (
     CONVERSATION,
@@ -35,11 +43,13 @@ from hitl_compliance._drafting import (
 )
 from hitl_compliance.errors import (
     ConfigurationError,
+    HitlError,
     InvalidDecisionError,
     PauseDisabledError,
+    PolicyViolationError,
 )
 from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
-from hitl_compliance.state import DECISION_RESUME, ComplianceState, Decision
+from hitl_compliance.state import DECISION_RESUME, ComplianceState, Decision, as_decision
 
 __all__ = [
     "NODES",
@@ -114,6 +124,7 @@ class GraphSpec:
     state_schema: type[ComplianceState]
     rejection_message: str | None
     pause: bool
+    authority: AuthoritySlot = field(default_factory=AuthoritySlot, compare=False)
 
 
 _SPECS: BuildRegistry[GraphSpec] = BuildRegistry()
@@ -284,8 +295,8 @@ def build_compliance_graph(
         "draft": _draft_node(draft, conversation),
         "compliance": _compliance_node(rule_list),
         "human_approval": _approval_node(spec),
-        "deliver": _deliver_node(conversation),
-        "rejected": _rejected_node(rejection_message, conversation),
+        "deliver": _deliver_node(spec, conversation),
+        "rejected": _rejected_node(spec, rejection_message, conversation),
     }
     for name, node in nodes.items():
         builder.add_node(name, node, input_schema=state_schema)
@@ -294,7 +305,7 @@ def build_compliance_graph(
     builder.add_conditional_edges(
         "compliance", _route_findings, ["deliver", "human_approval", "rejected"]
     )
-    builder.add_conditional_edges("human_approval", _route_decision, ["deliver", "rejected"])
+    builder.add_conditional_edges("human_approval", _route_decision(spec), ["deliver", "rejected"])
     builder.add_edge("deliver", END)
     builder.add_edge("rejected", END)
     static = pause and style == "interrupt_before"
@@ -386,7 +397,7 @@ def review_payload(state: ComplianceState) -> dict[str, Any]:
 
 
 def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
-    def human_approval(state: ComplianceState) -> dict[str, Any]:
+    async def human_approval(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
         if not spec.pause:
             raise PauseDisabledError(
                 "This draft needs human review but the graph was built with pause=False: "
@@ -398,24 +409,116 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
             if state.decision is None:
                 raise InvalidDecisionError(
                     "The static pause was resumed without a decision. Resume through "
-                    "HitlCoordinator.approve()/reject(), not ainvoke(None) alone."
+                    "HitlCoordinator.approve()/reject(), not ainvoke(None) alone (nor by "
+                    "writing agent_response / is_compliant into the state)."
                 )
             return {}
-        # response_schema: LangGraph validates a resume value before it saves it, so an
-        # invalid one (from any caller) is refused and can never poison the thread.
-        value = interrupt(review_payload(state), response_schema=DECISION_RESUME)
-        return {"decision": Decision.model_validate(value).to_state()}
+        payload = review_payload(state)
+        index = 0
+        while True:
+            # response_schema: LangGraph validates a resume value before it saves it, so
+            # an invalid one (from any caller) is refused and can never poison the thread;
+            # one the checks refuse is answered with a new pause, never an exception.
+            try:
+                value = interrupt(payload, response_schema=DECISION_RESUME)
+            except GraphInterrupt:
+                if index == 0 and _written_around(state):
+                    raise InvalidDecisionError(
+                        "The reply fields (agent_response, is_compliant, agent_type) of a "
+                        "paused thread were written directly, which decides nothing. Decide "
+                        "with HitlCoordinator.approve(thread_id, reviewer=..., response=...) "
+                        "or reject(...), or resume with Command(resume=decision)."
+                    ) from None
+                raise
+            if replayed(config, index):
+                index += 1  # refused (and recorded) when it first arrived
+                continue
+            index += 1
+            decided = await _decide(spec, state, config, as_decision(value))
+            if isinstance(decided, Decision):
+                return {"decision": decided.to_state()}
+            payload = {**payload, "refused": str(decided)}
 
-    async def human_approval_node(state: ComplianceState) -> dict[str, Any]:
-        return human_approval(state)
+    if _ASYNC_INTERRUPT:
+        return human_approval
 
-    return _in_run_context(human_approval_node)
+    async def with_config(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
+        token = var_child_runnable_config.set(config)
+        try:
+            return await human_approval(state, config)
+        finally:
+            var_child_runnable_config.reset(token)
+
+    with_config.__name__ = "human_approval"
+    return with_config
 
 
-async def _route_decision(state: ComplianceState) -> str:
-    if state.decision is not None and state.decision.get("approved") is True:
-        return "deliver"
-    return "rejected"
+def _written_around(state: ComplianceState) -> bool:
+    """Whether the outcome fields of a paused turn were written by hand (they are unset there)."""
+    return state.agent_response is not None or state.agent_type is not None or state.is_compliant
+
+
+def _decider(spec: GraphSpec, config: RunnableConfig) -> DecisionAuthority | None:
+    """Who checks a decision the coordinator did not make (None: trust it)."""
+    return None if driven(config) else spec.authority.authority
+
+
+async def _decide(
+    spec: GraphSpec, state: ComplianceState, config: RunnableConfig, made: Decision
+) -> Decision | HitlError:
+    """`made` as claimed by the coordinator attached to this graph, or why it is refused.
+
+    In the coordinator's own runs (and in a graph no coordinator is attached
+    to) the decision is taken as given: the coordinator checked and claimed it.
+    """
+    decider = _decider(spec, config)
+    if decider is None:
+        return made
+    thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
+    if made.tool_args is not None:
+        return InvalidDecisionError(
+            "tool_args edit a tool call; a build_compliance_graph() review is of reply "
+            "text: edit it with response=.",
+            thread_id=thread_id,
+        )
+    edit_findings: list[RuleResult] = []
+    if made.approved and made.response is not None and made.response != state.draft_response:
+        edited = state.model_copy(update={"draft_response": made.response})
+        edit_findings = [r for r in await run_rules(spec.rules, edited) if r.verdict != "pass"]
+        blocked = [f for f in edit_findings if f.verdict == "block"]
+        if blocked:
+            return PolicyViolationError(
+                f"The edited reply breaks {[f.rule for f in blocked]}: "
+                + "; ".join(f"{f.rule}: {f.reason} {list(f.evidence)}" for f in blocked),
+                thread_id=thread_id,
+                findings=tuple(edit_findings),
+            )
+    return await decider.decide(
+        thread_id=thread_id,
+        review_id=None,
+        made=made,
+        edit_findings=edit_findings,
+        reviewer=authenticated_reviewer(config),
+    )
+
+
+def _route_decision(spec: GraphSpec) -> Callable[..., Awaitable[str]]:
+    async def route(state: ComplianceState, config: RunnableConfig) -> str:
+        decision = state.decision
+        if spec.style == "interrupt_before" and decision is not None:
+            # A decision written around the coordinator (update_state as_node=
+            # "human_approval"): checked and claimed here, while LangGraph has saved
+            # nothing yet, so a refusal raises from update_state and changes nothing.
+            made = as_decision(decision)
+            if _decider(spec, config) is not None:
+                decided = await _decide(spec, state, config, made)
+                if isinstance(decided, HitlError):
+                    raise decided
+        if decision is not None and decision.get("approved") is True:
+            return "deliver"
+        return "rejected"
+
+    return route
 
 
 _DECISION_KEYS = ("reviewer", "decided_at", "rejection_reason")
@@ -445,8 +548,23 @@ def _reply(update: dict[str, Any], conversation: bool) -> dict[str, Any]:
     return update
 
 
-def _deliver_node(conversation: bool) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
-    async def deliver(state: ComplianceState) -> dict[str, Any]:
+async def _record_outcome(
+    spec: GraphSpec, state: ComplianceState, config: RunnableConfig, delivered: str | None
+) -> None:
+    """Record a decision claimed around the coordinator, now that its outcome applies."""
+    decider = _decider(spec, config)
+    if decider is None or state.decision is None:
+        return
+    await decider.complete(
+        thread_id=str((config.get("configurable") or {}).get("thread_id", "")),
+        review_id=None,
+        made=as_decision(state.decision),
+        delivered=delivered,
+    )
+
+
+def _deliver_node(spec: GraphSpec, conversation: bool) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def deliver(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
         decision = state.decision
         if decision is None:
             update = {
@@ -456,21 +574,23 @@ def _deliver_node(conversation: bool) -> Callable[[ComplianceState], Awaitable[d
                 "metadata": _clear_decision_metadata(state),
             }
         else:
+            sent = decision.get("response") or state.draft_response
             update = {
-                "agent_response": decision.get("response") or state.draft_response,
+                "agent_response": sent,
                 "agent_type": "human_admin",
                 "is_compliant": True,
                 "metadata": _decision_metadata(state, decision),
             }
+            await _record_outcome(spec, state, config, sent)
         return _reply(update, conversation)
 
     return deliver
 
 
 def _rejected_node(
-    message: str | None, conversation: bool
-) -> Callable[[ComplianceState], Awaitable[dict[str, Any]]]:
-    async def rejected(state: ComplianceState) -> dict[str, Any]:
+    spec: GraphSpec, message: str | None, conversation: bool
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def rejected(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
         decision = state.decision
         update: dict[str, Any] = {
             "agent_response": message,
@@ -482,6 +602,7 @@ def _rejected_node(
             if decision is None
             else _decision_metadata(state, decision)
         )
+        await _record_outcome(spec, state, config, message)
         return _reply(update, conversation)
 
     return rejected

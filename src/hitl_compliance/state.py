@@ -9,7 +9,7 @@ values; typed objects ([`RuleResult`][hitl_compliance.RuleResult],
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -226,13 +226,52 @@ def _compact_schema(node: Any) -> Any:
     return node
 
 
-def _as_decision(value: Any) -> Decision:
-    return value if isinstance(value, Decision) else Decision.model_validate(value)
+SEED_RESUME_KEYS = frozenset({"approved_response", "agent_metadata"})
+"""The resume shape of the hand-written graphs this library grew from."""
+
+
+def as_decision(value: Any) -> Decision:
+    """A resume value as a [`Decision`][hitl_compliance.Decision] (ValueError if it is none).
+
+    Besides a decision, the hand-written pattern's approval is accepted:
+    `{"approved_response": text, "agent_metadata": {"reviewed_by": who, ...}}`
+    is an approval of `text` (an edit where it differs from the draft) by `who`,
+    stamped now, the rest of `agent_metadata` kept as the decision's metadata;
+    it then passes the same checks as any other decision.
+    """
+    if isinstance(value, Decision):
+        return value
+    if isinstance(value, Mapping) and SEED_RESUME_KEYS & value.keys():
+        return _seed_decision(value)
+    return Decision.model_validate(value)
+
+
+def _seed_decision(value: Mapping[str, Any]) -> Decision:
+    extra = value.keys() - SEED_RESUME_KEYS
+    meta = value.get("agent_metadata")
+    text = value.get("approved_response")
+    if extra or not isinstance(meta, Mapping) or not isinstance(text, str):
+        raise ValueError(
+            "a hand-written graph's resume is {'approved_response': str, 'agent_metadata': "
+            "{'reviewed_by': str, ...}} and nothing else; or pass a Decision, or decide with "
+            "HitlCoordinator.approve(thread_id, reviewer=..., response=...)"
+        )
+    reviewer = meta.get("reviewed_by")
+    if not isinstance(reviewer, str):
+        raise ValueError("agent_metadata.reviewed_by must name the reviewer (a str)")
+    metadata = {str(k): v for k, v in meta.items() if k != "reviewed_by"}
+    return Decision(
+        approved=True,
+        reviewer=reviewer,
+        response=text,
+        metadata=metadata,
+        decided_at=datetime.now(timezone.utc),
+    )
 
 
 DECISION_RESUME: Any = Annotated[
     Any,
-    BeforeValidator(_as_decision),
+    BeforeValidator(as_decision),
     WithJsonSchema({"title": "Decision", **_compact_schema(TypeAdapter(Decision).json_schema())}),
 ]
 """The `response_schema` of every pause the library makes: a resume value must be a

@@ -1,10 +1,11 @@
-"""Gates on memory, SQLite and PostgreSQL: every pause is recorded, no raw resume delivers.
+"""Gates on memory, SQLite and PostgreSQL: every pause is recorded, no raw resume goes unchecked.
 
 A gate given the review store records a pause made by a raw `ainvoke` (no
 coordinator involved) once, so a coordinator on the same store lists it; a
 resume that bypasses the coordinator (a raw `Command`, or `update_state` +
-`ainvoke(None)`) is refused and the thread stays at the same pause, which the
-coordinator then decides through its usual checks.
+`ainvoke(None)`) passes the coordinator's checks inside the graph: an
+unauthorised one is refused (audited) and the thread stays at the same pause;
+an authorised one is claimed, applied and recorded once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
-from hitl_compliance import AllowAllPolicy, Backend, HitlCoordinator, PauseStyle, open_backend
+from hitl_compliance import (
+    AllowAllPolicy,
+    Backend,
+    Decision,
+    HitlCoordinator,
+    PauseStyle,
+    RoleBasedPolicy,
+    open_backend,
+)
 from hitl_compliance.gate import gate_pauses
 from tests.gate_graphs import RISKY, Shape, build, decision, graph_input
 from tests.helpers import FakeClock
@@ -51,55 +60,69 @@ def shape(request: pytest.FixtureRequest) -> Shape:
     return value
 
 
-async def raw_resume(graph: Any, style: PauseStyle, cfg: Any) -> None:
+async def raw_resume(graph: Any, style: PauseStyle, cfg: Any, made: Decision) -> None:
     """Resume the paused gate the way a script would, bypassing the coordinator."""
     [pause] = await gate_pauses(graph, cfg)
-    made = decision(response="Sneaked past review").to_state()
+    value = made.to_state()
     if style == "interrupt_before":
         await graph.aupdate_state(
-            pause.config, {pause.key: {**pause.raw, "decision": made}}, as_node="human_approval"
+            pause.config, {pause.key: {**pause.raw, "decision": value}}, as_node="human_approval"
         )
         await graph.ainvoke(None, cfg)
     else:
         assert pause.interrupt_id is not None
-        await graph.ainvoke(Command(resume={pause.interrupt_id: made}), cfg)
+        await graph.ainvoke(Command(resume={pause.interrupt_id: value}), cfg)
+
+
+def by(reviewer: str, *roles: str, response: str | None = None) -> Decision:
+    return decision(response=response).model_copy(
+        update={"reviewer": reviewer, "roles": list(roles)}
+    )
 
 
 class TestRawPauses:
-    async def test_raw_pause_is_pending_and_decidable(
+    async def test_raw_pause_is_pending_and_decided_through_the_same_checks(
         self, backend: Backend, style: PauseStyle, shape: Shape
     ) -> None:
-        """A pause made by a raw ainvoke is in pending(); a raw resume is refused."""
+        """A raw pause is in pending(); a raw resume is refused or claimed as approve() would."""
         thread = f"raw-{uuid.uuid4().hex}"
         cfg = config(thread)
         graph = build(shape, style, backend.checkpointer, reviews=backend.reviews)
         await graph.ainvoke(graph_input(shape), cfg)
         coord = HitlCoordinator(
-            graph, reviews=backend.reviews, policy=AllowAllPolicy(), clock=FakeClock()
+            graph,
+            reviews=backend.reviews,
+            policy=RoleBasedPolicy(rule_roles={"guarantee": "compliance"}),
+            clock=FakeClock(),
         )
         [pending] = [p for p in await coord.pending() if p.thread_id == thread]
         [pause] = await gate_pauses(graph, cfg)
         assert pending.review_id == pause.review_id
         assert pending.draft_response == RISKY
 
-        await raw_resume(graph, style, cfg)
+        # Without the rule's role: refused inside the graph, audited, still paused there.
+        await raw_resume(graph, style, cfg, by("intern@bank", response="Sneaked past review"))
         [still] = await gate_pauses(graph, cfg)
         assert still.review_id == pause.review_id
         assert still.outcome.refused is not None
-        assert "HitlCoordinator.approve()" in still.outcome.refused
+        assert "may not decide" in still.outcome.refused
         [again] = [p for p in await coord.pending() if p.thread_id == thread]
         assert again.review_id == pause.review_id
         messages = (await graph.aget_state(cfg)).values["messages"]
         assert all("Sneaked" not in str(m.content) for m in messages)
 
-        result = await coord.approve(thread, reviewer="officer@bank", response=EDIT)
-        assert result.status == "completed"
-        assert result.agent_response == EDIT
+        # With it: claimed, applied and recorded once, as approve() would.
+        await raw_resume(graph, style, cfg, by("officer@bank", "compliance", response=EDIT))
+        assert await gate_pauses(graph, cfg) == []
         last = (await graph.aget_state(cfg)).values["messages"][-1]
         assert isinstance(last, AIMessage)
         assert last.content == EDIT
-        events = [row.event for row in await coord.audit_log(thread)]
-        assert events == ["paused", "approved"]
+        rows = await coord.audit_log(thread)
+        assert [row.event for row in rows] == ["paused", "denied", "approved"]
+        assert (rows[1].actor, rows[2].actor) == ("intern@bank", "officer@bank")
+        assert rows[2].payload["delivered"] == EDIT
+        assert rows[2].payload["via"] == "graph"
+        assert [p for p in await coord.pending() if p.thread_id == thread] == []
         assert (await coord.verify_audit(thread)).ok
 
     async def test_coordinator_turns_on_a_store_aware_gate(

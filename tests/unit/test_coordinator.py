@@ -86,14 +86,17 @@ async def paused_at(coord: HitlCoordinator, thread_id: str) -> str | None:
 async def resume_like_the_coordinator(
     coord: HitlCoordinator, thread_id: str, decision: dict[str, Any]
 ) -> None:
-    """Resume a pause through the graph as a (then crashed) decider would have."""
+    """Resume a pause through the graph as a (then crashed) coordinator would have.
+
+    With the coordinator's own run config: a resume around it would be checked and
+    recorded by the graph itself, leaving recover() nothing to do.
+    """
+    config = coord._ctx.driver._config(thread_id)  # type: ignore[attr-defined]
     if graph_spec(coord.graph).style == "interrupt_before":
-        await coord.graph.aupdate_state(
-            config_for(thread_id), {"decision": decision}, as_node="human_approval"
-        )
-        await coord.graph.ainvoke(None, config_for(thread_id))
+        await coord.graph.aupdate_state(config, {"decision": decision}, as_node="human_approval")
+        await coord.graph.ainvoke(None, config)
     else:
-        await coord.graph.ainvoke(Command(resume=decision), config_for(thread_id))
+        await coord.graph.ainvoke(Command(resume=decision), config)
 
 
 class TestConstruction:

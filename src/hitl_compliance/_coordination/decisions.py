@@ -58,12 +58,16 @@ __all__ = [
     "FORCED",
     "approve",
     "check_edit",
+    "claim_approval",
+    "claim_rejection",
     "completed_status",
     "decision",
     "delivered",
     "deny",
     "drive",
     "final_decision",
+    "four_eyes",
+    "outcome_payload",
     "record",
     "reject",
     "resume",
@@ -102,16 +106,39 @@ async def approve(
         tool_args=None if tool_args is None else _tool_args(tool_args),
     )
     review = await reviews.open_review(ctx, thread_id, expected, review_id)
-    key = reviews.canonical(ctx, who.id)
-    if reviews.is_requester(ctx, key, review):
-        await deny(ctx, review, who, "the requester of a review may not approve it")
-    findings = list(review.violations)
-    text = review.draft_response
-    edit_findings: list[RuleResult] = []
+    await four_eyes(ctx, review, who)
     edit_findings = await check_edit(ctx, review, made)
+    claim_id = uuid.uuid4().hex
+    updated = await claim_approval(ctx, review, who, made, edit_findings, claim_id)
+    if updated.status == "pending":
+        return paused_result(updated, updated.approvals_required)
+    return await resume_claimed(ctx, updated, claim_id)
+
+
+async def claim_approval(
+    ctx: Context,
+    review: ReviewRecord,
+    who: Reviewer,
+    made: Decision,
+    edit_findings: list[RuleResult],
+    claim_id: str,
+) -> ReviewRecord:
+    """Four-eyes, the policy on the findings and the edit's, then the vote (and claim at quorum).
+
+    The checks every approval passes, whoever carries it: `approve()`, or a
+    resume that reaches a gate without the coordinator. The review comes back
+    still `pending` while the quorum is short (`approvals_required` then holds
+    the quorum in force), else claimed under `claim_id`.
+
+    Raises:
+        NotAuthorizedError: the requester, or a reviewer without the roles (audited).
+    """
+    key = await four_eyes(ctx, review, who)
+    findings = list(review.violations)
     findings += [f for f in edit_findings if f not in findings]
-    if response is not None:
-        text = response
+    text = review.draft_response
+    if made.response is not None:
+        text = made.response
     elif made.tool_args is not None:
         # The call that runs, as the decision's audit row records it as delivered.
         name = review.draft_response.partition("(")[0]
@@ -126,18 +153,17 @@ async def approve(
         }
     )
     quorum = max(review.approvals_required, reviews.quorum(ctx, findings))
-    claim_id = uuid.uuid4().hex
     vote = Vote(
         reviewer=who.id,
         reviewer_key=key,
         roles=sorted(who.roles),
         at=made.decided_at,
         text_sha256=sha256_text(text),
-        response=response,
+        response=made.response,
         metadata=dict(made.metadata),
     )
     updated = await ctx.reviews.vote(
-        thread_id,
+        review.thread_id,
         review_id=review.review_id,
         vote=vote,
         quorum=quorum,
@@ -148,13 +174,13 @@ async def approve(
     if updated.status == "pending":
         logger.info(
             "thread %s: %s voted (%d of %d)",
-            thread_id,
+            review.thread_id,
             who.id,
             len(updated.votes),
             quorum,
         )
-        return paused_result(updated, quorum)
-    return await resume_claimed(ctx, updated, claim_id)
+        return updated.model_copy(update={"approvals_required": quorum})
+    return updated
 
 
 async def reject(
@@ -181,19 +207,38 @@ async def reject(
         metadata=metadata,
     )
     review = await reviews.open_review(ctx, thread_id, expected, review_id)
+    claim_id = uuid.uuid4().hex
+    claimed = await claim_rejection(ctx, review, who, made, claim_id)
+    return await resume_claimed(ctx, claimed, claim_id)
+
+
+async def four_eyes(ctx: Context, review: ReviewRecord, who: Reviewer) -> str:
+    """`who`'s canonical id; the review's requester is refused (audited, NotAuthorizedError)."""
+    key = reviews.canonical(ctx, who.id)
+    if reviews.is_requester(ctx, key, review):
+        await deny(ctx, review, who, "the requester of a review may not approve it")
+    return key
+
+
+async def claim_rejection(
+    ctx: Context, review: ReviewRecord, who: Reviewer, made: Decision, claim_id: str
+) -> ReviewRecord:
+    """The policy on the review's findings, then the claim: the checks every rejection passes.
+
+    Raises:
+        NotAuthorizedError: a reviewer without the roles (audited).
+    """
     auth = ctx.policy.authorize(who, review.violations)
     if not auth.allowed:
         await deny(ctx, review, who, auth.reason, auth.missing_roles)
-    claim_id = uuid.uuid4().hex
-    claimed = await ctx.reviews.claim(
-        thread_id,
+    return await ctx.reviews.claim(
+        review.thread_id,
         claim_id=claim_id,
         reviewer=who.id,
         decision=made.to_state(),
         now=made.decided_at,
         review_id=review.review_id,
     )
-    return await resume_claimed(ctx, claimed, claim_id)
 
 
 def _tool_args(tool_args: Mapping[str, Any]) -> dict[str, Any]:
@@ -374,20 +419,9 @@ async def _untouched(ctx: Context, review: ReviewRecord) -> bool:
     return ctx.driver.at_review(pos, review)
 
 
-async def record(
-    ctx: Context,
-    review: ReviewRecord,
-    claim_id: str,
-    made: Decision,
-    ran: Position | None = None,
-    *,
-    at: datetime | None = None,
-) -> ProcessResult:
-    """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
-    pos = await position(ctx, review.thread_id, ran)
-    status = completed_status(made)
+def outcome_payload(review: ReviewRecord, made: Decision, sent: str | None) -> dict[str, Any]:
+    """The payload of a decision's audit row: the decision, what was delivered, the edit diff."""
     payload = made.to_state()
-    sent = ctx.driver.delivered_text(pos, review)
     payload["delivered"] = sent
     if made.kind == "system":
         payload.update(FORCED)
@@ -401,6 +435,22 @@ async def record(
                 tofile="delivered",
             )
         )
+    return payload
+
+
+async def record(
+    ctx: Context,
+    review: ReviewRecord,
+    claim_id: str,
+    made: Decision,
+    ran: Position | None = None,
+    *,
+    at: datetime | None = None,
+) -> ProcessResult:
+    """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
+    pos = await position(ctx, review.thread_id, ran)
+    status = completed_status(made)
+    payload = outcome_payload(review, made, ctx.driver.delivered_text(pos, review))
     await ctx.reviews.complete(
         review.review_id,
         claim_id=claim_id,

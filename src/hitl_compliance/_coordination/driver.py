@@ -209,10 +209,17 @@ class Driver(Protocol):
 class FactoryDriver:
     """A graph made by `build_compliance_graph`: the pause is its `human_approval` node."""
 
-    def __init__(self, graph: Any, spec: GraphSpec) -> None:
+    def __init__(self, graph: Any, spec: GraphSpec, reviews: ReviewStore | None = None) -> None:
         self.graph = graph
         self.spec: GraphSpec | None = spec
         self._spec = spec
+        # Its runs are the coordinator's own: the graph takes their decisions as claimed.
+        self._driven = None if reviews is None else _Driven(reviews)
+
+    def _config(self, thread_id: str) -> Any:
+        if self._driven is None:
+            return config_for(thread_id)
+        return {"configurable": {"thread_id": thread_id, AUTHORITY_KEY: self._driven}}
 
     def turn_input(
         self, message: str | Mapping[str, Any], requested_by: str | None, fields: Mapping[str, Any]
@@ -274,7 +281,7 @@ class FactoryDriver:
         self, graph_input: Any, thread_id: str, *, durability: Durability | None = None
     ) -> Position | None:
         events = await self.graph.ainvoke(
-            graph_input, config_for(thread_id), stream_mode="checkpoints", durability=durability
+            graph_input, self._config(thread_id), stream_mode="checkpoints", durability=durability
         )
         event = _last_top_level(events)
         if event is None:
@@ -304,7 +311,7 @@ class FactoryDriver:
         if self._spec.style == "interrupt_before":
             # as_node="human_approval" skips the node body and routes on its edge;
             # Command(goto=...) here would run rejected twice (LANGGRAPH_FACTS.md).
-            config = config_for(review.thread_id)
+            config = self._config(review.thread_id)
             await self.graph.aupdate_state(config, {"decision": payload}, as_node="human_approval")
             return await self.run(None, review.thread_id, durability="sync")
         return await self.run(Command(resume=payload), review.thread_id, durability="sync")
@@ -693,7 +700,7 @@ def driver_for(graph: Any, spec: GraphSpec | None, reviews: ReviewStore) -> Driv
         ConfigurationError: `graph` is neither a factory graph nor holds a gate.
     """
     if spec is not None:
-        return FactoryDriver(graph, spec)
+        return FactoryDriver(graph, spec, reviews)
     check_drivable(graph)
     return GateDriver(graph, reviews)
 

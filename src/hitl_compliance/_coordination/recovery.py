@@ -64,7 +64,7 @@ async def recover(ctx: Context) -> list[ProcessResult]:
         pos = await ctx.driver.position(turn.thread_id)
         if pos.next and not pos.paused:
             # The run died mid-way (say, in `compliance`): finish it from its checkpoint.
-            await ctx.graph.ainvoke(None, config)
+            await ctx.driver.run(None, turn.thread_id)
         results.append(await turns.settle_turn(ctx, turn.thread_id, owner))
     await hooks.dispatch(ctx, None, created_before=cutoff)
     return results

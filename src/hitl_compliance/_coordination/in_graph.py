@@ -1,0 +1,193 @@
+"""Decisions that reach a pause around the coordinator, checked and recorded inside the graph.
+
+[`InGraphAuthority`][hitl_compliance._coordination.in_graph.InGraphAuthority]
+is what a coordinator attaches to its graph (and what a gate built with
+`reviews=` uses when no coordinator is attached): the same functions
+`approve()` and `reject()` use to authorise and claim (`claim_approval`,
+`claim_rejection`), and the same audit payload when the outcome is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hitl_compliance._coordination import hooks
+from hitl_compliance._coordination.context import Context
+from hitl_compliance._coordination.decisions import (
+    claim_approval,
+    claim_rejection,
+    completed_status,
+    final_decision,
+    outcome_payload,
+)
+from hitl_compliance.errors import (
+    AlreadyDecidedError,
+    HitlError,
+    QuorumPendingError,
+    ReviewNotFoundError,
+)
+from hitl_compliance.hooks import Hooks
+from hitl_compliance.models import ReviewRecord
+from hitl_compliance.policy import AllowAllPolicy, Reviewer
+from hitl_compliance.rules import RuleResult
+from hitl_compliance.state import Decision
+from hitl_compliance.stores.base import ReviewStore
+
+__all__ = ["InGraphAuthority", "store_authority"]
+
+logger = logging.getLogger("hitl_compliance")
+
+_SAME = ("reviewer", "approved", "response", "reason", "tool_args")
+
+
+def _same(held: dict[str, Any] | None, made: Decision) -> bool:
+    """Whether the store holds `made` (a node re-executed: its clock stamp may differ)."""
+    if held is None:
+        return False
+    mine = made.to_state()
+    return all(held.get(k) == mine.get(k) for k in _SAME)
+
+
+class InGraphAuthority:
+    """A coordinator's checks for decisions it did not make: see `DecisionAuthority`."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    @property
+    def reviews(self) -> ReviewStore:
+        """The coordinator's review store."""
+        return self._ctx.reviews
+
+    async def _find(self, thread_id: str, review_id: str | None) -> ReviewRecord | None:
+        opened = await self._ctx.reviews.open_reviews(thread_id)
+        if review_id is None:
+            waiting = [r for r in opened if r.status == "pending"]
+            if len(waiting) == 1:
+                return waiting[0]
+            claimed = [r for r in opened if r.status == "claimed"]
+            if len(claimed) == 1 and not waiting:
+                return claimed[0]
+        for review in opened:
+            if review.review_id == review_id:
+                return review
+        latest = await self._ctx.reviews.get_review(thread_id)
+        if latest is not None and review_id in (None, latest.review_id):
+            return latest
+        return None
+
+    async def decide(
+        self,
+        *,
+        thread_id: str,
+        review_id: str | None,
+        made: Decision,
+        edit_findings: list[RuleResult],
+        reviewer: Reviewer | None,
+    ) -> Decision | HitlError:
+        """Claim `made` through the checks `approve()` / `reject()` make (see the protocol)."""
+        ctx = self._ctx
+        if reviewer is not None:
+            if made.reviewer != reviewer.id and made.reviewer.strip():
+                logger.info(
+                    "thread %s: decision named %r, made by authenticated %r",
+                    thread_id,
+                    made.reviewer,
+                    reviewer.id,
+                )
+            made = made.model_copy(
+                update={"reviewer": reviewer.id, "roles": sorted(reviewer.roles)}
+            )
+        who = reviewer or Reviewer(made.reviewer, roles=frozenset(made.roles))
+        review = await self._find(thread_id, review_id)
+        if review is None:
+            return ReviewNotFoundError(
+                f"This pause of thread {thread_id!r} is not recorded in the review store, so "
+                "no decision on it can be claimed or audited. Run turns with "
+                "HitlCoordinator.process() (or give the gate reviews=), then decide.",
+                thread_id=thread_id,
+            )
+        if review.status != "pending":
+            if _same(review.decision, made):
+                return Decision.model_validate(review.decision)
+            return AlreadyDecidedError(
+                f"Review {review.review_id} of thread {thread_id!r} is {review.status} "
+                "already; exactly one decision is claimed per review.",
+                thread_id=thread_id,
+                status=review.status,
+            )
+        made = made.model_copy(update={"decided_at": ctx.now()})
+        claim_id = uuid.uuid4().hex
+        try:
+            if made.approved:
+                updated = await claim_approval(ctx, review, who, made, edit_findings, claim_id)
+                if updated.status == "pending":
+                    return QuorumPendingError(
+                        f"{who.id}'s approval is recorded ({len(updated.votes)} of "
+                        f"{updated.approvals_required}); review {review.review_id} waits for "
+                        "another approver and nothing was applied.",
+                        thread_id=thread_id,
+                        votes=len(updated.votes),
+                        required=updated.approvals_required,
+                    )
+            else:
+                updated = await claim_rejection(ctx, review, who, made, claim_id)
+        except HitlError as exc:
+            return exc
+        return final_decision(updated)
+
+    async def complete(
+        self, *, thread_id: str, review_id: str | None, made: Decision, delivered: str | None
+    ) -> None:
+        """Record the applied outcome of a claimed decision, once (see the protocol)."""
+        ctx = self._ctx
+        review = await self._find(thread_id, review_id)
+        if review is None or review.claim_id is None:
+            return
+        if review.status != "claimed" or not _same(review.decision, made):
+            return
+        held = final_decision(review)
+        await ctx.reviews.complete(
+            review.review_id,
+            claim_id=review.claim_id,
+            status=completed_status(held),
+            now=ctx.now(),
+            actor=held.reviewer,
+            payload={**outcome_payload(review, held, delivered), "via": "graph"},
+        )
+        logger.info("thread %s %s by %s (in the graph)", thread_id, review.status, held.reviewer)
+        await hooks.dispatch(ctx, thread_id)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _NoDriver:
+    """A store-only authority reads no graph."""
+
+
+def store_authority(store: ReviewStore) -> InGraphAuthority:
+    """The authority of a gate built with `reviews=` that no coordinator has attached to.
+
+    Every reviewer may decide (as a coordinator without a policy allows), once,
+    with the claim and the audit row; attach a `HitlCoordinator` with a policy
+    to the graph for roles, quorum and hooks.
+    """
+    ctx = Context(
+        graph=None,  # type: ignore[arg-type]
+        spec=None,
+        reviews=store,
+        policy=AllowAllPolicy(),
+        clock=_utcnow,
+        lease=timedelta(seconds=30),
+        sla=None,
+        sla_by={},
+        on_timeout="reject",
+        hooks=Hooks(),
+        driver=_NoDriver(),  # type: ignore[arg-type]
+    )
+    return InGraphAuthority(ctx)
