@@ -124,7 +124,7 @@ class TestFactory:
         assert audit_events(await coord.audit_log("t")) == ["paused", "approved"]
 
     async def test_static_raw_decision_is_refused_before_anything_is_saved(self) -> None:
-        """update_state(as_node="human_approval") of an unauthorised decision raises; nothing saved."""
+        """update_state(as_node=...) of an unauthorised decision raises; nothing is saved."""
         graph = build_compliance_graph(
             lambda state: "guaranteed returns",
             rules=[KeywordRule("guarantee", ["guaranteed returns"])],
