@@ -215,6 +215,7 @@ def build_react(
     checkpointer: BaseCheckpointSaver[Any] | None,
     bank: Bank,
     *replies: AIMessage,
+    reviews: ReviewStore | None = None,
 ) -> tuple[CompiledStateGraph[Any, Any, Any, Any], ScriptedToolModel]:
     """model -> compliance -> (tools -> model | model | END), gated by `transfer_rule`."""
     model = ScriptedToolModel(replies=list(replies))
@@ -224,7 +225,8 @@ def build_react(
 
     builder: Any = StateGraph(GatedMessages)
     builder.add_node("model", call_model)
-    builder.add_node("compliance", compliance_gate([*rules(), transfer_rule()], style=style))
+    gate = compliance_gate([*rules(), transfer_rule()], style=style, reviews=reviews)
+    builder.add_node("compliance", gate)
     builder.add_node("tools", ToolNode(bank.tools()))
     builder.add_edge(START, "model")
     builder.add_edge("model", "compliance")

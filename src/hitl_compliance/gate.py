@@ -725,8 +725,10 @@ def _approval_node(spec: _GateSpec) -> Any:
             index += 1
             decided = await _decide(spec, config, outcome, as_decision(value))
             if not isinstance(decided, str):
-                # This item's task ends here; `settle` applies the wave's items
-                # once every parallel task of it has ended.
+                # Recorded now, not when the wave ends: the other reviews of the wave
+                # stay decidable. `settle` applies the wave's items once every
+                # parallel task of it has ended.
+                await _complete(spec, config, [decided])
                 return {DECIDED_KEY: {str(outcome["current"]): decided}}
             payload = {**payload, "refused": decided}
 
@@ -845,7 +847,6 @@ def _settle_node(spec: _GateSpec) -> Any:
             decided = (state.get(DECIDED_KEY) or {}).items()
             for index, item in decided:
                 items[int(index)] = item
-            await _complete(spec, config, [item for _, item in decided])
             return {spec.key: advance({**outcome, "items": items}), DECIDED_KEY: None}
         decision = _valid_decision(outcome)
         assert isinstance(decision, Decision)  # routed here only with a valid one

@@ -79,6 +79,15 @@ class InGraphAuthority:
             return latest
         return None
 
+    async def _recorded(self, thread_id: str, review_id: str | None) -> dict[str, Any] | None:
+        """The decision recorded for a review no longer open (read from its audit row)."""
+        if review_id is None:
+            return None
+        for row in reversed(await self._ctx.reviews.audit_log(thread_id)):
+            if row.review_id == review_id and row.event in ("approved", "rejected"):
+                return {k: v for k, v in row.payload.items() if k in Decision.model_fields}
+        return None
+
     async def decide(
         self,
         *,
@@ -104,6 +113,9 @@ class InGraphAuthority:
         who = reviewer or Reviewer(made.reviewer, roles=frozenset(made.roles))
         review = await self._find(thread_id, review_id)
         if review is None:
+            held = await self._recorded(thread_id, review_id)
+            if held is not None and _same(held, made):
+                return Decision.model_validate(held)  # recorded before a crash: as it was
             return ReviewNotFoundError(
                 f"This pause of thread {thread_id!r} is not recorded in the review store, so "
                 "no decision on it can be claimed or audited. Run turns with "
