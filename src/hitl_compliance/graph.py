@@ -455,7 +455,11 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
 
 def _written_around(state: ComplianceState) -> bool:
     """Whether the outcome fields of a paused turn were written by hand (they are unset there)."""
-    return state.agent_response is not None or state.agent_type is not None or state.is_compliant
+    return (
+        state.agent_response is not None
+        or state.agent_type is not None
+        or state.is_compliant is True
+    )
 
 
 def _decider(spec: GraphSpec, config: RunnableConfig) -> DecisionAuthority | None:
