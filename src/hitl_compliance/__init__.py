@@ -53,6 +53,7 @@ from hitl_compliance.models import (
     ReviewRecord,
     Vote,
 )
+from hitl_compliance.platform import PLATFORM_CHECKPOINTER
 from hitl_compliance.policy import (
     AllowAllPolicy,
     ApprovalPolicy,
@@ -75,6 +76,7 @@ from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
     "NODES",
+    "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",
     "AlreadyDecidedError",
     "ApprovalPolicy",
