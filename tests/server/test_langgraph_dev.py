@@ -212,6 +212,17 @@ class TestDecide:
 
 
 class TestAuth:
+    async def test_agent_sees_only_its_own_threads(
+        self, agent: LangGraphClient, officer: LangGraphClient
+    ) -> None:
+        """The officer sees the agent's thread; the agent gets 404 for the officer's."""
+        mine = await agent.threads.create()
+        theirs = await officer.threads.create()
+        assert (await officer.threads.get(mine["thread_id"]))["metadata"]["owner"] == "support-bot"
+        with pytest.raises(httpx.HTTPStatusError) as hidden:
+            await agent.threads.get(theirs["thread_id"])
+        assert hidden.value.response.status_code == 404
+
     @pytest.mark.parametrize("header", ["Bearer not-a-token", "Basic b2ZmaWNlcg==", None])
     async def test_unknown_token_gets_401(self, langgraph_server: str, header: str | None) -> None:
         """An unknown token, another scheme or no header at all is refused with 401."""
