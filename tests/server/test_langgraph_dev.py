@@ -9,6 +9,8 @@ reviewer's decision sent as `Command(resume=...)` through the server's API.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +19,8 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+
+from tests.server.conftest import EXAMPLE
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
@@ -230,3 +234,23 @@ class TestAuth:
         async with httpx.AsyncClient(base_url=langgraph_server, headers=headers) as http:
             response = await http.post("/threads", json={})
         assert response.status_code == 401
+
+
+class TestClientScript:
+    def test_documented_walkthrough(self, langgraph_server: str) -> None:
+        """`examples/langgraph_server/client.py` pauses and delivers on both graphs."""
+        completed = subprocess.run(
+            [sys.executable, str(EXAMPLE / "client.py"), langgraph_server],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        lines = completed.stdout.splitlines()
+        assert lines == [
+            f"compliance: interrupted: {RISKY_REPLY!r} (guarantee)",
+            f"compliance: idle: delivered {EDITED!r}",
+            f"gated_agent: interrupted: {RISKY_REPLY!r} (guarantee)",
+            f"gated_agent: idle: delivered {EDITED!r}",
+        ]
