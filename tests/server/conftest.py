@@ -72,9 +72,15 @@ def langgraph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get(REQUIRE_ENV):
             pytest.fail(f"{REQUIRE_ENV} is set (CI) but {reason}")
         pytest.skip(reason)
+    # The in-memory runtime keeps its state in ./.langgraph_api of its working
+    # directory and reads the config's paths from there: serve a copy of the
+    # example, so each session starts empty and the checkout stays clean.
+    workdir = tmp_path_factory.mktemp("langgraph_dev")
+    deployment = workdir / EXAMPLE.name
+    shutil.copytree(EXAMPLE, deployment, ignore=shutil.ignore_patterns(".langgraph_api"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("langgraph_dev") / "server.log"
+    log = workdir / "server.log"
     env = {
         **os.environ,
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
@@ -87,7 +93,7 @@ def langgraph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("wb") as out:
         # Its own process group: the CLI starts the server in child processes.
         process = subprocess.Popen(
-            argv, cwd=EXAMPLE, env=env, stdout=out, stderr=subprocess.STDOUT,
+            argv, cwd=deployment, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     try:
