@@ -120,3 +120,10 @@ class TestGate:
         await graph.ainvoke({"messages": [("user", "Is this fund safe?")]}, config)
         snapshot = await graph.aget_state(config, subgraphs=True)
         assert snapshot.next == ("compliance",)
+
+
+class TestCoordinator:
+    def test_refuses_the_unserved_graph(self) -> None:
+        """HitlCoordinator needs a checkpointer to read pauses back: the loaded graph has none."""
+        with pytest.raises(ConfigurationError, match="checkpointer"):
+            HitlCoordinator(platform_graph(ScriptedDrafter(), "command_resume"))
