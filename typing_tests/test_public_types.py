@@ -18,6 +18,7 @@ from typing_extensions import assert_type
 
 from hitl_compliance import (
     NODES,
+    PLATFORM_CHECKPOINTER,
     AuditRecord,
     ComplianceGraph,
     ComplianceRule,
@@ -39,6 +40,7 @@ from hitl_compliance import (
     merge_metadata,
 )
 from hitl_compliance.models import HookDelivery
+from hitl_compliance.platform import PlatformCheckpointer
 
 
 def _draft(state: ComplianceState) -> str:
@@ -82,6 +84,10 @@ def check_build() -> None:
     assert_type(build_compliance_graph(chain, checkpointer=None, pause=False), ComplianceGraph)
     assert_type(build_compliance_graph(_mdraft, checkpointer=None, pause=False), ComplianceGraph)
     assert_type(NODES, tuple[str, str, str, str, str])
+    # LangGraph Server supplies persistence: the sentinel in place of a saver.
+    served = build_compliance_graph(_draft, checkpointer=PLATFORM_CHECKPOINTER)
+    assert_type(served, ComplianceGraph)
+    assert_type(PLATFORM_CHECKPOINTER, Literal[PlatformCheckpointer.PLATFORM])
 
 
 async def check_coordinator(graph: ComplianceGraph) -> None:

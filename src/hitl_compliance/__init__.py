@@ -54,6 +54,7 @@ from hitl_compliance.models import (
     ReviewRecord,
     Vote,
 )
+from hitl_compliance.platform import PLATFORM_CHECKPOINTER
 from hitl_compliance.policy import (
     AllowAllPolicy,
     ApprovalPolicy,
@@ -76,6 +77,7 @@ from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
     "NODES",
+    "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",
     "AlreadyDecidedError",
     "ApprovalPolicy",

@@ -48,6 +48,11 @@ from hitl_compliance.errors import (
     PauseDisabledError,
     PolicyViolationError,
 )
+from hitl_compliance.platform import (
+    PLATFORM_CHECKPOINTER,
+    PlatformCheckpointer,
+    require_checkpointer,
+)
 from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
 from hitl_compliance.state import DECISION_RESUME, ComplianceState, Decision, as_decision
 
@@ -188,7 +193,7 @@ def build_compliance_graph(
     draft: Drafter,
     *,
     rules: Sequence[ComplianceRule] = (),
-    checkpointer: BaseCheckpointSaver[Any] | None,
+    checkpointer: BaseCheckpointSaver[Any] | PlatformCheckpointer | None,
     style: PauseStyle = "interrupt_before",
     state_schema: type[ComplianceState] = ComplianceState,
     rejection_message: str | None = None,
@@ -211,6 +216,9 @@ def build_compliance_graph(
         rules: [`ComplianceRule`][hitl_compliance.ComplianceRule]s with unique names.
         checkpointer: Any LangGraph checkpoint saver; required when `pause=True`,
             because LangGraph silently never pauses without one.
+            [`PLATFORM_CHECKPOINTER`][hitl_compliance.PLATFORM_CHECKPOINTER] for
+            LangGraph Server, which installs its own: the graph compiles without
+            one and each run raises `ConfigurationError` if it has none.
         style: `"interrupt_before"` or `"command_resume"`; same outcomes.
         state_schema: [`ComplianceState`][hitl_compliance.ComplianceState] or a subclass.
         rejection_message: What the customer gets on rejection (default `None`).
@@ -226,6 +234,14 @@ def build_compliance_graph(
             lambda state: "Guaranteed returns!",
             rules=[KeywordRule("guarantee", ["guaranteed returns"])],
             checkpointer=InMemorySaver(),
+        )
+        ```
+
+        Served by LangGraph Server (`langgraph dev`), which supplies persistence:
+
+        ```python
+        graph = build_compliance_graph(
+            draft, rules=rules, style="command_resume", checkpointer=PLATFORM_CHECKPOINTER
         )
         ```
 
@@ -258,12 +274,17 @@ def build_compliance_graph(
         raise ConfigurationError(
             "A graph that pauses for human review needs a checkpointer: without one "
             "LangGraph compiles the interrupt but silently never pauses. Pass "
-            "checkpointer=InMemorySaver() (tests) or open_backend(...).checkpointer."
+            "checkpointer=InMemorySaver() (tests) or open_backend(...).checkpointer, "
+            "or checkpointer=PLATFORM_CHECKPOINTER for LangGraph Server, which "
+            "supplies its own."
         )
-    if checkpointer is not None and not isinstance(checkpointer, BaseCheckpointSaver):
+    # LangGraph Server refuses a graph with a checkpointer of its own and installs
+    # its own on the copy it serves; the draft node checks every run has one.
+    platform = checkpointer is PLATFORM_CHECKPOINTER
+    saver = None if isinstance(checkpointer, PlatformCheckpointer) else checkpointer
+    if saver is not None and not isinstance(saver, BaseCheckpointSaver):
         raise ConfigurationError(
-            "checkpointer must be a LangGraph BaseCheckpointSaver, "
-            f"got {type(checkpointer).__name__}."
+            f"checkpointer must be a LangGraph BaseCheckpointSaver, got {type(saver).__name__}."
         )
     if rejection_message is not None and not isinstance(rejection_message, str):
         raise ConfigurationError("rejection_message must be a str or None.")
@@ -292,7 +313,7 @@ def build_compliance_graph(
     # and silently drops the fields of a user's state_schema subclass.
     conversation = has_conversation(state_schema)
     nodes: dict[str, Any] = {
-        "draft": _draft_node(draft, conversation),
+        "draft": _draft_node(draft, conversation, platform),
         "compliance": _compliance_node(rule_list),
         "human_approval": _approval_node(spec),
         "deliver": _deliver_node(spec, conversation),
@@ -310,7 +331,7 @@ def build_compliance_graph(
     builder.add_edge("rejected", END)
     static = pause and style == "interrupt_before"
     compiled: ComplianceGraph = builder.compile(
-        checkpointer=checkpointer,
+        checkpointer=saver,
         interrupt_before=["human_approval"] if static else None,
     )
     _SPECS.register(builder, spec)
@@ -345,8 +366,14 @@ def _stale_turn_fields(state: ComplianceState) -> dict[str, Any]:
     return stale
 
 
-def _draft_node(draft: Drafter, conversation: bool) -> Callable[..., Awaitable[dict[str, Any]]]:
+def _draft_node(
+    draft: Drafter, conversation: bool, platform: bool
+) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def draft_node(state: ComplianceState) -> dict[str, Any]:
+        if platform:
+            # The first node of every turn: a platform graph run outside the server
+            # (no checkpointer) is refused before it drafts, not left unpausable.
+            require_checkpointer(var_child_runnable_config.get())
         # A new turn never sees the previous turn's draft, findings or decision: not the
         # drafter, not the rules (which run on the state this node writes).
         update = _stale_turn_fields(state)

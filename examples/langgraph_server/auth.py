@@ -1,0 +1,68 @@
+"""Custom auth for the example deployment: static bearer tokens with roles.
+
+`Authorization: Bearer <token>` is looked up in `USERS`; an unknown or missing
+token gets 401. An `agent` sees and runs only the threads it created; a
+`compliance_officer` sees every thread (the review queue) and is the only one
+who may resume a paused run (send a `command`), so an agent's token cannot
+approve its own draft (403). A real deployment verifies a signed token (JWT,
+OAuth) instead of a table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph_sdk import Auth
+
+OFFICER = "compliance_officer"
+
+USERS: dict[str, dict[str, Any]] = {
+    "officer-token": {"identity": "alice@bank", "roles": [OFFICER]},
+    "agent-token": {"identity": "support-bot", "roles": ["agent"]},
+}
+"""token -> user: the example's stand-in for an identity provider."""
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
+    """The user a bearer token names; 401 for anything else."""
+    scheme, _, token = (authorization or "").partition(" ")
+    user = USERS.get(token) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise Auth.exceptions.HTTPException(status_code=401, detail="Unknown bearer token")
+    return {"identity": user["identity"], "permissions": list(user["roles"])}
+
+
+def _own_threads(ctx: Auth.types.AuthContext) -> Auth.types.FilterType | None:
+    """No filter for an officer; an agent's own threads only."""
+    return None if OFFICER in ctx.permissions else {"owner": ctx.user.identity}
+
+
+@auth.on.threads.create
+async def stamp_owner(ctx: Auth.types.AuthContext, value: Any) -> None:
+    """A new thread belongs to whoever created it."""
+    value.setdefault("metadata", {})["owner"] = ctx.user.identity
+
+
+@auth.on.threads.create_run
+async def run_or_resume(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType | None:
+    """A run that resumes a pause (`command`) needs the compliance_officer role."""
+    command = (value.get("kwargs") or {}).get("command")
+    if command and OFFICER not in ctx.permissions:
+        raise Auth.exceptions.HTTPException(
+            status_code=403, detail="Only a compliance_officer may resume a paused review"
+        )
+    return _own_threads(ctx)
+
+
+@auth.on.threads
+async def thread_access(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType | None:
+    """Reading, searching, updating or deleting threads: officers all, agents their own."""
+    return _own_threads(ctx)
+
+
+@auth.on
+async def known_users(ctx: Auth.types.AuthContext, value: Any) -> None:
+    """Assistants, crons and the store: any authenticated user (the example has no others)."""

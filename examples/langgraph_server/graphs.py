@@ -1,0 +1,67 @@
+"""Two compliance graphs as LangGraph Server serves them: no checkpointer of their own.
+
+* `compliance`: the factory graph, built with `checkpointer=PLATFORM_CHECKPOINTER`
+  (the server installs its persistence; a run without it is refused).
+* `gated_agent`: your own `MessagesState` agent with a `compliance_gate` node,
+  compiled with no checkpointer (the gate refuses a run without one).
+
+Both pause with `interrupt()` (`style="command_resume"`), so a reviewer decides
+through the server's API with `Command(resume=decision)`. The drafter and the
+chat model are scripted stand-ins for an LLM: a question about a fund gets a
+reply promising returns (held for review); anything else is answered at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+from hitl_compliance import (
+    PLATFORM_CHECKPOINTER,
+    ComplianceState,
+    KeywordRule,
+    build_compliance_graph,
+    compliance_gate,
+)
+from hitl_compliance.testing import ScriptedChatModel
+
+RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
+SAFE_REPLY = "Your new card is on its way; it should arrive within five working days."
+
+RULES = [KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns")]
+
+
+def reply_to(message: str) -> str:
+    """The scripted LLM: a fund question gets a risky reply, anything else a safe one."""
+    return RISKY_REPLY if "fund" in message.lower() else SAFE_REPLY
+
+
+def draft(state: ComplianceState) -> str:
+    """The factory graph's drafter (your LLM call)."""
+    return reply_to(state.customer_message)
+
+
+compliance = build_compliance_graph(
+    draft,
+    rules=RULES,
+    style="command_resume",
+    checkpointer=PLATFORM_CHECKPOINTER,
+)
+
+
+async def call_model(state: MessagesState) -> dict[str, Any]:
+    """The agent's model node (your chat model): one scripted reply per turn."""
+    question = str(state["messages"][-1].content)
+    model = ScriptedChatModel(replies=[reply_to(question)])
+    return {"messages": [await model.ainvoke(state["messages"])]}
+
+
+_builder: Any = StateGraph(MessagesState)
+_builder.add_node("model", call_model)
+_builder.add_node("compliance", compliance_gate(RULES))
+_builder.add_edge(START, "model")
+_builder.add_edge("model", "compliance")
+_builder.add_edge("compliance", END)
+# No checkpointer: the server supplies one; the gate refuses a run without one.
+gated_agent = _builder.compile()

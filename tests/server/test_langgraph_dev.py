@@ -1,0 +1,256 @@
+"""The example deployment under a real `langgraph dev`, driven with `langgraph_sdk`.
+
+Both graphs of `examples/langgraph_server/` load with the server's own
+persistence (the factory graph built with `PLATFORM_CHECKPOINTER`, the gated
+agent compiled with no checkpointer), pause on a risky reply, report the
+pause as `status="interrupted"` with the gate's payload, and deliver the
+reviewer's decision sent as `Command(resume=...)` through the server's API.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from tests.server.conftest import EXAMPLE
+
+pytestmark = [pytest.mark.server, pytest.mark.once]
+
+OFFICER = "officer-token"
+AGENT = "agent-token"
+RISKY_QUESTION = "Should I buy this fund?"
+SAFE_QUESTION = "Where is my new card?"
+RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
+SAFE_REPLY = "Your new card is on its way; it should arrive within five working days."
+EDITED = "Every fund carries risk; please speak to one of our advisers."
+REJECTED = "A compliance officer has withheld this reply."
+
+
+def decision(*, approved: bool, response: str | None = None) -> dict[str, Any]:
+    """A reviewer's resume value, as a client of the server sends it.
+
+    One place builds it, so when the gate asks more of a decision from a caller
+    that is not the coordinator (the server's authenticated user, say) only this
+    changes.
+    """
+    value: dict[str, Any] = {
+        "approved": approved,
+        "reviewer": "alice@bank",
+        "decided_at": datetime.now(timezone.utc).isoformat(),
+    }
+    if response is not None:
+        value["response"] = response
+    if not approved:
+        value["reason"] = "promises returns"
+    return value
+
+
+def factory_input(text: str) -> dict[str, Any]:
+    return {"customer_message": text}
+
+
+def agent_input(text: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def factory_reply(values: dict[str, Any]) -> str | None:
+    reply: str | None = values.get("agent_response")
+    return reply
+
+
+def agent_reply(values: dict[str, Any]) -> str | None:
+    last = values["messages"][-1]
+    return str(last["content"]) if last["type"] == "ai" else None
+
+
+GRAPHS: dict[str, tuple[Callable[[str], dict[str, Any]], Callable[[dict[str, Any]], Any]]] = {
+    "compliance": (factory_input, factory_reply),
+    "gated_agent": (agent_input, agent_reply),
+}
+
+
+@pytest.fixture(params=sorted(GRAPHS))
+def graph_id(request: pytest.FixtureRequest) -> str:
+    """Each graph of the example deployment: the factory graph and the gated agent."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
+    """An SDK client authenticated as the compliance officer."""
+    async with get_client(
+        url=langgraph_server, headers={"Authorization": f"Bearer {OFFICER}"}
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def agent(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
+    """An SDK client authenticated as the support agent (may run, may not decide)."""
+    async with get_client(
+        url=langgraph_server, headers={"Authorization": f"Bearer {AGENT}"}
+    ) as client:
+        yield client
+
+
+async def ask(client: LangGraphClient, graph_id: str, text: str) -> dict[str, Any]:
+    """Run one turn on a new thread (the server assigns its id); return the thread."""
+    make_input, _ = GRAPHS[graph_id]
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], graph_id, input=make_input(text))
+    return dict(await client.threads.get(thread["thread_id"]))
+
+
+async def decide(
+    client: LangGraphClient, thread_id: str, graph_id: str, value: dict[str, Any]
+) -> dict[str, Any]:
+    """Resume the paused thread with `value`; return the thread once the run ended."""
+    run = await client.runs.create(thread_id, graph_id, command={"resume": value})
+    await client.runs.join(thread_id, run["run_id"])
+    return dict(await client.threads.get(thread_id))
+
+
+def payload_of(thread: dict[str, Any]) -> dict[str, Any]:
+    """The one interrupt's value of a paused thread."""
+    interrupts = [i for found in thread["interrupts"].values() for i in found]
+    assert len(interrupts) == 1, thread["interrupts"]
+    value: dict[str, Any] = interrupts[0]["value"]
+    return value
+
+
+class TestPause:
+    async def test_risky_reply_pauses_with_payload(
+        self, agent: LangGraphClient, graph_id: str
+    ) -> None:
+        """A risky draft leaves the thread interrupted, the draft and finding in the payload."""
+        thread = await ask(agent, graph_id, RISKY_QUESTION)
+        assert thread["status"] == "interrupted"
+        payload = payload_of(thread)
+        assert payload["draft_response"] == RISKY_REPLY
+        assert [v["rule"] for v in payload["violations"]] == ["guarantee"]
+        assert payload["customer_message"] == RISKY_QUESTION
+        if graph_id == "compliance":
+            # Nothing delivered yet. (The agent's state holds the model's draft as
+            # its last message while paused: the gate reads it there.)
+            assert factory_reply(thread["values"]) is None
+
+    async def test_clean_reply_is_delivered_without_pause(
+        self, agent: LangGraphClient, graph_id: str
+    ) -> None:
+        """A clean draft goes straight out: the thread ends idle with the reply."""
+        thread = await ask(agent, graph_id, SAFE_QUESTION)
+        assert thread["status"] == "idle"
+        assert thread["interrupts"] == {}
+        _, reply_of = GRAPHS[graph_id]
+        assert reply_of(thread["values"]) == SAFE_REPLY
+
+
+class TestDecide:
+    async def test_approval_with_edit_is_delivered(
+        self, agent: LangGraphClient, officer: LangGraphClient, graph_id: str
+    ) -> None:
+        """The officer's edited approval, sent as Command(resume=...), is the delivered reply."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread = await decide(
+            officer, paused["thread_id"], graph_id, decision(approved=True, response=EDITED)
+        )
+        assert thread["status"] == "idle"
+        _, reply_of = GRAPHS[graph_id]
+        assert reply_of(thread["values"]) == EDITED
+
+    async def test_rejection_withholds_the_draft(
+        self, agent: LangGraphClient, officer: LangGraphClient, graph_id: str
+    ) -> None:
+        """A rejection never delivers the risky draft."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread = await decide(officer, paused["thread_id"], graph_id, decision(approved=False))
+        assert thread["status"] == "idle"
+        _, reply_of = GRAPHS[graph_id]
+        assert reply_of(thread["values"]) != RISKY_REPLY
+        if graph_id == "compliance":
+            assert thread["values"]["is_compliant"] is False
+
+    async def test_invalid_resume_fails_its_run_and_the_pause_stays(
+        self, agent: LangGraphClient, officer: LangGraphClient, graph_id: str
+    ) -> None:
+        """A resume that is no Decision fails its run but never poisons the thread.
+
+        LangGraph validates it against the pause's `response_schema` before saving
+        it: the run ends in `error` (the server then shows the thread as `error`
+        with no `interrupts`), the pause stays in the state's tasks, and a valid
+        decision afterwards is delivered.
+        """
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread_id = paused["thread_id"]
+        run = await officer.runs.create(
+            thread_id, graph_id, command={"resume": {"approved": "maybe"}}
+        )
+        await officer.runs.join(thread_id, run["run_id"])
+        assert (await officer.runs.get(thread_id, run["run_id"]))["status"] == "error"
+        state = await officer.threads.get_state(thread_id)
+        assert [len(task["interrupts"]) for task in state["tasks"]] == [1]
+        thread = await decide(officer, thread_id, graph_id, decision(approved=True))
+        assert thread["status"] == "idle"
+        _, reply_of = GRAPHS[graph_id]
+        assert reply_of(thread["values"]) == RISKY_REPLY
+
+    async def test_agent_may_not_resume(self, agent: LangGraphClient, graph_id: str) -> None:
+        """The example's auth answers 403 when a non-officer sends a resume command."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await agent.runs.create(
+                paused["thread_id"], graph_id, command={"resume": decision(approved=True)}
+            )
+        assert refused.value.response.status_code == 403
+        thread = await agent.threads.get(paused["thread_id"])
+        assert thread["status"] == "interrupted"
+
+
+class TestAuth:
+    async def test_agent_sees_only_its_own_threads(
+        self, agent: LangGraphClient, officer: LangGraphClient
+    ) -> None:
+        """The officer sees the agent's thread; the agent gets 404 for the officer's."""
+        mine = await agent.threads.create()
+        theirs = await officer.threads.create()
+        assert (await officer.threads.get(mine["thread_id"]))["metadata"]["owner"] == "support-bot"
+        with pytest.raises(httpx.HTTPStatusError) as hidden:
+            await agent.threads.get(theirs["thread_id"])
+        assert hidden.value.response.status_code == 404
+
+    @pytest.mark.parametrize("header", ["Bearer not-a-token", "Basic b2ZmaWNlcg==", None])
+    async def test_unknown_token_gets_401(self, langgraph_server: str, header: str | None) -> None:
+        """An unknown token, another scheme or no header at all is refused with 401."""
+        headers = {} if header is None else {"Authorization": header}
+        async with httpx.AsyncClient(base_url=langgraph_server, headers=headers) as http:
+            response = await http.post("/threads", json={})
+        assert response.status_code == 401
+
+
+class TestClientScript:
+    def test_documented_walkthrough(self, langgraph_server: str) -> None:
+        """`examples/langgraph_server/client.py` pauses and delivers on both graphs."""
+        completed = subprocess.run(
+            [sys.executable, str(EXAMPLE / "client.py"), langgraph_server],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        lines = completed.stdout.splitlines()
+        assert lines == [
+            f"compliance: interrupted: {RISKY_REPLY!r} (guarantee)",
+            f"compliance: idle: delivered {EDITED!r}",
+            f"gated_agent: interrupted: {RISKY_REPLY!r} (guarantee)",
+            f"gated_agent: idle: delivered {EDITED!r}",
+        ]
