@@ -4,6 +4,7 @@ A risky AI-drafted reply never reaches a customer until a compliance officer
 approves, edits or rejects it, with a durable record of who decided what.
 """
 
+from hitl_compliance.authority import attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
 from hitl_compliance.errors import (
@@ -138,6 +139,7 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "Verdict",
     "Vote",
+    "attach_authority",
     "build_compliance_graph",
     "canonical_reviewer_id",
     "compliance_gate",

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from langchain_core.runnables import RunnableConfig
 
 from hitl_compliance.errors import HitlError
+from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import Reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
@@ -71,6 +72,10 @@ class DecisionAuthority(Protocol):
         self, *, thread_id: str, review_id: str | None, made: Decision, delivered: str | None
     ) -> None:
         """Record the outcome of a decision `decide` claimed (nothing if already recorded)."""
+        ...
+
+    async def record_pause(self, review: ReviewRecord) -> None:
+        """Open the pending review of a pause no coordinator records (idempotent per pause)."""
         ...
 
 

@@ -31,8 +31,9 @@ from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.driver import check_drivable, driver_for
 from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance._coordination.in_graph import InGraphAuthority
+from hitl_compliance.authority import attach
 from hitl_compliance.errors import ConfigurationError
-from hitl_compliance.gate import gates_in, protect_stream
+from hitl_compliance.gate import protect_stream
 from hitl_compliance.graph import ComplianceGraph, graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.ledger import LedgerReport
@@ -186,10 +187,7 @@ class HitlCoordinator:
         register_hooks(store, self._ctx.hooks.names())
         # Decisions made around this coordinator (a raw resume, a state write, a server
         # run) pass its checks inside the graph, claimed and audited in its store.
-        authority = InGraphAuthority(self._ctx)
-        slots = [spec.authority] if spec is not None else [g.slot for g in gates_in(graph)]
-        for slot in slots:
-            slot.authority = authority
+        attach(graph, InGraphAuthority(self._ctx))
 
     @property
     def graph(self) -> ComplianceGraph:

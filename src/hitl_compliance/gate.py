@@ -526,15 +526,6 @@ class Authority(Protocol):
         ...
 
 
-def _authority(spec: _GateSpec, config: RunnableConfig) -> tuple[ReviewStore | None, bool]:
-    """The store this gate pass answers to, and whether a coordinator drives the run."""
-    given = (config.get("configurable") or {}).get(AUTHORITY_KEY)
-    if given is not None:
-        return given.reviews, True
-    decider = _decider(spec, config)
-    return (None if decider is None else decider.reviews), False
-
-
 def _decider(spec: _GateSpec, config: RunnableConfig) -> DecisionAuthority | None:
     """Who checks and claims a decision the coordinator did not make (None: a driven run)."""
     if driven(config):
@@ -549,7 +540,7 @@ def gate_review_checkpoint(checkpoint_id: str, review_id: str) -> str:
 
 
 async def _record_pause(
-    store: ReviewStore, config: RunnableConfig, outcome: dict[str, Any]
+    decider: DecisionAuthority, config: RunnableConfig, outcome: dict[str, Any]
 ) -> None:
     """Open the pending review of a pause nobody else will record (idempotent per pause)."""
     configurable = config.get("configurable") or {}
@@ -568,7 +559,7 @@ async def _record_pause(
         requested_at=datetime.now(timezone.utc),
         requested_by=outcome["requested_by"],
     )
-    await store.open_review(review, owner=None)
+    await decider.record_pause(review)
 
 
 async def _refusal(
@@ -642,12 +633,12 @@ def _check_node(spec: _GateSpec) -> Any:
             "kind": PAYLOAD_KIND,
         }
         advanced = advance(outcome)
-        store, by_coordinator = _authority(spec, config)
-        if advanced["status"] == "pending" and store is not None and not by_coordinator:
+        decider = _decider(spec, config)
+        if advanced["status"] == "pending" and decider is not None:
             # A coordinator records the pauses of the runs it drives; anyone else's
             # pause is recorded here, so it is never invisible to pending().
             for index in _waves(spec, advanced):
-                await _record_pause(store, config, focus(advanced, index))
+                await _record_pause(decider, config, focus(advanced, index))
         return {spec.key: advanced}
 
     return check

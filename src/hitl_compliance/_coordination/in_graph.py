@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,7 +32,7 @@ from hitl_compliance.errors import (
 )
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
-from hitl_compliance.policy import AllowAllPolicy, Reviewer
+from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
 from hitl_compliance.stores.base import ReviewStore
@@ -61,6 +62,10 @@ class InGraphAuthority:
     def reviews(self) -> ReviewStore:
         """The coordinator's review store."""
         return self._ctx.reviews
+
+    async def record_pause(self, review: ReviewRecord) -> None:
+        """Open the pending review of a pause nobody else records (idempotent per pause)."""
+        await self._ctx.reviews.open_review(review, owner=None)
 
     async def _find(self, thread_id: str, review_id: str | None) -> ReviewRecord | None:
         opened = await self._ctx.reviews.open_reviews(thread_id)
@@ -179,7 +184,30 @@ def _utcnow() -> datetime:
 
 
 class _NoDriver:
-    """A store-only authority reads no graph."""
+    """An authority inside the graph never reads or resumes the graph itself."""
+
+
+def authority_context(
+    reviews: ReviewStore,
+    *,
+    policy: ApprovalPolicy | None = None,
+    hooks: Hooks | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Context:
+    """A coordinator's context without a graph: what the checks inside the graph need."""
+    return Context(
+        graph=None,  # type: ignore[arg-type]
+        spec=None,
+        reviews=reviews,
+        policy=policy or AllowAllPolicy(),
+        clock=clock or _utcnow,
+        lease=timedelta(seconds=30),
+        sla=None,
+        sla_by={},
+        on_timeout="reject",
+        hooks=hooks or Hooks(),
+        driver=_NoDriver(),  # type: ignore[arg-type]
+    )
 
 
 def store_authority(store: ReviewStore) -> InGraphAuthority:
@@ -187,19 +215,6 @@ def store_authority(store: ReviewStore) -> InGraphAuthority:
 
     Every reviewer may decide (as a coordinator without a policy allows), once,
     with the claim and the audit row; attach a `HitlCoordinator` with a policy
-    to the graph for roles, quorum and hooks.
+    (or call `attach_authority`) for roles, quorum and hooks.
     """
-    ctx = Context(
-        graph=None,  # type: ignore[arg-type]
-        spec=None,
-        reviews=store,
-        policy=AllowAllPolicy(),
-        clock=_utcnow,
-        lease=timedelta(seconds=30),
-        sla=None,
-        sla_by={},
-        on_timeout="reject",
-        hooks=Hooks(),
-        driver=_NoDriver(),  # type: ignore[arg-type]
-    )
-    return InGraphAuthority(ctx)
+    return InGraphAuthority(authority_context(store))

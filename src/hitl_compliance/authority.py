@@ -1,0 +1,165 @@
+"""Make a review store and policy the authority over a graph's pauses, wherever it runs.
+
+[`HitlCoordinator`][hitl_compliance.HitlCoordinator] does this for the graph it
+is given. Where no coordinator can be built beside the graph (a module served
+by LangGraph Server, which compiles it without a checkpointer and resumes it
+through its own API), call [`attach_authority`][hitl_compliance.attach_authority]
+on it: every decision then passes the checks `approve()` / `reject()` make,
+inside the graph, and is claimed and audited in `reviews`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from hitl_compliance._authority import AuthoritySlot, DecisionAuthority
+from hitl_compliance._coordination.in_graph import InGraphAuthority, authority_context
+from hitl_compliance.errors import ConfigurationError
+from hitl_compliance.gate import gates_in, is_gate
+from hitl_compliance.graph import graph_spec, is_factory_graph
+from hitl_compliance.hooks import Hooks
+from hitl_compliance.models import ReviewRecord
+from hitl_compliance.policy import ApprovalPolicy, Reviewer
+from hitl_compliance.rules import RuleResult
+from hitl_compliance.state import Decision
+from hitl_compliance.stores.base import ReviewStore
+
+__all__ = ["attach_authority"]
+
+
+def slots_of(graph: Any) -> list[AuthoritySlot]:
+    """Where an authority attaches in `graph`: a factory graph's approval step, or its gates.
+
+    Raises:
+        ConfigurationError: `graph` is neither a factory graph nor holds a gate.
+    """
+    if is_factory_graph(graph):
+        return [graph_spec(graph).authority]
+    slots = [gate.slot for gate in gates_in(graph)]
+    if not slots:
+        raise ConfigurationError(
+            "attach_authority needs a graph made by build_compliance_graph() or one "
+            f"holding a compliance_gate(); got {type(graph).__name__}."
+        )
+    return slots
+
+
+def attach(graph: Any, authority: DecisionAuthority) -> None:
+    """Make `authority` the one every decision on `graph`'s pauses answers to."""
+    for slot in slots_of(graph):
+        slot.authority = authority
+
+
+class _SetUpFirst:
+    """An authority whose store is set up (idempotently) before its first use."""
+
+    def __init__(self, inner: InGraphAuthority) -> None:
+        self._inner = inner
+        self._ready: asyncio.Future[None] | None = None
+
+    @property
+    def reviews(self) -> ReviewStore:
+        return self._inner.reviews
+
+    async def _setup(self) -> None:
+        if self._ready is None or self._ready.get_loop() is not asyncio.get_running_loop():
+            self._ready = asyncio.ensure_future(self._inner.reviews.setup())
+        await asyncio.shield(self._ready)
+
+    async def decide(
+        self,
+        *,
+        thread_id: str,
+        review_id: str | None,
+        made: Decision,
+        edit_findings: list[RuleResult],
+        reviewer: Reviewer | None,
+    ) -> Any:
+        await self._setup()
+        return await self._inner.decide(
+            thread_id=thread_id,
+            review_id=review_id,
+            made=made,
+            edit_findings=edit_findings,
+            reviewer=reviewer,
+        )
+
+    async def complete(
+        self, *, thread_id: str, review_id: str | None, made: Decision, delivered: str | None
+    ) -> None:
+        await self._setup()
+        await self._inner.complete(
+            thread_id=thread_id, review_id=review_id, made=made, delivered=delivered
+        )
+
+    async def record_pause(self, review: ReviewRecord) -> None:
+        await self._setup()
+        await self._inner.record_pause(review)
+
+
+def attach_authority(
+    graph: Any,
+    *,
+    reviews: ReviewStore,
+    policy: ApprovalPolicy | None = None,
+    hooks: Hooks | None = None,
+    clock: Callable[[], datetime] | None = None,
+    setup: bool = True,
+) -> Any:
+    """Check, claim and audit every decision on `graph`'s pauses in `reviews`, under `policy`.
+
+    For a graph resumed by others than a [`HitlCoordinator`][hitl_compliance.HitlCoordinator]
+    in this process: LangGraph Server (`runs.create(command={"resume": ...})`,
+    `threads.update_state`), a script's `Command(resume=...)`. Each decision is
+    refused (the thread stays paused, the refusal audited) or claimed once and
+    audited, exactly as `approve()` / `reject()` would; on the server the
+    reviewer is the authenticated user. Gates also record their pauses in
+    `reviews`, so a coordinator on the same store lists and decides them. A
+    coordinator built on the graph later takes over (it attaches itself).
+
+    Args:
+        graph: A graph from `build_compliance_graph` or one holding `compliance_gate`s
+            (a copy shares the attachment).
+        reviews: The review store (share it, say on PostgreSQL, with your coordinators).
+        policy: Who may decide what (default: everyone, as a coordinator without one).
+        hooks: Called after decisions are durable.
+        clock: The time stamped on decisions (timezone-aware).
+        setup: Run `reviews.setup()` (idempotent) before the first decision, for a
+            module that cannot await at import.
+
+    Returns:
+        `graph`, for `graph = attach_authority(builder.compile(), ...)`.
+
+    Raises:
+        ConfigurationError: `graph` has no pause of this library, or a bad argument.
+
+    Example:
+        ```python
+        graph = attach_authority(
+            builder.compile(),  # LangGraph Server adds its own checkpointer
+            reviews=PostgresReviewStore.from_conn_string(os.environ["REVIEWS_DSN"]),
+            policy=RoleBasedPolicy(rule_roles={"transfer_limits": "payments_officer"}),
+        )
+        ```
+    """
+    if is_gate(graph):
+        raise ConfigurationError(
+            "Attach the authority to the compiled graph holding the gate, not to the gate."
+        )
+    if not isinstance(reviews, ReviewStore):
+        raise ConfigurationError(
+            f"reviews must implement ReviewStore, got {type(reviews).__name__}."
+        )
+    if policy is not None and not isinstance(policy, ApprovalPolicy):
+        raise ConfigurationError(
+            f"policy must implement ApprovalPolicy, got {type(policy).__name__}."
+        )
+    if hooks is not None and not isinstance(hooks, Hooks):
+        raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
+    ctx = authority_context(reviews, policy=policy, hooks=hooks, clock=clock)
+    inner = InGraphAuthority(ctx)
+    attach(graph, _SetUpFirst(inner) if setup else inner)
+    return graph
