@@ -2,10 +2,12 @@
 
 `Authorization: Bearer <token>` is looked up in `USERS`; an unknown or missing
 token gets 401. An `agent` sees and runs only the threads it created; a
-`compliance_officer` sees every thread (the review queue) and is the only one
-who may resume a paused run (send a `command`), so an agent's token cannot
-approve its own draft (403). A real deployment verifies a signed token (JWT,
-OAuth) instead of a table.
+`reviewer` sees every thread (the review queue) and is the only one who may
+resume a paused run (send a `command`), so an agent's token cannot approve its
+own draft (403). What a reviewer may decide is the graph's policy: the user's
+permissions are its roles there (`compliance_officer` for replies that promise
+returns), and a refused decision leaves the thread paused. A real deployment
+verifies a signed token (JWT, OAuth) instead of a table.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 from langgraph_sdk import Auth
 
 OFFICER = "compliance_officer"
+REVIEWER = "reviewer"
 
 USERS: dict[str, dict[str, Any]] = {
-    "officer-token": {"identity": "alice@bank", "roles": [OFFICER]},
+    "officer-token": {"identity": "alice@bank", "roles": [REVIEWER, OFFICER]},
+    "trainee-token": {"identity": "bob@bank", "roles": [REVIEWER]},
     "agent-token": {"identity": "support-bot", "roles": ["agent"]},
 }
 """token -> user: the example's stand-in for an identity provider."""
@@ -37,7 +41,7 @@ async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
 
 def _own_threads(ctx: Auth.types.AuthContext) -> Auth.types.FilterType | None:
     """No filter for an officer; an agent's own threads only."""
-    return None if OFFICER in ctx.permissions else {"owner": ctx.user.identity}
+    return None if REVIEWER in ctx.permissions else {"owner": ctx.user.identity}
 
 
 @auth.on.threads.create
@@ -48,11 +52,11 @@ async def stamp_owner(ctx: Auth.types.AuthContext, value: Any) -> None:
 
 @auth.on.threads.create_run
 async def run_or_resume(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType | None:
-    """A run that resumes a pause (`command`) needs the compliance_officer role."""
+    """A run that resumes a pause (`command`) needs the reviewer role."""
     command = (value.get("kwargs") or {}).get("command")
-    if command and OFFICER not in ctx.permissions:
+    if command and REVIEWER not in ctx.permissions:
         raise Auth.exceptions.HTTPException(
-            status_code=403, detail="Only a compliance_officer may resume a paused review"
+            status_code=403, detail="Only a reviewer may resume a paused review"
         )
     return _own_threads(ctx)
 

@@ -6,13 +6,22 @@
   compiled with no checkpointer (the gate refuses a run without one).
 
 Both pause with `interrupt()` (`style="command_resume"`), so a reviewer decides
-through the server's API with `Command(resume=decision)`. The drafter and the
+through the server's API with `Command(resume=decision)`. Both are attached to a
+review store and policy (`attach_authority`): every pause is recorded there
+(a coordinator on the same store lists it), and every decision that arrives
+through the server passes the checks `HitlCoordinator.approve()` makes, with
+the server-authenticated user as the reviewer: only a `compliance_officer` may
+approve a reply that promises returns; a refused decision leaves the thread
+paused and is audited. `HITL_REVIEWS_URL` names the store (default: a SQLite
+file beside this module; use PostgreSQL to share it with coordinators). The drafter and the
 chat model are scripted stand-ins for an LLM: a question about a fund gets a
 reply promising returns (held for review); anything else is answered at once.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -21,8 +30,11 @@ from hitl_compliance import (
     PLATFORM_CHECKPOINTER,
     ComplianceState,
     KeywordRule,
+    RoleBasedPolicy,
+    attach_authority,
     build_compliance_graph,
     compliance_gate,
+    review_store,
 )
 from hitl_compliance.testing import ScriptedChatModel
 
@@ -30,6 +42,14 @@ RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
 SAFE_REPLY = "Your new card is on its way; it should arrive within five working days."
 
 RULES = [KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns")]
+
+REVIEWS = review_store(
+    os.environ.get("HITL_REVIEWS_URL") or f"sqlite:///{Path(__file__).with_name('reviews.db')}"
+)
+"""Where pauses, decisions and the audit log are kept (set up on first use)."""
+
+POLICY = RoleBasedPolicy(rule_roles={"guarantee": "compliance_officer"})
+"""Only a compliance officer (a permission the server's auth grants) may decide these."""
 
 
 def reply_to(message: str) -> str:
@@ -42,11 +62,15 @@ def draft(state: ComplianceState) -> str:
     return reply_to(state.customer_message)
 
 
-compliance = build_compliance_graph(
-    draft,
-    rules=RULES,
-    style="command_resume",
-    checkpointer=PLATFORM_CHECKPOINTER,
+compliance = attach_authority(
+    build_compliance_graph(
+        draft,
+        rules=RULES,
+        style="command_resume",
+        checkpointer=PLATFORM_CHECKPOINTER,
+    ),
+    reviews=REVIEWS,
+    policy=POLICY,
 )
 
 
@@ -64,4 +88,4 @@ _builder.add_edge(START, "model")
 _builder.add_edge("model", "compliance")
 _builder.add_edge("compliance", END)
 # No checkpointer: the server supplies one; the gate refuses a run without one.
-gated_agent = _builder.compile()
+gated_agent = attach_authority(_builder.compile(), reviews=REVIEWS, policy=POLICY)

@@ -5,7 +5,7 @@ approves, edits or rejects it, with a durable record of who decided what.
 """
 
 from hitl_compliance.authority import attach_authority
-from hitl_compliance.backends import Backend, mask_url, open_backend
+from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
 from hitl_compliance.errors import (
     AlreadyDecidedError,
@@ -148,5 +148,6 @@ __all__ = [
     "merge_metadata",
     "open_backend",
     "protect_stream",
+    "review_store",
     "route_after_gate",
 ]

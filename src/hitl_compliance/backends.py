@@ -26,7 +26,7 @@ from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.stores.base import ReviewStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
-__all__ = ["Backend", "mask_url", "open_backend"]
+__all__ = ["Backend", "mask_url", "open_backend", "review_store"]
 
 _SQLITE_BUSY_TIMEOUT_S = 30.0
 _SAVER_SETUP_LOCK = "hashtextextended('hitl_compliance.saver_setup', 0)"
@@ -125,6 +125,49 @@ async def open_backend(
             )
         logger.info("opened backend %s", backend.url)
         yield backend
+
+
+def review_store(url: str, *, table_prefix: str = "hitl_") -> ReviewStore:
+    """A review store for `url` (as `open_backend` reads it), not yet open: `setup()` opens it.
+
+    For a module that cannot await where it builds its graph, such as one served
+    by LangGraph Server: pass it to
+    [`attach_authority`][hitl_compliance.attach_authority], which sets it up
+    before its first use. The checkpointer is the server's.
+
+    Example:
+        ```python
+        reviews = review_store(os.environ.get("HITL_REVIEWS_URL", "sqlite:///reviews.db"))
+        graph = attach_authority(builder.compile(), reviews=reviews, policy=policy)
+        ```
+
+    Raises:
+        ConfigurationError: unknown scheme or missing optional dependency.
+    """
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if not scheme and is_keyvalue_dsn(url):
+        scheme = "postgresql"
+    if scheme == "memory":
+        return InMemoryReviewStore()
+    try:
+        if scheme == "sqlite":
+            from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+            return SqliteReviewStore(_sqlite_path(url), table_prefix=table_prefix)
+        if scheme in ("postgresql", "postgres"):
+            from hitl_compliance.stores.postgres import PostgresReviewStore
+
+            return PostgresReviewStore.from_conn_string(url, table_prefix=table_prefix)
+    except ImportError as exc:
+        extra = "sqlite" if scheme == "sqlite" else "postgres"
+        raise ConfigurationError(
+            f"Review store {mask_url(url)!r} needs the {extra} extra: "
+            f'pip install "hitl-compliance[{extra}]"'
+        ) from exc
+    raise ConfigurationError(
+        f"Unsupported review store URL {mask_url(url)!r}: use memory://, "
+        "sqlite:///path/to/file.db or postgresql://user:password@host/dbname."
+    )
 
 
 async def _setup_store(store: ReviewStore, masked_url: str, stack: AsyncExitStack) -> None:

@@ -12,10 +12,12 @@ evaluate rules through `run_rules`; the registry behind them stays private.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal, TypeAlias
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -48,6 +50,7 @@ from hitl_compliance.errors import (
     PauseDisabledError,
     PolicyViolationError,
 )
+from hitl_compliance.models import ReviewRecord
 from hitl_compliance.platform import (
     PLATFORM_CHECKPOINTER,
     PlatformCheckpointer,
@@ -441,6 +444,11 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
                 )
             return {}
         payload = review_payload(state)
+        decider = _decider(spec, config)
+        if decider is not None:
+            # A pause no coordinator drives (a server run, a script): recorded here,
+            # once, so a coordinator on the store lists it and its decision is claimable.
+            await decider.record_pause(_pause_review(state, config))
         index = 0
         while True:
             # response_schema: LangGraph validates a resume value before it saves it, so
@@ -478,6 +486,26 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
 
     with_config.__name__ = "human_approval"
     return with_config
+
+
+def _pause_review(state: ComplianceState, config: RunnableConfig) -> ReviewRecord:
+    """The pending review of this pause, with an id stable across re-executions of the node."""
+    configurable = config.get("configurable") or {}
+    thread_id = str(configurable.get("thread_id", ""))
+    checkpoint = str(
+        (configurable.get("checkpoint_map") or {}).get("", configurable.get("checkpoint_id", ""))
+    )
+    return ReviewRecord(
+        review_id=hashlib.sha256(f"{thread_id}\x00{checkpoint}".encode()).hexdigest()[:32],
+        thread_id=thread_id,
+        checkpoint_id=checkpoint,
+        status="pending",
+        customer_message=state.customer_message,
+        draft_response=state.draft_response or "",
+        violations=state.rule_results,
+        requested_at=datetime.now(timezone.utc),
+        requested_by=state.requested_by,
+    )
 
 
 def _written_around(state: ComplianceState) -> bool:

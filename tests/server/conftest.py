@@ -61,7 +61,15 @@ def _log_tail(log: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def langgraph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The review store the served graphs are attached to (`HITL_REVIEWS_URL`): a SQLite file."""
+    return f"sqlite:///{tmp_path_factory.mktemp('server_reviews') / 'reviews.db'}"
+
+
+@pytest.fixture(scope="session")
+def langgraph_server(
+    tmp_path_factory: pytest.TempPathFactory, server_reviews_url: str
+) -> Iterator[str]:
     """The base URL of `langgraph dev` serving the example deployment on 127.0.0.1."""
     cli = _cli()
     if cli is None:
@@ -77,7 +85,9 @@ def langgraph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # example, so each session starts empty and the checkout stays clean.
     workdir = tmp_path_factory.mktemp("langgraph_dev")
     deployment = workdir / EXAMPLE.name
-    shutil.copytree(EXAMPLE, deployment, ignore=shutil.ignore_patterns(".langgraph_api"))
+    shutil.copytree(
+        EXAMPLE, deployment, ignore=shutil.ignore_patterns(".langgraph_api", "reviews.db*")
+    )
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"
@@ -86,6 +96,7 @@ def langgraph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGSMITH_TRACING": "false",
         "PYTHONUNBUFFERED": "1",
+        "HITL_REVIEWS_URL": server_reviews_url,
     }
     argv = [cli, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--config", "langgraph.json"]

@@ -9,6 +9,7 @@ reviewer's decision sent as `Command(resume=...)` through the server's API.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -17,14 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from hitl_compliance import ReviewStore, review_store
 from tests.server.conftest import EXAMPLE
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
 OFFICER = "officer-token"
+TRAINEE = "trainee-token"
 AGENT = "agent-token"
 RISKY_QUESTION = "Should I buy this fund?"
 SAFE_QUESTION = "Where is my new card?"
@@ -34,7 +38,9 @@ EDITED = "Every fund carries risk; please speak to one of our advisers."
 REJECTED = "A compliance officer has withheld this reply."
 
 
-def decision(*, approved: bool, response: str | None = None) -> dict[str, Any]:
+def decision(
+    *, approved: bool, response: str | None = None, reviewer: str = "alice@bank"
+) -> dict[str, Any]:
     """A reviewer's resume value, as a client of the server sends it.
 
     One place builds it, so when the gate asks more of a decision from a caller
@@ -43,7 +49,7 @@ def decision(*, approved: bool, response: str | None = None) -> dict[str, Any]:
     """
     value: dict[str, Any] = {
         "approved": approved,
-        "reviewer": "alice@bank",
+        "reviewer": reviewer,
         "decided_at": datetime.now(timezone.utc).isoformat(),
     }
     if response is not None:
@@ -91,6 +97,26 @@ async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
         url=langgraph_server, headers={"Authorization": f"Bearer {OFFICER}"}
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def trainee(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
+    """A reviewer the server lets resume runs, whom the graph's policy does not let approve."""
+    async with get_client(
+        url=langgraph_server, headers={"Authorization": f"Bearer {TRAINEE}"}
+    ) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def store(server_reviews_url: str) -> AsyncIterator[ReviewStore]:
+    """The review store the served graphs record to, opened from this process."""
+    reviews = review_store(server_reviews_url)
+    await reviews.setup()
+    try:
+        yield reviews
+    finally:
+        await reviews.aclose()
 
 
 @pytest.fixture
@@ -213,6 +239,84 @@ class TestDecide:
         assert refused.value.response.status_code == 403
         thread = await agent.threads.get(paused["thread_id"])
         assert thread["status"] == "interrupted"
+
+
+async def events(store: ReviewStore, thread_id: str) -> list[tuple[str, str]]:
+    return [(row.event, row.actor) for row in await store.audit_log(thread_id)]
+
+
+class TestServerDecisionsPassTheChecks:
+    async def test_pause_is_recorded_under_the_servers_thread_id(
+        self, agent: LangGraphClient, store: ReviewStore, graph_id: str
+    ) -> None:
+        """The server-assigned (UUID) thread's pause is a pending review with a `paused` row."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread_id = paused["thread_id"]
+        [review] = await store.open_reviews(thread_id)
+        assert (review.status, review.draft_response) == ("pending", RISKY_REPLY)
+        assert [r.rule for r in review.violations] == ["guarantee"]
+        assert await events(store, thread_id) == [("paused", "system")]
+
+    async def test_the_reviewer_is_the_authenticated_user(
+        self, agent: LangGraphClient, officer: LangGraphClient, store: ReviewStore, graph_id: str
+    ) -> None:
+        """A resume naming someone else is recorded as the server's user, alice@bank."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread_id = paused["thread_id"]
+        value = decision(approved=True, response=EDITED, reviewer="mallory@elsewhere")
+        thread = await decide(officer, thread_id, graph_id, value)
+        _, reply_of = GRAPHS[graph_id]
+        assert reply_of(thread["values"]) == EDITED
+        assert await events(store, thread_id) == [("paused", "system"), ("approved", "alice@bank")]
+        row = (await store.audit_log(thread_id))[-1]
+        assert (row.payload["delivered"], row.payload["via"]) == (EDITED, "graph")
+        assert row.payload["roles"] == ["compliance_officer", "reviewer"]
+        assert (await store.open_reviews(thread_id)) == []
+
+    async def test_a_reviewer_without_the_role_is_refused_and_the_pause_stays(
+        self,
+        agent: LangGraphClient,
+        trainee: LangGraphClient,
+        officer: LangGraphClient,
+        store: ReviewStore,
+        graph_id: str,
+    ) -> None:
+        """The policy refuses bob (no compliance_officer): audited, still paused, then decidable."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread_id = paused["thread_id"]
+        thread = await decide(trainee, thread_id, graph_id, decision(approved=True))
+        assert thread["status"] == "interrupted"
+        assert "bob@bank may not decide" in payload_of(thread)["refused"]
+        assert await events(store, thread_id) == [("paused", "system"), ("denied", "bob@bank")]
+        thread = await decide(officer, thread_id, graph_id, decision(approved=False))
+        assert thread["status"] == "idle"
+        assert [e for e, _ in await events(store, thread_id)] == ["paused", "denied", "rejected"]
+
+    async def test_racing_decisions_have_one_outcome(
+        self, agent: LangGraphClient, officer: LangGraphClient, store: ReviewStore, graph_id: str
+    ) -> None:
+        """An approval and a rejection sent at once: one outcome, one decision row."""
+        paused = await ask(agent, graph_id, RISKY_QUESTION)
+        thread_id = paused["thread_id"]
+        runs = await asyncio.gather(
+            *(
+                officer.runs.create(
+                    thread_id,
+                    graph_id,
+                    command={"resume": decision(approved=approved)},
+                    multitask_strategy="enqueue",
+                )
+                for approved in (True, False)
+            )
+        )
+        for run in runs:
+            await officer.runs.join(thread_id, run["run_id"])
+        outcomes = [e for e, _ in await events(store, thread_id) if e in ("approved", "rejected")]
+        assert len(outcomes) == 1
+        thread = await officer.threads.get(thread_id)
+        _, reply_of = GRAPHS[graph_id]
+        delivered = reply_of(thread["values"])
+        assert (delivered == RISKY_REPLY) == (outcomes == ["approved"])
 
 
 class TestAuth:

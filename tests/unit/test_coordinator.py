@@ -83,6 +83,11 @@ async def paused_at(coord: HitlCoordinator, thread_id: str) -> str | None:
     return checkpoint_id(snap)
 
 
+def driven_config(coord: HitlCoordinator, thread_id: str) -> Any:
+    """The config of a run the coordinator drives (a raw run's pause records itself)."""
+    return coord._ctx.driver._config(thread_id)  # type: ignore[attr-defined]
+
+
 async def resume_like_the_coordinator(
     coord: HitlCoordinator, thread_id: str, decision: dict[str, Any]
 ) -> None:
@@ -91,7 +96,7 @@ async def resume_like_the_coordinator(
     With the coordinator's own run config: a resume around it would be checked and
     recorded by the graph itself, leaving recover() nothing to do.
     """
-    config = coord._ctx.driver._config(thread_id)  # type: ignore[attr-defined]
+    config = driven_config(coord, thread_id)
     if graph_spec(coord.graph).style == "interrupt_before":
         await coord.graph.aupdate_state(config, {"decision": decision}, as_node="human_approval")
         await coord.graph.ainvoke(None, config)
@@ -828,7 +833,7 @@ class TestRecover:
     ) -> None:
         """A thread that paused but died before its review row was written becomes pending."""
         await coord.reviews.begin_turn("t", owner="dead", now=clock())
-        await coord.graph.ainvoke({"customer_message": RISKY}, config_for("t"))
+        await coord.graph.ainvoke({"customer_message": RISKY}, driven_config(coord, "t"))
         assert await coord.pending() == []
         clock.advance(minutes=1)
         (result,) = await coord.recover()
@@ -870,7 +875,7 @@ class TestRecover:
     async def test_fresh_turn_left_alone(self, coord: HitlCoordinator, clock: FakeClock) -> None:
         """recover() does not take over a turn younger than the lease."""
         await coord.reviews.begin_turn("t", owner="alive", now=clock())
-        await coord.graph.ainvoke({"customer_message": RISKY}, config_for("t"))
+        await coord.graph.ainvoke({"customer_message": RISKY}, driven_config(coord, "t"))
         assert await coord.recover() == []
         assert await coord.pending() == []
 
@@ -897,7 +902,7 @@ class TestRecover:
         coord = make_coordinator(draft=flaky)
         await coord.reviews.begin_turn("t", owner="dead", now=clock())
         with pytest.raises(RuntimeError):
-            await coord.graph.ainvoke({"customer_message": RISKY}, config_for("t"))
+            await coord.graph.ainvoke({"customer_message": RISKY}, driven_config(coord, "t"))
         assert (await snapshot(coord, "t")).next == ("draft",)
         clock.advance(minutes=1)
         (result,) = await coord.recover()

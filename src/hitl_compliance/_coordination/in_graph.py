@@ -29,6 +29,7 @@ from hitl_compliance.errors import (
     HitlError,
     QuorumPendingError,
     ReviewNotFoundError,
+    ThreadBusyError,
 )
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
@@ -64,8 +65,15 @@ class InGraphAuthority:
         return self._ctx.reviews
 
     async def record_pause(self, review: ReviewRecord) -> None:
-        """Open the pending review of a pause nobody else records (idempotent per pause)."""
-        await self._ctx.reviews.open_review(review, owner=None)
+        """Open the pending review of a pause nobody else records (idempotent per pause).
+
+        A thread whose open review belongs to an earlier checkpoint (its state was
+        written to since it paused) keeps that review: decisions are claimed on it.
+        """
+        try:
+            await self._ctx.reviews.open_review(review, owner=None)
+        except ThreadBusyError:
+            logger.info("thread %s: pause already under review", review.thread_id)
 
     async def _find(self, thread_id: str, review_id: str | None) -> ReviewRecord | None:
         opened = await self._ctx.reviews.open_reviews(thread_id)
