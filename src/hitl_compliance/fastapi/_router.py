@@ -416,7 +416,7 @@ def _add_decision_route(
         ] = None,
     ) -> Response:
         # The body's fields are the coordinator method's keywords (`response` or
-        # `reason`, `expected`, `metadata`).
+        # `reason`, `expected`, `metadata`, and approve's `tool_args`).
         fields = {name: getattr(body, name) for name in type(body).model_fields}
 
         async def decide() -> ProcessResult:
