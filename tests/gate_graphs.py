@@ -265,6 +265,8 @@ class ConversationModel(BaseChatModel):
 
     script: dict[str, str]
     payments: dict[str, tuple[int, str]] = Field(default_factory=dict)
+    parallel: dict[str, list[tuple[int, str]]] = Field(default_factory=dict)
+    """Customer message -> several transfers proposed in one message (one call each)."""
 
     @property
     def _llm_type(self) -> str:
@@ -285,6 +287,12 @@ class ConversationModel(BaseChatModel):
                 amount, account = self.payments[text]
                 pay = call("transfer", f"pay-{turn}", amount_gbp=amount, to_account=account)
                 reply = AIMessage("", tool_calls=[pay])
+            elif text in self.parallel:
+                calls = [
+                    call("transfer", f"pay-{turn}-{i}", amount_gbp=amount, to_account=account)
+                    for i, (amount, account) in enumerate(self.parallel[text])
+                ]
+                reply = AIMessage("", tool_calls=calls)
             else:
                 reply = AIMessage(self.script.get(text, "Thanks, we will get back to you."))
         else:
@@ -305,13 +313,15 @@ def build_agent(
     bank: Bank | None = None,
     rejection_message: str | None = None,
     reviews: ReviewStore | None = None,
+    parallel: dict[str, list[tuple[int, str]]] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """A gated ReAct agent (model -> gate -> tools -> model), alone or as a parent's subgraph.
 
     The gate checks `gate_rules` plus `transfer_rule()` (and answers to `reviews`
-    when given); the model answers by `script` and `PAYMENTS`.
+    when given); the model answers by `script`, `PAYMENTS` and `parallel` (several
+    transfers in one message).
     """
-    model = ConversationModel(script=script, payments=PAYMENTS)
+    model = ConversationModel(script=script, payments=PAYMENTS, parallel=parallel or {})
 
     async def call_model(state: GatedMessages) -> dict[str, Any]:
         return {"messages": [await model.ainvoke(state["messages"])]}

@@ -8,9 +8,15 @@ this module gives them the suite's script. Fixtures that build them are in
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+import hypothesis
+import hypothesis.strategies as st
+import pytest
+from hypothesis.stateful import invariant, precondition, rule
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
@@ -19,13 +25,16 @@ from hitl_compliance import (
     ComplianceState,
     HitlCoordinator,
     KeywordRule,
+    PolicyViolationError,
     RegexRule,
+    ReviewIdRequiredError,
     RuleResult,
+    ThreadBusyError,
 )
 from hitl_compliance.testing import EPOCH, FakeClock
 from hitl_compliance.testing import ScriptedDrafter as KitScriptedDrafter
 from hitl_compliance.testing.stateful import CoordinatorMachine
-from tests.gate_graphs import build_agent
+from tests.gate_graphs import Bank, build_agent
 
 __all__ = [
     "CLEAN",
@@ -37,6 +46,7 @@ __all__ = [
     "FakeClock",
     "GatedSuiteMachine",
     "NotAResultRule",
+    "ParallelToolsMachine",
     "RaisingRule",
     "ScriptedDrafter",
     "SuiteMachine",
@@ -124,6 +134,184 @@ class GatedSuiteMachine(SuiteMachine):
             rejection_message=self.rejection_message,
             reviews=self.backend.reviews,
         )
+
+
+PAY_TWO = "pay my landlord and my builder"
+PARALLEL: dict[str, list[tuple[int, str]]] = {PAY_TWO: [(5_000, "12345678"), (3_000, "22223333")]}
+"""Two transfers above the review limit in one message: two reviews, pending at once."""
+TOOL_EDITS: tuple[dict[str, Any] | None, ...] = (
+    None,
+    {"amount_gbp": 900, "to_account": "99990000"},
+    {"amount_gbp": 30_000, "to_account": "99990000"},  # blocked by the re-check
+)
+"""What an approval of one call runs: the model's arguments, an edit, or a blocked edit."""
+ACTIONS = ("approve", "approve tool_args", "reject")
+"""What `decide_one` does with one review."""
+_PARALLEL_ACCOUNTS = {
+    *(account for calls in PARALLEL.values() for _, account in calls),
+    *(edit["to_account"] for edit in TOOL_EDITS if edit is not None),
+}
+"""The accounts only this machine's rules pay (the kit's `pay my gym` pays another)."""
+
+
+class ParallelToolsMachine(GatedSuiteMachine):
+    """`GatedSuiteMachine` (ReAct, dynamic pause) plus threads paused on two tool calls at once.
+
+    The kit's rules drive the text threads (`threads`); the rules here drive
+    `tool_threads`, each paused by `PAY_TWO` on two flagged transfers, both pending
+    at once: approve one by `review_id` (as proposed, edited with `tool_args`, or
+    with an edit the rules block), reject one, or decide without `review_id`. The
+    model keeps each thread's open review ids and the transfers approved so far.
+
+    Invariants (beside the kit's): `pending()` lists exactly each tool thread's open
+    reviews; every decided review has exactly one decision audit row, every open one
+    none; a decision without `review_id` while two wait is a `ReviewIdRequiredError`
+    naming both, changing nothing; the bank ran exactly the approved calls, with the
+    edited arguments, once each thread's last review was decided.
+    """
+
+    graph_kind: ClassVar[Literal["react", "subgraph"]] = "react"
+    tool_threads: ClassVar[tuple[str, ...]] = ("p1", "p2")
+
+    def __init__(self) -> None:
+        self.bank = Bank()
+        super().__init__()
+        self.open: dict[str, dict[str, tuple[int, str]]] = {}  # thread -> review id -> call
+        self.approved: dict[str, list[tuple[int, str]]] = {}  # thread -> calls to run
+        self.decided: dict[str, Counter[str]] = {}  # thread -> review id -> decision rows
+        self.ran: list[tuple[int, str]] = []  # transfers the bank must have made
+
+    def build_graph(self, drafter: Any, checkpointer: BaseCheckpointSaver[Any]) -> Any:
+        """The gated agent, also proposing `PARALLEL`'s two transfers for `PAY_TWO`."""
+        return build_agent(
+            self.graph_kind,
+            self.style,
+            checkpointer,
+            self.compliance_rules,
+            dict(self.script),
+            bank=self.bank,
+            rejection_message=self.rejection_message,
+            reviews=self.backend.reviews,
+            parallel=PARALLEL,
+        )
+
+    def _waiting(self) -> list[str]:
+        return [t for t in self.tool_threads if self.open.get(self.tid(t))]
+
+    def _several(self) -> list[str]:
+        return [t for t in self.tool_threads if len(self.open.get(self.tid(t), {})) > 1]
+
+    @rule(data=st.data())
+    def process_two_calls(self, data: st.DataObject) -> None:
+        """Process `PAY_TWO`: two reviews open at once (a busy thread refuses)."""
+        thread = self.tid(data.draw(st.sampled_from(self.tool_threads), label="tool thread"))
+        if self.open.get(thread):
+            try:
+                self.run(self.coord.process(thread, PAY_TWO))
+            except ThreadBusyError:
+                return
+            raise AssertionError(f"processing busy tool thread {thread!r} did not refuse")
+        result = self.run(self.coord.process(thread, PAY_TWO))
+        assert result.status == "paused", result
+        pending = [r for r in self.run(self.coord.pending()) if r.thread_id == thread]
+        assert len(pending) == 2, f"{thread!r} waits for {len(pending)} reviews, not 2"
+        assert result.review_id in {r.review_id for r in pending}
+        self.open[thread] = {r.review_id: _call_of(r.draft_response) for r in pending}
+        self.approved[thread] = []
+        self.status[thread] = "paused"
+
+    @precondition(lambda self: bool(self._waiting()))
+    @rule(data=st.data(), edit=st.sampled_from(TOOL_EDITS), action=st.sampled_from(ACTIONS))
+    def decide_one(self, data: st.DataObject, edit: dict[str, Any] | None, action: str) -> None:
+        """Approve (as proposed, or with `edit` as `tool_args`) or reject one review by its id."""
+        approve = action != "reject"
+        edit = edit if action == "approve tool_args" else None
+        thread = self.tid(data.draw(st.sampled_from(self._waiting()), label="tool thread"))
+        review_id = data.draw(st.sampled_from(sorted(self.open[thread])), label="review")
+        reviewer = data.draw(st.sampled_from(list(self.reviewers)), label="reviewer")
+        if not approve:
+            result = self.run(
+                self.coord.reject(thread, reviewer=reviewer, reason="no", review_id=review_id)
+            )
+        elif edit is not None and edit["amount_gbp"] > 25_000:
+            try:
+                self.run(
+                    self.coord.approve(
+                        thread, reviewer=reviewer, tool_args=edit, review_id=review_id
+                    )
+                )
+            except PolicyViolationError:
+                hypothesis.event("tool call: blocked tool_args refused")
+                return  # refused before the claim: the model does not change
+            raise AssertionError(f"a blocked edit of {review_id!r} was approved")
+        else:
+            result = self.run(
+                self.coord.approve(thread, reviewer=reviewer, tool_args=edit, review_id=review_id)
+            )
+        call = self.open[thread].pop(review_id)
+        if approve:
+            self.approved[thread].append(
+                call if edit is None else (edit["amount_gbp"], edit["to_account"])
+            )
+        kind = "reject" if not approve else "approve" if edit is None else "approve tool_args"
+        hypothesis.event(f"tool call: {kind} by review_id: {result.status}")
+        self._after_one(thread, review_id, result.status, result.review_id)
+
+    @precondition(lambda self: bool(self._waiting()))
+    @rule(data=st.data(), approve=st.booleans())
+    def decide_without_review_id(self, data: st.DataObject, approve: bool) -> None:
+        """No `review_id`: refused while two wait (naming both), the one left when one does."""
+        thread = self.tid(data.draw(st.sampled_from(self._waiting()), label="tool thread"))
+        decide = self.coord.approve if approve else self.coord.reject
+        waiting = set(self.open[thread])
+        if len(waiting) > 1:
+            with pytest.raises(ReviewIdRequiredError) as refused:
+                self.run(decide(thread, reviewer="alice"))
+            assert set(refused.value.review_ids) == waiting, (refused.value, waiting)
+            assert refused.value.thread_id == thread
+            hypothesis.event("tool call: no review_id, two wait: ReviewIdRequiredError")
+            return
+        [review_id] = waiting
+        result = self.run(decide(thread, reviewer="alice"))
+        hypothesis.event(f"tool call: the last one without review_id: {result.status}")
+        call = self.open[thread].pop(review_id)
+        if approve:
+            self.approved[thread].append(call)
+        self._after_one(thread, review_id, result.status, result.review_id)
+
+    def _after_one(self, thread: str, review_id: str, status: str, next_id: str | None) -> None:
+        """One review decided: the thread waits for the others, or its calls ran."""
+        self.decided.setdefault(thread, Counter())[review_id] += 1
+        self.decisions[thread] += 1  # the kit's invariant counts a thread's decision rows
+        if self.open[thread]:
+            assert status == "paused", f"{thread!r} went on with reviews open: {status}"
+            assert next_id in self.open[thread], (next_id, self.open[thread])
+            return
+        assert status == "completed", f"{thread!r} after its last review: {status}"
+        self.status[thread] = "done"
+        self.ran.extend(self.approved.pop(thread))
+
+    @invariant()
+    def each_review_decided_once(self) -> None:
+        """pending() lists each tool thread's open reviews; one decision row per decided review."""
+        pending = self.run(self.coord.pending())
+        for name in self.tool_threads:
+            thread = self.tid(name)
+            listed = {r.review_id for r in pending if r.thread_id == thread}
+            assert listed == set(self.open.get(thread, {})), (thread, listed, self.open)
+            rows = self.run(self.backend.reviews.audit_log(thread))
+            decided = Counter(r.review_id for r in rows if r.event in ("approved", "rejected"))
+            expected = self.decided.get(thread, Counter())
+            assert decided == expected, f"{thread!r}: decision rows {decided}, model {expected}"
+            assert all(n == 1 for n in decided.values()), f"{thread!r} decided twice: {decided}"
+        ran = [t for t in self.bank.transfers if t[1] in _PARALLEL_ACCOUNTS]
+        assert Counter(ran) == Counter(self.ran), f"the bank ran {ran}, the model {self.ran}"
+
+
+def _call_of(draft: str) -> tuple[int, str]:
+    """The (amount, account) of a transfer review's draft, `transfer({...})`."""
+    args = json.loads(draft[len("transfer(") : -1])
+    return int(args["amount_gbp"]), str(args["to_account"])
 
 
 class RaisingRule:

@@ -123,6 +123,10 @@ class DecisionKind:
     """The route's summary (OpenAPI)."""
     label: str
     """The inbox button (a kind whose text is not an edit asks for it, then confirms)."""
+    edits_tool_args: bool = False
+    """The kind also takes `tool_args`, a tool call's edited arguments (a JSON object):
+    the CLI's `--tool-args JSON`, the body's `tool_args`, the inbox's arguments editor
+    on the card of a tool call's review; the rules re-check them as they do a text."""
 
     @property
     def confirm(self) -> str:
@@ -171,6 +175,15 @@ class ApproveRequest(BaseModel):
     metadata: Metadata = Field(
         default=None, description="JSON merged into the thread's metadata and the audit record."
     )
+    tool_args: Metadata = Field(
+        default=None,
+        description=(
+            "For the review of a tool call (a `compliance_gate`'s): the arguments, a JSON "
+            "object, to run the call with instead of the model's; re-checked by the rules "
+            "(a `block` is a 422 `PolicyViolationError`). On a review of a text it is a "
+            "422 `InvalidDecisionError`."
+        ),
+    )
 
 
 class RejectRequest(BaseModel):
@@ -210,6 +223,7 @@ APPROVE = DecisionKind(
     done="Approved",
     summary="Approve the draft, or an edited reply",
     label="Approve",
+    edits_tool_args=True,
 )
 
 REJECT = DecisionKind(

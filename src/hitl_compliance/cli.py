@@ -5,6 +5,7 @@ hitl-compliance demo                       run the FCA scenario, leave one revie
 hitl-compliance pending                    list the reviews awaiting a decision
 hitl-compliance show THREAD                one review: draft, findings, who may decide
 hitl-compliance approve THREAD --reviewer ID [--role ROLE ...] [--response TEXT] [--expected H]
+                                           [--tool-args JSON]
 hitl-compliance reject THREAD --reason TEXT --reviewer ID [--role ROLE ...]
 hitl-compliance audit [THREAD]             the audit log (--verify the ledger, --export PATH)
 hitl-compliance expire                     resolve reviews past their SLA deadline
@@ -16,6 +17,8 @@ the file `demo` writes; only `demo` creates a missing SQLite file); every
 command but `demo` takes `--app module:function` and `--json`. `show`,
 `approve` and `reject` take `--review-id ID`: which of a thread's pending
 reviews, required when it has several (a gate waiting for several tool calls).
+`approve --tool-args '{"amount_gbp": 900}'` runs a gated tool call with these
+arguments (a JSON object) instead of the model's; the rules re-check them.
 
 Text other people supplied (customer messages, drafts, requester and reviewer
 ids, reasons) is printed with its control characters escaped (`\x1b`,
@@ -465,6 +468,8 @@ def _decide_command(kind: DecisionKind) -> Handler:
     async def handler(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         decide = getattr(coord, kind.verb)
         text = {kind.text.name: getattr(args, kind.text.name)}
+        if kind.edits_tool_args:
+            text["tool_args"] = args.tool_args
         result: ProcessResult = await decide(
             args.thread,
             reviewer=_reviewer(args),
@@ -769,6 +774,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """argparse type of `--tool-args`: a JSON object, else a usage error (exit 2)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object like '{{\"amount_gbp\": 900}}', got {text!r}"
+        )
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with the offending argument escaped in its error line (it may hold controls)."""
 
@@ -832,6 +850,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
         )
         decide.add_argument("--review-id", metavar="ID", help=_REVIEW_ID_HELP)
+        if kind.edits_tool_args:
+            decide.add_argument(
+                "--tool-args",
+                metavar="JSON",
+                type=_json_object,
+                help="for a gated tool call: run it with these arguments (a JSON object) "
+                "instead of the model's; the rules re-check them",
+            )
 
     audit = sub.add_parser("audit", help="print the audit log of a thread (or of everything)")
     _add_common(audit, top=False)

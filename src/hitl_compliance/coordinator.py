@@ -423,7 +423,10 @@ class HitlCoordinator:
         a decider that is merely slow: a claimed decision is resumed (or, with
         the static style, finished from `next == ("deliver",)`) without
         re-running the drafter; a thread that paused without a review row gets
-        one, so no paused thread stays invisible to `pending()`.
+        one, so no paused thread stays invisible to `pending()`. With an SLA,
+        pending reviews opened without a deadline (a raw run's gate records its
+        pauses with none) get `requested_at` plus their SLA, as `expire_overdue`
+        does.
 
         Returns:
             One result per thread it finished or made pending.
@@ -438,7 +441,10 @@ class HitlCoordinator:
         Idempotent and safe with several sweepers at once: each review is
         claimed (or escalated) atomically, so only one sweeper resolves it. State
         and audit record `{"forced": True, "reason": "sla_timeout"}` with actor
-        `system:sla`.
+        `system:sla`. Pending reviews without a deadline (a pause a raw run's
+        gate recorded, a review opened by a coordinator without an SLA) are
+        dated first, from their `requested_at` plus the SLA that applies, so
+        they expire like the coordinator's own.
 
         Args:
             now: Sweep as of this time (the coordinator's clock by default):

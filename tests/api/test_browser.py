@@ -616,3 +616,44 @@ def test_two_reviews_of_one_thread_decided_from_the_inbox(
             assert errors == []
         finally:
             context.close()
+
+
+def test_tool_call_arguments_edited_in_the_inbox(
+    served_parallel: ServerThread, tmp_path: Path
+) -> None:
+    """A tool call's card shows its name and arguments; bad JSON is refused in the page,
+    a blocked edit is refused by the service, an edited call is approved and runs."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served_parallel.url}/inbox")
+            cards = page.locator('article[data-thread="two-1"]')
+            expect(cards).to_have_count(2)
+            gym = cards.filter(has_text="55555555")
+            expect(gym.locator(".tool-name")).to_have_text("transfer")
+            gym.get_by_role("button", name="Edit arguments").click()
+            editor = gym.get_by_role("textbox", name="Tool arguments (JSON) for two-1")
+            editor.fill("{not json")
+            gym.get_by_role("button", name="Approve edited call").click()
+            expect(page.locator("#banner")).to_contain_text("Tool arguments must be JSON")
+            editor.fill('{"amount_gbp": 30000, "to_account": "55555555"}')
+            gym.get_by_role("button", name="Approve edited call").click()
+            expect(page.locator("#banner")).to_contain_text("transfer_limits")
+            expect(cards).to_have_count(2)
+            editor.fill('{"amount_gbp": 200, "to_account": "55555555"}')
+            gym.get_by_role("button", name="Approve edited call").click()
+            expect(cards).to_have_count(1)
+            assert errors == []
+        finally:
+            context.close()

@@ -10,6 +10,7 @@ import pytest
 
 from hitl_compliance import ThreadBusyError
 from hitl_compliance.fastapi import IdempotencyStore, InMemoryIdempotencyStore, StoredResponse
+from hitl_compliance.fastapi._idempotency import fingerprint, scope_key
 from tests.api.conftest import ADVICE, PROMO, Service, ServiceFactory, as_
 
 
@@ -82,6 +83,30 @@ class TestReplay:
         assert other.status_code == 422
         assert other.json()["error"] == "IdempotencyKeyReused"
         assert await audit_events(service, thread_id) == ["paused", "rejected"]
+
+    async def test_fingerprint_of_a_body_without_tool_args_is_unchanged(
+        self, service_factory: ServiceFactory
+    ) -> None:
+        """An approve without tool_args is fingerprinted as before the field existed, so a
+        retry across the upgrade (a shared store) replays; another tool_args is a reuse."""
+        shared = InMemoryIdempotencyStore()
+        service = service_factory(idempotency=shared)
+        thread_id = await service.pause(PROMO)
+        url = f"/reviews/{thread_id}/approve"
+        before = fingerprint({"response": None, "expected": None, "metadata": None})
+        old = StoredResponse(
+            status_code=200, body=b'{"old": true}', media_type="application/json",
+            fingerprint=before,
+        )  # fmt: skip
+        await shared.put(scope_key("cora", url, "k-up"), old)
+        again = await service.client.post(url, json={}, headers=keyed("cora", "k-up"))
+        assert again.status_code == 200
+        assert again.content == b'{"old": true}'
+        other = await service.client.post(
+            url, json={"tool_args": {"x": 1}}, headers=keyed("cora", "k-up")
+        )
+        assert other.json()["error"] == "IdempotencyKeyReused"
+        assert await audit_events(service, thread_id) == ["paused"]
 
     async def test_concurrent_repeats_decide_once(self, service: Service) -> None:
         """Repeats racing the first request wait for it, then replay it."""

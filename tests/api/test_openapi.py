@@ -102,7 +102,12 @@ class TestOpenApi:
         assert problem["properties"]["status"]["type"] == "integer"
         for body in ("ApproveRequest", "RejectRequest"):
             assert schemas[body]["additionalProperties"] is False
-        assert set(schemas["ApproveRequest"]["properties"]) == {"response", "expected", "metadata"}
+        assert set(schemas["ApproveRequest"]["properties"]) == {
+            "response",
+            "expected",
+            "metadata",
+            "tool_args",
+        }
         assert set(schemas["RejectRequest"]["properties"]) == {"reason", "expected", "metadata"}
         violation = schemas["RuleResult"]["properties"]
         assert violation["verdict"]["enum"] == ["pass", "review", "block"]

@@ -327,11 +327,23 @@ class TestApprove:
         )
         problem(response, 422, "InvalidDecisionError")
 
+    async def test_tool_args_on_a_text_review(self, service: Service) -> None:
+        """tool_args on the review of a reply (not a tool call): 422 InvalidDecisionError."""
+        thread_id = await service.pause(PROMO)
+        response = await service.client.post(
+            f"/reviews/{thread_id}/approve", json={"tool_args": {"x": 1}}, headers=as_("sam")
+        )
+        problem(response, 422, "InvalidDecisionError")
+        assert [r.thread_id for r in await service.coord.pending()] == [thread_id]
+
     @pytest.mark.parametrize(
         "payload",
         [
             None,
             {"unknown": 1},
+            {"tool_args": [1]},
+            {"tool_args": "{}"},
+            {"tool_args": {"n": 2**70}},
             {"metadata": {"k": "nul\x00"}},
             {"metadata": []},
             {"metadata": {"k": 2**70}},
@@ -340,6 +352,9 @@ class TestApprove:
         ids=[
             "no-body",
             "extra-field",
+            "tool-args-list",
+            "tool-args-string",
+            "tool-args-int-beyond-64-bits",
             "nul-in-metadata",
             "metadata-not-object",
             "int-beyond-64-bits",

@@ -118,6 +118,33 @@ class TestCli:
         events = [line.split()[4] for line in cli("audit", "pay-2", db=db).stdout.splitlines()[1:]]
         assert events == ["paused", "paused", "rejected", "approved"]
 
+    def test_approve_with_edited_tool_args(self, tmp_path: Path) -> None:
+        """approve --tool-args runs the call with the reviewer's arguments; a blocked edit is
+        refused (exit 1) and leaves the review pending."""
+        db = tmp_path / "gated.db"
+        subprocess.run(
+            [sys.executable, "-m", "examples.gated_agent", f"sqlite:///{db}",
+             "Pay £5,000 to my landlord", "pay-3"],
+            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        officer = ["--reviewer", "payments@bank", "--role", "payments_officer"]
+        blocked = cli(
+            "approve", "pay-3", "--tool-args", '{"amount_gbp": 30000, "to_account": "12345678"}',
+            *officer, db=db,
+        )  # fmt: skip
+        assert blocked.returncode == 1
+        assert "PolicyViolationError" in blocked.stderr
+        assert [r["thread_id"] for r in json.loads(cli("pending", "--json", db=db).stdout)] == [
+            "pay-3"
+        ]
+        edited = cli(
+            "approve", "pay-3", "--tool-args", '{"amount_gbp": 900, "to_account": "12345678"}',
+            *officer, db=db,
+        )  # fmt: skip
+        assert edited.returncode == 0, edited.stderr
+        assert "sent £900 to account 12345678" in edited.stdout
+        assert json.loads(cli("pending", "--json", db=db).stdout) == []
+
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -148,6 +175,45 @@ class TestReviewService:
                 assert done.status_code == 200, done.text
                 assert done.json()["status"] == "completed"
             assert [row.event for row in await coord.audit_log("pay-9")] == ["paused", "approved"]
+
+    async def test_router_approves_with_edited_tool_args(self, tmp_path: Path) -> None:
+        """POST approve with tool_args runs the call with them; a blocked edit is a 422
+        PolicyViolationError that leaves the review pending, and bad JSON is a 422."""
+        async with open_backend(f"sqlite:///{tmp_path / 'svc.db'}") as backend:
+            coord = gated_app(backend)
+            assert (await coord.process("pay-7", "Pay £5,000 to my landlord")).status == "paused"
+            service = FastAPI()
+            service.include_router(create_review_router(coord, authenticate=authenticate))
+            headers = {"Authorization": "Bearer payments@bank"}
+            transport = httpx.ASGITransport(app=service)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                approve = "/reviews/pay-7/approve"
+                blocked = await client.post(
+                    approve,
+                    json={"tool_args": {"amount_gbp": 30_000, "to_account": "12345678"}},
+                    headers=headers,
+                )
+                assert blocked.status_code == 422, blocked.text
+                assert blocked.json()["error"] == "PolicyViolationError"
+                not_object = await client.post(approve, json={"tool_args": [900]}, headers=headers)
+                assert not_object.status_code == 422, not_object.text
+                assert not_object.json()["error"] == "RequestValidationError"
+                text_edit = await client.post(approve, json={"response": "hi"}, headers=headers)
+                assert text_edit.status_code == 422, text_edit.text
+                assert text_edit.json()["error"] == "InvalidDecisionError"
+                [still] = (await client.get("/reviews", headers=headers)).json()["items"]
+                assert still["thread_id"] == "pay-7"
+                done = await client.post(
+                    approve,
+                    json={"tool_args": {"amount_gbp": 900, "to_account": "12345678"}},
+                    headers=headers,
+                )
+                assert done.status_code == 200, done.text
+                assert done.json()["status"] == "completed"
+                assert "sent £900 to account 12345678" in done.json()["agent_response"]
+            [_, approved] = await coord.audit_log("pay-7")
+            assert approved.event == "approved"
+            assert approved.payload["tool_args"] == {"amount_gbp": 900, "to_account": "12345678"}
 
     async def test_router_decides_each_of_two_reviews_by_review_id(self, tmp_path: Path) -> None:
         """Two pending reviews of one thread: a decision needs ?review_id=, then each works."""

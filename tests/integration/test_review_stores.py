@@ -465,6 +465,21 @@ class TestSqliteReviewStore:
         for text in hooks:
             assert "SEARCH a USING INTEGER PRIMARY KEY (rowid=?)" in text
 
+    async def test_undated_query_reads_its_partial_index(self, sqlite_path: Path) -> None:
+        """list_undated reads the partial index of undated pending reviews in order."""
+        import aiosqlite
+
+        from hitl_compliance.stores.sqlite import SqliteReviewStore
+
+        async with SqliteReviewStore(sqlite_path) as store:
+            sql, params = store._sql.undated, (10,)
+        async with (
+            aiosqlite.connect(sqlite_path) as conn,
+            conn.execute("EXPLAIN QUERY PLAN " + sql, params) as cur,
+        ):
+            text = " | ".join(str(row[-1]) for row in await cur.fetchall())
+        assert text == "SCAN hitl_reviews USING INDEX hitl_reviews_undated"
+
 
 # The tables as the first release of the SQLite store created them (no
 # schema_version table, no votes, no rule side table).
@@ -1231,7 +1246,7 @@ class TestPostgresSchemaMigration:
         assert "Sort" not in text
 
     async def test_overdue_and_outbox_queries_read_partial_indexes(self, postgres_dsn: str) -> None:
-        """list_overdue and pending_hooks are ranges of partial indexes, never sorted."""
+        """list_overdue, pending_hooks and list_undated are ranges of partial indexes, unsorted."""
         from hitl_compliance.stores.postgres import PostgresReviewStore
 
         async with PostgresReviewStore.from_conn_string(
@@ -1242,6 +1257,7 @@ class TestPostgresSchemaMigration:
                 store._overdue_query(now=at(5), limit=10),
                 store._hooks_query(thread_id=None, created_before=at(5)),
                 store._hooks_query(thread_id="t1", created_before=None),
+                (store._sql.undated, [10]),
             ]
             plans = []
             async with store._pool.connection() as conn, conn.transaction():
@@ -1254,8 +1270,9 @@ class TestPostgresSchemaMigration:
                     plans.append(
                         " ".join(str(next(iter(row.values()))) for row in await cur.fetchall())
                     )
-        overdue, all_hooks, thread_hooks = plans
+        overdue, all_hooks, thread_hooks, undated = plans
         assert f"Index Scan using {p}reviews_overdue" in overdue
+        assert f"Index Scan using {p}reviews_undated" in undated
         assert f"{p}hook_outbox_undelivered" in all_hooks
         assert f"{p}hook_outbox_thread" in thread_hooks
         for text in plans:

@@ -5,15 +5,17 @@ moves on a few threads are checked by `CoordinatorMachine` against its model
 and `assert_invariants` (the crash and backend variants are in
 `tests/integration/test_lifecycle_machine.py`), on three kinds of graph: the
 factory graph, a gated `MessagesState` ReAct agent, and a parent graph with
-that agent (and its gate) as a subgraph.
+that agent (and its gate) as a subgraph; and on the ReAct agent paused on two
+tool calls at once, each decided by its `review_id`.
 """
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from hitl_compliance import PauseStyle
-from tests.helpers import GatedSuiteMachine, SuiteMachine
+from tests.helpers import GatedSuiteMachine, ParallelToolsMachine, SuiteMachine
 
 # The profile's example count (the CI profile: 50) with shorter runs: each step is checked
 # against the whole store, ledger and checkpoints.
@@ -79,3 +81,16 @@ TestStaticSubgraphLifecycle = StaticSubgraphLifecycle.TestCase
 TestStaticSubgraphLifecycle.settings = GATED_SETTINGS
 TestDynamicSubgraphLifecycle = DynamicSubgraphLifecycle.TestCase
 TestDynamicSubgraphLifecycle.settings = GATED_SETTINGS
+
+
+class DynamicReactParallelLifecycle(ParallelToolsMachine):
+    """The lifecycle on a gated ReAct agent, dynamic pause, with two tool calls waiting at once."""
+
+    style: PauseStyle = "command_resume"
+
+
+# Decisions by review_id (with and without edited tool_args), rejections, decisions
+# without review_id; the `once` marker keeps it to one Python in CI, as the crash suite.
+TestDynamicReactParallelLifecycle = DynamicReactParallelLifecycle.TestCase
+TestDynamicReactParallelLifecycle.settings = GATED_SETTINGS
+TestDynamicReactParallelLifecycle.pytestmark = [pytest.mark.once]  # type: ignore[attr-defined]

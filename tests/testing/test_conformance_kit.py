@@ -84,9 +84,10 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11
+SUITE_SIZE = 72 + 11 + 3
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
-plus the 11 of the capability added since, `SeveralReviewsConformance`."""
+plus the 11 of the capability added since, `SeveralReviewsConformance`, and the 3 of
+`SlaConformance` on undated reviews (`list_undated`, `set_deadline`)."""
 
 
 def own_tests(cls: type) -> int:

@@ -686,6 +686,23 @@ class TestFirstContact:
         assert "positive integer" in err
         assert err.startswith("usage: ")
 
+    @pytest.mark.parametrize(
+        ("value", "why"),
+        [("{not json", "must be a JSON object"), ("[1, 2]", "must be a JSON object like")],
+        ids=["not-json", "not-an-object"],
+    )
+    def test_bad_tool_args_is_a_usage_error(
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str], value: str, why: str
+    ) -> None:
+        """approve --tool-args takes a JSON object; anything else exits 2 with usage."""
+        argv = ("approve", "t1", "--reviewer", "o@bank", "--tool-args", value)
+        code, out, err = run(capsys, *argv, "--backend", empty_backend)
+        assert code == 2
+        assert out == ""
+        assert "--tool-args" in err
+        assert why in err
+        assert err.startswith("usage: ")
+
     def test_limit_one(
         self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
     ) -> None:

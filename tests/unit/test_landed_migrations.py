@@ -21,6 +21,7 @@ LANDED = {
         "34a5fee9df477da1",
         "0c28eed6b6328eb7",
         "75e7ed2acf99f08e",
+        "2952a0f7abc4bfd0",
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -30,6 +31,7 @@ LANDED = {
         "c388e1c1bd322afd",
         "20bff9cdf9a14140",
         "c43747b19c11d00a",
+        "2952a0f7abc4bfd0",
     ],
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from hitl_compliance import (
     KeywordRule,
     build_compliance_graph,
 )
-from hitl_compliance.stores._legacy import OneOpenReview, is_legacy, wrap_legacy
+from hitl_compliance.stores._legacy import NoUndated, OneOpenReview, is_legacy, wrap_legacy
+from hitl_compliance.testing import FakeClock
 
 
 class OneReviewStore(InMemoryReviewStore):
@@ -52,3 +54,42 @@ class TestOneOpenReview:
         done = await coord.approve("t", reviewer="officer@bank")
         assert done.status == "completed"
         assert await coord.reviews.open_reviews("t") == []
+
+
+class UndatedlessStore(InMemoryReviewStore):
+    """A store from before the SLA dated reviews: no `list_undated` / `set_deadline`."""
+
+    list_undated: Any = None
+    set_deadline: Any = None
+
+
+class TestNoUndated:
+    def test_a_store_without_the_undated_methods_is_legacy(self) -> None:
+        """Missing only `list_undated` / `set_deadline` marks a store for the deprecation path."""
+        assert is_legacy(UndatedlessStore())
+
+    async def test_wrapped_store_lists_no_undated_review(self) -> None:
+        """The wrapper lists none and dates none, with a DeprecationWarning naming the methods."""
+        with pytest.warns(DeprecationWarning, match="list_undated"):
+            store = wrap_legacy(UndatedlessStore())
+        assert isinstance(store, NoUndated)
+        assert await store.list_undated() == []
+        assert await store.set_deadline("r", deadline=datetime.now(timezone.utc)) is False
+
+    async def test_coordinator_sweeps_on_a_legacy_store(self) -> None:
+        """An SLA coordinator on such a store sweeps as before: its own reviews expire."""
+        graph = build_compliance_graph(
+            lambda state: "guaranteed returns",
+            checkpointer=InMemorySaver(),
+            rules=[KeywordRule("guarantee", ["guaranteed"])],
+        )
+        clock = FakeClock()
+        with pytest.warns(DeprecationWarning, match="set_deadline"):
+            coord = HitlCoordinator(
+                graph, reviews=UndatedlessStore(), sla=timedelta(minutes=1), clock=clock
+            )
+        assert (await coord.process("t", "hi")).status == "paused"
+        clock.advance(minutes=2)
+        [expired] = await coord.expire_overdue()
+        assert expired.status == "rejected"
+        assert await coord.recover() == []

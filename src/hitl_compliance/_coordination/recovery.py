@@ -4,7 +4,8 @@ Only work older than the lease is taken over (atomically, by a new owner id),
 so recovery never races a decider or a turn that is merely slow. A claimed
 decision is driven to its outcome from wherever its checkpoints stand and
 recorded; a turn that died mid-run is finished from its checkpoint (the
-drafter does not run again) and settled like any turn; hook calls still owed
+drafter does not run again) and settled like any turn; pending reviews
+without a deadline get one from the coordinator's SLA; hook calls still owed
 are retried. Each takeover is written to the audit log first.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from hitl_compliance._coordination import decisions, hooks, turns
+from hitl_compliance._coordination import decisions, hooks, sla, turns
 from hitl_compliance._coordination.context import Context, checkpoint_id, config_for
 from hitl_compliance.models import ProcessResult
 
@@ -66,6 +67,8 @@ async def recover(ctx: Context) -> list[ProcessResult]:
             # The run died mid-way (say, in `compliance`): finish it from its checkpoint.
             await ctx.driver.run(None, turn.thread_id)
         results.append(await turns.settle_turn(ctx, turn.thread_id, owner))
+    # Pauses recorded without a deadline (by a raw run's gate) get one now.
+    await sla.adopt_undated(ctx)
     await hooks.dispatch(ctx, None, created_before=cutoff)
     return results
 

@@ -2,8 +2,13 @@
 
 A review's deadline is set when it opens, from the shortest SLA that applies
 to it (the coordinator's `sla`, and `sla_by` per rule name or severity of
-any finding). A sweep claims (or escalates) each overdue review atomically,
-so several sweepers resolve it once; a forced outcome is recorded as a
+any finding). A review opened without one (a raw run's gate records its pause
+with none; a coordinator without an SLA opens its reviews with none) is
+*adopted* by the next sweep or `recover()` of a coordinator with an SLA: it
+gets `requested_at` plus its SLA, read from the store's partial index of
+undated pending reviews, so a sweep does not scan the pending queue. A sweep
+claims (or escalates) each overdue review atomically, so several sweepers
+resolve it once; a forced outcome is recorded as a
 `system` decision by [`SLA_ACTOR`][hitl_compliance.coordinator.SLA_ACTOR].
 """
 
@@ -22,7 +27,7 @@ from hitl_compliance.models import ProcessResult, ReviewRecord, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
 
-__all__ = ["SLA_ACTOR", "expire", "expire_overdue", "run_sla_sweeper", "sla_for"]
+__all__ = ["SLA_ACTOR", "adopt_undated", "expire", "expire_overdue", "run_sla_sweeper", "sla_for"]
 
 logger = logging.getLogger("hitl_compliance")
 
@@ -40,10 +45,37 @@ def sla_for(ctx: Context, findings: list[RuleResult]) -> timedelta | None:
     return min(candidates) if candidates else None
 
 
+async def adopt_undated(ctx: Context) -> int:
+    """Give each pending review without a deadline `requested_at` plus its SLA; how many.
+
+    Each review is dated once, by whichever coordinator gets there first (the
+    store's `set_deadline` is conditional). A review none of whose SLAs
+    applies (only `sla_by`, none matching its findings) stays undated and is
+    read again by the next sweep: the cost of a sweep is O(undated reviews).
+    """
+    if ctx.sla is None and not ctx.sla_by:
+        return 0
+    dated = 0
+    for review in await ctx.reviews.list_undated():
+        due = sla_for(ctx, review.violations)
+        if due is None:
+            continue
+        if await ctx.reviews.set_deadline(review.review_id, deadline=review.requested_at + due):
+            dated += 1
+            logger.info(
+                "review %s of thread %s had no deadline; the SLA set %s",
+                review.review_id,
+                review.thread_id,
+                (review.requested_at + due).isoformat(),
+            )
+    return dated
+
+
 async def expire_overdue(ctx: Context, now: datetime | None = None) -> list[ProcessResult]:
     """Resolve every review due by `now` (contract: `HitlCoordinator.expire_overdue`)."""
     as_of = None if now is None else _validate.aware_datetime("now", now)
     now = ctx.now() if as_of is None else as_of
+    await adopt_undated(ctx)
     results: list[ProcessResult] = []
     for review in await ctx.reviews.list_overdue(now=now):
         try:

@@ -5,6 +5,11 @@ cookies), so it is read once when the router is built and served as it is,
 with headers that forbid caching and framing by other sites. Its decision
 buttons come from the registry of decision kinds (`_decision_kinds.py`),
 filled into the page's script as it is read.
+
+A review of a gated tool call (a `compliance_gate` pause: checkpoint id
+`"<checkpoint>:<review id>"`, draft `name({json args})`) shows the call's name
+and arguments; a kind that edits tool arguments offers them as JSON in a
+textarea, parsed in the page and validated again by the route.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def inbox_kinds() -> list[dict[str, object]]:
             "done": kind.done,
             "votes": kind.votes,
             "delivers": kind.delivers,
+            "tool_args": kind.edits_tool_args,
             "text": {
                 "name": kind.text.name,
                 "label": kind.text.label,

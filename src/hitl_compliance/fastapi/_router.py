@@ -57,6 +57,9 @@ from hitl_compliance.policy import Reviewer
 
 __all__ = ["create_review_router", "decide_once", "pending_review"]
 
+_LATER_FIELDS = ("tool_args",)
+"""Body fields added after the first release: out of a replay's fingerprint while unset."""
+
 ResolveCoordinator = Callable[[], HitlCoordinator]
 """Returns the coordinator to serve, per request."""
 ResolveReviewer = Callable[..., Awaitable[Reviewer]]
@@ -233,6 +236,11 @@ async def decide_once(
     if key is None:
         return await _answer(decide)
     sent: dict[str, Any] = body.model_dump(mode="json")
+    # Fields added to a body later are left out while unset, so a retry across an
+    # upgrade (with a shared idempotency store) still matches its first request.
+    for name in _LATER_FIELDS:
+        if sent.get(name) is None:
+            sent.pop(name, None)
     if query:
         sent = {**sent, "?": query}
     outcome = await runner.run(
@@ -416,7 +424,7 @@ def _add_decision_route(
         ] = None,
     ) -> Response:
         # The body's fields are the coordinator method's keywords (`response` or
-        # `reason`, `expected`, `metadata`).
+        # `reason`, `expected`, `metadata`, and approve's `tool_args`).
         fields = {name: getattr(body, name) for name in type(body).model_fields}
 
         async def decide() -> ProcessResult:

@@ -10,6 +10,11 @@
   [`OneOpenReview`][hitl_compliance.stores._legacy.OneOpenReview], with a
   `DeprecationWarning`: `open_reviews` is read from `get_review` (the latest
   review only), which is exact for a store that keeps one open review per thread.
+* Before the SLA adopted reviews without a deadline (no `list_undated` /
+  `set_deadline`): the store still works, wrapped in
+  [`NoUndated`][hitl_compliance.stores._legacy.NoUndated], with a
+  `DeprecationWarning`: it lists no such review, so a pause a raw run's gate
+  recorded keeps no deadline, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from hitl_compliance.models import HookDelivery, ReviewRecord
 
 __all__ = [
     "LeaselessHooks",
+    "NoUndated",
     "OneOpenReview",
     "is_leaseless",
     "is_legacy",
@@ -31,6 +37,7 @@ __all__ = [
 
 _LEASE_METHODS = ("claim_hooks", "renew_hook")
 _MULTI_METHODS = ("open_reviews",)
+_UNDATED_METHODS = ("list_undated", "set_deadline")
 
 
 def _missing(store: Any) -> set[str]:
@@ -47,14 +54,14 @@ def _missing(store: Any) -> set[str]:
 
 def is_leaseless(store: Any) -> bool:
     """Whether `store` is a pre-lease store: every protocol method except the lease ones."""
-    missing = _missing(store) - set(_MULTI_METHODS)
+    missing = _missing(store) - {*_MULTI_METHODS, *_UNDATED_METHODS}
     return bool(missing) and missing <= set(_LEASE_METHODS)
 
 
 def is_legacy(store: Any) -> bool:
     """Whether `store` misses only methods a deprecation path here emulates."""
     missing = _missing(store)
-    return bool(missing) and missing <= {*_LEASE_METHODS, *_MULTI_METHODS}
+    return bool(missing) and missing <= {*_LEASE_METHODS, *_MULTI_METHODS, *_UNDATED_METHODS}
 
 
 def wrap_legacy(store: Any) -> Any:
@@ -72,6 +79,17 @@ def wrap_legacy(store: Any) -> Any:
             stacklevel=3,
         )
         store = OneOpenReview(store)
+    if not all(callable(getattr(store, name, None)) for name in _UNDATED_METHODS):
+        warnings.warn(
+            f"{type(store).__name__} does not implement ReviewStore.list_undated / "
+            "set_deadline (added when the SLA began to date reviews opened without a "
+            "deadline). A pause a raw run's gate recorded keeps no deadline, so the SLA "
+            "never resolves it. Implement both (see ReviewStoreConformance's "
+            "SlaConformance); stores without them will be refused in a later release.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        store = NoUndated(store)
     return store
 
 
@@ -153,3 +171,21 @@ class OneOpenReview:
 
         latest: ReviewRecord | None = await self._store.get_review(thread_id)
         return [latest] if latest is not None and is_open(latest.status) else []
+
+
+class NoUndated:
+    """A store from before the SLA dated reviews: it lists none, and dates none."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def list_undated(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        """None listed: such a store has no index of them, and a full scan per sweep is worse."""
+        return []
+
+    async def set_deadline(self, review_id: str, *, deadline: datetime) -> bool:
+        """Nothing dated (never called: `list_undated` lists nothing)."""
+        return False

@@ -290,6 +290,8 @@ class Statements:
     take_over_turn: str
     abandoned_claims: str
     take_over_claim: str
+    undated: str
+    set_deadline: str
     audit_rows: str
     thread_audit_rows: str
     audit_head: str
@@ -332,6 +334,14 @@ class Statements:
             take_over_claim=d.sql(
                 f"UPDATE {t.reviews} SET claim_id = ?, claimed_at = ? "
                 "WHERE review_id = ? AND status = 'claimed' AND claim_id = ?"
+            ),
+            undated=d.sql(
+                f"SELECT * FROM {t.reviews} WHERE status = 'pending' AND deadline IS NULL "
+                "ORDER BY requested_at, review_id LIMIT ?"
+            ),
+            set_deadline=d.sql(
+                f"UPDATE {t.reviews} SET deadline = ? "
+                "WHERE review_id = ? AND status = 'pending' AND deadline IS NULL"
             ),
             audit_rows=f"SELECT * FROM {t.audit} ORDER BY seq",
             thread_audit_rows=d.sql(f"SELECT * FROM {t.audit} WHERE thread_id = ? ORDER BY seq"),
@@ -425,6 +435,14 @@ def overdue_index(p: str) -> str:
     return (
         f"CREATE INDEX IF NOT EXISTS {p}reviews_overdue ON {p}reviews (deadline, review_id) "
         "WHERE status = 'pending' AND deadline IS NOT NULL"
+    )
+
+
+def undated_index(p: str) -> str:
+    """Pending rows without a deadline, oldest first (`list_undated`: the SLA adopts them)."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_undated ON {p}reviews (requested_at, review_id) "
+        "WHERE status = 'pending' AND deadline IS NULL"
     )
 
 

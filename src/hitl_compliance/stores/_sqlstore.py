@@ -240,6 +240,24 @@ class SqlStoreBase:
         sql, params = self._overdue_query(now=now, limit=limit)
         return [review_from_row(self.dialect, r) for r in await self._fetch_all(sql, params)]
 
+    async def list_undated(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        """Pending reviews without a deadline, oldest first (see the protocol).
+
+        Reads the partial `(requested_at, review_id)` index of pending reviews
+        without a deadline, so the cost is O(rows returned).
+
+        Raises:
+            ValueError: `limit` is negative.
+        """
+        check_limit(limit)
+        rows = await self._fetch_all(self._sql.undated, (self.dialect.limit(limit),))
+        return [review_from_row(self.dialect, r) for r in rows]
+
+    async def set_deadline(self, review_id: str, *, deadline: datetime) -> bool:
+        """Date a pending review that has none, atomically; False if not (see the protocol)."""
+        params = (self.dialect.time(deadline), review_id)
+        return await self._execute(self._sql.set_deadline, params) == 1
+
     # -- hook outbox -----------------------------------------------------------------
 
     def _hooks_query(

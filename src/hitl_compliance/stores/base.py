@@ -252,6 +252,24 @@ class ReviewStore(Protocol):
         """Pending reviews whose `deadline` is at or before `now`, earliest first; O(overdue)."""
         ...
 
+    async def list_undated(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        """Pending reviews without a `deadline`, by `(requested_at, review_id)`; O(returned rows).
+
+        A coordinator with an SLA dates them (`set_deadline`) when it sweeps or
+        recovers: a raw run's gate records its pauses without one, and a
+        coordinator without an SLA opens its reviews without one.
+        """
+        ...
+
+    async def set_deadline(self, review_id: str, *, deadline: datetime) -> bool:
+        """Set the `deadline` of a pending review that has none, atomically.
+
+        Returns False, changing nothing, when the review is unknown, not
+        pending, or has a deadline already (another coordinator dated it
+        first); no audit row is written.
+        """
+        ...
+
     async def escalate(
         self,
         review_id: str,

@@ -451,6 +451,25 @@ class InMemoryReviewStore:
             )
         return rows if limit is None else rows[:limit]
 
+    async def list_undated(self, *, limit: int | None = None) -> list[ReviewRecord]:
+        check_limit(limit)
+        async with self._lock:
+            rows = [
+                review
+                for review in (self._reviews[i] for _, i in self._pending_order)
+                if review.deadline is None
+            ]
+        return rows if limit is None else rows[:limit]
+
+    async def set_deadline(self, review_id: str, *, deadline: datetime) -> bool:
+        _aware(deadline)
+        async with self._lock:
+            review = self._reviews.get(review_id)
+            if review is None or review.status != "pending" or review.deadline is not None:
+                return False
+            self._reviews[review_id] = review.model_copy(update={"deadline": deadline})
+            return True
+
     async def escalate(
         self,
         review_id: str,

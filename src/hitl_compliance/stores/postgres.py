@@ -48,6 +48,7 @@ from hitl_compliance.stores._sql import (
     review_rules_index,
     steps_to_run,
     store_error,
+    undated_index,
     utc,
 )
 from hitl_compliance.stores._sqlwrites import Body
@@ -195,6 +196,12 @@ def _schema_v5(p: str) -> list[Step]:
     ]
 
 
+def _schema_v8(p: str) -> list[Step]:
+    # The SLA adopts pending reviews without a deadline (a raw run's gate records
+    # its pauses with none): list_undated reads only those, oldest first.
+    return [undated_index(p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -205,6 +212,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_v5,
     schema_v6,
     schema_v7,
+    _schema_v8,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

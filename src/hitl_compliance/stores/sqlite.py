@@ -59,6 +59,7 @@ from hitl_compliance.stores._sql import (
     several_open_reviews,
     steps_to_run,
     store_error,
+    undated_index,
 )
 from hitl_compliance.stores._sqlwrites import Body, SqlStore, run_sync
 
@@ -184,12 +185,19 @@ def _schema_v5(p: str) -> list[_Step]:
     return [*several_open_reviews(p)]
 
 
+def _schema_v6(p: str) -> list[_Step]:
+    # The SLA adopts pending reviews without a deadline (a raw run's gate records
+    # its pauses with none): list_undated reads only those, oldest first.
+    return [undated_index(p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
     _schema_v3,
     _schema_v4,
     _schema_v5,
+    _schema_v6,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -187,11 +187,18 @@ class _Checker:
         ]:
             known[thread_id] = None
         for review in pending:
-            latest = await self.store.get_review(review.thread_id)
-            if latest is None or latest.review_id != review.review_id:
+            opened = await self.store.open_reviews(review.thread_id)
+            if review.review_id not in {r.review_id for r in opened}:
                 self.problem(
                     f"thread {review.thread_id!r}: pending review {review.review_id!r} is "
-                    "not the thread's latest review (two open reviews)"
+                    "not among the thread's open reviews"
+                )
+            # Several open reviews are the items of one pause ("<checkpoint>:<review id>").
+            pauses = {r.checkpoint_id.rpartition(":")[0] or r.checkpoint_id for r in opened}
+            if len(opened) > 1 and len(pauses) > 1:
+                self.problem(
+                    f"thread {review.thread_id!r}: open reviews of {len(pauses)} different "
+                    f"pauses {sorted(pauses)}; only the items of one pause may be open together"
                 )
         for thread_id in known:
             await self.check_thread(thread_id)
@@ -232,7 +239,9 @@ class _Checker:
         snapshot = await self.graph.aget_state(config)
         review = await self.store.get_review(thread_id)
         rows = [r for r in self.rows if r.thread_id == thread_id]
-        self.check_reviews_in_audit(thread_id, rows, review)
+        self.check_reviews_in_audit(
+            thread_id, rows, review, await self.store.open_reviews(thread_id)
+        )
         if review is not None:
             self.check_latest_review(thread_id, review, snapshot)
         self.check_position(thread_id, snapshot, review)
@@ -263,8 +272,18 @@ class _Checker:
                 )
 
     def check_reviews_in_audit(
-        self, thread_id: str, rows: list[AuditRecord], latest: ReviewRecord | None
+        self,
+        thread_id: str,
+        rows: list[AuditRecord],
+        latest: ReviewRecord | None,
+        opened: Sequence[ReviewRecord] = (),
     ) -> None:
+        """Each review: one `paused` row; one decision row once decided, none while open.
+
+        `opened` are the thread's open reviews (several: the items of one pause,
+        each decided on its own); the latest may be decided while others wait.
+        """
+        still_open = {r.review_id: r for r in opened}
         by_review: dict[str, list[AuditRecord]] = {}
         for row in rows:
             if row.review_id is not None:
@@ -283,9 +302,16 @@ class _Checker:
             decisions = [r for r in review_rows if r.event in _DECISION_EVENTS]
             is_latest = latest is not None and latest.review_id == review_id
             final = is_latest and latest is not None and latest.status in _DECISION_EVENTS
-            expected = 1 if (final or not is_latest) else 0
+            waiting = review_id in still_open
+            expected = 1 if (final or not (is_latest or waiting)) else 0
             if len(decisions) != expected:
-                state = latest.status if is_latest and latest is not None else "superseded"
+                state = (
+                    latest.status
+                    if is_latest and latest is not None
+                    else still_open[review_id].status
+                    if waiting
+                    else "superseded"
+                )
                 self.problem(
                     f"thread {thread_id!r}: review {review_id!r} ({state}) has "
                     f"{len(decisions)} decision audit rows "
@@ -535,15 +561,20 @@ class _Checker:
         """The checks of `check_thread`, read through the gates: where each pause is, what ran."""
         pos = await self.driver.position(thread_id)
         review = await self.store.get_review(thread_id)
+        opened = await self.store.open_reviews(thread_id)
         rows = [r for r in self.rows if r.thread_id == thread_id]
-        self.check_reviews_in_audit(thread_id, rows, review)
+        self.check_reviews_in_audit(thread_id, rows, review, opened)
         if review is not None:
             self.check_gated_review(thread_id, review, pos)
-        self.check_gated_position(thread_id, pos, review)
+        for other in opened:
+            if review is None or other.review_id != review.review_id:
+                self.check_gated_review(thread_id, other, pos)
+        self.check_gated_position(thread_id, pos, review, opened)
         key = (
             pos.checkpoint_id,
             len(rows),
             None if review is None else (review.review_id, review.status, review.claim_id),
+            tuple((r.review_id, r.status, r.claim_id) for r in opened),
             self.crashed,
         )
         verified = _VERIFIED.setdefault(self.graph, {})
@@ -574,14 +605,20 @@ class _Checker:
             self.problem(f"{where} is decided but its gate still waits for a decision")
 
     def check_gated_position(
-        self, thread_id: str, pos: Position, review: ReviewRecord | None
+        self,
+        thread_id: str,
+        pos: Position,
+        review: ReviewRecord | None,
+        opened: Sequence[ReviewRecord] = (),
     ) -> None:
         open_turn = thread_id in self.open_turns
         if pos.paused:
-            reviewed = (
-                review is not None
-                and review.status in ("pending", "claimed")
-                and self.driver.at_review(pos, review)
+            # Any open review the gates wait for: with several (one pause's items),
+            # the latest may be decided already while the others wait.
+            candidates = [*opened, *([] if review is None else [review])]
+            reviewed = any(
+                r.status in ("pending", "claimed") and self.driver.at_review(pos, r)
+                for r in candidates
             )
             if not reviewed and not open_turn:
                 self.problem(
@@ -590,7 +627,9 @@ class _Checker:
                     "pending() cannot see it"
                 )
         elif pos.next and pos.values:
-            claimed = review is not None and review.status == "claimed"
+            claimed = any(r.status == "claimed" for r in opened) or (
+                review is not None and review.status == "claimed"
+            )
             errored = pos.snapshot is not None and any(t.error for t in pos.snapshot.tasks)
             if not (claimed or open_turn or errored):
                 self.problem(

@@ -1,8 +1,10 @@
 """SLA conformance: deadlines, priorities, overdue lists and exactly-once escalation.
 
 Covers the round trip of `deadline` and `priority`, `list_overdue`
-(earliest deadline first, only pending reviews) and `escalate`, which raises
-the priority, moves the deadline and audits exactly once under concurrency.
+(earliest deadline first, only pending reviews), `escalate`, which raises
+the priority, moves the deadline and audits exactly once under concurrency,
+and `list_undated` / `set_deadline`, by which the SLA dates a pending review
+opened without a deadline exactly once.
 
 Part of
 [`ReviewStoreConformance`][hitl_compliance.testing.conformance.ReviewStoreConformance];
@@ -187,3 +189,73 @@ class SlaConformance(ConformanceBase):
             assert [e.event for e in await a.audit_log(f"e{i}")] == ["paused", "escalated"]
         assert await a.list_overdue(now=at(30)) == []
         assert_chain(await b.audit_rows(), await a.audit_head())
+
+    # -- undated reviews -------------------------------------------------------
+
+    async def test_undated_pending_reviews_oldest_first(self, review_store: ReviewStore) -> None:
+        """list_undated: pending reviews without a deadline, by (requested_at, review_id)."""
+        reviews = [
+            make_due("late", None, review_id="r-late", requested_at=at(9)),
+            make_due("tie-b", None, review_id="r-b", requested_at=at(3)),
+            make_due("tie-a", None, review_id="r-a", requested_at=at(3)),
+            make_due("first", None, review_id="r-first", requested_at=at(1)),
+            make_due("dated", at(5), review_id="r-dated"),
+            make_due("claimed", None, review_id="r-claimed"),
+        ]
+        for review in reviews:
+            await review_store.open_review(review, owner=None)
+        await claim(review_store, "claimed", claim_id="k-c")
+        expected = ["r-first", "r-a", "r-b", "r-late"]
+        assert [r.review_id for r in await review_store.list_undated()] == expected
+        assert [r.review_id for r in await review_store.list_undated(limit=2)] == expected[:2]
+        assert await review_store.list_undated(limit=0) == []
+        [first, *_] = await review_store.list_undated()
+        assert first == await review_store.get_review("first")
+        with pytest.raises(ValueError, match="limit"):
+            await review_store.list_undated(limit=-1)
+
+    async def test_set_deadline_dates_an_undated_pending_review_once(
+        self, review_store: ReviewStore
+    ) -> None:
+        """set_deadline dates a pending review without one, once; nothing else; no audit row."""
+        await review_store.open_review(make_due("t1", None, review_id="r1"), owner=None)
+        await review_store.open_review(make_due("t2", at(5), review_id="r2"), owner=None)
+        await review_store.open_review(make_due("t3", None, review_id="r3"), owner=None)
+        await claim(review_store, "t3")
+        deadline = datetime(2024, 5, 1, 18, 0, 0, 654321, tzinfo=IST)
+        assert await review_store.set_deadline("r1", deadline=deadline) is True
+        stored = await review_store.get_review("t1")
+        assert stored is not None
+        assert (stored.status, stored.deadline, stored.priority) == ("pending", deadline, 0)
+        assert await review_store.set_deadline("r1", deadline=at(99)) is False
+        assert await review_store.set_deadline("r2", deadline=at(99)) is False  # has one
+        assert await review_store.set_deadline("r3", deadline=at(99)) is False  # claimed
+        assert await review_store.set_deadline("nope", deadline=at(99)) is False
+        assert (await review_store.get_review("t1")) == stored
+        assert (await review_store.get_review("t2")).deadline == at(5)  # type: ignore[union-attr]
+        assert (await review_store.get_review("t3")).deadline is None  # type: ignore[union-attr]
+        assert [r.review_id for r in await review_store.list_undated()] == []
+        assert [r.review_id for r in await review_store.list_overdue(now=deadline)] == [
+            "r2",
+            "r1",
+        ]
+        assert [a.event for a in await review_store.audit_rows()] == ["paused"] * 3
+        with pytest.raises(ValueError, match="aware"):
+            await review_store.set_deadline("r1", deadline=at(1).replace(tzinfo=None))
+
+    async def test_concurrent_set_deadline_dates_once(
+        self, review_store_pair: tuple[ReviewStore, ReviewStore]
+    ) -> None:
+        """Four coordinators on two store instances date each undated review exactly once."""
+        a, b = review_store_pair
+        for i in range(6):
+            await a.open_review(make_due(f"u{i}", None, review_id=f"ru{i}"), owner=None)
+        for i in range(6):
+            results = await asyncio.gather(
+                *(s.set_deadline(f"ru{i}", deadline=at(10 + n)) for n, s in enumerate([a, b, a, b]))
+            )
+            assert results.count(True) == 1
+            stored = await b.get_review(f"u{i}")
+            assert stored is not None
+            assert stored.deadline == at(10 + results.index(True))
+        assert await a.list_undated() == []
