@@ -249,9 +249,9 @@ class TestCrash:
         async with open_coordinator(any_url) as app:
             # What process() does, minus the review row: a turn row, then the graph run.
             await app.backend.reviews.begin_turn(thread_id, owner="dead", now=now)
-            await app.coord.graph.ainvoke(
-                {"customer_message": "Should I buy?"}, {"configurable": {"thread_id": thread_id}}
-            )
+            # The coordinator's own run config: a pause of anyone else's run records itself.
+            driven = app.coord._ctx.driver._config(thread_id)
+            await app.coord.graph.ainvoke({"customer_message": "Should I buy?"}, driven)
             assert thread_id not in {p.thread_id for p in await app.coord.pending()}
             mine = [r for r in await app.coord.recover() if r.thread_id == thread_id]
             assert mine == [], "a turn within its lease is never taken over"
