@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from hitl_compliance._authority import AuthoritySlot, DecisionAuthority
 from hitl_compliance._coordination.in_graph import InGraphAuthority, authority_context
@@ -25,6 +25,7 @@ from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy, Reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
+from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = ["attach_authority"]
@@ -149,6 +150,8 @@ def attach_authority(
         raise ConfigurationError(
             "Attach the authority to the compiled graph holding the gate, not to the gate."
         )
+    if is_legacy(reviews):
+        reviews = cast(ReviewStore, wrap_legacy(reviews))  # a store from before newer methods
     if not isinstance(reviews, ReviewStore):
         raise ConfigurationError(
             f"reviews must implement ReviewStore, got {type(reviews).__name__}."

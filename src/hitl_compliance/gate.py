@@ -50,7 +50,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from typing import Annotated, Any, Literal, Protocol, TypeAlias, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -98,6 +98,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets
 from hitl_compliance.state import DECISION_RESUME, Decision, GateView, as_decision
+from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
@@ -371,6 +372,8 @@ def compliance_gate(
     if not isinstance(message, str) or not message.strip():
         raise ConfigurationError("rejection_message must be a non-blank str.")
     rule_list = _check_rules(rules)
+    if reviews is not None and is_legacy(reviews):
+        reviews = cast(ReviewStore, wrap_legacy(reviews))  # a store from before newer methods
     if reviews is not None and not isinstance(reviews, ReviewStore):
         raise ConfigurationError(
             f"reviews must implement ReviewStore, got {type(reviews).__name__}."

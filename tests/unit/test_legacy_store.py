@@ -12,7 +12,9 @@ from hitl_compliance import (
     HitlCoordinator,
     InMemoryReviewStore,
     KeywordRule,
+    attach_authority,
     build_compliance_graph,
+    compliance_gate,
 )
 from hitl_compliance.stores._legacy import NoUndated, OneOpenReview, is_legacy, wrap_legacy
 from hitl_compliance.testing import FakeClock
@@ -93,3 +95,20 @@ class TestNoUndated:
         [expired] = await coord.expire_overdue()
         assert expired.status == "rejected"
         assert await coord.recover() == []
+
+
+class TestGateOnALegacyStore:
+    def test_gate_and_attach_authority_wrap_a_legacy_store(self) -> None:
+        """compliance_gate(reviews=) and attach_authority take such a store, with the warning."""
+        with pytest.warns(DeprecationWarning, match="list_undated"):
+            gate = compliance_gate(
+                [KeywordRule("guarantee", ["guaranteed"])], reviews=UndatedlessStore()
+            )
+        graph = build_compliance_graph(
+            lambda state: "guaranteed returns",
+            checkpointer=InMemorySaver(),
+            rules=[KeywordRule("guarantee", ["guaranteed"])],
+        )
+        with pytest.warns(DeprecationWarning, match="list_undated"):
+            assert attach_authority(graph, reviews=UndatedlessStore()) is graph
+        assert gate is not None
