@@ -5,9 +5,14 @@ Usage (each in a fresh interpreter):
     python crash_worker.py pause URL STYLE COUNTER THREAD [THREAD ...]
     python crash_worker.py decide URL STYLE COUNTER THREAD DECISION KILL_AT
     python crash_worker.py recover URL STYLE COUNTER
+    python crash_worker.py retry URL STYLE COUNTER THREAD [THREAD ...]
     python crash_worker.py random-kills URL STYLE COUNTER SEED THREAD:DECISION [...]
 
-`decide` approves (with an edited reply) or rejects THREAD. From the moment the
+`decide` approves (with an edited reply) or rejects THREAD: through the coordinator,
+or, for DECISION `raw-approve` / `raw-reject`, by resuming the graph itself (as a
+script or LangGraph Server would: `Command(resume=...)`, or `update_state` then
+`ainvoke(None)` in the static style), which the graph checks, claims and records
+itself (its coordinator is attached). From the moment the
 review store has claimed the decision it counts every checkpoint write the
 saver makes (`aput` and `aput_writes`); with KILL_AT = n > 0 it dies with
 `os._exit(17)` just before the n-th write reaches the saver, and with
@@ -33,11 +38,13 @@ import signal
 import statistics
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from hitl_compliance import HitlCoordinator, KeywordRule, build_compliance_graph
+from langgraph.types import Command
+
+from hitl_compliance import Decision, HitlCoordinator, KeywordRule, build_compliance_graph
 from hitl_compliance.backends import open_backend
 
 RISKY = "You should invest now: guaranteed returns of 8%."
@@ -122,11 +129,30 @@ async def decide(
             return await complete(*args, **kwargs)
 
         store.complete = completing
-        if decision == "approve":
+        if decision.startswith("raw-"):
+            await raw_decide(coord.graph, style, thread, decision == "raw-approve")
+        elif decision == "approve":
             await coord.approve(thread, reviewer="officer@bank", response=EDITED)
         else:
             await coord.reject(thread, reviewer="officer@bank", reason="misleading")
         print(killer.count)
+
+
+async def raw_decide(graph: Any, style: str, thread: str, approved: bool) -> None:
+    """Decide around the coordinator, as a script or a server run would."""
+    made = Decision(
+        approved=approved,
+        reviewer="officer@bank",
+        response=EDITED if approved else None,
+        reason=None if approved else "misleading",
+        decided_at=datetime.now(timezone.utc),
+    ).to_state()
+    config = {"configurable": {"thread_id": thread}}
+    if style == "interrupt_before":
+        await graph.aupdate_state(config, {"decision": made}, as_node="human_approval")
+        await graph.ainvoke(None, config)
+    else:
+        await graph.ainvoke(Command(resume=made), config)
 
 
 async def recover(url: str, style: str, counter: str) -> None:
@@ -139,6 +165,15 @@ async def recover(url: str, style: str, counter: str) -> None:
         await asyncio.sleep(0.01)  # past the lease of every claim the killed deciders left
         for result in await coord.recover():
             print(result.thread_id, result.status)
+
+
+async def retry(url: str, style: str, counter: str, threads: list[str]) -> None:
+    """Re-run each thread from its last checkpoint, as a retried run does (`ainvoke(None)`)."""
+    async with open_backend(url) as backend:
+        graph = make_graph(backend.checkpointer, style, Path(counter))
+        HitlCoordinator(graph, reviews=backend.reviews)  # attached, as in the killed process
+        for thread in threads:
+            await graph.ainvoke(None, {"configurable": {"thread_id": thread}})
 
 
 async def decide_child(
@@ -218,5 +253,7 @@ if __name__ == "__main__":
         random_kills(url, style, counter, int(rest[0]), rest[1:])
     elif mode == "recover":
         asyncio.run(recover(url, style, counter))
+    elif mode == "retry":
+        asyncio.run(retry(url, style, counter, rest))
     else:
         raise SystemExit(f"unknown mode {mode!r}")

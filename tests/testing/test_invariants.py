@@ -7,6 +7,8 @@ hand, deciding under a weaker policy, tampering with the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -28,6 +30,7 @@ from hitl_compliance import (
     RuleResult,
     build_compliance_graph,
 )
+from hitl_compliance.authority import slots_of
 from hitl_compliance.gate import gate_pauses
 from hitl_compliance.testing import (
     EPOCH,
@@ -59,6 +62,25 @@ class ExactIdPolicy(RoleBasedPolicy):
     def canonical_id(self, reviewer_id: str) -> str:
         """The id itself."""
         return reviewer_id
+
+
+@contextmanager
+def unattached(graph: Any) -> Iterator[None]:
+    """The graph as run by a process that attached no coordinator or authority to it.
+
+    A coordinator attaches its checks to the graph it drives, so a resume around
+    it is checked, claimed and recorded; only a process running the same graph
+    without them can apply a decision the store never sees (the violations below).
+    """
+    slots = slots_of(graph)
+    saved = [slot.authority for slot in slots]
+    for slot in slots:
+        slot.authority = None
+    try:
+        yield
+    finally:
+        for slot, authority in zip(slots, saved, strict=True):
+            slot.authority = authority
 
 
 class Setup:
@@ -93,10 +115,11 @@ class Setup:
         """Resume a static pause the way the coordinator does, but without telling the store."""
         decision = Decision(approved=approved, reviewer="rogue", decided_at=EPOCH)
         config = config_for(thread_id)
-        await self.graph.aupdate_state(
-            config, {"decision": decision.to_state()}, as_node="human_approval"
-        )
-        await self.graph.ainvoke(None, config)
+        with unattached(self.graph):
+            await self.graph.aupdate_state(
+                config, {"decision": decision.to_state()}, as_node="human_approval"
+            )
+            await self.graph.ainvoke(None, config)
 
 
 async def violations(coord: HitlCoordinator, **options: Any) -> list[str]:
@@ -424,24 +447,26 @@ class TestGatedGraphs:
     async def test_a_paused_gate_without_a_review(self, kind: Literal["react", "subgraph"]) -> None:
         """A gate paused by a raw run, with no store to record it, is a pause pending() misses."""
         setup = GatedSetup(kind)
-        await setup.graph.ainvoke({"messages": [HumanMessage(PAY_BIG)]}, config_for("raw"))
+        with unattached(setup.graph):
+            await setup.graph.ainvoke({"messages": [HumanMessage(PAY_BIG)]}, config_for("raw"))
         problem = one(await violations(setup.coord, threads=["raw"]), "raw")
         assert "no open review" in problem
 
     async def test_a_resume_around_the_coordinator(self) -> None:
-        """A raw resume of an unguarded gate applies a decision no audit row records."""
+        """A raw resume in a process without the checks applies a decision no row records."""
         setup = GatedSetup("react")
         await setup.coord.process("t1", PAY_BIG)
         [pause] = await gate_pauses(setup.graph, config_for("t1"))
         assert pause.interrupt_id is not None
         resume = {pause.interrupt_id: decision().to_state()}
-        await setup.graph.ainvoke(Command(resume=resume), config_for("t1"))
+        with unattached(setup.graph):
+            await setup.graph.ainvoke(Command(resume=resume), config_for("t1"))
         problems = await violations(setup.coord)
         assert "no gate of the graph waits for it" in one(problems, "(pending)")
         assert "no decision audit row records" in one(problems, "applied a decision")
 
-    async def test_a_guarded_gate_refuses_the_same_resume(self) -> None:
-        """With the gate answering to the store, that raw resume changes nothing."""
+    async def test_an_attached_gate_checks_and_records_the_same_resume(self) -> None:
+        """With the coordinator attached, that raw resume is claimed and recorded: no violation."""
         setup = GatedSetup("react", guarded=True)
         await setup.coord.process("t1", PAY_BIG)
         [pause] = await gate_pauses(setup.graph, config_for("t1"))
@@ -449,10 +474,9 @@ class TestGatedGraphs:
         resume = {pause.interrupt_id: decision().to_state()}
         await setup.graph.ainvoke(Command(resume=resume), config_for("t1"))
         await assert_invariants(setup.coord)
-        assert setup.bank.transfers == []
-        await setup.coord.approve("t1", reviewer="ann")
-        await assert_invariants(setup.coord)
         assert setup.bank.transfers == [(5_000, "12345678")]
+        rows = await setup.coord.audit_log("t1")
+        assert [r.event for r in rows][-1] == "approved"
 
     async def test_a_tool_call_run_twice(self) -> None:
         """A second result of one tool call (a double run) is named."""

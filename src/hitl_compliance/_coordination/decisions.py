@@ -122,13 +122,15 @@ async def claim_approval(
     made: Decision,
     edit_findings: list[RuleResult],
     claim_id: str,
+    now: datetime | None = None,
 ) -> ReviewRecord:
     """Four-eyes, the policy on the findings and the edit's, then the vote (and claim at quorum).
 
     The checks every approval passes, whoever carries it: `approve()`, or a
     resume that reaches a gate without the coordinator. The review comes back
     still `pending` while the quorum is short (`approvals_required` then holds
-    the quorum in force), else claimed under `claim_id`.
+    the quorum in force), else claimed under `claim_id`, at `now` (default: when
+    the decision was made).
 
     Raises:
         NotAuthorizedError: the requester, or a reviewer without the roles (audited).
@@ -169,7 +171,7 @@ async def claim_approval(
         quorum=quorum,
         claim_id=claim_id,
         decision=made.to_state(),
-        now=made.decided_at,
+        now=made.decided_at if now is None else now,
     )
     if updated.status == "pending":
         logger.info(
@@ -221,7 +223,12 @@ async def four_eyes(ctx: Context, review: ReviewRecord, who: Reviewer) -> str:
 
 
 async def claim_rejection(
-    ctx: Context, review: ReviewRecord, who: Reviewer, made: Decision, claim_id: str
+    ctx: Context,
+    review: ReviewRecord,
+    who: Reviewer,
+    made: Decision,
+    claim_id: str,
+    now: datetime | None = None,
 ) -> ReviewRecord:
     """The policy on the review's findings, then the claim: the checks every rejection passes.
 
@@ -236,7 +243,7 @@ async def claim_rejection(
         claim_id=claim_id,
         reviewer=who.id,
         decision=made.to_state(),
-        now=made.decided_at,
+        now=made.decided_at if now is None else now,
         review_id=review.review_id,
     )
 

@@ -144,11 +144,13 @@ class InGraphAuthority:
                 thread_id=thread_id,
                 status=review.status,
             )
-        made = made.model_copy(update={"decided_at": ctx.now()})
+        # The decision keeps the time it was made (the graph's state holds it as sent);
+        # the claim is stamped now, so its lease runs from when it was taken.
         claim_id = uuid.uuid4().hex
+        now = ctx.now()
         try:
             if made.approved:
-                updated = await claim_approval(ctx, review, who, made, edit_findings, claim_id)
+                updated = await claim_approval(ctx, review, who, made, edit_findings, claim_id, now)
                 if updated.status == "pending":
                     return QuorumPendingError(
                         f"{who.id}'s approval is recorded ({len(updated.votes)} of "
@@ -159,7 +161,7 @@ class InGraphAuthority:
                         required=updated.approvals_required,
                     )
             else:
-                updated = await claim_rejection(ctx, review, who, made, claim_id)
+                updated = await claim_rejection(ctx, review, who, made, claim_id, now)
         except HitlError as exc:
             return exc
         return final_decision(updated)
