@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from typing_extensions import NotRequired
 
 from hitl_compliance.errors import ConfigurationError
@@ -120,13 +121,14 @@ class ComplianceMiddleware(AgentMiddleware[ComplianceAgentState, Any, Any]):  # 
         )
         gate = self.gate
 
-        async def after_model(state: Any, runtime: Any) -> dict[str, Any]:
-            # Called inside the node, the compiled gate runs as the node's subgraph:
-            # its own checkpoint namespace, its interrupts the agent's, resumed with
-            # Command(resume=...) on the agent. LangGraph finds it (for
-            # get_state(subgraphs=True)) among this function's closure variables.
+        async def after_model(state: Any, runtime: Any, config: RunnableConfig) -> dict[str, Any]:
+            # Called inside the node with the node's config, the compiled gate runs as
+            # the node's subgraph: its own checkpoint namespace, its interrupts the
+            # agent's, resumed with Command(resume=...) on the agent. LangGraph finds it
+            # (for get_state(subgraphs=True)) among this function's closure variables.
+            # (The config is passed explicitly: before Python 3.11 no context carries it.)
             messages = list(state["messages"])
-            out = await gate.ainvoke({"messages": messages})
+            out = await gate.ainvoke({"messages": messages}, config)
             # The gate returns the messages it was given, then its own: the draft's
             # removal and the cleared reply (with any answers to refused calls).
             return {"messages": out["messages"][len(messages) :], GATE_KEY: out.get(GATE_KEY)}

@@ -10,6 +10,7 @@ one pause give exactly one outcome.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -198,6 +199,54 @@ class TestCoordinator:
         assert done.agent_response == "An adviser will call you."
 
 
+class TestAgentShapes:
+    async def test_two_flagged_calls_are_two_reviews(self) -> None:
+        """Each flagged call of one turn is its own review; each decision applies to its own."""
+        bank = Bank()
+        turn = AIMessage(
+            "",
+            tool_calls=[
+                call("transfer", "c1", amount_gbp=5_000, to_account="111"),
+                call("transfer", "c2", amount_gbp=3_000, to_account="222"),
+            ],
+        )
+        coord = HitlCoordinator(
+            agent_of(bank, turn, "Done."), reviews=InMemoryReviewStore(), policy=POLICY
+        )
+        await coord.process("t1", "Pay both")
+        reviews = {r.draft_response: r for r in await coord.pending()}
+        assert len(reviews) == 2
+        first = next(r for d, r in reviews.items() if '"111"' in d)
+        second = next(r for d, r in reviews.items() if '"222"' in d)
+        await coord.reject("t1", reviewer=OFFICER, reason="no", review_id=first.review_id)
+        assert bank.transfers == []  # the turn's calls run once both are decided
+        done = await coord.approve("t1", reviewer=OFFICER, review_id=second.review_id)
+        assert done.status == "completed"
+        assert bank.transfers == [(3_000, "222")]
+
+    async def test_store_only_middleware_records_its_pause(self) -> None:
+        """With `reviews=` and no coordinator, a raw run's pause is a pending review there."""
+        store = InMemoryReviewStore()
+        agent = agent_of(Bank(), middleware=ComplianceMiddleware(RULES, reviews=store))
+        await agent.ainvoke({"messages": [HumanMessage("Pay my landlord")]}, config())
+        [review] = await store.open_reviews("t1")
+        assert review.status == "pending"
+        assert review.review_id == (await only_pause(agent)).review_id
+
+    async def test_draft_never_streams(self) -> None:
+        """Driven by a coordinator, the agent streams the cleared reply, never the draft."""
+        middleware = ComplianceMiddleware(RULES)
+        agent = agent_of(Bank(), "Our fund has guaranteed returns.", "Fine.", middleware=middleware)
+        HitlCoordinator(agent, reviews=InMemoryReviewStore(), policy=AllowAllPolicy())
+        streamed = [
+            str(chunk.content)
+            async for chunk, _meta in agent.astream(
+                {"messages": [HumanMessage("Should I invest?")]}, config(), stream_mode="messages"
+            )
+        ]
+        assert not any("guaranteed" in text for text in streamed)
+
+
 class TestHITLResponse:
     """LangChain's resume shape on the middleware's pause, through the attached checks."""
 
@@ -323,6 +372,11 @@ class TestHITLResponse:
 class TestRace:
     """An approval and a rejection resuming one pause at the same time (LANGGRAPH_FACTS)."""
 
+    @pytest.mark.skipif(
+        sys.version_info < (3, 11),
+        reason="HumanInTheLoopMiddleware's async hook calls interrupt(), which finds no "
+        "config before Python 3.11 (no context propagation to tasks)",
+    )
     async def test_human_in_the_loop_middleware_loses_the_rejection(self) -> None:
         """Documented upstream behaviour: both resumes succeed and the tool runs anyway."""
         bank = Bank()
