@@ -136,7 +136,7 @@ class ComplianceMiddleware(AgentMiddleware[ComplianceAgentState, Any, Any]):  # 
         setattr(after_model, CALLED_GATE, gate)
         # An instance attribute: create_agent adds the node when the class overrides
         # `aafter_model` and then calls the instance's, which is this closure.
-        self.aafter_model = after_model  # type: ignore[method-assign]
+        self.aafter_model = after_model  # type: ignore[method-assign,assignment,unused-ignore]
 
     @property
     def name(self) -> str:
