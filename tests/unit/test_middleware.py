@@ -37,6 +37,7 @@ from hitl_compliance import (
     KeywordRule,
     Reviewer,
     RoleBasedPolicy,
+    attach_authority,
     gate_pauses,
 )
 from hitl_compliance._hitl_response import ANONYMOUS
@@ -330,6 +331,19 @@ class TestHITLResponse:
         resume = Command(resume={pause.interrupt_id: {"decisions": [{"type": "approve"}]}})
         await agent.ainvoke(resume, config(langgraph_auth_user=SERVER_OFFICER))
         assert bank.transfers == [(5_000, "12345678")]
+
+    async def test_attach_authority_without_a_coordinator(self) -> None:
+        """attach_authority (LangGraph Server's way) records the pause and checks the decision."""
+        bank = Bank()
+        store = InMemoryReviewStore()
+        agent = attach_authority(agent_of(bank), reviews=store, policy=POLICY)
+        await agent.ainvoke({"messages": [HumanMessage("Pay my landlord")]}, config())
+        [review] = await store.open_reviews("t1")
+        assert review.review_id == (await only_pause(agent)).review_id
+        resume = Command(resume={"decisions": [{"type": "approve"}]})
+        await agent.ainvoke(resume, config(langgraph_auth_user=SERVER_OFFICER))
+        assert bank.transfers == [(5_000, "12345678")]
+        assert await self.events(store) == [("paused", "system"), ("approved", "payments@bank")]
 
     @pytest.mark.parametrize(
         "value",
