@@ -12,9 +12,10 @@ one is refused with `ValueError`, so LangGraph refuses it and saves nothing.
 LangChain's decisions name no reviewer. The server-authenticated user of the
 run (LangGraph Server's `langgraph_auth_user`) is the reviewer when there is
 one, whatever the value says; otherwise the optional `"reviewer"` key (on the
-decision or beside `decisions`) names them, else
-[`ANONYMOUS`][hitl_compliance._hitl_response.ANONYMOUS], whom a
-[`RoleBasedPolicy`][hitl_compliance.RoleBasedPolicy] gives no role.
+decision or beside `decisions`) names them, else `ANONYMOUS`; either way with
+no roles (a `HITLResponse` cannot claim any), so a
+[`RoleBasedPolicy`][hitl_compliance.RoleBasedPolicy] refuses them where a rule
+needs a role.
 
 This module imports nothing from LangChain: the core package reads the shape.
 """

@@ -24,6 +24,7 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command
 from pydantic import ValidationError
 
@@ -224,6 +225,27 @@ class TestAgentShapes:
         done = await coord.approve("t1", reviewer=OFFICER, review_id=second.review_id)
         assert done.status == "completed"
         assert bank.transfers == [(3_000, "222")]
+
+    async def test_agent_inside_a_parent_graph(self) -> None:
+        """The agent as a node of a parent graph: found, paused, approved like at the top."""
+        bank = Bank()
+        model = ScriptedChatModel(replies=[transfer(), "Done."])
+        inner = create_agent(model, bank.tools(), middleware=[ComplianceMiddleware(RULES)])
+        builder: Any = StateGraph(MessagesState)
+        builder.add_node("agent", inner)
+        builder.add_edge(START, "agent")
+        builder.add_edge("agent", END)
+        parent = builder.compile(checkpointer=InMemorySaver())
+        coord = HitlCoordinator(parent, reviews=InMemoryReviewStore(), policy=POLICY)
+        assert (await coord.process("t1", "Pay my landlord")).status == "paused"
+        [review] = await coord.pending()
+        await coord.approve(
+            "t1",
+            reviewer=OFFICER,
+            review_id=review.review_id,
+            tool_args={"amount_gbp": 700, "to_account": "12345678"},
+        )
+        assert bank.transfers == [(700, "12345678")]
 
     async def test_store_only_middleware_records_its_pause(self) -> None:
         """With `reviews=` and no coordinator, a raw run's pause is a pending review there."""
