@@ -1,7 +1,8 @@
 """ComplianceMiddleware on every backend: decided from another process, races give one outcome.
 
 A LangChain `create_agent` agent pauses at a transfer over the limit. The CLI,
-in a process of its own, lists and approves it; and an approval and a
+in a process of its own, lists and approves it; so does the review router over
+HTTP; and an approval and a
 rejection sent as LangChain `HITLResponse`s at the same moment are claimed
 once, on SQLite and PostgreSQL as in memory.
 """
@@ -90,6 +91,36 @@ async def test_the_cli_decides_the_agents_pause(tmp_path: Path) -> None:
         assert ran.content == "sent 5000 GBP to 12345678"
         rows = await backend.reviews.audit_log("pay-1")
         assert [r.event for r in rows] == ["paused", "denied", "approved"]
+
+
+async def test_the_review_router_decides_the_agents_pause(tmp_path: Path) -> None:
+    """GET /reviews lists the agent's review; POST approve runs the call once."""
+    fastapi = pytest.importorskip("fastapi", reason='needs the api extra: "hitl-compliance[api]"')
+    import httpx
+
+    from hitl_compliance import Reviewer
+    from hitl_compliance.fastapi import create_review_router
+
+    def authenticate() -> Reviewer:
+        return Reviewer("payments@bank", roles=frozenset({"payments_officer"}))
+
+    async with open_backend(f"sqlite:///{tmp_path / 'svc.db'}") as backend:
+        bank = Bank()
+        coord = HitlCoordinator(
+            agent(backend.checkpointer, bank), reviews=backend.reviews, policy=POLICY
+        )
+        assert (await coord.process("pay-9", PAY_BIG)).status == "paused"
+        service = fastapi.FastAPI()
+        service.include_router(create_review_router(coord, authenticate=authenticate))
+        transport = httpx.ASGITransport(app=service)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            listed = (await client.get("/reviews")).json()
+            assert [r["thread_id"] for r in listed["items"]] == ["pay-9"]
+            done = await client.post("/reviews/pay-9/approve", json={})
+            assert done.status_code == 200, done.text
+            assert done.json()["status"] == "completed"
+        assert bank.transfers == [(5_000, "12345678")]
+        assert [row.event for row in await coord.audit_log("pay-9")] == ["paused", "approved"]
 
 
 async def test_racing_hitl_responses_one_outcome(url: str) -> None:
