@@ -269,6 +269,18 @@ class TestAgentShapes:
         ]
         assert not any("guaranteed" in text for text in streamed)
 
+    async def test_cleared_reply_streams(self) -> None:
+        """A clean reply streams once, as the gate's cleared message."""
+        agent = agent_of(Bank(), "A clean reply.")
+        HitlCoordinator(agent, reviews=InMemoryReviewStore(), policy=POLICY)
+        streamed = [
+            (str(chunk.content), meta["langgraph_node"])
+            async for chunk, meta in agent.astream(
+                {"messages": [HumanMessage("Hi")]}, config(), stream_mode="messages"
+            )
+        ]
+        assert streamed == [("A clean reply.", "ComplianceMiddleware.after_model")]
+
 
 class TestHITLResponse:
     """LangChain's resume shape on the middleware's pause, through the attached checks."""
