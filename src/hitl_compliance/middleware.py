@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.messages import RemoveMessage
 from langchain_core.runnables import RunnableConfig
 from typing_extensions import NotRequired
 
@@ -87,7 +88,8 @@ class ComplianceMiddleware(AgentMiddleware[ComplianceAgentState, Any, Any]):  # 
         ConfigurationError: a bad rule, message or name.
 
     The agent must be run asynchronously (`ainvoke`, `astream`), with a
-    checkpointer, like every graph with a gate.
+    checkpointer, like every graph with a gate. `gate` is the compiled
+    [`compliance_gate`][hitl_compliance.compliance_gate] the middleware runs.
 
     Example:
         ```python
@@ -95,7 +97,7 @@ class ComplianceMiddleware(AgentMiddleware[ComplianceAgentState, Any, Any]):  # 
                              middleware=[ComplianceMiddleware([transfer_rule])])
         coord = HitlCoordinator(agent, reviews=InMemoryReviewStore(), policy=policy)
         result = await coord.process("t1", "Pay my landlord 5,000")
-        [review] = await coord.pending("t1")
+        [review] = await coord.pending()
         await coord.approve("t1", reviewer="payments@bank", review_id=review.review_id)
         ```
     """
@@ -129,9 +131,12 @@ class ComplianceMiddleware(AgentMiddleware[ComplianceAgentState, Any, Any]):  # 
             # (The config is passed explicitly: before Python 3.11 no context carries it.)
             messages = list(state["messages"])
             out = await gate.ainvoke({"messages": messages}, config)
-            # The gate returns the messages it was given, then its own: the draft's
-            # removal and the cleared reply (with any answers to refused calls).
-            return {"messages": out["messages"][len(messages) :], GATE_KEY: out.get(GATE_KEY)}
+            # The gate returns the messages it was given (as they were when it first
+            # ran, on a resume), then its own: the draft's removal and the cleared
+            # reply, with any answers to refused calls, all under new ids.
+            seen = {m.id for m in messages if m.id is not None}
+            own = [m for m in out["messages"] if isinstance(m, RemoveMessage) or m.id not in seen]
+            return {"messages": own, GATE_KEY: out.get(GATE_KEY)}
 
         setattr(after_model, CALLED_GATE, gate)
         # An instance attribute: create_agent adds the node when the class overrides
