@@ -2,6 +2,11 @@
 
 A risky AI-drafted reply never reaches a customer until a compliance officer
 approves, edits or rejects it, with a durable record of who decided what.
+
+`ComplianceMiddleware` (for LangChain's `create_agent`) needs the `langchain`
+extra, so it is not in `__all__` (a star import must work without it):
+import it from `hitl_compliance.middleware`, or as `hitl_compliance.ComplianceMiddleware`,
+which loads that module on first use.
 """
 
 from hitl_compliance.authority import attach_authority
@@ -151,3 +156,12 @@ __all__ = [
     "review_store",
     "route_after_gate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use, never bound here: the core imports without LangChain.
+    if name == "ComplianceMiddleware":
+        from hitl_compliance.middleware import ComplianceMiddleware
+
+        return ComplianceMiddleware
+    raise AttributeError(f"module 'hitl_compliance' has no attribute {name!r}")

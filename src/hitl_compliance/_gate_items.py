@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 
+from hitl_compliance._hitl_response import EDITED_TOOL
 from hitl_compliance._validate import check_json
 from hitl_compliance.errors import DraftError, InvalidDecisionError
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets, worst_verdict
@@ -192,6 +193,9 @@ async def judge(
         call = item["tool_call"]
         if decision.response is not None:
             return "a tool call is edited with tool_args, not response"
+        switched = decision.metadata.get(EDITED_TOOL)
+        if switched is not None and switched != call["name"]:
+            return f"an edit changes the arguments of {call['name']}, not the tool ({switched})"
         if not decision.approved:
             return {**decided, "status": "rejected", "args": None}
         if decision.tool_args is None or decision.tool_args == call["args"]:

@@ -103,6 +103,7 @@ from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
     "AUTHORITY_KEY",
+    "CALLED_GATE",
     "DECIDED_KEY",
     "DEFAULT_REJECTION",
     "GATE_KEY",
@@ -279,13 +280,27 @@ def is_gate(node: Any) -> bool:
     return _GATES.find(node) is not None
 
 
+CALLED_GATE = "__hitl_compliance_gate__"
+"""The attribute naming the gate a node's function runs itself (a LangChain agent's
+`ComplianceMiddleware` hook): LangGraph runs it as that node's subgraph."""
+
+
+def _called_gate(node: Any) -> Any:
+    """The gate the function of node `node` runs (see `CALLED_GATE`), or None."""
+    for attr in ("afunc", "func"):
+        gate = getattr(getattr(node, attr, None), CALLED_GATE, None)
+        if gate is not None:
+            return gate
+    return None
+
+
 def gate_options(node: Any) -> _GateSpec:
-    """The build options of a gate.
+    """The build options of a gate (or of the gate a node's function runs).
 
     Raises:
         ConfigurationError: `node` is not a gate.
     """
-    spec = _GATES.find(node)
+    spec = _GATES.find(node) or _GATES.find(_called_gate(node))
     if spec is None:
         raise ConfigurationError(f"{type(node).__name__} is not a compliance_gate().")
     return spec
@@ -1083,7 +1098,7 @@ _QUIET = (TAG_NOSTREAM, TAG_HIDDEN)
 
 def contains_gate(node: Any) -> bool:
     """Whether `node` is a gate or a compiled graph with a gate at any depth."""
-    if is_gate(node):
+    if is_gate(node) or _called_gate(node) is not None:
         return True
     builder = getattr(node, "builder", None)
     specs = getattr(builder, "nodes", None)
@@ -1094,7 +1109,7 @@ def contains_gate(node: Any) -> bool:
 
 def gates_in(node: Any) -> list[_GateSpec]:
     """The build options of every gate in `node` (itself a gate, or a graph), at any depth."""
-    spec = _GATES.find(node)
+    spec = _GATES.find(node) or _GATES.find(_called_gate(node))
     if spec is not None:
         return [spec]
     builder = getattr(node, "builder", None)

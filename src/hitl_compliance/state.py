@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from hitl_compliance._hitl_response import hitl_decision, is_hitl_response
 from hitl_compliance._text import plain_json
 from hitl_compliance._validate import check_json
 from hitl_compliance.rules import RuleResult
@@ -237,12 +238,15 @@ def as_decision(value: Any) -> Decision:
     `{"approved_response": text, "agent_metadata": {"reviewed_by": who, ...}}`
     is an approval of `text` (an edit where it differs from the draft) by `who`,
     stamped now, the rest of `agent_metadata` kept as the decision's metadata;
-    it then passes the same checks as any other decision.
+    it then passes the same checks as any other decision. So is LangChain's
+    `HITLResponse` with one decision (see `hitl_compliance._hitl_response`).
     """
     if isinstance(value, Decision):
         return value
     if isinstance(value, Mapping) and SEED_RESUME_KEYS & value.keys():
         return _seed_decision(value)
+    if is_hitl_response(value):
+        return Decision.model_validate(hitl_decision(value))
     return Decision.model_validate(value)
 
 

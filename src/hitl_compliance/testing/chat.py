@@ -68,6 +68,13 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._take())])
 
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
+        """The model itself: its replies are scripted, so the tools change nothing.
+
+        LangChain's `create_agent` binds the agent's tools to its model.
+        """
+        return self
+
     def _stream(
         self,
         messages: list[BaseMessage],
