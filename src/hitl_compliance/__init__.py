@@ -4,7 +4,7 @@ A risky AI-drafted reply never reaches a customer until a compliance officer
 approves, edits or rejects it, with a durable record of who decided what.
 """
 
-from hitl_compliance.authority import attach_authority
+from hitl_compliance.authority import COORDINATOR_PERMISSION, attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
 from hitl_compliance.errors import (
@@ -77,6 +77,7 @@ from hitl_compliance.state import ComplianceState, Decision, GateView, merge_met
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
+    "COORDINATOR_PERMISSION",
     "NODES",
     "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from hitl_compliance._authority import AuthoritySlot, DecisionAuthority
+from hitl_compliance._authority import COORDINATOR_PERMISSION, AuthoritySlot, DecisionAuthority
 from hitl_compliance._coordination.in_graph import InGraphAuthority, authority_context
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import gates_in, is_gate
@@ -27,7 +27,7 @@ from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
 from hitl_compliance.stores.base import ReviewStore
 
-__all__ = ["attach_authority"]
+__all__ = ["COORDINATOR_PERMISSION", "attach_authority"]
 
 
 def slots_of(graph: Any) -> list[AuthoritySlot]:
@@ -63,6 +63,10 @@ class _SetUpFirst:
     @property
     def reviews(self) -> ReviewStore:
         return self._inner.reviews
+
+    async def ready(self) -> None:
+        """Set the store up (once per event loop); what a trusted coordinator's run needs."""
+        await self._setup()
 
     async def _setup(self) -> None:
         if self._ready is None or self._ready.get_loop() is not asyncio.get_running_loop():
