@@ -60,10 +60,25 @@ def _log_tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-40:])
 
 
+POSTGRES_ENV = "HITL_TEST_POSTGRES_DSN"
+
+
 @pytest.fixture(scope="session")
-def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The review store the served graphs are attached to (`HITL_REVIEWS_URL`): a SQLite file."""
-    return f"sqlite:///{tmp_path_factory.mktemp('server_reviews') / 'reviews.db'}"
+def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The review store the served graphs are attached to (`HITL_REVIEWS_URL`).
+
+    With `HITL_TEST_POSTGRES_DSN`, a PostgreSQL schema of its own (created for
+    the session, dropped after it), shared by the deployment and the tests'
+    coordinators as in production; without it, a SQLite file both open.
+    """
+    dsn = os.environ.get(POSTGRES_ENV)
+    if not dsn:
+        yield f"sqlite:///{tmp_path_factory.mktemp('server_reviews') / 'reviews.db'}"
+        return
+    from hitl_compliance.testing.databases import postgres_schema
+
+    with postgres_schema(dsn, prefix="hitl_server_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
