@@ -270,6 +270,21 @@ class TestDecide:
         assert [e for e, _ in await events(coord, thread_id)] == ["paused"]
 
 
+class TestSharedStore:
+    async def test_one_coordinator_decides_threads_of_every_served_graph(
+        self, make: Make, officer: LangGraphClient
+    ) -> None:
+        """The store lists reviews of both graphs; each thread resumes with its own graph."""
+        agent_thread = await new_thread(officer)
+        await make("gated_agent").process(agent_thread, RISKY_QUESTION)
+        coord = make("compliance")
+        assert agent_thread in [p.thread_id for p in await coord.pending()]
+        result = await coord.approve(agent_thread, reviewer=ALICE, response=EDITED)
+        assert result.status == "completed"
+        thread = await officer.threads.get(agent_thread)
+        assert reply_of("gated_agent", thread["values"]) == EDITED
+
+
 class TestRecoverAndSla:
     async def test_recover_finishes_an_abandoned_claim(
         self, make: Make, store: ReviewStore, officer: LangGraphClient, graph_id: str

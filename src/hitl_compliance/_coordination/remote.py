@@ -265,60 +265,75 @@ class _RemoteGates(GateDriver):
 class RemoteDriver:
     """The coordinator's driver of a `RemoteGraph`: a served factory graph or gated graph.
 
+    A deployment usually serves several graphs attached to one review store, so
+    the store lists reviews of threads of each. Each thread is driven with the
+    graph it was created for (its `graph_id` metadata on the server), through
+    the same client; a thread the server does not know yet (a first turn) with
+    the graph given.
+
     Args:
         graph: The `RemoteGraph` (its client authenticates as the coordinator's
             service user, holding `COORDINATOR_PERMISSION`).
-        kind: `"factory"` or `"gated"`; None reads it from the server on first use.
     """
 
-    def __init__(self, graph: Any, kind: RemoteKind | None = None) -> None:
+    def __init__(self, graph: Any) -> None:
         self.graph = graph
         self.spec: GraphSpec | None = None
-        self._kind = kind
-        self._inner: _RemoteFactory | _RemoteGates | None = None
+        self._drivers: dict[str, _RemoteFactory | _RemoteGates] = {}
+        self._thread_graph: dict[str, str] = {}
 
-    async def _driver(self) -> _RemoteFactory | _RemoteGates:
-        if self._inner is not None:
-            return self._inner
-        kind = self._kind or await self._read_kind()
-        if kind == "factory":
-            self._inner = _RemoteFactory(self.graph)
-        else:
-            self._inner = _RemoteGates(self.graph, await self._input_channels())
-        return self._inner
+    async def _driver(self, thread_id: str | None = None) -> _RemoteFactory | _RemoteGates:
+        graph_id = str(self.graph.assistant_id)
+        if thread_id is not None:
+            graph_id = await self._graph_of(thread_id)
+        found = self._drivers.get(graph_id)
+        if found is None:
+            graph = self.graph if graph_id == self.graph.assistant_id else self._sibling(graph_id)
+            if await _read_kind(graph) == "factory":
+                found = _RemoteFactory(graph)
+            else:
+                found = _RemoteGates(graph, await _input_channels(graph))
+            self._drivers[graph_id] = found
+        return found
 
-    def _known(self) -> _RemoteFactory | _RemoteGates:
-        if self._inner is None:
+    def _sibling(self, graph_id: str) -> Any:
+        """The served graph `graph_id`, through this graph's clients and config."""
+        from langgraph.pregel.remote import RemoteGraph
+
+        return RemoteGraph(
+            graph_id,
+            client=self.graph.client,
+            sync_client=self.graph.sync_client,
+            config=self.graph.config,
+        )
+
+    async def _graph_of(self, thread_id: str) -> str:
+        """The graph the server runs `thread_id` with (the given one for a new thread)."""
+        known = self._thread_graph.get(thread_id)
+        if known is not None:
+            return known
+        graph_id = str(self.graph.assistant_id)
+        try:
+            thread = await self.graph.client.threads.get(thread_id)
+        except Exception:  # not created yet (a first turn), or not readable: the given graph
+            return graph_id
+        metadata = thread.get("metadata") or {}
+        named = metadata.get("graph_id")
+        if not isinstance(named, str) or not named:
+            return graph_id  # no run yet: its first runs are the given graph's
+        if graph_id not in (named, metadata.get("assistant_id")):
+            graph_id = named
+        self._thread_graph[thread_id] = graph_id
+        return graph_id
+
+    def _known(self, thread_id: str | None = None) -> _RemoteFactory | _RemoteGates:
+        graph_id = self._thread_graph.get(thread_id or "", str(self.graph.assistant_id))
+        found = self._drivers.get(graph_id) or next(iter(self._drivers.values()), None)
+        if found is None:
             raise ConfigurationError(
                 "The remote graph has not been read yet; run or read a thread first."
             )
-        return self._inner
-
-    async def _read_kind(self) -> RemoteKind:
-        drawn = await self.graph.aget_graph(xray=True)
-        nodes = set(drawn.nodes)
-        if {"human_approval", "deliver", "rejected"} <= nodes:
-            return "factory"
-        if any(str(n).endswith(":human_approval") for n in nodes):
-            return "gated"
-        raise ConfigurationError(
-            f"The served graph {self.graph.assistant_id!r} is neither a "
-            "build_compliance_graph() graph nor holds a compliance_gate(); "
-            "HitlCoordinator cannot drive it."
-        )
-
-    async def _input_channels(self) -> set[str]:
-        client = self.graph.client
-        assistant = str(self.graph.assistant_id)
-        try:
-            found = await client.assistants.search(graph_id=assistant, limit=1)
-            if found:
-                assistant = str(found[0]["assistant_id"])
-            schemas = await client.assistants.get_schemas(assistant)
-        except Exception:  # a server without schemas: a conversation is the usual input
-            return set()
-        schema = schemas.get("input_schema") or schemas.get("state_schema") or {}
-        return set((schema.get("properties") or {}).keys())
+        return found
 
     # -- the Driver protocol --------------------------------------------------------
 
@@ -337,16 +352,16 @@ class RemoteDriver:
     async def run(
         self, graph_input: Any, thread_id: str, *, durability: Durability | None = None
     ) -> Position | None:
-        inner = await self._driver()
+        inner = await self._driver(thread_id)
         if isinstance(graph_input, _Turn):
             graph_input = inner.shape(graph_input)
         return await inner.run(graph_input, thread_id, durability=durability)
 
     async def position(self, thread_id: str) -> Position:
-        return await (await self._driver()).position(thread_id)
+        return await (await self._driver(thread_id)).position(thread_id)
 
     async def resume(self, review: ReviewRecord, made: Decision) -> Position | None:
-        inner = await self._driver()
+        inner = await self._driver(review.thread_id)
         pos = await inner.resume(review, made)
         if pos is not None and inner.at_review(pos, review):
             refused = _refused(pos)
@@ -361,19 +376,51 @@ class RemoteDriver:
         return pos
 
     def at_review(self, pos: Position, review: ReviewRecord) -> bool:
-        return self._known().at_review(pos, review)
+        return self._known(review.thread_id).at_review(pos, review)
 
     async def delivered(self, pos: Position, review: ReviewRecord, made: Decision) -> bool:
-        return await (await self._driver()).delivered(pos, review, made)
+        return await (await self._driver(review.thread_id)).delivered(pos, review, made)
 
     def delivered_text(self, pos: Position, review: ReviewRecord) -> str | None:
-        return self._known().delivered_text(pos, review)
+        return self._known(review.thread_id).delivered_text(pos, review)
 
     async def paused_state(self, review: ReviewRecord) -> ComplianceState:
-        return await (await self._driver()).paused_state(review)
+        return await (await self._driver(review.thread_id)).paused_state(review)
 
     async def edit_findings(self, review: ReviewRecord, made: Decision) -> list[RuleResult]:
-        return await (await self._driver()).edit_findings(review, made)
+        return await (await self._driver(review.thread_id)).edit_findings(review, made)
 
     def review_id(self, pos: Position) -> str | None:
-        return self._known().review_id(pos)
+        thread_id = None
+        if pos.snapshot is not None:
+            thread_id = pos.snapshot.config["configurable"].get("thread_id")
+        return self._known(thread_id).review_id(pos)
+
+
+async def _read_kind(graph: Any) -> RemoteKind:
+    """Whether the served graph is a factory graph or holds gates, from its drawn nodes."""
+    drawn = await graph.aget_graph(xray=True)
+    nodes = set(drawn.nodes)
+    if {"human_approval", "deliver", "rejected"} <= nodes:
+        return "factory"
+    if any(str(n).endswith(":human_approval") for n in nodes):
+        return "gated"
+    raise ConfigurationError(
+        f"The served graph {graph.assistant_id!r} is neither a build_compliance_graph() "
+        "graph nor holds a compliance_gate(); HitlCoordinator cannot drive it."
+    )
+
+
+async def _input_channels(graph: Any) -> set[str]:
+    """The input keys of the served graph (empty when the server does not say)."""
+    client = graph.client
+    assistant = str(graph.assistant_id)
+    try:
+        found = await client.assistants.search(graph_id=assistant, limit=1)
+        if found:
+            assistant = str(found[0]["assistant_id"])
+        schemas = await client.assistants.get_schemas(assistant)
+    except Exception:  # a server without schemas: a conversation is the usual input
+        return set()
+    schema = schemas.get("input_schema") or schemas.get("state_schema") or {}
+    return set((schema.get("properties") or {}).keys())
