@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,8 @@ def _log_tail(log: Path) -> str:
 
 
 POSTGRES_ENV = "HITL_TEST_POSTGRES_DSN"
+SERVER_SLA = timedelta(days=1)
+"""The example deployment's SLA for the pauses its graphs record (`HITL_REVIEW_SLA_SECONDS`)."""
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +115,9 @@ def langgraph_server(
         "LANGSMITH_TRACING": "false",
         "PYTHONUNBUFFERED": "1",
         "HITL_REVIEWS_URL": server_reviews_url,
+        # Pauses the graphs record themselves get a deadline a day away: no test's
+        # sweep (as of minutes later at most) reaches it.
+        "HITL_REVIEW_SLA_SECONDS": str(SERVER_SLA.total_seconds()),
     }
     argv = [cli, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--config", "langgraph.json"]

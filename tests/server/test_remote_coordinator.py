@@ -41,6 +41,7 @@ from hitl_compliance import (
 )
 from hitl_compliance.coordinator import SLA_ACTOR
 from hitl_compliance.fastapi import create_review_router
+from tests.server.conftest import SERVER_SLA
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
@@ -239,6 +240,9 @@ class TestDecide:
         listed = [p for p in await coord.pending() if p.thread_id == thread_id]
         assert len(listed) == 1
         assert listed[0].draft_response == RISKY_REPLY
+        # The deployment's SLA gave it a deadline: an SLA worker on the store expires it.
+        assert listed[0].deadline is not None
+        assert listed[0].deadline - listed[0].requested_at == SERVER_SLA
         result = await coord.approve(thread_id, reviewer=ALICE)
         assert result.status == "completed"
         thread = await officer.threads.get(thread_id)

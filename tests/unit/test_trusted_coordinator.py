@@ -8,7 +8,7 @@ these tests put it there themselves, so the checks the served graph makes on a
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,10 +19,12 @@ from langgraph.types import Command
 from hitl_compliance import (
     COORDINATOR_PERMISSION,
     ComplianceState,
+    ConfigurationError,
     Decision,
     HitlCoordinator,
     InMemoryReviewStore,
     KeywordRule,
+    attach_authority,
     build_compliance_graph,
     compliance_gate,
 )
@@ -154,3 +156,29 @@ class TestTrustedRuns:
         assert held is not None
         assert held.status == "claimed"  # driven: the coordinator records, not the graph
         assert [r.event for r in await coord.audit_log(thread_id)] == ["paused"]
+
+
+class TestAttachedSla:
+    async def test_pauses_the_graph_records_get_the_deadline(self, kind: str) -> None:
+        """`attach_authority(sla=...)`: a pause of a run no coordinator drives can expire."""
+        store = InMemoryReviewStore()
+        graph = attach_authority(make_graph(kind), reviews=store, sla=timedelta(hours=1))
+        thread_id = str(uuid.uuid4())
+        first = (
+            {"customer_message": "Which fund?"}
+            if kind == "factory"
+            else {"messages": [{"role": "user", "content": "Which fund?"}]}
+        )
+        await graph.ainvoke(first, {"configurable": {"thread_id": thread_id}})
+        review = await store.get_review(thread_id)
+        assert review is not None
+        assert review.deadline == review.requested_at + timedelta(hours=1)
+        coord = HitlCoordinator(graph, reviews=store)
+        later = datetime.now(timezone.utc) + timedelta(hours=2)
+        results = await coord.expire_overdue(now=later)
+        assert [r.status for r in results] == ["rejected"]
+        assert [r.event for r in await coord.audit_log(thread_id)] == ["paused", "expired"]
+
+    def test_sla_must_be_a_positive_timedelta(self) -> None:
+        with pytest.raises(ConfigurationError):
+            attach_authority(make_graph("factory"), reviews=InMemoryReviewStore(), sla=timedelta(0))
