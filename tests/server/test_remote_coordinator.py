@@ -325,6 +325,18 @@ class TestRecoverAndSla:
             "rejected",
         ]
 
+    async def test_recover_ends_a_turn_that_died_before_the_server_saw_it(
+        self, make: Make, store: ReviewStore
+    ) -> None:
+        """A turn row whose thread the server never created is ended, not an error."""
+        coord = make("compliance")
+        thread_id = str(uuid.uuid4())
+        started = datetime.now(timezone.utc) - timedelta(minutes=5)
+        await store.begin_turn(thread_id, owner=uuid.uuid4().hex, now=started)
+        assert [r for r in await coord.recover() if r.thread_id == thread_id] == []
+        result = await coord.process(thread_id, RISKY_QUESTION)  # the thread is free again
+        assert result.status == "paused"
+
     async def test_expire_overdue_rejects_on_the_deployment(
         self, make: Make, officer: LangGraphClient, graph_id: str
     ) -> None:

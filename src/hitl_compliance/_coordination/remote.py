@@ -42,7 +42,7 @@ from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import ComplianceState, Decision
 
-__all__ = ["RemoteDriver", "RemoteKind", "is_remote"]
+__all__ = ["RemoteDriver", "RemoteKind", "is_remote", "missing_thread"]
 
 RemoteKind = Literal["factory", "gated"]
 """What a served graph is: made by `build_compliance_graph`, or holding `compliance_gate`s."""
@@ -55,6 +55,12 @@ def is_remote(graph: Any) -> bool:
     except ImportError:  # pragma: no cover - langgraph-sdk missing
         return False
     return isinstance(graph, RemoteGraph)
+
+
+def missing_thread(exc: BaseException) -> bool:
+    """Whether `exc` is LangGraph Server's answer for a thread it does not know (HTTP 404)."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) == 404
 
 
 @dataclass(frozen=True, slots=True)
