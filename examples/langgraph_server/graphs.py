@@ -33,6 +33,7 @@ from hitl_compliance import (
     PLATFORM_CHECKPOINTER,
     ComplianceState,
     KeywordRule,
+    RegexRule,
     RoleBasedPolicy,
     attach_authority,
     build_compliance_graph,
@@ -44,7 +45,11 @@ from hitl_compliance.testing import ScriptedChatModel
 RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
 SAFE_REPLY = "Your new card is on its way; it should arrive within five working days."
 
-RULES = [KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns")]
+RULES = [
+    KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns"),
+    # Never sent, whoever approves: an edit quoting an account number is refused.
+    RegexRule("account_number", r"\b\d{8}\b", verdict="block", reason="account number"),
+]
 
 REVIEWS = review_store(
     os.environ.get("HITL_REVIEWS_URL") or f"sqlite:///{Path(__file__).with_name('reviews.db')}"

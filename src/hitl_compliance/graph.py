@@ -536,7 +536,7 @@ async def _decide(
     decider = _decider(spec, config)
     if decider is None:
         if remote_driven(config):
-            return await _claimed_remotely(spec, config, made)
+            return await _claimed_remotely(spec, state, config, made)
         return made
     thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
     if made.tool_args is not None:
@@ -567,14 +567,26 @@ async def _decide(
 
 
 async def _claimed_remotely(
-    spec: GraphSpec, config: RunnableConfig, made: Decision
+    spec: GraphSpec, state: ComplianceState, config: RunnableConfig, made: Decision
 ) -> Decision | HitlError:
     """In a trusted coordinator's server run: `made` if the attached store holds it claimed.
 
     The coordinator checked and claimed the decision before resuming over the
-    API; the graph applies only that decision, never one it merely carries.
+    API; the graph applies only that decision, never one it merely carries. The
+    coordinator cannot run a served graph's rules, so an edit is re-checked
+    here: one a `block` rule refuses is not applied (the thread stays paused).
     """
     thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
+    if made.approved and made.response is not None and made.response != state.draft_response:
+        edited = state.model_copy(update={"draft_response": made.response})
+        blocked = [r for r in await run_rules(spec.rules, edited) if r.verdict == "block"]
+        if blocked:
+            return PolicyViolationError(
+                f"refused: the edited reply breaks {[f.rule for f in blocked]}: "
+                + "; ".join(f"{f.rule}: {f.reason} {list(f.evidence)}" for f in blocked),
+                thread_id=thread_id,
+                findings=tuple(blocked),
+            )
     attached = spec.authority.authority
     if attached is None:
         return NotAuthorizedError(

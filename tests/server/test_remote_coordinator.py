@@ -33,6 +33,7 @@ from langgraph_sdk.client import LangGraphClient
 from hitl_compliance import (
     Decision,
     HitlCoordinator,
+    InvalidDecisionError,
     NotAuthorizedError,
     Reviewer,
     ReviewStore,
@@ -224,6 +225,22 @@ class TestDecide:
         assert ("denied", "bob@bank") in await events(coord, thread_id)
         done = await coord.approve(thread_id, reviewer=ALICE)
         assert done.status == "completed"
+
+    async def test_an_edit_the_deployment_blocks_is_refused(
+        self, make: Make, officer: LangGraphClient, graph_id: str
+    ) -> None:
+        """The served graph re-checks an edit; a blocked one is refused, the review waits."""
+        coord = make(graph_id)
+        thread_id = await new_thread(officer)
+        await coord.process(thread_id, RISKY_QUESTION)
+        with pytest.raises(InvalidDecisionError, match="account_number"):
+            await coord.approve(thread_id, reviewer=ALICE, response="Pay into 12345678.")
+        assert (await officer.threads.get(thread_id))["status"] == "interrupted"
+        review = await coord.review(thread_id)  # pending again: the claim was released
+        assert review.thread_id == thread_id
+        done = await coord.approve(thread_id, reviewer=ALICE, response=EDITED)
+        assert done.agent_response == EDITED
+        assert [e for e, _ in await events(coord, thread_id)] == ["paused", "approved"]
 
     async def test_pause_made_by_an_sdk_client(
         self, make: Make, agent: LangGraphClient, officer: LangGraphClient, graph_id: str
