@@ -10,6 +10,9 @@ applied; a refused one leaves the thread paused at the same review.
 
 The reviewer of such a decision is the server-authenticated user when the run
 has one (`langgraph_auth_user` in its config), never a name in the resume value.
+A server user holding `COORDINATOR_PERMISSION` is a coordinator driving the
+deployment over the API: its runs are driven, like the in-process
+coordinator's, and apply only decisions the attached store holds claimed.
 """
 
 from __future__ import annotations
@@ -120,9 +123,8 @@ def driven(config: RunnableConfig) -> bool:
     In process the coordinator says so with `AUTHORITY_KEY`; over LangGraph
     Server's API, with service credentials holding `COORDINATOR_PERMISSION`.
     """
-    return (config.get("configurable") or {}).get(AUTHORITY_KEY) is not None or remote_driven(
-        config
-    )
+    in_process = (config.get("configurable") or {}).get(AUTHORITY_KEY) is not None
+    return in_process or remote_driven(config)
 
 
 def _auth_user_field(config: RunnableConfig, name: str) -> Any:
