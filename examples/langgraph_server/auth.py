@@ -6,8 +6,11 @@ token gets 401. An `agent` sees and runs only the threads it created; a
 resume a paused run (send a `command`), so an agent's token cannot approve its
 own draft (403). What a reviewer may decide is the graph's policy: the user's
 permissions are its roles there (`compliance_officer` for replies that promise
-returns), and a refused decision leaves the thread paused. A real deployment
-verifies a signed token (JWT, OAuth) instead of a table.
+returns), and a refused decision leaves the thread paused. The coordinator's
+service token holds `COORDINATOR_PERMISSION`: a `HitlCoordinator` over
+`RemoteGraph` checks and claims decisions in the shared store itself, and the
+graph applies only what that store holds claimed. A real deployment verifies a
+signed token (JWT, OAuth) instead of a table.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+from hitl_compliance import COORDINATOR_PERMISSION
+
 OFFICER = "compliance_officer"
 REVIEWER = "reviewer"
 
@@ -23,6 +28,13 @@ USERS: dict[str, dict[str, Any]] = {
     "officer-token": {"identity": "alice@bank", "roles": [REVIEWER, OFFICER]},
     "trainee-token": {"identity": "bob@bank", "roles": [REVIEWER]},
     "agent-token": {"identity": "support-bot", "roles": ["agent"]},
+    # The review service's HitlCoordinator (RemoteGraph, CLI --remote, SLA worker):
+    # its runs apply only decisions the shared review store holds claimed. Grant
+    # COORDINATOR_PERMISSION to this service credential and to nobody else.
+    "coordinator-token": {
+        "identity": "hitl-coordinator",
+        "roles": [REVIEWER, COORDINATOR_PERMISSION],
+    },
 }
 """token -> user: the example's stand-in for an identity provider."""
 

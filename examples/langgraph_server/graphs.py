@@ -13,7 +13,9 @@ through the server passes the checks `HitlCoordinator.approve()` makes, with
 the server-authenticated user as the reviewer: only a `compliance_officer` may
 approve a reply that promises returns; a refused decision leaves the thread
 paused and is audited. `HITL_REVIEWS_URL` names the store (default: a SQLite
-file beside this module; use PostgreSQL to share it with coordinators). The drafter and the
+file beside this module; use PostgreSQL to share it with coordinators, such as a
+`HitlCoordinator` over `RemoteGraph` or the CLI's `--remote`); `HITL_REVIEW_SLA_SECONDS`
+gives the pauses a deadline. The drafter and the
 chat model are scripted stand-ins for an LLM: a question about a fund gets a
 reply promising returns (held for review); anything else is answered at once.
 """
@@ -21,6 +23,7 @@ reply promising returns (held for review); anything else is answered at once.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from hitl_compliance import (
     PLATFORM_CHECKPOINTER,
     ComplianceState,
     KeywordRule,
+    RegexRule,
     RoleBasedPolicy,
     attach_authority,
     build_compliance_graph,
@@ -41,7 +45,11 @@ from hitl_compliance.testing import ScriptedChatModel
 RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
 SAFE_REPLY = "Your new card is on its way; it should arrive within five working days."
 
-RULES = [KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns")]
+RULES = [
+    KeywordRule("guarantee", ["guaranteed returns"], reason="promises returns"),
+    # Never sent, whoever approves: an edit quoting an account number is refused.
+    RegexRule("account_number", r"\b\d{8}\b", verdict="block", reason="account number"),
+]
 
 REVIEWS = review_store(
     os.environ.get("HITL_REVIEWS_URL") or f"sqlite:///{Path(__file__).with_name('reviews.db')}"
@@ -50,6 +58,11 @@ REVIEWS = review_store(
 
 POLICY = RoleBasedPolicy(rule_roles={"guarantee": "compliance_officer"})
 """Only a compliance officer (a permission the server's auth grants) may decide these."""
+
+_SLA_SECONDS = os.environ.get("HITL_REVIEW_SLA_SECONDS")
+SLA = timedelta(seconds=float(_SLA_SECONDS)) if _SLA_SECONDS else None
+"""The deadline of the pauses the graphs record (`HITL_REVIEW_SLA_SECONDS`; none by default):
+an SLA worker on the store (`hitl-compliance expire --every 60 --remote ...`) expires them."""
 
 
 def reply_to(message: str) -> str:
@@ -71,6 +84,7 @@ compliance = attach_authority(
     ),
     reviews=REVIEWS,
     policy=POLICY,
+    sla=SLA,
 )
 
 
@@ -88,4 +102,4 @@ _builder.add_edge(START, "model")
 _builder.add_edge("model", "compliance")
 _builder.add_edge("compliance", END)
 # No checkpointer: the server supplies one; the gate refuses a run without one.
-gated_agent = attach_authority(_builder.compile(), reviews=REVIEWS, policy=POLICY)
+gated_agent = attach_authority(_builder.compile(), reviews=REVIEWS, policy=POLICY, sla=SLA)

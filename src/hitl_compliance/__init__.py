@@ -9,7 +9,7 @@ import it from `hitl_compliance.middleware`, or as `hitl_compliance.ComplianceMi
 which loads that module on first use.
 """
 
-from hitl_compliance.authority import attach_authority
+from hitl_compliance.authority import COORDINATOR_PERMISSION, attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
 from hitl_compliance.errors import (
@@ -82,6 +82,7 @@ from hitl_compliance.state import ComplianceState, Decision, GateView, merge_met
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
+    "COORDINATOR_PERMISSION",
     "NODES",
     "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",

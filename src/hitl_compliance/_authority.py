@@ -10,6 +10,9 @@ applied; a refused one leaves the thread paused at the same review.
 
 The reviewer of such a decision is the server-authenticated user when the run
 has one (`langgraph_auth_user` in its config), never a name in the resume value.
+A server user holding `COORDINATOR_PERMISSION` is a coordinator driving the
+deployment over the API: its runs are driven, like the in-process
+coordinator's, and apply only decisions the attached store holds claimed.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from hitl_compliance.stores.base import ReviewStore
 
 __all__ = [
     "AUTHORITY_KEY",
+    "COORDINATOR_PERMISSION",
     "AuthoritySlot",
     "DecisionAuthority",
     "authenticated_reviewer",
     "driven",
+    "ready_store",
+    "remote_driven",
     "replayed",
 ]
 
@@ -41,6 +47,17 @@ AUTHORITY_KEY = "__hitl_authority"
 
 AUTH_USER_KEY = "langgraph_auth_user"
 """Where LangGraph Server puts the custom-auth user in a run's `configurable`."""
+
+COORDINATOR_PERMISSION = "hitl:coordinator"
+"""The server permission of a trusted coordinator's service credentials.
+
+A run whose authenticated user holds it is a coordinator's own run (a
+`HitlCoordinator` driving a deployment through `RemoteGraph`): the graph
+records no pause of it and applies only a decision its review store already
+holds claimed, with the reviewer named in the claim. Grant it in the server's
+auth to the coordinator's service token only: anyone holding it can resume a
+review the store holds claimed, never decide one.
+"""
 
 
 class DecisionAuthority(Protocol):
@@ -79,6 +96,14 @@ class DecisionAuthority(Protocol):
         ...
 
 
+async def ready_store(authority: DecisionAuthority) -> ReviewStore:
+    """The authority's review store, set up first where the authority sets it up lazily."""
+    prepare = getattr(authority, "ready", None)
+    if callable(prepare):
+        await prepare()
+    return authority.reviews
+
+
 class AuthoritySlot:
     """The place a coordinator attaches its authority to a compiled graph's nodes.
 
@@ -93,8 +118,42 @@ class AuthoritySlot:
 
 
 def driven(config: RunnableConfig) -> bool:
-    """Whether the coordinator runs this graph itself (its decisions are already claimed)."""
-    return (config.get("configurable") or {}).get(AUTHORITY_KEY) is not None
+    """Whether a coordinator runs this graph itself (its decisions are already claimed).
+
+    In process the coordinator says so with `AUTHORITY_KEY`; over LangGraph
+    Server's API, with service credentials holding `COORDINATOR_PERMISSION`.
+    """
+    in_process = (config.get("configurable") or {}).get(AUTHORITY_KEY) is not None
+    return in_process or remote_driven(config)
+
+
+def _auth_user_field(config: RunnableConfig, name: str) -> Any:
+    user = (config.get("configurable") or {}).get(AUTH_USER_KEY)
+    if user is None:
+        return None
+    if isinstance(user, Mapping):
+        return user.get(name)
+    return getattr(user, name, None)
+
+
+def _permissions(config: RunnableConfig) -> set[str]:
+    found: set[str] = set()
+    for name in ("permissions", "roles"):
+        value = _auth_user_field(config, name)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            found.update(str(v) for v in value)
+    return found
+
+
+def remote_driven(config: RunnableConfig) -> bool:
+    """Whether the server-authenticated user of the run is a trusted coordinator.
+
+    Such a run carries no in-process store: the graph checks its decisions
+    against the review store attached to it (`attach_authority`).
+    """
+    if (config.get("configurable") or {}).get(AUTHORITY_KEY) is not None:
+        return False
+    return COORDINATOR_PERMISSION in _permissions(config)
 
 
 def authenticated_reviewer(config: RunnableConfig) -> Reviewer | None:
@@ -102,25 +161,16 @@ def authenticated_reviewer(config: RunnableConfig) -> Reviewer | None:
 
     LangGraph Server puts the custom-auth user (an object or a mapping with
     `identity` and `permissions`) in `configurable["langgraph_auth_user"]`;
-    its permissions, and any `roles` it carries, are the reviewer's roles.
+    its permissions, and any `roles` it carries, are the reviewer's roles. A
+    trusted coordinator (`COORDINATOR_PERMISSION`) is nobody's reviewer: the
+    reviewer of its decisions is the one the store holds claimed.
     """
-    user = (config.get("configurable") or {}).get(AUTH_USER_KEY)
-    if user is None:
-        return None
-
-    def field(name: str) -> Any:
-        if isinstance(user, Mapping):
-            return user.get(name)
-        return getattr(user, name, None)
-
-    identity = field("identity")
+    identity = _auth_user_field(config, "identity")
     if not isinstance(identity, str) or not identity.strip():
         return None
-    roles: set[str] = set()
-    for name in ("permissions", "roles"):
-        value = field(name)
-        if isinstance(value, (list, tuple, set, frozenset)):
-            roles.update(str(v) for v in value)
+    roles = _permissions(config)
+    if COORDINATOR_PERMISSION in roles:
+        return None
     return Reviewer(identity, roles=frozenset(roles))
 
 

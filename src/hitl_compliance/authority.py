@@ -11,11 +11,11 @@ inside the graph, and is claimed and audited in `reviews`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from hitl_compliance._authority import AuthoritySlot, DecisionAuthority
+from hitl_compliance._authority import COORDINATOR_PERMISSION, AuthoritySlot, DecisionAuthority
 from hitl_compliance._coordination.in_graph import InGraphAuthority, authority_context
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import gates_in, is_gate
@@ -28,7 +28,7 @@ from hitl_compliance.state import Decision
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 
-__all__ = ["attach_authority"]
+__all__ = ["COORDINATOR_PERMISSION", "attach_authority"]
 
 
 def slots_of(graph: Any) -> list[AuthoritySlot]:
@@ -64,6 +64,10 @@ class _SetUpFirst:
     @property
     def reviews(self) -> ReviewStore:
         return self._inner.reviews
+
+    async def ready(self) -> None:
+        """Set the store up (once per event loop); what a trusted coordinator's run needs."""
+        await self._setup()
 
     async def _setup(self) -> None:
         if self._ready is None or self._ready.get_loop() is not asyncio.get_running_loop():
@@ -109,6 +113,8 @@ def attach_authority(
     hooks: Hooks | None = None,
     clock: Callable[[], datetime] | None = None,
     setup: bool = True,
+    sla: timedelta | None = None,
+    sla_by: Mapping[str, timedelta] | None = None,
 ) -> Any:
     """Check, claim and audit every decision on `graph`'s pauses in `reviews`, under `policy`.
 
@@ -130,6 +136,10 @@ def attach_authority(
         clock: The time stamped on decisions (timezone-aware).
         setup: Run `reviews.setup()` (idempotent) before the first decision, for a
             module that cannot await at import.
+        sla: The deadline of every pause the graph records (runs no coordinator
+            drives), as `HitlCoordinator(sla=...)` gives the pauses it records; an
+            SLA worker on the store (`hitl-compliance expire --every`) resolves them.
+        sla_by: Per rule name or severity SLAs, as `HitlCoordinator(sla_by=...)`.
 
     Returns:
         `graph`, for `graph = attach_authority(builder.compile(), ...)`.
@@ -162,7 +172,12 @@ def attach_authority(
         )
     if hooks is not None and not isinstance(hooks, Hooks):
         raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
-    ctx = authority_context(reviews, policy=policy, hooks=hooks, clock=clock)
+    for value in [sla, *(sla_by or {}).values()]:
+        if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+            raise ConfigurationError("sla and sla_by values must be positive timedeltas.")
+    ctx = authority_context(
+        reviews, policy=policy, hooks=hooks, clock=clock, sla=sla, sla_by=sla_by
+    )
     inner = InGraphAuthority(ctx)
     attach(graph, _SetUpFirst(inner) if setup else inner)
     return graph

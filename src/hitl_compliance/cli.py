@@ -8,7 +8,7 @@ hitl-compliance approve THREAD --reviewer ID [--role ROLE ...] [--response TEXT]
                                            [--tool-args JSON]
 hitl-compliance reject THREAD --reason TEXT --reviewer ID [--role ROLE ...]
 hitl-compliance audit [THREAD]             the audit log (--verify the ledger, --export PATH)
-hitl-compliance expire                     resolve reviews past their SLA deadline
+hitl-compliance expire [--every SECONDS]   resolve reviews past their SLA deadline
 hitl-compliance recover                    finish work a crashed process left behind
 ```
 
@@ -31,6 +31,16 @@ The `--app` contract: `function(backend)` receives the opened
 on `backend.checkpointer` and `backend.reviews` (it may be `async def`). The
 CLI then decides reviews with your graph, rules and policy. The default,
 `hitl_compliance._fca:app`, is the FCA scenario of `demo`.
+
+A deployment on LangGraph Server: `--remote URL --graph ID` drives the served
+graph through its API (a `RemoteGraph`) instead of `--app`, with `--backend
+postgresql://...` naming the review store the served graph is attached to. The
+server token is read from `HITL_REMOTE_TOKEN` (sent as `Authorization: Bearer`,
+never printed); it must be the coordinator's service credential, holding
+[`COORDINATOR_PERMISSION`][hitl_compliance.COORDINATOR_PERMISSION].
+`--policy module:attr` names the `ApprovalPolicy` the CLI decides under (the
+deployment's). `expire --every SECONDS` keeps sweeping until stopped: the SLA
+worker of a deployment.
 
 Exit codes: 0 done; 1 the library refused (unknown thread, not authorised,
 already decided, stale, invalid decision) with one line on stderr naming the
@@ -76,7 +86,7 @@ from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sh
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
 from hitl_compliance.rules import RuleResult
 
-__all__ = ["DEFAULT_APP", "DEFAULT_BACKEND", "AppFactory", "main"]
+__all__ = ["DEFAULT_APP", "DEFAULT_BACKEND", "REMOTE_TOKEN_ENV", "AppFactory", "main"]
 
 DEFAULT_BACKEND = "sqlite:///hitl_compliance.db"
 """The backend every command uses unless `--backend` says otherwise (the demo's file)."""
@@ -92,6 +102,9 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 _PROG = "hitl-compliance"
+
+REMOTE_TOKEN_ENV = "HITL_REMOTE_TOKEN"  # noqa: S105 (a variable name, not a secret)
+"""The environment variable holding the bearer token `--remote` authenticates with."""
 
 
 # -- output helpers ----------------------------------------------------------------
@@ -208,6 +221,10 @@ def _command(args: argparse.Namespace, *words: str) -> str:
     app = getattr(args, "app", DEFAULT_APP)
     if app != DEFAULT_APP:
         parts += ["--app", app]
+    if getattr(args, "remote", None):
+        parts += ["--remote", mask_url(args.remote), "--graph", str(args.graph)]
+        if args.policy:
+            parts += ["--policy", args.policy]
     return " ".join(parts)
 
 
@@ -224,10 +241,22 @@ def load_app(spec: str) -> AppFactory:
         ConfigurationError: the spec is malformed, the module does not import, or
             the attribute is missing or not callable.
     """
+    target = _import_target(spec, "--app")
+    if not callable(target):
+        raise ConfigurationError(
+            f"--app {spec!r} names a {type(target).__name__}, not a function taking the backend."
+        )
+    factory: AppFactory = target
+    return factory
+
+
+def _import_target(spec: str, flag: str) -> Any:
+    """The object `module:attr` names (ConfigurationError, naming `flag`, if it does not)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
+        what = "module:function" if flag == "--app" else "module:attr"
         raise ConfigurationError(
-            f"--app {spec!r} is not module:function (for example myservice.review:make_app)."
+            f"{flag} {spec!r} is not {what} (for example myservice.review:make_app)."
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -235,21 +264,16 @@ def load_app(spec: str) -> AppFactory:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # whatever the user's module raises on import
         raise ConfigurationError(
-            f"--app {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+            f"{flag} {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
         ) from exc
     for name in attr.split("."):
         try:
             target = getattr(target, name)
         except AttributeError:
             raise ConfigurationError(
-                f"--app {spec!r}: module {module_name!r} has no attribute {attr!r}."
+                f"{flag} {spec!r}: module {module_name!r} has no attribute {attr!r}."
             ) from None
-    if not callable(target):
-        raise ConfigurationError(
-            f"--app {spec!r} names a {type(target).__name__}, not a function taking the backend."
-        )
-    factory: AppFactory = target
-    return factory
+    return target
 
 
 async def build_coordinator(factory: AppFactory, backend: Backend, spec: str) -> HitlCoordinator:
@@ -587,13 +611,28 @@ def _print_results(results: Sequence[ProcessResult], empty: str) -> None:
 
 
 async def cmd_expire(coord: HitlCoordinator, args: argparse.Namespace) -> int:
-    """Resolve reviews past their deadline by the app's `on_timeout` (reject by default)."""
-    results = await coord.expire_overdue()
-    if args.json:
-        _json(results)
-    else:
-        _print_results(results, "No review is overdue.")
-    return EXIT_OK
+    """Resolve reviews past their deadline by the app's `on_timeout` (reject by default).
+
+    With `--every SECONDS`, sweep again every SECONDS until interrupted (the SLA
+    worker of a deployment); a failed sweep is reported and the next one runs.
+    """
+    every: float | None = getattr(args, "every", None)
+    while True:
+        try:
+            results = await coord.expire_overdue()
+        except Exception as exc:  # a worker outlives one bad sweep (database, server down)
+            if every is None:
+                raise
+            _echo(f"error: sweep failed: {type(exc).__name__}: {_one_line(str(exc))}", err=True)
+            results = []
+        if args.json:
+            _json(results)
+        elif every is None or results:
+            _print_results(results, "No review is overdue.")
+        if every is None:
+            return EXIT_OK
+        sys.stdout.flush()
+        await asyncio.sleep(every)
 
 
 async def cmd_recover(coord: HitlCoordinator, args: argparse.Namespace) -> int:
@@ -750,6 +789,33 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _add_remote(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--remote, --graph and --policy: drive a LangGraph Server deployment."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--remote",
+        metavar="URL",
+        default=default(None),
+        help="drive the graph served by LangGraph Server at URL (token from "
+        f"{REMOTE_TOKEN_ENV}) instead of --app; --backend is the shared review store",
+    )
+    parser.add_argument(
+        "--graph",
+        metavar="ID",
+        default=default(None),
+        help="with --remote: the served graph id (or assistant id)",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="MODULE:ATTR",
+        default=default(None),
+        help="with --remote: the ApprovalPolicy to decide under (or a function returning it)",
+    )
+
+
 def _add_decider(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
         "--reviewer", metavar="ID", required=required, help="who decides (recorded in the audit)"
@@ -761,6 +827,17 @@ def _add_decider(parser: argparse.ArgumentParser, *, required: bool = True) -> N
         default=[],
         help="a role the reviewer holds (repeat for several)",
     )
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type of `--every`: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -803,6 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 refused by the library, 2 usage or configuration error.",
     )
     _add_common(parser, top=True)
+    _add_remote(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -822,6 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pending = sub.add_parser("pending", help="list the reviews awaiting a decision")
     _add_common(pending, top=False)
+    _add_remote(pending, top=False)
     pending.add_argument("--rule", help="only reviews with a finding of this rule")
     _add_decider(pending, required=False)
     pending.add_argument(
@@ -830,12 +909,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="show one thread's review: draft, findings, roles")
     _add_common(show, top=False)
+    _add_remote(show, top=False)
     show.add_argument("thread", metavar="THREAD")
     show.add_argument("--review-id", metavar="ID", help=_REVIEW_ID_HELP)
 
     for kind in _decision_kinds.KINDS:
         decide = sub.add_parser(kind.verb, help=kind.cli_help)
         _add_common(decide, top=False)
+        _add_remote(decide, top=False)
         decide.add_argument("thread", metavar="THREAD")
         decide.add_argument(
             f"--{kind.text.name}",
@@ -861,6 +942,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="print the audit log of a thread (or of everything)")
     _add_common(audit, top=False)
+    _add_remote(audit, top=False)
     audit.add_argument("thread", metavar="THREAD", nargs="?")
     what = audit.add_mutually_exclusive_group()
     what.add_argument(
@@ -876,11 +958,19 @@ def build_parser() -> argparse.ArgumentParser:
         "expire", help="resolve reviews past their SLA deadline (the app's on_timeout)"
     )
     _add_common(expire, top=False)
+    _add_remote(expire, top=False)
+    expire.add_argument(
+        "--every",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="keep sweeping every SECONDS until stopped (a deployment's SLA worker)",
+    )
 
     recover = sub.add_parser(
         "recover", help="finish decisions, turns and hook calls a crashed process left behind"
     )
     _add_common(recover, top=False)
+    _add_remote(recover, top=False)
     return parser
 
 
@@ -900,12 +990,69 @@ async def _run(args: argparse.Namespace) -> int:
                 "demo always runs the built-in FCA scenario; --app applies to the other commands."
             )
         return await run_demo(args.backend, args.style, args)
+    if args.remote is not None:
+        return await _run_remote(args)
     # Import the app before opening the database, so a typo fails fast and touches nothing.
     factory = load_app(args.app)
     _check_database_exists(args)
     async with open_backend(args.backend) as backend:
         coord = await build_coordinator(factory, backend, args.app)
         return await _handler(args.command)(coord, args)
+
+
+def load_policy(spec: str) -> ApprovalPolicy:
+    """The `ApprovalPolicy` `--policy module:attr` names (an instance, or a function returning one).
+
+    Raises:
+        ConfigurationError: the spec does not import or names no policy.
+    """
+    target: Any = _import_target(spec, "--policy")
+    if not isinstance(target, ApprovalPolicy) and callable(target):
+        try:
+            target = target()
+        except Exception as exc:  # the user's function failed: a configuration problem
+            raise ConfigurationError(
+                f"--policy {spec!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    if not isinstance(target, ApprovalPolicy):
+        raise ConfigurationError(
+            f"--policy {spec!r} names a {type(target).__name__}, not an ApprovalPolicy."
+        )
+    return target
+
+
+def remote_graph(url: str, graph_id: str, token: str | None) -> Any:
+    """The `RemoteGraph` of `graph_id` at `url`, authenticated with the bearer `token`."""
+    try:
+        from langgraph.pregel.remote import RemoteGraph
+    except ImportError as exc:  # pragma: no cover - langgraph-sdk is a langgraph dependency
+        raise ConfigurationError(
+            'Driving a deployment needs langgraph-sdk: pip install "hitl-compliance[server]"'
+        ) from exc
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    # api_key="" keeps the SDK from sending a LangSmith key found in the environment.
+    return RemoteGraph(graph_id, url=url, headers=headers, api_key="")
+
+
+async def _run_remote(args: argparse.Namespace) -> int:
+    """A command on the deployment at `--remote`, with the review store at `--backend`."""
+    if not args.graph:
+        raise ConfigurationError("--remote needs --graph ID: the served graph to drive.")
+    if args.app != DEFAULT_APP:
+        raise ConfigurationError(
+            "--remote drives the served graph; --app builds a local one. Give one of them."
+        )
+    policy = None if args.policy is None else load_policy(args.policy)
+    _check_database_exists(args)
+    token = os.environ.get(REMOTE_TOKEN_ENV) or None
+    graph = remote_graph(args.remote, args.graph, token)
+    try:
+        async with open_backend(args.backend) as backend:
+            coord = HitlCoordinator(graph, reviews=backend.reviews, policy=policy)
+            return await _handler(args.command)(coord, args)
+    finally:
+        await graph.client.aclose()
+        graph.sync_client.close()
 
 
 def _handler(command: str) -> Handler:

@@ -28,9 +28,10 @@ from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
 from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
-from hitl_compliance._coordination.driver import check_drivable, driver_for
+from hitl_compliance._coordination.driver import Driver, check_drivable, driver_for
 from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance._coordination.in_graph import InGraphAuthority
+from hitl_compliance._coordination.remote import RemoteDriver, is_remote
 from hitl_compliance.authority import attach
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import protect_stream
@@ -89,6 +90,12 @@ class HitlCoordinator:
             node at any depth (as a node or inside a subgraph), or a `copy()` /
             `with_config()` of either. For a gated graph the coordinator also
             applies [`protect_stream`][hitl_compliance.protect_stream] to it.
+            Or a `langgraph.pregel.remote.RemoteGraph` of either kind served by
+            LangGraph Server: its client must authenticate as a user holding
+            [`COORDINATOR_PERMISSION`][hitl_compliance.COORDINATOR_PERMISSION],
+            the served graph must be attached (`attach_authority`) to the same
+            `reviews` store (PostgreSQL, shared), and thread ids must be ones the
+            server accepts (UUIDs); see the LangGraph Server guide.
         reviews: Where reviews and the audit log live (default: in memory).
             Share one durable store between processes for exactly-once decisions.
         policy: Who may decide which review and how many approvals it needs.
@@ -132,10 +139,11 @@ class HitlCoordinator:
         hooks: Hooks | None = None,
         lease: timedelta = timedelta(seconds=30),
     ) -> None:
-        spec = graph_spec(graph) if is_factory_graph(graph) else None
-        if spec is None:
+        remote = is_remote(graph)
+        spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
+        if spec is None and not remote:
             check_drivable(graph)
-        if graph.checkpointer is None:
+        if not remote and graph.checkpointer is None:
             raise ConfigurationError(
                 "HitlCoordinator needs a graph compiled with a checkpointer: it reads the "
                 "paused state back from checkpoints. Pass checkpointer= to "
@@ -168,9 +176,15 @@ class HitlCoordinator:
             raise ConfigurationError("on_timeout='escalate' needs an sla to set new deadlines.")
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
-        driver = driver_for(graph, spec, store)
-        if spec is None:
-            protect_stream(graph)
+        driver: Driver
+        if remote:
+            # A deployment: the server keeps the checkpoints, and the served graph is
+            # attached to this store (attach_authority) in its own process.
+            driver = RemoteDriver(graph)
+        else:
+            driver = driver_for(graph, spec, store)
+            if spec is None:
+                protect_stream(graph)
         self._ctx = Context(
             graph=graph,
             spec=spec,
@@ -185,9 +199,10 @@ class HitlCoordinator:
             driver=driver,
         )
         register_hooks(store, self._ctx.hooks.names())
-        # Decisions made around this coordinator (a raw resume, a state write, a server
-        # run) pass its checks inside the graph, claimed and audited in its store.
-        attach(graph, InGraphAuthority(self._ctx))
+        if not remote:
+            # Decisions made around this coordinator (a raw resume, a state write, a server
+            # run) pass its checks inside the graph, claimed and audited in its store.
+            attach(graph, InGraphAuthority(self._ctx))
 
     @property
     def graph(self) -> ComplianceGraph:

@@ -75,6 +75,8 @@ from hitl_compliance._authority import (
     DecisionAuthority,
     authenticated_reviewer,
     driven,
+    ready_store,
+    remote_driven,
     replayed,
 )
 from hitl_compliance._builds import BuildRegistry
@@ -583,11 +585,22 @@ async def _record_pause(
 async def _refusal(
     spec: _GateSpec, config: RunnableConfig, outcome: dict[str, Any], decision: Decision
 ) -> str | None:
-    """In a coordinator's run: why `decision` may not be applied, or None if it holds it claimed."""
+    """In a coordinator's run: why `decision` may not be applied, or None if it holds it claimed.
+
+    A coordinator in this process names its store in the run's config; a trusted
+    coordinator driving the deployment over its API shares the store attached here.
+    """
     given = (config.get("configurable") or {}).get(AUTHORITY_KEY)
+    if given is None and remote_driven(config):
+        given = spec.slot.authority or spec.fallback
+        if given is None:
+            return (
+                "refused: a coordinator's run reached a gate with no review store attached "
+                "(attach_authority) to check its decision against."
+            )
     if given is None:
         return None
-    store: ReviewStore = given.reviews
+    store: ReviewStore = await ready_store(given) if remote_driven(config) else given.reviews
     thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
     review = await _held_review(store, thread_id, outcome["review_id"])
     held = None if review is None else review.decision

@@ -34,6 +34,8 @@ from hitl_compliance._authority import (
     DecisionAuthority,
     authenticated_reviewer,
     driven,
+    ready_store,
+    remote_driven,
     replayed,
 )
 from hitl_compliance._builds import BuildRegistry
@@ -47,6 +49,7 @@ from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
     InvalidDecisionError,
+    NotAuthorizedError,
     PauseDisabledError,
     PolicyViolationError,
 )
@@ -532,6 +535,8 @@ async def _decide(
     """
     decider = _decider(spec, config)
     if decider is None:
+        if remote_driven(config):
+            return await _claimed_remotely(spec, state, config, made)
         return made
     thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
     if made.tool_args is not None:
@@ -561,6 +566,51 @@ async def _decide(
     )
 
 
+async def _claimed_remotely(
+    spec: GraphSpec, state: ComplianceState, config: RunnableConfig, made: Decision
+) -> Decision | HitlError:
+    """In a trusted coordinator's server run: `made` if the attached store holds it claimed.
+
+    The coordinator checked and claimed the decision before resuming over the
+    API; the graph applies only that decision, never one it merely carries. The
+    coordinator cannot run a served graph's rules, so an edit is re-checked
+    here: one a `block` rule refuses is not applied (the thread stays paused).
+    """
+    thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
+    if made.approved and made.response is not None and made.response != state.draft_response:
+        edited = state.model_copy(update={"draft_response": made.response})
+        blocked = [r for r in await run_rules(spec.rules, edited) if r.verdict == "block"]
+        if blocked:
+            return PolicyViolationError(
+                f"refused: the edited reply breaks {[f.rule for f in blocked]}: "
+                + "; ".join(f"{f.rule}: {f.reason} {list(f.evidence)}" for f in blocked),
+                thread_id=thread_id,
+                findings=tuple(blocked),
+            )
+    attached = spec.authority.authority
+    if attached is None:
+        return NotAuthorizedError(
+            "A coordinator's run reached a graph with no review store attached "
+            "(attach_authority) to check its decision against; nothing was applied.",
+            thread_id=thread_id,
+        )
+    for review in await (await ready_store(attached)).open_reviews(thread_id):
+        held = review.decision
+        if (
+            review.status == "claimed"
+            and held is not None
+            and held.get("reviewer") == made.reviewer
+            and held.get("approved") == made.approved
+            and held.get("decided_at") == made.to_state()["decided_at"]
+        ):
+            return made
+    return NotAuthorizedError(
+        f"refused: the review of thread {thread_id!r} holds no such claimed decision; "
+        "decide it with HitlCoordinator.approve()/reject() (or the review service).",
+        thread_id=thread_id,
+    )
+
+
 def _route_decision(spec: GraphSpec) -> Callable[..., Awaitable[str]]:
     async def route(state: ComplianceState, config: RunnableConfig) -> str:
         decision = state.decision
@@ -569,7 +619,7 @@ def _route_decision(spec: GraphSpec) -> Callable[..., Awaitable[str]]:
             # "human_approval"): checked and claimed here, while LangGraph has saved
             # nothing yet, so a refusal raises from update_state and changes nothing.
             made = as_decision(decision)
-            if _decider(spec, config) is not None:
+            if _decider(spec, config) is not None or remote_driven(config):
                 decided = await _decide(spec, state, config, made)
                 if isinstance(decided, HitlError):
                     raise decided

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -60,10 +61,27 @@ def _log_tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-40:])
 
 
+POSTGRES_ENV = "HITL_TEST_POSTGRES_DSN"
+SERVER_SLA = timedelta(days=1)
+"""The example deployment's SLA for the pauses its graphs record (`HITL_REVIEW_SLA_SECONDS`)."""
+
+
 @pytest.fixture(scope="session")
-def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The review store the served graphs are attached to (`HITL_REVIEWS_URL`): a SQLite file."""
-    return f"sqlite:///{tmp_path_factory.mktemp('server_reviews') / 'reviews.db'}"
+def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The review store the served graphs are attached to (`HITL_REVIEWS_URL`).
+
+    With `HITL_TEST_POSTGRES_DSN`, a PostgreSQL schema of its own (created for
+    the session, dropped after it), shared by the deployment and the tests'
+    coordinators as in production; without it, a SQLite file both open.
+    """
+    dsn = os.environ.get(POSTGRES_ENV)
+    if not dsn:
+        yield f"sqlite:///{tmp_path_factory.mktemp('server_reviews') / 'reviews.db'}"
+        return
+    from hitl_compliance.testing.databases import postgres_schema
+
+    with postgres_schema(dsn, prefix="hitl_server_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +115,9 @@ def langgraph_server(
         "LANGSMITH_TRACING": "false",
         "PYTHONUNBUFFERED": "1",
         "HITL_REVIEWS_URL": server_reviews_url,
+        # Pauses the graphs record themselves get a deadline a day away: no test's
+        # sweep (as of minutes later at most) reaches it.
+        "HITL_REVIEW_SLA_SECONDS": str(SERVER_SLA.total_seconds()),
     }
     argv = [cli, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--config", "langgraph.json"]

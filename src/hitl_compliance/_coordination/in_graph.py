@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 from hitl_compliance._coordination import hooks
@@ -24,6 +25,7 @@ from hitl_compliance._coordination.decisions import (
     final_decision,
     outcome_payload,
 )
+from hitl_compliance._coordination.sla import sla_for
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     HitlError,
@@ -69,7 +71,12 @@ class InGraphAuthority:
 
         A thread whose open review belongs to an earlier checkpoint (its state was
         written to since it paused) keeps that review: decisions are claimed on it.
+        With an SLA (`attach_authority(sla=...)`), the review gets its deadline, so
+        an SLA worker sweeping the store expires it.
         """
+        due = sla_for(self._ctx, list(review.violations))
+        if due is not None and review.deadline is None:
+            review = review.model_copy(update={"deadline": review.requested_at + due})
         try:
             await self._ctx.reviews.open_review(review, owner=None)
         except ThreadBusyError:
@@ -203,6 +210,8 @@ def authority_context(
     policy: ApprovalPolicy | None = None,
     hooks: Hooks | None = None,
     clock: Callable[[], datetime] | None = None,
+    sla: timedelta | None = None,
+    sla_by: Mapping[str, timedelta] | None = None,
 ) -> Context:
     """A coordinator's context without a graph: what the checks inside the graph need."""
     return Context(
@@ -212,8 +221,8 @@ def authority_context(
         policy=policy or AllowAllPolicy(),
         clock=clock or _utcnow,
         lease=timedelta(seconds=30),
-        sla=None,
-        sla_by={},
+        sla=sla,
+        sla_by=MappingProxyType(dict(sla_by or {})),
         on_timeout="reject",
         hooks=hooks or Hooks(),
         driver=_NoDriver(),  # type: ignore[arg-type]

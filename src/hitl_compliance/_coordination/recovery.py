@@ -16,6 +16,7 @@ from typing import Any
 
 from hitl_compliance._coordination import decisions, hooks, sla, turns
 from hitl_compliance._coordination.context import Context, checkpoint_id, config_for
+from hitl_compliance._coordination.remote import missing_thread
 from hitl_compliance.models import ProcessResult
 
 __all__ = ["RECOVER_ACTOR", "audit_recovery", "recover"]
@@ -54,7 +55,14 @@ async def recover(ctx: Context) -> list[ProcessResult]:
         ):
             continue
         config = config_for(turn.thread_id)
-        snapshot = await ctx.graph.aget_state(config)
+        try:
+            snapshot = await ctx.graph.aget_state(config)
+        except Exception as exc:
+            if not missing_thread(exc):
+                raise
+            # A deployment's thread the dead turn never created: nothing ran.
+            await ctx.reviews.end_turn(turn.thread_id, owner=owner)
+            continue
         if "checkpoint_id" not in snapshot.config.get("configurable", {}):
             # Died before the graph's first checkpoint: nothing ran, nothing to finish.
             await ctx.reviews.end_turn(turn.thread_id, owner=owner)
