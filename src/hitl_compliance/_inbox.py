@@ -24,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
+from hitl_compliance._authority import authenticated_reviewer
 from hitl_compliance.state import Decision
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "fit_to_call",
     "human_interrupt",
     "inbox_decision",
+    "signed_by_server_user",
 ]
 
 INBOX_REVIEWER = "agent-inbox"
@@ -314,3 +318,17 @@ def _retyped(value: Any, original: Any) -> Any:
         and isinstance(parsed, dict) == isinstance(original, dict)
     )
     return parsed if same_kind else value
+
+
+def signed_by_server_user(decision: Decision, config: RunnableConfig) -> Decision:
+    """An inbox answer made by the run's authenticated user, where the run has one.
+
+    Only the placeholder [`INBOX_REVIEWER`][hitl_compliance._inbox.INBOX_REVIEWER]
+    is replaced; an attached authority replaces any name anyway.
+    """
+    if decision.reviewer != INBOX_REVIEWER or decision.metadata.get("via") is None:
+        return decision
+    user = authenticated_reviewer(config)
+    if user is None:
+        return decision
+    return decision.model_copy(update={"reviewer": user.id, "roles": sorted(user.roles)})

@@ -88,7 +88,12 @@ from hitl_compliance._gate_items import (
     plain_calls,
     waiting,
 )
-from hitl_compliance._inbox import describe, fit_to_call, human_interrupt
+from hitl_compliance._inbox import (
+    describe,
+    fit_to_call,
+    human_interrupt,
+    signed_by_server_user,
+)
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -734,7 +739,8 @@ def _approval_node(spec: _GateSpec) -> Any:
                 index += 1  # refused (and recorded) when it first arrived
                 continue
             index += 1
-            made = fit_to_call(as_decision(value), _call_under_review(outcome))
+            answer = signed_by_server_user(as_decision(value), config)
+            made = fit_to_call(answer, _call_under_review(outcome))
             decided = made if isinstance(made, str) else await _decide(spec, config, outcome, made)
             if not isinstance(decided, str):
                 # Recorded now, not when the wave ends: the other reviews of the wave

@@ -41,7 +41,7 @@ from hitl_compliance._drafting import (
     run_drafter,
     turn_conversation,
 )
-from hitl_compliance._inbox import describe, human_interrupt
+from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
 from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
@@ -480,7 +480,8 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
                 index += 1  # refused (and recorded) when it first arrived
                 continue
             index += 1
-            decided = await _decide(spec, state, config, as_decision(value))
+            answer = signed_by_server_user(as_decision(value), config)
+            decided = await _decide(spec, state, config, answer)
             if isinstance(decided, Decision):
                 return {"decision": decided.to_state()}
             payload = review_payload(state, refused=str(decided))

@@ -180,6 +180,16 @@ class TestResponses:
         assert held["reviewer"] == INBOX_REVIEWER
         assert held["metadata"]["via"] == "agent-inbox"
 
+    async def test_server_user_signs_the_answer(self, kind: str) -> None:
+        """On LangGraph Server the authenticated user, not the placeholder, is the reviewer."""
+        graph, _ = await STARTS[kind]()
+        user = {"identity": "alice@bank", "permissions": ["compliance_officer"]}
+        config = {"configurable": {**CONFIG["configurable"], "langgraph_auth_user": user}}
+        out = await graph.ainvoke(Command(resume=[{"type": "accept", "args": None}]), config)
+        held = out["compliance"]["decision"] if kind == "gate" else out["decision"]
+        assert held["reviewer"] == "alice@bank"
+        assert held["roles"] == ["compliance_officer"]
+
     async def test_tool_call_edit_keeps_argument_types(self) -> None:
         """An inbox edit types text into a number field; the tool runs with the number."""
         bank = Bank()
