@@ -348,3 +348,15 @@ class TestAsDecision:
         assert made.tool_args == {"a": 1}
         assert made.response is None
         assert made.metadata["action"] == "transfer"
+
+    def test_only_the_placeholder_is_signed_by_the_server_user(self) -> None:
+        """A decision that names its reviewer keeps it; an inbox answer takes the server user."""
+        from hitl_compliance._inbox import signed_by_server_user
+
+        user = {"identity": "alice@bank", "permissions": ["officer"]}
+        config: Any = {"configurable": {"langgraph_auth_user": user}}
+        inbox = as_decision([{"type": "accept", "args": None}])
+        assert signed_by_server_user(inbox, config).reviewer == "alice@bank"
+        assert signed_by_server_user(inbox, {"configurable": {}}).reviewer == INBOX_REVIEWER
+        named = inbox.model_copy(update={"reviewer": "bob@bank", "metadata": {}})
+        assert signed_by_server_user(named, config).reviewer == "bob@bank"
