@@ -43,7 +43,11 @@ _KEYS = {
     "approve": frozenset({"type", "reviewer"}),
     "edit": frozenset({"type", "edited_action", "reviewer"}),
     "reject": frozenset({"type", "message", "reviewer"}),
+    "respond": frozenset({"type", "message", "reviewer"}),
 }
+REPLY_ACTION = "Reply to customer"
+"""The action name a pause of reply text shows (as `hitl_compliance._inbox` does): an edit
+of it edits the reply (`args["reply"]`), not a tool call's arguments."""
 
 
 def is_hitl_response(value: Any) -> bool:
@@ -88,13 +92,14 @@ def hitl_decision(value: Mapping[str, Any]) -> dict[str, Any]:
     else:
         decision = value
     kind = decision.get("type")
-    if kind == "respond":
-        raise ValueError(
-            "'respond' answers in place of the tool, which a compliance review does not "
-            "do: approve, edit or reject (a rejection's 'message' is what the model reads)"
-        )
     if kind not in _KEYS:
-        raise ValueError(f"a decision's type is 'approve', 'edit' or 'reject', got {kind!r}")
+        raise ValueError(
+            f"a decision's type is 'approve', 'edit', 'reject' or 'respond', got {kind!r}"
+        )
+    if kind == "respond" and not (
+        isinstance(decision.get("message"), str) and decision["message"].strip()
+    ):
+        raise ValueError("a 'respond' decision carries its message (a rejection's reason)")
     extra = decision.keys() - _KEYS[kind]
     if extra:
         raise ValueError(f"unknown keys {sorted(extra)} in a {kind!r} decision")
@@ -104,10 +109,10 @@ def hitl_decision(value: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(reviewer, str):
         raise ValueError("'reviewer' names the reviewer: a str")
     fields: dict[str, Any] = {
-        "approved": kind != "reject",
+        "approved": kind not in ("reject", "respond"),
         "reviewer": reviewer,
         "decided_at": datetime.now(timezone.utc),
-        "metadata": {DECISION_TYPE: kind},
+        "metadata": {DECISION_TYPE: kind, "via": "langchain-hitl", "response_type": kind},
     }
     if kind == "edit":
         action = decision["edited_action"]
@@ -115,9 +120,17 @@ def hitl_decision(value: Mapping[str, Any]) -> dict[str, Any]:
         args = action.get("args") if isinstance(action, Mapping) else None
         if not isinstance(name, str) or not isinstance(args, Mapping):
             raise ValueError("an edit's edited_action is {'name': str, 'args': {...}}")
-        fields["tool_args"] = dict(args)
-        fields["metadata"] = {DECISION_TYPE: kind, EDITED_TOOL: name}
-    if kind == "reject":
+        if name == REPLY_ACTION:
+            reply = args.get("reply")
+            if set(args) != {"reply"} or not isinstance(reply, str):
+                raise ValueError(
+                    f"an edit of the reply is {{'name': {name!r}, 'args': {{'reply': str}}}}"
+                )
+            fields["response"] = reply
+        else:
+            fields["tool_args"] = dict(args)
+            fields["metadata"] = {**fields["metadata"], EDITED_TOOL: name, "action": name}
+    if kind in ("reject", "respond"):
         message = decision.get("message")
         if message is not None and not isinstance(message, str):
             raise ValueError("a rejection's message is a str")

@@ -233,7 +233,10 @@ class StaleReviewError(HitlError):
     """The paused state differs from what the reviewer saw (`expected`): reload and re-check.
 
     Raised when `approve(..., expected=...)` names a draft hash or checkpoint id
-    that is not the current review's. Nothing changed.
+    that is not the current review's, and when `approve()` meets a thread that
+    was ended around its review (`update_state(..., as_node="__end__")`, Agent
+    Inbox's "Mark as resolved"): nothing can be delivered there; `reject()`
+    closes such a review. Nothing changed.
     """
 
     def __init__(

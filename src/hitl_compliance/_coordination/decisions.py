@@ -48,6 +48,7 @@ from hitl_compliance.errors import (
     InvalidDecisionError,
     NotAuthorizedError,
     PolicyViolationError,
+    StaleReviewError,
 )
 from hitl_compliance.models import ProcessResult, ReviewRecord, Vote, sha256_text
 from hitl_compliance.policy import Reviewer, as_reviewer
@@ -344,11 +345,49 @@ async def resume_claimed(
     try:
         # Looked up by name at call time: a crash test replaces `resume` to die here.
         pos = await resume(ctx, review, made)
+    except Exception:
+        if await _untouched(ctx, review):
+            await ctx.reviews.release(review.review_id, claim_id=claim_id)
+            raise
+        ended = await _ended_around(ctx, review)
+        if ended is None:
+            raise
+        if made.approved:
+            await ctx.reviews.release(review.review_id, claim_id=claim_id)
+            raise StaleReviewError(
+                f"Thread {review.thread_id!r} was ended around review {review.review_id!r} "
+                "(update_state(..., as_node='__end__'), as Agent Inbox's 'Mark as resolved' "
+                "does): nothing can be delivered from it. Reject the review to close it, "
+                "or start a new turn.",
+                thread_id=review.thread_id,
+                expected=review.checkpoint_id,
+                actual=ended.checkpoint_id,
+            ) from None
+        # A rejection delivers nothing: record it, and the review is closed.
+        return await record(ctx, review, claim_id, made, ended, at=at)
     except BaseException:
         if await _untouched(ctx, review):
             await ctx.reviews.release(review.review_id, claim_id=claim_id)
         raise
     return await record(ctx, review, claim_id, made, pos, at=at)
+
+
+async def _ended_around(ctx: Context, review: ReviewRecord) -> Position | None:
+    """The thread's position when someone ended it with `update_state(as_node=END)`, else None.
+
+    That leaves a final checkpoint written by an update (no next node, no task)
+    after the pause; a crash mid-resume leaves the paused checkpoint itself, or
+    a loop checkpoint with work left, so it is never mistaken for this.
+    """
+    try:
+        pos = await ctx.driver.position(review.thread_id)
+    except Exception:
+        return None
+    snapshot = pos.snapshot
+    source = None if snapshot is None else (snapshot.metadata or {}).get("source")
+    if pos.next or pos.tasks or source != "update":
+        return None
+    return None if review.checkpoint_id.startswith(pos.checkpoint_id) else pos
 
 
 async def resume(ctx: Context, review: ReviewRecord, made: Decision) -> Position:
