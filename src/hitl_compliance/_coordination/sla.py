@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from hitl_compliance import _validate
 from hitl_compliance._coordination import decisions, hooks
 from hitl_compliance._coordination.context import Context, paused_result
-from hitl_compliance.errors import AlreadyDecidedError, ThreadBusyError
+from hitl_compliance.errors import AlreadyDecidedError, HitlError, ThreadBusyError
 from hitl_compliance.models import ProcessResult, ReviewRecord, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
@@ -84,6 +84,15 @@ async def expire_overdue(ctx: Context, now: datetime | None = None) -> list[Proc
             continue  # another sweeper, or a reviewer, got there first
         except ThreadBusyError:
             continue  # another review of its thread is being decided: the next sweep
+        except HitlError as exc:
+            # One review that cannot be resolved (its thread changed outside the
+            # coordinator, a deployment refused it) never holds up the others.
+            logger.warning(
+                "SLA sweep: review %s of thread %s not resolved: %s",
+                review.review_id,
+                review.thread_id,
+                exc,
+            )
     return results
 
 
