@@ -201,7 +201,9 @@ class TestExtraction:
     def test_skips_are_rare(self) -> None:
         """Most examples run: at most a handful of blocks across the docs are skipped."""
         skipped = [b for p in pages() for b in python_blocks(p) if b.skip is not None]
-        assert len(skipped) <= 3, [(_page_id(b.page), b.line, b.skip) for b in skipped]
+        # rules.md (a fragment), notebooks.md (pandas, IPython), langgraph-server.md (needs a
+        # deployment; tests/server/test_remote_coordinator.py runs the same against one).
+        assert len(skipped) <= 4, [(_page_id(b.page), b.line, b.skip) for b in skipped]
 
 
 README = ROOT / "README.md"
