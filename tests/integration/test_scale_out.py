@@ -90,9 +90,11 @@ async def test_two_coordinators_and_raw_resumes_race_on_200_threads(
         # No caller was told it won a review another won. (A raw resume returns the
         # thread's state whoever won; it counts as won only when that outcome is its own.)
         assert sum(r["won"] for r in reports) <= THREADS, reports
-        assert [r["won"] for r in reports[:2]] == [
-            winners.get(f"coordinator{i}", 0) for i in (0, 1)
-        ]
+        # A coordinator is never told it won a review it lost. (It may be told it lost one
+        # it won: a raw resume racing on the thread can finish and record its claimed
+        # decision first, and its own record() then finds the review completed.)
+        for i in (0, 1):
+            assert reports[i]["won"] <= winners.get(f"coordinator{i}", 0), (reports, winners)
         assert sum(winners.values()) == THREADS
         print(f"winners by process: {winners}; attempts per process: {reports}")
     assert len(counter.read_text().splitlines()) == THREADS  # each draft once
