@@ -38,7 +38,6 @@ __all__ = [
     "driven",
     "ready_store",
     "remote_driven",
-    "replayed",
 ]
 
 AUTHORITY_KEY = "__hitl_authority"
@@ -172,27 +171,3 @@ def authenticated_reviewer(config: RunnableConfig) -> Reviewer | None:
     if COORDINATOR_PERMISSION in roles:
         return None
     return Reviewer(identity, roles=frozenset(roles))
-
-
-def replayed(config: RunnableConfig, index: int) -> bool:
-    """Whether the `index`-th `interrupt()` of this task returned a value answered before.
-
-    A node that pauses again after refusing a resume value is re-executed from
-    the top on the next resume, and LangGraph replays the earlier values to its
-    earlier `interrupt()` calls: those were refused (and recorded) already. A
-    value is replayed when a later one is saved, or a new one waits for a later
-    call. (The last saved value with nothing after it is processed again: the
-    node died before finishing, and the checks are idempotent.)
-    """
-    scratchpad = (config.get("configurable") or {}).get("__pregel_scratchpad")
-    resume = getattr(scratchpad, "resume", None)
-    if not isinstance(resume, list):
-        return False
-    if len(resume) > index + 1:
-        return True
-    peek = getattr(scratchpad, "get_null_resume", None)
-    if len(resume) != index + 1 or not callable(peek):
-        return False
-    # LangGraph appends the new value it hands out to `resume`; a saved one differs.
-    waiting = peek(False)
-    return waiting is not None and resume[index] is not waiting

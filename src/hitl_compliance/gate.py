@@ -27,8 +27,8 @@ State contract (what the gate reads and writes in the parent graph):
   `response_metadata["hitl_compliance"]`.
 
 Both pause styles of [`build_compliance_graph`][hitl_compliance.build_compliance_graph]
-exist here too. `command_resume` pauses with `interrupt(payload,
-response_schema=DECISION_RESUME)`: LangGraph refuses a resume value that is not a
+exist here too. `command_resume` pauses with `interrupt()` and a `response_schema` (see
+`hitl_compliance._pause`): LangGraph refuses a resume value that is not a
 [`Decision`][hitl_compliance.Decision] before it saves it, so a bad value can
 never poison the thread. `interrupt_before` stops before the gate's
 `human_approval` node; a decision written there with `update_state(...,
@@ -50,6 +50,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from typing import Annotated, Any, Literal, Protocol, TypeAlias, cast
 
 from langchain_core.messages import (
@@ -65,7 +66,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.constants import TAG_HIDDEN, TAG_NOSTREAM
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, Send, StateSnapshot, interrupt
+from langgraph.types import Command, Send, StateSnapshot
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
 
@@ -77,7 +78,6 @@ from hitl_compliance._authority import (
     driven,
     ready_store,
     remote_driven,
-    replayed,
 )
 from hitl_compliance._builds import BuildRegistry
 from hitl_compliance._gate_items import (
@@ -96,6 +96,7 @@ from hitl_compliance._inbox import (
     human_interrupt,
     signed_by_server_user,
 )
+from hitl_compliance._pause import ask, replayed
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -105,7 +106,7 @@ from hitl_compliance.errors import (
 )
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets
-from hitl_compliance.state import DECISION_RESUME, Decision, GateView, as_decision
+from hitl_compliance.state import Decision, GateView
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 
@@ -759,19 +760,18 @@ def _approval_node(spec: _GateSpec) -> Any:
                 "update_state(config, {...}, as_node='human_approval') or use "
                 "HitlCoordinator.approve()/reject(); ainvoke(None) alone decides nothing."
             )
-        payload = review_payload(outcome)
         index = 0
+        shown = outcome
         while True:
             # Every resume value is validated by LangGraph before it is saved; one the
             # checks refuse is answered with a new pause, never an exception (which
             # would poison the thread with the saved value).
-            value = interrupt(payload, response_schema=DECISION_RESUME)
+            answer = ask(partial(review_payload, shown), config, index)
             if replayed(config, index):
                 index += 1  # refused (and recorded) when it first arrived
                 continue
             index += 1
-            answer = signed_by_server_user(as_decision(value), config)
-            made = fit_to_call(answer, _call_under_review(outcome))
+            made = fit_to_call(signed_by_server_user(answer, config), _call_under_review(outcome))
             decided = made if isinstance(made, str) else await _decide(spec, config, outcome, made)
             if not isinstance(decided, str):
                 # Recorded now, not when the wave ends: the other reviews of the wave
@@ -779,7 +779,7 @@ def _approval_node(spec: _GateSpec) -> Any:
                 # parallel task of it has ended.
                 await _complete(spec, config, [decided])
                 return {DECIDED_KEY: {str(outcome["current"]): decided}}
-            payload = review_payload({**outcome, "refused": decided})
+            shown = {**outcome, "refused": decided}
 
     return human_approval
 

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Literal, TypeAlias
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -27,7 +28,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphInterrupt
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import interrupt
 
 from hitl_compliance._authority import (
     AuthoritySlot,
@@ -36,7 +36,6 @@ from hitl_compliance._authority import (
     driven,
     ready_store,
     remote_driven,
-    replayed,
 )
 from hitl_compliance._builds import BuildRegistry
 from hitl_compliance._drafting import (
@@ -46,6 +45,7 @@ from hitl_compliance._drafting import (
     turn_conversation,
 )
 from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
+from hitl_compliance._pause import ask, replayed
 from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
@@ -61,7 +61,7 @@ from hitl_compliance.platform import (
     require_checkpointer,
 )
 from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
-from hitl_compliance.state import DECISION_RESUME, ComplianceState, Decision, as_decision
+from hitl_compliance.state import ComplianceState, Decision, as_decision
 
 __all__ = [
     "NODES",
@@ -465,19 +465,19 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
                     "writing agent_response / is_compliant into the state)."
                 )
             return {}
-        payload = review_payload(state)
         decider = _decider(spec, config)
         if decider is not None:
             # A pause no coordinator drives (a server run, a script): recorded here,
             # once, so a coordinator on the store lists it and its decision is claimable.
             await decider.record_pause(_pause_review(state, config))
         index = 0
+        refused: str | None = None
         while True:
-            # response_schema: LangGraph validates a resume value before it saves it, so
-            # an invalid one (from any caller) is refused and can never poison the thread;
-            # one the checks refuse is answered with a new pause, never an exception.
+            # An invalid resume value (from any caller) is refused before LangGraph saves
+            # it, so it can never poison the thread; one the checks refuse is answered
+            # with a new pause, never an exception.
             try:
-                value = interrupt(payload, response_schema=DECISION_RESUME)
+                answer = ask(partial(review_payload, state, refused=refused), config, index)
             except GraphInterrupt:
                 if index == 0 and _written_around(state):
                     raise InvalidDecisionError(
@@ -491,11 +491,10 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
                 index += 1  # refused (and recorded) when it first arrived
                 continue
             index += 1
-            answer = signed_by_server_user(as_decision(value), config)
-            decided = await _decide(spec, state, config, answer)
+            decided = await _decide(spec, state, config, signed_by_server_user(answer, config))
             if isinstance(decided, Decision):
                 return {"decision": decided.to_state()}
-            payload = review_payload(state, refused=str(decided))
+            refused = str(decided)
 
     if _ASYNC_INTERRUPT:
         return human_approval

@@ -14,12 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
-    TypeAdapter,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -212,21 +209,6 @@ class Decision(BaseModel):
         return data
 
 
-def _compact_schema(node: Any) -> Any:
-    """A JSON schema without `$ref`s, `$defs` or prose (pydantic cannot embed refs as is)."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return {}
-        return {
-            k: _compact_schema(v)
-            for k, v in node.items()
-            if k not in {"$defs", "description", "title"} or not isinstance(v, (str, dict))
-        }
-    if isinstance(node, list):
-        return [_compact_schema(v) for v in node]
-    return node
-
-
 SEED_RESUME_KEYS = frozenset({"approved_response", "agent_metadata"})
 """The resume shape of the hand-written graphs this library grew from."""
 
@@ -280,16 +262,3 @@ def _seed_decision(value: Mapping[str, Any]) -> Decision:
         metadata=metadata,
         decided_at=datetime.now(timezone.utc),
     )
-
-
-DECISION_RESUME: Any = Annotated[
-    Any,
-    BeforeValidator(as_decision),
-    WithJsonSchema({"title": "Decision", **_compact_schema(TypeAdapter(Decision).json_schema())}),
-]
-"""The `response_schema` of every pause the library makes: a resume value must be a
-[`Decision`][hitl_compliance.Decision] (LangGraph refuses any other before saving it).
-
-LangGraph rebuilds the schema it shows with each interrupt; a precomputed
-one makes that cheap (about 0.6 ms instead of 3 ms per pause).
-"""
