@@ -30,23 +30,17 @@ __all__ = ["RESUME_SCHEMA", "DecisionResume", "ask", "replayed"]
 
 RESUME_SCHEMA: dict[str, Any] = {
     "title": "Decision",
-    "description": (
-        "A hitl_compliance Decision. A LangChain HITLResponse or an Agent Inbox "
-        "response is accepted too."
-    ),
     "type": "object",
     "required": ["approved", "reviewer", "decided_at"],
-    "properties": {
-        "approved": {"type": "boolean"},
-        "reviewer": {"type": "string"},
-        "response": {"type": ["string", "null"]},
-        "reason": {"type": ["string", "null"]},
-        "decided_at": {"type": "string", "format": "date-time"},
-        "tool_args": {"type": ["object", "null"]},
-    },
+    "description": (
+        "A hitl_compliance Decision: approved (bool), reviewer, decided_at (ISO 8601), "
+        "and response (the approved text, edited or not) or reason (a rejection's); its "
+        "full JSON schema is Decision.model_json_schema(). A LangChain HITLResponse or "
+        "an Agent Inbox response is accepted too."
+    ),
 }
-"""The `response_schema` a pause shows: the fields a reviewer fills (the full model
-is [`Decision`][hitl_compliance.Decision]); the shapes read as decisions are described."""
+"""The `response_schema` a pause shows. Flat on purpose: LangGraph deep-copies it into
+every checkpoint event of a run, and a nested schema cost more than the pause itself."""
 
 
 class DecisionResume(RootModel[Decision]):
