@@ -138,7 +138,7 @@ def describe(
 
 def _fence(text: str, info: str = "") -> str:
     """`text` in a fenced block longer than any backtick run inside it."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    longest = _longest_backtick_run(text)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{text}\n{fence}"
 
@@ -146,15 +146,24 @@ def _fence(text: str, info: str = "") -> str:
 def _code(text: str) -> str:
     """`text` as one inline code span (newlines folded), whatever backticks it holds."""
     flat = " ".join(text.split())
-    longest = max((len(m) for m in re.findall(r"`+", flat)), default=0)
-    ticks = "`" * (longest + 1)
+    ticks = "`" * (_longest_backtick_run(flat) + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{ticks}{pad}{flat}{pad}{ticks}"
 
 
+def _longest_backtick_run(text: str) -> int:
+    if "`" not in text:  # the usual case: no scan
+        return 0
+    return max(len(m) for m in _BACKTICKS.findall(text))
+
+
+_BACKTICKS = re.compile(r"`+")
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]<>#|])")
+
+
 def _plain(text: str) -> str:
     """A rule's reason on one line, Markdown punctuation escaped."""
-    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", " ".join(text.split()))
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
 
 
 def inbox_decision(value: Any) -> Decision | None:

@@ -2,12 +2,13 @@
 
 LangGraph validates a resume value against the pause's `response_schema` before
 it saves it, so an invalid one (from any caller) is refused and can never
-poison the thread. It also rebuilds the JSON schema it shows with each pause
-and copies it into every checkpoint event: the schema shown is a short,
-precomputed one ([`RESUME_SCHEMA`][]), and a call that can only pause passes it
-as a dict (nothing to validate, nothing to regenerate). A call that may receive
-a value passes [`DecisionResume`][], which validates it as a
-[`Decision`][hitl_compliance.Decision].
+poison the thread. A call that may receive a value passes [`DecisionResume`][],
+which validates it as a [`Decision`][hitl_compliance.Decision]. A call that can
+only pause passes none: LangGraph would rebuild the JSON schema at each pause
+and deep-copy it into every checkpoint event of the run (1 % of a whole
+pause-approve cycle for even a flat schema), and the payload's `description`
+already says what answers a review. (Where the scratchpad cannot be read, the
+validating call pauses and shows the flat [`RESUME_SCHEMA`][].)
 
 The node's scratchpad (`__pregel_scratchpad`) is read defensively: where it
 cannot be read, every call takes the validating path.
@@ -39,8 +40,8 @@ RESUME_SCHEMA: dict[str, Any] = {
         "an Agent Inbox response is accepted too."
     ),
 }
-"""The `response_schema` a pause shows. Flat on purpose: LangGraph deep-copies it into
-every checkpoint event of a run, and a nested schema cost more than the pause itself."""
+"""The JSON schema of [`DecisionResume`][]: flat, the fields a reviewer fills (the full
+one is `Decision.model_json_schema()`)."""
 
 
 class DecisionResume(RootModel[Decision]):
@@ -72,12 +73,16 @@ def _scratchpad(config: RunnableConfig) -> tuple[list[Any], Callable[[bool], Any
     return resume, peek
 
 
-def ask(payload: Callable[[], Any], config: RunnableConfig, index: int) -> Decision:
+def ask(
+    payload: Callable[[], Any], config: RunnableConfig, index: int, *, alone: bool = False
+) -> Decision:
     """The decision answering this task's `index`-th pause; raises `GraphInterrupt` to pause.
 
     `index` is how many times this task called `interrupt()` before (LangGraph
     matches resume values to calls by that count). `payload` builds what the
-    pause shows; it is built only when the call may pause.
+    pause shows; it is built only when the call may pause. `alone`: no other
+    task of the step can pause (a factory graph's approval step), so a waiting
+    resume value is this call's.
     """
     pad = _scratchpad(config)
     if pad is not None:
@@ -88,8 +93,10 @@ def ask(payload: Callable[[], Any], config: RunnableConfig, index: int) -> Decis
         # LangGraph's peek still shows a new value once handed out (and appended to
         # `resume`); another task may have taken it too, so only "none" is certain.
         if waiting is None or any(saved is waiting for saved in resume):
-            interrupt(payload(), response_schema=RESUME_SCHEMA)
+            interrupt(payload())
             raise AssertionError("interrupt() returned with no resume value")  # pragma: no cover
+        if alone:
+            return interrupt(None, response_schema=DecisionResume).root
     return interrupt(payload(), response_schema=DecisionResume).root
 
 

@@ -477,7 +477,9 @@ def _approval_node(spec: GraphSpec) -> Callable[..., Any]:
             # it, so it can never poison the thread; one the checks refuse is answered
             # with a new pause, never an exception.
             try:
-                answer = ask(partial(review_payload, state, refused=refused), config, index)
+                answer = ask(
+                    partial(review_payload, state, refused=refused), config, index, alone=True
+                )
             except GraphInterrupt:
                 if index == 0 and _written_around(state):
                     raise InvalidDecisionError(
