@@ -294,13 +294,17 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
         "python -m benchmarks --write-docs        # full run, rewrites this page",
         "python -m benchmarks --smoke             # seconds: proves everything runs",
         "python -m benchmarks --only cycle --output /tmp/cycle.json",
+        "python -m benchmarks.instructions       # instructions per cycle (valgrind): noise-free",
         "```",
         "",
         "Results go to `.benchmarks/results.json`; `python -m benchmarks --from-json "
         "FILE --write-docs` re-renders this page without running anything. Each "
         "Postgres benchmark works in a schema of its own "
         "(`?options=-csearch_path%3D<schema>`), dropped at the end; SQLite files "
-        "live in a temporary directory.",
+        "live in a temporary directory. Timed ratios on a shared machine move between "
+        "runs; `benchmarks.instructions` counts the CPU instructions of one in-memory "
+        "cycle per side under valgrind, which repeat to within about 0.3 %, to tell a real "
+        "change in the library's own work from noise.",
         "",
         "## Machine and versions",
         "",

@@ -156,3 +156,22 @@ class TestSmokeRun:
         assert "| Backend | Concurrent threads |" in page
         assert "| Backend | Threads |" in page
         assert "| Variant |" in page
+
+
+@pytest.mark.parametrize("side", ["library", "raw"])
+def test_instruction_count_child_runs_cycles(side: str) -> None:
+    """The process `benchmarks.instructions` counts under valgrind runs and delivers its cycles.
+
+    (valgrind itself is not needed here: the count is a measurement, not a test.)
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--child", side, "command_resume", "3"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "delivered 3"
