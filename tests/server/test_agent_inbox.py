@@ -9,28 +9,20 @@ resolved", `threads.update_state(thread, None, as_node="__end__")`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from hitl_compliance._inbox import IGNORED_REASON, INBOX_REVIEWER, REPLY_ACTION, REPLY_ARG
 from tests import agent_inbox
+from tests.server._helpers import EDITED, RISKY_QUESTION, RISKY_REPLY, turn_input
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
-QUESTION = "Should I buy this fund?"
-RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
-EDITED = "Every fund carries risk; please speak to one of our advisers."
 RESPONSE = "We never promise returns."
 OFFICER = "alice@bank"
-
-INPUTS: dict[str, dict[str, Any]] = {
-    "compliance": {"customer_message": QUESTION},
-    "gated_agent": {"messages": [{"role": "user", "content": QUESTION}]},
-}
 
 
 def factory_outcome(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
@@ -52,35 +44,10 @@ OUTCOMES: dict[str, Callable[[dict[str, Any]], tuple[str | None, dict[str, Any] 
 }
 
 
-@pytest.fixture(params=sorted(INPUTS))
-def graph_id(request: pytest.FixtureRequest) -> str:
-    """Each graph of the example deployment: the factory graph and the gated agent."""
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """The inbox's client: authenticated as the compliance officer."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": "Bearer officer-token"}
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def agent(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """The support agent's client, which starts the turns."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": "Bearer agent-token"}
-    ) as client:
-        yield client
-
-
 async def paused_turn(agent: LangGraphClient, graph_id: str) -> str:
     """A risky turn on a new thread, run to its pause; its thread id."""
     thread = await agent.threads.create()
-    await agent.runs.wait(thread["thread_id"], graph_id, input=INPUTS[graph_id])
+    await agent.runs.wait(thread["thread_id"], graph_id, input=turn_input(graph_id, RISKY_QUESTION))
     return str(thread["thread_id"])
 
 
