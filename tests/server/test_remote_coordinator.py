@@ -27,6 +27,7 @@ import pytest_asyncio
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from langgraph.pregel.remote import RemoteGraph
+from langgraph.types import Command
 from langgraph_sdk.client import LangGraphClient
 
 from hitl_compliance import (
@@ -45,6 +46,7 @@ from tests.server._helpers import (
     POLICY,
     RISKY_QUESTION,
     RISKY_REPLY,
+    decision,
     events,
     new_thread,
     reply_of,
@@ -59,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ALICE = Reviewer("alice@bank", roles=frozenset({"reviewer", "compliance_officer"}))
 BOB = Reviewer("bob@bank", roles=frozenset({"reviewer"}))
+CAROL = Reviewer("carol@bank", roles=frozenset({"compliance_officer"}))
 
 
 Make = Callable[..., HitlCoordinator]
@@ -201,6 +204,40 @@ class TestDecide:
         thread = await officer.threads.get(thread_id)
         assert reply_of(graph_id, thread["values"]) == RISKY_REPLY
         assert [e for e, _ in await events(coord, thread_id)] == ["paused", "approved"]
+
+    async def test_a_client_resume_run_first_leaves_the_claimed_decision_applied(
+        self,
+        make: Make,
+        officer: LangGraphClient,
+        graph_id: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A client's resume that the server runs between the coordinator's read and its run.
+
+        The client's decision is refused (the review is claimed) and the thread
+        pauses again; the coordinator's resume, sent after it read the thread,
+        still applies the claimed decision (it answers the pause now waiting).
+        """
+        coord = make(graph_id)
+        thread_id = await new_thread(officer)
+        await coord.process(thread_id, RISKY_QUESTION)
+        graph = coord.graph
+        sent = graph.ainvoke
+
+        async def client_first(value: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(value, Command):
+                await officer.runs.wait(
+                    thread_id, graph_id, command={"resume": decision(approved=False)}
+                )
+            return await sent(value, *args, **kwargs)
+
+        monkeypatch.setattr(graph, "ainvoke", client_first)
+        result = await coord.approve(thread_id, reviewer=CAROL, response=EDITED)
+        assert (result.status, result.agent_response) == ("completed", EDITED)
+        thread = await officer.threads.get(thread_id)
+        assert thread["status"] == "idle"
+        assert reply_of(graph_id, thread["values"]) == EDITED
+        assert await events(coord, thread_id) == [("paused", "system"), ("approved", "carol@bank")]
 
     async def test_coordinator_token_cannot_apply_an_unclaimed_decision(
         self, make: Make, langgraph_server: str, graph_id: str
