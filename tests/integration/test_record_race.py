@@ -33,16 +33,6 @@ from tests.integration.worker import RISKY, make_graph
 Resume = Callable[[Context, ReviewRecord, Decision], Awaitable[Position]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL of each backend kind."""
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'reviews.db'}"
-    return str(request.getfixturevalue("postgres_dsn"))
-
-
 @dataclass
 class Race:
     """A paused thread, its coordinator, and the graph a raw resume drives."""
@@ -83,9 +73,9 @@ class Race:
 
 
 @pytest_asyncio.fixture
-async def race(url: str, tmp_path: Path) -> AsyncIterator[Race]:
+async def race(backend_url: str, tmp_path: Path) -> AsyncIterator[Race]:
     """A thread paused by its coordinator, whose graph has the in-graph authority attached."""
-    async with open_backend(url) as backend:
+    async with open_backend(backend_url) as backend:
         graph = make_graph(backend.checkpointer, "command_resume", tmp_path / "drafts")
         coord = HitlCoordinator(graph, reviews=backend.reviews)
         thread = f"race-{uuid.uuid4().hex}"
