@@ -98,6 +98,21 @@ def reply_of(graph_id: str, values: dict[str, Any]) -> str | None:
     return str(last["content"]) if last["type"] == "ai" else None
 
 
+def outcome_of(graph_id: str, values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """What the thread delivered, and the decision the graph applied (None: none applied).
+
+    The factory graph keeps the decision in its state; the gated agent's rides on
+    the cleared reply the gate appends (`response_metadata["hitl_compliance"]`).
+    """
+    reply = reply_of(graph_id, values)
+    if graph_id == "compliance":
+        decision: dict[str, Any] | None = values.get("decision")
+        return reply, decision
+    last = values["messages"][-1]
+    summary = (last.get("response_metadata") or {}).get("hitl_compliance") or {}
+    return reply, summary.get("decision")
+
+
 async def new_thread(client: LangGraphClient) -> str:
     """A thread the server creates, with the UUID it assigns."""
     thread = await client.threads.create()

@@ -101,6 +101,21 @@ def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
+def server_postgres_url(server_reviews_url: str) -> str:
+    """The deployment's review store when it is PostgreSQL; else the test skips (fails in CI).
+
+    Several processes deciding at once (coordinators, the server's workers) need
+    the store whose claims hold across processes, as in production.
+    """
+    if server_reviews_url.startswith("postgres"):
+        return server_reviews_url
+    reason = f"{POSTGRES_ENV} is not set: the deployment's review store is a SQLite file"
+    if os.environ.get("HITL_REQUIRE_POSTGRES"):
+        pytest.fail(f"HITL_REQUIRE_POSTGRES is set (CI) but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
 def langgraph_server(
     tmp_path_factory: pytest.TempPathFactory, server_reviews_url: str
 ) -> Iterator[str]:

@@ -9,7 +9,6 @@ resolved", `threads.update_state(thread, None, as_node="__end__")`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,31 +16,12 @@ from langgraph_sdk.client import LangGraphClient
 
 from hitl_compliance._inbox import IGNORED_REASON, INBOX_REVIEWER, REPLY_ACTION, REPLY_ARG
 from tests import agent_inbox
-from tests.server._helpers import EDITED, RISKY_QUESTION, RISKY_REPLY, turn_input
+from tests.server._helpers import EDITED, RISKY_QUESTION, RISKY_REPLY, outcome_of, turn_input
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
 RESPONSE = "We never promise returns."
 OFFICER = "alice@bank"
-
-
-def factory_outcome(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    decision: dict[str, Any] | None = values.get("decision")
-    return values.get("agent_response"), decision
-
-
-def agent_outcome(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    last = values["messages"][-1]
-    reply = str(last["content"]) if last["type"] == "ai" else None
-    # The gate's outcome rides on the cleared reply it appends.
-    summary = (last.get("response_metadata") or {}).get("hitl_compliance") or {}
-    return reply, summary.get("decision")
-
-
-OUTCOMES: dict[str, Callable[[dict[str, Any]], tuple[str | None, dict[str, Any] | None]]] = {
-    "compliance": factory_outcome,
-    "gated_agent": agent_outcome,
-}
 
 
 async def paused_turn(agent: LangGraphClient, graph_id: str) -> str:
@@ -117,7 +97,7 @@ class TestAnswers:
         thread = await send(officer, thread_id, graph_id, answer)
         assert thread["status"] == "idle"
         assert thread["interrupts"] == {}
-        reply, decision = OUTCOMES[graph_id](thread["values"])
+        reply, decision = outcome_of(graph_id, thread["values"])
         assert decision is not None
         # The server's authenticated user replaces the inbox's placeholder.
         assert decision["reviewer"] == OFFICER
@@ -149,7 +129,7 @@ class TestAnswers:
         state = await officer.threads.get_state(thread_id)
         assert [len(task["interrupts"]) for task in state["tasks"]] == [1]
         thread = await send(officer, thread_id, graph_id, [{"type": "accept", "args": None}])
-        assert OUTCOMES[graph_id](thread["values"])[0] == RISKY_REPLY
+        assert outcome_of(graph_id, thread["values"])[0] == RISKY_REPLY
 
 
 class TestMarkAsResolved:
@@ -169,7 +149,7 @@ class TestMarkAsResolved:
         thread = dict(await officer.threads.get(thread_id))
         assert thread["status"] == "idle"
         assert thread["interrupts"] == {}
-        reply, decision = OUTCOMES[graph_id](thread["values"])
+        reply, decision = outcome_of(graph_id, thread["values"])
         assert decision is None
         if graph_id == "compliance":
             assert reply is None
