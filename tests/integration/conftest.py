@@ -36,3 +36,13 @@ def postgres_dsn(postgres_base_dsn: str) -> Iterator[str]:
 def sqlite_path(tmp_path: Path) -> Path:
     """A fresh SQLite database file path in the test's temporary directory."""
     return tmp_path / "reviews.db"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of each backend kind: in memory, a fresh SQLite file, the test Postgres schema."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'reviews.db'}"
+    return str(request.getfixturevalue("postgres_dsn"))

@@ -71,6 +71,7 @@ async def test_two_coordinators_and_raw_resumes_race_on_200_threads(
 
         outcomes = 0
         winners: dict[str, int] = {}
+        by_graph = 0
         for thread in threads:
             rows = await coord.audit_log(thread)
             decided = [r for r in rows if r.event in ("approved", "rejected")]
@@ -78,6 +79,8 @@ async def test_two_coordinators_and_raw_resumes_race_on_200_threads(
             outcomes += 1
             process = decided[0].actor.split("-")[0]
             winners[process] = winners.get(process, 0) + 1
+            if process.startswith("coordinator") and decided[0].payload.get("via") == "graph":
+                by_graph += 1  # a raw resume ran this coordinator's claimed decision first
             state = await graph.aget_state({"configurable": {"thread_id": thread}})
             assert state.next == (), (thread, state.next)
             assert state.values["metadata"]["reviewer"] == decided[0].actor
@@ -90,11 +93,14 @@ async def test_two_coordinators_and_raw_resumes_race_on_200_threads(
         # No caller was told it won a review another won. (A raw resume returns the
         # thread's state whoever won; it counts as won only when that outcome is its own.)
         assert sum(r["won"] for r in reports) <= THREADS, reports
-        # A coordinator is never told it won a review it lost. (It may be told it lost one
-        # it won: a raw resume racing on the thread can finish and record its claimed
-        # decision first, and its own record() then finds the review completed.)
+        # Each coordinator is told it won exactly the reviews it won, even those whose
+        # outcome a racing raw resume recorded first under its claim (complete is
+        # idempotent for the claim that completed the review).
         for i in (0, 1):
-            assert reports[i]["won"] <= winners.get(f"coordinator{i}", 0), (reports, winners)
+            assert reports[i]["won"] == winners.get(f"coordinator{i}", 0), (reports, winners)
         assert sum(winners.values()) == THREADS
-        print(f"winners by process: {winners}; attempts per process: {reports}")
+        print(
+            f"winners by process: {winners} ({by_graph} coordinator wins recorded by the "
+            f"graph first); attempts per process: {reports}"
+        )
     assert len(counter.read_text().splitlines()) == THREADS  # each draft once

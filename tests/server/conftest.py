@@ -4,6 +4,11 @@ The server runs from the `langgraph` command named by `HITL_LANGGRAPH_CLI` (a
 separate environment: `pip install -e ".[server]"`, as CI does) or, without it,
 from this interpreter's environment when `langgraph-cli[inmem]` is installed
 there. Neither: the tests skip, or fail when `HITL_REQUIRE_SERVER` is set (CI).
+
+The fixtures every server test module shares are here too: each served graph
+(`graph_id`), the shared review store (`store`), and SDK clients authenticated
+as the officer, the trainee and the agent (`tests/server/_helpers.py` holds
+the tokens, texts and shapes).
 """
 
 from __future__ import annotations
@@ -19,11 +24,22 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from langgraph_sdk.client import LangGraphClient
+
+from hitl_compliance import ReviewStore, review_store
+from tests.server._helpers import (
+    AGENT_TOKEN,
+    GRAPH_IDS,
+    OFFICER_TOKEN,
+    TRAINEE_TOKEN,
+    sdk_client,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "langgraph_server"
 CLI_ENV = "HITL_LANGGRAPH_CLI"
@@ -82,6 +98,21 @@ def server_reviews_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
     with postgres_schema(dsn, prefix="hitl_server_") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def server_postgres_url(server_reviews_url: str) -> str:
+    """The deployment's review store when it is PostgreSQL; else the test skips (fails in CI).
+
+    Several processes deciding at once (coordinators, the server's workers) need
+    the store whose claims hold across processes, as in production.
+    """
+    if server_reviews_url.startswith("postgres"):
+        return server_reviews_url
+    reason = f"{POSTGRES_ENV} is not set: the deployment's review store is a SQLite file"
+    if os.environ.get("HITL_REQUIRE_POSTGRES"):
+        pytest.fail(f"HITL_REQUIRE_POSTGRES is set (CI) but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -146,3 +177,42 @@ def langgraph_server(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
+
+
+@pytest.fixture(params=GRAPH_IDS)
+def graph_id(request: pytest.FixtureRequest) -> str:
+    """Each graph of the example deployment: the factory graph and the gated agent."""
+    name: str = request.param
+    return name
+
+
+@pytest_asyncio.fixture
+async def store(server_reviews_url: str) -> AsyncIterator[ReviewStore]:
+    """The review store the served graphs are attached to, opened from this process."""
+    reviews = review_store(server_reviews_url)
+    await reviews.setup()
+    try:
+        yield reviews
+    finally:
+        await reviews.aclose()
+
+
+@pytest_asyncio.fixture
+async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
+    """An SDK client authenticated as the compliance officer, alice@bank."""
+    async with sdk_client(langgraph_server, OFFICER_TOKEN) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def trainee(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
+    """A reviewer the server lets resume runs, whom the graph's policy does not let approve."""
+    async with sdk_client(langgraph_server, TRAINEE_TOKEN) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def agent(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
+    """An SDK client authenticated as the support agent (may run, may not decide)."""
+    async with sdk_client(langgraph_server, AGENT_TOKEN) as client:
+        yield client

@@ -9,78 +9,25 @@ resolved", `threads.update_state(thread, None, as_node="__end__")`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from hitl_compliance._inbox import IGNORED_REASON, INBOX_REVIEWER, REPLY_ACTION, REPLY_ARG
 from tests import agent_inbox
+from tests.server._helpers import EDITED, RISKY_QUESTION, RISKY_REPLY, outcome_of, turn_input
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
-QUESTION = "Should I buy this fund?"
-RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
-EDITED = "Every fund carries risk; please speak to one of our advisers."
 RESPONSE = "We never promise returns."
 OFFICER = "alice@bank"
-
-INPUTS: dict[str, dict[str, Any]] = {
-    "compliance": {"customer_message": QUESTION},
-    "gated_agent": {"messages": [{"role": "user", "content": QUESTION}]},
-}
-
-
-def factory_outcome(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    decision: dict[str, Any] | None = values.get("decision")
-    return values.get("agent_response"), decision
-
-
-def agent_outcome(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    last = values["messages"][-1]
-    reply = str(last["content"]) if last["type"] == "ai" else None
-    # The gate's outcome rides on the cleared reply it appends.
-    summary = (last.get("response_metadata") or {}).get("hitl_compliance") or {}
-    return reply, summary.get("decision")
-
-
-OUTCOMES: dict[str, Callable[[dict[str, Any]], tuple[str | None, dict[str, Any] | None]]] = {
-    "compliance": factory_outcome,
-    "gated_agent": agent_outcome,
-}
-
-
-@pytest.fixture(params=sorted(INPUTS))
-def graph_id(request: pytest.FixtureRequest) -> str:
-    """Each graph of the example deployment: the factory graph and the gated agent."""
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """The inbox's client: authenticated as the compliance officer."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": "Bearer officer-token"}
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def agent(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """The support agent's client, which starts the turns."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": "Bearer agent-token"}
-    ) as client:
-        yield client
 
 
 async def paused_turn(agent: LangGraphClient, graph_id: str) -> str:
     """A risky turn on a new thread, run to its pause; its thread id."""
     thread = await agent.threads.create()
-    await agent.runs.wait(thread["thread_id"], graph_id, input=INPUTS[graph_id])
+    await agent.runs.wait(thread["thread_id"], graph_id, input=turn_input(graph_id, RISKY_QUESTION))
     return str(thread["thread_id"])
 
 
@@ -150,7 +97,7 @@ class TestAnswers:
         thread = await send(officer, thread_id, graph_id, answer)
         assert thread["status"] == "idle"
         assert thread["interrupts"] == {}
-        reply, decision = OUTCOMES[graph_id](thread["values"])
+        reply, decision = outcome_of(graph_id, thread["values"])
         assert decision is not None
         # The server's authenticated user replaces the inbox's placeholder.
         assert decision["reviewer"] == OFFICER
@@ -182,7 +129,7 @@ class TestAnswers:
         state = await officer.threads.get_state(thread_id)
         assert [len(task["interrupts"]) for task in state["tasks"]] == [1]
         thread = await send(officer, thread_id, graph_id, [{"type": "accept", "args": None}])
-        assert OUTCOMES[graph_id](thread["values"])[0] == RISKY_REPLY
+        assert outcome_of(graph_id, thread["values"])[0] == RISKY_REPLY
 
 
 class TestMarkAsResolved:
@@ -202,7 +149,7 @@ class TestMarkAsResolved:
         thread = dict(await officer.threads.get(thread_id))
         assert thread["status"] == "idle"
         assert thread["interrupts"] == {}
-        reply, decision = OUTCOMES[graph_id](thread["values"])
+        reply, decision = outcome_of(graph_id, thread["values"])
         assert decision is None
         if graph_id == "compliance":
             assert reply is None

@@ -12,127 +12,33 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from hitl_compliance import ReviewStore, review_store
+from hitl_compliance import ReviewStore
+from tests.server._helpers import (
+    EDITED,
+    RISKY_QUESTION,
+    RISKY_REPLY,
+    SAFE_QUESTION,
+    SAFE_REPLY,
+    decision,
+    events,
+    reply_of,
+    turn_input,
+)
 from tests.server.conftest import EXAMPLE
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
-OFFICER = "officer-token"
-TRAINEE = "trainee-token"
-AGENT = "agent-token"
-RISKY_QUESTION = "Should I buy this fund?"
-SAFE_QUESTION = "Where is my new card?"
-RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
-SAFE_REPLY = "Your new card is on its way; it should arrive within five working days."
-EDITED = "Every fund carries risk; please speak to one of our advisers."
-REJECTED = "A compliance officer has withheld this reply."
-
-
-def decision(
-    *, approved: bool, response: str | None = None, reviewer: str = "alice@bank"
-) -> dict[str, Any]:
-    """A reviewer's resume value, as a client of the server sends it.
-
-    One place builds it, so when the gate asks more of a decision from a caller
-    that is not the coordinator (the server's authenticated user, say) only this
-    changes.
-    """
-    value: dict[str, Any] = {
-        "approved": approved,
-        "reviewer": reviewer,
-        "decided_at": datetime.now(timezone.utc).isoformat(),
-    }
-    if response is not None:
-        value["response"] = response
-    if not approved:
-        value["reason"] = "promises returns"
-    return value
-
-
-def factory_input(text: str) -> dict[str, Any]:
-    return {"customer_message": text}
-
-
-def agent_input(text: str) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}]}
-
-
-def factory_reply(values: dict[str, Any]) -> str | None:
-    reply: str | None = values.get("agent_response")
-    return reply
-
-
-def agent_reply(values: dict[str, Any]) -> str | None:
-    last = values["messages"][-1]
-    return str(last["content"]) if last["type"] == "ai" else None
-
-
-GRAPHS: dict[str, tuple[Callable[[str], dict[str, Any]], Callable[[dict[str, Any]], Any]]] = {
-    "compliance": (factory_input, factory_reply),
-    "gated_agent": (agent_input, agent_reply),
-}
-
-
-@pytest.fixture(params=sorted(GRAPHS))
-def graph_id(request: pytest.FixtureRequest) -> str:
-    """Each graph of the example deployment: the factory graph and the gated agent."""
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """An SDK client authenticated as the compliance officer."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": f"Bearer {OFFICER}"}
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def trainee(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """A reviewer the server lets resume runs, whom the graph's policy does not let approve."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": f"Bearer {TRAINEE}"}
-    ) as client:
-        yield client
-
-
-@pytest_asyncio.fixture
-async def store(server_reviews_url: str) -> AsyncIterator[ReviewStore]:
-    """The review store the served graphs record to, opened from this process."""
-    reviews = review_store(server_reviews_url)
-    await reviews.setup()
-    try:
-        yield reviews
-    finally:
-        await reviews.aclose()
-
-
-@pytest.fixture
-async def agent(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    """An SDK client authenticated as the support agent (may run, may not decide)."""
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": f"Bearer {AGENT}"}
-    ) as client:
-        yield client
-
 
 async def ask(client: LangGraphClient, graph_id: str, text: str) -> dict[str, Any]:
     """Run one turn on a new thread (the server assigns its id); return the thread."""
-    make_input, _ = GRAPHS[graph_id]
     thread = await client.threads.create()
-    await client.runs.wait(thread["thread_id"], graph_id, input=make_input(text))
+    await client.runs.wait(thread["thread_id"], graph_id, input=turn_input(graph_id, text))
     return dict(await client.threads.get(thread["thread_id"]))
 
 
@@ -167,7 +73,7 @@ class TestPause:
         if graph_id == "compliance":
             # Nothing delivered yet. (The agent's state holds the model's draft as
             # its last message while paused: the gate reads it there.)
-            assert factory_reply(thread["values"]) is None
+            assert reply_of(graph_id, thread["values"]) is None
 
     async def test_clean_reply_is_delivered_without_pause(
         self, agent: LangGraphClient, graph_id: str
@@ -176,8 +82,7 @@ class TestPause:
         thread = await ask(agent, graph_id, SAFE_QUESTION)
         assert thread["status"] == "idle"
         assert thread["interrupts"] == {}
-        _, reply_of = GRAPHS[graph_id]
-        assert reply_of(thread["values"]) == SAFE_REPLY
+        assert reply_of(graph_id, thread["values"]) == SAFE_REPLY
 
 
 class TestDecide:
@@ -190,8 +95,7 @@ class TestDecide:
             officer, paused["thread_id"], graph_id, decision(approved=True, response=EDITED)
         )
         assert thread["status"] == "idle"
-        _, reply_of = GRAPHS[graph_id]
-        assert reply_of(thread["values"]) == EDITED
+        assert reply_of(graph_id, thread["values"]) == EDITED
 
     async def test_rejection_withholds_the_draft(
         self, agent: LangGraphClient, officer: LangGraphClient, graph_id: str
@@ -200,8 +104,7 @@ class TestDecide:
         paused = await ask(agent, graph_id, RISKY_QUESTION)
         thread = await decide(officer, paused["thread_id"], graph_id, decision(approved=False))
         assert thread["status"] == "idle"
-        _, reply_of = GRAPHS[graph_id]
-        assert reply_of(thread["values"]) != RISKY_REPLY
+        assert reply_of(graph_id, thread["values"]) != RISKY_REPLY
         if graph_id == "compliance":
             assert thread["values"]["is_compliant"] is False
 
@@ -226,8 +129,7 @@ class TestDecide:
         assert [len(task["interrupts"]) for task in state["tasks"]] == [1]
         thread = await decide(officer, thread_id, graph_id, decision(approved=True))
         assert thread["status"] == "idle"
-        _, reply_of = GRAPHS[graph_id]
-        assert reply_of(thread["values"]) == RISKY_REPLY
+        assert reply_of(graph_id, thread["values"]) == RISKY_REPLY
 
     async def test_agent_may_not_resume(self, agent: LangGraphClient, graph_id: str) -> None:
         """The example's auth answers 403 when a non-officer sends a resume command."""
@@ -239,10 +141,6 @@ class TestDecide:
         assert refused.value.response.status_code == 403
         thread = await agent.threads.get(paused["thread_id"])
         assert thread["status"] == "interrupted"
-
-
-async def events(store: ReviewStore, thread_id: str) -> list[tuple[str, str]]:
-    return [(row.event, row.actor) for row in await store.audit_log(thread_id)]
 
 
 class TestServerDecisionsPassTheChecks:
@@ -265,8 +163,7 @@ class TestServerDecisionsPassTheChecks:
         thread_id = paused["thread_id"]
         value = decision(approved=True, response=EDITED, reviewer="mallory@elsewhere")
         thread = await decide(officer, thread_id, graph_id, value)
-        _, reply_of = GRAPHS[graph_id]
-        assert reply_of(thread["values"]) == EDITED
+        assert reply_of(graph_id, thread["values"]) == EDITED
         assert await events(store, thread_id) == [("paused", "system"), ("approved", "alice@bank")]
         row = (await store.audit_log(thread_id))[-1]
         assert (row.payload["delivered"], row.payload["via"]) == (EDITED, "graph")
@@ -314,8 +211,7 @@ class TestServerDecisionsPassTheChecks:
         outcomes = [e for e, _ in await events(store, thread_id) if e in ("approved", "rejected")]
         assert len(outcomes) == 1
         thread = await officer.threads.get(thread_id)
-        _, reply_of = GRAPHS[graph_id]
-        delivered = reply_of(thread["values"])
+        delivered = reply_of(graph_id, thread["values"])
         assert (delivered == RISKY_REPLY) == (outcomes == ["approved"])
 
 

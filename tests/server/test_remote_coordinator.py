@@ -27,7 +27,7 @@ import pytest_asyncio
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from langgraph.pregel.remote import RemoteGraph
-from langgraph_sdk import get_client
+from langgraph.types import Command
 from langgraph_sdk.client import LangGraphClient
 
 from hitl_compliance import (
@@ -37,75 +37,31 @@ from hitl_compliance import (
     NotAuthorizedError,
     Reviewer,
     ReviewStore,
-    RoleBasedPolicy,
-    review_store,
 )
 from hitl_compliance.coordinator import SLA_ACTOR
 from hitl_compliance.fastapi import create_review_router
+from tests.server._helpers import (
+    COORDINATOR_TOKEN,
+    EDITED,
+    POLICY,
+    RISKY_QUESTION,
+    RISKY_REPLY,
+    decision,
+    events,
+    new_thread,
+    reply_of,
+    sdk_client,
+    turn_input,
+)
 from tests.server.conftest import SERVER_SLA
 
 pytestmark = [pytest.mark.server, pytest.mark.once]
 
 ROOT = Path(__file__).resolve().parents[2]
-COORDINATOR = "coordinator-token"
-OFFICER = "officer-token"
-AGENT = "agent-token"
-RISKY_QUESTION = "Should I buy this fund?"
-RISKY_REPLY = "Buy the Global Equity Fund: guaranteed returns of 8% a year."
-EDITED = "Every fund carries risk; please speak to one of our advisers."
-
-POLICY = RoleBasedPolicy(rule_roles={"guarantee": "compliance_officer"})
-"""The deployment's policy (examples/langgraph_server/graphs.py), also the CLI's `--policy`."""
 
 ALICE = Reviewer("alice@bank", roles=frozenset({"reviewer", "compliance_officer"}))
 BOB = Reviewer("bob@bank", roles=frozenset({"reviewer"}))
-
-
-def agent_input(text: str) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}]}
-
-
-def reply_of(graph_id: str, values: dict[str, Any]) -> str | None:
-    """What the thread delivered: the factory's `agent_response`, the agent's last AI message."""
-    if graph_id == "compliance":
-        reply: str | None = values.get("agent_response")
-        return reply
-    last = values["messages"][-1]
-    return str(last["content"]) if last["type"] == "ai" else None
-
-
-@pytest.fixture(params=["compliance", "gated_agent"])
-def graph_id(request: pytest.FixtureRequest) -> str:
-    """Each graph of the example deployment: the factory graph and the gated agent."""
-    name: str = request.param
-    return name
-
-
-@pytest_asyncio.fixture
-async def store(server_reviews_url: str) -> AsyncIterator[ReviewStore]:
-    """The review store the served graphs are attached to, opened from this process."""
-    reviews = review_store(server_reviews_url)
-    await reviews.setup()
-    try:
-        yield reviews
-    finally:
-        await reviews.aclose()
-
-
-@pytest.fixture
-async def officer(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": f"Bearer {OFFICER}"}
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def agent(langgraph_server: str) -> AsyncIterator[LangGraphClient]:
-    async with get_client(
-        url=langgraph_server, headers={"Authorization": f"Bearer {AGENT}"}
-    ) as client:
-        yield client
+CAROL = Reviewer("carol@bank", roles=frozenset({"compliance_officer"}))
 
 
 Make = Callable[..., HitlCoordinator]
@@ -120,7 +76,7 @@ async def make(langgraph_server: str, store: ReviewStore) -> AsyncIterator[Make]
         graph = RemoteGraph(
             graph_id,
             url=langgraph_server,
-            headers={"Authorization": f"Bearer {COORDINATOR}"},
+            headers={"Authorization": f"Bearer {COORDINATOR_TOKEN}"},
             api_key="",
         )
         graphs.append(graph)
@@ -132,18 +88,6 @@ async def make(langgraph_server: str, store: ReviewStore) -> AsyncIterator[Make]
             await graph.client.aclose()
         if graph.sync_client is not None:
             graph.sync_client.close()
-
-
-async def new_thread(client: LangGraphClient) -> str:
-    """A thread the server creates, with the UUID it assigns."""
-    thread = await client.threads.create()
-    thread_id = str(thread["thread_id"])
-    uuid.UUID(thread_id)
-    return thread_id
-
-
-async def events(coord: HitlCoordinator, thread_id: str) -> list[tuple[str, str]]:
-    return [(row.event, row.actor) for row in await coord.audit_log(thread_id)]
 
 
 class TestProcess:
@@ -248,12 +192,7 @@ class TestDecide:
         """A pause of an ordinary client's run is listed, and decided by the coordinator."""
         coord = make(graph_id)
         thread_id = await new_thread(agent)
-        make_input: dict[str, Any] = (
-            {"customer_message": RISKY_QUESTION}
-            if graph_id == "compliance"
-            else agent_input(RISKY_QUESTION)
-        )
-        await agent.runs.wait(thread_id, graph_id, input=make_input)
+        await agent.runs.wait(thread_id, graph_id, input=turn_input(graph_id, RISKY_QUESTION))
         listed = [p for p in await coord.pending() if p.thread_id == thread_id]
         assert len(listed) == 1
         assert listed[0].draft_response == RISKY_REPLY
@@ -265,6 +204,40 @@ class TestDecide:
         thread = await officer.threads.get(thread_id)
         assert reply_of(graph_id, thread["values"]) == RISKY_REPLY
         assert [e for e, _ in await events(coord, thread_id)] == ["paused", "approved"]
+
+    async def test_a_client_resume_run_first_leaves_the_claimed_decision_applied(
+        self,
+        make: Make,
+        officer: LangGraphClient,
+        graph_id: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A client's resume that the server runs between the coordinator's read and its run.
+
+        The client's decision is refused (the review is claimed) and the thread
+        pauses again; the coordinator's resume, sent after it read the thread,
+        still applies the claimed decision (it answers the pause now waiting).
+        """
+        coord = make(graph_id)
+        thread_id = await new_thread(officer)
+        await coord.process(thread_id, RISKY_QUESTION)
+        graph = coord.graph
+        sent = graph.ainvoke
+
+        async def client_first(value: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(value, Command):
+                await officer.runs.wait(
+                    thread_id, graph_id, command={"resume": decision(approved=False)}
+                )
+            return await sent(value, *args, **kwargs)
+
+        monkeypatch.setattr(graph, "ainvoke", client_first)
+        result = await coord.approve(thread_id, reviewer=CAROL, response=EDITED)
+        assert (result.status, result.agent_response) == ("completed", EDITED)
+        thread = await officer.threads.get(thread_id)
+        assert thread["status"] == "idle"
+        assert reply_of(graph_id, thread["values"]) == EDITED
+        assert await events(coord, thread_id) == [("paused", "system"), ("approved", "carol@bank")]
 
     async def test_coordinator_token_cannot_apply_an_unclaimed_decision(
         self, make: Make, langgraph_server: str, graph_id: str
@@ -278,9 +251,7 @@ class TestDecide:
             "reviewer": "alice@bank",
             "decided_at": datetime.now(timezone.utc).isoformat(),
         }
-        async with get_client(
-            url=langgraph_server, headers={"Authorization": f"Bearer {COORDINATOR}"}
-        ) as client:
+        async with sdk_client(langgraph_server, COORDINATOR_TOKEN) as client:
             run = await client.runs.create(thread_id, graph_id, command={"resume": value})
             await client.runs.join(thread_id, run["run_id"])
             thread = await client.threads.get(thread_id)
@@ -370,7 +341,7 @@ class TestRecoverAndSla:
 
 
 def cli(
-    server: str, reviews_url: str, graph_id: str, *argv: str, token: str = COORDINATOR
+    server: str, reviews_url: str, graph_id: str, *argv: str, token: str = COORDINATOR_TOKEN
 ) -> subprocess.CompletedProcess[str]:
     """`hitl-compliance ARGV --remote SERVER --graph GRAPH --backend REVIEWS` in a subprocess."""
     env = {**os.environ, "HITL_REMOTE_TOKEN": token, "PYTHONPATH": _pythonpath()}
@@ -405,7 +376,7 @@ class TestCli:
         assert shown.returncode == 0, shown.stderr
         assert RISKY_REPLY in shown.stdout
 
-        policy = "--policy", "tests.server.test_remote_coordinator:POLICY"
+        policy = "--policy", "tests.server._helpers:POLICY"
         refused = await run("approve", first, "--reviewer", "bob@bank", *policy)
         assert refused.returncode == 1
         assert "NotAuthorizedError" in refused.stderr
@@ -429,7 +400,7 @@ class TestCli:
         expired = await run("expire")
         assert expired.returncode == 0, expired.stderr
         for done in (listed, shown, refused, approved, rejected, recovered, expired):
-            assert COORDINATOR not in done.stdout + done.stderr
+            assert COORDINATOR_TOKEN not in done.stdout + done.stderr
 
     async def test_remote_needs_a_graph(
         self, langgraph_server: str, server_reviews_url: str
@@ -460,7 +431,7 @@ class TestSlaWorker:
         coord = make(graph_id, sla=timedelta(seconds=1))
         thread_id = await new_thread(officer)
         await coord.process(thread_id, RISKY_QUESTION)
-        env = {**os.environ, "HITL_REMOTE_TOKEN": COORDINATOR, "PYTHONPATH": _pythonpath()}
+        env = {**os.environ, "HITL_REMOTE_TOKEN": COORDINATOR_TOKEN, "PYTHONPATH": _pythonpath()}
         argv = [sys.executable, "-m", "hitl_compliance", "expire", "--every", "0.5"]
         argv += ["--remote", langgraph_server, "--graph", graph_id]
         argv += ["--backend", server_reviews_url]
@@ -480,7 +451,7 @@ class TestSlaWorker:
         finally:
             worker.terminate()
             out, err = await asyncio.wait_for(worker.communicate(), timeout=30)
-        assert COORDINATOR not in (out + err).decode()
+        assert COORDINATOR_TOKEN not in (out + err).decode()
         thread = await officer.threads.get(thread_id)
         assert thread["status"] == "idle"
         assert reply_of(graph_id, thread["values"]) != RISKY_REPLY

@@ -84,10 +84,11 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3
+SUITE_SIZE = 72 + 11 + 3 + 1
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
-plus the 11 of the capability added since, `SeveralReviewsConformance`, and the 3 of
-`SlaConformance` on undated reviews (`list_undated`, `set_deadline`)."""
+plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
+`SlaConformance` on undated reviews (`list_undated`, `set_deadline`), and the one of
+`ReviewConformance` on a `complete` repeated by the claim that completed the review."""
 
 
 def own_tests(cls: type) -> int:

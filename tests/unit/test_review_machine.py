@@ -106,6 +106,14 @@ class TestClaimsAndSla:
         assert not machine.holds_claim("approved", "k1", "k1")
         assert not machine.holds_claim(None, None, "k1")
 
+    def test_completed_by(self) -> None:
+        """A review is completed by a claim only when that claim made it final with that status."""
+        assert machine.completed_by("approved", "k1", "k1", "approved")
+        assert not machine.completed_by("approved", "k1", "k2", "approved")
+        assert not machine.completed_by("expired", "k1", "k1", "approved")
+        assert not machine.completed_by("claimed", "k1", "k1", "claimed")
+        assert not machine.completed_by(None, None, "k1", "approved")
+
     def test_escalate_only_overdue_pending(self) -> None:
         """An SLA sweep escalates a pending review whose deadline is at or before now."""
         assert machine.can_escalate("pending", NOW, NOW)

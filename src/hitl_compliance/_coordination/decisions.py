@@ -497,6 +497,9 @@ async def record(
     pos = await position(ctx, review.thread_id, ran)
     status = completed_status(made)
     payload = outcome_payload(review, made, ctx.driver.delivered_text(pos, review))
+    # A raw resume racing on the thread may have run the outcome step from the checkpoint
+    # holding this claim's decision, and the graph's authority recorded it under this claim
+    # first: complete() is idempotent for the claim, so that is still this decision's win.
     await ctx.reviews.complete(
         review.review_id,
         claim_id=claim_id,

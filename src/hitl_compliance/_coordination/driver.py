@@ -494,9 +494,14 @@ class GateDriver:
                 as_node="human_approval",
             )
             return await self.run(None, review.thread_id, durability="sync")
+        return await self.run(
+            self._resume_command(pos, pause, payload), review.thread_id, durability="sync"
+        )
+
+    def _resume_command(self, pos: Position, pause: GatePause, payload: Any) -> Command[Any]:
+        """The resume answering `pause` with `payload`: keyed by its interrupt id."""
         assert pause.interrupt_id is not None
-        command: Command[Any] = Command(resume={pause.interrupt_id: payload})
-        return await self.run(command, review.thread_id, durability="sync")
+        return Command(resume={pause.interrupt_id: payload})
 
     def at_review(self, pos: Position, review: ReviewRecord) -> bool:
         return self._pause_of(pos, review) is not None

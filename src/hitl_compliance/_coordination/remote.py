@@ -36,7 +36,7 @@ from hitl_compliance._coordination.driver import (
     factory_delivered,
 )
 from hitl_compliance.errors import ConfigurationError, InvalidDecisionError, InvalidInputError
-from hitl_compliance.gate import pauses_in
+from hitl_compliance.gate import GatePause, pauses_in
 from hitl_compliance.graph import GraphSpec
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import RuleResult
@@ -168,7 +168,12 @@ class _RemoteFactory(FactoryDriver):
         snapshot = pos.snapshot
         interrupts = () if snapshot is None else snapshot.interrupts
         if interrupts:
-            command: Command[Any] = Command(resume={interrupts[0].id: payload})
+            # Not keyed by the interrupt id read above: the server runs a thread's queued
+            # runs in turn, and a client's resume queued before this one (refused: the
+            # review is claimed) pauses again under a new id. A keyed resume then answers
+            # nothing and the graph re-checks that client's value; a plain one answers
+            # whichever pause is waiting when this run starts.
+            command: Command[Any] = Command(resume=payload)
             return await self.run(command, review.thread_id, durability="sync")
         await self.graph.aupdate_state(
             config_for(review.thread_id), {"decision": payload}, as_node="human_approval"
@@ -255,6 +260,14 @@ class _RemoteGates(GateDriver):
             values=values,
             pauses=tuple(pauses),
         )
+
+    def _resume_command(self, pos: Position, pause: GatePause, payload: Any) -> Command[Any]:
+        # The only pause waiting is answered with a plain resume, as the factory's is
+        # (`_RemoteFactory.resume`): a client's resume the server ran first may have
+        # paused it again under a new id. Several waiting need their ids.
+        if len(pos.pauses or ()) == 1:
+            return Command(resume=payload)
+        return super()._resume_command(pos, pause, payload)
 
     def _pause_of(self, pos: Position, review: ReviewRecord) -> Any:
         # A gate's review id names one gate pass: the same id waiting is the same review,

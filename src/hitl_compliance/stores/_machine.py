@@ -17,7 +17,9 @@ calls waits for each in parallel, one review per item, all keyed
 `"<checkpoint id>:<review id>"` under the same parent checkpoint
 ([`same_pause`][hitl_compliance.stores._machine.same_pause]). Only a
 `pending` review is decided (claimed, voted on, escalated); only the holder of
-a claim releases or completes it; one person votes once, compared by canonical
+a claim releases or completes it (completing it again with the same status is
+a no-op, [`completed_by`][hitl_compliance.stores._machine.completed_by]); one
+person votes once, compared by canonical
 [`reviewer_key`][hitl_compliance.models.Vote.reviewer_key].
 
 The module is pure (no I/O, no clock): the in-memory store calls its checks
@@ -48,6 +50,7 @@ __all__ = [
     "Action",
     "Refusal",
     "can_escalate",
+    "completed_by",
     "decide_refusal",
     "holds_claim",
     "is_duplicate_vote",
@@ -223,6 +226,18 @@ def holds_claim(status: str | None, claim_id: str | None, holder: str) -> bool:
     over from a crashed decider is held by its new id).
     """
     return status is not None and next_status(status, "release") is not None and claim_id == holder
+
+
+def completed_by(status: str | None, claim_id: str | None, holder: str, final: str) -> bool:
+    """Whether a review in `status` claimed by `claim_id` is already `final` under `holder`'s claim.
+
+    `complete` is idempotent for the claim's holder: a raw resume that runs the
+    graph's outcome step from the checkpoint holding a claimed decision makes the
+    graph's authority record that outcome, under the claim, before the claimer's
+    own `complete`; that one then succeeds, writing nothing. A review completed
+    under another claim (one taken over) or with another status stays refused.
+    """
+    return status is not None and status == final and final in _FINAL and claim_id == holder
 
 
 def can_escalate(status: str, deadline: datetime | None, now: datetime) -> bool:

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from hitl_compliance.ledger import GENESIS, canonical
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
+from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
@@ -744,6 +745,8 @@ class ServerSideWrites(SqlStore):
         )
         assert row is not None
         if row["hitl_outcome"] == "lost":
+            if machine.completed_by(row["status"], row["claim_id"], claim_id, status):
+                return review_from_row(self.dialect, row)  # this claim completed it already
             raise refusal_error(
                 Refusal.CLAIM_LOST,
                 review_id=review_id,

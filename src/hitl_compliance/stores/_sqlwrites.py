@@ -484,6 +484,10 @@ class SqlStore(SqlStoreBase):
             changed = await tx.run(w.finish, (status, decided_at, review_id, claim_id))
             row = await tx.one(self._sql.review_by_id, (review_id,))
             if changed == 0 or row is None:
+                if row is not None and machine.completed_by(
+                    row["status"], row["claim_id"], claim_id, status
+                ):
+                    return review_from_row(d, row)  # this claim completed it already
                 raise refusal_error(
                     Refusal.CLAIM_LOST,
                     review_id=review_id,

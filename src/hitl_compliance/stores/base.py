@@ -207,8 +207,14 @@ class ReviewStore(Protocol):
     ) -> ReviewRecord:
         """Move a claimed review to its final status and append the decision audit row.
 
+        Idempotent for the claim's holder: when the review is already `status`
+        under `claim_id` (the graph's authority recorded the claimed outcome
+        first, as a raw resume running the graph's outcome step does), return
+        it as it is, with no second audit row.
+
         Raises:
-            AlreadyDecidedError: `claim_id` no longer holds the review.
+            AlreadyDecidedError: `claim_id` no longer holds the review (and did
+                not complete it with `status`).
         """
         ...
 

@@ -320,6 +320,10 @@ class InMemoryReviewStore:
     ) -> ReviewRecord:
         async with self._lock:
             review = self._reviews.get(review_id)
+            if review is not None and machine.completed_by(
+                review.status, review.claim_id, claim_id, status
+            ):
+                return review
             if review is None or not machine.holds_claim(review.status, review.claim_id, claim_id):
                 raise refusal_error(
                     Refusal.CLAIM_LOST,

@@ -3,7 +3,8 @@
 Covers `open_review` (idempotent per checkpoint, one open review per
 thread, the `paused` audit row), `get_review`, `list_pending` with its
 ordering, rule and time filters and keyset cursor, exactly-once `claim`
-(also bound to a review id), `release`, `complete` and abandoned claims.
+(also bound to a review id), `release`, `complete` (idempotent for the
+claim that completed it) and abandoned claims.
 
 Part of
 [`ReviewStoreConformance`][hitl_compliance.testing.conformance.ReviewStoreConformance];
@@ -256,8 +257,35 @@ class ReviewConformance(ConformanceBase):
             )
         assert (info.value.thread_id, info.value.status) == (None, None)
 
+    async def test_complete_repeated_by_its_claim_writes_nothing(
+        self, review_store: ReviewStore
+    ) -> None:
+        """complete repeated by the claim that completed it, same status, returns it: no new row.
+
+        The graph's authority may record a claimed decision's outcome before
+        the claimer does (a raw resume ran the graph's outcome step); the
+        claimer's own `complete` must then succeed, not report a lost review.
+        """
+        await review_store.open_review(make_review(review_id="r1"), owner=None)
+        await claim(review_store)
+        done = await review_store.complete(
+            "r1", claim_id="k1", status="approved", now=at(2), actor="graph", payload={}
+        )
+        again = await review_store.complete(
+            "r1", claim_id="k1", status="approved", now=at(3), actor="alice", payload={"x": 1}
+        )
+        assert again == done
+        assert await review_store.get_review("t1") == done
+        assert [a.event for a in await review_store.audit_log("t1")] == ["paused", "approved"]
+        with pytest.raises(AlreadyDecidedError) as info:
+            await review_store.complete(
+                "r1", claim_id="k2", status="approved", now=at(3), actor="bob", payload={}
+            )
+        assert info.value.status == "approved"
+        assert len(await review_store.audit_log("t1")) == 2
+
     async def test_complete_twice_fails_the_second_time(self, review_store: ReviewStore) -> None:
-        """A claim completes once; repeating it raises AlreadyDecidedError."""
+        """A claim completes once; repeating it with another status raises AlreadyDecidedError."""
         await review_store.open_review(make_review(review_id="r1"), owner=None)
         await claim(review_store)
         await review_store.complete(
