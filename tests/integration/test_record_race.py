@@ -97,7 +97,7 @@ class TestRecordAfterTheGraphRecorded:
             RISKY,
         )
         assert await race.decided() == [("approved", "officer@bank", True)]
-        assert await race.coord.pending() == []
+        assert race.thread not in {p.thread_id for p in await race.coord.pending()}
         assert (await race.coord.verify_audit()).ok
 
     async def test_rejection_finished_by_a_raw_resume_is_won(
