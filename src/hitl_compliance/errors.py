@@ -17,6 +17,7 @@ HitlError
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
 ├── StoreError                the review store's database failed; the call changed nothing
+├── LegalHoldError            the thread is under legal hold: it may not be pruned or erased
 ├── DraftError                the drafter returned something other than text
 └── PauseDisabledError        a draft needed review in a graph built with pause=False
 ```
@@ -37,6 +38,7 @@ __all__ = [
     "HitlError",
     "InvalidDecisionError",
     "InvalidInputError",
+    "LegalHoldError",
     "NotAuthorizedError",
     "PauseDisabledError",
     "PolicyViolationError",
@@ -175,6 +177,28 @@ class StoreError(HitlError):
     ) -> None:
         super().__init__(message, thread_id=thread_id)
         self.backend = backend
+
+
+class LegalHoldError(HitlError):
+    """The thread is under legal hold: its records may not be pruned or erased.
+
+    A hold (`await coord.place_hold(thread_id, reason=...)`) keeps every
+    record of the thread, whatever its retention ceiling, until
+    `await coord.release_hold(thread_id, by=...)`. `reason` and `placed_by`
+    name the hold in force; nothing was deleted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str | None = None,
+        reason: str | None = None,
+        placed_by: str | None = None,
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.reason = reason
+        self.placed_by = placed_by
 
 
 class DraftError(HitlError):

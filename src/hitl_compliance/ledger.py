@@ -20,6 +20,15 @@ $ python -m hitl_compliance.ledger verify audit.jsonl   # or from the installed 
 It exits 0 when the export verifies, 1 naming the first broken row, 2 for a
 usage error or an unreadable file.
 
+**Documented pruning.** Retention (`coord.apply_retention`) deletes whole
+threads' audit rows past their ceiling, and appends to that thread, *before*
+deleting, one `pruned` row (a tombstone, never pruned itself) whose payload
+lists every removed row as `[seq, hash]` (`payload["removed"]`). The verifier
+accepts exactly those gaps: a row whose `global_prev_hash` (or `prev_hash`)
+skips rows verifies when every skipped `seq` is listed by a tombstone and the
+link equals the listed hash of the row just before it. Any other missing
+row, a listed row still present, or an edited tombstone still breaks the chain.
+
 The canonical form is JSON of the object
 `{"seq", "thread_id", "review_id", "checkpoint_id", "event", "actor", "payload",
 "at", "prev_hash", "global_prev_hash"}` with sorted keys, no whitespace
@@ -40,6 +49,7 @@ from typing import Any
 __all__ = [
     "GENESIS",
     "HASHED_FIELDS",
+    "PRUNED_EVENT",
     "LedgerBreak",
     "LedgerReport",
     "canonical",
@@ -64,6 +74,9 @@ HASHED_FIELDS = (
     "global_prev_hash",
 )
 """The fields of an audit row covered by its hash."""
+
+PRUNED_EVENT = "pruned"
+"""The event of a tombstone: `payload["removed"]` lists the removed rows as `[seq, hash]`."""
 
 
 def format_at(value: datetime | str) -> str:
@@ -116,13 +129,18 @@ def verify_rows(
 ) -> LedgerReport:
     """Verify hashes and links of audit rows given in `seq` order.
 
+    Gaps documented by `pruned` tombstones (see the module docstring) verify;
+    any other missing row breaks a link.
+
     Args:
         rows: All rows of the store (or, with `thread_id`, of that thread), oldest first.
         head: The store's chain head `(seq, hash)`; checked against the last row
             (whole-store verification only). `None` skips the head check.
         thread_id: Verify one thread's chain only (global links are not checked).
     """
-    thread_prev: dict[str, str] = {}
+    rows = list(rows)
+    pruned = _documented(rows)
+    thread_prev: dict[str, tuple[int, str]] = {}
     global_prev = GENESIS
     last_seq = 0
     checked = 0
@@ -130,13 +148,14 @@ def verify_rows(
     for row in rows:
         seq = int(row["seq"])
         tid = str(row["thread_id"])
-
-        reason = _link_problem(row, seq, last_seq, thread_prev.get(tid, GENESIS), global_prev)
+        reason = _link_problem(
+            row, seq, last_seq, thread_prev.get(tid, (0, GENESIS)), global_prev, pruned
+        )
         if thread_id is not None and reason is not None and reason.startswith("global"):
             reason = None  # a single thread's export cannot see the other threads' rows
         if reason is not None:
             return LedgerReport(False, checked, LedgerBreak(seq, tid, reason), last_hash)
-        thread_prev[tid] = str(row["hash"])
+        thread_prev[tid] = (seq, str(row["hash"]))
         global_prev = str(row["hash"])
         last_seq = seq
         last_hash = global_prev
@@ -160,25 +179,71 @@ def verify_rows(
     return LedgerReport(True, checked, None, last_hash)
 
 
+def _documented(rows: list[Mapping[str, Any]]) -> dict[int, tuple[str, str]]:
+    """`seq -> (thread id, hash)` of every row a `pruned` tombstone lists as removed.
+
+    Read before the rows are checked (a tombstone follows the rows it lists);
+    a tombstone edited to list more rows breaks its own hash when reached.
+    """
+    removed: dict[int, tuple[str, str]] = {}
+    for row in rows:
+        if row.get("event") != PRUNED_EVENT or not isinstance(row.get("payload"), dict):
+            continue
+        listed = row["payload"].get("removed")
+        if not isinstance(listed, list):
+            continue
+        for item in listed:
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int):
+                removed[item[0]] = (str(row.get("thread_id")), str(item[1]))
+    return removed
+
+
 def _link_problem(
-    row: Mapping[str, Any], seq: int, last_seq: int, thread_prev: str, global_prev: str
+    row: Mapping[str, Any],
+    seq: int,
+    last_seq: int,
+    thread_prev: tuple[int, str],
+    global_prev: str,
+    pruned: Mapping[int, tuple[str, str]],
 ) -> str | None:
     """Why `row` does not verify after its predecessors, or None."""
     if seq <= last_seq:
         return f"seq {seq} is not after seq {last_seq}: rows reordered"
     if row_hash(row) != row.get("hash"):
         return "hash does not match the row's content: the row was edited"
-    if row.get("prev_hash") != thread_prev:
+    if seq in pruned:
+        return "the row is listed as pruned by a tombstone but is still present"
+    tid = str(row.get("thread_id"))
+    if row.get("prev_hash") != thread_prev[1] and row.get("prev_hash") != _thread_gap(
+        pruned, tid, thread_prev[0], seq
+    ):
         return (
             "prev_hash does not link to the thread's previous row: a row of this "
             "thread was deleted, inserted or reordered"
         )
-    if row.get("global_prev_hash") != global_prev:
+    if row.get("global_prev_hash") != global_prev and row.get("global_prev_hash") != _global_gap(
+        pruned, last_seq, seq
+    ):
         return (
             "global_prev_hash does not link to the previous row of the store: a row "
             "was deleted, inserted or reordered"
         )
     return None
+
+
+def _thread_gap(
+    pruned: Mapping[int, tuple[str, str]], thread_id: str, after: int, before: int
+) -> str | None:
+    """The listed hash of the thread's last pruned row between two of its rows, if any."""
+    inside = [s for s, (tid, _) in pruned.items() if tid == thread_id and after < s < before]
+    return pruned[max(inside)][1] if inside else None
+
+
+def _global_gap(pruned: Mapping[int, tuple[str, str]], after: int, before: int) -> str | None:
+    """The listed hash of row `before - 1` when every seq between two rows is listed as pruned."""
+    if before - after < 2 or any(s not in pruned for s in range(after + 1, before)):
+        return None
+    return pruned[before - 1][1]
 
 
 # `python -m hitl_compliance.ledger` imports the package first, and the package
