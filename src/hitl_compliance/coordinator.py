@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, cast
@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias, cast
 from hitl_compliance._coordination import decisions as _decisions
 from hitl_compliance._coordination import evidence as _evidence
 from hitl_compliance._coordination import recovery as _recovery
+from hitl_compliance._coordination import retention as _retention
 from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
 from hitl_compliance._coordination import turns as _turns
@@ -45,6 +46,7 @@ from hitl_compliance.policy import (
     Authorization,
     Reviewer,
 )
+from hitl_compliance.retention import Hold, RetentionPolicy, RetentionReport, check_policies
 from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
@@ -113,6 +115,8 @@ class HitlCoordinator:
             `recover()` treats it as abandoned by a crashed process. Keep it
             longer than your slowest drafter call.
         clock: Returns the current aware datetime (inject a fake in tests).
+        retention: One [`RetentionPolicy`][hitl_compliance.RetentionPolicy] per
+            record class `apply_retention` prunes (none: it prunes nothing).
 
     Example:
         ```python
@@ -138,6 +142,7 @@ class HitlCoordinator:
         clock: Clock | None = None,
         hooks: Hooks | None = None,
         lease: timedelta = timedelta(seconds=30),
+        retention: Sequence[RetentionPolicy] = (),
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -174,6 +179,7 @@ class HitlCoordinator:
             )
         if on_timeout == "escalate" and sla is None and not sla_by:
             raise ConfigurationError("on_timeout='escalate' needs an sla to set new deadlines.")
+        policies = check_policies(retention)
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
         driver: Driver
@@ -197,6 +203,7 @@ class HitlCoordinator:
             on_timeout=on_timeout,
             hooks=hooks or Hooks(),
             driver=driver,
+            retention=policies,
         )
         register_hooks(store, self._ctx.hooks.names())
         if not remote:
@@ -519,9 +526,64 @@ class HitlCoordinator:
     async def state_at_decision(self, thread_id: str) -> ComplianceState:
         """The state of the exact paused checkpoint the latest decision was made on.
 
-        Read back from the checkpointer by checkpoint id, not copied.
+        Read back from the checkpointer by checkpoint id; once retention has
+        deleted the thread's checkpoints, the copy it kept with the review first.
 
         Raises:
             ReviewNotFoundError: the thread never paused for review.
         """
         return await _evidence.state_at_decision(self._ctx, thread_id)
+
+    # -- retention and legal hold (retention.py) -------------------------------
+
+    async def apply_retention(self, *, now: datetime | None = None) -> RetentionReport:
+        """Delete what the retention policies put past their ceiling, except held threads.
+
+        Per policy: records older than `now - ceiling` go, and never one younger
+        than its floor by the coordinator's clock. Checkpoints of decided threads
+        go through the checkpointer's `adelete_thread`, after the decided state
+        is kept with the review (`state_at_decision` still answers). Every
+        deletion appends a `pruned` row to the ledger, which still verifies.
+
+        Example:
+            ```python
+            report = await coord.apply_retention()
+            print(report.audit_rows, report.held)
+            ```
+
+        Raises:
+            ConfigurationError: no `retention=` policies, or a store without
+                the retention capability.
+            InvalidInputError: `now` is not a timezone-aware datetime.
+        """
+        return await _retention.apply_retention(self._ctx, self._ctx.retention, now)
+
+    async def place_hold(self, thread_id: str, *, reason: str, by: str) -> Hold:
+        """Put the thread under legal hold (a `hold_placed` audit row); the hold in force.
+
+        A held thread is skipped by `apply_retention` and refused by erasure with
+        [`LegalHoldError`][hitl_compliance.LegalHoldError]. Idempotent: an existing
+        hold is returned unchanged.
+
+        Example:
+            ```python
+            await coord.place_hold("t1", reason="FCA enquiry 2031-17", by="legal@bank")
+            ```
+        """
+        return await _retention.place_hold(self._ctx, thread_id, reason=reason, by=by)
+
+    async def release_hold(self, thread_id: str, *, by: str) -> Hold | None:
+        """Release the thread's legal hold (a `hold_released` audit row); None if it had none."""
+        return await _retention.release_hold(self._ctx, thread_id, by=by)
+
+    async def holds(self) -> list[Hold]:
+        """Every legal hold in force, oldest first."""
+        return await _retention.holds(self._ctx)
+
+    async def ensure_not_held(self, thread_id: str) -> None:
+        """Refuse to erase a held thread: call before deleting any of its records.
+
+        Raises:
+            LegalHoldError: the thread is under legal hold.
+        """
+        await _retention.ensure_not_held(self._ctx, thread_id)

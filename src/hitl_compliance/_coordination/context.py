@@ -32,6 +32,7 @@ from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ProcessResult, ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy
+from hitl_compliance.retention import RetentionPolicy
 from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores.base import ReviewStore
 
@@ -74,6 +75,7 @@ class Context:
     on_timeout: OnTimeout
     hooks: Hooks
     driver: Driver = None  # type: ignore[assignment]
+    retention: tuple[RetentionPolicy, ...] = ()
 
     def __post_init__(self) -> None:
         if self.driver is None:

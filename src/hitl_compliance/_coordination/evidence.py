@@ -13,9 +13,11 @@ import os
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination.context import Context, check_thread_id
+from hitl_compliance._coordination.retention import kept_state
 from hitl_compliance.errors import ReviewNotFoundError
 from hitl_compliance.ledger import LedgerReport, verify_rows
 from hitl_compliance.models import AuditRecord
+from hitl_compliance.retention import RetentionStore
 from hitl_compliance.state import ComplianceState
 
 __all__ = ["audit_log", "export_audit", "state_at_decision", "verify_audit"]
@@ -63,6 +65,11 @@ async def state_at_decision(ctx: Context, thread_id: str) -> ComplianceState:
         raise ReviewNotFoundError(
             f"Thread {thread_id!r} has no review to show.", thread_id=thread_id
         )
+    if isinstance(ctx.reviews, RetentionStore):
+        # Retention deleted the checkpoints after keeping the decided state with the review.
+        kept = await ctx.reviews.evidence(review.review_id)
+        if kept is not None:
+            return kept_state(ctx, kept)
     return await ctx.driver.paused_state(review)
 
 

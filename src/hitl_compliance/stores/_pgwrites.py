@@ -67,7 +67,7 @@ from hitl_compliance.stores._sql import (
     review_values,
     several_open_reviews,
 )
-from hitl_compliance.stores._sqlwrites import SqlStore
+from hitl_compliance.stores._sqlretention import RetentionWrites
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
 
 if TYPE_CHECKING:
@@ -463,7 +463,7 @@ def _canon_parts(
         mark = secrets.token_hex(16)  # pragma: no cover - the payload holds the mark
 
 
-class ServerSideWrites(SqlStore):
+class ServerSideWrites(RetentionWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
     Needs the one-statement primitives of the store (`_fetch_one`,

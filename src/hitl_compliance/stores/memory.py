@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from hitl_compliance.ledger import GENESIS
-from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
+from hitl_compliance.ledger import GENESIS, PRUNED_EVENT
+from hitl_compliance.models import (
+    AuditRecord,
+    HookDelivery,
+    ReviewRecord,
+    Vote,
+    seal,
+    sha256_text,
+)
+from hitl_compliance.retention import (
+    Hold,
+    RecordClass,
+    dumps_state,
+    hold_error,
+    tombstone_payload,
+)
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores.base import (
@@ -44,6 +59,9 @@ class InMemoryReviewStore:
         self._audit_by_thread: dict[str, list[AuditRecord]] = {}
         self._hooks: frozenset[str] = frozenset()
         self._outbox: dict[str, HookDelivery] = {}
+        self._last_seq = 0  # rows may be pruned: the next seq is not len(self._audit) + 1
+        self._holds: dict[str, Hold] = {}
+        self._evidence: dict[str, tuple[str, dict[str, Any]]] = {}  # review_id -> (thread, state)
 
     def configure_hooks(self, hooks: frozenset[str]) -> None:
         """Write outbox rows for these hooks (see the protocol)."""
@@ -414,7 +432,7 @@ class InMemoryReviewStore:
     ) -> AuditRecord:
         thread_rows = self._audit_by_thread.get(thread_id)
         record = seal(
-            seq=len(self._audit) + 1,
+            seq=self._last_seq + 1,
             thread_id=thread_id,
             review_id=review_id,
             checkpoint_id=checkpoint_id,
@@ -426,6 +444,7 @@ class InMemoryReviewStore:
             global_prev_hash=self._audit[-1].hash if self._audit else GENESIS,
         )
         self._audit.append(record)
+        self._last_seq = record.seq
         self._audit_by_thread.setdefault(record.thread_id, []).append(record)
         hook = HOOK_FOR_EVENT.get(event)
         if hook is not None and hook in self._hooks:
@@ -438,6 +457,187 @@ class InMemoryReviewStore:
             )
             self._outbox[delivery.delivery_id] = delivery
         return record
+
+    # -- retention and legal hold -----------------------------------------------
+
+    async def place_hold(self, thread_id: str, *, reason: str, by: str, now: datetime) -> Hold:
+        _aware(now)
+        async with self._lock:
+            existing = self._holds.get(thread_id)
+            if existing is not None:
+                return existing
+            hold = Hold(thread_id=thread_id, reason=reason, placed_by=by, placed_at=now)
+            self._append(
+                thread_id=thread_id,
+                review_id=None,
+                checkpoint_id=None,
+                event="hold_placed",
+                actor=by,
+                payload={"reason": reason},
+                at=now,
+            )
+            self._holds[thread_id] = hold
+            return hold
+
+    async def release_hold(self, thread_id: str, *, by: str, now: datetime) -> Hold | None:
+        _aware(now)
+        async with self._lock:
+            hold = self._holds.pop(thread_id, None)
+            if hold is not None:
+                self._append(
+                    thread_id=thread_id,
+                    review_id=None,
+                    checkpoint_id=None,
+                    event="hold_released",
+                    actor=by,
+                    payload={"reason": hold.reason, "placed_by": hold.placed_by},
+                    at=now,
+                )
+            return hold
+
+    async def get_hold(self, thread_id: str) -> Hold | None:
+        return self._holds.get(thread_id)
+
+    async def holds(self) -> list[Hold]:
+        return sorted(self._holds.values(), key=lambda h: (h.placed_at, h.thread_id))
+
+    def _busy(self, thread_id: str) -> bool:
+        return thread_id in self._turns or self._open_review_id(thread_id) is not None
+
+    async def retention_candidates(self, record_class: RecordClass, *, before: datetime) -> list[str]:
+        _aware(before)
+        async with self._lock:
+            found: set[str] = set()
+            if record_class == "reviews":
+                found = {
+                    r.thread_id
+                    for r in self._reviews.values()
+                    if not machine.is_open(r.status)
+                    and r.decided_at is not None
+                    and r.decided_at < before
+                }
+            elif record_class == "audit":
+                for thread_id, rows in self._audit_by_thread.items():
+                    kept = [r.at for r in rows if r.event != PRUNED_EVENT]
+                    if kept and max(kept) < before and not self._busy(thread_id):
+                        found.add(thread_id)
+            else:
+                for thread_id, ids in self._by_thread.items():
+                    latest = self._reviews[ids[-1]]
+                    if (
+                        latest.decided_at is not None
+                        and latest.decided_at < before
+                        and latest.review_id not in self._evidence
+                        and not self._busy(thread_id)
+                    ):
+                        found.add(thread_id)
+            return sorted(found)
+
+    async def prune_thread(
+        self,
+        thread_id: str,
+        record_class: Literal["reviews", "audit"],
+        *,
+        before: datetime,
+        now: datetime,
+        actor: str,
+    ) -> int:
+        _aware(before)
+        _aware(now)
+        async with self._lock:
+            hold = self._holds.get(thread_id)
+            if hold is not None:
+                raise hold_error(hold, action="prune")
+            if record_class == "audit":
+                return self._prune_audit(thread_id, before=before, now=now, actor=actor)
+            return self._prune_reviews(thread_id, before=before, now=now, actor=actor)
+
+    def _prune_audit(self, thread_id: str, *, before: datetime, now: datetime, actor: str) -> int:
+        rows = [r for r in self._audit_by_thread.get(thread_id, ()) if r.event != PRUNED_EVENT]
+        if not rows or max(r.at for r in rows) >= before or self._busy(thread_id):
+            return 0
+        # The tombstone first: it links to the thread's last row before that row goes.
+        self._append(
+            thread_id=thread_id,
+            review_id=None,
+            checkpoint_id=None,
+            event=PRUNED_EVENT,
+            actor=actor,
+            payload=tombstone_payload(
+                "audit", removed=[[r.seq, r.hash] for r in rows], count=len(rows)
+            ),
+            at=now,
+        )
+        gone = {r.seq for r in rows}
+        self._audit = [r for r in self._audit if r.seq not in gone]
+        self._audit_by_thread[thread_id] = [
+            r for r in self._audit_by_thread[thread_id] if r.seq not in gone
+        ]
+        for delivery_id, delivery in list(self._outbox.items()):
+            if delivery.record.seq in gone:
+                del self._outbox[delivery_id]
+        return len(rows)
+
+    def _prune_reviews(
+        self, thread_id: str, *, before: datetime, now: datetime, actor: str
+    ) -> int:
+        ids = [
+            i
+            for i in self._by_thread.get(thread_id, ())
+            if not machine.is_open(self._reviews[i].status)
+            and (decided := self._reviews[i].decided_at) is not None
+            and decided < before
+        ]
+        if not ids:
+            return 0
+        self._append(
+            thread_id=thread_id,
+            review_id=None,
+            checkpoint_id=None,
+            event=PRUNED_EVENT,
+            actor=actor,
+            payload=tombstone_payload("reviews", review_ids=ids, count=len(ids)),
+            at=now,
+        )
+        for review_id in ids:
+            review = self._reviews.pop(review_id)
+            self._by_checkpoint.pop((thread_id, review.checkpoint_id), None)
+            self._evidence.pop(review_id, None)
+        self._by_thread[thread_id] = [i for i in self._by_thread[thread_id] if i not in ids]
+        if not self._by_thread[thread_id]:
+            del self._by_thread[thread_id]
+        return len(ids)
+
+    async def keep_evidence(
+        self,
+        thread_id: str,
+        *,
+        review_id: str,
+        checkpoint_id: str,
+        state: dict[str, Any],
+        now: datetime,
+        actor: str,
+    ) -> None:
+        _aware(now)
+        text = dumps_state(state)
+        async with self._lock:
+            hold = self._holds.get(thread_id)
+            if hold is not None:
+                raise hold_error(hold, action="prune")
+            self._append(
+                thread_id=thread_id,
+                review_id=review_id,
+                checkpoint_id=checkpoint_id,
+                event=PRUNED_EVENT,
+                actor=actor,
+                payload=tombstone_payload("checkpoints", state_sha256=sha256_text(text)),
+                at=now,
+            )
+            self._evidence[review_id] = (thread_id, json.loads(text))
+
+    async def evidence(self, review_id: str) -> dict[str, Any] | None:
+        kept = self._evidence.get(review_id)
+        return None if kept is None else kept[1]
 
     # -- SLA -------------------------------------------------------------------
 

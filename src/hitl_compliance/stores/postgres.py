@@ -51,6 +51,7 @@ from hitl_compliance.stores._sql import (
     undated_index,
     utc,
 )
+from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlwrites import Body
 
 try:
@@ -196,6 +197,13 @@ def _schema_v5(p: str) -> list[Step]:
     ]
 
 
+def _schema_v11(p: str) -> list[Step]:
+    # Retention and legal hold: held threads, and the decided state kept before
+    # retention deletes a thread's checkpoints. (Step 11 of the released order;
+    # every statement is IF NOT EXISTS, so it is safe after any earlier step.)
+    return [*retention_tables(_DIALECT, p)]
+
+
 def _schema_v8(p: str) -> list[Step]:
     # The SLA adopts pending reviews without a deadline (a raw run's gate records
     # its pauses with none): list_undated reads only those, oldest first.
@@ -213,6 +221,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     schema_v6,
     schema_v7,
     _schema_v8,
+    _schema_v11,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -274,7 +283,8 @@ class PostgresReviewStore(ServerSideWrites):
         pool: the connection pool; any `autocommit` setting and row factory work.
         table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
             `hitl_audit_head`, `hitl_hook_outbox`, `hitl_intents`,
-            `hitl_review_rules` and `hitl_schema_version` by default) and of
+            `hitl_review_rules`, `hitl_holds`, `hitl_evidence` and
+            `hitl_schema_version` by default) and of
             the store's functions (`hitl_open_review`, ...).
 
     Raises:

@@ -61,7 +61,8 @@ from hitl_compliance.stores._sql import (
     store_error,
     undated_index,
 )
-from hitl_compliance.stores._sqlwrites import Body, SqlStore, run_sync
+from hitl_compliance.stores._sqlretention import RetentionWrites, retention_tables
+from hitl_compliance.stores._sqlwrites import Body, run_sync
 
 __all__ = ["SqliteReviewStore"]
 
@@ -191,6 +192,13 @@ def _schema_v6(p: str) -> list[_Step]:
     return [undated_index(p)]
 
 
+def _schema_v9(p: str) -> list[_Step]:
+    # Retention and legal hold: held threads, and the decided state kept before
+    # retention deletes a thread's checkpoints. (Step 9 of the released order;
+    # every statement is IF NOT EXISTS, so it is safe after any earlier step.)
+    return [*retention_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -198,6 +206,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v4,
     _schema_v5,
     _schema_v6,
+    _schema_v9,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -460,7 +469,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(SqlStore):
+class SqliteReviewStore(RetentionWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
@@ -479,7 +488,8 @@ class SqliteReviewStore(SqlStore):
             or `":memory:"`.
         table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
             `hitl_audit_head`, `hitl_hook_outbox`, `hitl_intents`,
-            `hitl_review_rules` and `hitl_schema_version` by default).
+            `hitl_review_rules`, `hitl_holds`, `hitl_evidence` and
+            `hitl_schema_version` by default).
 
     Raises:
         ConfigurationError: `table_prefix` is not a plain identifier.
