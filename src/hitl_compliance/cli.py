@@ -645,6 +645,76 @@ async def cmd_recover(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_retention(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """List the legal holds; with `--apply`, prune what the app's retention policies put past
+    their ceiling (held threads are skipped and listed)."""
+    if not args.apply:
+        holds = await coord.holds()
+        if args.json:
+            _json(holds)
+        elif not holds:
+            _echo("No legal holds.")
+        else:
+            _table(
+                ["THREAD", "PLACED (UTC)", "BY", "REASON"],
+                [
+                    [
+                        h.thread_id,
+                        f"{h.placed_at.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}",
+                        h.placed_by,
+                        h.reason,
+                    ]
+                    for h in holds
+                ],
+            )
+        return EXIT_OK
+    report = await coord.apply_retention(now=args.now)
+    if args.json:
+        _json(report)
+    else:
+        _echo(
+            f"pruned: {report.reviews} reviews, {report.audit_rows} audit rows, checkpoints "
+            f"of {report.checkpoint_threads} threads; held (kept): "
+            f"{', '.join(report.held) or 'none'}"
+        )
+    return EXIT_OK
+
+
+async def cmd_hold(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Put a thread under legal hold: nothing of it is pruned or erased until released."""
+    hold = await coord.place_hold(args.thread, reason=args.reason, by=args.by)
+    if args.json:
+        _json(hold)
+    else:
+        _echo(f"held: {hold.thread_id} ({hold.reason}, by {hold.placed_by})")
+    return EXIT_OK
+
+
+async def cmd_release(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Release a thread's legal hold; exit 1 when it had none."""
+    hold = await coord.release_hold(args.thread, by=args.by)
+    if args.json:
+        _json(hold)
+    elif hold is None:
+        _echo(f"{args.thread} has no legal hold.")
+    else:
+        _echo(f"released: {hold.thread_id} (was: {hold.reason}, by {hold.placed_by})")
+    return EXIT_OK if hold is not None else EXIT_REFUSED
+
+
+def _aware_time(text: str) -> datetime:
+    """argparse type of `--now`: an ISO-8601 time with its offset, else a usage error."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"must be an ISO-8601 time with an offset like 2031-01-01T00:00:00+00:00, got {text!r}"
+        )
+    return value
+
+
 # -- demo ----------------------------------------------------------------------------
 
 
@@ -971,6 +1041,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(recover, top=False)
     _add_remote(recover, top=False)
+
+    retention = sub.add_parser(
+        "retention", help="list legal holds; --apply prunes what is past the app's retention"
+    )
+    _add_common(retention, top=False)
+    _add_remote(retention, top=False)
+    retention.add_argument(
+        "--apply",
+        action="store_true",
+        help="prune records past their policy's ceiling (never under its floor, never held)",
+    )
+    retention.add_argument(
+        "--now", type=_aware_time, metavar="ISO", help="measure ages as of this time"
+    )
+    hold = sub.add_parser("hold", help="put a thread under legal hold (blocks pruning, erasure)")
+    release = sub.add_parser("release", help="release a thread's legal hold")
+    for held in (hold, release):
+        _add_common(held, top=False)
+        _add_remote(held, top=False)
+        held.add_argument("thread", metavar="THREAD")
+        held.add_argument("--by", required=True, metavar="WHO", help="who places/releases it")
+    hold.add_argument("--reason", required=True, metavar="TEXT", help="why (the matter, ticket)")
     return parser
 
 
@@ -980,6 +1072,9 @@ _HANDLERS: dict[str, Handler] = {
     "audit": cmd_audit,
     "expire": cmd_expire,
     "recover": cmd_recover,
+    "retention": cmd_retention,
+    "hold": cmd_hold,
+    "release": cmd_release,
 }
 
 

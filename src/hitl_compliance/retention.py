@@ -160,7 +160,9 @@ class RetentionStore(Protocol):
         """Every hold in force, oldest first."""
         ...
 
-    async def retention_candidates(self, record_class: RecordClass, *, before: datetime) -> list[str]:
+    async def retention_candidates(
+        self, record_class: RecordClass, *, before: datetime
+    ) -> list[str]:
         """Thread ids with records of `record_class` older than `before`, held ones included.
 
         `reviews`: threads with a decided review decided before `before`.

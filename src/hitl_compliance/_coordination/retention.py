@@ -15,7 +15,13 @@ from typing import Any
 from hitl_compliance import _validate
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance.errors import ConfigurationError, InvalidInputError, LegalHoldError
-from hitl_compliance.retention import Hold, RetentionPolicy, RetentionReport, RetentionStore, hold_error
+from hitl_compliance.retention import (
+    Hold,
+    RetentionPolicy,
+    RetentionReport,
+    RetentionStore,
+    hold_error,
+)
 from hitl_compliance.state import ComplianceState, GateView
 
 __all__ = [

@@ -76,7 +76,12 @@ class _Statements:
 
     @classmethod
     def of(cls, d: Dialect, p: str) -> _Statements:
-        reviews, audit, intents, evidence = f"{p}reviews", f"{p}audit", f"{p}intents", f"{p}evidence"
+        reviews, audit, intents, evidence = (
+            f"{p}reviews",
+            f"{p}audit",
+            f"{p}intents",
+            f"{p}evidence",
+        )
 
         def idle(t: str) -> str:
             # No open review and no unfinished turn: nothing about to write to the thread.
@@ -203,7 +208,9 @@ class RetentionWrites(SqlStore):
 
     # -- pruning -----------------------------------------------------------------
 
-    async def retention_candidates(self, record_class: RecordClass, *, before: datetime) -> list[str]:
+    async def retention_candidates(
+        self, record_class: RecordClass, *, before: datetime
+    ) -> list[str]:
         """Threads with records of the class older than `before` (see the protocol)."""
         sql = self._retention.candidates[record_class]
         rows = await self._fetch_all(sql, (self.dialect.time(before),))
@@ -243,7 +250,9 @@ class RetentionWrites(SqlStore):
 
         async def prune_reviews(tx: Tx) -> int:
             await self._check_hold(tx, thread_id)
-            ids = [str(r["review_id"]) for r in await tx.all(s.decided_reviews, (thread_id, cutoff))]
+            ids = [
+                str(r["review_id"]) for r in await tx.all(s.decided_reviews, (thread_id, cutoff))
+            ]
             if not ids:
                 return 0
             payload = tombstone_payload("reviews", review_ids=ids, count=len(ids))

@@ -504,7 +504,9 @@ class InMemoryReviewStore:
     def _busy(self, thread_id: str) -> bool:
         return thread_id in self._turns or self._open_review_id(thread_id) is not None
 
-    async def retention_candidates(self, record_class: RecordClass, *, before: datetime) -> list[str]:
+    async def retention_candidates(
+        self, record_class: RecordClass, *, before: datetime
+    ) -> list[str]:
         _aware(before)
         async with self._lock:
             found: set[str] = set()
@@ -578,9 +580,7 @@ class InMemoryReviewStore:
                 del self._outbox[delivery_id]
         return len(rows)
 
-    def _prune_reviews(
-        self, thread_id: str, *, before: datetime, now: datetime, actor: str
-    ) -> int:
+    def _prune_reviews(self, thread_id: str, *, before: datetime, now: datetime, actor: str) -> int:
         ids = [
             i
             for i in self._by_thread.get(thread_id, ())
