@@ -214,11 +214,13 @@ class TestEvidence:
 class TestMigration:
     @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
     async def test_a_previous_version_database_gains_holds(
-        self, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self,
+        backend: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest,
     ) -> None:
-        """Tables of the previous schema version are upgraded in place; holds then work."""
-        from hitl_compliance.models import ReviewRecord
-
+        """Tables of the previous schema version are upgraded in place, rows kept; holds work."""
         if backend == "sqlite":
             import hitl_compliance.stores.sqlite as module
 
@@ -227,16 +229,14 @@ class TestMigration:
             pytest.importorskip("psycopg")
             import hitl_compliance.stores.postgres as module  # type: ignore[no-redef]
 
-            url = str(pytest.importorskip("os").environ.get("HITL_TEST_POSTGRES_DSN") or "")
-            if not url:
-                pytest.skip("HITL_TEST_POSTGRES_DSN is not set")
+            url = str(request.getfixturevalue("postgres_dsn"))
         prefix = f"m{uuid.uuid4().hex[:8]}_"
         previous = len(module._MIGRATIONS) - 1
+        now = FakeClock().now
         with monkeypatch.context() as patch:
             patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:previous])
             patch.setattr(module, "SCHEMA_VERSION", previous)
             async with open_backend(url, table_prefix=prefix) as old:
-                assert not hasattr(old.reviews, "_never")
                 await old.reviews.append_audit(
                     thread_id="t1",
                     review_id=None,
@@ -244,11 +244,21 @@ class TestMigration:
                     event="paused",
                     actor="system",
                     payload={},
-                    at=FakeClock().now,
+                    at=now,
                 )
+                old_rows = await old.reviews.audit_rows()
         async with open_backend(url, table_prefix=prefix) as new:
             store: Any = new.reviews
-            hold = await store.place_hold("t1", reason="r", by="b", now=FakeClock().now)
+            hold = await store.place_hold("t1", reason="enquiry", by="legal", now=now)
             assert await store.holds() == [hold]
-            assert [r.event for r in await store.audit_rows("t1")] == ["paused", "hold_placed"]
-            assert isinstance(await store.get_review("t1"), ReviewRecord | None)
+            rows = await store.audit_rows()
+            assert rows[:1] == old_rows
+            assert [r.event for r in rows] == ["paused", "hold_placed"]
+            with pytest.raises(LegalHoldError):
+                await store.prune_thread(
+                    "t1", "audit", before=now + 10 * YEAR, now=now + 10 * YEAR, actor="t"
+                )
+            await store.release_hold("t1", by="legal", now=now)
+            assert await store.prune_thread(
+                "t1", "audit", before=now + 10 * YEAR, now=now + 10 * YEAR, actor="t"
+            ) == 3
