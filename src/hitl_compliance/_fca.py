@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hitl_compliance.coordinator import HitlCoordinator
 from hitl_compliance.graph import ComplianceGraph, PauseStyle, build_compliance_graph
 from hitl_compliance.policy import RoleBasedPolicy
+from hitl_compliance.retention import RetentionPolicy
 from hitl_compliance.rules import ComplianceRule, KeywordRule, RegexRule
 from hitl_compliance.state import ComplianceState
 
@@ -133,6 +134,16 @@ def fca_graph(
     )
 
 
+FCA_RETENTION = (
+    # MiFID II Art 16(6)-(7) / SYSC 9: five years, seven where the FCA asks.
+    RetentionPolicy("reviews", floor=timedelta(days=5 * 365), ceiling=timedelta(days=7 * 365)),
+    RetentionPolicy("audit", floor=timedelta(days=5 * 365), ceiling=timedelta(days=7 * 365)),
+    # Checkpoints hold whole conversations; the decided state is kept with the review.
+    RetentionPolicy("checkpoints", floor=timedelta(0), ceiling=timedelta(days=90)),
+)
+"""The scenario's retention: records five to seven years, checkpoints 90 days after a decision."""
+
+
 def fca_coordinator(backend: Backend, *, style: PauseStyle = "interrupt_before") -> HitlCoordinator:
     """The scenario's coordinator: its graph, rules, SM&CR policy and SLA on `backend`."""
     return HitlCoordinator(
@@ -141,6 +152,7 @@ def fca_coordinator(backend: Backend, *, style: PauseStyle = "interrupt_before")
         policy=fca_policy(),
         sla=SLA,
         on_timeout="reject",
+        retention=FCA_RETENTION,
     )
 
 

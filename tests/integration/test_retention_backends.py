@@ -259,6 +259,9 @@ class TestMigration:
                     "t1", "audit", before=now + 10 * YEAR, now=now + 10 * YEAR, actor="t"
                 )
             await store.release_hold("t1", by="legal", now=now)
-            assert await store.prune_thread(
-                "t1", "audit", before=now + 10 * YEAR, now=now + 10 * YEAR, actor="t"
-            ) == 3
+            assert (
+                await store.prune_thread(
+                    "t1", "audit", before=now + 10 * YEAR, now=now + 10 * YEAR, actor="t"
+                )
+                == 3
+            )

@@ -739,3 +739,51 @@ class TestDocsFacts:
         text = self.DOC.read_text(encoding="utf-8")
         assert "Every command, `demo` included, takes `--backend URL`" in text
         assert "Every command but `demo` takes:" not in text
+
+
+class TestRetentionCommands:
+    """hold / release / retention [--apply] drive the coordinator's legal holds and retention."""
+
+    def test_hold_blocks_retention_until_released(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A held decided thread is kept and listed; released, its checkpoints are pruned."""
+        audit = run_json(capsys, "audit", "--backend", backend_url)
+        decided = next(r["thread_id"] for r in audit if r["event"] in ("approved", "rejected"))
+        code, out, _ = run(
+            capsys,
+            "hold",
+            decided,
+            "--reason",
+            "FCA enquiry",
+            "--by",
+            "legal@bank",
+            "--backend",
+            backend_url,
+        )
+        assert code == 0 and "held" in out
+        [hold] = run_json(capsys, "retention", "--backend", backend_url)
+        assert (hold["thread_id"], hold["reason"]) == (decided, "FCA enquiry")
+        later = "2099-01-01T00:00:00+00:00"
+        report = run_json(capsys, "retention", "--apply", "--now", later, "--backend", backend_url)
+        assert report["held"] == [decided]
+        assert report["reviews"] == report["audit_rows"] == 0  # the five-year floor holds
+        assert (
+            run(capsys, "release", decided, "--by", "legal@bank", "--backend", backend_url)[0] == 0
+        )
+        assert (
+            run(capsys, "release", decided, "--by", "legal@bank", "--backend", backend_url)[0] == 1
+        )
+        report = run_json(capsys, "retention", "--apply", "--now", later, "--backend", backend_url)
+        assert report["held"] == [] and report["checkpoint_threads"] >= 1
+        assert run(capsys, "audit", "--verify", "--backend", backend_url)[0] == 0
+        assert left_over not in report["held"]
+
+    def test_now_needs_an_offset(
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A --now without a UTC offset is a usage error (exit 2)."""
+        code, _, err = run(
+            capsys, "retention", "--apply", "--now", "2030-01-01", "--backend", empty_backend
+        )
+        assert code == 2 and "offset" in err
