@@ -7,7 +7,7 @@ signature drifts.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from langchain_core.language_models import GenericFakeChatModel
@@ -26,11 +26,14 @@ from hitl_compliance import (
     DecidedEvent,
     Decision,
     HitlCoordinator,
+    Hold,
     InMemoryReviewStore,
     KeywordRule,
     PendingReview,
     ProcessResult,
     RegexRule,
+    RetentionPolicy,
+    RetentionReport,
     ReviewStore,
     RuleResult,
     Verdict,
@@ -102,6 +105,11 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.recover(), list[ProcessResult])
     assert_type(await coord.audit_log("t"), list[AuditRecord])
     assert_type(await coord.state_at_decision("t"), ComplianceState)
+    assert_type(await coord.apply_retention(), RetentionReport)
+    assert_type(await coord.place_hold("t", reason="enquiry", by="legal"), Hold)
+    assert_type(await coord.release_hold("t", by="legal"), Hold | None)
+    assert_type(await coord.holds(), list[Hold])
+    assert_type(RetentionPolicy("audit", floor=timedelta(0), ceiling=timedelta(1)).floor, timedelta)
 
 
 async def check_hook_outbox(store: ReviewStore, event: DecidedEvent) -> None:

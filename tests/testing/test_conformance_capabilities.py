@@ -1,7 +1,8 @@
 """Each capability mixin of the conformance suite, run alone as a third-party adapter would.
 
 One parametrised class per concern: the mixin modules (`_turns`, `_reviews`,
-`_votes`, `_sla`, `_outbox`, `_ledger`, `_several`, `_inputs`) must each pass on a correct
+`_votes`, `_sla`, `_outbox`, `_ledger`, `_several`, `_inputs`,
+`_retention`) must each pass on a correct
 adapter, fail on an adapter broken in that capability (a capability that
 cannot fail proves nothing), and together hold the whole suite exactly once;
 `_base` must give each of them the fixtures and the message of the whole suite.
@@ -45,6 +46,13 @@ class TestThirdPartyStore({mixin}):
 # For each capability: an adapter bug only that capability's tests are sure to catch,
 # and one test of the mixin that must report it.
 BROKEN = {
+    "RetentionConformance": (
+        """
+    async def holds(self):
+        return []
+""",
+        "test_holds_are_placed_and_released_with_audit_rows",
+    ),
     "TurnConformance": (
         """
     async def stale_turns(self, *, started_before):

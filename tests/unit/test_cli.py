@@ -761,7 +761,8 @@ class TestRetentionCommands:
             "--backend",
             backend_url,
         )
-        assert code == 0 and "held" in out
+        assert code == 0
+        assert "held" in out
         [hold] = run_json(capsys, "retention", "--backend", backend_url)
         assert (hold["thread_id"], hold["reason"]) == (decided, "FCA enquiry")
         later = "2099-01-01T00:00:00+00:00"
@@ -775,7 +776,8 @@ class TestRetentionCommands:
             run(capsys, "release", decided, "--by", "legal@bank", "--backend", backend_url)[0] == 1
         )
         report = run_json(capsys, "retention", "--apply", "--now", later, "--backend", backend_url)
-        assert report["held"] == [] and report["checkpoint_threads"] >= 1
+        assert report["held"] == []
+        assert report["checkpoint_threads"] >= 1
         assert run(capsys, "audit", "--verify", "--backend", backend_url)[0] == 0
         assert left_over not in report["held"]
 
@@ -786,4 +788,5 @@ class TestRetentionCommands:
         code, _, err = run(
             capsys, "retention", "--apply", "--now", "2030-01-01", "--backend", empty_backend
         )
-        assert code == 2 and "offset" in err
+        assert code == 2
+        assert "offset" in err

@@ -60,7 +60,8 @@ class TestDocumentedPruning:
         rows, head = await _pruned(["a", "b", "a", "c", "b", "a"], {"a"})
         cut = [r for r in rows if r["seq"] != 4]  # c's only row
         report = verify_rows(cut, head=head)
-        assert not report.ok and report.first_broken is not None
+        assert not report.ok
+        assert report.first_broken is not None
         assert report.first_broken.seq == 5
 
     async def test_deleting_next_to_a_documented_gap_still_breaks(self) -> None:

@@ -77,7 +77,7 @@ class TestCoordinatorConfiguration:
             FakeClock(), retention=[RetentionPolicy("audit", floor=DAY, ceiling=DAY)]
         )
         with pytest.raises(InvalidInputError):
-            await coord.apply_retention(now=datetime(2030, 1, 1))  # noqa: DTZ001 - the point
+            await coord.apply_retention(now=datetime(2030, 1, 1))
 
     async def test_a_hold_needs_a_reason_and_writes_nothing_without(self) -> None:
         """An empty reason is refused before anything is written."""

@@ -49,6 +49,10 @@ see fail) only that capability, with the same fixtures:
   several open reviews of one pause, decided one by one.
 * `_inputs`: [`InputConformance`][hitl_compliance.testing.conformance.InputConformance],
   limits, naive datetimes, lossless round trips, setup.
+* `_retention`:
+  [`RetentionConformance`][hitl_compliance.testing.conformance.RetentionConformance],
+  legal holds, documented pruning, kept evidence (skipped for a store without
+  the [`RetentionStore`][hitl_compliance.RetentionStore] capability).
 
 Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 `asyncio`, so they run under pytest-asyncio's strict and auto modes alike.
@@ -73,6 +77,7 @@ from hitl_compliance.testing.conformance._helpers import (
 from hitl_compliance.testing.conformance._inputs import InputConformance
 from hitl_compliance.testing.conformance._ledger import LedgerConformance
 from hitl_compliance.testing.conformance._outbox import OutboxConformance
+from hitl_compliance.testing.conformance._retention import RetentionConformance
 from hitl_compliance.testing.conformance._reviews import ReviewConformance
 from hitl_compliance.testing.conformance._several import SeveralReviewsConformance
 from hitl_compliance.testing.conformance._sla import SlaConformance
@@ -88,6 +93,7 @@ __all__ = [
     "InputConformance",
     "LedgerConformance",
     "OutboxConformance",
+    "RetentionConformance",
     "ReviewConformance",
     "ReviewStoreConformance",
     "SeveralReviewsConformance",
@@ -114,6 +120,7 @@ class ReviewStoreConformance(
     LedgerConformance,
     SeveralReviewsConformance,
     InputConformance,
+    RetentionConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
 
@@ -145,5 +152,6 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     LedgerConformance,
     SeveralReviewsConformance,
     InputConformance,
+    RetentionConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
