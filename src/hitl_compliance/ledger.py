@@ -38,6 +38,7 @@ with microseconds (`2026-11-24T18:00:00.000000+00:00`).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import sys
@@ -140,6 +141,9 @@ def verify_rows(
     """
     rows = list(rows)
     pruned = _documented(rows)
+    by_thread: dict[str, list[int]] = {}
+    for seq in sorted(pruned):
+        by_thread.setdefault(pruned[seq][0], []).append(seq)
     thread_prev: dict[str, tuple[int, str]] = {}
     global_prev = GENESIS
     last_seq = 0
@@ -149,7 +153,7 @@ def verify_rows(
         seq = int(row["seq"])
         tid = str(row["thread_id"])
         reason = _link_problem(
-            row, seq, last_seq, thread_prev.get(tid, (0, GENESIS)), global_prev, pruned
+            row, seq, last_seq, thread_prev.get(tid, (0, GENESIS)), global_prev, pruned, by_thread
         )
         if thread_id is not None and reason is not None and reason.startswith("global"):
             reason = None  # a single thread's export cannot see the other threads' rows
@@ -205,6 +209,7 @@ def _link_problem(
     thread_prev: tuple[int, str],
     global_prev: str,
     pruned: Mapping[int, tuple[str, str]],
+    by_thread: Mapping[str, list[int]],
 ) -> str | None:
     """Why `row` does not verify after its predecessors, or None."""
     if seq <= last_seq:
@@ -215,7 +220,7 @@ def _link_problem(
         return "the row is listed as pruned by a tombstone but is still present"
     tid = str(row.get("thread_id"))
     if row.get("prev_hash") != thread_prev[1] and row.get("prev_hash") != _thread_gap(
-        pruned, tid, thread_prev[0], seq
+        pruned, by_thread.get(tid, []), thread_prev[0], seq
     ):
         return (
             "prev_hash does not link to the thread's previous row: a row of this "
@@ -232,11 +237,14 @@ def _link_problem(
 
 
 def _thread_gap(
-    pruned: Mapping[int, tuple[str, str]], thread_id: str, after: int, before: int
+    pruned: Mapping[int, tuple[str, str]], seqs: list[int], after: int, before: int
 ) -> str | None:
-    """The listed hash of the thread's last pruned row between two of its rows, if any."""
-    inside = [s for s, (tid, _) in pruned.items() if tid == thread_id and after < s < before]
-    return pruned[max(inside)][1] if inside else None
+    """The listed hash of the thread's last pruned row between two of its rows, if any.
+
+    `seqs` are the thread's pruned seqs, sorted.
+    """
+    i = bisect.bisect_left(seqs, before) - 1
+    return pruned[seqs[i]][1] if i >= 0 and seqs[i] > after else None
 
 
 def _global_gap(pruned: Mapping[int, tuple[str, str]], after: int, before: int) -> str | None:

@@ -207,6 +207,7 @@ class RetentionStore(Protocol):
         """Keep the state a review was decided on, before its checkpoints are deleted.
 
         Appends a `pruned` row (`record_class: "checkpoints"`, the state's SHA-256).
+        Idempotent per review: when its evidence is kept already, writes nothing.
 
         Raises:
             LegalHoldError: the thread is held; nothing changed.

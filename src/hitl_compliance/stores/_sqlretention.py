@@ -287,8 +287,8 @@ class RetentionWrites(SqlStore):
 
         async def keep(tx: Tx) -> None:
             await self._check_hold(tx, thread_id)
-            await tx.run(s.insert_evidence, (review_id, thread_id, checkpoint_id, text, at))
-            await self._append(tx, row)
+            if await tx.run(s.insert_evidence, (review_id, thread_id, checkpoint_id, text, at)):
+                await self._append(tx, row)  # not when another retention run kept it first
 
         await self._transaction(keep, lock=thread_id)
 

@@ -624,6 +624,8 @@ class InMemoryReviewStore:
             hold = self._holds.get(thread_id)
             if hold is not None:
                 raise hold_error(hold, action="prune")
+            if review_id in self._evidence:
+                return  # kept already (another retention run got here first)
             self._append(
                 thread_id=thread_id,
                 review_id=review_id,

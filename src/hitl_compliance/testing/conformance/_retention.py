@@ -149,6 +149,12 @@ class RetentionConformance(ConformanceBase):
             "t1", review_id=review_id, checkpoint_id="c1", state=state, now=LATER, actor="s"
         )
         assert await store.evidence(review_id) == state
+        rows = await review_store.audit_rows()
+        await store.keep_evidence(
+            "t1", review_id=review_id, checkpoint_id="c1", state={}, now=LATER, actor="s"
+        )
+        assert await store.evidence(review_id) == state  # idempotent: the first one stays
+        assert await review_store.audit_rows() == rows
         assert await store.retention_candidates("checkpoints", before=LATER) == []
         tomb = (await review_store.audit_log("t1"))[-1]
         assert (tomb.event, tomb.payload["record_class"]) == (PRUNED_EVENT, "checkpoints")
