@@ -526,6 +526,15 @@ def _audit_detail(record: AuditRecord) -> str:
         return f"{edited}delivered {payload.get('delivered')!r}"
     if record.event == "rejected":
         return f"reason {payload.get('reason')!r}"
+    if record.event in ("hold_placed", "hold_released"):
+        return f"legal hold: {payload.get('reason')!r}"
+    if record.event == "pruned":
+        what = payload.get("record_class")
+        if what == "checkpoints":
+            return (
+                f"checkpoints pruned; state kept (sha256 {str(payload.get('state_sha256'))[:12]})"
+            )
+        return f"{payload.get('count')} {what} rows pruned by retention"
     return json.dumps(payload, sort_keys=True, default=str)
 
 

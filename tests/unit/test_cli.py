@@ -780,6 +780,9 @@ class TestRetentionCommands:
         assert report["checkpoint_threads"] >= 1
         assert run(capsys, "audit", "--verify", "--backend", backend_url)[0] == 0
         assert left_over not in report["held"]
+        out = run(capsys, "audit", decided, "--backend", backend_url)[1]
+        assert "legal hold: 'FCA enquiry'" in out
+        assert "checkpoints pruned; state kept" in out
 
     def test_now_needs_an_offset(
         self, empty_backend: str, capsys: pytest.CaptureFixture[str]
