@@ -36,6 +36,9 @@ __all__ = [
     "RetentionReport",
     "RetentionStore",
     "check_policies",
+    "dumps_state",
+    "hold_error",
+    "tombstone_payload",
 ]
 
 RecordClass = Literal["reviews", "audit", "checkpoints"]
@@ -220,7 +223,10 @@ class RetentionStore(Protocol):
 
 
 def hold_error(hold: Hold, *, action: str) -> LegalHoldError:
-    """The error refusing `action` (`"prune"`, `"erase"`) on a held thread: one message for all."""
+    """The error refusing `action` (`"prune"`, `"erase"`) on a held thread: one message for all.
+
+    For store adapters: raise it from every deleting method of a held thread.
+    """
     return LegalHoldError(
         f"Thread {hold.thread_id!r} is under legal hold ({hold.reason!r}, placed by "
         f"{hold.placed_by!r} at {hold.placed_at.isoformat()}): its records may not be "
