@@ -84,11 +84,12 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3 + 1
+SUITE_SIZE = 72 + 11 + 3 + 1 + 5
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
 plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
-`SlaConformance` on undated reviews (`list_undated`, `set_deadline`), and the one of
-`ReviewConformance` on a `complete` repeated by the claim that completed the review."""
+`SlaConformance` on undated reviews (`list_undated`, `set_deadline`), the one of
+`ReviewConformance` on a `complete` repeated by the claim that completed the review,
+and the 5 of `RetentionConformance` (holds, documented pruning, kept evidence)."""
 
 
 def own_tests(cls: type) -> int:
@@ -125,6 +126,7 @@ def test_the_composed_suite_collects_as_many_tests_as_before(inner: pytest.Pytes
     items, _ = inner.inline_genitems()
     assert suite_size() == SUITE_SIZE
     assert own_tests(conformance.SeveralReviewsConformance) == 11
+    assert own_tests(conformance.RetentionConformance) == 5
     assert len(items) == SUITE_SIZE
     assert len({item.name for item in items}) == SUITE_SIZE
 
