@@ -21,6 +21,7 @@ from hitl_compliance import (
     build_compliance_graph,
 )
 from hitl_compliance.testing import FakeClock
+from tests.gate_graphs import SHAPES, Shape, build
 
 DAY = timedelta(days=1)
 
@@ -122,3 +123,23 @@ class TestHoldsInMemory:
         report = await coord.apply_retention()
         assert (report.audit_rows, report.checkpoint_threads) == (0, 0)
         assert len(await coord.pending()) == 1
+
+
+class TestGateEvidence:
+    @pytest.mark.parametrize("shape", SHAPES)
+    async def test_a_gated_graphs_decision_survives_checkpoint_pruning(self, shape: Shape) -> None:
+        """For your own graph with a gate, the state at decision (a GateView) is kept too."""
+        clock = FakeClock()
+        graph = build(shape, "interrupt_before", InMemorySaver())
+        policy = RetentionPolicy("checkpoints", floor=timedelta(0), ceiling=DAY)
+        coord = HitlCoordinator(graph, clock=clock, retention=[policy])
+        await coord.process("t1", "Should I buy the fund?")
+        await coord.reject("t1", reviewer="officer@bank", reason="misleading")
+        decided = await coord.state_at_decision("t1")
+        clock.advance(days=2)
+        assert (await coord.apply_retention()).checkpoint_threads == 1
+        snapshot = await graph.aget_state({"configurable": {"thread_id": "t1"}})
+        assert not snapshot.values
+        kept = await coord.state_at_decision("t1")
+        assert type(kept) is type(decided)
+        assert kept == decided
