@@ -103,6 +103,8 @@ async def apply_retention(
         )
     at = ctx.now() if now is None else _validate.aware_datetime("now", now)
     store = _store(ctx)
+    if any(p.record_class == "checkpoints" for p in policies):
+        _checkpointer(ctx)  # refused before anything is deleted
     counts = {"reviews": 0, "audit": 0, "checkpoints": 0}
     held: set[str] = set()
     # Checkpoints first (their evidence goes to the review row's side table), then
@@ -137,13 +139,7 @@ async def _prune_checkpoints(
     ctx: Context, store: RetentionStore, thread_id: str, now: datetime
 ) -> int:
     """Keep the latest decision's state with its review, then delete the thread's checkpoints."""
-    checkpointer = getattr(ctx.graph, "checkpointer", None)
-    if checkpointer is None or not hasattr(checkpointer, "adelete_thread"):
-        raise ConfigurationError(
-            "Pruning checkpoints needs the graph's checkpointer (a LangGraph "
-            "BaseCheckpointSaver with adelete_thread); a remote graph's checkpoints are "
-            "the server's: drop the 'checkpoints' policy."
-        )
+    checkpointer = _checkpointer(ctx)
     review = await ctx.reviews.get_review(thread_id)
     if review is None:
         return 0
@@ -156,8 +152,27 @@ async def _prune_checkpoints(
         now=now,
         actor=RETENTION_ACTOR,
     )
-    await checkpointer.adelete_thread(thread_id)
+    try:
+        await checkpointer.adelete_thread(thread_id)
+    except NotImplementedError as exc:  # BaseCheckpointSaver's default
+        raise ConfigurationError(
+            f"The checkpointer {type(checkpointer).__name__} cannot delete a thread "
+            "(adelete_thread): drop the 'checkpoints' retention policy or use a saver "
+            "that implements it (LangGraph's memory, SQLite and Postgres savers do)."
+        ) from exc
     return 1
+
+
+def _checkpointer(ctx: Context) -> Any:
+    """The graph's checkpointer, which must be able to delete a thread's checkpoints."""
+    checkpointer = getattr(ctx.graph, "checkpointer", None)
+    if checkpointer is None or not hasattr(checkpointer, "adelete_thread"):
+        raise ConfigurationError(
+            "Pruning checkpoints needs the graph's checkpointer (a LangGraph "
+            "BaseCheckpointSaver with adelete_thread); a remote graph's checkpoints are "
+            "the server's: drop the 'checkpoints' policy."
+        )
+    return checkpointer
 
 
 def kept_state(ctx: Context, kept: dict[str, Any]) -> ComplianceState:
