@@ -88,6 +88,27 @@ class TestCoordinatorConfiguration:
         assert await coord.holds() == []
         assert await coord.audit_log("t1") == []
 
+    async def test_a_checkpointer_that_cannot_delete_is_a_configuration_error(self) -> None:
+        """A saver without adelete_thread cannot serve a checkpoints policy."""
+
+        class KeepingSaver(InMemorySaver):
+            async def adelete_thread(self, thread_id: str) -> None:
+                raise NotImplementedError
+
+        graph = build_compliance_graph(
+            lambda state: "Guaranteed returns!",
+            rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+            checkpointer=KeepingSaver(),
+        )
+        clock = FakeClock()
+        policy = RetentionPolicy("checkpoints", floor=timedelta(0), ceiling=DAY)
+        coord = HitlCoordinator(graph, clock=clock, retention=[policy])
+        await coord.process("t1", "Is this fund safe?")
+        await coord.reject("t1", reviewer="officer@bank", reason="no")
+        clock.advance(days=2)
+        with pytest.raises(ConfigurationError, match="adelete_thread"):
+            await coord.apply_retention()
+
     def test_the_library_stores_have_the_capability(self) -> None:
         """The in-memory store implements the RetentionStore protocol."""
         assert isinstance(InMemoryReviewStore(), RetentionStore)
