@@ -287,6 +287,11 @@ PAUSED = "<paused thread>"
 FRESH = "<fresh thread>"
 
 # method -> its valid arguments, and the bad-value strategy of each parameter.
+def _bad_hold_text() -> st.SearchStrategy[Any]:
+    """For a hold's `reason` and `by`: not a str, blank, or text no audit row could keep."""
+    return st.one_of(not_text(none=True), st.text(" \t", max_size=3), unstorable_text())
+
+
 _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]] = {
     "process": (
         {"thread_id": FRESH, "message": "invest", "requested_by": None},
@@ -351,6 +356,16 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
     ),
     "audit_log": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
     "state_at_decision": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "apply_retention": ({}, {"now": bad_nows()}),
+    "place_hold": (
+        {"thread_id": PAUSED, "reason": "FCA enquiry", "by": "legal@bank"},
+        {"thread_id": bad_thread_ids(), "reason": _bad_hold_text(), "by": _bad_hold_text()},
+    ),
+    "release_hold": (
+        {"thread_id": PAUSED, "by": "legal@bank"},
+        {"thread_id": bad_thread_ids(), "by": _bad_hold_text()},
+    ),
+    "ensure_not_held": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
 }
 
 COORDINATOR_PARAMETERS: frozenset[tuple[str, str]] = frozenset(

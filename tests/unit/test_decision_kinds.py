@@ -44,20 +44,20 @@ class HoldRequest(BaseModel):
 
 
 HOLD = DecisionKind(
-    verb="hold",
+    verb="defer",
     event="escalated",
     status=None,
     hook=None,
     delivers=False,
     votes=False,
     text=TextArgument(
-        name="reason", cli_help="why it waits", cli_required=True, label="Hold reason"
+        name="reason", cli_help="why it waits", cli_required=True, label="Defer reason"
     ),
     body=HoldRequest,
     cli_help="keep a review waiting for a second line",
     done="Held",
     summary="Hold the review",
-    label="Hold",
+    label="Defer",
 )
 
 
@@ -75,7 +75,17 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(sub.choices)
 
 
-NOT_DECISIONS = {"demo", "pending", "show", "audit", "expire", "recover"}
+NOT_DECISIONS = {
+    "demo",
+    "pending",
+    "show",
+    "audit",
+    "expire",
+    "recover",
+    "hold",
+    "release",
+    "retention",
+}
 
 
 class TestKinds:
@@ -205,11 +215,11 @@ class TestCli:
     def test_a_new_kind_gets_a_command(self, with_hold: tuple[DecisionKind, ...]) -> None:
         """Registering a kind adds its command, with `--<text>` required as the kind says."""
         commands = subcommands()
-        assert set(commands) - NOT_DECISIONS == {"approve", "reject", "hold"}
-        args = commands["hold"].parse_args(["t1", "--reason", "why", "--reviewer", "r"])
+        assert set(commands) - NOT_DECISIONS == {"approve", "reject", "defer"}
+        args = commands["defer"].parse_args(["t1", "--reason", "why", "--reviewer", "r"])
         assert (args.thread, args.reason, args.reviewer, args.expected) == ("t1", "why", "r", None)
         with pytest.raises(SystemExit):
-            commands["hold"].parse_args(["t1", "--reviewer", "r"])  # --reason is required
+            commands["defer"].parse_args(["t1", "--reviewer", "r"])  # --reason is required
 
     async def test_a_kinds_command_calls_its_method(
         self, with_hold: tuple[DecisionKind, ...]
@@ -218,13 +228,13 @@ class TestCli:
         calls: list[tuple[str, dict[str, Any]]] = []
 
         class Coordinator:
-            async def hold(self, thread: str, **kwargs: Any) -> None:
+            async def defer(self, thread: str, **kwargs: Any) -> None:
                 calls.append((thread, kwargs))
                 raise LookupError("stop here")
 
-        args = cli.build_parser().parse_args(["hold", "t1", "--reason", "why", "--reviewer", "r"])
+        args = cli.build_parser().parse_args(["defer", "t1", "--reason", "why", "--reviewer", "r"])
         with pytest.raises(LookupError):
-            await cli._handler("hold")(Coordinator(), args)  # type: ignore[arg-type]
+            await cli._handler("defer")(Coordinator(), args)  # type: ignore[arg-type]
         [(thread, kwargs)] = calls
         assert thread == "t1"
         assert (kwargs["reason"], kwargs["expected"], kwargs["reviewer"].id) == ("why", None, "r")
@@ -264,7 +274,7 @@ class TestServiceAndInbox:
         """Registering a kind adds its route."""
         routes = self.decision_routes()
         assert set(routes) == {k.path for k in with_hold}
-        assert routes["/reviews/{thread_id}/hold"].operation_id == "hold_review"
+        assert routes["/reviews/{thread_id}/defer"].operation_id == "defer_review"
 
     def test_inbox_buttons_are_the_kinds(self) -> None:
         """The page's script gets exactly the registered kinds, and no placeholder is left."""
@@ -282,7 +292,7 @@ class TestServiceAndInbox:
         from hitl_compliance.fastapi._inbox import inbox_kinds
 
         hold = inbox_kinds()[-1]
-        assert (hold["verb"], hold["label"], hold["confirm"]) == ("hold", "Hold", "Confirm hold")
+        assert (hold["verb"], hold["label"], hold["confirm"]) == ("defer", "Defer", "Confirm defer")
 
     def test_inbox_script_escapes_markup(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A label cannot close the page's script element."""

@@ -96,12 +96,13 @@ async def apply_retention(
     ctx: Context, policies: tuple[RetentionPolicy, ...], now: datetime | None
 ) -> RetentionReport:
     """Prune every class a policy names; held threads are skipped and reported."""
+    # A bad argument is refused as such, whatever the configuration.
+    at = ctx.now() if now is None else _validate.aware_datetime("now", now)
     if not policies:
         raise ConfigurationError(
             "apply_retention() needs retention policies: pass retention=[RetentionPolicy(...)] "
             "to HitlCoordinator."
         )
-    at = ctx.now() if now is None else _validate.aware_datetime("now", now)
     store = _store(ctx)
     if any(p.record_class == "checkpoints" for p in policies):
         _checkpointer(ctx)  # refused before anything is deleted
