@@ -51,6 +51,7 @@ __all__ = [
     "bad_older_than",
     "bad_optional_text",
     "bad_paths",
+    "bad_reason_codes",
     "bad_reviewers",
     "bad_thread_ids",
     "beyond_utc_calendar",
@@ -174,6 +175,12 @@ def bad_reviewers() -> st.SearchStrategy[Any]:
 def bad_optional_text() -> st.SearchStrategy[Any]:
     """For `response`, `reason`, `expected`, `rule`: not a str (None is valid), or unstorable."""
     return st.one_of(not_text(), unstorable_text())
+
+
+def bad_reason_codes() -> st.SearchStrategy[Any]:
+    """For `reason_code`: bad text, or a code not in the default taxonomy (ReasonCodeError)."""
+    unknown = st.sampled_from(["nope", "Misleading_Promotion", "x" * 65, "other "])
+    return st.one_of(bad_optional_text(), unknown)
 
 
 def _offset() -> st.SearchStrategy[timedelta]:
@@ -317,6 +324,8 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "expected": bad_optional_text(),
             "tool_args": bad_metadata(),
             "review_id": bad_optional_text(),
+            "reason_code": bad_reason_codes(),
+            "reason": bad_optional_text(),
         },
     ),
     "reject": (
@@ -328,6 +337,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "metadata": bad_metadata(),
             "expected": bad_optional_text(),
             "review_id": bad_optional_text(),
+            "reason_code": bad_reason_codes(),
         },
     ),
     "review": (
@@ -350,6 +360,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
         {"path": bad_paths(), "thread_id": bad_thread_ids().filter(lambda t: t is not None)},
     ),
     "audit_log": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "reason_code_counts": ({}, {"since": bad_nows(), "until": bad_nows()}),
     "state_at_decision": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
 }
 

@@ -75,7 +75,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(sub.choices)
 
 
-NOT_DECISIONS = {"demo", "pending", "show", "audit", "expire", "recover"}
+NOT_DECISIONS = {"demo", "pending", "show", "audit", "expire", "recover", "reason-codes"}
 
 
 class TestKinds:
