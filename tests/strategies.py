@@ -51,6 +51,7 @@ __all__ = [
     "bad_older_than",
     "bad_optional_text",
     "bad_paths",
+    "bad_reason_codes",
     "bad_reviewers",
     "bad_thread_ids",
     "beyond_utc_calendar",
@@ -176,6 +177,12 @@ def bad_optional_text() -> st.SearchStrategy[Any]:
     return st.one_of(not_text(), unstorable_text())
 
 
+def bad_reason_codes() -> st.SearchStrategy[Any]:
+    """For `reason_code`: bad text, or a code not in the default taxonomy (ReasonCodeError)."""
+    unknown = st.sampled_from(["nope", "Misleading_Promotion", "x" * 65, "other "])
+    return st.one_of(bad_optional_text(), unknown)
+
+
 def _offset() -> st.SearchStrategy[timedelta]:
     return st.builds(
         lambda h, m: timedelta(hours=h, minutes=m), st.integers(0, 23), st.integers(1, 59)
@@ -286,6 +293,7 @@ class BadCall:
 PAUSED = "<paused thread>"
 FRESH = "<fresh thread>"
 
+
 # method -> its valid arguments, and the bad-value strategy of each parameter.
 def _bad_hold_text() -> st.SearchStrategy[Any]:
     """For a hold's `reason` and `by`: not a str, blank, or text no audit row could keep."""
@@ -322,6 +330,8 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "expected": bad_optional_text(),
             "tool_args": bad_metadata(),
             "review_id": bad_optional_text(),
+            "reason_code": bad_reason_codes(),
+            "reason": bad_optional_text(),
         },
     ),
     "reject": (
@@ -333,6 +343,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "metadata": bad_metadata(),
             "expected": bad_optional_text(),
             "review_id": bad_optional_text(),
+            "reason_code": bad_reason_codes(),
         },
     ),
     "review": (
@@ -355,6 +366,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
         {"path": bad_paths(), "thread_id": bad_thread_ids().filter(lambda t: t is not None)},
     ),
     "audit_log": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "reason_code_counts": ({}, {"since": bad_nows(), "until": bad_nows()}),
     "state_at_decision": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
     "apply_retention": ({}, {"now": bad_nows()}),
     "place_hold": (

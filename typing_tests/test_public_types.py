@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from typing_extensions import assert_type
 
 from hitl_compliance import (
+    FCA_RETAIL_REASON_CODES,
     NODES,
     PLATFORM_CHECKPOINTER,
     AuditRecord,
@@ -31,6 +32,10 @@ from hitl_compliance import (
     KeywordRule,
     PendingReview,
     ProcessResult,
+    ReasonCode,
+    ReasonCodeCount,
+    ReasonCodes,
+    ReasonPolicy,
     RegexRule,
     RetentionPolicy,
     RetentionReport,
@@ -110,6 +115,11 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.release_hold("t", by="legal"), Hold | None)
     assert_type(await coord.holds(), list[Hold])
     assert_type(RetentionPolicy("audit", floor=timedelta(0), ceiling=timedelta(1)).floor, timedelta)
+    assert_type(coord.reason_codes, ReasonCodes)
+    assert_type(coord.reason_policy, ReasonPolicy)
+    assert_type(await coord.reject("t", reviewer="a", reason_code="unfair_terms"), ProcessResult)
+    assert_type(await coord.reason_code_counts(), tuple[ReasonCodeCount, ...])
+    assert_type(FCA_RETAIL_REASON_CODES.get("other"), ReasonCode | None)
 
 
 async def check_hook_outbox(store: ReviewStore, event: DecidedEvent) -> None:

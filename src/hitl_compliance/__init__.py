@@ -26,6 +26,7 @@ from hitl_compliance.errors import (
     PauseDisabledError,
     PolicyViolationError,
     QuorumPendingError,
+    ReasonCodeError,
     ReviewIdRequiredError,
     ReviewNotFoundError,
     StaleReviewError,
@@ -70,6 +71,14 @@ from hitl_compliance.policy import (
     RoleBasedPolicy,
     canonical_reviewer_id,
 )
+from hitl_compliance.reasons import (
+    FCA_RETAIL_REASON_CODES,
+    ReasonAction,
+    ReasonCode,
+    ReasonCodeCount,
+    ReasonCodes,
+    ReasonPolicy,
+)
 from hitl_compliance.retention import (
     Hold,
     RecordClass,
@@ -91,6 +100,7 @@ from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 
 __all__ = [
     "COORDINATOR_PERMISSION",
+    "FCA_RETAIL_REASON_CODES",
     "NODES",
     "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",
@@ -138,6 +148,12 @@ __all__ = [
     "PolicyViolationError",
     "ProcessResult",
     "QuorumPendingError",
+    "ReasonAction",
+    "ReasonCode",
+    "ReasonCodeCount",
+    "ReasonCodeError",
+    "ReasonCodes",
+    "ReasonPolicy",
     "RecordClass",
     "RegexRule",
     "RetentionPolicy",

@@ -184,6 +184,19 @@ class ApproveRequest(BaseModel):
             "422 `InvalidDecisionError`."
         ),
     )
+    reason_code: PlainText | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Why, as a code of the service's taxonomy (`GET /reason-codes`); required where "
+            "its reason policy says. Unknown or missing: a 422 `ReasonCodeError`. Audited."
+        ),
+    )
+    reason: PlainText | None = Field(
+        default=None,
+        max_length=5_000,
+        description="Free text recorded with the approval (the code `other` needs it).",
+    )
 
 
 class RejectRequest(BaseModel):
@@ -201,6 +214,14 @@ class RejectRequest(BaseModel):
     )
     metadata: Metadata = Field(
         default=None, description="JSON merged into the thread's metadata and the audit record."
+    )
+    reason_code: PlainText | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Why, as a code of the service's taxonomy (`GET /reason-codes`); required where "
+            "its reason policy says. Unknown or missing: a 422 `ReasonCodeError`. Audited."
+        ),
     )
 
 

@@ -35,7 +35,8 @@ RESUME_SCHEMA: dict[str, Any] = {
     "required": ["approved", "reviewer", "decided_at"],
     "description": (
         "A hitl_compliance Decision: approved (bool), reviewer, decided_at (ISO 8601), "
-        "and response (the approved text, edited or not) or reason (a rejection's); its "
+        "and response (the approved text, edited or not) or reason (a rejection's), and "
+        "reason_code where the reason policy needs one; its "
         "full JSON schema is Decision.model_json_schema(). A LangChain HITLResponse or "
         "an Agent Inbox response is accepted too."
     ),

@@ -23,6 +23,7 @@ from hitl_compliance.graph import graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy, Reviewer
+from hitl_compliance.reasons import ReasonCodes, ReasonPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
@@ -115,6 +116,8 @@ def attach_authority(
     setup: bool = True,
     sla: timedelta | None = None,
     sla_by: Mapping[str, timedelta] | None = None,
+    reason_codes: ReasonCodes | None = None,
+    reason_policy: ReasonPolicy | None = None,
 ) -> Any:
     """Check, claim and audit every decision on `graph`'s pauses in `reviews`, under `policy`.
 
@@ -140,6 +143,9 @@ def attach_authority(
             drives), as `HitlCoordinator(sla=...)` gives the pauses it records; an
             SLA worker on the store (`hitl-compliance expire --every`) resolves them.
         sla_by: Per rule name or severity SLAs, as `HitlCoordinator(sla_by=...)`.
+        reason_codes: The reason-code taxonomy decisions are checked against, as
+            `HitlCoordinator(reason_codes=...)` (default: `FCA_RETAIL_REASON_CODES`).
+        reason_policy: Which actions need a reason code, as `HitlCoordinator(reason_policy=...)`.
 
     Returns:
         `graph`, for `graph = attach_authority(builder.compile(), ...)`.
@@ -176,7 +182,14 @@ def attach_authority(
         if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
             raise ConfigurationError("sla and sla_by values must be positive timedeltas.")
     ctx = authority_context(
-        reviews, policy=policy, hooks=hooks, clock=clock, sla=sla, sla_by=sla_by
+        reviews,
+        policy=policy,
+        hooks=hooks,
+        clock=clock,
+        sla=sla,
+        sla_by=sla_by,
+        reason_codes=reason_codes,
+        reason_policy=reason_policy,
     )
     inner = InGraphAuthority(ctx)
     attach(graph, _SetUpFirst(inner) if setup else inner)

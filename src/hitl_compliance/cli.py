@@ -451,10 +451,13 @@ async def cmd_show(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         _echo("Decide it:")
         for kind in _decision_kinds.KINDS:
             option = f"--{kind.text.name}"
+            # A code the reason policy requires is shown as required (`reason-codes` lists them).
+            code = ["--reason-code", "CODE"] if kind.verb in coord.reason_policy.require else []
             if kind.text.cli_required:
-                _echo("  " + _command(args, kind.verb, review.thread_id, option, "TEXT", *decider))
+                line = _command(args, kind.verb, review.thread_id, option, "TEXT", *code, *decider)
+                _echo("  " + line)
             else:
-                _echo("  " + _command(args, kind.verb, review.thread_id, *decider))
+                _echo("  " + _command(args, kind.verb, review.thread_id, *code, *decider))
                 _echo(f"      [{option} TEXT] [--expected {draft_sha}]")
     elif review.status == "claimed":
         _echo()
@@ -494,6 +497,9 @@ def _decide_command(kind: DecisionKind) -> Handler:
         text = {kind.text.name: getattr(args, kind.text.name)}
         if kind.edits_tool_args:
             text["tool_args"] = args.tool_args
+        text["reason_code"] = args.reason_code
+        if kind.text.name != "reason":
+            text["reason"] = args.reason
         result: ProcessResult = await decide(
             args.thread,
             reviewer=_reviewer(args),
@@ -642,6 +648,47 @@ async def cmd_expire(coord: HitlCoordinator, args: argparse.Namespace) -> int:
             return EXIT_OK
         sys.stdout.flush()
         await asyncio.sleep(every)
+
+
+async def cmd_reason_codes(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """List the app's reason codes and which actions need one; or, `--counts`, count them."""
+    if args.counts:
+        counts = await coord.reason_code_counts(since=args.since, until=args.until)
+        if args.json:
+            _json([{"code": c.code, "event": c.event, "count": c.count} for c in counts])
+        elif not counts:
+            _say("No decision recorded a reason code.")
+        else:
+            _table(["CODE", "EVENT", "COUNT"], [[c.code, c.event, str(c.count)] for c in counts])
+        return EXIT_OK
+    codes = list(coord.reason_codes)
+    policy = coord.reason_policy
+    if args.json:
+        _json(
+            {
+                "codes": [
+                    {
+                        "code": c.code,
+                        "label": c.label,
+                        "description": c.description,
+                        "requires_text": c.requires_text,
+                    }
+                    for c in codes
+                ],
+                "required_for": sorted(policy.require),
+                "expiry_code": policy.expiry_code,
+            }
+        )
+        return EXIT_OK
+    _table(
+        ["CODE", "LABEL", "DESCRIPTION"],
+        [[c.code + (" *" if c.requires_text else ""), c.label, c.description] for c in codes],
+    )
+    required = ", ".join(sorted(policy.require)) or "nothing (optional)"
+    _say(f"\nA reason code is required to: {required}. (* needs a reason text too)")
+    if policy.expiry_code is not None:
+        _say(f"The SLA records: {policy.expiry_code}.")
+    return EXIT_OK
 
 
 async def cmd_recover(coord: HitlCoordinator, args: argparse.Namespace) -> int:
@@ -1010,6 +1057,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="the draft sha256 or checkpoint id you reviewed; refused if it changed",
         )
         decide.add_argument("--review-id", metavar="ID", help=_REVIEW_ID_HELP)
+        decide.add_argument(
+            "--reason-code",
+            metavar="CODE",
+            help="why, as a code of the app's taxonomy (see `reason-codes`); recorded",
+        )
+        if kind.text.name != "reason":
+            decide.add_argument(
+                "--reason", metavar="TEXT", help="free text recorded with the decision"
+            )
         if kind.edits_tool_args:
             decide.add_argument(
                 "--tool-args",
@@ -1072,10 +1128,25 @@ def build_parser() -> argparse.ArgumentParser:
         held.add_argument("thread", metavar="THREAD")
         held.add_argument("--by", required=True, metavar="WHO", help="who places/releases it")
     hold.add_argument("--reason", required=True, metavar="TEXT", help="why (the matter, ticket)")
+    reasons = sub.add_parser(
+        "reason-codes", help="list the app's reason codes (or count the recorded ones)"
+    )
+    _add_common(reasons, top=False)
+    _add_remote(reasons, top=False)
+    reasons.add_argument(
+        "--counts", action="store_true", help="count the codes the audit ledger recorded"
+    )
+    reasons.add_argument(
+        "--since", type=_aware_time, metavar="ISO", help="with --counts: decided at or after"
+    )
+    reasons.add_argument(
+        "--until", type=_aware_time, metavar="ISO", help="with --counts: decided before"
+    )
     return parser
 
 
 _HANDLERS: dict[str, Handler] = {
+    "reason-codes": cmd_reason_codes,
     "pending": cmd_pending,
     "show": cmd_show,
     "audit": cmd_audit,

@@ -31,7 +31,7 @@ from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.driver import Driver, check_drivable, driver_for
 from hitl_compliance._coordination.hooks import register_hooks
-from hitl_compliance._coordination.in_graph import InGraphAuthority
+from hitl_compliance._coordination.in_graph import InGraphAuthority, reason_config
 from hitl_compliance._coordination.remote import RemoteDriver, is_remote
 from hitl_compliance.authority import attach
 from hitl_compliance.errors import ConfigurationError
@@ -46,6 +46,7 @@ from hitl_compliance.policy import (
     Authorization,
     Reviewer,
 )
+from hitl_compliance.reasons import ReasonCodeCount, ReasonCodes, ReasonPolicy
 from hitl_compliance.retention import Hold, RetentionPolicy, RetentionReport, check_policies
 from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
@@ -117,6 +118,13 @@ class HitlCoordinator:
         clock: Returns the current aware datetime (inject a fake in tests).
         retention: One [`RetentionPolicy`][hitl_compliance.RetentionPolicy] per
             record class `apply_retention` prunes (none: it prunes nothing).
+        reason_codes: The [`ReasonCodes`][hitl_compliance.ReasonCodes] a decision's
+            `reason_code` must be one of (default:
+            [`FCA_RETAIL_REASON_CODES`][hitl_compliance.FCA_RETAIL_REASON_CODES]).
+        reason_policy: Which actions need a reason code, and the code the SLA
+            records ([`ReasonPolicy`][hitl_compliance.ReasonPolicy]; default: none
+            required). Checked on every path a decision takes, before anything is
+            written.
 
     Example:
         ```python
@@ -143,6 +151,8 @@ class HitlCoordinator:
         hooks: Hooks | None = None,
         lease: timedelta = timedelta(seconds=30),
         retention: Sequence[RetentionPolicy] = (),
+        reason_codes: ReasonCodes | None = None,
+        reason_policy: ReasonPolicy | None = None,
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -182,6 +192,7 @@ class HitlCoordinator:
         policies = check_policies(retention)
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
+        codes, reasons_required = reason_config(reason_codes, reason_policy)
         driver: Driver
         if remote:
             # A deployment: the server keeps the checkpoints, and the served graph is
@@ -204,6 +215,8 @@ class HitlCoordinator:
             hooks=hooks or Hooks(),
             driver=driver,
             retention=policies,
+            reason_codes=codes,
+            reason_policy=reasons_required,
         )
         register_hooks(store, self._ctx.hooks.names())
         if not remote:
@@ -225,6 +238,16 @@ class HitlCoordinator:
     def policy(self) -> ApprovalPolicy:
         """The approval policy in force."""
         return self._ctx.policy
+
+    @property
+    def reason_codes(self) -> ReasonCodes:
+        """The reason-code taxonomy decisions are checked against (what a UI offers)."""
+        return self._ctx.reason_codes
+
+    @property
+    def reason_policy(self) -> ReasonPolicy:
+        """Which actions need a reason code, and the SLA's code."""
+        return self._ctx.reason_policy
 
     @property
     def lease(self) -> timedelta:
@@ -357,6 +380,8 @@ class HitlCoordinator:
         expected: str | None = None,
         tool_args: Mapping[str, Any] | None = None,
         review_id: str | None = None,
+        reason_code: str | None = None,
+        reason: str | None = None,
     ) -> ProcessResult:
         """Approve a paused draft: deliver it, or deliver the reviewer's edited `response`.
 
@@ -377,6 +402,10 @@ class HitlCoordinator:
             review_id: Which of the thread's pending reviews (as `pending()` lists
                 them); required when it has several (a gate waiting for several
                 tool calls in parallel). Deciding one leaves the others pending.
+            reason_code: Why, one of the coordinator's
+                [`reason_codes`][hitl_compliance.HitlCoordinator.reason_codes]; required
+                for an edit (or a plain approval) where the reason policy says.
+            reason: Free text recorded with the decision (required by the code `other`).
 
         Raises:
             ReviewIdRequiredError: several reviews are pending and `review_id` is None.
@@ -385,6 +414,8 @@ class HitlCoordinator:
             NotAuthorizedError: the policy (or four-eyes) forbids this reviewer.
             PolicyViolationError: the edited response breaks a `block` rule.
             StaleReviewError: `expected` does not match the paused state.
+            ReasonCodeError: `reason_code` is unknown, or missing where the policy
+                needs one; nothing was written.
             InvalidDecisionError: the decision failed validation; nothing changed.
 
         Example:
@@ -401,6 +432,8 @@ class HitlCoordinator:
             expected=expected,
             tool_args=tool_args,
             review_id=review_id,
+            reason_code=reason_code,
+            reason=reason,
         )
 
     async def reject(
@@ -412,11 +445,14 @@ class HitlCoordinator:
         metadata: Mapping[str, Any] | None = None,
         expected: str | None = None,
         review_id: str | None = None,
+        reason_code: str | None = None,
     ) -> ProcessResult:
         """Reject a paused draft; the customer gets `rejection_message` (or nothing).
 
         One authorised rejection ends a review, whatever approvals it had.
-        `review_id` says which review, as for [`approve`][hitl_compliance.HitlCoordinator.approve].
+        `review_id` says which review, and `reason_code` why (checked against
+        the taxonomy and the reason policy), as for
+        [`approve`][hitl_compliance.HitlCoordinator.approve].
 
         Raises:
             ReviewIdRequiredError: several reviews are pending and `review_id` is None.
@@ -424,7 +460,14 @@ class HitlCoordinator:
             AlreadyDecidedError: another decision won, or the review was decided.
             NotAuthorizedError: the policy forbids this reviewer.
             StaleReviewError: `expected` does not match the paused state.
+            ReasonCodeError: `reason_code` is unknown, missing where the policy needs
+                one, or `other` without a `reason`; nothing was written.
             InvalidDecisionError: the decision failed validation; nothing changed.
+
+        Example:
+            ```python
+            await coord.reject("t1", reviewer="officer@bank", reason_code="missing_risk_warning")
+            ```
         """
         return await _decisions.reject(
             self._ctx,
@@ -434,6 +477,7 @@ class HitlCoordinator:
             metadata=metadata,
             expected=expected,
             review_id=review_id,
+            reason_code=reason_code,
         )
 
     # -- recovery (recovery.py) ------------------------------------------------
@@ -518,6 +562,26 @@ class HitlCoordinator:
         (or the copied `ledger.py` file alone). Returns the number of rows written.
         """
         return await _evidence.export_audit(self._ctx, path, thread_id=thread_id)
+
+    async def reason_code_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[ReasonCodeCount, ...]:
+        """How many decisions recorded each reason code, by audit event, at `since <= at < until`.
+
+        Counted in the store (one `GROUP BY` on SQLite and PostgreSQL) from the
+        `reason_code` of the audit rows' payloads: `approved`, `rejected` and
+        `expired` rows, sorted by code then event.
+
+        Raises:
+            InvalidInputError: `since` or `until` is not a timezone-aware datetime.
+
+        Example:
+            ```python
+            for row in await coord.reason_code_counts(since=month_start):
+                print(row.code, row.event, row.count)
+            ```
+        """
+        return await _evidence.reason_code_counts(self._ctx, since, until)
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit records, oldest first."""

@@ -13,6 +13,7 @@ HitlError
 ├── StaleReviewError          the paused state changed since the reviewer loaded it
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
 │   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
+│   │   └── ReasonCodeError   a reason code is unknown, or missing where the policy needs one
 │   ├── ReviewIdRequiredError  the thread has several pending reviews: pass review_id=
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
@@ -43,6 +44,7 @@ __all__ = [
     "PauseDisabledError",
     "PolicyViolationError",
     "QuorumPendingError",
+    "ReasonCodeError",
     "ReviewIdRequiredError",
     "ReviewNotFoundError",
     "StaleReviewError",
@@ -143,6 +145,31 @@ class InvalidDecisionError(InvalidInputError):
     Nothing was sent to LangGraph: an invalid resume value would otherwise be
     stored and poison the thread. Fix the input and call again.
     """
+
+
+class ReasonCodeError(InvalidDecisionError):
+    """A decision's reason code is not in the taxonomy, or is missing where the policy needs one.
+
+    Raised (or, for a resume that reaches the graph around the coordinator,
+    returned as the refusal) before anything is written: no claim, no audit
+    row, no checkpoint change. Pick a code from the coordinator's
+    [`ReasonCodes`][hitl_compliance.ReasonCodes] (`hitl-compliance reason-codes`,
+    `GET /reason-codes`) and decide again; the code `other` also needs a reason text.
+    `code` is the code given (None when missing), `action` what was decided
+    (`approve`, `edit`, `reject`, `expiry`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str | None = None,
+        code: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.code = code
+        self.action = action
 
 
 class ReviewIdRequiredError(InvalidInputError):

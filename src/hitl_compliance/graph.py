@@ -651,7 +651,7 @@ def _route_decision(spec: GraphSpec) -> Callable[..., Awaitable[str]]:
     return route
 
 
-_DECISION_KEYS = ("reviewer", "decided_at", "rejection_reason")
+_DECISION_KEYS = ("reviewer", "decided_at", "rejection_reason", "reason_code")
 
 
 def _decision_metadata(state: ComplianceState, decision: dict[str, Any]) -> dict[str, Any]:
@@ -662,6 +662,8 @@ def _decision_metadata(state: ComplianceState, decision: dict[str, Any]) -> dict
     patch["decided_at"] = decision["decided_at"]
     if not decision.get("approved") and decision.get("reason"):
         patch["rejection_reason"] = decision["reason"]
+    if decision.get("reason_code"):
+        patch["reason_code"] = decision["reason_code"]
     return patch
 
 

@@ -144,6 +144,10 @@ class Decision(BaseModel):
     approvers: list[str] = Field(default_factory=list)
     edit_findings: list[dict[str, JsonValue]] = Field(default_factory=list)
     tool_args: dict[str, JsonValue] | None = None
+    reason_code: str | None = Field(default=None, min_length=1, max_length=64)
+    """Why, as a code of the coordinator's [`ReasonCodes`][hitl_compliance.ReasonCodes];
+    checked against them (and its [`ReasonPolicy`][hitl_compliance.ReasonPolicy]) on
+    every path, and recorded in the decision's audit row."""
 
     @model_validator(mode="before")
     @classmethod
@@ -173,7 +177,7 @@ class Decision(BaseModel):
             raise ValueError("an edited response must not be blank; omit it to send the draft")
         return value
 
-    @field_validator("reviewer", "response", "reason", "roles", "approvers")
+    @field_validator("reviewer", "response", "reason", "reason_code", "roles", "approvers")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         # Every store must be able to keep the decision: no NUL, no lone surrogate, no NaN.
@@ -200,12 +204,13 @@ class Decision(BaseModel):
     def to_state(self) -> dict[str, Any]:
         """Plain-data form stored in graph state and sent as the resume value.
 
-        `tool_args` appears only when set, so decisions on text keep their
-        earlier stored form.
+        `tool_args` and `reason_code` appear only when set, so decisions
+        without them keep their earlier stored form.
         """
         data = self.model_dump(mode="json")
-        if data.get("tool_args") is None:
-            data.pop("tool_args", None)
+        for optional in ("tool_args", "reason_code"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return data
 
 

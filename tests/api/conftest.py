@@ -24,6 +24,7 @@ from hitl_compliance import (
     ApprovalPolicy,
     ComplianceState,
     HitlCoordinator,
+    ReasonPolicy,
     Reviewer,
     build_compliance_graph,
     open_backend,
@@ -99,6 +100,7 @@ def build_coordinator(
     clock: FakeClock,
     *,
     policy: ApprovalPolicy | None = None,
+    reason_policy: ReasonPolicy | None = None,
 ) -> HitlCoordinator:
     """The FCA rules and policy over the echo drafter on `backend`, publishing to `events`."""
     graph = build_compliance_graph(
@@ -114,6 +116,7 @@ def build_coordinator(
         sla=SLA,
         clock=clock,
         hooks=events.hooks(),
+        reason_policy=reason_policy,
     )
 
 
@@ -185,6 +188,7 @@ def new_service(
     *,
     policy: ApprovalPolicy | None = None,
     idempotency: IdempotencyStore | None = None,
+    reason_policy: ReasonPolicy | None = None,
     **router_options: Any,
 ) -> Service:
     """A coordinator on `backend` behind the router, with an httpx client over ASGI.
@@ -192,7 +196,7 @@ def new_service(
     `router_options` go to `create_review_router` (say, `trusted_origins=`).
     """
     events = ReviewEvents()
-    coord = build_coordinator(backend, events, clock, policy=policy)
+    coord = build_coordinator(backend, events, clock, policy=policy, reason_policy=reason_policy)
     app = make_app(coord, events, idempotency=idempotency, heartbeat=0.2, **router_options)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
     return Service(backend, coord, events, app, client, clock)

@@ -252,6 +252,51 @@ def test_reject_with_a_reason_in_chromium(served: ServerThread, tmp_path: Path) 
     assert (audit[-1]["event"], audit[-1]["payload"]["reason"]) == ("rejected", "no advice")
 
 
+def test_reject_with_a_reason_code_in_chromium(served: ServerThread, tmp_path: Path) -> None:
+    """Each card offers the service's reason codes; the chosen one reaches the ledger."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served.url}/inbox?reviewer=sam@bank")
+            reviews = page.locator("article.review")
+            expect(reviews).to_have_count(2)
+            first = reviews.first
+            thread_id = first.get_attribute("data-thread")
+            assert thread_id
+            picker = first.get_by_role("combobox", name=f"Reason code for {thread_id}")
+            expect(picker).to_be_visible()
+            expect(picker.locator("option[value=missing_risk_warning]")).to_have_count(1)
+            picker.select_option("missing_risk_warning")
+            first.get_by_role("button", name="Reject", exact=True).click()
+            first.get_by_role("textbox", name=f"Rejection reason for {thread_id}").fill(
+                "no warning"
+            )
+            first.get_by_role("button", name="Confirm reject").click()
+            expect(page.locator(f'article[data-thread="{thread_id}"]')).to_have_count(0)
+            expect(page.locator("#audit-detail")).to_contain_text(
+                "Reason code: missing_risk_warning"
+            )
+            assert errors == []
+        finally:
+            context.close()
+    api = httpx.Client(base_url=served.url, headers={"X-Reviewer": "sam@bank"}, timeout=10)
+    last = api.get(f"/reviews/{thread_id}/audit").json()[-1]
+    assert (last["event"], last["payload"]["reason_code"]) == ("rejected", "missing_risk_warning")
+    counts = api.get("/reason-codes/counts").json()
+    assert {"code": "missing_risk_warning", "event": "rejected", "count": 1} in counts
+
+
 @pytest.fixture
 def served_hidden(tmp_path: Path) -> Iterator[ServerThread]:
     """A review router and inbox over a coordinator whose one paused draft is HIDDEN_DRAFT."""

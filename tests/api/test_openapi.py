@@ -19,6 +19,7 @@ JSON_ROUTES = {
     ("post", "/reviews/{thread_id}/approve"): "ProcessResult",
     ("post", "/reviews/{thread_id}/reject"): "ProcessResult",
     ("get", "/audit/verify"): "LedgerReport",
+    ("get", "/reason-codes"): "ReasonTaxonomy",
 }
 PROBLEMS = {
     ("get", "/me"): {"401", "422"},
@@ -29,6 +30,8 @@ PROBLEMS = {
     ("get", "/reviews/{thread_id}/audit"): {"401", "422"},
     ("get", "/audit/verify"): {"401", "422"},
     ("get", "/events"): {"401", "422"},
+    ("get", "/reason-codes"): {"401", "422"},
+    ("get", "/reason-codes/counts"): {"401", "422"},
 }
 
 
@@ -107,8 +110,15 @@ class TestOpenApi:
             "expected",
             "metadata",
             "tool_args",
+            "reason_code",
+            "reason",
         }
-        assert set(schemas["RejectRequest"]["properties"]) == {"reason", "expected", "metadata"}
+        assert set(schemas["RejectRequest"]["properties"]) == {
+            "reason",
+            "expected",
+            "metadata",
+            "reason_code",
+        }
         violation = schemas["RuleResult"]["properties"]
         assert violation["verdict"]["enum"] == ["pass", "review", "block"]
         pending = schemas["PendingReview"]["properties"]

@@ -85,6 +85,7 @@ NOT_DECISIONS = {
     "hold",
     "release",
     "retention",
+    "reason-codes",
 }
 
 

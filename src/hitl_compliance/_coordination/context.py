@@ -32,8 +32,15 @@ from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ProcessResult, ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy
+from hitl_compliance.reasons import (
+    FCA_RETAIL_REASON_CODES,
+    ReasonCodes,
+    ReasonPolicy,
+    check_reason,
+    reason_action,
+)
 from hitl_compliance.retention import RetentionPolicy
-from hitl_compliance.state import ComplianceState
+from hitl_compliance.state import ComplianceState, Decision
 from hitl_compliance.stores.base import ReviewStore
 
 if TYPE_CHECKING:
@@ -52,6 +59,9 @@ __all__ = [
     "result",
     "run",
 ]
+
+
+_NO_REASON_REQUIRED = ReasonPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +86,8 @@ class Context:
     hooks: Hooks
     driver: Driver = None  # type: ignore[assignment]
     retention: tuple[RetentionPolicy, ...] = ()
+    reason_codes: ReasonCodes = FCA_RETAIL_REASON_CODES
+    reason_policy: ReasonPolicy = _NO_REASON_REQUIRED
 
     def __post_init__(self) -> None:
         if self.driver is None:
@@ -89,6 +101,25 @@ class Context:
                 "The coordinator's clock must return timezone-aware datetimes."
             )
         return now
+
+    def check_reason(self, made: Decision, review: ReviewRecord) -> None:
+        """Refuse `made` if its reason code is unknown or missing where the policy needs one.
+
+        An approval is an edit when it changes the reply (or the tool call's
+        arguments). Called before anything is written (ReasonCodeError).
+        """
+        edited = made.tool_args is not None or (
+            made.response is not None and made.response != review.draft_response
+        )
+        action = reason_action(approved=made.approved, system=made.kind == "system", edited=edited)
+        check_reason(
+            self.reason_codes,
+            self.reason_policy,
+            action=action,
+            code=made.reason_code,
+            text=made.reason,
+            thread_id=review.thread_id,
+        )
 
     def state(self, values: Any) -> ComplianceState:
         """The graph's state values as the `ComplianceState` the coordinator reasons on."""

@@ -91,22 +91,29 @@ async def approve(
     expected: str | None,
     tool_args: Mapping[str, Any] | None = None,
     review_id: str | None = None,
+    reason_code: str | None = None,
+    reason: str | None = None,
 ) -> ProcessResult:
     """Vote to approve; resume the graph at quorum (contract: `HitlCoordinator.approve`)."""
     check_thread_id(thread_id)
     who = as_reviewer(reviewer)
     _validate.decision_text("response", response)
     _validate.decision_text("expected", expected)
+    _validate.decision_text("reason", reason)
+    _validate.decision_text("reason_code", reason_code)
     made = decision(
         ctx,
         approved=True,
         reviewer=who.id,
         roles=sorted(who.roles),
         response=response,
+        reason=reason or None,
         metadata=metadata,
         tool_args=None if tool_args is None else _tool_args(tool_args),
+        reason_code=reason_code or None,
     )
     review = await reviews.open_review(ctx, thread_id, expected, review_id)
+    ctx.check_reason(made, review)  # before four-eyes, which audits a refusal
     await four_eyes(ctx, review, who)
     edit_findings = await check_edit(ctx, review, made)
     claim_id = uuid.uuid4().hex
@@ -134,8 +141,10 @@ async def claim_approval(
     the decision was made).
 
     Raises:
+        ReasonCodeError: the reason code is unknown or missing (nothing written).
         NotAuthorizedError: the requester, or a reviewer without the roles (audited).
     """
+    ctx.check_reason(made, review)
     key = await four_eyes(ctx, review, who)
     findings = list(review.violations)
     findings += [f for f in edit_findings if f not in findings]
@@ -195,12 +204,14 @@ async def reject(
     metadata: Mapping[str, Any] | None,
     expected: str | None,
     review_id: str | None = None,
+    reason_code: str | None = None,
 ) -> ProcessResult:
     """Reject, then resume the graph to `rejected` (contract: `HitlCoordinator.reject`)."""
     check_thread_id(thread_id)
     who = as_reviewer(reviewer)
     _validate.decision_text("reason", reason)
     _validate.decision_text("expected", expected)
+    _validate.decision_text("reason_code", reason_code)
     made = decision(
         ctx,
         approved=False,
@@ -208,6 +219,7 @@ async def reject(
         roles=sorted(who.roles),
         reason=reason or None,
         metadata=metadata,
+        reason_code=reason_code or None,
     )
     review = await reviews.open_review(ctx, thread_id, expected, review_id)
     claim_id = uuid.uuid4().hex
@@ -234,8 +246,10 @@ async def claim_rejection(
     """The policy on the review's findings, then the claim: the checks every rejection passes.
 
     Raises:
+        ReasonCodeError: the reason code is unknown or missing (nothing written).
         NotAuthorizedError: a reviewer without the roles (audited).
     """
+    ctx.check_reason(made, review)
     auth = ctx.policy.authorize(who, review.violations)
     if not auth.allowed:
         await deny(ctx, review, who, auth.reason, auth.missing_roles)

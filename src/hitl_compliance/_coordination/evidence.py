@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import datetime
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination.context import Context, check_thread_id
@@ -17,10 +18,29 @@ from hitl_compliance._coordination.retention import kept_state
 from hitl_compliance.errors import ReviewNotFoundError
 from hitl_compliance.ledger import LedgerReport, verify_rows
 from hitl_compliance.models import AuditRecord
+from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.retention import RetentionStore
 from hitl_compliance.state import ComplianceState
+from hitl_compliance.stores.base import ReasonCodeCounter
 
-__all__ = ["audit_log", "export_audit", "state_at_decision", "verify_audit"]
+__all__ = [
+    "audit_log",
+    "export_audit",
+    "reason_code_counts",
+    "state_at_decision",
+    "verify_audit",
+]
+
+
+async def reason_code_counts(
+    ctx: Context, since: datetime | None, until: datetime | None
+) -> tuple[ReasonCodeCount, ...]:
+    """Decisions' reason codes counted in the store (contract: the coordinator's method)."""
+    start = None if since is None else _validate.aware_datetime("since", since)
+    end = None if until is None else _validate.aware_datetime("until", until)
+    if isinstance(ctx.reviews, ReasonCodeCounter):
+        return await ctx.reviews.reason_code_counts(since=start, until=end)
+    return count_reason_codes(await ctx.reviews.audit_rows(), since=start, until=end)
 
 
 async def verify_audit(ctx: Context, thread_id: str | None) -> LedgerReport:

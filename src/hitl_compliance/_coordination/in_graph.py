@@ -28,6 +28,7 @@ from hitl_compliance._coordination.decisions import (
 from hitl_compliance._coordination.sla import sla_for
 from hitl_compliance.errors import (
     AlreadyDecidedError,
+    ConfigurationError,
     HitlError,
     QuorumPendingError,
     ReviewNotFoundError,
@@ -36,6 +37,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer
+from hitl_compliance.reasons import FCA_RETAIL_REASON_CODES, ReasonCodes, ReasonPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
 from hitl_compliance.stores.base import ReviewStore
@@ -44,7 +46,7 @@ __all__ = ["InGraphAuthority", "store_authority"]
 
 logger = logging.getLogger("hitl_compliance")
 
-_SAME = ("reviewer", "approved", "response", "reason", "tool_args")
+_SAME = ("reviewer", "approved", "response", "reason", "tool_args", "reason_code")
 
 
 def _same(held: dict[str, Any] | None, made: Decision) -> bool:
@@ -212,8 +214,11 @@ def authority_context(
     clock: Callable[[], datetime] | None = None,
     sla: timedelta | None = None,
     sla_by: Mapping[str, timedelta] | None = None,
+    reason_codes: ReasonCodes | None = None,
+    reason_policy: ReasonPolicy | None = None,
 ) -> Context:
     """A coordinator's context without a graph: what the checks inside the graph need."""
+    codes, rules = reason_config(reason_codes, reason_policy)
     return Context(
         graph=None,  # type: ignore[arg-type]
         spec=None,
@@ -226,7 +231,31 @@ def authority_context(
         on_timeout="reject",
         hooks=hooks or Hooks(),
         driver=_NoDriver(),  # type: ignore[arg-type]
+        reason_codes=codes,
+        reason_policy=rules,
     )
+
+
+def reason_config(
+    reason_codes: ReasonCodes | None, reason_policy: ReasonPolicy | None
+) -> tuple[ReasonCodes, ReasonPolicy]:
+    """The taxonomy and policy in force (defaults: FCA retail codes, none required), checked.
+
+    Raises:
+        ConfigurationError: a value of the wrong type, or an `expiry_code` not in the codes.
+    """
+    codes = FCA_RETAIL_REASON_CODES if reason_codes is None else reason_codes
+    rules = ReasonPolicy() if reason_policy is None else reason_policy
+    if not isinstance(codes, ReasonCodes):
+        raise ConfigurationError(
+            f"reason_codes must be a hitl_compliance.ReasonCodes, got {type(codes).__name__}."
+        )
+    if not isinstance(rules, ReasonPolicy):
+        raise ConfigurationError(
+            f"reason_policy must be a hitl_compliance.ReasonPolicy, got {type(rules).__name__}."
+        )
+    rules.check(codes)
+    return codes, rules
 
 
 def store_authority(store: ReviewStore) -> InGraphAuthority:

@@ -127,7 +127,9 @@ async def expire(
         metadata=dict(decisions.FORCED),
         decided_at=now,
         text_sha256=sha256_text(review.draft_response) if approve else None,
+        reason_code=ctx.reason_policy.expiry_code,
     )
+    ctx.check_reason(made, review)
     claim_id = uuid.uuid4().hex
     claimed = await ctx.reviews.claim(
         review.thread_id,

@@ -25,11 +25,15 @@ __all__ = [
     "ApproveRequest",
     "Metadata",
     "PlainText",
+    "ReasonCodeInfo",
+    "ReasonCountInfo",
+    "ReasonTaxonomy",
     "RejectRequest",
     "ReviewPage",
     "ReviewerInfo",
     "ThreadId",
     "parse_older_than",
+    "parse_time",
 ]
 
 ThreadId = Annotated[
@@ -55,6 +59,46 @@ class ReviewerInfo(BaseModel):
 
     id: str
     roles: list[str]
+
+
+class ReasonCodeInfo(BaseModel):
+    """One reason code a decision may carry (`reason_code`)."""
+
+    code: str
+    label: str
+    description: str
+    requires_text: bool = Field(description="A decision with this code needs a reason text too.")
+
+
+class ReasonTaxonomy(BaseModel):
+    """`GET /reason-codes`: the codes reviewers pick from, and which actions need one."""
+
+    codes: list[ReasonCodeInfo]
+    required_for: list[str] = Field(
+        description="The actions (`approve`, `edit`, `reject`, `expiry`) that need a code."
+    )
+    expiry_code: str | None = Field(default=None, description="The code the SLA records.")
+
+
+class ReasonCountInfo(BaseModel):
+    """How many audit rows of one event recorded one reason code."""
+
+    code: str
+    event: str
+    count: int
+
+
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """An optional ISO-8601 datetime query parameter with a timezone (InvalidInputError)."""
+    if value is None:
+        return None
+    try:
+        parsed = _DATETIME.validate_python(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be an ISO-8601 datetime, got {value!r}.") from None
+    if parsed.tzinfo is None:
+        raise InvalidInputError(f"{name} {value!r} has no timezone; add one (Z or +00:00).")
+    return parsed
 
 
 _DATETIME = TypeAdapter(datetime)

@@ -29,10 +29,14 @@ from hitl_compliance.errors import (
 )
 from hitl_compliance.fastapi._bodies import (
     PlainText,
+    ReasonCodeInfo,
+    ReasonCountInfo,
+    ReasonTaxonomy,
     ReviewerInfo,
     ReviewPage,
     ThreadId,
     parse_older_than,
+    parse_time,
 )
 from hitl_compliance.fastapi._events import EventStreamResponse, ReviewEvents, event_stream
 from hitl_compliance.fastapi._idempotency import (
@@ -57,7 +61,7 @@ from hitl_compliance.policy import Reviewer
 
 __all__ = ["create_review_router", "decide_once", "pending_review"]
 
-_LATER_FIELDS = ("tool_args",)
+_LATER_FIELDS = ("tool_args", "reason_code", "reason")
 """Body fields added after the first release: out of a replay's fingerprint while unset."""
 
 ResolveCoordinator = Callable[[], HitlCoordinator]
@@ -345,6 +349,52 @@ def _add_review_routes(
 
     for kind in _decision_kinds.KINDS:
         _add_decision_route(router, kind, coord, reviewer_of, runner)
+
+    @router.get(
+        "/reason-codes",
+        operation_id="reason_codes",
+        summary="The reason codes a decision may carry, and which actions need one",
+        response_model=ReasonTaxonomy,
+        responses=problems(401, 422),
+    )
+    async def reason_codes(who: Who) -> ReasonTaxonomy:
+        current = coord()
+        return ReasonTaxonomy(
+            codes=[
+                ReasonCodeInfo(
+                    code=c.code,
+                    label=c.label,
+                    description=c.description,
+                    requires_text=c.requires_text,
+                )
+                for c in current.reason_codes
+            ],
+            required_for=sorted(current.reason_policy.require),
+            expiry_code=current.reason_policy.expiry_code,
+        )
+
+    @router.get(
+        "/reason-codes/counts",
+        operation_id="reason_code_counts",
+        summary="How many decisions recorded each reason code, by audit event",
+        response_model=list[ReasonCountInfo],
+        responses=problems(401, 422),
+    )
+    async def reason_code_counts(
+        who: Who,
+        since: Annotated[
+            PlainText | None,
+            Query(max_length=64, description="Decided at or after this ISO-8601 datetime."),
+        ] = None,
+        until: Annotated[
+            PlainText | None,
+            Query(max_length=64, description="Decided before this ISO-8601 datetime."),
+        ] = None,
+    ) -> list[ReasonCountInfo]:
+        counts = await coord().reason_code_counts(
+            since=parse_time("since", since), until=parse_time("until", until)
+        )
+        return [ReasonCountInfo(code=c.code, event=c.event, count=c.count) for c in counts]
 
     @router.get(
         "/reviews/{thread_id}/audit",

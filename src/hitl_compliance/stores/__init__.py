@@ -7,6 +7,7 @@ needs the `sqlite` extra, `hitl_compliance.stores.postgres` the `postgres` extra
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
+    ReasonCodeCounter,
     ReviewStore,
     TurnRecord,
     paused_payload,
@@ -17,6 +18,7 @@ __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
     "InMemoryReviewStore",
+    "ReasonCodeCounter",
     "ReviewStore",
     "TurnRecord",
     "paused_payload",

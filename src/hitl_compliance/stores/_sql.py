@@ -83,6 +83,9 @@ class Dialect:
     `BEGIN IMMEDIATE`)."""
     skip_locked: str = ""
     """The suffix leasing outbox rows no other transaction holds (`" FOR UPDATE SKIP LOCKED"`)."""
+    json_text: str = "json_extract({column}, '$.{key}')"
+    """A top-level key of a JSON text column as SQL text (SQLite's `json_extract`,
+    PostgreSQL's `::jsonb ->>`); `{column}` and `{key}` are filled in."""
 
     def limit(self, limit: int | None) -> Any:
         """The LIMIT parameter for `limit` (None: all rows)."""
@@ -599,6 +602,27 @@ def overdue_query(
         f"SELECT * FROM {reviews} WHERE status = 'pending' AND deadline IS NOT NULL "
         f"AND deadline <= {p} ORDER BY deadline, review_id LIMIT {p}",
         [d.time(now), d.limit(limit)],
+    )
+
+
+def reason_counts_query(
+    d: Dialect, audit: str, *, since: datetime | None, until: datetime | None
+) -> tuple[str, list[Any]]:
+    """`reason_code_counts`: audit rows with a payload `reason_code`, grouped by code and event."""
+    p = d.placeholder
+    code = d.json_text.format(column="payload", key="reason_code")
+    where = [f"{code} IS NOT NULL"]
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"at >= {p}")
+        params.append(d.time(since))
+    if until is not None:
+        where.append(f"at < {p}")
+        params.append(d.time(until))
+    return (
+        f"SELECT code, event, COUNT(*) AS n FROM (SELECT {code} AS code, event FROM {audit} "
+        f"WHERE {' AND '.join(where)}) AS coded GROUP BY code, event ORDER BY code, event",
+        params,
     )
 
 

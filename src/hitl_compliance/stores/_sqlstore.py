@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from typing_extensions import Self
 
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord
+from hitl_compliance.reasons import ReasonCodeCount
 from hitl_compliance.stores._sql import (
     Dialect,
     Row,
@@ -35,6 +36,7 @@ from hitl_compliance.stores._sql import (
     hooks_query,
     overdue_query,
     pending_query,
+    reason_counts_query,
     review_from_row,
     turn_from_row,
 )
@@ -213,6 +215,14 @@ class SqlStoreBase:
         else:
             rows = await self._fetch_all(self._sql.thread_audit_rows, (thread_id,))
         return [audit_from_row(self.dialect, r) for r in rows]
+
+    async def reason_code_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[ReasonCodeCount, ...]:
+        """Audit rows with a payload `reason_code`, counted by code and event in one query."""
+        sql, params = reason_counts_query(self.dialect, self._audit, since=since, until=until)
+        rows = await self._fetch_all(sql, params)
+        return tuple(ReasonCodeCount(str(r["code"]), str(r["event"]), int(r["n"])) for r in rows)
 
     async def audit_head(self) -> tuple[int, str] | None:
         """The chain head `(seq, hash)` of the last appended row; None before the first."""

@@ -27,10 +27,12 @@ from pydantic import BaseModel, ConfigDict
 
 from hitl_compliance._decision_kinds import FinalStatus, hook_for_event
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, sha256_text
+from hitl_compliance.reasons import ReasonCodeCount
 
 __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
+    "ReasonCodeCounter",
     "ReviewStore",
     "TurnRecord",
     "check_limit",
@@ -372,6 +374,22 @@ class ReviewStore(Protocol):
         final. Returns False, changing nothing, when the row is unknown,
         already delivered, or held by another owner (its lease was taken over).
         """
+        ...
+
+
+@runtime_checkable
+class ReasonCodeCounter(Protocol):
+    """A store that counts reason codes itself (the library's stores, in one query).
+
+    Optional: for a store without it, the coordinator counts the rows of
+    `audit_rows()` ([`count_reason_codes`][hitl_compliance.reasons.count_reason_codes]).
+    """
+
+    async def reason_code_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[ReasonCodeCount, ...]:
+        """Audit rows at `since <= at < until` whose payload has a `reason_code`, counted
+        by `(code, event)`, sorted by code then event."""
         ...
 
 

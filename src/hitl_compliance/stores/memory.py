@@ -18,6 +18,7 @@ from hitl_compliance.models import (
     seal,
     sha256_text,
 )
+from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.retention import (
     Hold,
     RecordClass,
@@ -415,6 +416,12 @@ class InMemoryReviewStore:
         if thread_id is not None:
             return await self.audit_log(thread_id)
         return list(self._audit)
+
+    async def reason_code_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[ReasonCodeCount, ...]:
+        """Audit rows with a payload `reason_code`, counted by code and event."""
+        return count_reason_codes(self._audit, since=since, until=until)
 
     async def audit_head(self) -> tuple[int, str] | None:
         return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else None

@@ -244,6 +244,7 @@ _DIALECT = Dialect(
     types=ColumnTypes(id='TEXT COLLATE "C"', time="TIMESTAMPTZ", seq="BIGINT"),
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    json_text="({column}::jsonb ->> '{key}')",
 )
 
 

@@ -1,6 +1,7 @@
 """Ledger conformance: the audit log per thread and the sealed, hash-chained store-wide ledger.
 
-Covers `audit_log`, `audit_rows` and `audit_head`: rows in append order,
+Covers `audit_log`, `audit_rows` and `audit_head` (and, for a store that
+implements the optional `ReasonCodeCounter`, `reason_code_counts`): rows in append order,
 each sealed with [`row_hash`][hitl_compliance.ledger.row_hash] and chained
 per thread and store-wide, hashes that survive the round trip of payloads
 and times, and one chain from concurrent appends on two instances.
@@ -16,9 +17,13 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+
 from hitl_compliance.ledger import row_hash, verify_rows
 from hitl_compliance.models import AuditRecord
+from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.stores import ReviewStore
+from hitl_compliance.stores.base import ReasonCodeCounter
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (
     IST,
@@ -176,3 +181,49 @@ class LedgerConformance(ConformanceBase):
         assert len(rows) == 34
         assert {r.seq for r in records if isinstance(r, AuditRecord)} <= {r.seq for r in rows}
         assert_chain(rows, await b.audit_head())
+
+    # -- reason codes (optional capability: ReasonCodeCounter) ---------------------
+
+    async def test_reason_code_counts_match_the_rows(self, review_store: ReviewStore) -> None:
+        """reason_code_counts counts coded rows by (code, event) in [since, until), any zone."""
+        if not isinstance(review_store, ReasonCodeCounter):
+            pytest.skip("the store does not implement ReasonCodeCounter (optional)")
+        plan = [
+            ("misleading_promotion", "rejected", 0),
+            ("misleading_promotion", "rejected", 1),
+            ("misleading_promotion", "approved", 2),
+            (None, "approved", 3),
+            ("other", "expired", 4),
+            ("missing_risk_warning", "rejected", 5),
+        ]
+        for i, (code, event, minutes) in enumerate(plan):
+            payload: dict[str, object] = {"i": i}
+            if code is not None:
+                payload["reason_code"] = code
+            await review_store.append_audit(
+                thread_id=f"t{i % 2}",
+                review_id=None,
+                checkpoint_id=None,
+                event=event,
+                actor="officer",
+                payload=payload,
+                # Half of them stamped in another zone: the window compares instants.
+                at=at(minutes).astimezone(IST) if i % 2 else at(minutes),
+            )
+        rows = await review_store.audit_rows()
+        assert await review_store.reason_code_counts() == count_reason_codes(
+            rows, since=None, until=None
+        )
+        assert await review_store.reason_code_counts() == (
+            ReasonCodeCount("misleading_promotion", "approved", 1),
+            ReasonCodeCount("misleading_promotion", "rejected", 2),
+            ReasonCodeCount("missing_risk_warning", "rejected", 1),
+            ReasonCodeCount("other", "expired", 1),
+        )
+        since, until = at(1).astimezone(IST), at(4)
+        window = await review_store.reason_code_counts(since=since, until=until)
+        assert window == count_reason_codes(rows, since=since, until=until)
+        assert window == (
+            ReasonCodeCount("misleading_promotion", "approved", 1),
+            ReasonCodeCount("misleading_promotion", "rejected", 1),
+        )
