@@ -21,6 +21,7 @@ from hitl_compliance.errors import (
     HitlError,
     InvalidDecisionError,
     InvalidInputError,
+    LedgerHeadMissingError,
     LegalHoldError,
     NotAuthorizedError,
     PauseDisabledError,
@@ -28,6 +29,7 @@ from hitl_compliance.errors import (
     QuorumPendingError,
     ReviewIdRequiredError,
     ReviewNotFoundError,
+    SigningUnavailableError,
     StaleReviewError,
     StoreError,
     ThreadBusyError,
@@ -52,7 +54,7 @@ from hitl_compliance.graph import (
     build_compliance_graph,
 )
 from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
-from hitl_compliance.ledger import LedgerBreak, LedgerReport
+from hitl_compliance.ledger import LedgerBreak, LedgerReport, SealedHead, SealProof
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -86,8 +88,17 @@ from hitl_compliance.rules import (
     ToolCallRule,
     Verdict,
 )
+from hitl_compliance.signing import (
+    Anchor,
+    Ed25519Signer,
+    FileAnchor,
+    PublicKey,
+    Sealing,
+    Signer,
+    load_public_key,
+)
 from hitl_compliance.state import ComplianceState, Decision, GateView, merge_metadata
-from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
+from hitl_compliance.stores import InMemoryReviewStore, ReviewStore, SealStore
 
 __all__ = [
     "COORDINATOR_PERMISSION",
@@ -95,6 +106,7 @@ __all__ = [
     "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",
     "AlreadyDecidedError",
+    "Anchor",
     "ApprovalPolicy",
     "AuditRecord",
     "Authorization",
@@ -110,7 +122,9 @@ __all__ = [
     "DraftError",
     "Drafter",
     "DuplicateVoteError",
+    "Ed25519Signer",
     "ExpiredEvent",
+    "FileAnchor",
     "GateItem",
     "GateOutcome",
     "GatePause",
@@ -127,6 +141,7 @@ __all__ = [
     "InvalidInputError",
     "KeywordRule",
     "LedgerBreak",
+    "LedgerHeadMissingError",
     "LedgerReport",
     "LegalHoldError",
     "NotAuthorizedError",
@@ -137,6 +152,7 @@ __all__ = [
     "PendingReview",
     "PolicyViolationError",
     "ProcessResult",
+    "PublicKey",
     "QuorumPendingError",
     "RecordClass",
     "RegexRule",
@@ -151,7 +167,13 @@ __all__ = [
     "Reviewer",
     "RoleBasedPolicy",
     "RuleResult",
+    "SealProof",
+    "SealStore",
+    "SealedHead",
+    "Sealing",
     "Severity",
+    "Signer",
+    "SigningUnavailableError",
     "StaleReviewError",
     "StoreError",
     "ThreadBusyError",
@@ -164,6 +186,7 @@ __all__ = [
     "canonical_reviewer_id",
     "compliance_gate",
     "gate_pauses",
+    "load_public_key",
     "mask_url",
     "merge_metadata",
     "open_backend",

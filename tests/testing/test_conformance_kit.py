@@ -84,12 +84,13 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3 + 1 + 5
+SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 3
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
 plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
 `SlaConformance` on undated reviews (`list_undated`, `set_deadline`), the one of
 `ReviewConformance` on a `complete` repeated by the claim that completed the review,
-and the 5 of `RetentionConformance` (holds, documented pruning, kept evidence)."""
+the 5 of `RetentionConformance` (holds, documented pruning, kept evidence) and the
+3 of `SealConformance` (signed chain heads)."""
 
 
 def own_tests(cls: type) -> int:

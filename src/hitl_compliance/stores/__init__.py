@@ -8,6 +8,7 @@ from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
     ReviewStore,
+    SealStore,
     TurnRecord,
     paused_payload,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "FinalStatus",
     "InMemoryReviewStore",
     "ReviewStore",
+    "SealStore",
     "TurnRecord",
     "paused_payload",
 ]
