@@ -317,3 +317,42 @@ def test_any_rehash_up_to_a_seal_is_caught(n: int, data: st.DataObject) -> None:
     assert checked.proof is not None
     if checked.ok:
         assert checked.proof.unsealed_rows == n - sealed_at
+
+
+class TestWithRetention:
+    async def test_a_seal_on_a_pruned_row_still_verifies(self) -> None:
+        """Retention's documented pruning keeps seals provable: the tombstone lists the hash."""
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        from hitl_compliance import KeywordRule, RetentionPolicy, build_compliance_graph
+        from hitl_compliance.testing import FakeClock
+
+        clock = FakeClock()
+        graph = build_compliance_graph(
+            lambda state: "Guaranteed returns!",
+            rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+            checkpointer=InMemorySaver(),
+        )
+        store = InMemoryReviewStore()
+        coord = HitlCoordinator(
+            graph,
+            reviews=store,
+            clock=clock,
+            retention=[
+                RetentionPolicy("audit", floor=timedelta(days=1), ceiling=timedelta(days=1))
+            ],
+            sealing=Sealing(SIGNER, every_rows=None, every=None),
+        )
+        await coord.process("old", "Is this fund safe?")
+        await coord.reject("old", reviewer="officer@bank", reason="misleading")
+        sealed = await coord.seal_audit()
+        assert sealed is not None
+        assert sealed.seq == 2
+        clock.advance(timedelta(days=2))
+        await coord.process("new", "Is this fund safe?")
+        await coord.apply_retention()
+        assert 2 not in {r.seq for r in await store.audit_rows()}  # the sealed row is pruned
+        report = await coord.verify_audit(public_key=KEY)
+        assert report.ok, report.first_broken
+        assert report.proof is not None
+        assert report.proof.sealed_seq == 2
