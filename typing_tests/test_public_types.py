@@ -26,12 +26,16 @@ from hitl_compliance import (
     ComplianceState,
     DecidedEvent,
     Decision,
+    Ed25519Signer,
+    FileAnchor,
     HitlCoordinator,
     Hold,
     InMemoryReviewStore,
     KeywordRule,
+    LedgerReport,
     PendingReview,
     ProcessResult,
+    PublicKey,
     ReasonCode,
     ReasonCodeCount,
     ReasonCodes,
@@ -41,10 +45,14 @@ from hitl_compliance import (
     RetentionReport,
     ReviewStore,
     RuleResult,
+    SealedHead,
+    Sealing,
+    SealProof,
     Verdict,
     Vote,
     build_compliance_graph,
     canonical_reviewer_id,
+    load_public_key,
     merge_metadata,
 )
 from hitl_compliance.models import HookDelivery
@@ -176,3 +184,17 @@ def check_state() -> None:
 def check_rejected() -> None:
     RuleResult("r", "maybe")  # type: ignore[arg-type]
     build_compliance_graph(_draft, checkpointer=None, style="static")  # type: ignore[arg-type]
+
+
+async def check_signed_heads(coord: HitlCoordinator, store: InMemoryReviewStore) -> None:
+    signer = Ed25519Signer.generate()
+    assert_type(signer.key_id, str)
+    assert_type(signer.sign(b"m"), bytes)
+    sealing = Sealing(signer, anchors=(FileAnchor("anchors.jsonl"),))
+    store.configure_sealing(sealing)
+    assert_type(await store.seal_head(), SealedHead | None)
+    assert_type(await store.seals(), list[SealedHead])
+    report = await coord.verify_audit(public_key=signer.public_key_pem())
+    assert_type(report, LedgerReport)
+    assert_type(report.proof, SealProof | None)
+    assert_type(load_public_key("key.pem"), PublicKey)

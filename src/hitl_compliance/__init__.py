@@ -21,6 +21,7 @@ from hitl_compliance.errors import (
     HitlError,
     InvalidDecisionError,
     InvalidInputError,
+    LedgerHeadMissingError,
     LegalHoldError,
     NotAuthorizedError,
     PauseDisabledError,
@@ -29,6 +30,7 @@ from hitl_compliance.errors import (
     ReasonCodeError,
     ReviewIdRequiredError,
     ReviewNotFoundError,
+    SigningUnavailableError,
     StaleReviewError,
     StoreError,
     ThreadBusyError,
@@ -53,7 +55,7 @@ from hitl_compliance.graph import (
     build_compliance_graph,
 )
 from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
-from hitl_compliance.ledger import LedgerBreak, LedgerReport
+from hitl_compliance.ledger import LedgerBreak, LedgerReport, SealedHead, SealProof
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -95,8 +97,17 @@ from hitl_compliance.rules import (
     ToolCallRule,
     Verdict,
 )
+from hitl_compliance.signing import (
+    Anchor,
+    Ed25519Signer,
+    FileAnchor,
+    PublicKey,
+    Sealing,
+    Signer,
+    load_public_key,
+)
 from hitl_compliance.state import ComplianceState, Decision, GateView, merge_metadata
-from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
+from hitl_compliance.stores import InMemoryReviewStore, ReviewStore, SealStore
 
 __all__ = [
     "COORDINATOR_PERMISSION",
@@ -105,6 +116,7 @@ __all__ = [
     "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",
     "AlreadyDecidedError",
+    "Anchor",
     "ApprovalPolicy",
     "AuditRecord",
     "Authorization",
@@ -120,7 +132,9 @@ __all__ = [
     "DraftError",
     "Drafter",
     "DuplicateVoteError",
+    "Ed25519Signer",
     "ExpiredEvent",
+    "FileAnchor",
     "GateItem",
     "GateOutcome",
     "GatePause",
@@ -137,6 +151,7 @@ __all__ = [
     "InvalidInputError",
     "KeywordRule",
     "LedgerBreak",
+    "LedgerHeadMissingError",
     "LedgerReport",
     "LegalHoldError",
     "NotAuthorizedError",
@@ -147,6 +162,7 @@ __all__ = [
     "PendingReview",
     "PolicyViolationError",
     "ProcessResult",
+    "PublicKey",
     "QuorumPendingError",
     "ReasonAction",
     "ReasonCode",
@@ -167,7 +183,13 @@ __all__ = [
     "Reviewer",
     "RoleBasedPolicy",
     "RuleResult",
+    "SealProof",
+    "SealStore",
+    "SealedHead",
+    "Sealing",
     "Severity",
+    "Signer",
+    "SigningUnavailableError",
     "StaleReviewError",
     "StoreError",
     "ThreadBusyError",
@@ -180,6 +202,7 @@ __all__ = [
     "canonical_reviewer_id",
     "compliance_gate",
     "gate_pauses",
+    "load_public_key",
     "mask_url",
     "merge_metadata",
     "open_backend",

@@ -85,6 +85,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sha256_text
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
 from hitl_compliance.rules import RuleResult
+from hitl_compliance.signing import FileAnchor
 
 __all__ = ["DEFAULT_APP", "DEFAULT_BACKEND", "REMOTE_TOKEN_ENV", "AppFactory", "main"]
 
@@ -590,8 +591,16 @@ async def cmd_audit(coord: HitlCoordinator, args: argparse.Namespace) -> int:
 
 async def _verify(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     """Check the hash chain; exit 1 when a row was edited, deleted, inserted or reordered."""
-    report = await coord.verify_audit(args.thread)
+    anchors = [FileAnchor(path) for path in args.anchor or ()]
+    report = await coord.verify_audit(
+        args.thread, public_key=args.public_key, anchors=anchors if args.anchor else None
+    )
     scope = f"thread {args.thread}" if args.thread else "the whole store"
+    if not args.json and report.proof is not None:
+        for statement in report.proof.statements():
+            _echo(f"  {statement}")
+    if not args.json and args.thread and (args.public_key or args.anchor):
+        _echo("  signatures not checked: sealed heads sign the whole store, not one thread")
     if args.json:
         _json(report)
     elif report.ok:
@@ -1088,6 +1097,20 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--export", metavar="PATH", help="write the ledger as JSON Lines an auditor can verify"
     )
+    audit.add_argument(
+        "--public-key",
+        metavar="FILE",
+        action="append",
+        help="with --verify: check the sealed heads' signatures with this Ed25519 public key "
+        "(PEM; repeat after a key rotation); catches truncation and re-hashing back to the "
+        "last sealed head",
+    )
+    audit.add_argument(
+        "--anchor",
+        metavar="FILE",
+        action="append",
+        help="with --verify: also check the sealed heads in this anchor file (JSON Lines)",
+    )
 
     expire = sub.add_parser(
         "expire", help="resolve reviews past their SLA deadline (the app's on_timeout)"
@@ -1267,7 +1290,11 @@ def _error(exc: HitlError, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hitl-compliance` console script; returns the exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        sealed = getattr(args, "public_key", None) is not None or getattr(args, "anchor", None)
+        if args.command == "audit" and sealed and not args.verify:
+            parser.error("--public-key and --anchor go with --verify")
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         if exc.code is None:
             return EXIT_OK

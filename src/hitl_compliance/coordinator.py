@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, cast
@@ -38,7 +38,7 @@ from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import protect_stream
 from hitl_compliance.graph import ComplianceGraph, graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
-from hitl_compliance.ledger import LedgerReport
+from hitl_compliance.ledger import LedgerReport, SealedHead
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
 from hitl_compliance.policy import (
     AllowAllPolicy,
@@ -48,9 +48,10 @@ from hitl_compliance.policy import (
 )
 from hitl_compliance.reasons import ReasonCodeCount, ReasonCodes, ReasonPolicy
 from hitl_compliance.retention import Hold, RetentionPolicy, RetentionReport, check_policies
+from hitl_compliance.signing import Anchor, KeySource, Sealing
 from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
-from hitl_compliance.stores.base import ReviewStore
+from hitl_compliance.stores.base import ReviewStore, SealStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
 
 __all__ = ["SLA_ACTOR", "Clock", "HitlCoordinator", "OnTimeout"]
@@ -125,6 +126,9 @@ class HitlCoordinator:
             records ([`ReasonPolicy`][hitl_compliance.ReasonPolicy]; default: none
             required). Checked on every path a decision takes, before anything is
             written.
+        sealing: Sign the audit chain head every N rows / T seconds and on
+            every export ([`Sealing`][hitl_compliance.Sealing]); needs the
+            `signing` extra. The store keeps the policy.
 
     Example:
         ```python
@@ -153,6 +157,7 @@ class HitlCoordinator:
         retention: Sequence[RetentionPolicy] = (),
         reason_codes: ReasonCodes | None = None,
         reason_policy: ReasonPolicy | None = None,
+        sealing: Sealing | None = None,
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -190,6 +195,13 @@ class HitlCoordinator:
         if on_timeout == "escalate" and sla is None and not sla_by:
             raise ConfigurationError("on_timeout='escalate' needs an sla to set new deadlines.")
         policies = check_policies(retention)
+        if sealing is not None and not isinstance(sealing, Sealing):
+            raise ConfigurationError("sealing must be a hitl_compliance.Sealing instance.")
+        if sealing is not None and not isinstance(store, SealStore):
+            raise ConfigurationError(
+                f"sealing needs a store that keeps sealed heads (SealStore); "
+                f"{type(store).__name__} does not."
+            )
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
         codes, reasons_required = reason_config(reason_codes, reason_policy)
@@ -219,6 +231,8 @@ class HitlCoordinator:
             reason_policy=reasons_required,
         )
         register_hooks(store, self._ctx.hooks.names())
+        if sealing is not None:
+            store.configure_sealing(sealing)  # type: ignore[attr-defined]  # checked above
         if not remote:
             # Decisions made around this coordinator (a raw resume, a state write, a server
             # run) pass its checks inside the graph, claimed and audited in its store.
@@ -543,13 +557,54 @@ class HitlCoordinator:
 
     # -- evidence: audit (evidence.py) -----------------------------------------
 
-    async def verify_audit(self, thread_id: str | None = None) -> LedgerReport:
+    async def verify_audit(
+        self,
+        thread_id: str | None = None,
+        *,
+        public_key: KeySource | Sequence[KeySource] | None = None,
+        anchors: Iterable[Anchor] | None = None,
+    ) -> LedgerReport:
         """Verify the tamper-evident audit ledger (one thread's chain, or the whole store).
 
         Returns a report with `ok` and `first_broken` (None when ok) naming the
-        first row that was edited, deleted, inserted or reordered.
+        first row that was edited, deleted, inserted or reordered. For the whole
+        store, sealed heads (the store's, and `anchors`', by default the sealing
+        policy's) are checked too, and `report.proof` says what they prove:
+        with `public_key` (a PEM path or bytes; several after a key rotation)
+        their signatures are verified, so truncation and re-hashing back to the
+        last sealed head are caught.
+
+        Example:
+            ```python
+            report = await coord.verify_audit(public_key="audit-key.pub.pem")
+            print(report.ok, report.proof.statements())
+            ```
         """
-        return await _evidence.verify_audit(self._ctx, thread_id)
+        return await _evidence.verify_audit(
+            self._ctx, thread_id, public_key=public_key, anchors=anchors
+        )
+
+    async def seal_audit(self) -> SealedHead | None:
+        """Sign, store and anchor the audit chain head now, whatever the sealing policy's timing.
+
+        Sealing otherwise follows writes (every N rows or T seconds) and
+        exports; call this from a scheduler so an idle store's last rows do
+        not stay unsealed. Returns None when the ledger is empty.
+
+        Raises:
+            ConfigurationError: the store has no sealing policy.
+
+        Example:
+            ```python
+            head = await coord.seal_audit()
+            ```
+        """
+        store = self._ctx.reviews
+        if not isinstance(store, SealStore):
+            raise ConfigurationError(
+                f"{type(store).__name__} keeps no sealed heads: sealing needs a SealStore."
+            )
+        return await store.seal_head()
 
     async def export_audit(
         self, path: str | os.PathLike[str], *, thread_id: str | None = None
@@ -557,9 +612,11 @@ class HitlCoordinator:
         """Write the audit ledger as JSON Lines an auditor can verify offline.
 
         One `{"type": "row", ...}` object per row (all hashed fields plus
-        `hash`), then for a whole-store export one `{"type": "head", "seq",
-        "hash"}` line. Verify with `python -m hitl_compliance.ledger verify FILE`
-        (or the copied `ledger.py` file alone). Returns the number of rows written.
+        `hash`), then for a whole-store export one `{"type": "seal", ...}` line
+        per sealed head (the current head is sealed first when the sealing
+        policy says `on_export`) and one `{"type": "head", "seq", "hash"}` line.
+        Verify with `python -m hitl_compliance.ledger verify FILE` (or the
+        copied `ledger.py` file alone). Returns the number of rows written.
         """
         return await _evidence.export_audit(self._ctx, path, thread_id=thread_id)
 

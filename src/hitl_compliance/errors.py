@@ -3,6 +3,7 @@
 ```text
 HitlError
 ├── ConfigurationError        the graph, coordinator or backend is set up wrongly
+│   └── SigningUnavailableError  signed heads need the `signing` extra (cryptography)
 ├── ReviewNotFoundError       no paused review exists for the thread
 ├── AlreadyDecidedError       the review was decided (or is being decided) already
 │   └── DuplicateVoteError    this reviewer already voted on this review
@@ -18,6 +19,7 @@ HitlError
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
 ├── StoreError                the review store's database failed; the call changed nothing
+│   └── LedgerHeadMissingError  the audit chain head row was deleted; no row is appended
 ├── LegalHoldError            the thread is under legal hold: it may not be pruned or erased
 ├── DraftError                the drafter returned something other than text
 └── PauseDisabledError        a draft needed review in a graph built with pause=False
@@ -39,6 +41,7 @@ __all__ = [
     "HitlError",
     "InvalidDecisionError",
     "InvalidInputError",
+    "LedgerHeadMissingError",
     "LegalHoldError",
     "NotAuthorizedError",
     "PauseDisabledError",
@@ -47,6 +50,7 @@ __all__ = [
     "ReasonCodeError",
     "ReviewIdRequiredError",
     "ReviewNotFoundError",
+    "SigningUnavailableError",
     "StaleReviewError",
     "StoreError",
     "ThreadBusyError",
@@ -334,3 +338,21 @@ class CrossOriginRequestError(HitlError):
     ) -> None:
         super().__init__(message, thread_id=thread_id)
         self.origin = origin
+
+
+class SigningUnavailableError(ConfigurationError):
+    """Signed audit heads need the `cryptography` package, which is not installed.
+
+    Install the extra: `pip install "hitl-compliance[signing]"`.
+    """
+
+
+class LedgerHeadMissingError(StoreError):
+    """The audit ledger's chain head row is gone: someone deleted it outside hitl-compliance.
+
+    The store refuses to append (and to export) rather than rebuild the head
+    from the last row, which would hide rows cut from the end with it. Run
+    `verify_audit(public_key=...)` to see how far the ledger still proves
+    itself, investigate, then restore the head row (`seq`, `hash` of the last
+    row you trust) from a backup or by hand.
+    """

@@ -42,7 +42,7 @@ import bisect
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -51,11 +51,19 @@ __all__ = [
     "GENESIS",
     "HASHED_FIELDS",
     "PRUNED_EVENT",
+    "SEAL_DOMAIN",
     "LedgerBreak",
     "LedgerReport",
+    "SealProof",
+    "SealedHead",
     "canonical",
+    "check_seals",
+    "ed25519_verifier",
     "format_at",
+    "key_id_of",
+    "read_seals",
     "row_hash",
+    "seal_message",
     "verify_rows",
 ]
 
@@ -120,6 +128,8 @@ class LedgerReport:
     checked: int
     first_broken: LedgerBreak | None = None
     head_hash: str | None = None
+    proof: SealProof | None = None
+    """What the signed heads prove (`None` when no signed heads were checked)."""
 
 
 def verify_rows(
@@ -254,6 +264,283 @@ def _global_gap(pruned: Mapping[int, tuple[str, str]], after: int, before: int) 
     return pruned[before - 1][1]
 
 
+# -- Signed heads ------------------------------------------------------------------
+#
+# A store with a `Sealing` (hitl_compliance.signing) signs its chain head every N
+# rows or T seconds and on every export. A sealed head is checked here, still with
+# the standard library only: the signature check itself is passed in as a function
+# (the command line below builds it with `cryptography`, imported only then).
+
+SEAL_DOMAIN = b"hitl-compliance sealed head v1\n"
+"""The prefix of every signed message: a signature over it means nothing else."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedHead:
+    """A chain head `(seq, hash)` signed at `sealed_at` by the key `key_id`.
+
+    The signed bytes are [`seal_message`][hitl_compliance.ledger.seal_message];
+    `signature` is the signature in lowercase hex.
+    """
+
+    seq: int
+    hash: str
+    sealed_at: datetime
+    key_id: str
+    signature: str
+
+    def message(self) -> bytes:
+        """The exact bytes the signature covers."""
+        return seal_message(self.seq, self.hash, self.sealed_at, self.key_id)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object of an export's or an anchor file's `{"type": "seal"}` line."""
+        return {
+            "type": "seal",
+            "seq": self.seq,
+            "hash": self.hash,
+            "sealed_at": format_at(self.sealed_at),
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> SealedHead:
+        """Read a `{"type": "seal"}` line back; ValueError/KeyError/TypeError when malformed."""
+        sealed_at = datetime.fromisoformat(str(record["sealed_at"]).replace("Z", "+00:00"))
+        if sealed_at.tzinfo is None:
+            raise ValueError("sealed_at must be timezone-aware")
+        seq = record["seq"]
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise ValueError(f"seal seq must be an int >= 1, got {seq!r}")
+        return cls(
+            seq=seq,
+            hash=str(record["hash"]),
+            sealed_at=sealed_at,
+            key_id=str(record["key_id"]),
+            signature=str(record["signature"]),
+        )
+
+
+def seal_message(seq: int, head_hash: str, sealed_at: datetime | str, key_id: str) -> bytes:
+    """The canonical bytes signed for a sealed head.
+
+    `SEAL_DOMAIN` followed by the JSON of `{"hash", "key_id", "sealed_at", "seq"}`
+    with sorted keys, no whitespace, UTF-8, and `sealed_at` as
+    [`format_at`][hitl_compliance.ledger.format_at] writes it.
+    """
+    body = {"hash": head_hash, "key_id": key_id, "sealed_at": format_at(sealed_at), "seq": seq}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return SEAL_DOMAIN + text.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class SealProof:
+    """What a verification with signed heads proves, and what it cannot.
+
+    Attributes:
+        signatures_checked: a public key was given and every seal's signature was checked;
+            without one, seals are only compared with the rows and prove nothing a
+            database owner could not forge.
+        key_id: the id of the public key used (None without one).
+        seals_checked: how many sealed heads (store and anchors) were compared.
+        intact_through: the hash chain links from seq 1 to this seq.
+        sealed_seq: the newest sealed head that verified and matches its row: rows
+            `1..sealed_seq` are exactly the rows that existed when it was signed.
+        sealed_at: when that head was signed.
+        anchored_seq: the newest head confirmed from an anchor (outside the database).
+        unsealed_rows: rows after `sealed_seq`: linked, but a database owner could
+            delete or rewrite them without a trace.
+    """
+
+    signatures_checked: bool
+    key_id: str | None
+    seals_checked: int
+    intact_through: int
+    sealed_seq: int | None
+    sealed_at: datetime | None
+    anchored_seq: int | None
+    unsealed_rows: int
+
+    def statements(self) -> list[str]:
+        """What was proven and what was not, one sentence each (for a report or a CLI)."""
+        out = [f"hash chain intact from seq 1 to seq {self.intact_through}"]
+        if not self.signatures_checked:
+            out.append(
+                "signatures NOT checked (no public key): sealed heads prove nothing a "
+                "database owner could not forge"
+            )
+        if self.sealed_seq is None:
+            out.append("no sealed head verified: deleted or re-hashed rows are undetectable")
+        else:
+            signed = "signed head" if self.signatures_checked else "unverified head"
+            out.append(
+                f"{signed} at seq {self.sealed_seq} (sealed {format_at(self.sealed_at or '')}, "
+                f"key {self.key_id or '?'}) matches the rows: rows 1..{self.sealed_seq} "
+                "are complete and unchanged since it was signed"
+            )
+        if self.anchored_seq is not None:
+            out.append(f"anchored head at seq {self.anchored_seq} found outside the database")
+        else:
+            out.append(
+                "no anchor checked: deleting the newest seals with their rows would go unseen"
+            )
+        if self.unsealed_rows:
+            out.append(
+                f"{self.unsealed_rows} row(s) after the last sealed head are unproven: "
+                "they could have been cut or rewritten"
+            )
+        return out
+
+
+def check_seals(
+    rows: Sequence[Mapping[str, Any]],
+    report: LedgerReport,
+    seals: Iterable[SealedHead],
+    *,
+    verify: Callable[[bytes, bytes], bool] | None = None,
+    key_id: str | None = None,
+    anchors: Iterable[SealedHead] = (),
+    keys: Mapping[str, Callable[[bytes, bytes], bool]] | None = None,
+) -> LedgerReport:
+    """Check sealed heads against the rows [`verify_rows`][hitl_compliance.ledger.verify_rows]
+    already checked (`report`); the report with its `proof` and any earlier break.
+
+    Every seal (from the store and from `anchors`) must name a row that exists
+    with exactly its hash, and, with `verify(message, signature)`, carry a valid
+    signature of the key `key_id` (or, with `keys`, of the key its `key_id`
+    names: several keys, after a rotation). A seal past the last row means rows
+    were cut from the end; a seal whose row has another hash means rows were
+    rewritten and re-hashed; a bad signature, or a key not given, a forged seal.
+    """
+    verifiers = dict(keys or {})
+    if verify is not None:
+        verifiers[key_id or ""] = verify
+    by_seq = {int(r["seq"]): str(r["hash"]) for r in rows}
+    # A seal may name a row retention pruned since: its tombstone lists the hash.
+    for seq, (_, digest) in _documented(list(rows)).items():
+        by_seq.setdefault(seq, digest)
+    last_seq = int(rows[-1]["seq"]) if rows else 0
+    intact = int(rows[report.checked - 1]["seq"]) if report.checked else 0
+    tagged = [(s, False) for s in seals] + [(s, True) for s in anchors]
+    tagged.sort(key=lambda pair: (pair[0].seq, pair[1]))
+    problems: list[tuple[LedgerBreak, int]] = []  # and how far the seal reaches
+    sealed: SealedHead | None = None
+    anchored: int | None = None
+    for head, from_anchor in tagged:
+        where = "anchored" if from_anchor else "sealed"
+        reason = _seal_problem(head, by_seq, last_seq, verifiers if verifiers else None)
+        if reason is not None:
+            at_seq = min(head.seq, last_seq) or None
+            problem = LedgerBreak(at_seq, None, f"the {where} head at seq {head.seq}: {reason}")
+            problems.append((problem, head.seq))
+            continue
+        if head.seq <= intact:
+            if sealed is None or head.seq >= sealed.seq:
+                sealed = head
+            if from_anchor:
+                anchored = max(anchored or 0, head.seq)
+    proof = SealProof(
+        signatures_checked=bool(verifiers),
+        key_id=key_id if key_id is not None or sealed is None or not verifiers else sealed.key_id,
+        seals_checked=len(tagged),
+        intact_through=intact,
+        sealed_seq=None if sealed is None else sealed.seq,
+        sealed_at=None if sealed is None else sealed.sealed_at,
+        anchored_seq=anchored,
+        unsealed_rows=sum(1 for seq in by_seq if seq > (0 if sealed is None else sealed.seq)),
+    )
+    # The earliest break; at one seq, the rows' own break first, then the seal
+    # reaching furthest (it names the most rows cut).
+    ranked = [(b.seq or 0, 1, -reach, i, b) for i, (b, reach) in enumerate(problems)]
+    if report.first_broken is not None:
+        ranked.append((report.first_broken.seq or 0, 0, 0, -1, report.first_broken))
+    first = min(ranked)[-1] if ranked else None
+    return LedgerReport(first is None, report.checked, first, report.head_hash, proof)
+
+
+def _seal_problem(
+    head: SealedHead,
+    by_seq: Mapping[int, str],
+    last_seq: int,
+    verifiers: Mapping[str, Callable[[bytes, bytes], bool]] | None,
+) -> str | None:
+    """Why a sealed head does not verify against the rows and keys, or None."""
+    if verifiers is not None:
+        verify = verifiers.get(head.key_id)
+        if verify is None:
+            given = ", ".join(repr(k) for k in verifiers)
+            return (
+                f"signed by key {head.key_id!r}, not by the given key {given}: "
+                "forged, or sealed with another key"
+            )
+        try:
+            signature = bytes.fromhex(head.signature)
+        except ValueError:
+            signature = b""
+        if not signature or not verify(head.message(), signature):
+            return "its signature does not verify: the seal was forged or altered"
+    if head.seq > last_seq:
+        return (
+            f"it is past the last row (seq {last_seq}): rows {last_seq + 1}..{head.seq} "
+            "were deleted (the ledger was truncated)"
+        )
+    if head.seq not in by_seq:
+        return f"row {head.seq} is missing: rows were deleted"
+    if by_seq[head.seq] != head.hash:
+        return (
+            f"row {head.seq} has another hash than the signed one: "
+            "rows were rewritten and re-hashed"
+        )
+    return None
+
+
+def ed25519_verifier(public_key_pem: bytes) -> tuple[str, Callable[[bytes, bytes], bool]]:
+    """The key id and a `verify(message, signature)` function of an Ed25519 public key.
+
+    Needs the `cryptography` package (the `signing` extra); raises ImportError
+    without it, ValueError when the PEM is not an Ed25519 public key.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = serialization.load_pem_public_key(public_key_pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the public key is not an Ed25519 key")
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def verify(message: bytes, signature: bytes) -> bool:
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    return key_id_of(raw), verify
+
+
+def key_id_of(raw_public_key: bytes) -> str:
+    """The key id of a raw Ed25519 public key: `ed25519:` and 16 hex of its SHA-256."""
+    return "ed25519:" + hashlib.sha256(raw_public_key).hexdigest()[:16]
+
+
+def read_seals(path: str) -> list[SealedHead]:
+    """The `{"type": "seal"}` lines of an export or an anchor file, in file order."""
+    seals: list[SealedHead] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("type") == "seal":
+                    seals.append(SealedHead.from_record(record))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"line {number} is not a sealed head line ({exc})") from None
+    return seals
+
+
 # `python -m hitl_compliance.ledger` imports the package first, and the package
 # imports this module, so runpy finds it in sys.modules and warns that running it
 # again as __main__ "may result in unpredictable behaviour". It cannot here: the
@@ -275,7 +562,10 @@ if __name__ == "hitl_compliance.ledger" and _started_as_module():
         category=RuntimeWarning,
     )
 
-_USAGE = "usage: python -m hitl_compliance.ledger verify EXPORT.jsonl (or: python ledger.py ...)"
+_USAGE = (
+    "usage: python -m hitl_compliance.ledger verify EXPORT.jsonl "
+    "[--public-key KEY.pem]... [--anchor ANCHORS.jsonl]... (or: python ledger.py ...)"
+)
 
 
 def _read_export(path: str) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
@@ -298,7 +588,8 @@ def _read_export(path: str) -> tuple[list[dict[str, Any]], tuple[int, str] | Non
 
 
 def _main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] != "verify":
+    argv, options = _seal_options(argv)
+    if len(argv) != 3 or argv[1] != "verify" or options is None:
         print(_USAGE, file=sys.stderr)
         return 2
     try:
@@ -307,10 +598,16 @@ def _main(argv: list[str]) -> int:
         partial = head is None and len(thread_ids) == 1
         only = next(iter(thread_ids)) if partial else None
         report = verify_rows(rows, head=head, thread_id=only if isinstance(only, str) else None)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        if options and not partial:
+            report = _check_export_seals(argv[2], rows, report, options)
+    except (OSError, UnicodeDecodeError, ValueError, ImportError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         print(f"error: cannot read {argv[2]!r}: {reason}", file=sys.stderr)
         return 2
+    for statement in report.proof.statements() if report.proof is not None else []:
+        print(f"  {statement}")
+    if options and partial:
+        print("  signatures not checked: a single thread's export carries no sealed heads")
     if report.ok:
         print(f"ok: {report.checked} rows, chain head {report.head_hash}")
         return 0
@@ -319,6 +616,43 @@ def _main(argv: list[str]) -> int:
     # repr() escapes control characters: an exported thread id cannot rewrite the terminal.
     print(f"BROKEN at seq {broken.seq} (thread {broken.thread_id!r}): {broken.reason}")
     return 1
+
+
+def _seal_options(argv: list[str]) -> tuple[list[str], dict[str, list[str]] | None]:
+    """`argv` less `--public-key FILE` / `--anchor FILE` (each repeatable), and those."""
+    rest: list[str] = []
+    options: dict[str, list[str]] = {}
+    args = iter(argv)
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if name in ("--public-key", "--anchor"):
+            value = value if eq else next(args, "")
+            if not value:
+                return rest, None
+            options.setdefault(name, []).append(value)
+        else:
+            rest.append(arg)
+    return rest, options
+
+
+def _check_export_seals(
+    path: str, rows: list[dict[str, Any]], report: LedgerReport, options: Mapping[str, list[str]]
+) -> LedgerReport:
+    """The report with the export's (and the anchor files') sealed heads checked."""
+    keys: dict[str, Callable[[bytes, bytes], bool]] = {}
+    for key_path in options.get("--public-key", []):
+        try:
+            with open(key_path, "rb") as fh:
+                key_id, verify = ed25519_verifier(fh.read())
+        except ImportError:
+            raise ImportError(
+                "checking signatures needs the cryptography package: "
+                "pip install cryptography (or hitl-compliance[signing])"
+            ) from None
+        keys[key_id] = verify
+    anchors = [head for anchor in options.get("--anchor", []) for head in read_seals(anchor)]
+    seals = read_seals(path)
+    return check_seals(rows, report, seals, anchors=anchors, keys=keys or None)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 
-from hitl_compliance import HitlCoordinator, KeywordRule, build_compliance_graph, open_backend
+from hitl_compliance import (
+    HitlCoordinator,
+    KeywordRule,
+    LedgerHeadMissingError,
+    build_compliance_graph,
+    open_backend,
+)
 from hitl_compliance.ledger import LedgerReport, row_hash
 from hitl_compliance.models import AuditRecord
 from hitl_compliance.stores.postgres import PostgresReviewStore
@@ -192,20 +198,30 @@ class TestDeletedRows:
         await ledger.sql(("UPDATE {p}audit_head SET hash = %s", (fake,)))
         assert_broken(await ledger.verify(), ledger.rows[-1].seq, "chain head")
 
-    async def test_deleted_head_row(self, ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
-        """A missing head fails verification; the next append rebuilds it from the last row."""
+    async def test_deleted_head_row(self, ledger: Ledger) -> None:
+        """A missing head fails verification, and is never rebuilt: the next write is refused."""
         await ledger.sql("DELETE FROM {p}audit_head")
         assert await ledger.store.audit_head() is None
-        assert_broken(await ledger.verify(), ledger.rows[-1].seq, "chain head")
+        assert_broken(await ledger.verify(), ledger.rows[-1].seq, "chain head row is missing")
         thread = f"d-{uuid.uuid4().hex}"
-        await ledger.coord.process(thread, RISKY)
-        assert "no chain head row" in caplog.text
-        rows = await ledger.store.audit_rows()
-        assert rows[:-1] == ledger.rows
-        assert (rows[-1].seq, rows[-1].thread_id) == (ledger.rows[-1].seq + 1, thread)
-        assert rows[-1].global_prev_hash == ledger.rows[-1].hash
-        assert await ledger.store.audit_head() == (rows[-1].seq, rows[-1].hash)
-        assert (await ledger.verify()).ok
+        with pytest.raises(LedgerHeadMissingError, match="restore the head row"):
+            await ledger.store.append_audit(
+                thread_id=thread,
+                review_id=None,
+                checkpoint_id=None,
+                event="note",
+                actor="ops",
+                payload={},
+                at=ledger.rows[-1].at,
+            )
+        with pytest.raises(LedgerHeadMissingError):
+            await ledger.coord.process(thread, RISKY)
+        # Nothing was written, and the head stays missing: still a break.
+        assert await ledger.store.audit_rows() == ledger.rows
+        assert await ledger.store.audit_head() is None
+        assert_broken(await ledger.verify(), ledger.rows[-1].seq, "chain head row is missing")
+        with pytest.raises(LedgerHeadMissingError):
+            await ledger.coord.export_audit(Path(ledger.store.table_prefix + "x.jsonl"))
 
 
 class TestInsertedRows:

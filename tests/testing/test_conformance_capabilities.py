@@ -1,7 +1,7 @@
 """Each capability mixin of the conformance suite, run alone as a third-party adapter would.
 
 One parametrised class per concern: the mixin modules (`_turns`, `_reviews`,
-`_votes`, `_sla`, `_outbox`, `_ledger`, `_several`, `_inputs`,
+`_votes`, `_sla`, `_outbox`, `_ledger`, `_seals`, `_several`, `_inputs`,
 `_retention`) must each pass on a correct
 adapter, fail on an adapter broken in that capability (a capability that
 cannot fail proves nothing), and together hold the whole suite exactly once;
@@ -95,6 +95,13 @@ BROKEN = {
         return None
 """,
         "test_every_append_is_sealed_and_chained",
+    ),
+    "SealConformance": (
+        """
+    async def _add_seal(self, head):
+        pass  # drops every seal
+""",
+        "test_seals_every_n_rows_and_round_trips",
     ),
     "SeveralReviewsConformance": (
         """

@@ -549,6 +549,44 @@ class TestLedgerAndSla:
         assert completed.stdout.startswith("ok: 4 rows")
         assert completed.stderr == ""  # no RuntimeWarning from runpy
 
+    def test_verify_with_a_public_key(
+        self, tmp_path: Path, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--public-key checks the sealed heads: a cut with a rewritten head exits 1."""
+        from hitl_compliance import Ed25519Signer, Sealing
+
+        signer = Ed25519Signer.generate()
+        key = tmp_path / "key.pub.pem"
+        key.write_bytes(signer.public_key_pem())
+
+        async def seal() -> None:
+            async with open_backend(backend_url) as backend:
+                backend.reviews.configure_sealing(Sealing(signer))  # type: ignore[attr-defined]
+                await backend.reviews.seal_head()  # type: ignore[attr-defined]
+
+        asyncio.run(seal())
+        argv = ("audit", "--verify", "--public-key", str(key), "--backend", backend_url)
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+        assert "signed head at seq 4" in out
+        report = run_json(capsys, *argv)
+        assert report["proof"]["sealed_seq"] == 4
+        assert report["proof"]["signatures_checked"] is True
+        with sqlite3.connect(tmp_path / "cli.db") as conn:
+            conn.execute("DELETE FROM hitl_audit WHERE seq = 4")
+            conn.execute(
+                "UPDATE hitl_audit_head SET seq = 3, "
+                "hash = (SELECT hash FROM hitl_audit WHERE seq = 3)"
+            )
+        code, out, _ = run(capsys, "audit", "--verify", "--backend", backend_url)
+        assert code == 1  # the stored seal alone is past the end
+        code, out, _ = run(capsys, *argv)
+        assert code == 1
+        assert "rows 4..4 were deleted" in out
+        code, _, err = run(capsys, "audit", "--public-key", str(key), "--backend", backend_url)
+        assert code == 2
+        assert "--public-key and --anchor go with --verify" in err
+
     @pytest.mark.parametrize(
         ("argv", "message"),
         [

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance._coordination.retention import kept_state
 from hitl_compliance.errors import ReviewNotFoundError
-from hitl_compliance.ledger import LedgerReport, verify_rows
+from hitl_compliance.ledger import LedgerBreak, LedgerReport, check_seals, verify_rows
 from hitl_compliance.models import AuditRecord
 from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.retention import RetentionStore
+from hitl_compliance.signing import Anchor, KeySource, public_keys
 from hitl_compliance.state import ComplianceState
-from hitl_compliance.stores.base import ReasonCodeCounter
+from hitl_compliance.stores._seals import head_missing
+from hitl_compliance.stores.base import ReasonCodeCounter, SealStore
 
 __all__ = [
     "audit_log",
@@ -43,22 +46,65 @@ async def reason_code_counts(
     return count_reason_codes(await ctx.reviews.audit_rows(), since=start, until=end)
 
 
-async def verify_audit(ctx: Context, thread_id: str | None) -> LedgerReport:
-    """Verify one thread's chain, or the whole store's against its head."""
+async def verify_audit(
+    ctx: Context,
+    thread_id: str | None,
+    *,
+    public_key: KeySource | Sequence[KeySource] | None = None,
+    anchors: Iterable[Anchor] | None = None,
+) -> LedgerReport:
+    """Verify one thread's chain, or the whole store's against its head and sealed heads."""
     _validate.optional_thread_id(thread_id)
+    keys = [] if public_key is None else public_keys(public_key)
     rows = [r.to_row() for r in await ctx.reviews.audit_rows(thread_id)]
-    head = None if thread_id is not None else await ctx.reviews.audit_head()
-    return verify_rows(rows, head=head or (0, ""), thread_id=thread_id)
+    if thread_id is not None:
+        # A thread's chain has no head of its own, and seals sign the store-wide one.
+        return verify_rows(rows, head=None, thread_id=thread_id)
+    head = await ctx.reviews.audit_head()
+    report = verify_rows(rows, head=head or (0, ""), thread_id=None)
+    if head is None and rows and report.checked == len(rows):
+        missing = LedgerBreak(
+            int(rows[-1]["seq"]),
+            None,
+            "the chain head row is missing (deleted outside hitl-compliance): rows "
+            "cut from the end with it cannot be seen without a sealed head",
+        )
+        report = LedgerReport(False, report.checked, missing, report.head_hash)
+    store = ctx.reviews
+    seals = await store.seals() if isinstance(store, SealStore) else []
+    if anchors is None:
+        sealing = store.sealing if isinstance(store, SealStore) else None
+        anchors = () if sealing is None else sealing.anchors
+    anchored = [head for anchor in anchors for head in await anchor.heads()]
+    if not keys and not seals and not anchored:
+        return report
+    verifiers = {key.key_id: key.verify for key in keys}
+    return check_seals(rows, report, seals, anchors=anchored, keys=verifiers or None)
 
 
 async def export_audit(ctx: Context, path: str | os.PathLike[str], *, thread_id: str | None) -> int:
-    """Write the ledger as JSON Lines (rows, then the head for a whole store); the row count."""
+    """Write the ledger as JSON Lines (rows, sealed heads, then the head for a whole store).
+
+    With a sealing policy (`on_export`), the current head is sealed first.
+
+    Raises:
+        LedgerHeadMissingError: the chain head row was deleted (whole-store export).
+    """
     target = _validate.export_path(path)
     _validate.optional_thread_id(thread_id)
-    rows = await ctx.reviews.audit_rows(thread_id)
-    head = None if thread_id is not None else await ctx.reviews.audit_head()
+    store = ctx.reviews
+    if isinstance(store, SealStore) and thread_id is None:
+        sealing = store.sealing
+        if sealing is not None and sealing.on_export:
+            await store.seal_head()
+    rows = await store.audit_rows(thread_id)
+    head = None if thread_id is not None else await store.audit_head()
     lines = [json.dumps({"type": "row", **r.to_row()}, ensure_ascii=False) for r in rows]
     if thread_id is None:
+        if head is None and rows:
+            raise head_missing("audit_head")
+        if isinstance(store, SealStore):
+            lines += [json.dumps(s.to_record()) for s in await store.seals()]
         seq, digest = head or (0, "")
         lines.append(json.dumps({"type": "head", "seq": seq, "hash": digest}))
     text = "".join(line + "\n" for line in lines)

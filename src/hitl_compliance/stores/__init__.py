@@ -9,6 +9,7 @@ from hitl_compliance.stores.base import (
     FinalStatus,
     ReasonCodeCounter,
     ReviewStore,
+    SealStore,
     TurnRecord,
     paused_payload,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "InMemoryReviewStore",
     "ReasonCodeCounter",
     "ReviewStore",
+    "SealStore",
     "TurnRecord",
     "paused_payload",
 ]

@@ -57,7 +57,6 @@ from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
-    Row,
     aware,
     delivery_columns,
     delivery_from_row,
@@ -73,7 +72,15 @@ from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payl
 if TYPE_CHECKING:
     from psycopg import AsyncCursor
 
-__all__ = ["ServerSideWrites", "Step", "schema_v4", "schema_v6", "schema_v7"]
+__all__ = [
+    "HEAD_MISSING_SQLSTATE",
+    "ServerSideWrites",
+    "Step",
+    "headless_append",
+    "schema_v4",
+    "schema_v6",
+    "schema_v7",
+]
 
 logger = logging.getLogger("hitl_compliance")
 
@@ -463,6 +470,42 @@ def _canon_parts(
         mark = secrets.token_hex(16)  # pragma: no cover - the payload holds the mark
 
 
+HEAD_MISSING_SQLSTATE = "HL001"
+"""The SQLSTATE `append_audit` raises when the chain head row is gone (LedgerHeadMissingError)."""
+
+_REBUILD_HEAD = f"""        IF NOT FOUND THEN
+            -- Deleted by a direct edit: recreate it from the last audit row.
+            a_rebuilt := true;
+            INSERT INTO {{p}}audit_head (id, seq, hash)
+                SELECT 1, COALESCE(MAX(a.seq), 0), COALESCE((SELECT b.hash FROM {{p}}audit AS b
+                    ORDER BY b.seq DESC LIMIT 1), '{GENESIS}') FROM {{p}}audit AS a
+                ON CONFLICT (id) DO NOTHING;
+            SELECT h.seq, h.hash INTO STRICT a_seq, a_gprev FROM {{p}}audit_head AS h
+                WHERE h.id = 1 FOR UPDATE;
+        END IF;
+"""
+_REFUSE_HEADLESS = f"""        IF NOT FOUND THEN
+            -- Deleted by a direct edit: rebuilding it from the last row would hide
+            -- rows cut from the end with it, so refuse (LedgerHeadMissingError).
+            RAISE EXCEPTION 'the audit chain head row ({{p}}audit_head) is missing'
+                USING ERRCODE = '{HEAD_MISSING_SQLSTATE}';
+        END IF;
+"""
+
+
+def headless_append(p: str) -> str:
+    """Step 4's `append_audit`, refusing to rebuild a deleted chain head (SQLSTATE HL001).
+
+    Same signature (`a_rebuilt` stays, always false), so every write function
+    calling it keeps working.
+    """
+    append = schema_v4(p)[0]
+    assert isinstance(append, str)
+    rebuild = _REBUILD_HEAD.replace("{p}", p)
+    assert rebuild in append, "step 4's append_audit changed"
+    return append.replace(rebuild, _REFUSE_HEADLESS.replace("{p}", p))
+
+
 class ServerSideWrites(RetentionWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
@@ -510,18 +553,6 @@ class ServerSideWrites(RetentionWrites):
         if hook is None or hook not in self._hooks:
             return [canon, None, None]
         return [canon, hook, uuid.uuid4().hex]
-
-    def _note_rebuilt(self, row: Row) -> None:
-        if row["a_rebuilt"]:
-            # Only a direct edit of the database deletes the head row;
-            # `verify_audit()` reports the missing head until an append rebuilds
-            # it, and rows cut from the end with it stay undetectable, as with a
-            # forged head.
-            logger.warning(
-                "%s had no chain head row (edited outside hitl-compliance?); "
-                "rebuilt it from the last audit row",
-                self._audit_head,
-            )
 
     # -- turns -------------------------------------------------------------------
 
@@ -580,7 +611,7 @@ class ServerSideWrites(RetentionWrites):
             raise refusal_error(
                 Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=row["hitl_detail"]
             )
-        self._note_rebuilt(row)
+        await self._after_write()
         return review
 
     async def _decide(
@@ -632,7 +663,7 @@ class ServerSideWrites(RetentionWrites):
                 status=row["hitl_detail"],
                 reviewer=reviewer,
             )
-        self._note_rebuilt(row)
+        await self._after_write()
         return review_from_row(self.dialect, row)
 
     async def claim(
@@ -753,7 +784,7 @@ class ServerSideWrites(RetentionWrites):
                 thread_id=row["thread_id"],
                 status=row["status"],
             )
-        self._note_rebuilt(row)
+        await self._after_write()
         return review_from_row(self.dialect, row)
 
     # -- audit -------------------------------------------------------------------
@@ -792,7 +823,7 @@ class ServerSideWrites(RetentionWrites):
             ],
         )
         assert row is not None
-        self._note_rebuilt(row)
+        await self._after_write()
         record = seal(
             seq=row["a_seq"],
             thread_id=thread_id,
@@ -854,7 +885,7 @@ class ServerSideWrites(RetentionWrites):
         assert row is not None
         if row["hitl_outcome"] == "skipped":
             return None
-        self._note_rebuilt(row)
+        await self._after_write()
         return review_from_row(self.dialect, row)
 
     # -- hook outbox -------------------------------------------------------------

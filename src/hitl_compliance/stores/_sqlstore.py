@@ -23,8 +23,10 @@ from typing import Any, ClassVar
 
 from typing_extensions import Self
 
+from hitl_compliance.ledger import SealedHead
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord
 from hitl_compliance.reasons import ReasonCodeCount
+from hitl_compliance.stores._seals import Sealed, SealStatements
 from hitl_compliance.stores._sql import (
     Dialect,
     Row,
@@ -45,7 +47,7 @@ from hitl_compliance.stores.base import TurnRecord, check_limit
 __all__ = ["SqlStoreBase"]
 
 
-class SqlStoreBase:
+class SqlStoreBase(Sealed):
     """The driver-independent methods of the SQL stores (see the module docstring).
 
     Args:
@@ -71,6 +73,7 @@ class SqlStoreBase:
         self._audit_head = tables.audit_head
         self._outbox = tables.outbox
         self._hooks: frozenset[str] = frozenset()
+        self._seal_sql = SealStatements(self.dialect, table_prefix)
 
     # -- what a backend supplies ---------------------------------------------------
 
@@ -230,6 +233,23 @@ class SqlStoreBase:
         if row is None or int(row["seq"]) == 0:
             return None
         return int(row["seq"]), str(row["hash"])
+
+    async def seals(self) -> list[SealedHead]:
+        """Every sealed head in the seals table, by seq."""
+        rows = await self._fetch_all(self._seal_sql.select, ())
+        d = self.dialect
+        return [
+            SealedHead(
+                int(r["seq"]), r["hash"], d.read_time(r["sealed_at"]), r["key_id"], r["signature"]
+            )
+            for r in rows
+        ]
+
+    async def _add_seal(self, head: SealedHead) -> None:
+        """Store one sealed head (once: a second seal of the same seq and key is dropped)."""
+        at = self.dialect.time(head.sealed_at)
+        params = (head.seq, head.key_id, head.hash, at, head.signature)
+        await self._execute(self._seal_sql.insert, params)
 
     # -- SLA -------------------------------------------------------------------------
 

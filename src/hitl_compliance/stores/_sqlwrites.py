@@ -40,6 +40,7 @@ from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
+from hitl_compliance.stores._seals import head_missing
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
     REVIEW_COLUMNS,
@@ -129,7 +130,6 @@ class WriteStatements:
     escalate: str
     head_locked: str
     thread_hash: str
-    rebuild_head: str
     insert_audit: str
     move_head: str
     insert_outbox: str
@@ -200,13 +200,6 @@ class WriteStatements:
             head_locked=f"SELECT seq, hash FROM {t.audit_head} WHERE id = 1{d.for_update}",
             thread_hash=d.sql(
                 f"SELECT hash FROM {t.audit} WHERE thread_id = ? ORDER BY seq DESC LIMIT 1"
-            ),
-            # `WHERE true` keeps SQLite from reading ON CONFLICT as a join's ON.
-            rebuild_head=d.sql(
-                f"INSERT INTO {t.audit_head} (id, seq, hash) "
-                f"SELECT 1, COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM {t.audit} "
-                f"ORDER BY seq DESC LIMIT 1), ?) FROM {t.audit} WHERE true "
-                "ON CONFLICT (id) DO NOTHING"
             ),
             insert_audit=d.sql(
                 f"INSERT INTO {t.audit} (seq, thread_id, review_id, checkpoint_id, event, "
@@ -328,7 +321,9 @@ class SqlStore(SqlStoreBase):
                 await tx.run(self._sql.end_turn, (review.thread_id, owner))
             return review
 
-        return await self._transaction(insert, lock=review.thread_id)
+        result = await self._transaction(insert, lock=review.thread_id)
+        await self._after_write()
+        return result
 
     async def _pending_row(self, tx: Tx, thread_id: str, review_id: str | None) -> Row:
         """The review to decide, locked, which must be pending: the thread's latest, or `review_id`.
@@ -441,7 +436,9 @@ class SqlStore(SqlStoreBase):
                 await self._append(tx, replace(voted, checkpoint_id=row["checkpoint_id"]))
             return await self._by_id(tx, review_id)
 
-        return await self._transaction(cast)
+        result = await self._transaction(cast)
+        await self._after_write()
+        return result
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
         """Undo a claim (see the protocol): the claim, locked, back to pending.
@@ -501,7 +498,9 @@ class SqlStore(SqlStoreBase):
             await self._append(tx, record)
             return review_from_row(d, row)
 
-        return await self._transaction(complete)
+        result = await self._transaction(complete)
+        await self._after_write()
+        return result
 
     # -- audit -------------------------------------------------------------------
 
@@ -523,7 +522,9 @@ class SqlStore(SqlStoreBase):
         async def append(tx: Tx) -> AuditRecord:
             return await self._append(tx, row)
 
-        return await self._transaction(append)
+        result = await self._transaction(append)
+        await self._after_write()
+        return result
 
     async def _append(self, tx: Tx, row: _Audit) -> AuditRecord:
         """Seal and append one audit row, move the chain head, queue its hook call.
@@ -536,9 +537,7 @@ class SqlStore(SqlStoreBase):
         d, w = self.dialect, self._writes
         head = await tx.one(w.head_locked)
         if head is None:
-            await self._rebuild_head(tx)
-            head = await tx.one(w.head_locked)
-            assert head is not None  # just rebuilt
+            raise head_missing(self._audit_head)
         prev = await tx.one(w.thread_hash, (row.thread_id,))
         record = seal(
             seq=int(head["seq"]) + 1,
@@ -575,20 +574,6 @@ class SqlStore(SqlStoreBase):
             params = (uuid.uuid4().hex, record.seq, row.thread_id, hook, at)
             await tx.run(w.insert_outbox, params)
         return record
-
-    async def _rebuild_head(self, tx: Tx) -> None:
-        """Recreate a deleted chain-head row from the last audit row.
-
-        Only a direct edit of the database deletes it; `verify_audit()` reports
-        the missing head until this runs, and any rows cut from the end with it
-        stay undetectable, as with a forged head.
-        """
-        logger.warning(
-            "%s has no chain head row (edited outside hitl-compliance?); "
-            "rebuilding it from the last audit row",
-            self._audit_head,
-        )
-        await tx.run(self._writes.rebuild_head, (GENESIS,))
 
     # -- SLA ---------------------------------------------------------------------
 
@@ -629,7 +614,9 @@ class SqlStore(SqlStoreBase):
             )
             return escalated
 
-        return await self._transaction(escalate)
+        result = await self._transaction(escalate)
+        await self._after_write()
+        return result
 
     # -- hook outbox -------------------------------------------------------------
 

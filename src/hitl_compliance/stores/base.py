@@ -21,19 +21,24 @@ Every method that changes more than one row does so in one transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from hitl_compliance._decision_kinds import FinalStatus, hook_for_event
+from hitl_compliance.ledger import SealedHead
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, sha256_text
 from hitl_compliance.reasons import ReasonCodeCount
+
+if TYPE_CHECKING:
+    from hitl_compliance.signing import Sealing
 
 __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
     "ReasonCodeCounter",
     "ReviewStore",
+    "SealStore",
     "TurnRecord",
     "check_limit",
     "paused_payload",
@@ -390,6 +395,34 @@ class ReasonCodeCounter(Protocol):
     ) -> tuple[ReasonCodeCount, ...]:
         """Audit rows at `since <= at < until` whose payload has a `reason_code`, counted
         by `(code, event)`, sorted by code then event."""
+        ...
+
+
+@runtime_checkable
+class SealStore(Protocol):
+    """A store that keeps signed chain heads: the capability behind `HitlCoordinator(sealing=)`.
+
+    The library's three stores implement it. After each write that appended
+    audit rows (once committed), a store with a sealing policy signs its chain
+    head when due, stores the [`SealedHead`][hitl_compliance.ledger.SealedHead]
+    and publishes it to the policy's anchors.
+    """
+
+    def configure_sealing(self, sealing: Sealing | None) -> None:
+        """Seal under `sealing` from now on (None stops sealing)."""
+        ...
+
+    @property
+    def sealing(self) -> Sealing | None:
+        """The sealing policy in force, or None."""
+        ...
+
+    async def seal_head(self) -> SealedHead | None:
+        """Sign, store and publish the current chain head now; None when the ledger is empty."""
+        ...
+
+    async def seals(self) -> list[SealedHead]:
+        """Every sealed head the store keeps, by seq."""
         ...
 
 

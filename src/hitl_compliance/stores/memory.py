@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from hitl_compliance.ledger import GENESIS, PRUNED_EVENT
+from hitl_compliance.ledger import GENESIS, PRUNED_EVENT, SealedHead
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -28,6 +28,7 @@ from hitl_compliance.retention import (
 )
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
+from hitl_compliance.stores._seals import Sealed, seals_after
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -39,7 +40,7 @@ from hitl_compliance.stores.base import (
 __all__ = ["InMemoryReviewStore"]
 
 
-class InMemoryReviewStore:
+class InMemoryReviewStore(Sealed):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in process memory.
 
     Atomic within one event loop (one lock around every change); use the
@@ -63,6 +64,7 @@ class InMemoryReviewStore:
         self._last_seq = 0  # rows may be pruned: the next seq is not len(self._audit) + 1
         self._holds: dict[str, Hold] = {}
         self._evidence: dict[str, tuple[str, dict[str, Any]]] = {}  # review_id -> (thread, state)
+        self._seals: dict[tuple[int, str], SealedHead] = {}
 
     def configure_hooks(self, hooks: frozenset[str]) -> None:
         """Write outbox rows for these hooks (see the protocol)."""
@@ -122,6 +124,7 @@ class InMemoryReviewStore:
             )
             return True
 
+    @seals_after
     async def open_review(self, review: ReviewRecord, *, owner: str | None) -> ReviewRecord:
         _aware(review.requested_at)
         async with self._lock:
@@ -269,6 +272,7 @@ class InMemoryReviewStore:
         self._drop_pending(review)
         return claimed
 
+    @seals_after
     async def vote(
         self,
         thread_id: str,
@@ -327,6 +331,7 @@ class InMemoryReviewStore:
             self._reviews[review_id] = released
             self._add_pending(released)
 
+    @seals_after
     async def complete(
         self,
         review_id: str,
@@ -387,6 +392,7 @@ class InMemoryReviewStore:
             )
             return True
 
+    @seals_after
     async def append_audit(
         self,
         *,
@@ -425,6 +431,12 @@ class InMemoryReviewStore:
 
     async def audit_head(self) -> tuple[int, str] | None:
         return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else None
+
+    async def seals(self) -> list[SealedHead]:
+        return [self._seals[key] for key in sorted(self._seals)]
+
+    async def _add_seal(self, head: SealedHead) -> None:
+        self._seals.setdefault((head.seq, head.key_id), head)
 
     def _append(
         self,
@@ -683,6 +695,7 @@ class InMemoryReviewStore:
             self._reviews[review_id] = review.model_copy(update={"deadline": deadline})
             return True
 
+    @seals_after
     async def escalate(
         self,
         review_id: str,

@@ -31,6 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
+from hitl_compliance.stores._seals import head_missing, seals_table
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
     ColumnTypes,
@@ -67,8 +68,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from hitl_compliance.stores._pgwrites import (
+    HEAD_MISSING_SQLSTATE,
     ServerSideWrites,
     Step,
+    headless_append,
     schema_v4,
     schema_v6,
     schema_v7,
@@ -210,6 +213,13 @@ def _schema_v8(p: str) -> list[Step]:
     return [undated_index(p)]
 
 
+def _schema_seals(p: str) -> list[Step]:
+    # Signed heads: the sealed heads table, and an append that refuses to run
+    # (LedgerHeadMissingError) when the chain head row was deleted, instead of
+    # rebuilding it from the last row and hiding a cut.
+    return [seals_table(_DIALECT, p), headless_append(p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -222,6 +232,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     schema_v7,
     _schema_v8,
     _schema_v11,
+    _schema_seals,  # step 10
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -460,15 +471,24 @@ class PostgresReviewStore(ServerSideWrites):
         """
         try:
             yield
-        except (psycopg.DataError, psycopg.ProgrammingError) as exc:
-            if not isinstance(exc, psycopg.DataError) and not _is_argument_error(exc):
-                self._raise_store_error(exc)
-            raise InvalidInputError(
-                f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
-                "and text as str without NUL characters, and JSON without NaN."
-            ) from exc
-        except (psycopg.Error, PoolTimeout) as exc:
+        except psycopg.Error as exc:
+            self._raise_translated(exc)
+        except PoolTimeout as exc:
             self._raise_store_error(exc)
+
+    def _raise_translated(self, exc: psycopg.Error) -> NoReturn:
+        """Raise the library's error for psycopg's `exc` (see `_driver_errors`)."""
+        if exc.sqlstate == HEAD_MISSING_SQLSTATE:
+            raise head_missing(self._audit_head, backend="postgres") from None
+        argument = isinstance(exc, psycopg.DataError) or (
+            isinstance(exc, psycopg.ProgrammingError) and _is_argument_error(exc)
+        )
+        if not argument:
+            self._raise_store_error(exc)
+        raise InvalidInputError(
+            f"PostgreSQL refused an argument of this store call: {exc}. Pass ids "
+            "and text as str without NUL characters, and JSON without NaN."
+        ) from exc
 
     def _raise_store_error(self, exc: BaseException) -> NoReturn:
         conninfo = self._pool.conninfo if isinstance(self._pool.conninfo, str) else ""

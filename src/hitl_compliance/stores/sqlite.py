@@ -42,6 +42,7 @@ from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
+from hitl_compliance.stores._seals import seals_table
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
     ColumnTypes,
@@ -199,6 +200,12 @@ def _schema_v9(p: str) -> list[_Step]:
     return [*retention_tables(_DIALECT, p)]
 
 
+def _schema_seals(p: str) -> list[_Step]:
+    # Signed heads: one row per sealed (signed) chain head. Appends now refuse
+    # to run without the chain head row instead of rebuilding it (in Python).
+    return [seals_table(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -207,6 +214,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v5,
     _schema_v6,
     _schema_v9,
+    _schema_seals,  # step 8
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

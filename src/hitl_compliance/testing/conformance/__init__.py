@@ -44,6 +44,8 @@ see fail) only that capability, with the same fixtures:
   the hook outbox and its leases.
 * `_ledger`: [`LedgerConformance`][hitl_compliance.testing.conformance.LedgerConformance],
   the audit log and the sealed hash chain.
+* `_seals`: [`SealConformance`][hitl_compliance.testing.conformance.SealConformance],
+  signed chain heads (skipped for a store without `SealStore`).
 * `_several`:
   [`SeveralReviewsConformance`][hitl_compliance.testing.conformance.SeveralReviewsConformance],
   several open reviews of one pause, decided one by one.
@@ -79,6 +81,7 @@ from hitl_compliance.testing.conformance._ledger import LedgerConformance
 from hitl_compliance.testing.conformance._outbox import OutboxConformance
 from hitl_compliance.testing.conformance._retention import RetentionConformance
 from hitl_compliance.testing.conformance._reviews import ReviewConformance
+from hitl_compliance.testing.conformance._seals import SealConformance
 from hitl_compliance.testing.conformance._several import SeveralReviewsConformance
 from hitl_compliance.testing.conformance._sla import SlaConformance
 from hitl_compliance.testing.conformance._turns import TurnConformance
@@ -96,6 +99,7 @@ __all__ = [
     "RetentionConformance",
     "ReviewConformance",
     "ReviewStoreConformance",
+    "SealConformance",
     "SeveralReviewsConformance",
     "SlaConformance",
     "TurnConformance",
@@ -118,6 +122,7 @@ class ReviewStoreConformance(
     SlaConformance,
     OutboxConformance,
     LedgerConformance,
+    SealConformance,
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
@@ -150,6 +155,7 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     SlaConformance,
     OutboxConformance,
     LedgerConformance,
+    SealConformance,
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
