@@ -33,6 +33,7 @@ from hitl_compliance.errors import (
     SigningUnavailableError,
     StaleReviewError,
     StoreError,
+    TamperedError,
     ThreadBusyError,
     UnsupportedMediaTypeError,
 )
@@ -192,6 +193,7 @@ __all__ = [
     "SigningUnavailableError",
     "StaleReviewError",
     "StoreError",
+    "TamperedError",
     "ThreadBusyError",
     "ToolCallRule",
     "UnsupportedMediaTypeError",

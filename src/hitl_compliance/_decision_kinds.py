@@ -52,6 +52,7 @@ __all__ = [
     "ReviewStatus",
     "SystemOutcome",
     "TextArgument",
+    "decision_events",
     "final_statuses",
     "hook_for_event",
     "kind",
@@ -64,7 +65,15 @@ FinalStatus = Literal["approved", "rejected", "expired"]
 """The statuses a claimed review is completed with: the `status` of a kind or an outcome."""
 
 AuditEvent = Literal[
-    "paused", "voted", "denied", "approved", "rejected", "expired", "escalated", "recovered"
+    "paused",
+    "voted",
+    "denied",
+    "approved",
+    "rejected",
+    "expired",
+    "escalated",
+    "dated",
+    "recovered",
 ]
 """What an audit row records."""
 
@@ -296,6 +305,11 @@ def final_statuses() -> tuple[str, ...]:
     """The final statuses, in registry order: those of the kinds, then of the outcomes."""
     found = [k.status for k in _every() if k.status is not None]
     return tuple(dict.fromkeys(found))
+
+
+def decision_events() -> dict[str, str]:
+    """The audit event that records each final status (the decision row of a review)."""
+    return {k.status: k.event for k in _every() if k.status is not None}
 
 
 def hook_for_event() -> dict[str, str]:

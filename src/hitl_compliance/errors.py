@@ -12,6 +12,7 @@ HitlError
 ├── PolicyViolationError      an edited reply breaks a `block` rule
 ├── QuorumPendingError        an approval made around the coordinator awaits more approvers
 ├── StaleReviewError          the paused state changed since the reviewer loaded it
+├── TamperedError             a review row does not match what its audit ledger committed to
 ├── InvalidInputError         an argument failed validation before reaching LangGraph
 │   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
 │   │   └── ReasonCodeError   a reason code is unknown, or missing where the policy needs one
@@ -53,6 +54,7 @@ __all__ = [
     "SigningUnavailableError",
     "StaleReviewError",
     "StoreError",
+    "TamperedError",
     "ThreadBusyError",
     "UnsupportedMediaTypeError",
 ]
@@ -305,6 +307,31 @@ class StaleReviewError(HitlError):
         super().__init__(message, thread_id=thread_id)
         self.expected = expected
         self.actual = actual
+
+
+class TamperedError(HitlError):
+    """A review row differs from what the audit ledger committed to: it was edited in the database.
+
+    Authorisation reads the review row (its findings, draft, requester, quorum,
+    deadline, votes, status), so `approve`, `reject`, `may_decide` and the SLA
+    sweeper first check it against the hash-chained ledger (the `paused` row's
+    commitment, the `voted`, `dated`, `escalated` and decision rows). `mismatch`
+    says what differs. Nothing was written (not even an audit row: the refusal
+    is logged on the `hitl_compliance` logger). Investigate the database with
+    `await coord.verify_audit(thread_id)` and restore the row from a backup.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str | None = None,
+        review_id: str | None = None,
+        mismatch: str = "",
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.review_id = review_id
+        self.mismatch = mismatch
 
 
 class UnsupportedMediaTypeError(InvalidInputError):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
-from hitl_compliance._coordination import hooks
+from hitl_compliance._coordination import hooks, integrity
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import (
     claim_approval,
@@ -153,6 +153,10 @@ class InGraphAuthority:
                 thread_id=thread_id,
                 status=review.status,
             )
+        try:
+            await integrity.check(ctx.reviews, review)
+        except HitlError as exc:
+            return exc
         # The decision keeps the time it was made (the graph's state holds it as sent);
         # the claim is stamped now, so its lease runs from when it was taken.
         claim_id = uuid.uuid4().hex

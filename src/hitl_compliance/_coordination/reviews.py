@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from hitl_compliance import _validate
+from hitl_compliance._coordination import integrity
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -101,6 +102,7 @@ async def open_review(
             an open review of the thread.
         ReviewIdRequiredError: several reviews are pending and `review_id` is None.
         StaleReviewError: `expected` is neither its checkpoint id nor its draft's sha256.
+        TamperedError: the row differs from what its audit rows committed to.
     """
     if review_id is not None:
         _validate.text("review_id", review_id)
@@ -139,6 +141,8 @@ async def open_review(
                 expected=expected,
                 actual=review.checkpoint_id,
             )
+    # Authorisation reads this row: refuse one that differs from its ledger rows.
+    await integrity.check(ctx.reviews, review)
     return review
 
 

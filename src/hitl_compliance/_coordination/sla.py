@@ -20,7 +20,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from hitl_compliance import _validate
-from hitl_compliance._coordination import decisions, hooks
+from hitl_compliance._commitments import deadline_text
+from hitl_compliance._coordination import decisions, hooks, integrity
 from hitl_compliance._coordination.context import Context, paused_result
 from hitl_compliance.errors import AlreadyDecidedError, HitlError, ThreadBusyError
 from hitl_compliance.models import ProcessResult, ReviewRecord, sha256_text
@@ -60,7 +61,19 @@ async def adopt_undated(ctx: Context) -> int:
         due = sla_for(ctx, review.violations)
         if due is None:
             continue
-        if await ctx.reviews.set_deadline(review.review_id, deadline=review.requested_at + due):
+        deadline = review.requested_at + due
+        # Audited first, so the deadline the row gets is one the ledger committed to
+        # (a crash between the two leaves a proposal, and the next sweep dates it).
+        await ctx.reviews.append_audit(
+            thread_id=review.thread_id,
+            review_id=review.review_id,
+            checkpoint_id=review.checkpoint_id,
+            event="dated",
+            actor=SLA_ACTOR,
+            payload={"deadline": deadline_text(deadline), "reason": "sla_adoption"},
+            at=ctx.now(),
+        )
+        if await ctx.reviews.set_deadline(review.review_id, deadline=deadline):
             dated += 1
             logger.info(
                 "review %s of thread %s had no deadline; the SLA set %s",
@@ -103,7 +116,9 @@ async def expire(
 
     Raises:
         AlreadyDecidedError: another sweeper or a reviewer resolved it first.
+        TamperedError: the review row differs from its audit rows (nothing done).
     """
+    await integrity.check(ctx.reviews, review)
     if ctx.on_timeout == "escalate":
         sla = sla_for(ctx, review.violations)
         assert sla is not None  # checked by HitlCoordinator.__init__
@@ -112,7 +127,12 @@ async def expire(
             now=now,
             new_deadline=now + sla,
             actor=SLA_ACTOR,
-            payload={**decisions.FORCED, "action": "escalate", "priority": review.priority + 1},
+            payload={
+                **decisions.FORCED,
+                "action": "escalate",
+                "priority": review.priority + 1,
+                "deadline": deadline_text(now + sla),
+            },
         )
         if escalated is None:
             raise AlreadyDecidedError("escalated already", thread_id=review.thread_id)

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from hitl_compliance import _commitments
 from hitl_compliance._decision_kinds import FinalStatus, hook_for_event
 from hitl_compliance.ledger import SealedHead
-from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, sha256_text
+from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote
 from hitl_compliance.reasons import ReasonCodeCount
 
 if TYPE_CHECKING:
@@ -427,11 +428,14 @@ class SealStore(Protocol):
 
 
 def paused_payload(review: ReviewRecord) -> dict[str, Any]:
-    """The payload of a review's `paused` audit row; every adapter writes the same."""
-    return {
-        "draft_sha256": sha256_text(review.draft_response),
-        "violations": [v.to_dict() for v in review.violations],
-    }
+    """The payload of a review's `paused` audit row; every adapter writes the same.
+
+    The review's authorisation-relevant content (`draft_sha256`, `violations`,
+    `requested_by`, `approvals_required`, `deadline`) and `commitment`, the
+    SHA-256 of its canonical JSON, which the coordinator checks the row against
+    before deciding (see the audit docs, "What is committed and checked").
+    """
+    return _commitments.paused_payload(review)
 
 
 def check_limit(limit: int | None) -> None:

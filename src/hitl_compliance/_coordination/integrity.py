@@ -1,0 +1,159 @@
+"""Authorisation reads only tamper-evident data: a review row checked against its ledger rows.
+
+The review row is outside the hash chain; its audit rows are inside it. Before
+`approve`, `reject`, `may_decide`, the SLA sweeper or a decision inside the
+graph act on a row, [`check`][hitl_compliance._coordination.integrity.check]
+compares it with what the chain committed to:
+
+* the `paused` row: checkpoint id, and the content `commitment` (draft hash,
+  findings, requester, quorum, deadline); a legacy `paused` row (written
+  before commitments) proves the draft hash and the findings only;
+* the deadline: the committed one, a `dated` row's (the SLA dating an undated
+  review), or the latest `escalated` row's;
+* each vote: a `voted` row of the same reviewer, key, roles and text (the vote
+  that claimed a review has none: it is checked by the decision row instead);
+* the status: a pending or claimed review has no decision row; a decided one
+  has the decision row of its status.
+
+A mismatch raises [`TamperedError`][hitl_compliance.TamperedError] before
+anything is written, logged and never audited (the ledger records what the
+library did, and it did nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from hitl_compliance import _commitments
+from hitl_compliance._decision_kinds import decision_events
+from hitl_compliance.errors import TamperedError
+from hitl_compliance.ledger import LedgerBreak
+from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.stores.base import ReviewStore
+
+__all__ = ["check", "check_rows", "ledger_break", "mismatch"]
+
+logger = logging.getLogger("hitl_compliance")
+
+_DECISION_EVENTS = decision_events()
+_VOTE_FIELDS = ("reviewer", "reviewer_key", "roles", "text_sha256")
+
+
+async def check(store: ReviewStore, review: ReviewRecord) -> None:
+    """Raise TamperedError unless `review` matches its audit rows; one read of the thread's log."""
+    check_rows(review, await store.audit_log(review.thread_id))
+
+
+def check_rows(review: ReviewRecord, rows: Sequence[AuditRecord]) -> None:
+    """Raise TamperedError unless `review` matches `rows` (its thread's audit rows)."""
+    found = mismatch(review, rows)
+    if found is None:
+        return
+    logger.error(
+        "review %s of thread %s does not match its audit ledger: %s; refused",
+        review.review_id,
+        review.thread_id,
+        found,
+    )
+    raise TamperedError(
+        f"Review {review.review_id!r} of thread {review.thread_id!r} does not match its "
+        f"audit ledger ({found}): its row was changed outside the library. Nothing was "
+        "done; run verify_audit(thread_id) and restore the row before deciding.",
+        thread_id=review.thread_id,
+        review_id=review.review_id,
+        mismatch=found,
+    )
+
+
+def ledger_break(review: ReviewRecord, rows: Sequence[AuditRecord]) -> LedgerBreak | None:
+    """The cross-check of `review` with its thread's rows as a ledger break, or None."""
+    found = mismatch(review, rows)
+    if found is None:
+        return None
+    own = [r for r in rows if r.review_id == review.review_id]
+    return LedgerBreak(
+        seq=own[0].seq if own else None,
+        thread_id=review.thread_id,
+        reason=f"review {review.review_id} does not match the ledger: {found}",
+    )
+
+
+def mismatch(review: ReviewRecord, rows: Sequence[AuditRecord]) -> str | None:
+    """What differs between `review` and its audit rows among `rows`, or None."""
+    own = [r for r in rows if r.review_id == review.review_id]
+    paused = next((r for r in own if r.event == "paused"), None)
+    if paused is None:
+        return "no paused audit row"
+    if paused.checkpoint_id != review.checkpoint_id:
+        return f"checkpoint_id {review.checkpoint_id!r}, paused at {paused.checkpoint_id!r}"
+    return _content(review, paused, own) or _votes(review, own) or _status(review, own)
+
+
+def _content(review: ReviewRecord, paused: AuditRecord, own: list[AuditRecord]) -> str | None:
+    committed = paused.payload
+    if "commitment" not in committed:
+        # Paused before commitments: the payload always held the draft hash and findings.
+        legacy = _commitments.review_content(review)
+        for name in ("draft_sha256", "violations"):
+            if legacy[name] != committed.get(name):
+                return f"{name} differs from the paused row"
+        return None
+    due = _deadline(committed.get("deadline"), own)
+    row_due = _commitments.deadline_text(review.deadline)
+    if not isinstance(due, _Any) and row_due not in due:
+        return f"deadline {row_due} is not one the ledger set ({sorted(map(str, due))})"
+    # The deadline checked above; the commitment is to the one the review opened with.
+    content = {**_commitments.review_content(review), "deadline": committed.get("deadline")}
+    if _commitments.commitment(content) == committed["commitment"]:
+        return None
+    for name in _commitments.COMMITTED_FIELDS:
+        if content[name] != committed.get(name):
+            return f"{name} differs from the paused row's commitment"
+    return "content differs from the paused row's commitment"
+
+
+class _Any:
+    """Any deadline: an escalation recorded before escalated rows named theirs."""
+
+
+_ANY = _Any()
+
+
+def _deadline(committed: str | None, own: list[AuditRecord]) -> set[str | None] | _Any:
+    """The deadlines the ledger allows the row now: committed, dated, or last escalated."""
+    allowed: set[str | None] = {committed}
+    for row in own:
+        if row.event == "dated":
+            # Several sweepers may each propose one; the store kept whichever came first.
+            allowed.add(row.payload.get("deadline"))
+        elif row.event == "escalated":
+            if "deadline" not in row.payload:
+                return _ANY
+            allowed = {row.payload["deadline"]}
+    return allowed
+
+
+def _votes(review: ReviewRecord, own: list[AuditRecord]) -> str | None:
+    voted = [
+        [r.actor, *(r.payload.get(k) for k in _VOTE_FIELDS)] for r in own if r.event == "voted"
+    ]
+    for vote in review.votes:
+        if review.status != "pending" and vote.reviewer == review.reviewer:
+            continue  # the claiming vote: recorded by the claim and the decision row
+        mine = [vote.reviewer, *(getattr(vote, k) for k in _VOTE_FIELDS)]
+        if mine not in voted:
+            return f"vote by {vote.reviewer!r} has no voted audit row"
+    return None
+
+
+def _status(review: ReviewRecord, own: list[AuditRecord]) -> str | None:
+    decided = [r for r in own if r.event in _DECISION_EVENTS.values()]
+    if review.status in ("pending", "claimed"):
+        if decided:
+            return f"status {review.status} but the ledger records it {decided[-1].event}"
+        return None
+    event = _DECISION_EVENTS.get(review.status)
+    if not any(r.event == event for r in decided):
+        return f"status {review.status} without its {event} audit row"
+    return None
