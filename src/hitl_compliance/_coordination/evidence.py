@@ -11,14 +11,16 @@ import asyncio
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from hitl_compliance import _validate
+from hitl_compliance._coordination import integrity
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance._coordination.retention import kept_state
 from hitl_compliance.errors import ReviewNotFoundError
 from hitl_compliance.ledger import LedgerBreak, LedgerReport, check_seals, verify_rows
-from hitl_compliance.models import AuditRecord
+from hitl_compliance.models import AuditRecord, ReviewRecord
 from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.retention import RetentionStore
 from hitl_compliance.signing import Anchor, KeySource, public_keys
@@ -53,13 +55,20 @@ async def verify_audit(
     public_key: KeySource | Sequence[KeySource] | None = None,
     anchors: Iterable[Anchor] | None = None,
 ) -> LedgerReport:
-    """Verify one thread's chain, or the whole store's against its head and sealed heads."""
+    """Verify one thread's chain, or the whole store's against its head and sealed heads.
+
+    For one thread, its latest and open reviews are also cross-checked with the
+    chain ([`integrity`][hitl_compliance._coordination.integrity]): a thread's own
+    chain has no head, so a cut at its end (a decided review's decision row
+    deleted) shows only as a review row the chain does not account for.
+    """
     _validate.optional_thread_id(thread_id)
     keys = [] if public_key is None else public_keys(public_key)
-    rows = [r.to_row() for r in await ctx.reviews.audit_rows(thread_id)]
+    records = await ctx.reviews.audit_rows(thread_id)
+    rows = [r.to_row() for r in records]
     if thread_id is not None:
         # A thread's chain has no head of its own, and seals sign the store-wide one.
-        return verify_rows(rows, head=None, thread_id=thread_id)
+        return await _cross_check(ctx, thread_id, records, verify_rows(rows, thread_id=thread_id))
     head = await ctx.reviews.audit_head()
     report = verify_rows(rows, head=head or (0, ""), thread_id=None)
     if head is None and rows and report.checked == len(rows):
@@ -80,6 +89,36 @@ async def verify_audit(
         return report
     verifiers = {key.key_id: key.verify for key in keys}
     return check_seals(rows, report, seals, anchors=anchored, keys=verifiers or None)
+
+
+async def _cross_check(
+    ctx: Context, thread_id: str, records: list[AuditRecord], report: LedgerReport
+) -> LedgerReport:
+    """`report`, or the first break of the thread's latest and open reviews with the chain."""
+    if not report.ok:
+        return report
+    breaks = [
+        found
+        for review in await _latest_reviews(ctx, thread_id)
+        if (found := integrity.ledger_break(review, records)) is not None
+    ]
+    if not breaks:
+        return report
+    first = min(breaks, key=lambda b: -1 if b.seq is None else b.seq)
+    return replace(report, ok=False, first_broken=first)
+
+
+async def _latest_reviews(ctx: Context, thread_id: str) -> list[ReviewRecord]:
+    """The thread's open reviews and its latest one: those at the end of its chain.
+
+    An earlier review was decided before the next pause opened, so its decision
+    row has a successor in the thread's chain, whose link shows its deletion.
+    """
+    found = {r.review_id: r for r in await ctx.reviews.open_reviews(thread_id)}
+    latest = await ctx.reviews.get_review(thread_id)
+    if latest is not None:
+        found.setdefault(latest.review_id, latest)
+    return list(found.values())
 
 
 async def export_audit(ctx: Context, path: str | os.PathLike[str], *, thread_id: str | None) -> int:

@@ -87,7 +87,7 @@ def mismatch(review: ReviewRecord, rows: Sequence[AuditRecord]) -> str | None:
         return "no paused audit row"
     if paused.checkpoint_id != review.checkpoint_id:
         return f"checkpoint_id {review.checkpoint_id!r}, paused at {paused.checkpoint_id!r}"
-    return _content(review, paused, own) or _votes(review, own) or _status(review, own)
+    return _content(review, paused, own) or _status(review, own) or _votes(review, own)
 
 
 def _content(review: ReviewRecord, paused: AuditRecord, own: list[AuditRecord]) -> str | None:

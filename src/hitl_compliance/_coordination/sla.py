@@ -118,7 +118,7 @@ async def expire(
         AlreadyDecidedError: another sweeper or a reviewer resolved it first.
         TamperedError: the review row differs from its audit rows (nothing done).
     """
-    await integrity.check(ctx.reviews, review)
+    review = await _current(ctx, review, now)
     if ctx.on_timeout == "escalate":
         sla = sla_for(ctx, review.violations)
         assert sla is not None  # checked by HitlCoordinator.__init__
@@ -162,6 +162,22 @@ async def expire(
     # A sweep "as of" an explicit `now` stamps its completions with it too, so
     # no review is recorded as completed before it was claimed.
     return await decisions.resume_claimed(ctx, claimed, claim_id, at=as_of)
+
+
+async def _current(ctx: Context, listed: ReviewRecord, now: datetime) -> ReviewRecord:
+    """The review's row as it is now, still overdue and checked against its ledger rows.
+
+    The sweep's list may be stale (another sweeper escalated the review since), and
+    a row checked stale would look tampered with; so it is read again first.
+    """
+    opened = await ctx.reviews.open_reviews(listed.thread_id)
+    review = next((r for r in opened if r.review_id == listed.review_id), None)
+    if review is None or review.status != "pending":
+        raise AlreadyDecidedError("decided already", thread_id=listed.thread_id)
+    await integrity.check(ctx.reviews, review)
+    if review.deadline is None or review.deadline > now:
+        raise AlreadyDecidedError("no longer overdue", thread_id=listed.thread_id)
+    return review
 
 
 async def run_sla_sweeper(ctx: Context, interval: timedelta | float) -> None:
