@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
+from langgraph.types import Command
 
 from hitl_compliance import (
+    Decision,
     HitlCoordinator,
     InMemoryReviewStore,
     KeywordRule,
@@ -29,12 +32,14 @@ from hitl_compliance import (
     RoleBasedPolicy,
     TamperedError,
     build_compliance_graph,
+    gate_pauses,
     open_backend,
 )
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy
 from hitl_compliance.stores.postgres import PostgresReviewStore
 from hitl_compliance.stores.sqlite import SqliteReviewStore
+from tests.gate_graphs import Bank, build_react, call
 
 RISKY = "Guaranteed returns, invest now."
 POLICY = RoleBasedPolicy(rule_roles={"guarantee": "compliance"})
@@ -102,9 +107,7 @@ class Desk:
             conn.close()
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def desk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Desk]:
     if request.param == "memory":
         url = "memory://"
@@ -157,7 +160,9 @@ class TestApprove:
         await coord.approve(t, reviewer=officer("alice@bank"))
         review = await desk.review(t)
         (real,) = review.votes
-        forged = real.model_copy(update={"reviewer": "mallory@bank", "reviewer_key": "mallory@bank"})
+        forged = real.model_copy(
+            update={"reviewer": "mallory@bank", "reviewer_key": "mallory@bank"}
+        )
         votes = [v.model_dump(mode="json") for v in (real, forged)]
         await desk.set_review(review.review_id, votes=votes)
         with pytest.raises(TamperedError, match="mallory"):
@@ -279,3 +284,29 @@ class TestSla:
         await desk.set_review(review.review_id, deadline=review.requested_at + timedelta(hours=1))
         with pytest.raises(TamperedError, match="deadline"):
             await coord.approve(t, reviewer=officer("lead@bank"))
+
+
+PAYMENTS = RoleBasedPolicy(rule_roles={"transfer_limits": "payments_officer"})
+
+
+class TestInGraph:
+    async def test_raw_resume_checks_the_row(self, desk: Desk) -> None:
+        """A raw `Command` resume meets the same check inside the graph: refused, nothing run."""
+        bank = Bank()
+        turn = AIMessage("", tool_calls=[call("transfer", "c1", amount_gbp=5_000, to_account="1")])
+        graph, _ = build_react("command_resume", desk.checkpointer, bank, turn, AIMessage("Done."))
+        HitlCoordinator(graph, reviews=desk.store, policy=PAYMENTS)
+        config: Any = {"configurable": {"thread_id": thread()}}
+        await graph.ainvoke({"messages": [("user", "Pay")]}, config)
+        (pause,) = await gate_pauses(graph, config)
+        assert pause.review_id is not None
+        await desk.set_review(pause.review_id, violations=[])
+        intern = Decision(
+            approved=True, reviewer="intern@bank", decided_at=datetime.now(timezone.utc)
+        ).to_state()
+        await graph.ainvoke(Command(resume={pause.interrupt_id: intern}), config)
+        (still,) = await gate_pauses(graph, config)
+        assert "does not match its audit ledger" in (still.outcome.refused or "")
+        assert bank.transfers == []
+        rows = await desk.store.audit_log(config["configurable"]["thread_id"])
+        assert [r.event for r in rows] == ["paused"]
