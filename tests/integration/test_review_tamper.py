@@ -149,7 +149,8 @@ class TestApprove:
         assert (await desk.review(t)).status == "pending"
         assert await events(coord, t) == ["paused"]  # no denied, no decision row
         report = await coord.verify_audit(t)
-        assert not report.ok and report.first_broken is not None
+        assert not report.ok
+        assert report.first_broken is not None
         assert "violations" in report.first_broken.reason
 
     async def test_forged_vote_adds_no_approver(self, desk: Desk) -> None:
@@ -244,7 +245,8 @@ class TestStatus:
         paused, rejected = await coord.audit_log(t)
         await desk.delete_audit(rejected.seq)
         report = await coord.verify_audit(t)
-        assert not report.ok and report.first_broken is not None
+        assert not report.ok
+        assert report.first_broken is not None
         assert report.first_broken.seq == paused.seq
         assert "without its rejected audit row" in report.first_broken.reason
 
