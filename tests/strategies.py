@@ -17,6 +17,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from hitl_compliance._validate import MAX_JSON_DEPTH
+from hitl_compliance.models import ReviewRecord
+from hitl_compliance.rules import RuleResult
 from hitl_compliance.testing import HumanDecision
 from hitl_compliance.testing import strategies as kit
 from hitl_compliance.testing.strategies import (
@@ -459,4 +461,37 @@ def audit_appends(draw: st.DrawFn) -> AuditAppend:
                 ),
             )
         ),
+    )
+
+
+@st.composite
+def review_rows(draw: st.DrawFn) -> ReviewRecord:
+    """A pending review row with arbitrary committed content (draft, findings, requester, ...)."""
+    findings = draw(
+        st.lists(
+            st.builds(
+                RuleResult,
+                rule=st.sampled_from(["guarantee", "pii", "advice"]),
+                verdict=st.sampled_from(["review", "block"]),
+                reason=st.text(max_size=20),
+                evidence=st.lists(st.text(max_size=10), max_size=2).map(tuple),
+                severity=st.sampled_from(["low", "medium", "high"]),
+            ),
+            max_size=3,
+        )
+    )
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    micros = st.integers(0, 10**9)
+    deadline = draw(st.none() | micros.map(lambda us: at + timedelta(microseconds=us)))
+    return ReviewRecord(
+        review_id=draw(st.uuids()).hex,
+        thread_id="t",
+        checkpoint_id="cp",
+        status="pending",
+        draft_response=draw(st.text(max_size=40)),
+        violations=findings,
+        requested_at=at,
+        requested_by=draw(st.none() | st.text(min_size=1, max_size=10)),
+        approvals_required=draw(st.integers(1, 5)),
+        deadline=deadline,
     )
