@@ -22,6 +22,7 @@ from hitl_compliance import (
     ReviewNotFoundError,
     RuleResult,
     StaleReviewError,
+    TamperedError,
     ThreadBusyError,
 )
 from hitl_compliance.fastapi import (
@@ -66,6 +67,7 @@ class TestStatusFor:
             (InvalidDecisionError("x"), 422),
             (PolicyViolationError("x"), 422),
             (ConfigurationError("x"), 500),
+            (TamperedError("x"), 500),  # a row edited in the database: no client can fix it
             (HitlError("x"), 500),
         ],
     )
