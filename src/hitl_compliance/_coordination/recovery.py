@@ -14,9 +14,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from hitl_compliance._coordination import decisions, hooks, sla, turns
+from hitl_compliance._coordination import decisions, hooks, integrity, sla, turns
 from hitl_compliance._coordination.context import Context, checkpoint_id, config_for
 from hitl_compliance._coordination.remote import missing_thread
+from hitl_compliance.errors import TamperedError
 from hitl_compliance.models import ProcessResult
 
 __all__ = ["RECOVER_ACTOR", "audit_recovery", "recover"]
@@ -34,6 +35,11 @@ async def recover(ctx: Context) -> list[ProcessResult]:
         claim_id = uuid.uuid4().hex
         if review.claim_id is None or review.decision is None:
             continue
+        try:
+            # Its votes name the approvers the decision row will record.
+            await integrity.check(ctx.reviews, review)
+        except TamperedError:
+            continue  # logged; left claimed for a person to investigate
         if not await ctx.reviews.take_over_claim(
             review.review_id, old_claim_id=review.claim_id, new_claim_id=claim_id, now=now
         ):
