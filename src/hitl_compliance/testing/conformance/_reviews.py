@@ -25,7 +25,15 @@ from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores import ReviewStore, paused_payload
 from hitl_compliance.testing.conformance._base import ConformanceBase
-from hitl_compliance.testing.conformance._helpers import IST, T0, at, claim, make_review, rules
+from hitl_compliance.testing.conformance._helpers import (
+    IST,
+    T0,
+    at,
+    cast_vote,
+    claim,
+    make_review,
+    rules,
+)
 
 __all__ = ["ReviewConformance"]
 
@@ -72,6 +80,33 @@ class ReviewConformance(ConformanceBase):
             T0,
         )
         assert row.payload == paused_payload(review)
+
+    async def test_read_back_review_matches_its_commitment(self, review_store: ReviewStore) -> None:
+        """A review read back gives the paused row's payload again (its commitment verifies).
+
+        The coordinator refuses a row whose content differs from what its
+        `paused` row committed to, so every committed field (draft, findings,
+        requester, quorum, deadline to the microsecond, in any time zone) must
+        round-trip exactly, and a vote must read back as its `voted` row.
+        """
+        deadline = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=IST)
+        findings = [
+            RuleResult("guarantee", "block", "promises returns", ("guaranteed", "sure"), "high"),
+            RuleResult("pii", "review", "", (), "low"),
+        ]
+        review = make_review(
+            review_id="r1", requested_by="agent-é", violations=findings, approvals_required=3
+        ).model_copy(update={"deadline": deadline})
+        await review_store.open_review(review, owner=None)
+        voted = await cast_vote(review_store, "alice", review_id="r1", quorum=3)
+        read = await review_store.get_review("t1")
+        assert read is not None
+        paused, vote_row = await review_store.audit_log("t1")
+        assert paused_payload(read) == paused.payload == paused_payload(review)
+        (vote,) = voted.votes
+        assert vote_row.actor == vote.reviewer
+        for name in ("reviewer", "reviewer_key", "roles", "text_sha256"):
+            assert vote_row.payload[name] == getattr(read.votes[0], name) == getattr(vote, name)
 
     async def test_paused_audit_actor_defaults_to_system(self, review_store: ReviewStore) -> None:
         """A review without a requester is audited as `system`."""
