@@ -23,6 +23,7 @@ from examples.command_resume_tool_approval import SENT
 from examples.gated_agent import build
 
 from hitl_compliance import HitlCoordinator, OnTimeout, RoleBasedPolicy, open_backend
+from hitl_compliance._commitments import deadline_text
 from hitl_compliance.backends import Backend
 from hitl_compliance.testing import FakeClock
 
@@ -87,7 +88,13 @@ class TestRawPauseSla:
         # Another coordinator with a shorter SLA does not move a deadline once set.
         await raw.coordinator(clock, sla=timedelta(minutes=1)).recover()
         assert [r.deadline for r in await coord.pending()] == [dated.deadline]
-        assert [row.event for row in await coord.audit_log(raw.thread)] == ["paused"]
+        # The dating is audited (the deadline is committed); the second recover() wrote none.
+        rows = await coord.audit_log(raw.thread)
+        assert [(row.event, row.actor) for row in rows] == [
+            ("paused", "system"),
+            ("dated", "system:sla"),
+        ]
+        assert rows[1].payload["deadline"] == deadline_text(dated.deadline)
 
     @pytest.mark.parametrize(
         ("on_timeout", "delivered", "event"),
@@ -106,9 +113,10 @@ class TestRawPauseSla:
         rows = await coord.audit_log(raw.thread)
         assert [(row.event, row.actor) for row in rows] == [
             ("paused", "system"),
+            ("dated", "system:sla"),
             (event, "system:sla"),
         ]
-        assert rows[1].payload["forced"] is True
+        assert rows[2].payload["forced"] is True
         assert (await coord.verify_audit(raw.thread)).ok
         assert await coord.expire_overdue() == []  # exactly once
 
@@ -134,6 +142,7 @@ class TestRawPauseSla:
         assert review.deadline == clock.now + SLA
         assert [row.event for row in await coord.audit_log(raw.thread)] == [
             "paused",
+            "dated",
             "escalated",
         ]
 
