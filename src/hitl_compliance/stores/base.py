@@ -280,7 +280,8 @@ class ReviewStore(Protocol):
 
         Returns False, changing nothing, when the review is unknown, not
         pending, or has a deadline already (another coordinator dated it
-        first); no audit row is written.
+        first); no audit row is written (the coordinator appends a `dated`
+        row naming the deadline first, so the deadline is committed).
         """
         ...
 
