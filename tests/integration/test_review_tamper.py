@@ -31,6 +31,7 @@ from hitl_compliance import (
     Reviewer,
     RoleBasedPolicy,
     TamperedError,
+    Vote,
     build_compliance_graph,
     gate_pauses,
     open_backend,
@@ -312,3 +313,31 @@ class TestInGraph:
         assert bank.transfers == []
         rows = await desk.store.audit_log(config["configurable"]["thread_id"])
         assert [r.event for r in rows] == ["paused"]
+
+
+class TestRecover:
+    async def test_abandoned_claim_with_a_forged_vote_is_left(self, desk: Desk) -> None:
+        """recover() does not finish an abandoned claim whose row gained a forged vote."""
+        coord = desk.coordinator(QUORUM)
+        t = thread()
+        await coord.process(t, RISKY)
+        review = await desk.review(t)
+        an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+        made = Decision(approved=False, reviewer="lead@bank", decided_at=an_hour_ago)
+        await desk.store.claim(
+            t,
+            claim_id="k1",
+            reviewer="lead@bank",
+            decision=made.to_state(),
+            now=an_hour_ago,
+            review_id=review.review_id,
+        )
+        forged = Vote(reviewer="eve@bank", at=an_hour_ago, text_sha256="0" * 64)
+        await desk.set_review(review.review_id, votes=[forged.model_dump(mode="json")])
+        assert await coord.recover() == []
+        assert (await desk.review(t)).status == "claimed"
+        assert await events(coord, t) == ["paused"]
+        await desk.set_review(review.review_id, votes=[])  # restored: recover() finishes it
+        (done,) = await coord.recover()
+        assert done.status == "rejected"
+        assert await events(coord, t) == ["paused", "recovered", "rejected"]
