@@ -163,6 +163,15 @@ class TestVotesAndStatus:
         roles = vote("alice@bank").model_copy(update={"roles": ["admin"]})
         assert integrity.mismatch(review.model_copy(update={"votes": [roles]}), [paused, voted])
 
+    def test_a_vote_from_before_reviewer_keys(self) -> None:
+        """A `voted` row written before votes had keys is read with the default key, as the row."""
+        legacy = vote("Alice@Bank").model_dump(mode="json")
+        del legacy["reviewer_key"]
+        review = pending(votes=[Vote.model_validate(legacy)])
+        paused = row(review, "paused", paused_payload(review))
+        voted = row(review, "voted", legacy, 2).model_copy(update={"actor": "Alice@Bank"})
+        assert integrity.mismatch(review, [paused, voted]) is None
+
     def test_the_claiming_vote_has_no_voted_row(self) -> None:
         """The vote that claimed a review at its quorum is recorded by the claim, not a row."""
         review = pending(status="claimed", reviewer="bob@bank", votes=[vote("bob@bank")])

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
 
 from hitl_compliance import _commitments
 from hitl_compliance._decision_kinds import decision_events
 from hitl_compliance.errors import TamperedError
 from hitl_compliance.ledger import LedgerBreak
-from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = ["check", "check_rows", "ledger_break", "mismatch"]
@@ -135,9 +138,7 @@ def _deadline(committed: str | None, own: list[AuditRecord]) -> set[str | None] 
 
 
 def _votes(review: ReviewRecord, own: list[AuditRecord]) -> str | None:
-    voted = [
-        [r.actor, *(r.payload.get(k) for k in _VOTE_FIELDS)] for r in own if r.event == "voted"
-    ]
+    voted = [_recorded_vote(r) for r in own if r.event == "voted"]
     for vote in review.votes:
         if review.status != "pending" and vote.reviewer == review.reviewer:
             continue  # the claiming vote: recorded by the claim and the decision row
@@ -145,6 +146,15 @@ def _votes(review: ReviewRecord, own: list[AuditRecord]) -> str | None:
         if mine not in voted:
             return f"vote by {vote.reviewer!r} has no voted audit row"
     return None
+
+
+def _recorded_vote(row: AuditRecord) -> list[Any]:
+    """A `voted` row's actor and vote fields, read as a stored vote is (default key and all)."""
+    try:
+        vote = Vote.model_validate(row.payload)
+    except ValidationError:
+        return [row.actor, *(row.payload.get(k) for k in _VOTE_FIELDS)]
+    return [row.actor, *(getattr(vote, k) for k in _VOTE_FIELDS)]
 
 
 def _status(review: ReviewRecord, own: list[AuditRecord]) -> str | None:
