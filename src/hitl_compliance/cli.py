@@ -81,6 +81,7 @@ from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
     ReviewNotFoundError,
+    TamperedError,
 )
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sha256_text
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
@@ -363,6 +364,10 @@ async def _hidden_from(coord: HitlCoordinator, who: Reviewer, rule: str | None) 
             verdict = await coord.may_decide(review.thread_id, who)
         except (ReviewNotFoundError, AlreadyDecidedError):
             continue  # decided since the listing: no longer pending
+        except TamperedError:
+            # Nobody may decide it; the error is logged, and listed here as a reason.
+            refused["its row does not match the audit ledger (TamperedError)"] += 1
+            continue
         if not verdict.allowed:
             refused[verdict.reason or "the approval policy refuses"] += 1
     return refused

@@ -270,6 +270,19 @@ class TestDecisions:
         assert "smcr_approver" in out
         assert pending_threads(capsys, backend_url) == [left_over]  # listing changed nothing
 
+    def test_pending_for_a_reviewer_counts_a_tampered_review(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A review whose row was edited in the database is counted as hidden, with the reason."""
+        conn = sqlite3.connect(backend_url.removeprefix("sqlite:///"))
+        with conn:
+            emptied = "UPDATE hitl_reviews SET violations = '[]' WHERE thread_id = ?"
+            conn.execute(emptied, (left_over,))
+        conn.close()
+        code, out, err = run(capsys, "pending", "--reviewer", "ops@bank", "--backend", backend_url)
+        assert code == 0, err
+        assert "its row does not match the audit ledger (TamperedError)" in out
+
     def test_pending_for_a_reviewer_with_nothing_pending(
         self, empty_backend: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
