@@ -354,6 +354,8 @@ class HitlCoordinator:
             AlreadyDecidedError: its review is claimed or decided already, or
                 `review_id` is not an open review of the thread.
             ReviewIdRequiredError: several reviews are pending and `review_id` is None.
+            TamperedError: the review row differs from what its audit rows committed to
+                (edited in the database); nothing changed.
 
         Example:
             ```python
@@ -379,6 +381,8 @@ class HitlCoordinator:
             AlreadyDecidedError: its review is claimed or decided already, or
                 `review_id` is not an open review of the thread.
             ReviewIdRequiredError: several reviews are pending and `review_id` is None.
+            TamperedError: the review row differs from what its audit rows committed to
+                (edited in the database); nothing changed.
         """
         return await _reviews.may_decide(self._ctx, thread_id, reviewer, review_id)
 
@@ -431,6 +435,8 @@ class HitlCoordinator:
             ReasonCodeError: `reason_code` is unknown, or missing where the policy
                 needs one; nothing was written.
             InvalidDecisionError: the decision failed validation; nothing changed.
+            TamperedError: the review row differs from what its audit rows committed to
+                (edited in the database); nothing changed.
 
         Example:
             ```python
@@ -477,6 +483,8 @@ class HitlCoordinator:
             ReasonCodeError: `reason_code` is unknown, missing where the policy needs
                 one, or `other` without a `reason`; nothing was written.
             InvalidDecisionError: the decision failed validation; nothing changed.
+            TamperedError: the review row differs from what its audit rows committed to
+                (edited in the database); nothing changed.
 
         Example:
             ```python
@@ -567,12 +575,15 @@ class HitlCoordinator:
         """Verify the tamper-evident audit ledger (one thread's chain, or the whole store).
 
         Returns a report with `ok` and `first_broken` (None when ok) naming the
-        first row that was edited, deleted, inserted or reordered. For the whole
-        store, sealed heads (the store's, and `anchors`', by default the sealing
-        policy's) are checked too, and `report.proof` says what they prove:
-        with `public_key` (a PEM path or bytes; several after a key rotation)
-        their signatures are verified, so truncation and re-hashing back to the
-        last sealed head are caught.
+        first row that was edited, deleted, inserted or reordered. For one
+        thread, its latest and open review rows are also checked against the
+        chain: a decided review without its decision row (the thread's last row
+        deleted), or a row whose content differs from its commitment, is a break.
+        For the whole store, sealed heads (the store's, and `anchors`', by default
+        the sealing policy's) are checked too, and `report.proof` says what they
+        prove: with `public_key` (a PEM path or bytes; several after a key
+        rotation) their signatures are verified, so truncation and re-hashing back
+        to the last sealed head are caught.
 
         Example:
             ```python
