@@ -28,6 +28,7 @@ from hitl_compliance import (
     HitlCoordinator,
     InMemoryReviewStore,
     KeywordRule,
+    NotAuthorizedError,
     Reviewer,
     RoleBasedPolicy,
     TamperedError,
@@ -250,6 +251,21 @@ class TestStatus:
         assert report.first_broken is not None
         assert report.first_broken.seq == paused.seq
         assert "without its rejected audit row" in report.first_broken.reason
+
+
+    async def test_deleted_middle_row_is_refused(self, desk: Desk) -> None:
+        """A row deleted from the thread's chain (a denial hidden) is refused at the next vote."""
+        coord = desk.coordinator(QUORUM)
+        t = thread()
+        await coord.process(t, RISKY)
+        with pytest.raises(NotAuthorizedError):
+            await coord.approve(t, reviewer="intern@bank")
+        await coord.approve(t, reviewer=officer("alice@bank"))
+        _, denied, _ = await coord.audit_log(t)
+        await desk.delete_audit(denied.seq)
+        with pytest.raises(TamperedError, match="chain breaks"):
+            await coord.approve(t, reviewer=officer("bob@bank"))
+        assert (await desk.review(t)).status == "pending"
 
 
 class TestSla:

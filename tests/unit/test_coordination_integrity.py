@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hitl_compliance import RuleResult, TamperedError, Vote
 from hitl_compliance._commitments import COMMITTED_FIELDS, deadline_text
 from hitl_compliance._coordination import integrity
-from hitl_compliance.models import AuditRecord, ReviewRecord
+from hitl_compliance.ledger import GENESIS
+from hitl_compliance.models import AuditRecord, ReviewRecord, seal
 from hitl_compliance.stores import paused_payload
 from tests.strategies import review_rows
 
@@ -190,11 +191,34 @@ class TestVotesAndStatus:
         assert "without its rejected" in (integrity.mismatch(rejected, [paused, approved]) or "")
 
 
+def sealed(review: ReviewRecord, *events: tuple[str, dict[str, Any]]) -> list[AuditRecord]:
+    """The review's audit rows, hashed and chained as a store appends them."""
+    rows: list[AuditRecord] = []
+    prev = GENESIS
+    for seq, (event, payload) in enumerate(events, start=1):
+        rows.append(
+            seal(
+                seq=seq,
+                thread_id=review.thread_id,
+                review_id=review.review_id,
+                checkpoint_id=review.checkpoint_id,
+                event=event,
+                actor="someone",
+                payload=payload,
+                at=AT,
+                prev_hash=prev,
+                global_prev_hash=prev,
+            )
+        )
+        prev = rows[-1].hash
+    return rows
+
+
 class TestCheckRows:
     def test_raises_and_logs(self, caplog: pytest.LogCaptureFixture) -> None:
         """A mismatch raises TamperedError with its context, and is logged as an error."""
         review = pending()
-        rows = [row(review, "paused", paused_payload(review))]
+        rows = sealed(review, ("paused", paused_payload(review)))
         edited = review.model_copy(update={"violations": []})
         with (
             caplog.at_level(logging.ERROR, logger="hitl_compliance"),
@@ -205,6 +229,17 @@ class TestCheckRows:
         assert "violations" in caught.value.mismatch
         assert "does not match its audit ledger" in caplog.text
         integrity.check_rows(review, rows)  # a matching row passes silently
+
+    def test_a_broken_thread_chain_is_refused(self) -> None:
+        """Rows that do not chain (one deleted from the middle, or edited) are refused first."""
+        review = pending(status="approved")
+        rows = sealed(review, ("paused", paused_payload(review)), ("denied", {}), ("approved", {}))
+        integrity.check_rows(review, rows)
+        with pytest.raises(TamperedError, match="chain breaks at seq 3"):
+            integrity.check_rows(review, [rows[0], rows[2]])
+        edited = rows[1].model_copy(update={"actor": "nobody"})
+        with pytest.raises(TamperedError, match="chain breaks at seq 2"):
+            integrity.check_rows(review, [rows[0], edited, rows[2]])
 
     def test_ledger_break_names_the_paused_row(self) -> None:
         """As a ledger break, a mismatch points at the review's paused row."""

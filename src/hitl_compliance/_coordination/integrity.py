@@ -3,7 +3,8 @@
 The review row is outside the hash chain; its audit rows are inside it. Before
 `approve`, `reject`, `may_decide`, the SLA sweeper or a decision inside the
 graph act on a row, [`check`][hitl_compliance._coordination.integrity.check]
-compares it with what the chain committed to:
+checks the thread's chain (hashes and links) and compares the row with what
+the chain committed to:
 
 * the `paused` row: checkpoint id, and the content `commitment` (draft hash,
   findings, requester, quorum, deadline); a legacy `paused` row (written
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 from hitl_compliance import _commitments
 from hitl_compliance._decision_kinds import decision_events
 from hitl_compliance.errors import TamperedError
-from hitl_compliance.ledger import LedgerBreak
+from hitl_compliance.ledger import LedgerBreak, verify_rows
 from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
 from hitl_compliance.stores.base import ReviewStore
 
@@ -49,8 +50,13 @@ async def check(store: ReviewStore, review: ReviewRecord) -> None:
 
 
 def check_rows(review: ReviewRecord, rows: Sequence[AuditRecord]) -> None:
-    """Raise TamperedError unless `review` matches `rows` (its thread's audit rows)."""
-    found = mismatch(review, rows)
+    """Raise TamperedError unless `rows` (its thread's) form a chain and `review` matches them."""
+    chain = verify_rows([r.to_row() for r in rows], thread_id=review.thread_id)
+    if chain.first_broken is not None:
+        broken = chain.first_broken
+        found: str | None = f"its thread's audit chain breaks at seq {broken.seq}: {broken.reason}"
+    else:
+        found = mismatch(review, rows)
     if found is None:
         return
     logger.error(
