@@ -1,8 +1,8 @@
 """Authorisation reads only tamper-evident data: a review row checked against its ledger rows.
 
 The review row is outside the hash chain; its audit rows are inside it. Before
-`approve`, `reject`, `may_decide`, the SLA sweeper or a decision inside the
-graph act on a row, [`check`][hitl_compliance._coordination.integrity.check]
+`approve`, `reject`, `may_decide`, the SLA sweeper, `recover()` or a decision
+inside the graph act on a row, [`check`][hitl_compliance._coordination.integrity.check]
 checks the thread's chain (hashes and links) and compares the row with what
 the chain committed to:
 
@@ -67,7 +67,8 @@ def check_rows(review: ReviewRecord, rows: Sequence[AuditRecord]) -> None:
     )
     raise TamperedError(
         f"Review {review.review_id!r} of thread {review.thread_id!r} does not match its "
-        f"audit ledger ({found}): its row was changed outside the library. Nothing was "
+        f"audit ledger ({found}): it or its audit rows were changed outside the library. "
+        "Nothing was "
         "done; run verify_audit(thread_id) and restore the row before deciding.",
         thread_id=review.thread_id,
         review_id=review.review_id,
