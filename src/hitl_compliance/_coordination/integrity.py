@@ -68,8 +68,7 @@ def check_rows(review: ReviewRecord, rows: Sequence[AuditRecord]) -> None:
     raise TamperedError(
         f"Review {review.review_id!r} of thread {review.thread_id!r} does not match its "
         f"audit ledger ({found}): it or its audit rows were changed outside the library. "
-        "Nothing was "
-        "done; run verify_audit(thread_id) and restore the row before deciding.",
+        "Nothing was done; run verify_audit(thread_id) and restore the rows before deciding.",
         thread_id=review.thread_id,
         review_id=review.review_id,
         mismatch=found,
