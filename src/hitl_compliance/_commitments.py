@@ -33,8 +33,8 @@ def review_content(review: ReviewRecord) -> dict[str, Any]:
     """The authorisation-relevant content of a review row, as plain JSON."""
     return {
         "draft_sha256": sha256_text(review.draft_response),
-        # Through JSON, as a store keeps them: tuples become lists.
-        "violations": json.loads(json.dumps([v.to_dict() for v in review.violations])),
+        # Plain JSON values already (evidence as a list), as a store keeps them.
+        "violations": [v.to_dict() for v in review.violations],
         "requested_by": review.requested_by,
         "approvals_required": review.approvals_required,
         "deadline": deadline_text(review.deadline),
