@@ -252,7 +252,6 @@ class TestStatus:
         assert report.first_broken.seq == paused.seq
         assert "without its rejected audit row" in report.first_broken.reason
 
-
     async def test_deleted_middle_row_is_refused(self, desk: Desk) -> None:
         """A row deleted from the thread's chain (a denial hidden) is refused at the next vote."""
         coord = desk.coordinator(QUORUM)
