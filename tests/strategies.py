@@ -412,7 +412,12 @@ def bad_calls(draw: st.DrawFn) -> BadCall:
 _LEDGER_TEXT = st.text(
     alphabet=st.one_of(
         st.sampled_from(
-            ['"', "\\", "/", "\n", "\t", "\x01", "\x1f", "\x7f", "\u2028", "é", "Ω", "😀"]
+            [
+                *['"', "\\", "/", "\n", "\t", "\x01", "\x1f", "\x7f", "\u2028", "é", "Ω", "😀"],
+                # Keys JCS sorts by UTF-16 code units, unlike code points: U+1D11E
+                # (a surrogate pair) sorts before U+FFFF there.
+                *["\U0001d11e", "\uffff", "\ue000"],
+            ]
         ),
         st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
     ),
@@ -421,7 +426,10 @@ _LEDGER_TEXT = st.text(
 _LEDGER_JSON = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    # What the ledger's RFC 8785 form writes exactly: ints within +/-(2**53-1),
+    # finite floats (leaning on those ECMAScript writes differently from Python).
+    | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    | st.sampled_from([2**53 - 1, -(2**53 - 1), 100.0, 1e16, 1e21, 0.1, -0.0, 5e-324, 1e-7])
     | st.floats(allow_nan=False, allow_infinity=False)
     | _LEDGER_TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_LEDGER_TEXT, inner, max_size=3),
@@ -495,3 +503,9 @@ def review_rows(draw: st.DrawFn) -> ReviewRecord:
         approvals_required=draw(st.integers(1, 5)),
         deadline=deadline,
     )
+
+
+@st.composite
+def ledger_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    """An audit payload the ledger's format 2 (RFC 8785) writes exactly, escape- and float-heavy."""
+    return draw(st.dictionaries(_LEDGER_TEXT, _LEDGER_JSON, max_size=4))

@@ -33,6 +33,7 @@ from hitl_compliance import (
     InMemoryReviewStore,
     KeywordRule,
     LedgerReport,
+    LedgerValueError,
     PendingReview,
     ProcessResult,
     PublicKey,
@@ -150,6 +151,13 @@ def check_results(result: ProcessResult, review: PendingReview, record: AuditRec
     assert_type(review.requested_at, datetime)
     assert_type(record.event, str)
     assert_type(record.seq, int)
+    assert_type(record.ledger_format, int)
+
+
+def check_ledger_value_error(error: LedgerValueError) -> None:
+    assert_type(error.event, str)
+    assert_type(error.path, str)
+    assert_type(error.thread_id, str | None)
 
 
 def check_rule_result() -> None:

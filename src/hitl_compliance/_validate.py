@@ -26,6 +26,7 @@ from pydantic import AfterValidator, JsonValue
 
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import InvalidDecisionError, InvalidInputError
+from hitl_compliance.ledger import exact_double
 
 __all__ = [
     "INT64_MAX",
@@ -60,12 +61,15 @@ the state nests decision metadata a few levels down, so the limit leaves room)."
 _MAX_THREAD_ID = 512
 
 
-def check_json(value: object, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+def check_json(value: object, *, max_depth: int = MAX_JSON_DEPTH, ledger: bool = False) -> None:
     """ValueError unless `value` is JSON that every store and the checkpoint serializer keep.
 
     JSON here is None, bool, ints in the signed 64-bit range, finite floats,
     str without NUL or lone surrogates, and lists, tuples and mappings with
-    str keys of such values, nested at most `max_depth` levels.
+    str keys of such values, nested at most `max_depth` levels. With `ledger`
+    (values an audit row records: a decision's metadata and tool arguments),
+    ints must also be ones an IEEE 754 double equals exactly (all within
+    +/-(2**53-1)), which the ledger's RFC 8785 form writes exactly.
     """
     # An explicit stack, so a deeply nested value is refused, not a RecursionError.
     stack: list[tuple[object, int]] = [(value, 0)]
@@ -78,6 +82,11 @@ def check_json(value: object, *, max_depth: int = MAX_JSON_DEPTH) -> None:
         if isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
                 raise ValueError(f"ints must fit in 64 bits (signed), got {item}")
+            if ledger and not exact_double(item):
+                raise ValueError(
+                    f"ints must be within +/-(2**53-1) (or be exactly a double), which "
+                    f"the audit ledger hashes exactly; pass {item} as a string"
+                )
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError("numbers must be finite (no NaN or Infinity)")
@@ -115,15 +124,18 @@ def check_storable(value: object) -> None:
 
 
 def json_metadata(
-    value: object, *, error: type[InvalidInputError] = InvalidInputError
+    value: object, *, error: type[InvalidInputError] = InvalidInputError, ledger: bool = False
 ) -> dict[str, Any]:
-    """A copy of `value` as a dict of storable JSON (None gives `{}`), or `error`."""
+    """A copy of `value` as a dict of storable JSON (None gives `{}`), or `error`.
+
+    `ledger`: the value goes into an audit row (see [`check_json`][.check_json]).
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise error(f"metadata must be a mapping of JSON values, got {type(value).__name__}.")
     try:
-        check_json(value)
+        check_json(value, ledger=ledger)
     except ValueError as exc:
         raise error(f"metadata {exc}; pass JSON every store keeps.") from None
     return dict(value)
@@ -264,7 +276,8 @@ def _metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None
     """`metadata` as given, once it is JSON every store can keep and small enough to audit."""
     if value is None:
         return None
-    check_json(value, max_depth=_MAX_METADATA_DEPTH)
+    # Decision metadata and tool arguments are recorded in audit rows.
+    check_json(value, max_depth=_MAX_METADATA_DEPTH, ledger=True)
     if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_METADATA_BYTES:
         raise ValueError(f"must serialise to at most {_MAX_METADATA_BYTES} bytes of JSON")
     return value

@@ -17,6 +17,7 @@ HitlError
 │   ├── InvalidDecisionError  a decision (reviewer, response, metadata) is invalid
 │   │   └── ReasonCodeError   a reason code is unknown, or missing where the policy needs one
 │   ├── ReviewIdRequiredError  the thread has several pending reviews: pass review_id=
+│   ├── LedgerValueError      an audit payload holds a value the ledger cannot hash exactly
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
 ├── StoreError                the review store's database failed; the call changed nothing
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidDecisionError",
     "InvalidInputError",
     "LedgerHeadMissingError",
+    "LedgerValueError",
     "LegalHoldError",
     "NotAuthorizedError",
     "PauseDisabledError",
@@ -176,6 +178,24 @@ class ReasonCodeError(InvalidDecisionError):
         super().__init__(message, thread_id=thread_id)
         self.code = code
         self.action = action
+
+
+class LedgerValueError(InvalidInputError):
+    """An audit row would hold a value its canonical form (RFC 8785) cannot write exactly.
+
+    Integers beyond +/-(2**53-1), NaN, Infinity and lone surrogates have no exact
+    JSON form a verifier in another language reads back, so the row is refused
+    before anything is written (the store, its ledger and the thread are as they
+    were). Store such a value as a string. `path` locates it (`row.payload.n`),
+    `event` names the audit event.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, event: str, path: str
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.event = event
+        self.path = path
 
 
 class ReviewIdRequiredError(InvalidInputError):

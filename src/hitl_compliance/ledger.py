@@ -8,17 +8,18 @@ deleting, inserting or reordering a row directly in the database breaks a
 hash or a link, and [`verify_rows`][hitl_compliance.ledger.verify_rows] names
 the first broken row.
 
-This module is standard-library only, so an auditor can copy this one file and
-verify an export (`coord.export_audit(path)`) without installing anything:
+This module needs only the standard library to import, so an auditor can copy
+this one file and verify an export (`coord.export_audit(path)`):
 
 ```console
+$ pip install rfc8785                              # for format-2 rows (see below)
 $ python ledger.py verify audit.jsonl              # the copied file
 ok: 42 rows, chain head 1c9f...e2
 $ python -m hitl_compliance.ledger verify audit.jsonl   # or from the installed package
 ```
 
 It exits 0 when the export verifies, 1 naming the first broken row, 2 for a
-usage error or an unreadable file.
+usage error, an unreadable file, or format-2 rows without `rfc8785` installed.
 
 **Documented pruning.** Retention (`coord.apply_retention`) deletes whole
 threads' audit rows past their ceiling, and appends to that thread, *before*
@@ -29,11 +30,33 @@ skips rows verifies when every skipped `seq` is listed by a tombstone and the
 link equals the listed hash of the row just before it. Any other missing
 row, a listed row still present, or an edited tombstone still breaks the chain.
 
-The canonical form is JSON of the object
-`{"seq", "thread_id", "review_id", "checkpoint_id", "event", "actor", "payload",
-"at", "prev_hash", "global_prev_hash"}` with sorted keys, no whitespace
-(`separators=(",", ":")`), UTF-8, non-ASCII kept, and `at` as ISO-8601 UTC
-with microseconds (`2026-11-24T18:00:00.000000+00:00`).
+**The canonical form.** Each row names its `ledger_format` (absent means 1).
+
+* **Format 2** (every row written now, `LEDGER_FORMAT`): the bytes are
+  the [RFC 8785](https://www.rfc-editor.org/rfc/rfc8785) JSON Canonicalization
+  Scheme (JCS) of the object `{"seq", "thread_id", "review_id",
+  "checkpoint_id", "event", "actor", "payload", "at", "prev_hash",
+  "global_prev_hash", "ledger_format"}`: keys sorted by their UTF-16 code
+  units, no whitespace, strings with only `"`, `\\` and U+0000-U+001F escaped
+  (`\\b \\t \\n \\f \\r`, else `\\u00xx`), numbers as ECMAScript's
+  `Number.prototype.toString` writes them (`100.0` is `100`, `1e16` is
+  `10000000000000000`, `-0.0` is `0`), UTF-8. `ledger_format` is the integer
+  2; `at` is ISO-8601 UTC with microseconds (`2026-11-24T18:00:00.000000+00:00`).
+  An integer beyond +/-(2**53-1) that a double equals exactly (`10**16`, as
+  PostgreSQL's jsonb gives `1e16` back) is written as that double. JCS is
+  computed by the maintained `rfc8785` package, imported only when a format-2
+  row is hashed, so verifying format-1 rows still needs nothing but Python.
+  Values JCS cannot write exactly (an integer no double equals, such as
+  `2**53 + 1`; NaN, Infinity, lone surrogates) are refused before a row is
+  written ([`check_sealable`][hitl_compliance.ledger.check_sealable]).
+* **Format 1** (rows written before): Python's `json.dumps(content,
+  sort_keys=True, separators=(",", ":"), ensure_ascii=False)` of the same
+  object without `ledger_format`, encoded as UTF-8. Old rows keep verifying
+  unchanged.
+
+A JavaScript verifier written from this description alone
+(`docs/assets/verify-ledger.mjs`, node >= 18) agrees with this module on
+every row.
 """
 
 from __future__ import annotations
@@ -41,6 +64,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,15 +74,20 @@ from typing import Any
 __all__ = [
     "GENESIS",
     "HASHED_FIELDS",
+    "JSON_SAFE_INTEGER",
+    "LEDGER_FORMAT",
     "PRUNED_EVENT",
     "SEAL_DOMAIN",
     "LedgerBreak",
     "LedgerReport",
     "SealProof",
     "SealedHead",
+    "UnsealableValueError",
     "canonical",
+    "check_sealable",
     "check_seals",
     "ed25519_verifier",
+    "exact_double",
     "format_at",
     "key_id_of",
     "read_seals",
@@ -82,7 +111,26 @@ HASHED_FIELDS = (
     "prev_hash",
     "global_prev_hash",
 )
-"""The fields of an audit row covered by its hash."""
+"""The fields of an audit row covered by its hash (format 2 adds `ledger_format`)."""
+
+LEDGER_FORMAT = 2
+"""The canonical form new rows are sealed with: 2, RFC 8785 (JCS); 1 is the legacy form."""
+
+JSON_SAFE_INTEGER = 2**53 - 1
+"""The largest integer JCS (an IEEE 754 double) writes exactly; its negation is the smallest."""
+
+
+class UnsealableValueError(ValueError):
+    """A row holds a value the format-2 canonical form cannot write exactly.
+
+    `path` locates it in the row (`payload.metadata.n`). Stores translate it into
+    [`LedgerValueError`][hitl_compliance.LedgerValueError] before writing anything.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
 
 PRUNED_EVENT = "pruned"
 """The event of a tombstone: `payload["removed"]` lists the removed rows as `[seq, hash]`."""
@@ -97,13 +145,128 @@ def format_at(value: datetime | str) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
+def check_sealable(value: object, *, path: str = "payload") -> None:
+    """Refuse a value the format-2 form (JCS) cannot write exactly: UnsealableValueError.
+
+    JCS writes None, bools, finite floats, integers an IEEE 754 double equals
+    exactly (all within +/-(2**53-1); beyond, 10**16 but not 2**53 + 1), strings
+    without lone surrogates, and lists/tuples and str-keyed mappings of them.
+
+    Example:
+        >>> check_sealable({"amount": 100.0, "ids": [2**53 - 1]})
+        >>> try:
+        ...     check_sealable({"n": 2**53 + 1})
+        ... except UnsealableValueError as exc:
+        ...     print(exc.path)
+        payload.n
+    """
+    # An explicit stack: a deeply nested value is refused by its own check, not a RecursionError.
+    stack: list[tuple[object, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        problem: str | None = None
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not exact_double(item):
+                problem = (
+                    f"integer {item} is not exactly an IEEE 754 double (as every integer "
+                    "within +/-(2**53-1) is), so JSON numbers cannot hold it; store it "
+                    "as a string"
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                problem = f"{item} is not a JSON number; store it as a string or None"
+        elif isinstance(item, str):
+            problem = _string_problem(item)
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    problem = f"key {key!r} is not a string"
+                    break
+                problem = _string_problem(key)
+                if problem is not None:
+                    problem = f"key {key!r}: {problem}"
+                    break
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+        else:
+            problem = f"{type(item).__name__} is not a JSON value"
+        if problem is not None:
+            raise UnsealableValueError(f"{where}: {problem}", path=where)
+
+
+def exact_double(value: int) -> bool:
+    """Whether an IEEE 754 double equals the integer `value` exactly (JCS can write it)."""
+    if -JSON_SAFE_INTEGER <= value <= JSON_SAFE_INTEGER:
+        return True
+    try:
+        return float(value) == value  # int/float comparison is exact in Python
+    except OverflowError:
+        return False
+
+
+def _as_doubles(value: Any) -> Any:
+    """`value` with each integer beyond +/-(2**53-1) as the double it equals (checked first)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -JSON_SAFE_INTEGER <= value <= JSON_SAFE_INTEGER else float(value)
+    if isinstance(value, Mapping):
+        return {key: _as_doubles(child) for key, child in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_doubles(child) for child in value]
+    return value
+
+
+def _string_problem(text: str) -> str | None:
+    """Why JCS cannot write `text` (a lone surrogate has no UTF-8 form), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate, which has no UTF-8 form"
+    return None
+
+
 def canonical(row: Mapping[str, Any]) -> bytes:
-    """The exact bytes hashed for one audit row (see the module docstring)."""
+    """The exact bytes hashed for one audit row, in its `ledger_format` (see the module docstring).
+
+    Raises:
+        UnsealableValueError: a format-2 row holds a value JCS cannot write exactly.
+        ValueError: the row names a `ledger_format` this module does not know.
+        ImportError: a format-2 row, and the `rfc8785` package is not installed.
+    """
+    fmt = row.get("ledger_format", 1)
     content = {name: row.get(name) for name in HASHED_FIELDS}
     content["at"] = format_at(row["at"])
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    if fmt == 1 and type(fmt) is int:
+        return json.dumps(
+            content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    if fmt == 2 and type(fmt) is int:
+        content["ledger_format"] = 2
+        try:
+            return _jcs(content)
+        except ValueError:  # rfc8785's CanonicalizationError
+            # Say which value, and why; rfc8785 refuses every int beyond +/-(2**53-1),
+            # but one a double equals (1e16 read back from PostgreSQL's jsonb as
+            # 10000000000000000) is that number: written as JCS writes the double.
+            check_sealable(content, path="row")
+            return _jcs(_as_doubles(content))
+    raise ValueError(f"unknown ledger_format {fmt!r} (this verifier knows 1 and 2)")
+
+
+def _jcs(value: Any) -> bytes:
+    """RFC 8785 bytes of `value`, by the `rfc8785` package (imported on first use)."""
+    try:
+        # Imported here: a copied ledger.py verifies format-1 rows with Python alone.
+        import rfc8785
+    except ImportError:
+        raise ImportError(
+            "format-2 ledger rows are hashed with RFC 8785 (JCS): pip install rfc8785"
+        ) from None
+    return rfc8785.dumps(value)
 
 
 def row_hash(row: Mapping[str, Any]) -> str:
@@ -224,7 +387,12 @@ def _link_problem(
     """Why `row` does not verify after its predecessors, or None."""
     if seq <= last_seq:
         return f"seq {seq} is not after seq {last_seq}: rows reordered"
-    if row_hash(row) != row.get("hash"):
+    try:
+        digest = row_hash(row)
+    except (ValueError, TypeError, KeyError) as exc:
+        # Only an edited row holds what its format cannot hash (writes refuse it).
+        return f"the row cannot be hashed ({exc}): the row was edited"
+    if digest != row.get("hash"):
         return "hash does not match the row's content: the row was edited"
     if seq in pruned:
         return "the row is listed as pruned by a tombstone but is still present"

@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hitl_compliance._decision_kinds import AuditEvent, ReviewStatus
 from hitl_compliance._normalize import canonical_id
-from hitl_compliance.ledger import GENESIS, format_at, row_hash
+from hitl_compliance.errors import LedgerValueError
+from hitl_compliance.ledger import (
+    GENESIS,
+    LEDGER_FORMAT,
+    UnsealableValueError,
+    canonical,
+    check_sealable,
+    format_at,
+)
 from hitl_compliance.rules import RuleResult
 
 __all__ = [
@@ -24,7 +32,10 @@ __all__ = [
     "ReviewRecord",
     "ReviewStatus",
     "Vote",
+    "check_audit_payload",
     "seal",
+    "sealed_canonical",
+    "sealed_hash",
     "sha256_text",
 ]
 
@@ -186,6 +197,11 @@ class ReviewRecord(_Frozen):
 class AuditRecord(_Frozen):
     """One append-only audit event: who did what, to which checkpoint, when."""
 
+    # to_row() keeps NaN and infinity as floats (not null), so sealing one refuses it.
+    model_config = ConfigDict(
+        frozen=True, arbitrary_types_allowed=True, extra="forbid", ser_json_inf_nan="constants"
+    )
+
     seq: int
     thread_id: str
     review_id: str | None
@@ -197,6 +213,9 @@ class AuditRecord(_Frozen):
     prev_hash: str = GENESIS
     global_prev_hash: str = GENESIS
     hash: str = ""
+    ledger_format: int = 1
+    """The canonical form `hash` was computed with: 2 (RFC 8785) for every new row,
+    1 for rows written before (see [`ledger`][hitl_compliance.ledger])."""
 
     def to_row(self) -> dict[str, Any]:
         """Plain JSON form, as exported and as hashed by [`ledger`][hitl_compliance.ledger]."""
@@ -231,8 +250,14 @@ def seal(
     at: datetime,
     prev_hash: str,
     global_prev_hash: str,
+    ledger_format: int = LEDGER_FORMAT,
 ) -> AuditRecord:
-    """Build an audit record with its ledger hash; every store appends through this."""
+    """Build an audit record with its ledger hash; every store appends through this.
+
+    Raises:
+        LedgerValueError: the row holds a value its canonical form cannot write
+            exactly (nothing is built, so the store writes nothing).
+    """
     unsealed = AuditRecord(
         seq=seq,
         thread_id=thread_id,
@@ -244,8 +269,45 @@ def seal(
         at=at,
         prev_hash=prev_hash,
         global_prev_hash=global_prev_hash,
+        ledger_format=ledger_format,
     )
-    return unsealed.model_copy(update={"hash": row_hash(unsealed.to_row())})
+    return unsealed.model_copy(update={"hash": sealed_hash(unsealed.to_row())})
+
+
+def sealed_hash(row: dict[str, Any]) -> str:
+    """[`row_hash`][hitl_compliance.ledger.row_hash] of a row being written, or LedgerValueError."""
+    return hashlib.sha256(sealed_canonical(row, thread_id=row.get("thread_id"))).hexdigest()
+
+
+def sealed_canonical(row: dict[str, Any], *, thread_id: str | None) -> bytes:
+    """[`canonical`][hitl_compliance.ledger.canonical] bytes of a row being written.
+
+    Raises:
+        LedgerValueError: the row holds a value its format cannot write exactly
+            (naming `thread_id`, as the row may hold a stand-in for it).
+    """
+    try:
+        return canonical(row)
+    except UnsealableValueError as exc:
+        raise _refused(exc, event=str(row.get("event")), thread_id=thread_id) from None
+
+
+def check_audit_payload(payload: object, *, event: str, thread_id: str | None) -> None:
+    """LedgerValueError unless the ledger can hash `payload` exactly (stores call it first)."""
+    try:
+        check_sealable(payload, path="row.payload")
+    except UnsealableValueError as exc:
+        raise _refused(exc, event=event, thread_id=thread_id) from None
+
+
+def _refused(exc: UnsealableValueError, *, event: str, thread_id: str | None) -> LedgerValueError:
+    return LedgerValueError(
+        f"The {event!r} audit row cannot be sealed: {exc}. Nothing was written; pass "
+        "the value as a string (or a smaller number) and call again.",
+        thread_id=thread_id,
+        event=event,
+        path=exc.path,
+    )
 
 
 class HookDelivery(_Frozen):

@@ -189,9 +189,10 @@ class Decision(BaseModel):
     def _storable_json(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
         # The one JSON rule of the library (also for turn metadata and the review
         # API): pydantic's JsonValue takes ints of any size, which LangGraph's
-        # msgpack serializer refuses only after the review is claimed.
+        # msgpack serializer refuses only after the review is claimed. Both are
+        # recorded in the decision's audit row: ints within what RFC 8785 writes.
         if value is not None:
-            check_json(value)
+            check_json(value, ledger=True)
         return value
 
     @field_validator("decided_at")

@@ -245,13 +245,14 @@ class TestInsertedRows:
             at=ledger.rows[-1].at,
             prev_hash=last_a.hash,
             global_prev_hash=ledger.rows[-1].hash,
+            ledger_format=2,
         )
         digest = row_hash(record.to_row()) if rehash else hashlib.sha256(b"plausible").hexdigest()
         at: Any = record.at if ledger.postgres else record.at.isoformat(timespec="microseconds")
         return (
             "INSERT INTO {p}audit (seq, thread_id, review_id, checkpoint_id, event, actor, "
-            "payload, at, prev_hash, global_prev_hash, hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "payload, at, prev_hash, global_prev_hash, hash, ledger_format) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 2)",
             (
                 record.seq,
                 record.thread_id,

@@ -23,6 +23,7 @@ from hitl_compliance.errors import (
     StoreError,
     ThreadBusyError,
 )
+from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import ReviewRecord, sha256_text
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
 from hitl_compliance.testing.conformance import (
@@ -776,14 +777,43 @@ class TestSqliteSchemaMigration:
         self, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Step 4 adds the lease columns; an owed call written at version 3 keeps its id."""
+        import sqlite3
+
         import hitl_compliance.stores.sqlite as module
+        from hitl_compliance.models import seal
 
         with monkeypatch.context() as patch:
             patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:3])
             patch.setattr(module, "SCHEMA_VERSION", 3)
-            async with module.SqliteReviewStore(sqlite_path) as old:
-                old.configure_hooks(frozenset({"on_paused"}))
-                await old.open_review(make_review(), owner=None)
+            async with module.SqliteReviewStore(sqlite_path):
+                pass
+        # The rows version 3 wrote (today's store writes columns it did not have).
+        row = seal(
+            seq=1,
+            thread_id="t1",
+            review_id="r1",
+            checkpoint_id="c1",
+            event="paused",
+            actor="system",
+            payload={},
+            at=at(0),
+            prev_hash=GENESIS,
+            global_prev_hash=GENESIS,
+            ledger_format=1,
+        )
+        with sqlite3.connect(sqlite_path) as conn:
+            conn.execute(
+                "INSERT INTO hitl_audit (seq, thread_id, review_id, checkpoint_id, event, actor, "
+                "payload, at, prev_hash, global_prev_hash, hash) "
+                "VALUES (1, 't1', 'r1', 'c1', 'paused', 'system', '{}', ?, ?, ?, ?)",
+                (at(0).isoformat(timespec="microseconds"), GENESIS, GENESIS, row.hash),
+            )
+            conn.execute(
+                "INSERT INTO hitl_hook_outbox (delivery_id, seq, thread_id, hook, status, "
+                "attempts, created_at) VALUES ('d1', 1, 't1', 'on_paused', 'pending', 0, ?)",
+                (at(0).isoformat(timespec="microseconds"),),
+            )
+        conn.close()
         async with module.SqliteReviewStore(sqlite_path) as store:
             [owed] = await store.pending_hooks()
             assert (owed.status, owed.lease_owner, owed.lease_until) == ("pending", None, None)

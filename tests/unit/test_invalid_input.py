@@ -201,7 +201,9 @@ class TestTurnArguments:
         }
         result = await coord.process("t1", RISKY, metadata=metadata)
         assert result.metadata == metadata
-        assert (await coord.approve("t1", reviewer="a", metadata=metadata)).status == "completed"
+        # A decision's metadata goes into its audit row: ints within +/-(2**53-1).
+        decided = {**metadata, "lo": -(2**53 - 1), "hi": 2**53 - 1}
+        assert (await coord.approve("t1", reviewer="a", metadata=decided)).status == "completed"
 
 
 class TestListingArguments:

@@ -271,7 +271,7 @@ def _tool_args(tool_args: Mapping[str, Any]) -> dict[str, Any]:
             f"got {type(tool_args).__name__}."
         )
     try:
-        _validate.check_json(tool_args)
+        _validate.check_json(tool_args, ledger=True)
     except ValueError as exc:
         raise InvalidDecisionError(f"tool_args {exc}; pass JSON every store keeps.") from None
     return dict(tool_args)
@@ -280,7 +280,9 @@ def _tool_args(tool_args: Mapping[str, Any]) -> dict[str, Any]:
 def decision(ctx: Context, **fields: Any) -> Decision:
     """A validated decision stamped with the clock (InvalidDecisionError, nothing changed)."""
     # Checked here, not by LangGraph's serializer after the review is claimed.
-    fields["metadata"] = _validate.json_metadata(fields.get("metadata"), error=InvalidDecisionError)
+    fields["metadata"] = _validate.json_metadata(
+        fields.get("metadata"), error=InvalidDecisionError, ledger=True
+    )
     try:
         return Decision(decided_at=ctx.now(), **fields)
     except ValidationError as exc:

@@ -51,12 +51,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hitl_compliance.ledger import GENESIS, canonical
-from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
+from hitl_compliance.ledger import GENESIS, LEDGER_FORMAT
+from hitl_compliance.models import (
+    AuditRecord,
+    HookDelivery,
+    ReviewRecord,
+    Vote,
+    seal,
+    sealed_canonical,
+)
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
+    audit_json,
     aware,
     delivery_columns,
     delivery_from_row,
@@ -418,6 +426,18 @@ def schema_v7(p: str) -> list[Step]:
     return [*several_open_reviews(p), open_review, decide]
 
 
+def schema_v9(p: str) -> list[Step]:
+    # Ledger format per audit row: 1 (Python's json.dumps) for the rows before,
+    # 2 (RFC 8785 JCS) for new ones. The rows there are get 1; then the default
+    # becomes 2, so the append function (whichever step last replaced it) writes
+    # new rows as format 2 without naming the column: its caller cuts the
+    # canonical pieces in format 2. Both statements are safe to repeat.
+    return [
+        f"ALTER TABLE {p}audit ADD COLUMN IF NOT EXISTS ledger_format SMALLINT NOT NULL DEFAULT 1",
+        f"ALTER TABLE {p}audit ALTER COLUMN ledger_format SET DEFAULT 2",
+    ]
+
+
 # The values of an audit row's canonical form (ledger.canonical) that only the
 # append function knows, in key order; it splices them, as JSON, between the
 # pieces `_canon_parts` cuts. `_MARK` stands in for them while cutting.
@@ -431,13 +451,20 @@ _MARK = secrets.token_hex(16)
 
 
 def _canon_parts(
-    *, review_id: str | None, event: str, actor: str, payload: str, at: datetime
+    *,
+    thread_id: str | None,
+    review_id: str | None,
+    event: str,
+    actor: str,
+    payload: str,
+    at: datetime,
 ) -> list[bytes]:
     """The canonical bytes of an audit row, cut around the `_SPLICED` values (six pieces).
 
     The row is sealed over its parsed `payload` (the JSON text stored), which is
     exactly what reading it back gives. Hashing `pieces[0] + json(checkpoint_id)
-    + pieces[1] + ... + pieces[5]` gives the same bytes as `seal`.
+    + pieces[1] + ... + pieces[5]` gives the same bytes as `seal`. A payload the
+    ledger cannot hash raises LedgerValueError (naming `thread_id`) before any call.
     """
     mark = _MARK
     while True:
@@ -453,9 +480,10 @@ def _canon_parts(
             at=at,
             prev_hash=marks["prev_hash"],
             global_prev_hash=marks["global_prev_hash"],
+            ledger_format=LEDGER_FORMAT,
         ).to_row()
         row["seq"] = marks["seq"]
-        text = canonical(row)
+        text = sealed_canonical(row, thread_id=thread_id)
         quoted = [f'"{marks[name]}"'.encode() for name in _SPLICED]
         if all(text.count(q) == 1 for q in quoted):
             found = [text.index(q) for q in quoted]
@@ -545,10 +573,28 @@ class ServerSideWrites(RetentionWrites):
         )
 
     def _audit_args(
-        self, *, review_id: str | None, event: str, actor: str, payload: str, at: datetime
+        self,
+        *,
+        review_id: str | None,
+        event: str,
+        actor: str,
+        payload: str,
+        at: datetime,
+        thread_id: str | None = None,
     ) -> list[Any]:
-        """The `p_canon, p_hook, p_delivery` arguments of an append with these values."""
-        canon = _canon_parts(review_id=review_id, event=event, actor=actor, payload=payload, at=at)
+        """The `p_canon, p_hook, p_delivery` arguments of an append with these values.
+
+        Raises LedgerValueError (naming `thread_id` when the caller knows it) for a
+        payload the ledger cannot hash, before anything is sent.
+        """
+        canon = _canon_parts(
+            thread_id=thread_id,
+            review_id=review_id,
+            event=event,
+            actor=actor,
+            payload=payload,
+            at=at,
+        )
         hook = HOOK_FOR_EVENT.get(event)
         if hook is None or hook not in self._hooks:
             return [canon, None, None]
@@ -585,7 +631,9 @@ class ServerSideWrites(RetentionWrites):
         """
         values = review_values(self.dialect, review)
         actor = review.requested_by or "system"
-        audit_payload = dumps(paused_payload(review))
+        audit_payload = audit_json(
+            paused_payload(review), event="paused", thread_id=review.thread_id
+        )
         row = await self._fetch_one(
             self._sql_open_review,
             [
@@ -596,6 +644,7 @@ class ServerSideWrites(RetentionWrites):
                 actor,
                 audit_payload,
                 *self._audit_args(
+                    thread_id=review.thread_id,
                     review_id=review.review_id,
                     event="paused",
                     actor=actor,
@@ -710,13 +759,18 @@ class ServerSideWrites(RetentionWrites):
         read-check-write; its outcomes map to the state machine's refusals.
         """
         aware(now)
-        vote_json = dumps(vote.model_dump(mode="json"))
+        vote_json = audit_json(vote.model_dump(mode="json"), event="voted", thread_id=thread_id)
         # The vote itself counts, so a quorum of one always claims: no audit row.
         audit = (
             [None, None, None]
             if quorum <= 1
             else self._audit_args(
-                review_id=review_id, event="voted", actor=vote.reviewer, payload=vote_json, at=now
+                thread_id=thread_id,
+                review_id=review_id,
+                event="voted",
+                actor=vote.reviewer,
+                payload=vote_json,
+                at=now,
             )
         )
         return await self._decide(
@@ -759,7 +813,7 @@ class ServerSideWrites(RetentionWrites):
         One call of the store's `complete` function (update, rule rows, audit row).
         """
         aware(now)
-        payload_json = dumps(payload)
+        payload_json = audit_json(payload, event=status, thread_id=None)
         row = await self._fetch_one(
             self._sql_complete,
             [
@@ -804,7 +858,7 @@ class ServerSideWrites(RetentionWrites):
 
         One call of the store's `append_audit` function, checked against `seal`.
         """
-        payload_json = dumps(payload)
+        payload_json = audit_json(payload, event=event, thread_id=thread_id)
         aware(at)
         row = await self._fetch_one(
             f"SELECT * FROM {self.table_prefix}append_audit(%s::text, %s::text, %s::text, "
@@ -818,7 +872,12 @@ class ServerSideWrites(RetentionWrites):
                 payload_json,
                 at,
                 *self._audit_args(
-                    review_id=review_id, event=event, actor=actor, payload=payload_json, at=at
+                    thread_id=thread_id,
+                    review_id=review_id,
+                    event=event,
+                    actor=actor,
+                    payload=payload_json,
+                    at=at,
                 ),
             ],
         )
@@ -864,7 +923,7 @@ class ServerSideWrites(RetentionWrites):
         """
         aware(now)
         aware(new_deadline)
-        payload_json = dumps(payload)
+        payload_json = audit_json(payload, event="escalated", thread_id=None)
         row = await self._fetch_one(
             self._sql_escalate,
             [

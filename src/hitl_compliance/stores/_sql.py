@@ -23,7 +23,14 @@ from typing import Any, Protocol
 
 from hitl_compliance.errors import ConfigurationError, StoreError
 from hitl_compliance.ledger import GENESIS
-from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
+from hitl_compliance.models import (
+    AuditRecord,
+    HookDelivery,
+    ReviewRecord,
+    Vote,
+    check_audit_payload,
+    seal,
+)
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import OPEN_STATUSES, is_open
 from hitl_compliance.stores.base import TurnRecord
@@ -111,6 +118,17 @@ def dumps(value: Any) -> str:
     """The JSON text a store writes: compact, and refusing NaN (not JSON)."""
     # Serialised before the transaction starts, so a bad payload changes nothing.
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def audit_json(payload: Any, *, event: str, thread_id: str | None) -> str:
+    """The JSON text of an audit payload, once the ledger can hash it (else LedgerValueError)."""
+    # Before the transaction starts, like `dumps`: a refused row changes nothing. (An int
+    # no double equals is refused by `seal` inside it, which rolls back.)
+    try:
+        return dumps(payload)
+    except ValueError:
+        check_audit_payload(payload, event=event, thread_id=thread_id)  # NaN: say where
+        raise
 
 
 def check_table_prefix(table_prefix: str) -> str:
@@ -255,6 +273,7 @@ def audit_from_row(d: Dialect, row: Row) -> AuditRecord:
         prev_hash=row["prev_hash"],
         global_prev_hash=row["global_prev_hash"],
         hash=row["hash"],
+        ledger_format=row["ledger_format"],
     )
 
 
@@ -529,6 +548,9 @@ class LedgerBackfill:
                 at=self._d.read_time(row["at"]),
                 prev_hash=self._thread_prev.get(row["thread_id"], GENESIS),
                 global_prev_hash=self.head[1],
+                # Step 3 ran before rows named a format: they are format 1 (the
+                # column added later defaults to 1), whatever new rows use.
+                ledger_format=1,
             )
             updates.append((record.prev_hash, record.global_prev_hash, record.hash, record.seq))
             self._thread_prev[record.thread_id] = record.hash

@@ -47,6 +47,7 @@ from hitl_compliance.stores._sql import (
     Dialect,
     Row,
     Tables,
+    audit_json,
     delivery_columns,
     delivery_from_row,
     dumps,
@@ -203,8 +204,8 @@ class WriteStatements:
             ),
             insert_audit=d.sql(
                 f"INSERT INTO {t.audit} (seq, thread_id, review_id, checkpoint_id, event, "
-                "actor, payload, at, prev_hash, global_prev_hash, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "actor, payload, at, prev_hash, global_prev_hash, hash, ledger_format) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             move_head=d.sql(f"UPDATE {t.audit_head} SET seq = ?, hash = ? WHERE id = 1"),
             insert_outbox=d.sql(
@@ -295,7 +296,7 @@ class SqlStore(SqlStoreBase):
             checkpoint_id=review.checkpoint_id,
             event="paused",
             actor=review.requested_by or "system",
-            payload=dumps(paused_payload(review)),
+            payload=audit_json(paused_payload(review), event="paused", thread_id=review.thread_id),
             at=review.requested_at,
         )
 
@@ -411,7 +412,8 @@ class SqlStore(SqlStoreBase):
         d, w = self.dialect, self._writes
         at = d.time(now)
         vote_data = vote.model_dump(mode="json")
-        voted = _Audit(thread_id, review_id, None, "voted", vote.reviewer, dumps(vote_data), now)
+        vote_json = audit_json(vote_data, event="voted", thread_id=thread_id)
+        voted = _Audit(thread_id, review_id, None, "voted", vote.reviewer, vote_json, now)
         decision_json = dumps(decision)
 
         async def cast(tx: Tx) -> ReviewRecord:
@@ -475,7 +477,7 @@ class SqlStore(SqlStoreBase):
         """
         d, w = self.dialect, self._writes
         decided_at = d.time(now)
-        payload_json = dumps(payload)
+        payload_json = audit_json(payload, event=status, thread_id=None)
 
         async def complete(tx: Tx) -> ReviewRecord:
             changed = await tx.run(w.finish, (status, decided_at, review_id, claim_id))
@@ -517,7 +519,8 @@ class SqlStore(SqlStoreBase):
     ) -> AuditRecord:
         """Append an audit row (see the protocol), sealed in Python at `seq = head + 1`."""
         self.dialect.time(at)
-        row = _Audit(thread_id, review_id, checkpoint_id, event, actor, dumps(payload), at)
+        payload_json = audit_json(payload, event=event, thread_id=thread_id)
+        row = _Audit(thread_id, review_id, checkpoint_id, event, actor, payload_json, at)
 
         async def append(tx: Tx) -> AuditRecord:
             return await self._append(tx, row)
@@ -566,6 +569,7 @@ class SqlStore(SqlStoreBase):
                 record.prev_hash,
                 record.global_prev_hash,
                 record.hash,
+                record.ledger_format,
             ),
         )
         await tx.run(w.move_head, (record.seq, record.hash))
@@ -594,7 +598,7 @@ class SqlStore(SqlStoreBase):
         """
         d = self.dialect
         params = (d.time(new_deadline), review_id, d.time(now))
-        payload_json = dumps(payload)
+        payload_json = audit_json(payload, event="escalated", thread_id=None)
 
         async def escalate(tx: Tx) -> ReviewRecord | None:
             if await tx.run(self._writes.escalate, params) == 0:

@@ -136,11 +136,8 @@ class InMemoryReviewStore(Sealed):
                 raise refusal_error(
                     Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
                 )
-            self._reviews[review.review_id] = review
-            self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
-            self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
-            self._add_pending(review)
-            self._append(
+            # Sealed first: a row the ledger refuses (LedgerValueError) changes nothing.
+            record = self._seal(
                 thread_id=review.thread_id,
                 review_id=review.review_id,
                 checkpoint_id=review.checkpoint_id,
@@ -149,6 +146,11 @@ class InMemoryReviewStore(Sealed):
                 payload=paused_payload(review),
                 at=review.requested_at,
             )
+            self._reviews[review.review_id] = review
+            self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
+            self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
+            self._add_pending(review)
+            self._push(record)
             turn = self._turns.get(review.thread_id)
             if owner is not None and turn is not None and turn.owner == owner:
                 del self._turns[review.thread_id]
@@ -299,8 +301,7 @@ class InMemoryReviewStore(Sealed):
             if machine.quorum_met((v.text_sha256 for v in votes), vote.text_sha256, quorum):
                 return self._claim(review, claim_id, vote.reviewer, decision, now, votes)
             updated = review.model_copy(update={"votes": votes})
-            self._reviews[review.review_id] = updated
-            self._append(
+            record = self._seal(
                 thread_id=thread_id,
                 review_id=review.review_id,
                 checkpoint_id=review.checkpoint_id,
@@ -309,6 +310,8 @@ class InMemoryReviewStore(Sealed):
                 payload=vote.model_dump(mode="json"),
                 at=now,
             )
+            self._reviews[review.review_id] = updated
+            self._push(record)
             return updated
 
     async def release(self, review_id: str, *, claim_id: str) -> None:
@@ -356,8 +359,7 @@ class InMemoryReviewStore(Sealed):
                     status=None if review is None else review.status,
                 )
             done = review.model_copy(update={"status": status, "decided_at": now})
-            self._reviews[review_id] = done
-            self._append(
+            record = self._seal(
                 thread_id=review.thread_id,
                 review_id=review_id,
                 checkpoint_id=review.checkpoint_id,
@@ -366,6 +368,8 @@ class InMemoryReviewStore(Sealed):
                 payload=payload,
                 at=now,
             )
+            self._reviews[review_id] = done
+            self._push(record)
             return done
 
     async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
@@ -405,14 +409,16 @@ class InMemoryReviewStore(Sealed):
         at: datetime,
     ) -> AuditRecord:
         async with self._lock:
-            return self._append(
-                thread_id=thread_id,
-                review_id=review_id,
-                checkpoint_id=checkpoint_id,
-                event=event,
-                actor=actor,
-                payload=payload,
-                at=at,
+            return self._push(
+                self._seal(
+                    thread_id=thread_id,
+                    review_id=review_id,
+                    checkpoint_id=checkpoint_id,
+                    event=event,
+                    actor=actor,
+                    payload=payload,
+                    at=at,
+                )
             )
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
@@ -438,7 +444,7 @@ class InMemoryReviewStore(Sealed):
     async def _add_seal(self, head: SealedHead) -> None:
         self._seals.setdefault((head.seq, head.key_id), head)
 
-    def _append(
+    def _seal(
         self,
         *,
         thread_id: str,
@@ -449,8 +455,9 @@ class InMemoryReviewStore(Sealed):
         payload: dict[str, Any],
         at: datetime,
     ) -> AuditRecord:
+        """The next audit row, sealed; nothing changes until `_push` (the lock is held)."""
         thread_rows = self._audit_by_thread.get(thread_id)
-        record = seal(
+        return seal(
             seq=self._last_seq + 1,
             thread_id=thread_id,
             review_id=review_id,
@@ -462,16 +469,23 @@ class InMemoryReviewStore(Sealed):
             prev_hash=thread_rows[-1].hash if thread_rows else GENESIS,
             global_prev_hash=self._audit[-1].hash if self._audit else GENESIS,
         )
+
+    def _append(self, **row: Any) -> AuditRecord:
+        """Seal and append one audit row (a write with nothing else to change first)."""
+        return self._push(self._seal(**row))
+
+    def _push(self, record: AuditRecord) -> AuditRecord:
+        """Append a row `_seal` built under the same lock, and queue its hook call."""
         self._audit.append(record)
         self._last_seq = record.seq
         self._audit_by_thread.setdefault(record.thread_id, []).append(record)
-        hook = HOOK_FOR_EVENT.get(event)
+        hook = HOOK_FOR_EVENT.get(record.event)
         if hook is not None and hook in self._hooks:
             delivery = HookDelivery(
                 delivery_id=uuid.uuid4().hex,
                 hook=hook,
                 status="pending",
-                created_at=at,
+                created_at=record.at,
                 record=record,
             )
             self._outbox[delivery.delivery_id] = delivery
@@ -713,8 +727,7 @@ class InMemoryReviewStore(Sealed):
             escalated = review.model_copy(
                 update={"priority": review.priority + 1, "deadline": new_deadline}
             )
-            self._reviews[review_id] = escalated
-            self._append(
+            record = self._seal(
                 thread_id=review.thread_id,
                 review_id=review_id,
                 checkpoint_id=review.checkpoint_id,
@@ -723,6 +736,8 @@ class InMemoryReviewStore(Sealed):
                 payload=payload,
                 at=now,
             )
+            self._reviews[review_id] = escalated
+            self._push(record)
             return escalated
 
     # -- hook outbox -----------------------------------------------------------

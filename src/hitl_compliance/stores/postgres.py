@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NoReturn, TypeVar
 
 from hitl_compliance._secrets import mask_dsn, scrub
+from hitl_compliance._validate import INT64_MAX, INT64_MIN
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.stores._seals import head_missing, seals_table
 from hitl_compliance.stores._sql import (
@@ -75,6 +76,7 @@ from hitl_compliance.stores._pgwrites import (
     schema_v4,
     schema_v6,
     schema_v7,
+    schema_v9,
 )
 
 __all__ = ["PostgresReviewStore"]
@@ -202,7 +204,7 @@ def _schema_v5(p: str) -> list[Step]:
 
 def _schema_v11(p: str) -> list[Step]:
     # Retention and legal hold: held threads, and the decided state kept before
-    # retention deletes a thread's checkpoints. (Step 11 of the released order;
+    # retention deletes a thread's checkpoints. (Step 10 of the released order;
     # every statement is IF NOT EXISTS, so it is safe after any earlier step.)
     return [*retention_tables(_DIALECT, p)]
 
@@ -231,8 +233,9 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     schema_v6,
     schema_v7,
     _schema_v8,
-    _schema_v11,
-    _schema_seals,  # step 10
+    schema_v9,  # 9: ledger format per row (RFC 8785)
+    _schema_v11,  # 10: retention and legal hold
+    _schema_seals,  # 11: signed heads
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -243,13 +246,31 @@ def _is_argument_error(exc: psycopg.ProgrammingError) -> bool:
     return exc.sqlstate is None or exc.sqlstate in _ARGUMENT_SQLSTATES
 
 
+def _read_jsonb(value: Any) -> Any:
+    """A jsonb value as written: an int beyond 64 bits back to the float it was.
+
+    jsonb keeps numbers as `numeric` and prints an integral one without its
+    fraction, so `1e21` comes back as the int 10**21, which no checkpoint keeps.
+    The stores refuse ints beyond 64 bits, so such an int was a float.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else float(value)
+    if isinstance(value, dict):
+        return {key: _read_jsonb(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_read_jsonb(child) for child in value]
+    return value
+
+
 _DIALECT = Dialect(
     placeholder="%s",
     rule_join="JOIN",
     time=aware,
     no_limit=None,
     read_time=utc,
-    read_json=lambda value: value,  # JSONB columns arrive parsed
+    read_json=_read_jsonb,  # JSONB columns arrive parsed
     same="IS NOT DISTINCT FROM",
     latest="seq",
     types=ColumnTypes(id='TEXT COLLATE "C"', time="TIMESTAMPTZ", seq="BIGINT"),

@@ -193,9 +193,23 @@ def _schema_v6(p: str) -> list[_Step]:
     return [undated_index(p)]
 
 
+def _schema_v7(p: str) -> list[_Step]:
+    # Ledger format per audit row: 1 (Python's json.dumps) for the rows before,
+    # 2 (RFC 8785 JCS) for new ones, which name it when they are written.
+    return [_add_ledger_format]
+
+
+def _add_ledger_format(conn: sqlite3.Connection, p: str) -> None:
+    """Add `ledger_format` (1 on existing rows) unless a run of this step at another
+    position in the step order added it (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+    columns = {row[1] for row in _all(conn, f"PRAGMA table_info({p}audit)", ())}
+    if "ledger_format" not in columns:
+        _run_sql(conn, f"ALTER TABLE {p}audit ADD COLUMN ledger_format INTEGER NOT NULL DEFAULT 1")
+
+
 def _schema_v9(p: str) -> list[_Step]:
     # Retention and legal hold: held threads, and the decided state kept before
-    # retention deletes a thread's checkpoints. (Step 9 of the released order;
+    # retention deletes a thread's checkpoints. (Step 8 of the released order;
     # every statement is IF NOT EXISTS, so it is safe after any earlier step.)
     return [*retention_tables(_DIALECT, p)]
 
@@ -213,8 +227,9 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v4,
     _schema_v5,
     _schema_v6,
-    _schema_v9,
-    _schema_seals,  # step 8
+    _schema_v7,  # 7: ledger format per row (RFC 8785)
+    _schema_v9,  # 8: retention and legal hold
+    _schema_seals,  # 9: signed heads
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
