@@ -22,6 +22,9 @@ LANDED = {
         "0c28eed6b6328eb7",
         "75e7ed2acf99f08e",
         "2952a0f7abc4bfd0",
+        "c83ecf09468f7c0c",
+        "bcf2a73223fe5ebd",
+        "4ed733c501feb554",
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -32,6 +35,9 @@ LANDED = {
         "20bff9cdf9a14140",
         "c43747b19c11d00a",
         "2952a0f7abc4bfd0",
+        "17b6ab381fb55890",
+        "0b2ee51ff2162fe6",
+        "8241a468a4fc30e7",
     ],
 }
 
