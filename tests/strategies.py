@@ -297,6 +297,17 @@ FRESH = "<fresh thread>"
 
 
 # method -> its valid arguments, and the bad-value strategy of each parameter.
+def _bad_public_keys() -> st.SearchStrategy[Any]:
+    """Not a key: a number, an empty list, bytes or a file that is no PEM key, a missing file."""
+    return st.one_of(
+        st.integers(),
+        st.just([]),
+        st.lists(st.integers(), min_size=1, max_size=2),
+        st.binary(max_size=8),
+        st.text(alphabet="abc", min_size=1, max_size=5).map(lambda t: f"/nonexistent/{t}.pem"),
+    )
+
+
 def _bad_hold_text() -> st.SearchStrategy[Any]:
     """For a hold's `reason` and `by`: not a str, blank, or text no audit row could keep."""
     return st.one_of(not_text(none=True), st.text(" \t", max_size=3), unstorable_text())
@@ -362,7 +373,16 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
     ),
     "expire_overdue": ({}, {"now": bad_nows()}),
     "run_sla_sweeper": ({}, {"interval": bad_intervals()}),
-    "verify_audit": ({}, {"thread_id": bad_thread_ids().filter(lambda t: t is not None)}),
+    "verify_audit": (
+        {},
+        {
+            "thread_id": bad_thread_ids().filter(lambda t: t is not None),
+            "public_key": _bad_public_keys(),
+            "anchors": st.one_of(
+                st.integers(), st.text(min_size=1, max_size=3), st.lists(st.integers(), min_size=1)
+            ),
+        },
+    ),
     "export_audit": (
         {"path": "<export path>"},
         {"path": bad_paths(), "thread_id": bad_thread_ids().filter(lambda t: t is not None)},

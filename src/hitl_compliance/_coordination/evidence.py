@@ -18,12 +18,17 @@ from hitl_compliance import _validate
 from hitl_compliance._coordination import integrity
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance._coordination.retention import kept_state
-from hitl_compliance.errors import ReviewNotFoundError
+from hitl_compliance.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ReviewNotFoundError,
+    SigningUnavailableError,
+)
 from hitl_compliance.ledger import LedgerBreak, LedgerReport, check_seals, verify_rows
 from hitl_compliance.models import AuditRecord, ReviewRecord
 from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.retention import RetentionStore
-from hitl_compliance.signing import Anchor, KeySource, public_keys
+from hitl_compliance.signing import Anchor, KeySource, PublicKey, public_keys
 from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores._seals import head_missing
 from hitl_compliance.stores.base import ReasonCodeCounter, SealStore
@@ -63,7 +68,8 @@ async def verify_audit(
     deleted) shows only as a review row the chain does not account for.
     """
     _validate.optional_thread_id(thread_id)
-    keys = [] if public_key is None else public_keys(public_key)
+    keys = [] if public_key is None else _keys(public_key)
+    anchors = None if anchors is None else _anchors(anchors)
     records = await ctx.reviews.audit_rows(thread_id)
     rows = [r.to_row() for r in records]
     if thread_id is not None:
@@ -89,6 +95,41 @@ async def verify_audit(
         return report
     verifiers = {key.key_id: key.verify for key in keys}
     return check_seals(rows, report, seals, anchors=anchored, keys=verifiers or None)
+
+
+_KEY_TYPES = (str, bytes, os.PathLike, PublicKey)
+
+
+def _keys(source: object) -> list[PublicKey]:
+    """The public keys `verify_audit(public_key=...)` names, or InvalidInputError."""
+    several = isinstance(source, Sequence) and not isinstance(source, (str, bytes))
+    if not isinstance(source, _KEY_TYPES) and not (
+        several and source and all(isinstance(k, _KEY_TYPES) for k in source)  # type: ignore[attr-defined]
+    ):
+        raise InvalidInputError(
+            "public_key is an Ed25519 public key: a PEM file's path, PEM bytes or a "
+            "PublicKey (or a non-empty list of them after a key rotation); got "
+            f"{type(source).__name__}."
+        )
+    try:
+        return public_keys(source)  # type: ignore[arg-type]
+    except SigningUnavailableError:
+        raise
+    except (ConfigurationError, ValueError) as exc:
+        raise InvalidInputError(f"public_key: {exc}") from None
+
+
+def _anchors(given: object) -> list[Anchor]:
+    """The anchors `verify_audit(anchors=...)` names, or InvalidInputError."""
+    listed = (
+        list(given) if isinstance(given, Iterable) and not isinstance(given, (str, bytes)) else None
+    )
+    if listed is None or not all(callable(getattr(a, "heads", None)) for a in listed):
+        raise InvalidInputError(
+            "anchors is a list of Anchor objects (with an async heads()), e.g. "
+            "[FileAnchor('anchors.jsonl')]."
+        )
+    return listed
 
 
 async def _cross_check(
