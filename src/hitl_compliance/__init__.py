@@ -77,6 +77,8 @@ from hitl_compliance.rules import (
     Severity,
     ToolCallRule,
     Verdict,
+    rule_version,
+    ruleset_fingerprint,
 )
 from hitl_compliance.state import ComplianceState, Decision, GateView, merge_metadata
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
@@ -156,6 +158,8 @@ __all__ = [
     "protect_stream",
     "review_store",
     "route_after_gate",
+    "rule_version",
+    "ruleset_fingerprint",
 ]
 
 

@@ -64,7 +64,15 @@ FinalStatus = Literal["approved", "rejected", "expired"]
 """The statuses a claimed review is completed with: the `status` of a kind or an outcome."""
 
 AuditEvent = Literal[
-    "paused", "voted", "denied", "approved", "rejected", "expired", "escalated", "recovered"
+    "paused",
+    "voted",
+    "denied",
+    "approved",
+    "rejected",
+    "expired",
+    "escalated",
+    "recovered",
+    "replied",
 ]
 """What an audit row records."""
 

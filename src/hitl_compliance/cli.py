@@ -526,6 +526,14 @@ def _audit_detail(record: AuditRecord) -> str:
         return f"{edited}delivered {payload.get('delivered')!r}"
     if record.event == "rejected":
         return f"reason {payload.get('reason')!r}"
+    if record.event == "replied":
+        sent = str(payload.get("delivered_sha256") or "")[:12] or "nothing"
+        drafter = payload.get("drafter")
+        return (
+            f"{payload.get('outcome')}, text sha256 {sent}, {len(payload.get('rules') or [])} "
+            f"rules (set {str(payload.get('ruleset', ''))[:12]})"
+            + (f", drafted by {drafter}" if drafter else "")
+        )
     return json.dumps(payload, sort_keys=True, default=str)
 
 

@@ -25,6 +25,7 @@ from hitl_compliance import (
     ThreadBusyError,
 )
 from hitl_compliance._fca import REJECTION_MESSAGE, SMCR_APPROVER
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.fastapi import ReviewEvents, create_review_router
 from tests.api.conftest import (
     ADVICE,
@@ -56,8 +57,9 @@ def problem(response: httpx.Response, status: int, error: str) -> dict[str, Any]
 
 
 async def events_of(service: Service, thread_id: str) -> list[tuple[str, str]]:
-    """(event, actor) of the thread's audit records."""
-    return [(r.event, r.actor) for r in await service.coord.audit_log(thread_id)]
+    """(event, actor) of the thread's review records (not its `replied` records)."""
+    rows = await service.coord.audit_log(thread_id)
+    return [(r.event, r.actor) for r in rows if r.event != REPLIED]
 
 
 class TestMe:

@@ -26,6 +26,7 @@ from hitl_compliance import (
     build_compliance_graph,
     open_backend,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 
 ADVICE = "You should invest in the fund: guaranteed returns."
 OFFICER = Reviewer("officer@bank", roles=frozenset({"smcr_approver", "compliance"}))
@@ -84,8 +85,8 @@ def tid() -> str:
 
 
 async def events(coord: HitlCoordinator, thread: str) -> list[str]:
-    """The audit events of a thread, oldest first."""
-    return [a.event for a in await coord.audit_log(thread)]
+    """The review events of a thread, oldest first (not its `replied` records)."""
+    return [a.event for a in await coord.audit_log(thread) if a.event != REPLIED]
 
 
 class TestAuthorization:

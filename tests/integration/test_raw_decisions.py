@@ -28,6 +28,7 @@ from hitl_compliance import (
     RoleBasedPolicy,
     gate_pauses,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.backends import Backend, open_backend
 from hitl_compliance.gate import GatePause
 from tests.gate_graphs import Bank, build_react, call
@@ -77,7 +78,7 @@ class Raw:
 
     async def events(self) -> list[tuple[str, str]]:
         rows = await self.backend.reviews.audit_log(self.thread)
-        return [(row.event, row.actor) for row in rows]
+        return [(row.event, row.actor) for row in rows if row.event != REPLIED]
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
