@@ -62,8 +62,7 @@ async def _append_for(url: str, seconds: float, ready: Queue[int], go: Event) ->
         store = backend.reviews
         await store.audit_head()  # connected and set up before the clock starts
         ready.put(1)
-        while not go.is_set():
-            await asyncio.sleep(0.002)
+        await asyncio.to_thread(go.wait)
         prefix, count = uuid.uuid4().hex[:8], 0
         deadline = time.time() + seconds
         while time.time() < deadline:

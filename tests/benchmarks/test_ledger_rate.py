@@ -27,9 +27,10 @@ def _urls(tmp: Path) -> list[str]:
 def test_ledger_rate_runs(tmp_path: Path) -> None:
     """Both rates and the reply record's cost are printed for each store kind."""
     for url in _urls(tmp_path):
+        command = [sys.executable, "-m", "benchmarks.ledger_rate", "--url", url]
+        command += ["--processes", "2", "--seconds", "0.5", "--turns", "3"]
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.ledger_rate", "--url", url]
-            + ["--processes", "2", "--seconds", "0.5", "--turns", "3"],
+            command,
             cwd=ROOT,
             capture_output=True,
             text=True,
