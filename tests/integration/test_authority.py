@@ -157,7 +157,8 @@ class TestQuorum:
         assert final.status == "completed"
         assert final.agent_type == "human_admin"
         log = await coord.audit_log(thread)
-        assert [a.event for a in log] == ["paused", "voted", "approved"]
+        # The second approval sends the reply, then records the outcome.
+        assert [a.event for a in log] == ["paused", "voted", "replied", "approved"]
         assert log[-1].payload["approvers"] == [JUNIOR.id, SENIOR.id]
 
     async def test_one_rejection_ends_a_quorum_review(self, coord: HitlCoordinator) -> None:
