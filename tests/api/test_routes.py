@@ -467,6 +467,7 @@ class TestAudit:
         assert response.status_code == 200
         assert [(r["event"], r["actor"]) for r in response.json()] == [
             ("paused", "system"),
+            (REPLIED, "cora"),
             ("approved", "cora"),
         ]
         assert response.json() == [
@@ -485,13 +486,13 @@ class TestAudit:
         await service.coord.approve(thread_id, reviewer=who("cora"))
         whole = (await service.client.get("/audit/verify", headers=as_("ops"))).json()
         assert whole["ok"] is True
-        assert whole["checked"] == 2
+        assert whole["checked"] == 3  # paused, replied, approved
         assert whole["first_broken"] is None
         one = await service.client.get(
             "/audit/verify", params={"thread_id": thread_id}, headers=as_("ops")
         )
         assert one.json()["ok"] is True
-        assert one.json()["checked"] == 2
+        assert one.json()["checked"] == 3
 
 
 class TestInbox:
