@@ -131,7 +131,9 @@ class TestSla:
         # The forced decision sends its reply (the draft, or nothing) and then records it.
         assert [a.event for a in log] == ["paused", "replied", "expired"]
         assert log[1].actor == "system:sla"
-        assert log[1].payload["outcome"] == ("delivered" if action == "approve_draft" else "expired")
+        assert log[1].payload["outcome"] == (
+            "delivered" if action == "approve_draft" else "expired"
+        )
         assert log[-1].actor == "system:sla"
         assert log[-1].payload["forced"] is True
         assert log[-1].payload["reason"] == "sla_timeout"

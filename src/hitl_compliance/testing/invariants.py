@@ -45,8 +45,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
-from hitl_compliance._replies import REPLY_EVENT
 from hitl_compliance._coordination.driver import Driver, Position, config_for, driver_for
+from hitl_compliance._replies import REPLY_EVENT
 from hitl_compliance.coordinator import SLA_ACTOR, HitlCoordinator
 from hitl_compliance.errors import HitlError
 from hitl_compliance.gate import GATE_KEY, GateItem, GateOutcome
