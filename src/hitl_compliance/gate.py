@@ -975,7 +975,8 @@ async def _record_reply(
     await record_reply(
         spec.slot.authority or spec.fallback,
         thread_id=str(configurable.get("thread_id", "")),
-        review_id=None if text_item["status"] == "clear" else text_item["review_id"],
+        # The reply's review, when one was opened (a rule's block opens none).
+        review_id=text_item["review_id"] if text_item.get("decision") else None,
         checkpoint_id=str(configurable.get("checkpoint_id") or "") or None,
         outcome=outcome_of(
             sent=text_item["status"] in {"clear", "approved", "edited"},

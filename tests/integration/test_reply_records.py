@@ -205,6 +205,7 @@ class TestGateInYourOwnGraph:
         await resume_gate(graph, config, pause, decision(response=SAFE))
         rows = await backend.reviews.audit_log(thread)
         assert [row.event for row in rows] == ["paused", "approved", "replied"]
+        assert rows[2].review_id == rows[0].review_id  # the reply names its review
         [record] = replies(rows)
         assert (record["outcome"], record["decided_by"]) == ("edited", "officer@bank")
         assert record["delivered_sha256"] == sha(SAFE)
@@ -216,8 +217,9 @@ class TestGateInYourOwnGraph:
         await graph.ainvoke(
             {"messages": [HumanMessage("Help")]}, {"configurable": {"thread_id": thread}}
         )
-        [record] = replies(await backend.reviews.audit_log(thread))
-        assert (record["outcome"], record["decided_by"]) == ("blocked", "auto")
+        [row] = await backend.reviews.audit_log(thread)
+        assert row.review_id is None  # a block opens no review: the record names none
+        assert (row.payload["outcome"], row.payload["decided_by"]) == ("blocked", "auto")
 
 
 def test_a_changed_rule_changes_the_fingerprint() -> None:
