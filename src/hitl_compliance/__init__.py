@@ -98,6 +98,8 @@ from hitl_compliance.rules import (
     Severity,
     ToolCallRule,
     Verdict,
+    rule_version,
+    ruleset_fingerprint,
 )
 from hitl_compliance.signing import (
     Anchor,
@@ -213,6 +215,8 @@ __all__ = [
     "protect_stream",
     "review_store",
     "route_after_gate",
+    "rule_version",
+    "ruleset_fingerprint",
 ]
 
 

@@ -74,6 +74,7 @@ AuditEvent = Literal[
     "escalated",
     "dated",
     "recovered",
+    "replied",
 ]
 """What an audit row records."""
 

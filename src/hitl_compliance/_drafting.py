@@ -38,6 +38,7 @@ from hitl_compliance.state import ComplianceState
 __all__ = [
     "CONVERSATION",
     "Draft",
+    "drafter_name",
     "has_conversation",
     "is_chat_model",
     "run_drafter",
@@ -182,6 +183,11 @@ def _reply_text(reply: Any) -> str:
         f"The drafter returned {type(reply).__name__}; it must return the reply as str "
         "or as a message (AIMessage) with text content."
     )
+
+
+def drafter_name(reply: BaseMessage) -> str | None:
+    """The model that wrote `reply`, from its `response_metadata`, else None."""
+    return _model_name(None, reply)
 
 
 def _model_name(draft: Any, reply: Any) -> str | None:

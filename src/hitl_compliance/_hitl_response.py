@@ -115,7 +115,7 @@ def hitl_decision(value: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {DECISION_TYPE: kind, "via": "langchain-hitl", "response_type": kind},
     }
     if kind == "edit":
-        action = decision["edited_action"]
+        action = decision.get("edited_action")
         name = action.get("name") if isinstance(action, Mapping) else None
         args = action.get("args") if isinstance(action, Mapping) else None
         if not isinstance(name, str) or not isinstance(args, Mapping):

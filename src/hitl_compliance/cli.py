@@ -547,6 +547,14 @@ def _audit_detail(record: AuditRecord) -> str:
                 f"checkpoints pruned; state kept (sha256 {str(payload.get('state_sha256'))[:12]})"
             )
         return f"{payload.get('count')} {what} rows pruned by retention"
+    if record.event == "replied":
+        sent = str(payload.get("delivered_sha256") or "")[:12] or "nothing"
+        drafter = payload.get("drafter")
+        return (
+            f"{payload.get('outcome')}, text sha256 {sent}, {len(payload.get('rules') or [])} "
+            f"rules (set {str(payload.get('ruleset', ''))[:12]})"
+            + (f", drafted by {drafter}" if drafter else "")
+        )
     return json.dumps(payload, sort_keys=True, default=str)
 
 

@@ -80,6 +80,7 @@ from hitl_compliance._authority import (
     remote_driven,
 )
 from hitl_compliance._builds import BuildRegistry
+from hitl_compliance._drafting import drafter_name
 from hitl_compliance._gate_items import (
     advance,
     check_items,
@@ -97,6 +98,7 @@ from hitl_compliance._inbox import (
     signed_by_server_user,
 )
 from hitl_compliance._pause import ask, replayed
+from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -279,6 +281,7 @@ class _GateSpec(BaseModel):
     reviews: Any = None
     slot: AuthoritySlot
     fallback: Any = None
+    ruleset: RuleSet = RuleSet((), "")
 
 
 _GATES: BuildRegistry[_GateSpec] = BuildRegistry()
@@ -412,6 +415,7 @@ def compliance_gate(
         reviews=reviews,
         slot=AuthoritySlot(),
         fallback=None if reviews is None else _store_authority(reviews),
+        ruleset=RuleSet.of(rule_list),
     )
     return _compile(spec)
 
@@ -933,12 +937,15 @@ def _apply_node(spec: _GateSpec) -> Any:
         delivered = _delivered(spec, text_item)
         final = {**outcome, "delivered": delivered, "refused": None}
         update: dict[str, Any] = {spec.key: final}
+        _text, draft = _candidate(spec, state)
         if spec.text_field is not None:
+            await _record_reply(spec, config, final, delivered, None)
             update[spec.text_field] = delivered
             return update
-        _text, draft = _candidate(spec, state)
         if draft is None:
+            await _record_reply(spec, config, final, delivered, None)
             return update
+        await _record_reply(spec, config, final, delivered, draft)
         summary = {k: v for k, v in final.items() if k != "draft_id"}
         # The draft leaves the conversation and the cleared reply takes its place, under a
         # new id: LangGraph's `messages` stream dedupes by id, and the draft's id was seen.
@@ -947,6 +954,50 @@ def _apply_node(spec: _GateSpec) -> Any:
         return update
 
     return apply
+
+
+def _decided_by(item: dict[str, Any]) -> str:
+    decision = item.get("decision") or {}
+    return str(decision.get("reviewer") or AUTO)
+
+
+async def _record_reply(
+    spec: _GateSpec,
+    config: RunnableConfig,
+    final: dict[str, Any],
+    delivered: str,
+    draft: AIMessage | None,
+) -> None:
+    """Append this pass's `replied` ledger event to the gate's store (see `_replies`)."""
+    text_item, *call_items = final["items"]
+    decided_by = _decided_by(text_item)
+    configurable = config.get("configurable") or {}
+    await record_reply(
+        spec.slot.authority or spec.fallback,
+        thread_id=str(configurable.get("thread_id", "")),
+        # The reply's review, when one was opened (a rule's block opens none).
+        review_id=text_item["review_id"] if text_item.get("decision") else None,
+        checkpoint_id=str(configurable.get("checkpoint_id") or "") or None,
+        outcome=outcome_of(
+            sent=text_item["status"] in {"clear", "approved", "edited"},
+            edited=text_item["status"] == "edited",
+            decided_by=decided_by,
+        ),
+        delivered=delivered,
+        ruleset=spec.ruleset,
+        drafter=None if draft is None else drafter_name(draft),
+        decided_by=decided_by,
+        turn=final["pass_id"],
+        tool_calls=[
+            {
+                "id": item["tool_call"]["id"],
+                "name": item["tool_call"]["name"],
+                "status": item["status"],
+                "decided_by": _decided_by(item),
+            }
+            for item in call_items
+        ],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from hitl_compliance._drafting import (
 )
 from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
 from hitl_compliance._pause import ask, replayed
+from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
 from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
@@ -136,6 +137,7 @@ class GraphSpec:
     state_schema: type[ComplianceState]
     rejection_message: str | None
     pause: bool
+    ruleset: RuleSet = field(default_factory=lambda: RuleSet.of(()), compare=False)
     authority: AuthoritySlot = field(default_factory=AuthoritySlot, compare=False)
 
 
@@ -312,7 +314,9 @@ def build_compliance_graph(
                 f"{state_schema.__name__} does not have."
             )
 
-    spec = GraphSpec(style, rule_list, state_schema, rejection_message, pause)
+    spec = GraphSpec(
+        style, rule_list, state_schema, rejection_message, pause, RuleSet.of(rule_list)
+    )
     # Typed as Any: StateGraph.add_node's overloads cannot infer a node input type
     # from a state schema chosen at run time (a ComplianceState subclass).
     builder: Any = StateGraph(state_schema)
@@ -695,6 +699,37 @@ async def _record_outcome(
     )
 
 
+async def _record_reply(
+    spec: GraphSpec, state: ComplianceState, config: RunnableConfig, sent: str | None, *, went: bool
+) -> None:
+    """Append this turn's `replied` ledger event (see `_replies`); `went`: the draft went out."""
+    decision = state.decision
+    decided_by = AUTO if decision is None else str(decision.get("reviewer") or AUTO)
+    response = None if decision is None else decision.get("response")
+    configurable = config.get("configurable") or {}
+    await record_reply(
+        spec.authority.authority,
+        thread_id=str(configurable.get("thread_id", "")),
+        review_id=None,
+        checkpoint_id=str(configurable.get("checkpoint_id") or "") or None,
+        outcome=outcome_of(
+            sent=went,
+            edited=bool(response) and response != state.draft_response,
+            decided_by=decided_by,
+        ),
+        delivered=sent,
+        ruleset=spec.ruleset,
+        drafter=_drafter_of(state),
+        decided_by=decided_by,
+        turn=str(state.turn),
+    )
+
+
+def _drafter_of(state: ComplianceState) -> str | None:
+    name = (state.metadata or {}).get("drafted_by")
+    return name if isinstance(name, str) else None
+
+
 def _deliver_node(spec: GraphSpec, conversation: bool) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def deliver(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
         decision = state.decision
@@ -705,6 +740,7 @@ def _deliver_node(spec: GraphSpec, conversation: bool) -> Callable[..., Awaitabl
                 "is_compliant": True,
                 "metadata": _clear_decision_metadata(state),
             }
+            await _record_reply(spec, state, config, state.draft_response, went=True)
         else:
             sent = decision.get("response") or state.draft_response
             update = {
@@ -714,6 +750,7 @@ def _deliver_node(spec: GraphSpec, conversation: bool) -> Callable[..., Awaitabl
                 "metadata": _decision_metadata(state, decision),
             }
             await _record_outcome(spec, state, config, sent)
+            await _record_reply(spec, state, config, sent, went=True)
         return _reply(update, conversation)
 
     return deliver
@@ -735,6 +772,7 @@ def _rejected_node(
             else _decision_metadata(state, decision)
         )
         await _record_outcome(spec, state, config, message)
+        await _record_reply(spec, state, config, message, went=False)
         return _reply(update, conversation)
 
     return rejected

@@ -14,6 +14,8 @@ still the text as written. `exact=True` opts a rule out.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Awaitable, Iterable, Mapping
@@ -35,6 +37,8 @@ __all__ = [
     "ToolCallRule",
     "Verdict",
     "rule_targets",
+    "rule_version",
+    "ruleset_fingerprint",
 ]
 
 Verdict = Literal["pass", "review", "block"]
@@ -116,6 +120,9 @@ class ComplianceRule(Protocol):
 
     `evaluate` may be sync or async. A rule that raises sends the draft to human
     review with the error as the reason: a broken rule never lets a draft through.
+    A rule may declare a `version` (a str): every reply's ledger record names the
+    version of each rule evaluated; without one, a version is derived from the
+    rule's configuration (see [`rule_version`][hitl_compliance.rule_version]).
 
     Example:
         ```python
@@ -154,6 +161,7 @@ class _PatternRule:
         "_reason",
         "_severity",
         "_verdict",
+        "_version",
     )
 
     def __init__(
@@ -167,6 +175,7 @@ class _PatternRule:
         *,
         exact: bool,
         fold: bool,
+        version: str | None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError("A rule needs a non-empty name.")
@@ -186,6 +195,19 @@ class _PatternRule:
         self._field = field
         self._exact = bool(exact)
         self._fold = fold
+        self._version = _checked_version(name, version) or configured_version(
+            type(self).__name__,
+            {
+                "name": name,
+                "pattern": pattern.pattern,
+                "flags": int(pattern.flags),
+                "verdict": verdict,
+                "reason": reason,
+                "field": field,
+                "severity": severity,
+                "exact": self._exact,
+            },
+        )
 
     @property
     def name(self) -> str:
@@ -196,6 +218,11 @@ class _PatternRule:
     def severity(self) -> Severity:
         """The severity given to findings."""
         return self._severity
+
+    @property
+    def version(self) -> str:
+        """The version reply records name for this rule (given, else from its configuration)."""
+        return self._version
 
     @property
     def verdict(self) -> Verdict:
@@ -278,6 +305,7 @@ class KeywordRule(_PatternRule):
         field: str = "draft_response",
         severity: Severity = "medium",
         exact: bool = False,
+        version: str | None = None,
     ) -> None:
         if isinstance(phrases, str):
             raise ConfigurationError(
@@ -301,7 +329,9 @@ class KeywordRule(_PatternRule):
             re.escape(p) for p in sorted(dict.fromkeys(searched), key=len, reverse=True)
         )
         pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-        super().__init__(name, pattern, verdict, reason, field, severity, exact=exact, fold=True)
+        super().__init__(
+            name, pattern, verdict, reason, field, severity, exact=exact, fold=True, version=version
+        )
         self._phrases = cleaned
 
     @property
@@ -340,6 +370,7 @@ class RegexRule(_PatternRule):
         flags: int = 0,
         severity: Severity = "medium",
         exact: bool = False,
+        version: str | None = None,
     ) -> None:
         if isinstance(pattern, re.Pattern):
             if flags:
@@ -357,7 +388,17 @@ class RegexRule(_PatternRule):
                 ) from exc
         if compiled.pattern == "":
             raise ConfigurationError(f"Rule {name!r}: the pattern is empty and would match all.")
-        super().__init__(name, compiled, verdict, reason, field, severity, exact=exact, fold=False)
+        super().__init__(
+            name,
+            compiled,
+            verdict,
+            reason,
+            field,
+            severity,
+            exact=exact,
+            fold=False,
+            version=version,
+        )
 
 
 Target = Literal["text", "tool_call"]
@@ -440,6 +481,7 @@ class ToolCallRule:
         "_severity",
         "_tools",
         "_verdict",
+        "_version",
     )
 
     applies_to: tuple[Target, ...] = ("tool_call",)
@@ -455,6 +497,7 @@ class ToolCallRule:
         verdict: Verdict = "review",
         reason: str = "",
         severity: Severity = "high",
+        version: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError("A rule needs a non-empty name.")
@@ -497,11 +540,29 @@ class ToolCallRule:
         self._verdict: Verdict = verdict
         self._reason = reason
         self._severity: Severity = severity
+        self._version = _checked_version(name, version) or configured_version(
+            "ToolCallRule",
+            {
+                "name": name,
+                "tools": sorted(self._tools),
+                "argument": argument,
+                "review_above": None if review_above is None else float(review_above),
+                "block_above": None if block_above is None else float(block_above),
+                "verdict": verdict,
+                "reason": reason,
+                "severity": severity,
+            },
+        )
 
     @property
     def name(self) -> str:
         """The rule's unique name."""
         return self._name
+
+    @property
+    def version(self) -> str:
+        """The version reply records name for this rule (given, else from its configuration)."""
+        return self._version
 
     @property
     def tools(self) -> frozenset[str]:
@@ -552,3 +613,65 @@ class ToolCallRule:
             f"ToolCallRule({self._name!r}, {sorted(self._tools)!r}, argument={self._argument!r}, "
             f"review_above={self._review_above!r}, block_above={self._block_above!r})"
         )
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _checked_version(name: str, version: object) -> str | None:
+    if version is None:
+        return None
+    if not isinstance(version, str) or not version.strip():
+        raise ConfigurationError(f"Rule {name!r}: version must be a non-empty str.")
+    return version.strip()
+
+
+def configured_version(kind: str, config: Mapping[str, Any]) -> str:
+    """A version derived from a rule's configuration: `cfg-` and 12 hex digits of its hash.
+
+    Two rules of the same kind and configuration share it in every process; any
+    change of pattern, verdict, reason, severity or limits changes it.
+    """
+    blob = json.dumps({"kind": kind, **config}, sort_keys=True, separators=(",", ":"))
+    return "cfg-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def rule_version(rule: object) -> str:
+    """The version of `rule` recorded in the ledger: its declared `version`, else derived.
+
+    A rule without one gets a version derived from its class and configuration
+    (its own `__repr__` when it defines one, else its attributes), so a changed
+    rule is told apart in the records even when nobody bumped a number.
+
+    Example:
+        >>> rule_version(KeywordRule("guarantee", ["guaranteed"], version="2026.1"))
+        '2026.1'
+        >>> rule_version(KeywordRule("guarantee", ["guaranteed"])).startswith("cfg-")
+        True
+    """
+    declared = getattr(rule, "version", None)
+    if isinstance(declared, str) and declared.strip():
+        return declared.strip()
+    kind = f"{type(rule).__module__}.{type(rule).__qualname__}"
+    if type(rule).__repr__ is not object.__repr__:
+        described = repr(rule)
+    else:
+        attrs = getattr(rule, "__dict__", None) or {
+            slot: getattr(rule, slot, None)
+            for klass in type(rule).__mro__
+            for slot in getattr(klass, "__slots__", ())
+        }
+        described = repr(sorted((str(k), repr(v)) for k, v in attrs.items()))
+    # Object addresses differ per process; the configuration does not.
+    return configured_version(kind, {"repr": _ADDRESS.sub("", described)})
+
+
+def ruleset_fingerprint(rules: Iterable[object]) -> str:
+    """SHA-256 over the sorted `(name, version)` pairs of `rules`: one id for a rule set.
+
+    The same rules in any order share it; adding, removing or changing a rule
+    changes it. Every reply's ledger record carries it.
+    """
+    pairs = sorted((str(getattr(r, "name", "")), rule_version(r)) for r in rules)
+    blob = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -179,9 +179,10 @@ def test_edit_approve_and_audit_in_chromium(served: ServerThread, tmp_path: Path
             )
             expect(page.locator("#audit-title")).to_have_text(f"Audit trail · {thread_id}")
             audit_rows = page.locator("#audit tbody tr")
-            expect(audit_rows).to_have_count(2)
-            expect(audit_rows.nth(1)).to_contain_text("approved")
-            expect(audit_rows.nth(1)).to_contain_text("sam@bank")
+            expect(audit_rows).to_have_count(3)  # paused, replied, approved
+            expect(audit_rows.nth(1)).to_contain_text("replied")
+            expect(audit_rows.nth(2)).to_contain_text("approved")
+            expect(audit_rows.nth(2)).to_contain_text("sam@bank")
             expect(page.locator("#audit-detail")).to_contain_text(EDIT)
             expect(page.locator("#activity")).to_contain_text(f"{thread_id} approved by sam@bank")
             assert errors == []
@@ -199,8 +200,10 @@ def test_edit_approve_and_audit_in_chromium(served: ServerThread, tmp_path: Path
     audit = api.get(f"/reviews/{thread_id}/audit").json()
     assert [(row["event"], row["actor"]) for row in audit] == [
         ("paused", "system"),
+        ("replied", "sam@bank"),
         ("approved", "sam@bank"),
     ]
+    assert audit[1]["payload"]["outcome"] == "edited"
     assert audit[-1]["payload"]["delivered"] == EDIT
     pending = api.get("/reviews").json()["items"]
     assert thread_id not in {item["thread_id"] for item in pending}

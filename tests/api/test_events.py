@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from hitl_compliance import ConfigurationError, DecidedEvent, HitlCoordinator, Hooks, PausedEvent
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.fastapi import ReviewEventMessage, ReviewEvents
 from hitl_compliance.fastapi._events import event_stream
 from tests.api.conftest import ADVICE, PROMO, Service, SseStream, as_, make_app, who
@@ -39,7 +40,9 @@ class TestEventStream:
             paused, decided = await stream.events(2)
         audit = await service.coord.audit_log(thread_id)
         assert (paused.event, decided.event) == ("paused", "decided")
-        assert [paused.id, decided.id] == [str(r.seq) for r in audit]
+        # The reply record between them is a ledger row, not a review event: no SSE message.
+        assert [r.event for r in audit] == ["paused", REPLIED, "approved"]
+        assert [paused.id, decided.id] == [str(audit[0].seq), str(audit[2].seq)]
         assert json.loads(paused.data)["thread_id"] == thread_id
         data = json.loads(decided.data)
         assert data["approved"] is True

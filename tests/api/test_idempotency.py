@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hitl_compliance import ThreadBusyError
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.fastapi import IdempotencyStore, InMemoryIdempotencyStore, StoredResponse
 from hitl_compliance.fastapi._idempotency import fingerprint, scope_key
 from tests.api.conftest import ADVICE, PROMO, Service, ServiceFactory, as_
@@ -20,8 +21,8 @@ def keyed(reviewer: str, key: str) -> dict[str, str]:
 
 
 async def audit_events(service: Service, thread_id: str) -> list[str]:
-    """The thread's audit events."""
-    return [r.event for r in await service.coord.audit_log(thread_id)]
+    """The thread's review events (not its `replied` records)."""
+    return [r.event for r in await service.coord.audit_log(thread_id) if r.event != REPLIED]
 
 
 class TestReplay:

@@ -25,6 +25,7 @@ from hitl_compliance import (
     ThreadBusyError,
 )
 from hitl_compliance._fca import REJECTION_MESSAGE, SMCR_APPROVER
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.fastapi import ReviewEvents, create_review_router
 from tests.api.conftest import (
     ADVICE,
@@ -56,8 +57,9 @@ def problem(response: httpx.Response, status: int, error: str) -> dict[str, Any]
 
 
 async def events_of(service: Service, thread_id: str) -> list[tuple[str, str]]:
-    """(event, actor) of the thread's audit records."""
-    return [(r.event, r.actor) for r in await service.coord.audit_log(thread_id)]
+    """(event, actor) of the thread's review records (not its `replied` records)."""
+    rows = await service.coord.audit_log(thread_id)
+    return [(r.event, r.actor) for r in rows if r.event != REPLIED]
 
 
 class TestMe:
@@ -465,6 +467,7 @@ class TestAudit:
         assert response.status_code == 200
         assert [(r["event"], r["actor"]) for r in response.json()] == [
             ("paused", "system"),
+            (REPLIED, "cora"),
             ("approved", "cora"),
         ]
         assert response.json() == [
@@ -483,13 +486,13 @@ class TestAudit:
         await service.coord.approve(thread_id, reviewer=who("cora"))
         whole = (await service.client.get("/audit/verify", headers=as_("ops"))).json()
         assert whole["ok"] is True
-        assert whole["checked"] == 2
+        assert whole["checked"] == 3  # paused, replied, approved
         assert whole["first_broken"] is None
         one = await service.client.get(
             "/audit/verify", params={"thread_id": thread_id}, headers=as_("ops")
         )
         assert one.json()["ok"] is True
-        assert one.json()["checked"] == 2
+        assert one.json()["checked"] == 3
 
 
 class TestInbox:

@@ -65,6 +65,7 @@ class TestFcaSupportAgent:
         assert events == [
             ("paused", "system"),
             ("denied", "ops@bank"),
+            ("replied", "officer@bank"),
             ("approved", "officer@bank"),
         ]
 
@@ -131,16 +132,19 @@ class TestCommandResumeToolApproval:
             "  ai proposes transfer(£5,000 to 12345678)",
             "  tool success: sent £5,000 to account 12345678",
             "  ai says: Done: sent £5,000 to account 12345678.",
-            "  audit: paused, approved",
+            # Two replies (the pass with the call, then the answer), then the decision.
+            "  audit: paused, replied, replied, approved",
         ]
         assert "payments@bank rejected it: payee not on file" in threads["pay-2"]
         assert "tool error: A compliance officer rejected this call" in threads["pay-2"]
         assert "ai says: I couldn't make 1 transfer(s)" in threads["pay-2"]
         assert "paused for review" not in threads["pay-3"]  # blocked by the rule, no human
-        # Every review went through the coordinator: one paused and one decision row each.
-        assert "  audit: paused, rejected" in threads["pay-2"]
+        # Every review went through the coordinator: one paused and one decision row each,
+        # and every reply sent one `replied` row.
+        assert "  audit: paused, replied, replied, rejected" in threads["pay-2"]
+        assert "  audit: replied, replied" in threads["pay-3"]  # blocked: no review, replies
         # Both flagged calls of pay-4 wait at once (two reviews), then are decided in turn.
-        assert "  audit: paused, paused, approved, rejected" in threads["pay-4"]
+        assert "  audit: paused, paused, approved, replied, replied, rejected" in threads["pay-4"]
         assert "tool error: Compliance blocked this call" in threads["pay-3"]
         reviews = re.findall(r"paused for review of (transfer\(.*?\))", threads["pay-4"])
         assert reviews == ["transfer(£12,000 to 12345678)", "transfer(£2,000 to 55555555)"]
@@ -192,7 +196,11 @@ class TestPostgresService:
         assert re.search(r"\[agent pid \d+\] service-\w+ paused for review", out)
         assert re.search(r"\[reviewer pid \d+\] service-\w+ completed: delivered", out)
         assert "customer received: 'One of our qualified advisers will call you" in out
-        assert re.search(r"audit of service-\w+: paused by system, approved by officer@bank", out)
+        assert re.search(
+            r"audit of service-\w+: paused by system, replied by officer@bank, "
+            r"approved by officer@bank",
+            out,
+        )
 
     @pytest.mark.postgres
     def test_on_postgres(self, postgres_schema_dsn: tuple[str, str]) -> None:
@@ -209,7 +217,7 @@ class TestPostgresService:
         with psycopg.connect(dsn) as conn:
             query = sql.SQL("SELECT event FROM {}.hitl_audit ORDER BY seq")
             rows = conn.execute(query.format(sql.Identifier(schema))).fetchall()
-        assert [event for (event,) in rows] == ["paused", "approved"]
+        assert [event for (event,) in rows] == ["paused", "replied", "approved"]
 
     def test_sqlite_fallback(self) -> None:
         """Without a DSN the example says so and uses a temporary SQLite file."""

@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hitl_compliance import Reviewer, open_backend
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.fastapi import create_review_router
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +77,10 @@ class TestCli:
         assert "Done: sent £5,000 to account 12345678." in approved.stdout
         audit = cli("audit", "pay-1", "--verify", db=db)
         assert audit.returncode == 0, audit.stdout + audit.stderr
-        assert audit.stdout.startswith("ok: 3 audit rows")
+        assert audit.stdout.startswith("ok: 5 audit rows")
         events = [line.split()[4] for line in cli("audit", "pay-1", db=db).stdout.splitlines()[1:]]
-        assert events == ["paused", "denied", "approved"]
+        # The approval's run replies twice (the pass with the call, the answer), then is recorded.
+        assert events == ["paused", "denied", "replied", "replied", "approved"]
 
     def test_two_pending_reviews_need_review_id(self, tmp_path: Path) -> None:
         """Two flagged calls wait at once; the CLI decides each by --review-id."""
@@ -116,7 +118,7 @@ class TestCli:
         assert approved.returncode == 0, approved.stderr
         assert "sent £5,000 to account 12345678" in approved.stdout
         events = [line.split()[4] for line in cli("audit", "pay-2", db=db).stdout.splitlines()[1:]]
-        assert events == ["paused", "paused", "rejected", "approved"]
+        assert events == ["paused", "paused", "rejected", "replied", "replied", "approved"]
 
     def test_approve_with_edited_tool_args(self, tmp_path: Path) -> None:
         """approve --tool-args runs the call with the reviewer's arguments; a blocked edit is
@@ -174,7 +176,12 @@ class TestReviewService:
                 done = await client.post("/reviews/pay-9/approve", json={}, headers=headers)
                 assert done.status_code == 200, done.text
                 assert done.json()["status"] == "completed"
-            assert [row.event for row in await coord.audit_log("pay-9")] == ["paused", "approved"]
+            assert [row.event for row in await coord.audit_log("pay-9")] == [
+                "paused",
+                REPLIED,
+                REPLIED,
+                "approved",
+            ]
 
     async def test_router_approves_with_edited_tool_args(self, tmp_path: Path) -> None:
         """POST approve with tool_args runs the call with them; a blocked edit is a 422
@@ -211,8 +218,9 @@ class TestReviewService:
                 assert done.status_code == 200, done.text
                 assert done.json()["status"] == "completed"
                 assert "sent £900 to account 12345678" in done.json()["agent_response"]
-            [_, approved] = await coord.audit_log("pay-7")
-            assert approved.event == "approved"
+            rows = await coord.audit_log("pay-7")
+            assert [row.event for row in rows] == ["paused", REPLIED, REPLIED, "approved"]
+            approved = rows[-1]
             assert approved.payload["tool_args"] == {"amount_gbp": 900, "to_account": "12345678"}
 
     async def test_router_decides_each_of_two_reviews_by_review_id(self, tmp_path: Path) -> None:
@@ -251,5 +259,7 @@ class TestReviewService:
             rows = await coord.audit_log("pay-8")
             assert [(r.event, r.review_id) for r in rows][2:] == [
                 ("approved", first),
+                (REPLIED, None),
+                (REPLIED, None),
                 ("rejected", second),
             ]

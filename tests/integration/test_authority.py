@@ -26,6 +26,7 @@ from hitl_compliance import (
     build_compliance_graph,
     open_backend,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 
 ADVICE = "You should invest in the fund: guaranteed returns."
 OFFICER = Reviewer("officer@bank", roles=frozenset({"smcr_approver", "compliance"}))
@@ -84,8 +85,8 @@ def tid() -> str:
 
 
 async def events(coord: HitlCoordinator, thread: str) -> list[str]:
-    """The audit events of a thread, oldest first."""
-    return [a.event for a in await coord.audit_log(thread)]
+    """The review events of a thread, oldest first (not its `replied` records)."""
+    return [a.event for a in await coord.audit_log(thread) if a.event != REPLIED]
 
 
 class TestAuthorization:
@@ -156,7 +157,8 @@ class TestQuorum:
         assert final.status == "completed"
         assert final.agent_type == "human_admin"
         log = await coord.audit_log(thread)
-        assert [a.event for a in log] == ["paused", "voted", "approved"]
+        # The second approval sends the reply, then records the outcome.
+        assert [a.event for a in log] == ["paused", "voted", "replied", "approved"]
         assert log[-1].payload["approvers"] == [JUNIOR.id, SENIOR.id]
 
     async def test_one_rejection_ends_a_quorum_review(self, coord: HitlCoordinator) -> None:

@@ -136,7 +136,7 @@ class TestRestart:
             assert result.agent_response == RISKY
             assert result.agent_type == "human_admin"
             events = [a.event for a in await app.coord.audit_log(thread_id)]
-            assert events == ["paused", "approved"]
+            assert events == ["paused", "replied", "approved"]
             state = await app.coord.state_at_decision(thread_id)
             assert state.draft_response == RISKY
             assert state.decision is None  # the paused snapshot, before the decision
@@ -231,6 +231,7 @@ class TestCrash:
             assert [a.event for a in await app.coord.audit_log(thread_id)] == [
                 "paused",
                 "recovered",
+                "replied",
                 "approved",
             ]
             assert await decision_runs(app.coord, thread_id) == 1

@@ -28,6 +28,7 @@ from hitl_compliance import (
     RoleBasedPolicy,
     open_backend,
 )
+from hitl_compliance._replies import sha256_text
 from hitl_compliance.gate import gate_pauses
 from tests.gate_graphs import RISKY, Shape, build, decision, graph_input
 from tests.helpers import FakeClock
@@ -118,10 +119,17 @@ class TestRawPauses:
         assert isinstance(last, AIMessage)
         assert last.content == EDIT
         rows = await coord.audit_log(thread)
-        assert [row.event for row in rows] == ["paused", "denied", "approved"]
-        assert (rows[1].actor, rows[2].actor) == ("intern@bank", "officer@bank")
+        # The gate records the outcome, then the reply it sends (one `replied` row).
+        assert [row.event for row in rows] == ["paused", "denied", "approved", "replied"]
+        assert (rows[1].actor, rows[2].actor, rows[3].actor) == (
+            "intern@bank",
+            "officer@bank",
+            "officer@bank",
+        )
         assert rows[2].payload["delivered"] == EDIT
         assert rows[2].payload["via"] == "graph"
+        assert rows[3].payload["outcome"] == "edited"
+        assert rows[3].payload["delivered_sha256"] == sha256_text(EDIT)
         assert [p for p in await coord.pending() if p.thread_id == thread] == []
         assert (await coord.verify_audit(thread)).ok
 
@@ -138,4 +146,4 @@ class TestRawPauses:
         result = await coord.reject(thread, reviewer="officer@bank", reason="promises returns")
         assert result.status == "rejected"
         events = [row.event for row in await coord.audit_log(thread)]
-        assert events == ["paused", "rejected"]
+        assert events == ["paused", "replied", "rejected"]

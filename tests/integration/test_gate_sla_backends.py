@@ -111,12 +111,20 @@ class TestRawPauseSla:
         assert await coord.pending() == []
         assert delivered == SENT
         rows = await coord.audit_log(raw.thread)
+        # The resumed run replies twice (the pass with the decided call, then the agent's
+        # answer) before the coordinator records the outcome.
         assert [(row.event, row.actor) for row in rows] == [
             ("paused", "system"),
             ("dated", "system:sla"),
+            ("replied", "auto"),
+            ("replied", "auto"),
             (event, "system:sla"),
         ]
-        assert rows[2].payload["forced"] is True
+        [call] = rows[2].payload["tool_calls"]
+        assert (call["name"], call["decided_by"]) == ("transfer", "system:sla")
+        assert call["status"] == ("approved" if delivered else "rejected")
+        assert "tool_calls" not in rows[3].payload
+        assert rows[4].payload["forced"] is True
         assert (await coord.verify_audit(raw.thread)).ok
         assert await coord.expire_overdue() == []  # exactly once
 

@@ -223,5 +223,6 @@ class TestRecoverDuringASlowHook:
         assert await backend.reviews.pending_hooks() == []
         assert [a.event for a in await backend.reviews.audit_log(thread)] == [
             "paused",
+            "replied",
             "approved",
         ]

@@ -79,7 +79,9 @@ class Ledger:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
     """Three threads decided in this order (seq): a paused (1), b paused (2),
-    a approved (3), c paused (4), b rejected (5), c approved with an edit (6)."""
+    a replied (3), a approved (4), c paused (5), b replied (6), b rejected (7),
+    c replied (8), c approved with an edit (9). The coordinator's own decision
+    sends the reply (`replied`) and then writes its outcome."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
@@ -104,14 +106,17 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         assert [(r.seq, r.thread_id, r.event) for r in rows] == [
             (1, threads["a"], "paused"),
             (2, threads["b"], "paused"),
-            (3, threads["a"], "approved"),
-            (4, threads["c"], "paused"),
-            (5, threads["b"], "rejected"),
-            (6, threads["c"], "approved"),
+            (3, threads["a"], "replied"),
+            (4, threads["a"], "approved"),
+            (5, threads["c"], "paused"),
+            (6, threads["b"], "replied"),
+            (7, threads["b"], "rejected"),
+            (8, threads["c"], "replied"),
+            (9, threads["c"], "approved"),
         ]
         result = Ledger(coord=coord, store=store, threads=threads, rows=rows)
         report = await result.verify()
-        assert (report.ok, report.checked, report.first_broken) == (True, 6, None)
+        assert (report.ok, report.checked, report.first_broken) == (True, 9, None)
         assert report.head_hash == rows[-1].hash
         for name in "abc":
             assert (await result.verify(name)).ok
@@ -169,8 +174,8 @@ class TestEditedRows:
         )
         # The store-wide successor links to the old hash...
         assert_broken(await ledger.verify(), target.seq + 1, "global_prev_hash")
-        # ...and so does the thread's next row.
-        assert_broken(await ledger.verify("b"), ledger.row("b", "rejected").seq, "prev_hash")
+        # ...and so does the thread's next row (its reply record).
+        assert_broken(await ledger.verify("b"), ledger.row("b", "replied").seq, "prev_hash")
 
 
 class TestDeletedRows:
@@ -179,7 +184,7 @@ class TestDeletedRows:
         target = ledger.row("b", "paused")
         await ledger.sql(("DELETE FROM {p}audit WHERE seq = %s", (target.seq,)))
         assert_broken(await ledger.verify(), target.seq + 1, "global_prev_hash")
-        assert_broken(await ledger.verify("b"), ledger.row("b", "rejected").seq, "prev_hash")
+        assert_broken(await ledger.verify("b"), ledger.row("b", "replied").seq, "prev_hash")
         assert (await ledger.verify("a")).ok
 
     async def test_deleted_last_row(self, ledger: Ledger) -> None:

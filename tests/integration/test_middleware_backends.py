@@ -90,7 +90,8 @@ async def test_the_cli_decides_the_agents_pause(tmp_path: Path) -> None:
         [ran] = [m for m in state.values["messages"] if isinstance(m, ToolMessage)]
         assert ran.content == "sent 5000 GBP to 12345678"
         rows = await backend.reviews.audit_log("pay-1")
-        assert [r.event for r in rows] == ["paused", "denied", "approved"]
+        # The approval's run replies (the pass with the call, then the answer), then is recorded.
+        assert [r.event for r in rows] == ["paused", "denied", "replied", "replied", "approved"]
 
 
 async def test_the_review_router_decides_the_agents_pause(tmp_path: Path) -> None:
@@ -120,7 +121,12 @@ async def test_the_review_router_decides_the_agents_pause(tmp_path: Path) -> Non
             assert done.status_code == 200, done.text
             assert done.json()["status"] == "completed"
         assert bank.transfers == [(5_000, "12345678")]
-        assert [row.event for row in await coord.audit_log("pay-9")] == ["paused", "approved"]
+        assert [row.event for row in await coord.audit_log("pay-9")] == [
+            "paused",
+            "replied",
+            "replied",
+            "approved",
+        ]
 
 
 async def test_racing_hitl_responses_one_outcome(url: str) -> None:

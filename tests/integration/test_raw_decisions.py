@@ -28,6 +28,7 @@ from hitl_compliance import (
     RoleBasedPolicy,
     gate_pauses,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.backends import Backend, open_backend
 from hitl_compliance.gate import GatePause
 from tests.gate_graphs import Bank, build_react, call
@@ -77,7 +78,7 @@ class Raw:
 
     async def events(self) -> list[tuple[str, str]]:
         rows = await self.backend.reviews.audit_log(self.thread)
-        return [(row.event, row.actor) for row in rows]
+        return [(row.event, row.actor) for row in rows if row.event != REPLIED]
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -127,7 +128,14 @@ class TestRawDecisions:
             ("approved", "payments@bank"),
             ("rejected", "payments@bank"),
         ]
-        assert (await raw.backend.reviews.audit_rows(raw.thread))[-1].payload["via"] == "graph"
+        rows = await raw.backend.reviews.audit_rows(raw.thread)
+        assert [row for row in rows if row.event != REPLIED][-1].payload["via"] == "graph"
+        # The wave's pass and the agent's answer each record their reply, after the decisions.
+        assert [(row.event, row.actor) for row in rows[-2:]] == [(REPLIED, "auto")] * 2
+        assert [(c["status"], c["decided_by"]) for c in rows[-2].payload["tool_calls"]] == [
+            ("approved", "payments@bank"),
+            ("rejected", "payments@bank"),
+        ]
 
     async def test_edited_arguments_are_rechecked(self, raw: Raw) -> None:
         """An edit the rules block is refused; an edit they allow runs with its arguments."""
@@ -140,7 +148,15 @@ class TestRawDecisions:
         await raw.resume("222", made(*officer))
         assert sorted(raw.bank.transfers) == [(900, "111"), (3_000, "222")]
         rows = await raw.backend.reviews.audit_log(raw.thread)
-        assert [r.event for r in rows] == ["paused", "paused", "approved", "approved"]
+        assert [r.event for r in rows] == [
+            "paused",
+            "paused",
+            "approved",
+            "approved",
+            REPLIED,
+            REPLIED,
+        ]
+        assert [c["status"] for c in rows[4].payload["tool_calls"]] == ["edited", "approved"]
 
     async def test_the_server_user_is_the_reviewer(self, raw: Raw) -> None:
         """With langgraph_auth_user in the run's config, its identity and permissions decide."""
@@ -197,6 +213,8 @@ class TestStoreOnlyGate:
             assert [(r.event, r.actor) for r in rows] == [
                 ("paused", "system"),
                 ("approved", "officer@bank"),
+                (REPLIED, "auto"),  # the pass with the approved call
+                (REPLIED, "auto"),  # the agent's answer
             ]
             assert (await backend.reviews.get_review(thread)).status == "approved"  # type: ignore[union-attr]
 
@@ -217,7 +235,9 @@ class TestRawRace:
         assert raw.bank.transfers in ([], [(5_000, "111")])
         assert (decided[1] == ("approved", "a@bank")) == (raw.bank.transfers == [(5_000, "111")])
         assert await raw.pauses() == {}
-        assert (await raw.backend.reviews.audit_rows(raw.thread))[-1].event in (
+        rows = await raw.backend.reviews.audit_rows(raw.thread)
+        assert [row for row in rows if row.event != REPLIED][-1].event in (
             "approved",
             "rejected",
         )
+        assert [row.event for row in rows].count(REPLIED) == 2  # one wave, one answer

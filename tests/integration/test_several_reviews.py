@@ -36,6 +36,7 @@ from hitl_compliance import (
     gate_pauses,
     route_after_gate,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.backends import open_backend
 from tests.gate_graphs import (
     Bank,
@@ -174,8 +175,12 @@ class TestSeveralPending:
         assert agent.bank.lookups == 1
         assert await agent.waiting() == []
         rows = await coord.audit_log(thread)
+        # The last decision runs the wave: its pass and the agent's answer each record
+        # their reply before the coordinator records that decision.
         assert [(r.event, r.review_id) for r in rows][2:] == [
             ("approved" if decide[order[0]] == "approve" else "rejected", first.review_id),
+            (REPLIED, None),
+            (REPLIED, None),
             ("approved" if decide[order[1]] == "approve" else "rejected", last.review_id),
         ]
         assert (await coord.verify_audit(thread)).ok

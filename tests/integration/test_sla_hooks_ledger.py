@@ -128,7 +128,12 @@ class TestSla:
         if action == "approve_draft":
             assert result.agent_response == RISKY
         log = await coord.audit_log(thread)
-        assert [a.event for a in log] == ["paused", "expired"]
+        # The forced decision sends its reply (the draft, or nothing) and then records it.
+        assert [a.event for a in log] == ["paused", "replied", "expired"]
+        assert log[1].actor == "system:sla"
+        assert log[1].payload["outcome"] == (
+            "delivered" if action == "approve_draft" else "expired"
+        )
         assert log[-1].actor == "system:sla"
         assert log[-1].payload["forced"] is True
         assert log[-1].payload["reason"] == "sla_timeout"
@@ -203,7 +208,7 @@ class TestSla:
         assert sorted(resolved) == sorted(threads)
         for thread in threads:
             events = [a.event for a in await sweepers[0].audit_log(thread)]
-            assert events == ["paused", "expired"]
+            assert events == ["paused", "replied", "expired"]
 
     async def test_sweeper_task_runs_until_cancelled(
         self, make: Callable[..., HitlCoordinator]
@@ -222,7 +227,7 @@ class TestSla:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert [a.event for a in await coord.audit_log(thread)] == ["paused", "expired"]
+        assert [a.event for a in await coord.audit_log(thread)] == ["paused", "replied", "expired"]
 
 
 class TestHooks:
@@ -278,7 +283,7 @@ class TestHooks:
         assert len(calls) == 3
         assert [e.thread_id for e in delivered] == [thread]
         events = [a.event for a in await coord.audit_log(thread)]
-        assert events == ["paused", "rejected"]
+        assert events == ["paused", "replied", "rejected"]
 
     async def test_metadata_is_patched_by_pause_votes_and_decision(
         self, make: Callable[..., HitlCoordinator]
@@ -307,15 +312,15 @@ class TestLedger:
         report = await coord.verify_audit(thread)
         assert report.ok
         assert report.first_broken is None
-        assert report.checked == 2
+        assert report.checked == 3  # paused, replied, approved
         assert (await coord.verify_audit()).ok
         out = tmp_path / "audit.jsonl"
-        assert await coord.export_audit(out, thread_id=thread) == 2
+        assert await coord.export_audit(out, thread_id=thread) == 3
         verifier = tmp_path / "ledger.py"
         await asyncio.to_thread(_copy, Path(ledger_module.__file__), verifier)
         proc = await asyncio.to_thread(_verify_export, verifier, out)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert proc.stdout.startswith("ok: 2 rows")
+        assert proc.stdout.startswith("ok: 3 rows")
         await asyncio.to_thread(_edit_first_row, out, actor="mallory")
         proc = await asyncio.to_thread(_verify_export, verifier, out)
         assert proc.returncode == 1

@@ -20,6 +20,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from hitl_compliance import AuditRecord, RoleBasedPolicy
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 
 OFFICER_TOKEN = "officer-token"
 """alice@bank, a reviewer and compliance officer: may resume runs and approve risky replies."""
@@ -128,5 +129,6 @@ class AuditLog(Protocol):
 
 
 async def events(log: AuditLog, thread_id: str) -> list[tuple[str, str]]:
-    """The thread's audit rows as (event, actor), oldest first."""
-    return [(row.event, row.actor) for row in await log.audit_log(thread_id)]
+    """The thread's review rows as (event, actor), oldest first (not its `replied` records)."""
+    rows = await log.audit_log(thread_id)
+    return [(row.event, row.actor) for row in rows if row.event != REPLIED]

@@ -63,6 +63,7 @@ class TestAttach:
             ("paused", "system"),
             ("denied", "intern@bank"),
             ("approved", "officer@bank"),
+            ("replied", "officer@bank"),  # the graph records its reply after the outcome
         ]
 
     async def test_the_server_user_decides(self) -> None:

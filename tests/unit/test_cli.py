@@ -127,7 +127,7 @@ class TestNewcomerPath:
         code, out, _ = run(capsys, "audit", left_over, "--backend", backend_url)
         assert code == 0
         events = [line.split()[4] for line in out.splitlines()[1:]]
-        assert events == ["paused", "denied", "approved"]
+        assert events == ["paused", "denied", "replied", "approved"]
 
     def test_command_resume_demo(
         self, backend_url: str, capsys: pytest.CaptureFixture[str]
@@ -188,7 +188,7 @@ class TestJson:
         assert result["agent_response"] == "An adviser will call you."
         assert result["reviewer"] == "officer@bank"
         records = run_json(capsys, "audit", left_over, "--backend", backend_url)
-        assert [r["event"] for r in records] == ["paused", "approved"]
+        assert [r["event"] for r in records] == ["paused", "replied", "approved"]
         assert records[-1]["payload"]["delivered"] == "An adviser will call you."
 
     def test_options_before_the_command(
@@ -517,7 +517,12 @@ class TestLedgerAndSla:
         """audit without a thread lists every thread's rows in ledger order."""
         records = run_json(capsys, "audit", "--backend", backend_url)
         assert [r["seq"] for r in records] == sorted(r["seq"] for r in records)
-        assert {r["thread_id"].split("-")[0] for r in records} == {"advice", "pension"}
+        assert {r["thread_id"].split("-")[0] for r in records} == {
+            "faq",
+            "advice",
+            "leak",
+            "pension",
+        }
         assert (records[-1]["thread_id"], records[-1]["event"]) == (left_over, "paused")
 
     def test_verify(
@@ -526,7 +531,7 @@ class TestLedgerAndSla:
         """An untouched ledger verifies, for the whole store and for one thread."""
         code, out, err = run(capsys, "audit", "--verify", "--backend", backend_url)
         assert code == 0, err
-        assert out.startswith("ok: 4 audit rows of the whole store verify")
+        assert out.startswith("ok: 7 audit rows of the whole store verify")
         report = run_json(capsys, "audit", left_over, "--verify", "--backend", backend_url)
         assert report["ok"] is True
         assert report["checked"] == 1
@@ -550,7 +555,7 @@ class TestLedgerAndSla:
         path = tmp_path / "audit.jsonl"
         code, out, err = run(capsys, "audit", "--export", str(path), "--backend", backend_url)
         assert code == 0, err
-        assert out.startswith("Wrote 4 audit rows")
+        assert out.startswith("Wrote 7 audit rows")
         completed = subprocess.run(
             [sys.executable, "-m", "hitl_compliance.ledger", "verify", str(path)],
             capture_output=True,
@@ -559,7 +564,7 @@ class TestLedgerAndSla:
             check=False,
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
-        assert completed.stdout.startswith("ok: 4 rows")
+        assert completed.stdout.startswith("ok: 7 rows")
         assert completed.stderr == ""  # no RuntimeWarning from runpy
 
     def test_verify_with_a_public_key(

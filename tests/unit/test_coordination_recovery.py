@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from hitl_compliance._coordination import decisions, recovery, turns
 from hitl_compliance._coordination.context import Context, config_for, run
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from tests.helpers import RISKY, SCRIPT, FakeClock
 
 
 async def events(ctx: Context, thread_id: str = "t") -> list[str]:
-    return [r.event for r in await ctx.reviews.audit_log(thread_id)]
+    return [r.event for r in await ctx.reviews.audit_log(thread_id) if r.event != REPLIED]
 
 
 async def abandon_claim(ctx: Context) -> None:

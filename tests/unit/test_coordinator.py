@@ -32,7 +32,10 @@ from hitl_compliance import (
     RuleResult,
     ThreadBusyError,
     build_compliance_graph,
+    rule_version,
+    ruleset_fingerprint,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.graph import graph_spec
 from tests.conftest import CoordinatorFactory
 from tests.helpers import (
@@ -72,8 +75,8 @@ class BankState(ComplianceState):
 
 
 async def events(coord: HitlCoordinator, thread_id: str) -> list[str]:
-    """The thread's audit events, oldest first."""
-    return [r.event for r in await coord.audit_log(thread_id)]
+    """The thread's review events, oldest first (its `replied` records: TestReplyRecords)."""
+    return [r.event for r in await coord.audit_log(thread_id) if r.event != REPLIED]
 
 
 async def paused_at(coord: HitlCoordinator, thread_id: str) -> str | None:
@@ -462,9 +465,9 @@ class TestApprove:
         await coord.approve("t", reviewer="alice")
         assert await coord.pending() == []
         log = await coord.audit_log("t")
-        assert [r.event for r in log] == ["paused", "approved"]
-        assert log[1].actor == "alice"
-        assert log[1].payload["delivered"] == SCRIPT[RISKY]
+        assert [r.event for r in log] == ["paused", "replied", "approved"]
+        assert log[2].actor == "alice"
+        assert log[2].payload["delivered"] == SCRIPT[RISKY]
 
     async def test_drafter_runs_once(
         self, coord: HitlCoordinator, drafter: ScriptedDrafter
@@ -618,7 +621,7 @@ class TestConcurrentDecisions:
         assert len(losses) == 9
         assert all(isinstance(o, AlreadyDecidedError) for o in losses)
         (win,) = wins
-        log = await coord.audit_log("t")
+        log = [r for r in await coord.audit_log("t") if r.event != REPLIED]
         assert [r.event for r in log] == ["paused", win.status.replace("completed", "approved")]
         assert log[1].actor == win.reviewer
         assert drafter.calls == [RISKY]
@@ -727,7 +730,7 @@ class TestEvidence:
         paused = await coord.process("t", RISKY, requested_by="agent-7")
         clock.advance(minutes=2)
         await coord.approve("t", reviewer="alice", metadata={"ticket": "C-9"})
-        pause, approval = await coord.audit_log("t")
+        pause, reply, approval = await coord.audit_log("t")
         assert (pause.event, pause.actor, pause.at) == ("paused", "agent-7", EPOCH)
         assert pause.review_id == approval.review_id == paused.review_id
         assert pause.checkpoint_id == approval.checkpoint_id == paused.checkpoint_id
@@ -736,7 +739,19 @@ class TestEvidence:
         assert (approval.event, approval.actor) == ("approved", "alice")
         assert approval.at == EPOCH + timedelta(minutes=2)
         assert approval.payload["metadata"] == {"ticket": "C-9"}
-        assert approval.seq > pause.seq
+        assert approval.seq > reply.seq > pause.seq
+        # The graph's reply record: what went out, under which rules, decided by whom.
+        rules = graph_spec(coord.graph).rules
+        assert (reply.event, reply.actor) == ("replied", "alice")
+        assert reply.payload == {
+            "outcome": "delivered",
+            "delivered_sha256": hashlib.sha256(SCRIPT[RISKY].encode()).hexdigest(),
+            "rules": [{"name": r.name, "version": rule_version(r)} for r in rules],
+            "ruleset": ruleset_fingerprint(rules),
+            "drafter": None,
+            "decided_by": "alice",
+            "turn": "1",
+        }
 
     async def test_audit_log_per_thread(self, coord: HitlCoordinator) -> None:
         """Each thread's audit log holds only its own events."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -90,9 +91,15 @@ class TestLifecycle:
         values = (await graph.aget_state({"configurable": {"thread_id": "t1"}})).values
         assert last_reply(graph, values, shape) == edit
         events = [row.event for row in await coord.audit_log("t1")]
-        assert events == ["paused", "approved"]
-        [_, approved] = await coord.audit_log("t1")
+        assert events == ["paused", "replied", "approved"]
+        [_, reply, approved] = await coord.audit_log("t1")
         assert approved.payload["delivered"] == edit
+        assert (reply.actor, reply.payload["outcome"], reply.payload["decided_by"]) == (
+            "officer@bank",
+            "edited",
+            "officer@bank",
+        )
+        assert reply.payload["delivered_sha256"] == hashlib.sha256(edit.encode()).hexdigest()
         assert (await coord.verify_audit("t1")).ok
 
     async def test_reject(self, shape: Shape, style: PauseStyle) -> None:
@@ -104,7 +111,8 @@ class TestLifecycle:
         assert result.status == "rejected"
         assert result.agent_response == DEFAULT_REJECTION
         assert result.metadata["rejection_reason"] == "promises returns"
-        [_, rejected] = await coord.audit_log("t1")
+        [_, reply, rejected] = await coord.audit_log("t1")
+        assert (reply.event, reply.payload["outcome"]) == ("replied", "rejected")
         assert rejected.event == "rejected"
         assert rejected.payload["delivered"] == DEFAULT_REJECTION
 

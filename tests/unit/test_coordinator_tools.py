@@ -50,7 +50,7 @@ class TestToolReviews:
         done = await coord.approve("t", reviewer=OFFICER, tool_args={**_args(900)})
         assert done.status == "completed"
         assert SENT == ["£900 to 12345678"]
-        [_, approved] = await coord.audit_log("t")
+        [approved] = [r for r in await coord.audit_log("t") if r.event == "approved"]
         assert approved.payload["tool_args"] == _args(900)
         assert (
             approved.payload["delivered"]
@@ -62,7 +62,7 @@ class TestToolReviews:
         the bare arguments, so the audit named a delivery no approver had approved)."""
         await coord.process("t", "one")
         await coord.approve("t", reviewer=OFFICER, tool_args=_args(900))
-        [_, approved] = await coord.audit_log("t")
+        [approved] = [r for r in await coord.audit_log("t") if r.event == "approved"]
         assert approved.payload["text_sha256"] == sha256_text(approved.payload["delivered"])
 
     async def test_blocked_edit_is_refused_before_the_claim(self, coord: HitlCoordinator) -> None:
@@ -109,7 +109,14 @@ class TestToolReviews:
         rows = await coord.audit_log("t")
         assert [(row.event, row.review_id) for row in rows][2:] == [
             ("approved", b.review_id),
+            ("replied", None),  # the calls' message: its text passed, its calls listed
+            ("replied", None),  # the model's final reply, after the approved call ran
             ("rejected", c.review_id),
+        ]
+        calls = rows[3].payload["tool_calls"]
+        assert [(c["id"], c["status"], c["decided_by"]) for c in calls] == [
+            ("b", "approved", OFFICER.id),
+            ("c", "rejected", OFFICER.id),
         ]
         assert [row.event for row in rows][:2] == ["paused", "paused"]
         assert (await coord.verify_audit("t")).ok

@@ -69,6 +69,8 @@ class TestShapes:
             {"decisions": ["approve"]},
             {"decisions": [{"type": "respond"}]},
             {"decisions": [{"type": "edit", "edited_action": {"args": {}}}]},
+            {"decisions": [{"type": "edit"}]},  # found by hypothesis: was a KeyError
+            {"type": "edit"},
             {"decisions": [{"type": "edit", "edited_action": ACTION, "message": "x"}]},
             {"decisions": [{"type": "approve"}], "extra": 1},
             {"type": "reject", "message": 1},

@@ -302,7 +302,7 @@ class TestRecorded:
         assert review.status == "rejected"
         assert review.reviewer == INBOX_REVIEWER
         events = [a.event for a in await reviews.audit_log("t1")]
-        assert events[-1] == "rejected"
+        assert events[-2:] == ["rejected", "replied"]
 
     async def test_mark_as_resolved_leaves_the_review_pending_then_typed(self, kind: str) -> None:
         """Inbox's update_state(None, as_node=END) records nothing; the coordinator says so.

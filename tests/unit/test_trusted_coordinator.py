@@ -155,7 +155,8 @@ class TestTrustedRuns:
         held = await store.get_review(thread_id)
         assert held is not None
         assert held.status == "claimed"  # driven: the coordinator records, not the graph
-        assert [r.event for r in await coord.audit_log(thread_id)] == ["paused"]
+        # The graph records the reply it sent; the outcome is the coordinator's to record.
+        assert [r.event for r in await coord.audit_log(thread_id)] == ["paused", "replied"]
 
 
 class TestAttachedSla:
@@ -177,7 +178,11 @@ class TestAttachedSla:
         later = datetime.now(timezone.utc) + timedelta(hours=2)
         results = await coord.expire_overdue(now=later)
         assert [r.status for r in results] == ["rejected"]
-        assert [r.event for r in await coord.audit_log(thread_id)] == ["paused", "expired"]
+        assert [r.event for r in await coord.audit_log(thread_id)] == [
+            "paused",
+            "replied",
+            "expired",
+        ]
 
     def test_sla_must_be_a_positive_timedelta(self) -> None:
         with pytest.raises(ConfigurationError):

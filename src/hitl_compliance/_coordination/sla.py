@@ -19,7 +19,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from hitl_compliance import _validate
+from hitl_compliance import _replies, _validate
 from hitl_compliance._commitments import deadline_text
 from hitl_compliance._coordination import decisions, hooks, integrity
 from hitl_compliance._coordination.context import Context, paused_result
@@ -32,7 +32,7 @@ __all__ = ["SLA_ACTOR", "adopt_undated", "expire", "expire_overdue", "run_sla_sw
 
 logger = logging.getLogger("hitl_compliance")
 
-SLA_ACTOR = "system:sla"
+SLA_ACTOR = _replies.SLA_ACTOR
 """The reviewer and audit actor of every SLA outcome."""
 
 

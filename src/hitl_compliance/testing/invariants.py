@@ -46,6 +46,7 @@ from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
 from hitl_compliance._coordination.driver import Driver, Position, config_for, driver_for
+from hitl_compliance._replies import REPLY_EVENT
 from hitl_compliance.coordinator import SLA_ACTOR, HitlCoordinator
 from hitl_compliance.errors import HitlError
 from hitl_compliance.gate import GATE_KEY, GateItem, GateOutcome
@@ -280,13 +281,17 @@ class _Checker:
     ) -> None:
         """Each review: one `paused` row; one decision row once decided, none while open.
 
+        `replied` rows (a turn's reply record, see `_replies`) are not counted.
+
         `opened` are the thread's open reviews (several: the items of one pause,
         each decided on its own); the latest may be decided while others wait.
         """
         still_open = {r.review_id: r for r in opened}
         by_review: dict[str, list[AuditRecord]] = {}
         for row in rows:
-            if row.review_id is not None:
+            # A turn's `replied` record is not a review event: a gate's names the
+            # text item's review id even when its rules blocked the draft outright.
+            if row.review_id is not None and row.event != REPLY_EVENT:
                 by_review.setdefault(row.review_id, []).append(row)
         if latest is not None and latest.review_id not in by_review:
             self.problem(
