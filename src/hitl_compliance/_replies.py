@@ -115,6 +115,8 @@ async def record_reply(
     }
     if tool_calls:
         payload["tool_calls"] = [dict(call) for call in tool_calls]
+    clock = getattr(authority, "now", None)  # a coordinator's (injectable) clock
+    at = clock() if callable(clock) else datetime.now(timezone.utc)
     store = await ready_store(authority)
     await store.append_audit(
         thread_id=thread_id,
@@ -123,5 +125,5 @@ async def record_reply(
         event=REPLY_EVENT,
         actor=decided_by,
         payload=payload,
-        at=datetime.now(timezone.utc),
+        at=at,
     )

@@ -37,7 +37,7 @@ from hitl_compliance import (
 from hitl_compliance.backends import Backend
 from hitl_compliance.coordinator import SLA_ACTOR
 from hitl_compliance.gate import resume_gate
-from hitl_compliance.testing import FakeClock
+from hitl_compliance.testing import EPOCH, FakeClock
 from tests.gate_graphs import GatedMessages, decision
 
 RISKY = "You should invest now: guaranteed returns of 8%."
@@ -109,7 +109,10 @@ class TestFactoryGraph:
             expire: ("expired", REJECTION, SLA_ACTOR),
         }
         for thread, (outcome, sent, by) in expected.items():
-            [record] = replies(await coord.audit_log(thread))
+            rows = await coord.audit_log(thread)
+            # Timed by the coordinator's clock, like the rows the coordinator writes.
+            assert all(EPOCH <= r.at <= EPOCH + timedelta(minutes=6) for r in rows)
+            [record] = replies(rows)
             assert record == {
                 "outcome": outcome,
                 "delivered_sha256": sha(sent),

@@ -234,7 +234,7 @@ class TestStatus:
         )
         with pytest.raises(TamperedError, match="records it approved"):
             await coord.approve(t, reviewer=officer("other@bank"))
-        assert await events(coord, t) == ["paused", "approved"]
+        assert await events(coord, t) == ["paused", "replied", "approved"]
         assert not (await coord.verify_audit(t)).ok
 
     async def test_deleted_decision_row_breaks_the_thread(self, desk: Desk) -> None:
@@ -244,7 +244,9 @@ class TestStatus:
         await coord.process(t, RISKY)
         await coord.reject(t, reviewer=officer("lead@bank"), reason="no")
         assert (await coord.verify_audit(t)).ok
-        paused, rejected = await coord.audit_log(t)
+        rows = await coord.audit_log(t)
+        paused = rows[0]
+        [rejected] = [r for r in rows if r.event == "rejected"]
         await desk.delete_audit(rejected.seq)
         report = await coord.verify_audit(t)
         assert not report.ok
@@ -355,4 +357,4 @@ class TestRecover:
         await desk.set_review(review.review_id, votes=[])  # restored: recover() finishes it
         (done,) = await coord.recover()
         assert done.status == "rejected"
-        assert await events(coord, t) == ["paused", "recovered", "rejected"]
+        assert await events(coord, t) == ["paused", "recovered", "replied", "rejected"]

@@ -586,21 +586,21 @@ class TestLedgerAndSla:
         argv = ("audit", "--verify", "--public-key", str(key), "--backend", backend_url)
         code, out, err = run(capsys, *argv)
         assert code == 0, err
-        assert "signed head at seq 4" in out
+        assert "signed head at seq 7" in out
         report = run_json(capsys, *argv)
-        assert report["proof"]["sealed_seq"] == 4
+        assert report["proof"]["sealed_seq"] == 7
         assert report["proof"]["signatures_checked"] is True
         with sqlite3.connect(tmp_path / "cli.db") as conn:
-            conn.execute("DELETE FROM hitl_audit WHERE seq = 4")
+            conn.execute("DELETE FROM hitl_audit WHERE seq = 7")
             conn.execute(
-                "UPDATE hitl_audit_head SET seq = 3, "
-                "hash = (SELECT hash FROM hitl_audit WHERE seq = 3)"
+                "UPDATE hitl_audit_head SET seq = 6, "
+                "hash = (SELECT hash FROM hitl_audit WHERE seq = 6)"
             )
         code, out, _ = run(capsys, "audit", "--verify", "--backend", backend_url)
         assert code == 1  # the stored seal alone is past the end
         code, out, _ = run(capsys, *argv)
         assert code == 1
-        assert "rows 4..4 were deleted" in out
+        assert "rows 7..7 were deleted" in out
         code, _, err = run(capsys, "audit", "--public-key", str(key), "--backend", backend_url)
         assert code == 2
         assert "--public-key and --anchor go with --verify" in err

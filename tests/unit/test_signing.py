@@ -347,12 +347,12 @@ class TestWithRetention:
         await coord.reject("old", reviewer="officer@bank", reason="misleading")
         sealed = await coord.seal_audit()
         assert sealed is not None
-        assert sealed.seq == 2
+        assert sealed.seq == 3  # paused, replied, rejected
         clock.advance(timedelta(days=2))
         await coord.process("new", "Is this fund safe?")
         await coord.apply_retention()
-        assert 2 not in {r.seq for r in await store.audit_rows()}  # the sealed row is pruned
+        assert 3 not in {r.seq for r in await store.audit_rows()}  # the sealed row is pruned
         report = await coord.verify_audit(public_key=KEY)
         assert report.ok, report.first_broken
         assert report.proof is not None
-        assert report.proof.sealed_seq == 2
+        assert report.proof.sealed_seq == 3

@@ -68,6 +68,10 @@ class InGraphAuthority:
         """The coordinator's review store."""
         return self._ctx.reviews
 
+    def now(self) -> datetime:
+        """The coordinator's clock: rows the graph writes for it are timed as its own."""
+        return self._ctx.now()
+
     async def record_pause(self, review: ReviewRecord) -> None:
         """Open the pending review of a pause nobody else records (idempotent per pause).
 
