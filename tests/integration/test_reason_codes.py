@@ -34,6 +34,7 @@ from hitl_compliance import (
     gate_pauses,
     open_backend,
 )
+from hitl_compliance._replies import REPLY_EVENT as REPLIED
 from hitl_compliance.backends import Backend
 from hitl_compliance.reasons import count_reason_codes
 from hitl_compliance.testing import FakeClock
@@ -236,7 +237,7 @@ class TestRawResume:
         await coord.graph.ainvoke(
             Command(resume=decision(reason_code="vulnerable_customer")), config
         )
-        row = (await coord.audit_log(thread))[-1]
+        row = [r for r in await coord.audit_log(thread) if r.event != REPLIED][-1]
         assert (row.event, row.payload["reason_code"]) == ("rejected", "vulnerable_customer")
         assert row.payload["via"] == "graph"
 
@@ -267,7 +268,7 @@ class TestRawResume:
         coded = decision(True, tool_args=edit, reason_code="unsuitable_advice")
         await graph.ainvoke(Command(resume={again.interrupt_id: coded}), config)
         assert bank.transfers == [(900, "9")]
-        row = (await backend.reviews.audit_log(thread))[-1]
+        row = [r for r in await backend.reviews.audit_log(thread) if r.event != REPLIED][-1]
         assert (row.event, row.payload["reason_code"]) == ("approved", "unsuitable_advice")
 
     async def test_attach_authority_takes_the_same_configuration(self, backend: Backend) -> None:
@@ -285,5 +286,5 @@ class TestRawResume:
         await graph.ainvoke(Command(resume=decision(reason_code="nope")), config)
         assert [r.event for r in await backend.reviews.audit_log(thread)] == ["paused"]
         await graph.ainvoke(Command(resume=decision(reason_code="pressure_selling")), config)
-        row = (await backend.reviews.audit_log(thread))[-1]
+        row = [r for r in await backend.reviews.audit_log(thread) if r.event != REPLIED][-1]
         assert (row.event, row.payload["reason_code"]) == ("rejected", "pressure_selling")

@@ -109,7 +109,8 @@ class TestPruning:
         await setup.decide("t1", "t2")
         setup.clock.advance(8 * YEAR)
         report = await setup.coord.apply_retention()
-        assert (report.reviews, report.audit_rows, report.checkpoint_threads) == (2, 4, 2)
+        # Each thread's paused, replied (the graph's record) and decision rows.
+        assert (report.reviews, report.audit_rows, report.checkpoint_threads) == (2, 6, 2)
         assert report.held == ()
         assert await setup.store.get_review("t1") is None
         assert not await setup.has_checkpoints("t1")
@@ -140,7 +141,7 @@ class TestPruning:
         six = await setup.coord.apply_retention()
         assert (six.reviews, six.audit_rows) == (0, 0)
         assert await setup.store.get_review("t1") is not None
-        assert len(await setup.coord.audit_log("t1")) == 3
+        assert len(await setup.coord.audit_log("t1")) == 4
 
     async def test_an_undocumented_deletion_is_still_detected(
         self, setup: Setup, tmp_path: Path
@@ -175,6 +176,7 @@ class TestHolds:
         assert await setup.has_checkpoints("held")
         assert [r.event for r in await setup.coord.audit_log("held")] == [
             "paused",
+            "replied",
             "rejected",
             "hold_placed",
         ]

@@ -476,7 +476,8 @@ class TestGatedGraphs:
         await assert_invariants(setup.coord)
         assert setup.bank.transfers == [(5_000, "12345678")]
         rows = await setup.coord.audit_log("t1")
-        assert [r.event for r in rows][-1] == "approved"
+        # A raw resume: the outcome, then the graph's records of the run's two replies.
+        assert [r.event for r in rows][-3:] == ["approved", "replied", "replied"]
 
     async def test_a_tool_call_run_twice(self) -> None:
         """A second result of one tool call (a double run) is named."""
