@@ -165,7 +165,13 @@ class TestServerDecisionsPassTheChecks:
         thread = await decide(officer, thread_id, graph_id, value)
         assert reply_of(graph_id, thread["values"]) == EDITED
         assert await events(store, thread_id) == [("paused", "system"), ("approved", "alice@bank")]
-        row = (await store.audit_log(thread_id))[-1]
+        *_, row, reply = await store.audit_log(thread_id)
+        # The served graph records the edited reply it sent, after the outcome row.
+        assert (reply.event, reply.actor, reply.payload["outcome"]) == (
+            "replied",
+            "alice@bank",
+            "edited",
+        )
         assert (row.payload["delivered"], row.payload["via"]) == (EDITED, "graph")
         assert row.payload["roles"] == ["compliance_officer", "reviewer"]
         assert (await store.open_reviews(thread_id)) == []
