@@ -592,16 +592,12 @@ class InMemoryReviewStore(Sealed):
         if not rows or max(r.at for r in rows) >= before or self._busy(thread_id):
             return 0
         # The tombstone first: it links to the thread's last row before that row goes.
-        self._append(
-            thread_id=thread_id,
-            review_id=None,
-            checkpoint_id=None,
-            event=PRUNED_EVENT,
+        removed = [[r.seq, r.hash] for r in rows]
+        self._tombstone(
+            thread_id,
+            tombstone_payload("audit", removed=removed, count=len(rows)),
+            now=now,
             actor=actor,
-            payload=tombstone_payload(
-                "audit", removed=[[r.seq, r.hash] for r in rows], count=len(rows)
-            ),
-            at=now,
         )
         gone = {r.seq for r in rows}
         self._audit = [r for r in self._audit if r.seq not in gone]
@@ -613,6 +609,27 @@ class InMemoryReviewStore(Sealed):
                 del self._outbox[delivery_id]
         return len(rows)
 
+    def _tombstone(
+        self,
+        thread_id: str,
+        payload: dict[str, Any],
+        *,
+        now: datetime,
+        actor: str,
+        review_id: str | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
+        """Append retention's `pruned` row documenting what goes (see `ledger.py`)."""
+        self._append(
+            thread_id=thread_id,
+            review_id=review_id,
+            checkpoint_id=checkpoint,
+            event=PRUNED_EVENT,
+            actor=actor,
+            payload=payload,
+            at=now,
+        )
+
     def _prune_reviews(self, thread_id: str, *, before: datetime, now: datetime, actor: str) -> int:
         ids = [
             i
@@ -623,15 +640,8 @@ class InMemoryReviewStore(Sealed):
         ]
         if not ids:
             return 0
-        self._append(
-            thread_id=thread_id,
-            review_id=None,
-            checkpoint_id=None,
-            event=PRUNED_EVENT,
-            actor=actor,
-            payload=tombstone_payload("reviews", review_ids=ids, count=len(ids)),
-            at=now,
-        )
+        payload = tombstone_payload("reviews", review_ids=ids, count=len(ids))
+        self._tombstone(thread_id, payload, now=now, actor=actor)
         for review_id in ids:
             review = self._reviews.pop(review_id)
             self._by_checkpoint.pop((thread_id, review.checkpoint_id), None)
@@ -659,14 +669,14 @@ class InMemoryReviewStore(Sealed):
                 raise hold_error(hold, action="prune")
             if review_id in self._evidence:
                 return  # kept already (another retention run got here first)
-            self._append(
-                thread_id=thread_id,
-                review_id=review_id,
-                checkpoint_id=checkpoint_id,
-                event=PRUNED_EVENT,
+            payload = tombstone_payload("checkpoints", state_sha256=sha256_text(text))
+            self._tombstone(
+                thread_id,
+                payload,
+                now=now,
                 actor=actor,
-                payload=tombstone_payload("checkpoints", state_sha256=sha256_text(text)),
-                at=now,
+                review_id=review_id,
+                checkpoint=checkpoint_id,
             )
             self._evidence[review_id] = (thread_id, json.loads(text))
 
