@@ -112,10 +112,12 @@ from hitl_compliance.signing import (
 )
 from hitl_compliance.state import ComplianceState, Decision, GateView, merge_metadata
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore, SealStore
+from hitl_compliance.telemetry import INSTRUMENTATION_NAME, Telemetry
 
 __all__ = [
     "COORDINATOR_PERMISSION",
     "FCA_RETAIL_REASON_CODES",
+    "INSTRUMENTATION_NAME",
     "NODES",
     "PLATFORM_CHECKPOINTER",
     "AllowAllPolicy",
@@ -198,6 +200,7 @@ __all__ = [
     "StaleReviewError",
     "StoreError",
     "TamperedError",
+    "Telemetry",
     "ThreadBusyError",
     "ToolCallRule",
     "UnsupportedMediaTypeError",

@@ -33,6 +33,7 @@ from hitl_compliance._coordination.driver import Driver, check_drivable, driver_
 from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance._coordination.in_graph import InGraphAuthority, reason_config
 from hitl_compliance._coordination.remote import RemoteDriver, is_remote
+from hitl_compliance._coordination.telemetry import instruments_for
 from hitl_compliance.authority import attach
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import protect_stream
@@ -53,6 +54,7 @@ from hitl_compliance.state import ComplianceState
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore, SealStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
+from hitl_compliance.telemetry import Telemetry
 
 __all__ = ["SLA_ACTOR", "Clock", "HitlCoordinator", "OnTimeout"]
 
@@ -129,6 +131,10 @@ class HitlCoordinator:
         sealing: Sign the audit chain head every N rows / T seconds and on
             every export ([`Sealing`][hitl_compliance.Sealing]); needs the
             `signing` extra. The store keeps the policy.
+        telemetry: Where OpenTelemetry spans and metrics go
+            ([`Telemetry`][hitl_compliance.Telemetry]). By default the global
+            providers when `opentelemetry-api` (the `otel` extra) is installed,
+            else nothing is recorded.
 
     Example:
         ```python
@@ -158,6 +164,7 @@ class HitlCoordinator:
         reason_codes: ReasonCodes | None = None,
         reason_policy: ReasonPolicy | None = None,
         sealing: Sealing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -205,6 +212,7 @@ class HitlCoordinator:
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
         codes, reasons_required = reason_config(reason_codes, reason_policy)
+        instruments = instruments_for(telemetry, store)
         driver: Driver
         if remote:
             # A deployment: the server keeps the checkpoints, and the served graph is
@@ -229,6 +237,7 @@ class HitlCoordinator:
             retention=policies,
             reason_codes=codes,
             reason_policy=reasons_required,
+            telemetry=instruments,
         )
         register_hooks(store, self._ctx.hooks.names())
         if sealing is not None:
@@ -294,9 +303,11 @@ class HitlCoordinator:
             ThreadBusyError: the thread is paused for review or another turn runs.
             InvalidInputError: `message` or `fields` do not fit the state schema.
         """
-        return await _turns.process(
+        work = _turns.process(
             self._ctx, thread_id, message, requested_by=requested_by, fields=fields
         )
+        tel = self._ctx.telemetry
+        return await (work if tel is None else tel.process(thread_id, work))
 
     # -- reviews: what waits, who may decide (reviews.py) ----------------------
 
@@ -443,7 +454,7 @@ class HitlCoordinator:
             await coord.approve("t1", reviewer="officer@bank", metadata={"ticket": "C-9"})
             ```
         """
-        return await _decisions.approve(
+        work = _decisions.approve(
             self._ctx,
             thread_id,
             reviewer=reviewer,
@@ -455,6 +466,10 @@ class HitlCoordinator:
             reason_code=reason_code,
             reason=reason,
         )
+        tel = self._ctx.telemetry
+        if tel is None:
+            return await work
+        return await tel.decide("approve", thread_id, reviewer, review_id, reason_code, work)
 
     async def reject(
         self,
@@ -491,7 +506,7 @@ class HitlCoordinator:
             await coord.reject("t1", reviewer="officer@bank", reason_code="missing_risk_warning")
             ```
         """
-        return await _decisions.reject(
+        work = _decisions.reject(
             self._ctx,
             thread_id,
             reviewer=reviewer,
@@ -501,6 +516,10 @@ class HitlCoordinator:
             review_id=review_id,
             reason_code=reason_code,
         )
+        tel = self._ctx.telemetry
+        if tel is None:
+            return await work
+        return await tel.decide("reject", thread_id, reviewer, review_id, reason_code, work)
 
     # -- recovery (recovery.py) ------------------------------------------------
 
@@ -519,7 +538,9 @@ class HitlCoordinator:
         Returns:
             One result per thread it finished or made pending.
         """
-        return await _recovery.recover(self._ctx)
+        tel = self._ctx.telemetry
+        work = _recovery.recover(self._ctx)
+        return await (work if tel is None else tel.batch("hitl.recover", work))
 
     # -- SLA (sla.py) ----------------------------------------------------------
 
@@ -545,7 +566,9 @@ class HitlCoordinator:
         Raises:
             InvalidInputError: `now` is not a timezone-aware datetime.
         """
-        return await _sla.expire_overdue(self._ctx, now)
+        tel = self._ctx.telemetry
+        work = _sla.expire_overdue(self._ctx, now)
+        return await (work if tel is None else tel.batch("hitl.sweep", work))
 
     async def run_sla_sweeper(self, interval: timedelta | float = 60.0) -> None:
         """Run `expire_overdue` every `interval` (seconds or timedelta) until cancelled.

@@ -27,6 +27,7 @@ from hitl_compliance._coordination.driver import (
     config_for,
     driver_for,
 )
+from hitl_compliance._coordination.telemetry import Instruments
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
@@ -72,6 +73,7 @@ class Context:
     `HitlCoordinator.__init__` checks every value before building it. `driver`
     is how the graph is read and resumed (derived from `graph` and `spec`
     when not given): the factory graph's, or one for a graph with gates.
+    Each call site of `telemetry` is one `is None` branch when it is off.
     """
 
     graph: ComplianceGraph
@@ -88,6 +90,8 @@ class Context:
     retention: tuple[RetentionPolicy, ...] = ()
     reason_codes: ReasonCodes = FCA_RETAIL_REASON_CODES
     reason_policy: ReasonPolicy = _NO_REASON_REQUIRED
+    telemetry: Instruments | None = None
+    """Spans and metrics (None: off, or `opentelemetry-api` not installed)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

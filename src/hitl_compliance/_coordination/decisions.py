@@ -360,7 +360,9 @@ async def resume_claimed(
     made = final_decision(review)
     try:
         # Looked up by name at call time: a crash test replaces `resume` to die here.
-        pos = await resume(ctx, review, made)
+        work = resume(ctx, review, made)
+        tel = ctx.telemetry
+        pos = await (work if tel is None else tel.resume(review, made, work))
     except Exception:
         if await _untouched(ctx, review):
             await ctx.reviews.release(review.review_id, claim_id=claim_id)
@@ -516,14 +518,17 @@ async def record(
     # A raw resume racing on the thread may have run the outcome step from the checkpoint
     # holding this claim's decision, and the graph's authority recorded it under this claim
     # first: complete() is idempotent for the claim, so that is still this decision's win.
+    now = ctx.now() if at is None else at
     await ctx.reviews.complete(
         review.review_id,
         claim_id=claim_id,
         status=status,
-        now=ctx.now() if at is None else at,
+        now=now,
         actor=made.reviewer,
         payload=payload,
     )
+    if ctx.telemetry is not None:
+        ctx.telemetry.decided(review, made, payload, now, "coordinator")
     logger.info("thread %s %s by %s", review.thread_id, status, made.reviewer)
     await hooks.dispatch(ctx, review.thread_id)
     if pos.paused:

@@ -124,6 +124,20 @@ class InGraphAuthority:
         reviewer: Reviewer | None,
     ) -> Decision | HitlError:
         """Claim `made` through the checks `approve()` / `reject()` make (see the protocol)."""
+        work = self._decide(thread_id, review_id, made, edit_findings, reviewer)
+        tel = self._ctx.telemetry
+        if tel is None:
+            return await work
+        return await tel.decide_in_graph(thread_id, review_id, made, work)
+
+    async def _decide(
+        self,
+        thread_id: str,
+        review_id: str | None,
+        made: Decision,
+        edit_findings: list[RuleResult],
+        reviewer: Reviewer | None,
+    ) -> Decision | HitlError:
         ctx = self._ctx
         if reviewer is not None:
             if made.reviewer != reviewer.id and made.reviewer.strip():
@@ -194,14 +208,19 @@ class InGraphAuthority:
         if review.status != "claimed" or not _same(review.decision, made):
             return
         held = final_decision(review)
+        now = ctx.now()
+        payload = {**outcome_payload(review, held, delivered), "via": "graph"}
         await ctx.reviews.complete(
             review.review_id,
             claim_id=review.claim_id,
             status=completed_status(held),
-            now=ctx.now(),
+            now=now,
             actor=held.reviewer,
-            payload={**outcome_payload(review, held, delivered), "via": "graph"},
+            payload=payload,
         )
+        if ctx.telemetry is not None:
+            ctx.telemetry.decided(review, held, payload, now, "graph")
+            await ctx.telemetry.refresh_pending()
         logger.info("thread %s %s by %s (in the graph)", thread_id, review.status, held.reviewer)
         await hooks.dispatch(ctx, thread_id)
 

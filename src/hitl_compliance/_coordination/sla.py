@@ -93,6 +93,8 @@ async def expire_overdue(ctx: Context, now: datetime | None = None) -> list[Proc
     for review in await ctx.reviews.list_overdue(now=now):
         try:
             results.append(await expire(ctx, review, now, as_of=as_of))
+            if ctx.telemetry is not None:
+                ctx.telemetry.breached(ctx.on_timeout)
         except AlreadyDecidedError:
             continue  # another sweeper, or a reviewer, got there first
         except ThreadBusyError:

@@ -7,6 +7,7 @@ needs the `sqlite` extra, `hitl_compliance.stores.postgres` the `postgres` extra
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
+    PendingCounter,
     ReasonCodeCounter,
     ReviewStore,
     SealStore,
@@ -19,6 +20,7 @@ __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
     "InMemoryReviewStore",
+    "PendingCounter",
     "ReasonCodeCounter",
     "ReviewStore",
     "SealStore",

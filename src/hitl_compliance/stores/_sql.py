@@ -313,6 +313,7 @@ class Statements:
     abandoned_claims: str
     take_over_claim: str
     undated: str
+    count_pending: str
     set_deadline: str
     audit_rows: str
     thread_audit_rows: str
@@ -361,6 +362,8 @@ class Statements:
                 f"SELECT * FROM {t.reviews} WHERE status = 'pending' AND deadline IS NULL "
                 "ORDER BY requested_at, review_id LIMIT ?"
             ),
+            # Counted from the partial pending index (reviews_pending), not the history.
+            count_pending=f"SELECT COUNT(*) AS n FROM {t.reviews} WHERE status = 'pending'",
             set_deadline=d.sql(
                 f"UPDATE {t.reviews} SET deadline = ? "
                 "WHERE review_id = ? AND status = 'pending' AND deadline IS NULL"

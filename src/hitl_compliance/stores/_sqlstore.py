@@ -192,6 +192,11 @@ class SqlStoreBase(Sealed):
         )
         return [review_from_row(self.dialect, r) for r in await self._fetch_all(sql, params)]
 
+    async def count_pending(self) -> int:
+        """How many reviews are pending: one `COUNT` over the partial pending index."""
+        row = await self._fetch_one(self._sql.count_pending, ())
+        return 0 if row is None else int(row["n"])
+
     async def abandoned_claims(self, *, claimed_before: datetime) -> list[ReviewRecord]:
         """Claimed reviews whose claim is older than `claimed_before`, oldest first."""
         params = (self.dialect.time(claimed_before),)

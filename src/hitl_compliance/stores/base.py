@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
+    "PendingCounter",
     "ReasonCodeCounter",
     "ReviewStore",
     "SealStore",
@@ -381,6 +382,19 @@ class ReviewStore(Protocol):
         final. Returns False, changing nothing, when the row is unknown,
         already delivered, or held by another owner (its lease was taken over).
         """
+        ...
+
+
+@runtime_checkable
+class PendingCounter(Protocol):
+    """A store that counts its pending reviews from an index (the library's three stores).
+
+    Optional: what feeds the coordinator's `hitl.reviews.pending` gauge
+    ([telemetry](../guides/telemetry.md)); without it the gauge reports nothing.
+    """
+
+    async def count_pending(self) -> int:
+        """How many reviews are `pending` now (claimed ones are not)."""
         ...
 
 

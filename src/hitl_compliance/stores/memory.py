@@ -194,6 +194,10 @@ class InMemoryReviewStore(Sealed):
                     rows.append(review)
             return rows
 
+    async def count_pending(self) -> int:
+        """How many reviews are pending (the size of the pending index)."""
+        return len(self._pending)
+
     def _add_pending(self, review: ReviewRecord) -> None:
         if review.review_id not in self._pending:
             self._pending[review.review_id] = None
