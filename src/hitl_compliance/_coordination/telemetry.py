@@ -195,12 +195,15 @@ class Instruments:
             review_id=review_id,
             action=action,
             reviewer=who,
-            reason_code=reason_code,
             via="coordinator",
         )
         with self.span("hitl.decide", attributes) as span:
             result = await work
             _describe(span, result)
+            if isinstance(reason_code, str) and reason_code:
+                # Only once the decision succeeded: then it is a code of the taxonomy,
+                # not whatever a caller typed.
+                span.set_attribute("hitl.reason_code", reason_code)
         await self.refresh_pending()
         return result
 
