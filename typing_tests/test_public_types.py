@@ -49,6 +49,7 @@ from hitl_compliance import (
     SealedHead,
     Sealing,
     SealProof,
+    Telemetry,
     Verdict,
     Vote,
     build_compliance_graph,
@@ -58,6 +59,7 @@ from hitl_compliance import (
 )
 from hitl_compliance.models import HookDelivery
 from hitl_compliance.platform import PlatformCheckpointer
+from hitl_compliance.stores import PendingCounter
 
 
 def _draft(state: ComplianceState) -> str:
@@ -206,3 +208,11 @@ async def check_signed_heads(coord: HitlCoordinator, store: InMemoryReviewStore)
     assert_type(report, LedgerReport)
     assert_type(report.proof, SealProof | None)
     assert_type(load_public_key("key.pem"), PublicKey)
+
+
+async def check_telemetry(graph: ComplianceGraph, store: InMemoryReviewStore) -> None:
+    telemetry = Telemetry(enabled=False)
+    assert_type(telemetry.enabled, bool)
+    HitlCoordinator(graph, reviews=store, telemetry=telemetry)
+    assert isinstance(store, PendingCounter)
+    assert_type(await store.count_pending(), int)

@@ -4,7 +4,8 @@ Covers `open_review` (idempotent per checkpoint, one open review per
 thread, the `paused` audit row), `get_review`, `list_pending` with its
 ordering, rule and time filters and keyset cursor, exactly-once `claim`
 (also bound to a review id), `release`, `complete` (idempotent for the
-claim that completed it) and abandoned claims.
+claim that completed it), abandoned claims, and `count_pending` where the
+store has it.
 
 Part of
 [`ReviewStoreConformance`][hitl_compliance.testing.conformance.ReviewStoreConformance];
@@ -23,7 +24,7 @@ import pytest
 from hitl_compliance.errors import AlreadyDecidedError, ReviewNotFoundError, ThreadBusyError
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import RuleResult
-from hitl_compliance.stores import ReviewStore, paused_payload
+from hitl_compliance.stores import PendingCounter, ReviewStore, paused_payload
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (
     IST,
@@ -177,6 +178,24 @@ class ReviewConformance(ConformanceBase):
         assert [r.review_id for r in await review_store.list_pending()] == ["r2"]
         await review_store.release(claimed.review_id, claim_id="k1")
         assert [r.review_id for r in await review_store.list_pending()] == ["r1", "r2"]
+
+    async def test_count_pending_counts_pending_reviews_only(
+        self, review_store: ReviewStore
+    ) -> None:
+        """`count_pending` (optional, `PendingCounter`) drops a review once it is claimed."""
+        if not isinstance(review_store, PendingCounter):
+            pytest.skip("the store does not implement the optional PendingCounter")
+        assert await review_store.count_pending() == 0
+        for thread in ("t1", "t2", "t3"):
+            await review_store.open_review(make_review(thread, review_id=f"r-{thread}"), owner=None)
+        assert await review_store.count_pending() == 3
+        await claim(review_store, "t1")
+        assert await review_store.count_pending() == 2
+        await review_store.complete(
+            "r-t1", claim_id="k1", status="approved", now=at(2), actor="alice", payload={}
+        )
+        assert await review_store.count_pending() == 2
+        assert await review_store.count_pending() == len(await review_store.list_pending())
 
     # -- claim -----------------------------------------------------------------
 
