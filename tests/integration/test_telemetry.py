@@ -8,6 +8,8 @@ pending gauge; and no customer text, draft or edit in anything exported.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from hitl_compliance import (
     build_compliance_graph,
     open_backend,
 )
+from hitl_compliance._coordination.telemetry import WAIT_BUCKETS
 from hitl_compliance.backends import Backend
 from hitl_compliance.stores import PendingCounter
 
@@ -232,6 +235,25 @@ class TestSpans:
         (recover,) = otel.finished("hitl.recover")
         assert dict(recover.attributes or {}) == {"hitl.count": 0}
 
+    async def test_sweeper_loop(self, otel: Otel) -> None:
+        """Each sweep of `run_sla_sweeper` is a `hitl.sweep` span too."""
+        thread = tid()
+        await otel.coord.process(thread, CUSTOMER)
+        otel.clock.now = T0 + timedelta(minutes=6)
+        sweeper = asyncio.create_task(otel.coord.run_sla_sweeper(interval=3600))
+        try:
+            for _ in range(200):
+                if otel.finished("hitl.sweep"):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        (sweep,) = otel.finished("hitl.sweep")
+        assert dict(sweep.attributes or {}) == {"hitl.count": 1}
+        assert otel.value("hitl.sla.breaches", action="reject").value == 1
+
 
 class TestMetrics:
     async def test_decisions_by_outcome(self, otel: Otel) -> None:
@@ -260,6 +282,8 @@ class TestMetrics:
             "expired": (1, 360.0),
         }
         assert otel.value("hitl.sla.breaches", action="reject").value == 1
+        bounds = waited["approved"].explicit_bounds
+        assert tuple(bounds) == WAIT_BUCKETS  # a week, not the SDK's default 10,000 s
 
     async def test_pending_gauge(self, otel: Otel) -> None:
         """The gauge reports the store's pending count after each operation."""

@@ -187,7 +187,9 @@ async def run_sla_sweeper(ctx: Context, interval: timedelta | float) -> None:
     seconds = _validate.interval_seconds(interval)
     while True:
         try:
-            resolved = await expire_overdue(ctx)
+            work = expire_overdue(ctx)
+            tel = ctx.telemetry
+            resolved = await (work if tel is None else tel.batch("hitl.sweep", work))
             if resolved:
                 logger.info("SLA sweep resolved %d review(s)", len(resolved))
         except Exception:
