@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from hitl_compliance._authority import COORDINATOR_PERMISSION, AuthoritySlot, DecisionAuthority
 from hitl_compliance._coordination.in_graph import InGraphAuthority, authority_context
+from hitl_compliance._coordination.telemetry import instruments_for
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import gates_in, is_gate
 from hitl_compliance.graph import graph_spec, is_factory_graph
@@ -28,6 +29,7 @@ from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
+from hitl_compliance.telemetry import Telemetry
 
 __all__ = ["COORDINATOR_PERMISSION", "attach_authority"]
 
@@ -118,6 +120,7 @@ def attach_authority(
     sla_by: Mapping[str, timedelta] | None = None,
     reason_codes: ReasonCodes | None = None,
     reason_policy: ReasonPolicy | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Any:
     """Check, claim and audit every decision on `graph`'s pauses in `reviews`, under `policy`.
 
@@ -146,6 +149,9 @@ def attach_authority(
         reason_codes: The reason-code taxonomy decisions are checked against, as
             `HitlCoordinator(reason_codes=...)` (default: `FCA_RETAIL_REASON_CODES`).
         reason_policy: Which actions need a reason code, as `HitlCoordinator(reason_policy=...)`.
+        telemetry: Where the `hitl.decide` spans and decision metrics of decisions
+            claimed in the graph go, as `HitlCoordinator(telemetry=...)` (default:
+            the global providers when the `otel` extra is installed).
 
     Returns:
         `graph`, for `graph = attach_authority(builder.compile(), ...)`.
@@ -190,6 +196,7 @@ def attach_authority(
         sla_by=sla_by,
         reason_codes=reason_codes,
         reason_policy=reason_policy,
+        telemetry=instruments_for(telemetry, reviews),
     )
     inner = InGraphAuthority(ctx)
     attach(graph, _SetUpFirst(inner) if setup else inner)

@@ -33,7 +33,9 @@ from hitl_compliance import (
     PolicyViolationError,
     RegexRule,
     ReviewNotFoundError,
+    RoleBasedPolicy,
     Telemetry,
+    attach_authority,
     build_compliance_graph,
     open_backend,
 )
@@ -253,6 +255,50 @@ class TestSpans:
         (sweep,) = otel.finished("hitl.sweep")
         assert dict(sweep.attributes or {}) == {"hitl.count": 1}
         assert otel.value("hitl.sla.breaches", action="reject").value == 1
+
+
+class TestAttachedAuthority:
+    async def test_decisions_on_a_graph_no_coordinator_drives(self, backend: Backend) -> None:
+        """attach_authority(telemetry=): refused and claimed raw decisions, counted once."""
+        spans = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        reader = InMemoryMetricReader()
+        graph = attach_authority(
+            build_compliance_graph(
+                draft,
+                rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+                checkpointer=backend.checkpointer,
+                style="command_resume",
+            ),
+            reviews=backend.reviews,
+            policy=RoleBasedPolicy(rule_roles={"guarantee": "smcr"}),
+            telemetry=Telemetry(
+                tracer_provider=tracer_provider,
+                meter_provider=MeterProvider(metric_readers=[reader]),
+            ),
+        )
+        config = {"configurable": {"thread_id": tid()}}
+        await graph.ainvoke({"customer_message": CUSTOMER}, config)  # type: ignore[arg-type]
+        for reviewer, roles in (("intern@bank", []), ("officer@bank", ["smcr"])):
+            made = Decision(
+                approved=True, reviewer=reviewer, roles=roles, decided_at=datetime.now(timezone.utc)
+            )
+            await graph.ainvoke(Command(resume=made.to_state()), config)  # type: ignore[arg-type]
+        refused, claimed = sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+        assert refused.attributes is not None
+        assert claimed.attributes is not None
+        assert (refused.name, refused.attributes["hitl.outcome"]) == ("hitl.decide", "refused")
+        assert refused.attributes["error.type"] == "hitl_compliance.errors.NotAuthorizedError"
+        assert refused.status.status_code is StatusCode.ERROR
+        assert (claimed.attributes["hitl.outcome"], claimed.attributes["hitl.via"]) == (
+            "claimed",
+            "graph",
+        )
+        otel = Otel(None, spans, reader, Clock())  # type: ignore[arg-type]
+        assert otel.value("hitl.decisions", outcome="approved", via="graph").value == 1
+        assert otel.value("hitl.time_to_decision", outcome="approved", via="graph").count == 1
+        assert otel.value("hitl.reviews.pending").value == 0
 
 
 class TestMetrics:

@@ -26,6 +26,7 @@ from hitl_compliance._coordination.decisions import (
     outcome_payload,
 )
 from hitl_compliance._coordination.sla import sla_for
+from hitl_compliance._coordination.telemetry import Instruments
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -243,6 +244,7 @@ def authority_context(
     sla_by: Mapping[str, timedelta] | None = None,
     reason_codes: ReasonCodes | None = None,
     reason_policy: ReasonPolicy | None = None,
+    telemetry: Instruments | None = None,
 ) -> Context:
     """A coordinator's context without a graph: what the checks inside the graph need."""
     codes, rules = reason_config(reason_codes, reason_policy)
@@ -260,6 +262,7 @@ def authority_context(
         driver=_NoDriver(),  # type: ignore[arg-type]
         reason_codes=codes,
         reason_policy=rules,
+        telemetry=telemetry,
     )
 
 

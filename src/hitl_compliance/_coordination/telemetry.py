@@ -48,8 +48,12 @@ SLA_BREACHES = "hitl.sla.breaches"
 TIME_TO_DECISION = "hitl.time_to_decision"
 PENDING = "hitl.reviews.pending"
 
-WAIT_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
-WAIT_BUCKETS += (14400.0, 28800.0, 86400.0, 172800.0, 604800.0)
+WAIT_BUCKETS: tuple[float, ...] = (
+    *(1.0, 5.0, 15.0, 30.0),  # seconds
+    *(60.0, 120.0, 300.0, 600.0, 1800.0),  # minutes
+    *(3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0),  # hours
+    604800.0,  # a week
+)
 """Time-to-decision buckets (seconds, 1 s to a week): the SDK's default ones stop at
 10,000 s, and a review waits minutes to days (advisory: a view may override them)."""
 
@@ -102,17 +106,16 @@ class _Meters:
             unit="{review}",
             description="Reviews an SLA sweep resolved or escalated past their deadline.",
         )
-        waited = {
-            "name": TIME_TO_DECISION,
-            "unit": "s",
-            "description": "From a review's request to its decision, by the coordinator's clock.",
-        }
+        about = "From a review's request to its decision, by the coordinator's clock."
         try:
             self.waited = meter.create_histogram(
-                **waited, explicit_bucket_boundaries_advisory=WAIT_BUCKETS
+                TIME_TO_DECISION,
+                unit="s",
+                description=about,
+                explicit_bucket_boundaries_advisory=WAIT_BUCKETS,
             )
         except TypeError:  # opentelemetry-api < 1.23 takes no advisory buckets
-            self.waited = meter.create_histogram(**waited)
+            self.waited = meter.create_histogram(TIME_TO_DECISION, unit="s", description=about)
         self.pending: int | None = None
         meter.create_observable_gauge(
             PENDING,
