@@ -137,6 +137,7 @@ def otel(backend: Backend) -> Otel:
             meter_provider=MeterProvider(metric_readers=[reader]),
         ),
     )
+    reader.get_metrics_data()  # a first collection, as a periodic reader makes
     return Otel(coord, spans, reader, clock)
 
 
@@ -278,6 +279,7 @@ class TestAttachedAuthority:
                 meter_provider=MeterProvider(metric_readers=[reader]),
             ),
         )
+        reader.get_metrics_data()  # a first collection, as a periodic reader makes
         config = {"configurable": {"thread_id": tid()}}
         await graph.ainvoke({"customer_message": CUSTOMER}, config)  # type: ignore[arg-type]
         for reviewer, roles in (("intern@bank", []), ("officer@bank", ["smcr"])):
@@ -333,6 +335,7 @@ class TestMetrics:
 
     async def test_pending_gauge(self, otel: Otel) -> None:
         """The gauge reports the store's pending count after each operation."""
+        assert otel.value("hitl.reviews.pending") is None  # nothing counted yet
         first, second = tid(), tid()
         await otel.coord.process(first, CUSTOMER)
         await otel.coord.process(second, CUSTOMER)
@@ -342,6 +345,25 @@ class TestMetrics:
         otel.clock.now = T0 + timedelta(minutes=6)
         await otel.coord.expire_overdue()
         assert otel.value("hitl.reviews.pending").value == 0
+
+    async def test_no_count_before_the_gauge_is_collected(self, backend: Backend) -> None:
+        """Until a reader collects the gauge, operations read no pending count."""
+        reader = InMemoryMetricReader()
+        graph = build_compliance_graph(
+            draft,
+            rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+            checkpointer=backend.checkpointer,
+        )
+        coord = HitlCoordinator(
+            graph,
+            reviews=backend.reviews,
+            telemetry=Telemetry(meter_provider=MeterProvider(metric_readers=[reader])),
+        )
+        otel = Otel(coord, InMemorySpanExporter(), reader, Clock())
+        await coord.process(tid(), CUSTOMER)
+        assert otel.value("hitl.reviews.pending") is None  # no count was read
+        await coord.process(tid(), CUSTOMER)
+        assert otel.value("hitl.reviews.pending").value == 2
 
 
 class TestCountPending:

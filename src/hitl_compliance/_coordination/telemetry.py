@@ -8,7 +8,9 @@ alone, since messages of the library's errors may quote a finding's evidence.
 
 The pending gauge is observed in the exporter's thread, which cannot await
 the store, so it reports the count the last `process`, decision, sweep or
-`recover` read (`count_pending`, one indexed count) on this meter provider.
+`recover` read (`count_pending`, one indexed count) on this meter provider;
+they read it only once a reader has collected the gauge (so without an SDK,
+no operation pays for the query).
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ class _Meters:
         except TypeError:  # opentelemetry-api < 1.23 takes no advisory buckets
             self.waited = meter.create_histogram(TIME_TO_DECISION, unit="s", description=about)
         self.pending: int | None = None
+        # Set by the first collection: until a reader observes the gauge (no SDK, or
+        # none configured yet) no operation pays for a count query.
+        self.observed = False
         meter.create_observable_gauge(
             PENDING,
             callbacks=[self._observe],
@@ -127,6 +132,7 @@ class _Meters:
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation
 
+        self.observed = True
         pending = self.pending
         return () if pending is None else (Observation(pending),)
 
@@ -182,8 +188,8 @@ class Instruments:
                 raise
 
     async def refresh_pending(self) -> None:
-        """Read the store's pending count for the gauge (one indexed count)."""
-        if self._count is not None:
+        """Read the store's pending count for the gauge (one indexed count), once observed."""
+        if self._count is not None and self._meters.observed:
             self._meters.pending = await self._count()
 
     async def process(self, thread_id: str, work: Awaitable[ProcessResult]) -> ProcessResult:
