@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from hitl_compliance.evidence_pack import ERASED
@@ -75,6 +76,19 @@ def _e(value: object) -> str:
     return html.escape(value if isinstance(value, str) else str(value), quote=True)
 
 
+def _when(value: object) -> str:
+    """An audit timestamp as people read it (`2026-12-03 09:15:02 UTC`), escaped."""
+    if not isinstance(value, str):
+        return _e(value)
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return _e(value)
+    if at.tzinfo is not None:
+        at = at.astimezone(timezone.utc)
+    return _e(f"{at:%Y-%m-%d %H:%M:%S} UTC")
+
+
 def _shown(value: object) -> object:
     """`value` with every erased value replaced by the word (for showing a payload)."""
     if isinstance(value, Mapping):
@@ -133,7 +147,7 @@ def _summary(data: Mapping[str, Any]) -> str:
         else '<span class="bad">the ledger does NOT verify</span>'
     )
     return (
-        f"<p>The rules held this draft for review on {_e(review['requested_at'])}. "
+        f"<p>The rules held this draft for review on {_when(review['requested_at'])}. "
         f"Review status: <strong>{_e(review['status'])}</strong>"
         f"{'' if review['reviewer'] is None else ' by ' + _e(review['reviewer'])}. "
         f"{_e(outcome)} Checked when this pack was made: {check}.</p>"
@@ -191,14 +205,14 @@ def _decisions(data: Mapping[str, Any]) -> str:
         if d["reason"]:
             reason = f"{reason + ': ' if reason else ''}{d['reason']}"
         rows.append(
-            f"<tr><td>{_e(d['at'])}</td><td>{_e(what)}</td><td>{_e(d['actor'])}</td>"
+            f"<tr><td>{_when(d['at'])}</td><td>{_e(what)}</td><td>{_e(d['actor'])}</td>"
             f"<td>{_e(', '.join(d['roles']) or None)}</td><td>{_e(reason)}</td>"
             f"<td>{d['seq']}</td></tr>"
         )
-    table = _table(["When (UTC)", "What happened", "Who", "Role(s)", "Reason", "Ledger seq"], rows)
+    table = _table(["When", "What happened", "Who", "Role(s)", "Reason", "Ledger seq"], rows)
     quorum = (
         f"<p>Approvals required: {_e(review['approvals_required'])}. Requested by: "
-        f"{_e(review['requested_by'])}. Deadline: {_e(review['deadline'])}.</p>"
+        f"{_e(review['requested_by'])}. Deadline: {_when(review['deadline'])}.</p>"
     )
     return quorum + table
 
@@ -235,7 +249,7 @@ def _sent(data: Mapping[str, Any]) -> str:
 
 def _ledger(data: Mapping[str, Any]) -> str:
     rows = [
-        f"<tr><td>{r['seq']}</td><td>{_e(r['at'])}</td><td>{_e(r['event'])}</td>"
+        f"<tr><td>{r['seq']}</td><td>{_when(r['at'])}</td><td>{_e(r['event'])}</td>"
         f'<td>{_e(r["actor"])}</td><td class="hash">{_e(r["prev_hash"])}</td>'
         f'<td class="hash">{_e(r["hash"])}</td></tr>'
         for r in data["ledger"]
@@ -250,7 +264,7 @@ def _ledger(data: Mapping[str, Any]) -> str:
         "<p>Each row of the tamper-evident audit ledger for this review. A row's hash "
         "is the SHA-256 of its content and of the previous row's hash, so changing, "
         "removing or reordering any row breaks every hash after it.</p>"
-        + _table(["Seq", "When (UTC)", "Event", "Who", "Previous hash", "Hash"], rows)
+        + _table(["Seq", "When", "Event", "Who", "Previous hash", "Hash"], rows)
         + "<p>What each row recorded:</p>"
         + _table(["Seq", "Payload"], [payloads])
     )
@@ -276,7 +290,7 @@ def _verification(data: Mapping[str, Any]) -> str:
         out.append(
             f"<li>Last signed head: seq {sealed['seq']}, hash "
             f'<span class="hash">{_e(sealed["hash"])}</span>, signed '
-            f"{_e(sealed['sealed_at'])} by key <code>{_e(sealed['key_id'])}</code>. "
+            f"{_when(sealed['sealed_at'])} by key <code>{_e(sealed['key_id'])}</code>. "
             f"{covered}</li>"
         )
     for statement in store["proof"] or []:
