@@ -78,7 +78,7 @@ async def full_cycle(coord: HitlCoordinator) -> str:
 
 class TestFullCycle:
     async def test_contents_match_the_records(self, backend: Backend) -> None:
-        """The pack holds the message, draft, findings, votes, edit, reply and the ledger's hashes."""
+        """The pack holds message, draft, findings, votes, edit, reply and the ledger hashes."""
         coord = coordinator(backend)
         thread = await full_cycle(coord)
         pack = await coord.evidence_pack(thread)
@@ -122,8 +122,10 @@ class TestFullCycle:
         ]
         assert [r["payload"] for r in data["ledger"]] == [r.payload for r in rows]
         check = data["verification"]
-        assert check["thread"]["ok"] and check["thread"]["checked"] == len(rows)
-        assert check["store"]["ok"] and check["store"]["head_hash"] == rows[-1].hash
+        assert check["thread"]["ok"]
+        assert check["thread"]["checked"] == len(rows)
+        assert check["store"]["ok"]
+        assert check["store"]["head_hash"] == rows[-1].hash
         assert check["sealed_head"] is None
 
     async def test_page_says_it_in_plain_english(self, backend: Backend) -> None:
@@ -141,10 +143,12 @@ class TestFullCycle:
         ):
             assert f"<h2>{heading}</h2>" in pack.html
         assert '<mark title="guarantee">guaranteed returns</mark>' in pack.html
-        assert "&lt;b&gt;" in pack.html and "<b>" not in pack.html
+        assert "&lt;b&gt;" in pack.html
+        assert "<b>" not in pack.html
         assert "of 8% &amp; more." in pack.html
         assert "Missing risk warning (missing_risk_warning)" in pack.html
-        assert "<del>" in pack.html and "<ins>" in pack.html
+        assert "<del>" in pack.html
+        assert "<ins>" in pack.html
         for row in await coord.audit_log(pack.thread_id):
             assert row.hash in pack.html
         assert "rows verify" in pack.html
@@ -173,7 +177,7 @@ class TestFullCycle:
 
 class TestWhichReview:
     async def test_an_earlier_review_by_id(self, backend: Backend) -> None:
-        """`review_id` picks an earlier review of the thread, rebuilt from its rows and checkpoint."""
+        """`review_id` picks an earlier review, rebuilt from its rows and its checkpoint."""
         coord = coordinator(backend)
         thread = await full_cycle(coord)
         first = (await coord.audit_log(thread))[0].review_id
@@ -181,7 +185,8 @@ class TestWhichReview:
         await coord.reject(thread, reviewer=ANNA, reason_code="missing_risk_warning")
         latest = await coord.evidence_pack(thread)
         earlier = await coord.evidence_pack(thread, review_id=first)
-        assert latest.review_id != first and earlier.review_id == first
+        assert latest.review_id != first
+        assert earlier.review_id == first
         assert latest.data["customer_message"] == "And which fund next?"
         assert latest.data["delivered"]["outcome"] == "rejected"
         assert earlier.data["customer_message"] == "Which fund should I buy?"
@@ -210,7 +215,8 @@ class TestWhichReview:
         data = (await coord.evidence_pack(thread)).data
         assert data["review"]["status"] == "pending"
         assert [d["event"] for d in data["decisions"]] == ["paused", "voted"]
-        assert data["delivered"] is None and data["rules"] == []
+        assert data["delivered"] is None
+        assert data["rules"] == []
 
 
 async def test_signed_head_is_verified(backend: Backend) -> None:
