@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from hitl_compliance.evidence_pack import ERASED
+from hitl_compliance.evidence_pack import ERASED, text_of
 
 __all__ = ["render"]
 
@@ -203,7 +203,7 @@ def _decisions(data: Mapping[str, Any]) -> str:
         if d["reason_code"] and d["reason_label"]:
             reason = f"{d['reason_label']} ({d['reason_code']})"
         if d["reason"]:
-            reason = f"{reason + ': ' if reason else ''}{d['reason']}"
+            reason = f"{reason + ': ' if reason else ''}{text_of(d['reason'])}"
         rows.append(
             f"<tr><td>{_when(d['at'])}</td><td>{_e(what)}</td><td>{_e(d['actor'])}</td>"
             f"<td>{_e(', '.join(d['roles']) or None)}</td><td>{_e(reason)}</td>"

@@ -214,6 +214,8 @@ def highlights(text: str, findings: Sequence[RuleResult]) -> list[dict[str, Any]
                 last["rules"].append(rule)
         else:
             merged.append({"start": start, "end": end, "rules": [rule]})
+    for span in merged:
+        span["rules"].sort()
     return merged
 
 
