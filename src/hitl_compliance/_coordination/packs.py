@@ -220,6 +220,8 @@ def highlights(text: str, findings: Sequence[RuleResult]) -> list[dict[str, Any]
 
 
 _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+_REWRITE = 0.5
+"""Below this share of words kept, an edit is shown as a rewrite rather than word by word."""
 
 
 def word_diff(before: str, after: str) -> list[list[str]]:
@@ -227,6 +229,9 @@ def word_diff(before: str, after: str) -> list[list[str]]:
     old, new = _TOKENS.findall(before), _TOKENS.findall(after)
     runs: list[list[str]] = []
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    if matcher.ratio() < _REWRITE:
+        # A rewrite read word by word interleaves two texts: show the old, then the new.
+        return [[op, text] for op, text in (("-", before), ("+", after)) if text]
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             runs.append(["=", "".join(old[i1:i2])])
