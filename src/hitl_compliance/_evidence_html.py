@@ -167,8 +167,15 @@ def _draft(data: Mapping[str, Any]) -> str:
     out.append(_e(text[at:]))
     note = (
         '<p class="small">Highlighted: the words each finding quotes as its evidence. '
-        f'SHA-256 of the draft: <span class="hash">{_e(draft["sha256"])}</span></p>'
+        f'SHA-256 of the draft: <span class="hash">{_e(draft["sha256"])}</span>'
+        f"{', as the ledger recorded it' if draft.get('matches_ledger') else ''}.</p>"
     )
+    if not draft.get("matches_ledger"):
+        note += (
+            '<p class="bad">This text is not the one the ledger recorded for this review '
+            "(the store no longer keeps it, or it was changed): only the SHA-256 in the "
+            "ledger record below is evidence of what the reviewer saw.</p>"
+        )
     return f'<div class="box">{"".join(out)}</div>{note}'
 
 

@@ -90,6 +90,7 @@ class TestFullCycle:
         assert data["customer_message"] == "Which fund should I buy?"
         assert data["draft"]["text"] == RISKY
         assert data["draft"]["sha256"] == rows[0].payload["draft_sha256"]
+        assert data["draft"]["matches_ledger"] is True
         [span] = data["draft"]["highlights"]
         assert RISKY[span["start"] : span["end"]] == "guaranteed returns"
         assert [f["rule"] for f in data["findings"]] == ["guarantee"]
@@ -192,6 +193,7 @@ class TestWhichReview:
         assert earlier.data["customer_message"] == "Which fund should I buy?"
         assert earlier.data["delivered"]["outcome"] == "edited"
         assert earlier.data["edit"]["edited"] == EDIT
+        assert earlier.data["draft"]["matches_ledger"] is True  # read from its checkpoint
         assert [d["seq"] for d in earlier.data["decisions"]] == [1, 2, 3, 4]
 
     async def test_unknown_thread_and_review(self, backend: Backend) -> None:
@@ -233,3 +235,41 @@ async def test_signed_head_is_verified(backend: Backend) -> None:
     assert check["store"]["signatures_checked"] is True
     assert any("signed head at seq" in s for s in check["store"]["proof"])
     assert "Last signed head: seq" in pack.html
+
+
+async def test_gate_reviews_share_their_turns_reply(backend: Backend) -> None:
+    """Two tool-call reviews of one gate pass each get the pass's `replied` row."""
+    from langchain_core.messages import AIMessage
+
+    from tests.gate_graphs import Bank, build_react, call
+
+    turn = AIMessage(
+        "",
+        tool_calls=[
+            call("transfer", "c1", amount_gbp=5_000, to_account="111"),
+            call("transfer", "c3", amount_gbp=3_000, to_account="222"),
+        ],
+    )
+    graph, _ = build_react("command_resume", backend.checkpointer, Bank(), turn, AIMessage("Done."))
+    coord = HitlCoordinator(graph, reviews=backend.reviews, clock=FakeClock())
+    thread = f"g-{uuid.uuid4().hex}"
+    await coord.process(thread, "Pay both")
+    first, second = await coord.pending()
+    await coord.approve(thread, reviewer="pay@bank", review_id=first.review_id)
+    await coord.reject(thread, reviewer="pay@bank", review_id=second.review_id, reason="no")
+    packs = [await coord.evidence_pack(thread, review_id=r.review_id) for r in (first, second)]
+    # The gate pass that ran the calls replied first (naming both), then the model's answer.
+    replied, _answer = [r for r in await coord.audit_log(thread) if r.event == "replied"]
+    assert {c["id"] for c in replied.payload["tool_calls"]} == {"c1", "c3"}
+    for pack in packs:
+        assert [r["hash"] for r in pack.data["ledger"] if r["event"] == "replied"] == [replied.hash]
+        assert pack.data["verification"]["thread"]["ok"]
+    assert [p.data["review"]["status"] for p in packs] == ["approved", "rejected"]
+    # The store keeps the latest review's text; the earlier one's is proven by its hash only.
+    kept = await coord.reviews.get_review(thread)
+    assert kept is not None
+    [latest] = [p for p in packs if p.review_id == kept.review_id]
+    [earlier] = [p for p in packs if p.review_id != kept.review_id]
+    assert latest.data["draft"]["matches_ledger"] is True
+    assert earlier.data["draft"]["matches_ledger"] is False
+    assert "not the one the ledger recorded" in earlier.html

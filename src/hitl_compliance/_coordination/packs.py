@@ -129,24 +129,20 @@ async def _earlier_review(
 
 
 def _own_rows(review: ReviewRecord, rows: list[AuditRecord]) -> list[AuditRecord]:
-    """The review's rows and its turn's `replied` row (the first after it paused).
+    """The review's rows and its turn's `replied` row: the first one after it paused.
 
-    A `replied` row names no review (a turn may decide several gate reviews);
-    the one after the review's `paused` row and before the thread's next
-    `paused` row of another review is its turn's.
+    A `replied` row names no review (a gate's turn may decide several reviews,
+    and replies once when the last is decided); a thread's next turn cannot
+    start before its turn replied, so the first `replied` row after the
+    review's `paused` row is its turn's.
     """
     own = [r for r in rows if r.review_id == review.review_id]
     if not own:
         return []
     start = own[0].seq
-    for row in rows:
-        if row.seq <= start:
-            continue
-        if row.event == "paused" and row.review_id not in (None, review.review_id):
-            break
-        if row.event == "replied":
-            own.append(row)
-            break
+    replied = next((r for r in rows if r.seq > start and r.event == "replied"), None)
+    if replied is not None:
+        own.append(replied)
     return sorted(own, key=lambda r: r.seq)
 
 
@@ -160,6 +156,7 @@ def _document(
 ) -> dict[str, Any]:
     """The pack's JSON document (plain data, deterministic for the same records)."""
     replied = next((r for r in own if r.event == "replied"), None)
+    paused = next((r for r in own if r.event == "paused"), None)
     decision_row = next((r for r in own if r.event in decision_events().values()), None)
     draft = text_of(review.draft_response)
     findings = [f.to_dict() for f in review.violations]
@@ -174,6 +171,10 @@ def _document(
             "text": draft,
             "sha256": sha256_text(draft),
             "highlights": highlights(draft, review.violations),
+            # False: the text shown is not the one the ledger committed to (an earlier
+            # gate review, whose text no store row keeps, or a review row changed since).
+            "matches_ledger": paused is not None
+            and paused.payload.get("draft_sha256") == sha256_text(draft),
         },
         "findings": findings,
         "rules": [] if replied is None else list(replied.payload.get("rules") or []),
