@@ -33,8 +33,18 @@ from hitl_compliance.stores.base import SealStore
 __all__ = ["evidence_pack"]
 
 _DECISION_ROWS = frozenset(
-    {"paused", "voted", "denied", "approved", "rejected", "expired", "escalated"}
-    | {"dated", "recovered", "replied"}
+    {
+        "paused",
+        "voted",
+        "denied",
+        "approved",
+        "rejected",
+        "expired",
+        "escalated",
+        "dated",
+        "recovered",
+        "replied",
+    }
 )
 """The rows "Who decided, when" lists: the review's events and its turn's reply."""
 
