@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.language_models import GenericFakeChatModel
@@ -27,6 +28,8 @@ from hitl_compliance import (
     DecidedEvent,
     Decision,
     Ed25519Signer,
+    EvidenceFiles,
+    EvidencePack,
     FileAnchor,
     HitlCoordinator,
     Hold,
@@ -121,6 +124,12 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.recover(), list[ProcessResult])
     assert_type(await coord.audit_log("t"), list[AuditRecord])
     assert_type(await coord.state_at_decision("t"), ComplianceState)
+    pack = await coord.evidence_pack("t", review_id="r")
+    assert_type(pack, EvidencePack)
+    assert_type(pack.manifest_sha256, str)
+    assert_type(pack.data, dict[str, Any])
+    assert_type(pack.write("out"), EvidenceFiles)
+    assert_type(pack.write("out").pdf, Path | None)
     assert_type(await coord.apply_retention(), RetentionReport)
     assert_type(await coord.place_hold("t", reason="enquiry", by="legal"), Hold)
     assert_type(await coord.release_hold("t", by="legal"), Hold | None)

@@ -38,6 +38,7 @@ from hitl_compliance.errors import (
     ThreadBusyError,
     UnsupportedMediaTypeError,
 )
+from hitl_compliance.evidence_pack import EvidenceFiles, EvidencePack
 from hitl_compliance.gate import (
     GateItem,
     GateOutcome,
@@ -139,6 +140,8 @@ __all__ = [
     "Drafter",
     "DuplicateVoteError",
     "Ed25519Signer",
+    "EvidenceFiles",
+    "EvidencePack",
     "ExpiredEvent",
     "FileAnchor",
     "GateItem",

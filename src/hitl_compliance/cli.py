@@ -8,6 +8,7 @@ hitl-compliance approve THREAD --reviewer ID [--role ROLE ...] [--response TEXT]
                                            [--tool-args JSON]
 hitl-compliance reject THREAD --reason TEXT --reviewer ID [--role ROLE ...]
 hitl-compliance audit [THREAD]             the audit log (--verify the ledger, --export PATH)
+hitl-compliance evidence THREAD --out DIR  a review's evidence pack (HTML, JSON, manifest, PDF)
 hitl-compliance expire [--every SECONDS]   resolve reviews past their SLA deadline
 hitl-compliance recover                    finish work a crashed process left behind
 ```
@@ -629,6 +630,30 @@ async def _verify(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_REFUSED
 
 
+async def cmd_evidence(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Write a review's evidence pack (evidence.html, evidence.json, manifest.json) to --out."""
+    pack = await coord.evidence_pack(args.thread, review_id=args.review, public_key=args.public_key)
+    files = pack.write(args.out)
+    written = [p for p in (files.html, files.json, files.manifest, files.pdf) if p is not None]
+    if args.json:
+        _json(
+            {
+                "thread_id": pack.thread_id,
+                "review_id": pack.review_id,
+                "manifest_sha256": pack.manifest_sha256,
+                "files": [str(p) for p in written],
+            }
+        )
+        return EXIT_OK
+    _echo(f"Wrote the evidence pack of review {pack.review_id} (thread {pack.thread_id}):")
+    for path in written:
+        _echo(f"  {path}")
+    _echo(f"evidence.json SHA-256 (manifest hash): {pack.manifest_sha256}")
+    if files.pdf is None:
+        _echo('No PDF: install the pdf extra for one (pip install "hitl-compliance[pdf]").')
+    return EXIT_OK
+
+
 def _print_results(results: Sequence[ProcessResult], empty: str) -> None:
     if not results:
         _echo(empty)
@@ -1125,6 +1150,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --verify: also check the sealed heads in this anchor file (JSON Lines)",
     )
 
+    evidence = sub.add_parser(
+        "evidence", help="write a review's evidence pack: a printable page, JSON and a manifest"
+    )
+    _add_common(evidence, top=False)
+    _add_remote(evidence, top=False)
+    evidence.add_argument("thread", metavar="THREAD")
+    evidence.add_argument(
+        "--review",
+        metavar="ID",
+        help="which of the thread's reviews (a paused audit row's review id; default: latest)",
+    )
+    evidence.add_argument(
+        "--out", metavar="DIR", required=True, help="the directory to write the pack into"
+    )
+    evidence.add_argument(
+        "--public-key",
+        metavar="FILE",
+        action="append",
+        help="check the signed heads' signatures with this Ed25519 public key (PEM)",
+    )
+
     expire = sub.add_parser(
         "expire", help="resolve reviews past their SLA deadline (the app's on_timeout)"
     )
@@ -1186,6 +1232,7 @@ _HANDLERS: dict[str, Handler] = {
     "pending": cmd_pending,
     "show": cmd_show,
     "audit": cmd_audit,
+    "evidence": cmd_evidence,
     "expire": cmd_expire,
     "recover": cmd_recover,
     "retention": cmd_retention,

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeAlias, cast
 
 from hitl_compliance._coordination import decisions as _decisions
 from hitl_compliance._coordination import evidence as _evidence
+from hitl_compliance._coordination import packs as _packs
 from hitl_compliance._coordination import recovery as _recovery
 from hitl_compliance._coordination import retention as _retention
 from hitl_compliance._coordination import reviews as _reviews
@@ -36,6 +37,7 @@ from hitl_compliance._coordination.remote import RemoteDriver, is_remote
 from hitl_compliance._coordination.telemetry import instruments_for
 from hitl_compliance.authority import attach
 from hitl_compliance.errors import ConfigurationError
+from hitl_compliance.evidence_pack import EvidencePack
 from hitl_compliance.gate import protect_stream
 from hitl_compliance.graph import ComplianceGraph, graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
@@ -673,6 +675,42 @@ class HitlCoordinator:
             ```
         """
         return await _evidence.reason_code_counts(self._ctx, since, until)
+
+    async def evidence_pack(
+        self,
+        thread_id: str,
+        *,
+        review_id: str | None = None,
+        public_key: KeySource | Sequence[KeySource] | None = None,
+    ) -> EvidencePack:
+        """One review's evidence for a supervisor: a printable page and a JSON document.
+
+        The pack holds the customer's message, the draft with each finding's
+        evidence highlighted, the findings and the rule versions in force, every
+        vote and decision (reviewer, roles, time, reason code), the edit's diff,
+        what was sent, the review's ledger rows with their hashes, and the
+        verification of the thread's chain and of the whole store with the last
+        signed head (its signatures checked with `public_key`). It reads the
+        whole ledger once to verify it.
+
+        Args:
+            thread_id: The thread.
+            review_id: Which of its reviews (the `review_id` of a `paused` audit
+                row); None for its latest review. One pack is of one review.
+            public_key: The sealing key(s) to check signed heads with, as for
+                [`verify_audit`][hitl_compliance.HitlCoordinator.verify_audit].
+
+        Raises:
+            ReviewNotFoundError: the thread never paused, or has no review `review_id`.
+            InvalidInputError: a malformed thread id, review id or public key.
+
+        Example:
+            ```python
+            pack = await coord.evidence_pack("t1")
+            pack.write("evidence/t1")  # evidence.html, evidence.json, manifest.json
+            ```
+        """
+        return await _packs.evidence_pack(self._ctx, thread_id, review_id, public_key=public_key)
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
         """The thread's audit records, oldest first."""

@@ -28,6 +28,7 @@ PROBLEMS = {
     ("post", "/reviews/{thread_id}/approve"): {"400", "401", "403", "404", "409", "415", "422"},
     ("post", "/reviews/{thread_id}/reject"): {"400", "401", "403", "404", "409", "415", "422"},
     ("get", "/reviews/{thread_id}/audit"): {"401", "422"},
+    ("get", "/reviews/{thread_id}/evidence"): {"401", "404", "422"},
     ("get", "/audit/verify"): {"401", "422"},
     ("get", "/events"): {"401", "422"},
     ("get", "/reason-codes"): {"401", "422"},
@@ -85,6 +86,8 @@ class TestOpenApi:
         assert set(events) == {"text/event-stream"}
         inbox = openapi["paths"]["/inbox"]["get"]["responses"]["200"]["content"]
         assert set(inbox) == {"text/html"}
+        evidence = openapi["paths"]["/reviews/{thread_id}/evidence"]["get"]["responses"]["200"]
+        assert set(evidence["content"]) == {"text/html", "application/json"}
 
     def test_problem_responses(self, openapi: dict[str, Any]) -> None:
         """Each route declares its problem statuses as `application/problem+json` Problems."""

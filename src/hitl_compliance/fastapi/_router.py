@@ -12,7 +12,7 @@ a repeated `Idempotency-Key` is answered is `_idempotency`.
 # annotations at runtime, and they refer to the builders' local `Who`.
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -405,6 +405,47 @@ def _add_review_routes(
     )
     async def review_audit(who: Who, thread_id: ThreadId) -> list[AuditRecord]:
         return await coord().audit_log(thread_id)
+
+    @router.get(
+        "/reviews/{thread_id}/evidence",
+        operation_id="evidence_pack",
+        summary="One review's evidence pack: a printable HTML page, or its JSON document",
+        response_class=HTMLResponse,
+        responses={
+            200: {
+                "description": (
+                    "The self-contained page (`format=html`) or the pack's JSON document "
+                    "(`format=json`); `X-Evidence-Manifest-SHA256` is the SHA-256 of the "
+                    "JSON document's bytes, on both."
+                ),
+                "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            **problems(401, 404, 422, model=False),
+        },
+    )
+    async def evidence_pack(
+        who: Who,
+        thread_id: ThreadId,
+        review_id: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description="Which of the thread's reviews (default: its latest).",
+            ),
+        ] = None,
+        format: Annotated[
+            Literal["html", "json"], Query(description="`html` (default) or `json`.")
+        ] = "html",
+    ) -> Response:
+        pack = await coord().evidence_pack(thread_id, review_id=review_id)
+        headers = {"X-Evidence-Manifest-SHA256": pack.manifest_sha256, "Cache-Control": "no-store"}
+        if format == "json":
+            return Response(pack.json_text, media_type="application/json", headers=headers)
+        return HTMLResponse(pack.html, headers=headers)
 
     @router.get(
         "/audit/verify",
