@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -144,6 +146,26 @@ class TestDefaults:
         await coord.process("t1", "hi")
         await coord.approve("t1", reviewer="officer@bank")
         assert spans.get_finished_spans() == ()
+
+    async def test_coordinators_share_their_provider_instruments(self) -> None:
+        """Two coordinators on one meter provider add to the same counter (one point)."""
+        reader = InMemoryMetricReader()
+        telemetry = Telemetry(meter_provider=MeterProvider(metric_readers=[reader]))
+        for thread in ("t1", "t2"):
+            coord = HitlCoordinator(graph(), telemetry=telemetry)
+            await coord.process(thread, "hi")
+            await coord.approve(thread, reviewer="officer@bank")
+        data = reader.get_metrics_data()
+        assert data is not None
+        points = [
+            (metric.name, point)
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            for point in metric.data.data_points
+            if metric.name == "hitl.decisions"
+        ]
+        assert [(name, point.value) for name, point in points] == [("hitl.decisions", 2)]
 
     def test_not_a_telemetry(self) -> None:
         """telemetry= of another type is a ConfigurationError; no coordinator is built."""

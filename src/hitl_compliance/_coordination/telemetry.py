@@ -141,7 +141,10 @@ _by_provider: weakref.WeakKeyDictionary[Any, _Meters] = weakref.WeakKeyDictionar
 
 
 def _meters(provider: MeterProvider) -> _Meters:
-    meters = _by_provider.get(provider)
+    try:
+        meters = _by_provider.get(provider)
+    except TypeError:  # a provider that cannot be weakly referenced: not shared
+        return _Meters(provider.get_meter(INSTRUMENTATION_NAME))
     if meters is None:
         meters = _Meters(provider.get_meter(INSTRUMENTATION_NAME))
         _by_provider[provider] = meters
