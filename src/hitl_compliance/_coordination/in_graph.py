@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
+from hitl_compliance import _personal
 from hitl_compliance._coordination import hooks, integrity
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import (
@@ -194,13 +195,20 @@ class InGraphAuthority:
         if review.status != "claimed" or not _same(review.decision, made):
             return
         held = final_decision(review)
+        payload = await _personal.sealed(
+            ctx.reviews,
+            {**outcome_payload(review, held, delivered), "via": "graph"},
+            _personal.DECISION_PERSONAL,
+            thread_id=thread_id,
+            subject=review.requested_by,
+        )
         await ctx.reviews.complete(
             review.review_id,
             claim_id=review.claim_id,
             status=completed_status(held),
             now=ctx.now(),
             actor=held.reviewer,
-            payload={**outcome_payload(review, held, delivered), "via": "graph"},
+            payload=payload,
         )
         logger.info("thread %s %s by %s (in the graph)", thread_id, review.status, held.reviewer)
         await hooks.dispatch(ctx, thread_id)
