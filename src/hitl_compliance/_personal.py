@@ -32,6 +32,7 @@ __all__ = [
     "DECISION_PERSONAL",
     "ERASED_STATE",
     "REPLY_PERSONAL",
+    "commits",
     "digest_of",
     "erased_payload",
     "legacy_seqs",
@@ -57,6 +58,11 @@ def digest_of(value: object) -> str | None:
     if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(PERSONAL_KEY), str):
         return str(value[PERSONAL_KEY])
     return None
+
+
+def commits(payload: Mapping[str, Any]) -> bool:
+    """Whether the payload holds a commitment to a personal value."""
+    return any(digest_of(v) is not None for v in payload.values())
 
 
 def seal(

@@ -74,7 +74,7 @@ from hitl_compliance.stores._sql import (
     review_values,
     several_open_reviews,
 )
-from hitl_compliance.stores._sqlretention import RetentionWrites
+from hitl_compliance.stores._sqlerasure import ErasureWrites
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
 
 if TYPE_CHECKING:
@@ -534,7 +534,7 @@ def headless_append(p: str) -> str:
     return append.replace(rebuild, _REFUSE_HEADLESS.replace("{p}", p))
 
 
-class ServerSideWrites(RetentionWrites):
+class ServerSideWrites(ErasureWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
     Needs the one-statement primitives of the store (`_fetch_one`,
