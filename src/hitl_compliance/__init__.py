@@ -12,6 +12,13 @@ which loads that module on first use.
 from hitl_compliance.authority import COORDINATOR_PERMISSION, attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
+from hitl_compliance.erasure import (
+    ERASED_TEXT,
+    ErasureReport,
+    PersonalStore,
+    PersonalValue,
+    ThreadErasure,
+)
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -115,6 +122,7 @@ from hitl_compliance.stores import InMemoryReviewStore, ReviewStore, SealStore
 
 __all__ = [
     "COORDINATOR_PERMISSION",
+    "ERASED_TEXT",
     "FCA_RETAIL_REASON_CODES",
     "NODES",
     "PLATFORM_CHECKPOINTER",
@@ -137,6 +145,7 @@ __all__ = [
     "Drafter",
     "DuplicateVoteError",
     "Ed25519Signer",
+    "ErasureReport",
     "ExpiredEvent",
     "FileAnchor",
     "GateItem",
@@ -165,6 +174,8 @@ __all__ = [
     "PauseStyle",
     "PausedEvent",
     "PendingReview",
+    "PersonalStore",
+    "PersonalValue",
     "PolicyViolationError",
     "ProcessResult",
     "PublicKey",
@@ -199,6 +210,7 @@ __all__ = [
     "StoreError",
     "TamperedError",
     "ThreadBusyError",
+    "ThreadErasure",
     "ToolCallRule",
     "UnsupportedMediaTypeError",
     "Verdict",

@@ -32,15 +32,16 @@ __all__ = [
     "DECISION_PERSONAL",
     "ERASED_STATE",
     "REPLY_PERSONAL",
+    "SUBJECT_FIELD",
     "commits",
     "digest_of",
     "erased_payload",
     "legacy_seqs",
     "open_review_error",
+    "redacted_decision",
     "redacted_review",
     "reveal",
     "revealed",
-    "SUBJECT_FIELD",
     "seal",
     "sealed",
     "subject_of",
@@ -162,12 +163,28 @@ ERASED_STATE: dict[str, Any] = {"erased": True}
 
 
 def redacted_review(review: ReviewRecord) -> ReviewRecord:
-    """The review with its personal text (customer message, draft, edited text) erased."""
-    decision = review.decision
-    if decision is not None and decision.get("response") is not None:
-        decision = {**decision, "response": ERASED_TEXT}
-    update = {"customer_message": ERASED_TEXT, "draft_response": ERASED_TEXT, "decision": decision}
+    """The review with its personal text (customer message, draft, edited texts) erased."""
+    decision, votes = redacted_decision(
+        review.decision, [v.model_dump(mode="json") for v in review.votes]
+    )
+    update = {
+        "customer_message": ERASED_TEXT,
+        "draft_response": ERASED_TEXT,
+        "decision": decision,
+        "votes": [type(v).model_validate(d) for v, d in zip(review.votes, votes, strict=True)],
+    }
     return review.model_copy(update=update)
+
+
+def redacted_decision(
+    decision: dict[str, Any] | None, votes: list[dict[str, Any]]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A review's decision and votes (plain JSON) with their edited texts erased."""
+
+    def redact(item: dict[str, Any]) -> dict[str, Any]:
+        return {**item, "response": ERASED_TEXT} if item.get("response") is not None else item
+
+    return (None if decision is None else redact(decision)), [redact(v) for v in votes]
 
 
 SUBJECT_FIELD = "subject_id"

@@ -78,15 +78,14 @@ class _Statements:
                 f"SELECT 1 FROM {reviews} WHERE thread_id = ? AND status IN {OPEN_SQL}"
             ),
             decisions=d.sql(
-                f"SELECT review_id, decision FROM {reviews} "
-                "WHERE thread_id = ? AND decision IS NOT NULL"
+                f"SELECT review_id, decision, votes FROM {reviews} WHERE thread_id = ?"
             ),
             redact_review=d.sql(
-                f"UPDATE {reviews} SET customer_message = ?, draft_response = ? "
-                "WHERE thread_id = ?"
+                f"UPDATE {reviews} SET customer_message = ?, draft_response = ? WHERE thread_id = ?"
             ),
             redact_decision=d.sql(
-                f"UPDATE {reviews} SET decision = CAST(? AS {json_type}) WHERE review_id = ?"
+                f"UPDATE {reviews} SET decision = CAST(? AS {json_type}), "
+                f"votes = CAST(? AS {json_type}) WHERE review_id = ?"
             ),
             evidence=d.sql(f"SELECT review_id FROM {p}evidence WHERE thread_id = ?"),
             redact_evidence=d.sql(f"UPDATE {p}evidence SET state = ? WHERE thread_id = ?"),
@@ -158,10 +157,13 @@ class ErasureWrites(RetentionWrites):
             values = await tx.run(s.delete_thread, (thread_id,))
             reviews = await tx.run(s.redact_review, (ERASED_TEXT, ERASED_TEXT, thread_id))
             for row in await tx.all(s.decisions, (thread_id,)):
-                decision = self.dialect.read_json(row["decision"])
-                if isinstance(decision, dict) and decision.get("response") is not None:
-                    redacted = dumps({**decision, "response": ERASED_TEXT})
-                    await tx.run(s.redact_decision, (redacted, row["review_id"]))
+                kept = row["decision"]
+                decision, votes = _personal.redacted_decision(
+                    None if kept is None else self.dialect.read_json(kept),
+                    self.dialect.read_json(row["votes"]),
+                )
+                text = None if decision is None else dumps(decision)
+                await tx.run(s.redact_decision, (text, dumps(votes), row["review_id"]))
             evidence = await tx.run(s.redact_evidence, (state, thread_id))
             payload = _personal.erased_payload(values=values, reviews=reviews, evidence=evidence)
             await self._append(

@@ -470,7 +470,9 @@ class InMemoryReviewStore(Sealed):
             for review_id in kept:
                 self._evidence[review_id] = (thread_id, dict(_personal.ERASED_STATE))
             legacy = _personal.legacy_seqs(self._audit_by_thread.get(thread_id, ()))
-            payload = _personal.erased_payload(values=len(gone), reviews=len(ids), evidence=len(kept))
+            payload = _personal.erased_payload(
+                values=len(gone), reviews=len(ids), evidence=len(kept)
+            )
             self._append(
                 thread_id=thread_id,
                 review_id=None,
