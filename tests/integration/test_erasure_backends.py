@@ -112,7 +112,9 @@ async def edit_side_value(store: ReviewStore, digest: str, value: str) -> None:
     if isinstance(store, SqliteReviewStore):
         conn = sqlite3.connect(store.path)
         with conn:
-            conn.execute(f"UPDATE {table} SET value = ? WHERE digest = ?", (json.dumps(value), digest))
+            conn.execute(
+                f"UPDATE {table} SET value = ? WHERE digest = ?", (json.dumps(value), digest)
+            )
         conn.close()
     else:
         async with store._pool.connection() as conn:  # type: ignore[attr-defined]
@@ -148,7 +150,8 @@ class TestSealed:
         assert set(replied.to_row()["payload"]["delivered_sha256"]) == {PERSONAL_KEY}
         assert isinstance(replied.payload["delivered_sha256"], str)
         hashed = json.dumps([r.to_row()["payload"] for r in rows])
-        assert EDITED not in hashed and "Alice" not in hashed
+        assert EDITED not in hashed
+        assert "Alice" not in hashed
         assert (await setup.coord.verify_audit()).ok
         assert (await setup.coord.verify_audit("t1")).ok
 
@@ -161,15 +164,19 @@ class TestErase:
         report = await setup.coord.erase_subject("alice")
         assert [t.thread_id for t in report.threads] == ["t1"]
         erased = report.threads[0]
-        assert erased.values >= 4 and erased.reviews == 1 and erased.checkpoints
-        assert erased.legacy_rows == () and report.not_erased == ()
+        assert erased.values >= 4
+        assert erased.reviews == 1
+        assert erased.checkpoints
+        assert erased.legacy_rows == ()
+        assert report.not_erased == ()
         assert (await setup.coord.verify_audit()).ok
         assert (await setup.coord.verify_audit("t1")).ok
         assert (await setup.coord.verify_audit("t2")).ok
         one = tmp_path / "t1.jsonl"
         await setup.coord.export_audit(one, thread_id="t1")
         text = one.read_text(encoding="utf-8")
-        assert "Alice" not in text and EDITED not in text
+        assert "Alice" not in text
+        assert EDITED not in text
         path = tmp_path / "audit.jsonl"
         await setup.coord.export_audit(path)
         for export in (one, path):
@@ -191,14 +198,16 @@ class TestErase:
         decision = next(r for r in rows if r.event == "approved")
         assert decision.payload["delivered"][ERASED_KEY] is True
         assert PERSONAL_KEY in decision.payload["delivered"]
-        assert decision.personal is not None and set(decision.personal.values()) == {None}
+        assert decision.personal is not None
+        assert set(decision.personal.values()) == {None}
         last = rows[-1]
         assert (last.event, last.actor) == (ERASED_EVENT, "system:erasure")
         assert "alice" not in json.dumps(last.to_row())
         review = await setup.store.get_review("t1")
         assert review is not None
         assert (review.customer_message, review.draft_response) == (ERASED_TEXT, ERASED_TEXT)
-        assert review.decision is not None and review.decision["response"] == ERASED_TEXT
+        assert review.decision is not None
+        assert review.decision["response"] == ERASED_TEXT
         assert all(v.response in (None, ERASED_TEXT) for v in review.votes)
         assert await setup.personal.personal_values("t1") == []
 
@@ -284,7 +293,8 @@ class TestTamper:
         target = next(v for v in values if v.value == EDITED)
         await edit_side_value(setup.store, target.digest, "Something else")
         report = await setup.coord.verify_audit()
-        assert not report.ok and report.first_broken is not None
+        assert not report.ok
+        assert report.first_broken is not None
         assert "commitment" in report.first_broken.reason
         assert not (await setup.coord.verify_audit("t1")).ok
         path = tmp_path / "audit.jsonl"
