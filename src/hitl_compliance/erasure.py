@@ -1,7 +1,7 @@
 """Erasure of a data subject's personal data, without breaking the audit chain.
 
 Personal values of audit payloads are kept beside the chain, which hashes only
-a salted commitment to each ([`_personal`][hitl_compliance._personal]);
+a salted commitment to each ([Erasure](../concepts/erasure.md));
 [`HitlCoordinator.erase_subject`][hitl_compliance.HitlCoordinator.erase_subject]
 deletes them, redacts the review rows and kept evidence, deletes the threads'
 checkpoints and appends one `erased` row per thread, and every verifier stays
