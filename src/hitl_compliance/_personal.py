@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hitl_compliance._commitments import paused_payload
 from hitl_compliance.erasure import ERASED_TEXT, PersonalStore, PersonalValue
 from hitl_compliance.errors import ThreadBusyError
 from hitl_compliance.ledger import ERASED_KEY, PERSONAL_KEY, personal_digest
@@ -31,6 +32,7 @@ from hitl_compliance.models import AuditRecord, ReviewRecord
 __all__ = [
     "DECISION_PERSONAL",
     "ERASED_STATE",
+    "PAUSED_PERSONAL",
     "REPLY_PERSONAL",
     "SUBJECT_FIELD",
     "commits",
@@ -44,11 +46,15 @@ __all__ = [
     "revealed",
     "seal",
     "sealed",
+    "sealed_paused",
     "subject_of",
 ]
 
 DECISION_PERSONAL = ("delivered", "diff", "response", "text_sha256")
 """The personal fields of a decision row's payload (the text sent, the edit's diff and text)."""
+
+PAUSED_PERSONAL = ("draft_sha256", "commitment")
+"""The personal fields of a `paused` row's payload (unsalted, each confirms a draft guess)."""
 
 REPLY_PERSONAL = ("delivered_sha256",)
 """The personal fields of a `replied` row's payload (the sent text's hash confirms a guess)."""
@@ -137,10 +143,22 @@ def legacy_seqs(records: Iterable[AuditRecord]) -> tuple[int, ...]:
     found: list[int] = []
     for record in records:
         payload = record.sealed_payload if record.sealed_payload is not None else record.payload
-        names = REPLY_PERSONAL if record.event == "replied" else DECISION_PERSONAL
+        names = {"replied": REPLY_PERSONAL, "paused": PAUSED_PERSONAL}.get(
+            record.event, DECISION_PERSONAL
+        )
         if any(payload.get(n) is not None and digest_of(payload.get(n)) is None for n in names):
             found.append(record.seq)
     return tuple(found)
+
+
+def sealed_paused(review: ReviewRecord) -> tuple[dict[str, Any], list[PersonalValue]]:
+    """A review's `paused` payload with its draft hash and commitment salted, and their values."""
+    return seal(
+        paused_payload(review),
+        PAUSED_PERSONAL,
+        thread_id=review.thread_id,
+        subject=review.requested_by,
+    )
 
 
 def erased_payload(*, values: int, reviews: int, evidence: int) -> dict[str, Any]:

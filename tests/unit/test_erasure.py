@@ -147,11 +147,21 @@ class TestVerifierChecksValues:
     async def test_rows_without_personal_values_export_as_before(self) -> None:
         """A row with no personal value has no `personal` key (old exports are unchanged)."""
         coord = _coordinator()
-        await coord.process("t1", "Is this fund safe?")
+        await coord.place_hold("t1", reason="enquiry", by="legal@bank")
         rows, _ = await _rows(coord)
-        assert [r["event"] for r in rows] == ["paused"]
+        assert [r["event"] for r in rows] == ["hold_placed"]
         assert "personal" not in rows[0]
         assert "sealed_payload" not in rows[0]
+
+    async def test_the_paused_rows_draft_hash_is_salted(self) -> None:
+        """The paused row's draft hash and commitment are salted; readers see them as before."""
+        coord = _coordinator()
+        await coord.process("t1", "Is this fund safe?")
+        (paused,) = await coord.audit_log("t1")
+        assert isinstance(paused.payload["draft_sha256"], str)
+        sealed = paused.to_row()["payload"]
+        assert set(sealed["draft_sha256"]) == {PERSONAL_KEY}
+        assert set(sealed["commitment"]) == {PERSONAL_KEY}
 
 
 class TestEraseSubject:

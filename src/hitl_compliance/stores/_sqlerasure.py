@@ -13,11 +13,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hitl_compliance import _personal
 from hitl_compliance.erasure import ERASED_TEXT, PersonalValue, ThreadErasure
 from hitl_compliance.ledger import ERASED_EVENT
-from hitl_compliance.models import AuditRecord
+from hitl_compliance.models import AuditRecord, ReviewRecord
 from hitl_compliance.retention import hold_error
 from hitl_compliance.stores._sql import OPEN_SQL, Dialect, Row, dumps
 from hitl_compliance.stores._sqlretention import RetentionWrites
@@ -110,12 +111,25 @@ class ErasureWrites(RetentionWrites):
             value=json.loads(row["value"]),
         )
 
-    async def put_personal(self, values: Sequence[PersonalValue]) -> None:
-        """Keep these values beside the chain (see `PersonalStore`)."""
-        params = [
+    def _paused_payload(self, review: ReviewRecord) -> tuple[dict[str, Any], list[Any]]:
+        """The `paused` payload with the draft's hash and commitment salted (see `_personal`)."""
+        return _personal.sealed_paused(review)
+
+    async def _keep_personal(self, tx: Tx, values: Sequence[Any]) -> None:
+        """Keep the values in the open transaction, with the row committing to them."""
+        if values:
+            await tx.run_many(self._personal_sql.insert, self._params(values))
+
+    @staticmethod
+    def _params(values: Sequence[PersonalValue]) -> list[tuple[Any, ...]]:
+        return [
             (v.digest, v.thread_id, v.subject, v.salt, json.dumps(v.value, ensure_ascii=False))
             for v in values
         ]
+
+    async def put_personal(self, values: Sequence[PersonalValue]) -> None:
+        """Keep these values beside the chain (see `PersonalStore`)."""
+        params = self._params(values)
         if not params:
             return
 

@@ -37,7 +37,6 @@ from hitl_compliance.stores.base import (
     FinalStatus,
     TurnRecord,
     check_limit,
-    paused_payload,
 )
 
 __all__ = ["InMemoryReviewStore"]
@@ -141,15 +140,18 @@ class InMemoryReviewStore(Sealed):
                     Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
                 )
             # Sealed first: a row the ledger refuses (LedgerValueError) changes nothing.
+            payload, personal = _personal.sealed_paused(review)
             record = self._seal(
                 thread_id=review.thread_id,
                 review_id=review.review_id,
                 checkpoint_id=review.checkpoint_id,
                 event="paused",
                 actor=review.requested_by or "system",
-                payload=paused_payload(review),
+                payload=payload,
                 at=review.requested_at,
             )
+            for value in personal:
+                self._personal[value.digest] = value
             self._reviews[review.review_id] = review
             self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
             self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
