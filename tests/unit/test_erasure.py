@@ -246,3 +246,21 @@ def test_any_turns_and_erasures_keep_the_ledger_verifiable(ops: list[tuple[str, 
                 assert set(row.personal.values()) == {None}
 
     asyncio.run(check())
+
+
+class TestShownErased:
+    async def test_the_cli_shows_erased_fields_as_erased(self) -> None:
+        """The CLI's audit lines say `(erased)` where the text was, and summarise the erasure."""
+        from hitl_compliance.cli import _audit_detail
+
+        coord = _coordinator()
+        await coord.process("t1", "Is this fund safe?", requested_by="alice")
+        await coord.approve("t1", reviewer="officer@bank", response="Not guaranteed, Alice.")
+        before = [_audit_detail(r) for r in await coord.audit_log("t1")]
+        assert any("Not guaranteed, Alice." in line for line in before)
+        await coord.erase_subject("alice")
+        after = [_audit_detail(r) for r in await coord.audit_log("t1")]
+        assert not any("Alice" in line for line in after)
+        assert "delivered (erased)" in after[2]
+        assert "text sha256 (erased)" in after[1]
+        assert after[3].startswith("personal data erased:")
