@@ -400,6 +400,7 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
         {"thread_id": bad_thread_ids(), "by": _bad_hold_text()},
     ),
     "ensure_not_held": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "erase_subject": ({"subject": "alice"}, {"subject": _bad_hold_text()}),
 }
 
 COORDINATOR_PARAMETERS: frozenset[tuple[str, str]] = frozenset(

@@ -28,6 +28,7 @@ from hitl_compliance import (
     DecidedEvent,
     Decision,
     Ed25519Signer,
+    ErasureReport,
     EvidenceFiles,
     EvidencePack,
     FileAnchor,
@@ -53,6 +54,7 @@ from hitl_compliance import (
     Sealing,
     SealProof,
     Telemetry,
+    ThreadErasure,
     Verdict,
     Vote,
     build_compliance_graph,
@@ -134,6 +136,9 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.place_hold("t", reason="enquiry", by="legal"), Hold)
     assert_type(await coord.release_hold("t", by="legal"), Hold | None)
     assert_type(await coord.holds(), list[Hold])
+    erased = await coord.erase_subject("customer-42")
+    assert_type(erased, ErasureReport)
+    assert_type(erased.threads, tuple[ThreadErasure, ...])
     assert_type(RetentionPolicy("audit", floor=timedelta(0), ceiling=timedelta(1)).floor, timedelta)
     assert_type(coord.reason_codes, ReasonCodes)
     assert_type(coord.reason_policy, ReasonPolicy)

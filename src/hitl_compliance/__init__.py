@@ -12,6 +12,13 @@ which loads that module on first use.
 from hitl_compliance.authority import COORDINATOR_PERMISSION, attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
+from hitl_compliance.erasure import (
+    ERASED_TEXT,
+    ErasureReport,
+    PersonalStore,
+    PersonalValue,
+    ThreadErasure,
+)
 from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -117,6 +124,7 @@ from hitl_compliance.telemetry import INSTRUMENTATION_NAME, Telemetry
 
 __all__ = [
     "COORDINATOR_PERMISSION",
+    "ERASED_TEXT",
     "FCA_RETAIL_REASON_CODES",
     "INSTRUMENTATION_NAME",
     "NODES",
@@ -140,6 +148,7 @@ __all__ = [
     "Drafter",
     "DuplicateVoteError",
     "Ed25519Signer",
+    "ErasureReport",
     "EvidenceFiles",
     "EvidencePack",
     "ExpiredEvent",
@@ -170,6 +179,8 @@ __all__ = [
     "PauseStyle",
     "PausedEvent",
     "PendingReview",
+    "PersonalStore",
+    "PersonalValue",
     "PolicyViolationError",
     "ProcessResult",
     "PublicKey",
@@ -205,6 +216,7 @@ __all__ = [
     "TamperedError",
     "Telemetry",
     "ThreadBusyError",
+    "ThreadErasure",
     "ToolCallRule",
     "UnsupportedMediaTypeError",
     "Verdict",

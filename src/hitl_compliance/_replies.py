@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from hitl_compliance import _personal
 from hitl_compliance._authority import DecisionAuthority, ready_store
 from hitl_compliance.rules import rule_version, ruleset_fingerprint
 
@@ -100,6 +101,7 @@ async def record_reply(
     decided_by: str,
     turn: str,
     tool_calls: Sequence[Mapping[str, Any]] = (),
+    subject: str | None = None,
 ) -> None:
     """Append the turn's `replied` event to the authority's store (nothing without a store)."""
     if authority is None:
@@ -118,6 +120,10 @@ async def record_reply(
     clock = getattr(authority, "now", None)  # a coordinator's (injectable) clock
     at = clock() if callable(clock) else datetime.now(timezone.utc)
     store = await ready_store(authority)
+    # The sent text's hash is salted: after an erasure nothing confirms a guess of the text.
+    payload = await _personal.sealed(
+        store, payload, _personal.REPLY_PERSONAL, thread_id=thread_id, subject=subject
+    )
     await store.append_audit(
         thread_id=thread_id,
         review_id=review_id,

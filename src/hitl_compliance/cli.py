@@ -526,6 +526,11 @@ def _decide_command(kind: DecisionKind) -> Handler:
     return handler
 
 
+def _erased(value: object) -> bool:
+    """Whether a payload value reads as erased (`{"$erased": true, ...}`)."""
+    return isinstance(value, dict) and value.get("$erased") is True
+
+
 def _audit_detail(record: AuditRecord) -> str:
     payload = record.payload
     if record.event == "paused":
@@ -536,9 +541,13 @@ def _audit_detail(record: AuditRecord) -> str:
         return f"approval vote for text sha256 {str(payload.get('text_sha256', ''))[:12]}"
     if record.event == "approved":
         edited = "edited, " if payload.get("diff") else ""
-        return f"{edited}delivered {payload.get('delivered')!r}"
+        delivered = payload.get("delivered")
+        return f"{edited}delivered " + ("(erased)" if _erased(delivered) else repr(delivered))
     if record.event == "rejected":
         return f"reason {payload.get('reason')!r}"
+    if record.event == "erased":
+        values, reviews = payload.get("values"), payload.get("reviews")
+        return f"personal data erased: {values} values, {reviews} reviews"
     if record.event in ("hold_placed", "hold_released"):
         return f"legal hold: {payload.get('reason')!r}"
     if record.event == "pruned":
@@ -549,7 +558,8 @@ def _audit_detail(record: AuditRecord) -> str:
             )
         return f"{payload.get('count')} {what} rows pruned by retention"
     if record.event == "replied":
-        sent = str(payload.get("delivered_sha256") or "")[:12] or "nothing"
+        digest = payload.get("delivered_sha256")
+        sent = "(erased)" if _erased(digest) else str(digest or "")[:12] or "nothing"
         drafter = payload.get("drafter")
         return (
             f"{payload.get('outcome')}, text sha256 {sent}, {len(payload.get('rules') or [])} "

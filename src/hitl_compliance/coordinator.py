@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, cast
 
 from hitl_compliance._coordination import decisions as _decisions
+from hitl_compliance._coordination import erasing as _erasing
 from hitl_compliance._coordination import evidence as _evidence
 from hitl_compliance._coordination import packs as _packs
 from hitl_compliance._coordination import recovery as _recovery
@@ -36,6 +37,7 @@ from hitl_compliance._coordination.in_graph import InGraphAuthority, reason_conf
 from hitl_compliance._coordination.remote import RemoteDriver, is_remote
 from hitl_compliance._coordination.telemetry import instruments_for
 from hitl_compliance.authority import attach
+from hitl_compliance.erasure import ErasureReport
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.evidence_pack import EvidencePack
 from hitl_compliance.gate import protect_stream
@@ -780,3 +782,32 @@ class HitlCoordinator:
             LegalHoldError: the thread is under legal hold.
         """
         await _retention.ensure_not_held(self._ctx, thread_id)
+
+    # -- erasure (erasure.py) ----------------------------------------------------
+
+    async def erase_subject(self, subject: str) -> ErasureReport:
+        """Erase a data subject's personal data; every verifier stays green.
+
+        The subject's threads are those whose state named it (`subject_id`, else
+        `requested_by`) or whose reviews it requested. For each: the personal
+        values kept beside the chain are deleted, the review rows' customer
+        message, draft and edited text and the kept decision state are
+        redacted, one `erased` audit row (counts only) is appended, and the
+        checkpoints are deleted through the checkpointer's `adelete_thread`.
+        Rows written before erasure existed cannot be redacted: the report
+        says which.
+
+        Example:
+            ```python
+            report = await coord.erase_subject("customer-42")
+            assert (await coord.verify_audit()).ok
+            ```
+
+        Raises:
+            LegalHoldError: one of the threads is under legal hold (nothing erased).
+            ThreadBusyError: one of the threads has an open review (nothing erased):
+                decide or expire it first.
+            ConfigurationError: the store cannot erase (not a `PersonalStore`).
+            InvalidInputError: `subject` is not a non-empty string.
+        """
+        return await _erasing.erase_subject(self._ctx, subject)

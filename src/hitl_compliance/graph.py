@@ -46,6 +46,7 @@ from hitl_compliance._drafting import (
 )
 from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
 from hitl_compliance._pause import ask, replayed
+from hitl_compliance._personal import subject_of
 from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -722,6 +723,7 @@ async def _record_reply(
         drafter=_drafter_of(state),
         decided_by=decided_by,
         turn=str(state.turn),
+        subject=subject_of(state),
     )
 
 

@@ -143,12 +143,17 @@ def event_for(delivery: HookDelivery) -> ReviewEvent:
             **base,
             approved=record.event == "approved",
             reviewer=record.actor,
-            agent_response=payload.get("delivered"),
+            agent_response=_text(payload.get("delivered")),
             metadata=dict(payload.get("metadata") or {}),
         )
     return ExpiredEvent(
         **base,
         action=str(payload.get("action", record.event)),
         approved=payload.get("approved"),
-        agent_response=payload.get("delivered"),
+        agent_response=_text(payload.get("delivered")),
     )
+
+
+def _text(value: object) -> str | None:
+    """A delivered text as a hook event holds it: None when erased (or none was sent)."""
+    return value if isinstance(value, str) else None

@@ -72,10 +72,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 __all__ = [
+    "ERASED_EVENT",
+    "ERASED_KEY",
     "GENESIS",
     "HASHED_FIELDS",
     "JSON_SAFE_INTEGER",
     "LEDGER_FORMAT",
+    "PERSONAL_KEY",
     "PRUNED_EVENT",
     "SEAL_DOMAIN",
     "LedgerBreak",
@@ -90,6 +93,7 @@ __all__ = [
     "exact_double",
     "format_at",
     "key_id_of",
+    "personal_digest",
     "read_seals",
     "row_hash",
     "seal_message",
@@ -134,6 +138,24 @@ class UnsealableValueError(ValueError):
 
 PRUNED_EVENT = "pruned"
 """The event of a tombstone: `payload["removed"]` lists the removed rows as `[seq, hash]`."""
+
+
+PERSONAL_KEY = "$personal"
+"""A payload value `{"$personal": digest}` commits to personal data kept beside the chain."""
+
+ERASED_KEY = "$erased"
+"""Readers show an erased personal value as `{"$erased": true, "$personal": digest}`."""
+
+ERASED_EVENT = "erased"
+"""The event of an erasure: a thread's personal values were removed (names no personal data)."""
+
+
+def personal_digest(salt: str, value: object) -> str:
+    """The commitment to a personal value: hex SHA-256 of the salt's bytes, then JCS(value).
+
+    `salt` is hex (32 random bytes). Raises ValueError for a salt that is not hex.
+    """
+    return hashlib.sha256(bytes.fromhex(salt) + _jcs(value)).hexdigest()
 
 
 def format_at(value: datetime | str) -> str:
@@ -396,6 +418,9 @@ def _link_problem(
         return "hash does not match the row's content: the row was edited"
     if seq in pruned:
         return "the row is listed as pruned by a tombstone but is still present"
+    problem = _personal_problem(row)
+    if problem is not None:
+        return problem
     tid = str(row.get("thread_id"))
     if row.get("prev_hash") != thread_prev[1] and row.get("prev_hash") != _thread_gap(
         pruned, by_thread.get(tid, []), thread_prev[0], seq
@@ -411,6 +436,40 @@ def _link_problem(
             "global_prev_hash does not link to the previous row of the store: a row "
             "was deleted, inserted or reordered"
         )
+    return None
+
+
+def _personal_problem(row: Mapping[str, Any]) -> str | None:
+    """Why the row's personal values (`row["personal"]`) do not match its commitments, or None.
+
+    Each value still present must hash, with its salt, to a commitment in the
+    row's payload; an erased one (None) proves nothing and needs nothing.
+    """
+    proof = row.get("personal")
+    if proof is None:
+        return None
+    payload = row.get("payload")
+    committed = (
+        {v.get(PERSONAL_KEY) for v in payload.values() if isinstance(v, dict)}
+        if isinstance(payload, dict)
+        else set()
+    )
+    if not isinstance(proof, dict):
+        return "the row's personal values are not a mapping: they were edited"
+    for digest, kept in proof.items():
+        if digest not in committed:
+            return f"personal value {digest[:12]} is not committed by the row: it was edited"
+        if kept is None:
+            continue
+        try:
+            ok = isinstance(kept, dict) and personal_digest(kept["salt"], kept["value"]) == digest
+        except (ValueError, TypeError, KeyError):
+            ok = False
+        if not ok:
+            return (
+                f"personal value {digest[:12]} does not match its commitment: the side "
+                "table (or the export) was edited"
+            )
     return None
 
 

@@ -216,11 +216,25 @@ class AuditRecord(_Frozen):
     ledger_format: int = 1
     """The canonical form `hash` was computed with: 2 (RFC 8785) for every new row,
     1 for rows written before (see [`ledger`][hitl_compliance.ledger])."""
+    sealed_payload: dict[str, Any] | None = None
+    """The payload as hashed, when `payload` shows personal values put back (see
+    [Erasure](../concepts/erasure.md)); None when the two are the same."""
+    personal: dict[str, Any] | None = None
+    """Each personal value's commitment digest -> `{"salt", "value"}`, or None once erased."""
 
     def to_row(self) -> dict[str, Any]:
-        """Plain JSON form, as exported and as hashed by [`ledger`][hitl_compliance.ledger]."""
+        """Plain JSON form, as exported and as hashed by [`ledger`][hitl_compliance.ledger].
+
+        The payload is the sealed (hashed) form; a row with personal values adds
+        `personal`, which the verifier checks against the payload's commitments.
+        """
         row = self.model_dump(mode="json")
         row["at"] = format_at(self.at)
+        sealed = row.pop("sealed_payload")
+        if sealed is not None:
+            row["payload"] = sealed
+        if row["personal"] is None:
+            del row["personal"]
         return row
 
     def _repr_html_(self) -> str:

@@ -26,6 +26,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.ledger import GENESIS
 from hitl_compliance.models import ReviewRecord, sha256_text
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore
+from hitl_compliance.stores._sqlwrites import SqlStore
 from hitl_compliance.testing.conformance import (
     DRAFT,
     T0,
@@ -1097,6 +1098,8 @@ class TestPostgresSchemaMigration:
         with monkeypatch.context() as patch:
             patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:4])
             patch.setattr(module, "SCHEMA_VERSION", 4)
+            # Version 4 kept no personal values beside the chain (it had no such table).
+            patch.setattr(module.PostgresReviewStore, "_paused_payload", SqlStore._paused_payload)
             async with module.PostgresReviewStore.from_conn_string(
                 postgres_dsn, table_prefix=prefix
             ) as old:
@@ -1221,6 +1224,8 @@ class TestPostgresSchemaMigration:
         with monkeypatch.context() as patch:
             patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:4])
             patch.setattr(module, "SCHEMA_VERSION", 4)
+            # Version 4 kept no personal values beside the chain (it had no such table).
+            patch.setattr(module.PostgresReviewStore, "_paused_payload", SqlStore._paused_payload)
             async with module.PostgresReviewStore.from_conn_string(
                 postgres_dsn, table_prefix=prefix
             ) as old:

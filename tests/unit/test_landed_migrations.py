@@ -25,6 +25,7 @@ LANDED = {
         "c83ecf09468f7c0c",
         "bcf2a73223fe5ebd",
         "4ed733c501feb554",
+        "fe1336388de66553",  # personal values beside the chain (erasure)
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -38,6 +39,7 @@ LANDED = {
         "17b6ab381fb55890",
         "0b2ee51ff2162fe6",
         "8241a468a4fc30e7",
+        "d94fe29f51683b8a",  # personal values beside the chain (erasure)
     ],
 }
 

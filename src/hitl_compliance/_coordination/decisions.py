@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hitl_compliance import _validate
+from hitl_compliance import _personal, _validate
 from hitl_compliance._coordination import hooks, reviews, turns
 from hitl_compliance._coordination.context import (
     Context,
@@ -514,7 +514,13 @@ async def record(
     """Record the outcome of a resumed decision, stamped `at` (the clock by default)."""
     pos = await position(ctx, review.thread_id, ran)
     status = completed_status(made)
-    payload = outcome_payload(review, made, ctx.driver.delivered_text(pos, review))
+    payload = await _personal.sealed(
+        ctx.reviews,
+        outcome_payload(review, made, ctx.driver.delivered_text(pos, review)),
+        _personal.DECISION_PERSONAL,
+        thread_id=review.thread_id,
+        subject=review.requested_by,
+    )
     # A raw resume racing on the thread may have run the outcome step from the checkpoint
     # holding this claim's decision, and the graph's authority recorded it under this claim
     # first: complete() is idempotent for the claim, so that is still this decision's win.

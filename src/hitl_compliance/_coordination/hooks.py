@@ -22,8 +22,11 @@ import uuid
 from collections.abc import Awaitable
 from datetime import datetime
 
+from hitl_compliance import _personal
 from hitl_compliance._coordination.context import Context
+from hitl_compliance.erasure import PersonalStore
 from hitl_compliance.hooks import event_for
+from hitl_compliance.models import HookDelivery
 from hitl_compliance.stores.base import ReviewStore
 
 __all__ = ["dispatch", "register_hooks", "under_lease"]
@@ -81,6 +84,7 @@ async def dispatch(
         # Failed calls are retried by recover(), not by the next decision on the thread.
         include_failed=thread_id is None,
     )
+    deliveries = await _revealed(ctx, deliveries)
     for delivery in deliveries:
         if ctx.now() >= lease_until:
             # Earlier hooks used up the lease: another process may take this row
@@ -156,3 +160,19 @@ async def _renew_lease(ctx: Context, delivery_id: str, owner: str) -> None:
                 delivery_id,
             )
             return
+
+
+async def _revealed(ctx: Context, deliveries: list[HookDelivery]) -> list[HookDelivery]:
+    """The deliveries with their records' personal values put back (a hook sees the text)."""
+    store = ctx.reviews
+    if not isinstance(store, PersonalStore) or not any(
+        _personal.commits(d.record.payload) for d in deliveries
+    ):
+        return deliveries
+    values = [
+        v for t in {d.record.thread_id for d in deliveries} for v in await store.personal_values(t)
+    ]
+    return [
+        d.model_copy(update={"record": _personal.revealed([d.record], values)[0]})
+        for d in deliveries
+    ]

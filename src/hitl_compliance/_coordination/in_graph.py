@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
+from hitl_compliance import _personal
 from hitl_compliance._coordination import hooks, integrity
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import (
@@ -210,7 +211,13 @@ class InGraphAuthority:
             return
         held = final_decision(review)
         now = ctx.now()
-        payload = {**outcome_payload(review, held, delivered), "via": "graph"}
+        payload = await _personal.sealed(
+            ctx.reviews,
+            {**outcome_payload(review, held, delivered), "via": "graph"},
+            _personal.DECISION_PERSONAL,
+            thread_id=thread_id,
+            subject=review.requested_by,
+        )
         await ctx.reviews.complete(
             review.review_id,
             claim_id=review.claim_id,

@@ -31,8 +31,9 @@ from pydantic import ValidationError
 
 from hitl_compliance import _commitments
 from hitl_compliance._decision_kinds import decision_events
+from hitl_compliance.erasure import ERASED_TEXT
 from hitl_compliance.errors import TamperedError
-from hitl_compliance.ledger import LedgerBreak, verify_rows
+from hitl_compliance.ledger import ERASED_EVENT, LedgerBreak, verify_rows
 from hitl_compliance.models import AuditRecord, ReviewRecord, Vote
 from hitl_compliance.stores.base import ReviewStore
 
@@ -96,14 +97,25 @@ def mismatch(review: ReviewRecord, rows: Sequence[AuditRecord]) -> str | None:
         return "no paused audit row"
     if paused.checkpoint_id != review.checkpoint_id:
         return f"checkpoint_id {review.checkpoint_id!r}, paused at {paused.checkpoint_id!r}"
-    return _content(review, paused, own) or _status(review, own) or _votes(review, own)
+    # Erasure redacted the draft the paused row committed to: take the committed hash.
+    erased = _erased_since(review, paused, rows)
+    return _content(review, paused, own, erased) or _status(review, own) or _votes(review, own)
 
 
-def _content(review: ReviewRecord, paused: AuditRecord, own: list[AuditRecord]) -> str | None:
+def _erased_since(review: ReviewRecord, paused: AuditRecord, rows: Sequence[AuditRecord]) -> bool:
+    """Whether the review's text reads as erased and an `erased` row follows its pause."""
+    return review.draft_response == ERASED_TEXT and any(
+        r.event == ERASED_EVENT and r.seq > paused.seq for r in rows
+    )
+
+
+def _content(
+    review: ReviewRecord, paused: AuditRecord, own: list[AuditRecord], erased: bool
+) -> str | None:
     committed = paused.payload
     if "commitment" not in committed:
         # Paused before commitments: the payload always held the draft hash and findings.
-        legacy = _commitments.review_content(review)
+        legacy = _content_of(review, committed, erased)
         for name in ("draft_sha256", "violations"):
             if legacy[name] != committed.get(name):
                 return f"{name} differs from the paused row"
@@ -113,13 +125,22 @@ def _content(review: ReviewRecord, paused: AuditRecord, own: list[AuditRecord]) 
     if not isinstance(due, _Any) and row_due not in due:
         return f"deadline {row_due} is not one the ledger set ({sorted(map(str, due))})"
     # The deadline checked above; the commitment is to the one the review opened with.
-    content = {**_commitments.review_content(review), "deadline": committed.get("deadline")}
+    content = {**_content_of(review, committed, erased), "deadline": committed.get("deadline")}
     if _commitments.commitment(content) == committed["commitment"]:
         return None
     for name in _commitments.COMMITTED_FIELDS:
         if content[name] != committed.get(name):
             return f"{name} differs from the paused row's commitment"
+    if erased and not isinstance(committed["commitment"], str):
+        return None  # the salted commitment went with the draft: each field compared above
     return "content differs from the paused row's commitment"
+
+
+def _content_of(review: ReviewRecord, committed: dict[str, Any], erased: bool) -> dict[str, Any]:
+    """The review's content; an erased draft reads as the hash the paused row committed to."""
+    if not erased:
+        return _commitments.review_content(review)
+    return {**_commitments.review_content(review), "draft_sha256": committed.get("draft_sha256")}
 
 
 class _Any:

@@ -74,8 +74,8 @@ from hitl_compliance.stores._sql import (
     review_values,
     several_open_reviews,
 )
-from hitl_compliance.stores._sqlretention import RetentionWrites
-from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
+from hitl_compliance.stores._sqlerasure import ErasureWrites
+from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus
 
 if TYPE_CHECKING:
     from psycopg import AsyncCursor
@@ -534,7 +534,7 @@ def headless_append(p: str) -> str:
     return append.replace(rebuild, _REFUSE_HEADLESS.replace("{p}", p))
 
 
-class ServerSideWrites(RetentionWrites):
+class ServerSideWrites(ErasureWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
     Needs the one-statement primitives of the store (`_fetch_one`,
@@ -631,9 +631,12 @@ class ServerSideWrites(RetentionWrites):
         """
         values = review_values(self.dialect, review)
         actor = review.requested_by or "system"
-        audit_payload = audit_json(
-            paused_payload(review), event="paused", thread_id=review.thread_id
-        )
+        sealed, personal = self._paused_payload(review)
+        audit_payload = audit_json(sealed, event="paused", thread_id=review.thread_id)
+        # Kept just before the server-side write (its one statement takes no side rows):
+        # a review that then exists already leaves values no row commits to, which
+        # erasing the thread removes.
+        await self.put_personal(personal)
         row = await self._fetch_one(
             self._sql_open_review,
             [

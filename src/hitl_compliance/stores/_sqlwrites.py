@@ -290,13 +290,14 @@ class SqlStore(SqlStoreBase):
         d, w = self.dialect, self._writes
         values = review_values(d, review)
         rules = [(review.review_id, rule, values[7]) for rule in indexed_rules(review)]
+        payload, personal = self._paused_payload(review)
         paused = _Audit(
             thread_id=review.thread_id,
             review_id=review.review_id,
             checkpoint_id=review.checkpoint_id,
             event="paused",
             actor=review.requested_by or "system",
-            payload=audit_json(paused_payload(review), event="paused", thread_id=review.thread_id),
+            payload=audit_json(payload, event="paused", thread_id=review.thread_id),
             at=review.requested_at,
         )
 
@@ -318,6 +319,7 @@ class SqlStore(SqlStoreBase):
             if rules:
                 await tx.run_many(w.insert_rule, rules)
             await self._append(tx, paused)
+            await self._keep_personal(tx, personal)
             if owner is not None:
                 await tx.run(self._sql.end_turn, (review.thread_id, owner))
             return review
@@ -325,6 +327,17 @@ class SqlStore(SqlStoreBase):
         result = await self._transaction(insert, lock=review.thread_id)
         await self._after_write()
         return result
+
+    def _paused_payload(self, review: ReviewRecord) -> tuple[dict[str, Any], list[Any]]:
+        """A review's `paused` payload, and the personal values it commits to (none here).
+
+        A store keeping personal values beside the chain salts the draft's hash
+        (`stores._sqlerasure`).
+        """
+        return paused_payload(review), []
+
+    async def _keep_personal(self, tx: Tx, values: Sequence[Any]) -> None:
+        """Keep personal values in the open transaction (nothing here; see `_paused_payload`)."""
 
     async def _pending_row(self, tx: Tx, thread_id: str, review_id: str | None) -> Row:
         """The review to decide, locked, which must be pending: the thread's latest, or `review_id`.

@@ -6,10 +6,13 @@ import asyncio
 import bisect
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from hitl_compliance.ledger import GENESIS, PRUNED_EVENT, SealedHead
+from hitl_compliance import _personal
+from hitl_compliance.erasure import PersonalValue, ThreadErasure
+from hitl_compliance.ledger import ERASED_EVENT, GENESIS, PRUNED_EVENT, SealedHead
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -34,7 +37,6 @@ from hitl_compliance.stores.base import (
     FinalStatus,
     TurnRecord,
     check_limit,
-    paused_payload,
 )
 
 __all__ = ["InMemoryReviewStore"]
@@ -65,6 +67,7 @@ class InMemoryReviewStore(Sealed):
         self._holds: dict[str, Hold] = {}
         self._evidence: dict[str, tuple[str, dict[str, Any]]] = {}  # review_id -> (thread, state)
         self._seals: dict[tuple[int, str], SealedHead] = {}
+        self._personal: dict[str, PersonalValue] = {}  # digest -> value kept beside the chain
 
     def configure_hooks(self, hooks: frozenset[str]) -> None:
         """Write outbox rows for these hooks (see the protocol)."""
@@ -137,15 +140,18 @@ class InMemoryReviewStore(Sealed):
                     Refusal.REVIEW_OPEN, thread_id=review.thread_id, review_id=open_id
                 )
             # Sealed first: a row the ledger refuses (LedgerValueError) changes nothing.
+            payload, personal = _personal.sealed_paused(review)
             record = self._seal(
                 thread_id=review.thread_id,
                 review_id=review.review_id,
                 checkpoint_id=review.checkpoint_id,
                 event="paused",
                 actor=review.requested_by or "system",
-                payload=paused_payload(review),
+                payload=payload,
                 at=review.requested_at,
             )
+            for value in personal:
+                self._personal[value.digest] = value
             self._reviews[review.review_id] = review
             self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
             self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
@@ -426,12 +432,63 @@ class InMemoryReviewStore(Sealed):
             )
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
-        return list(self._audit_by_thread.get(thread_id, ()))
+        return _personal.revealed(self._audit_by_thread.get(thread_id, ()), self._personal.values())
 
     async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
         if thread_id is not None:
             return await self.audit_log(thread_id)
-        return list(self._audit)
+        return _personal.revealed(self._audit, self._personal.values())
+
+    # -- personal data (erasure) -----------------------------------------------------
+
+    async def put_personal(self, values: Sequence[PersonalValue]) -> None:
+        """Keep these values beside the chain (see `PersonalStore`)."""
+        async with self._lock:
+            for value in values:
+                self._personal.setdefault(value.digest, value)
+
+    async def personal_values(self, thread_id: str | None = None) -> list[PersonalValue]:
+        """The values kept for the thread (every thread's when None)."""
+        return [v for v in self._personal.values() if thread_id in (None, v.thread_id)]
+
+    async def subject_threads(self, subject: str) -> list[str]:
+        """The threads holding the subject's data: its values' or its requested reviews'."""
+        found = {v.thread_id for v in self._personal.values() if v.subject == subject}
+        found |= {r.thread_id for r in self._reviews.values() if r.requested_by == subject}
+        return sorted(found)
+
+    async def erase_thread(self, thread_id: str, *, now: datetime, actor: str) -> ThreadErasure:
+        """Delete the thread's personal values, redact its reviews and evidence, append `erased`."""
+        _aware(now)
+        async with self._lock:
+            hold = self._holds.get(thread_id)
+            if hold is not None:
+                raise hold_error(hold, action="erase")
+            if self._open_review_id(thread_id) is not None:
+                raise _personal.open_review_error(thread_id)
+            gone = [d for d, v in self._personal.items() if v.thread_id == thread_id]
+            for digest in gone:
+                del self._personal[digest]
+            ids = list(self._by_thread.get(thread_id, ()))
+            for review_id in ids:
+                self._reviews[review_id] = _personal.redacted_review(self._reviews[review_id])
+            kept = [r for r, (t, _) in self._evidence.items() if t == thread_id]
+            for review_id in kept:
+                self._evidence[review_id] = (thread_id, dict(_personal.ERASED_STATE))
+            legacy = _personal.legacy_seqs(self._audit_by_thread.get(thread_id, ()))
+            payload = _personal.erased_payload(
+                values=len(gone), reviews=len(ids), evidence=len(kept)
+            )
+            self._append(
+                thread_id=thread_id,
+                review_id=None,
+                checkpoint_id=None,
+                event=ERASED_EVENT,
+                actor=actor,
+                payload=payload,
+                at=now,
+            )
+            return ThreadErasure(thread_id, len(gone), len(ids), len(kept), legacy_rows=legacy)
 
     async def reason_code_counts(
         self, *, since: datetime | None = None, until: datetime | None = None

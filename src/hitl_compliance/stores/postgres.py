@@ -53,6 +53,7 @@ from hitl_compliance.stores._sql import (
     undated_index,
     utc,
 )
+from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlwrites import Body
 
@@ -222,6 +223,12 @@ def _schema_seals(p: str) -> list[Step]:
     return [seals_table(_DIALECT, p), headless_append(p)]
 
 
+def _schema_personal(p: str) -> list[Step]:
+    # Erasure: personal values of audit payloads, kept beside the chain by their
+    # salted commitment's digest. IF NOT EXISTS: safe after any earlier step.
+    return [*personal_tables(_DIALECT, p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -236,6 +243,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     schema_v9,  # 9: ledger format per row (RFC 8785)
     _schema_v11,  # 10: retention and legal hold
     _schema_seals,  # 11: signed heads
+    _schema_personal,  # 12: personal values beside the chain (erasure)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -62,7 +62,8 @@ from hitl_compliance.stores._sql import (
     store_error,
     undated_index,
 )
-from hitl_compliance.stores._sqlretention import RetentionWrites, retention_tables
+from hitl_compliance.stores._sqlerasure import ErasureWrites, personal_tables
+from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlwrites import Body, run_sync
 
 __all__ = ["SqliteReviewStore"]
@@ -220,6 +221,12 @@ def _schema_seals(p: str) -> list[_Step]:
     return [seals_table(_DIALECT, p)]
 
 
+def _schema_personal(p: str) -> list[_Step]:
+    # Erasure: personal values of audit payloads, kept beside the chain by their
+    # salted commitment's digest. IF NOT EXISTS: safe after any earlier step.
+    return [*personal_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -230,6 +237,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v7,  # 7: ledger format per row (RFC 8785)
     _schema_v9,  # 8: retention and legal hold
     _schema_seals,  # 9: signed heads
+    _schema_personal,  # 10: personal values beside the chain (erasure)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -492,7 +500,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(RetentionWrites):
+class SqliteReviewStore(ErasureWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from hitl_compliance.errors import AlreadyDecidedError, ThreadBusyError
+from hitl_compliance.models import AuditRecord
 from hitl_compliance.stores import ReviewStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (
@@ -98,7 +100,7 @@ class OutboxConformance(ConformanceBase):
         for d in deliveries:
             assert d.status == "pending"
             assert (d.attempts, d.last_error) == (0, None)
-            assert d.record == rows[d.record.seq]
+            assert _hashed(d.record) == _hashed(rows[d.record.seq])
             assert d.created_at == d.record.at
         assert len({d.delivery_id for d in deliveries}) == 3
         assert [d.record.event for d in await review_store.pending_hooks(thread_id="t2")] == [
@@ -181,7 +183,7 @@ class OutboxConformance(ConformanceBase):
         for d in claimed:
             assert (d.status, d.lease_owner, d.lease_until) == ("pending", "a", at(10))
             assert (d.attempts, d.last_error) == (0, None)
-            assert d.record == rows[d.record.seq]
+            assert _hashed(d.record) == _hashed(rows[d.record.seq])
         assert await review_store.claim_hooks(owner="b", now=at(9), lease_until=at(20)) == []
         # pending_hooks is a read: it shows the leases and takes none.
         assert await review_store.pending_hooks() == claimed
@@ -311,3 +313,10 @@ class OutboxConformance(ConformanceBase):
         with pytest.raises(ValueError, match="aware"):
             await review_store.claim_hooks(owner="w", now=naive, lease_until=at(30))
         assert [d.lease_owner for d in await review_store.pending_hooks()] == ["w", "w", None]
+
+
+def _hashed(record: AuditRecord) -> dict[str, Any]:
+    """A row as hashed: an outbox row holds personal values sealed (the dispatcher reveals them)."""
+    row = record.to_row()
+    row.pop("personal", None)
+    return row
