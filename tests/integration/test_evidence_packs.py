@@ -121,7 +121,11 @@ class TestFullCycle:
         assert [(r["seq"], r["hash"], r["prev_hash"]) for r in data["ledger"]] == [
             (r.seq, r.hash, r.prev_hash) for r in rows
         ]
-        assert [r["payload"] for r in data["ledger"]] == [r.payload for r in rows]
+        # As exported: the hashed payload, and the personal values it commits to beside it.
+        assert [r["payload"] for r in data["ledger"]] == [r.to_row()["payload"] for r in rows]
+        assert [r.get("personal") for r in data["ledger"]] == [
+            r.to_row().get("personal") for r in rows
+        ]
         check = data["verification"]
         assert check["thread"]["ok"]
         assert check["thread"]["checked"] == len(rows)
