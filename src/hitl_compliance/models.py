@@ -15,6 +15,7 @@ from hitl_compliance._normalize import canonical_id
 from hitl_compliance.errors import LedgerValueError
 from hitl_compliance.ledger import (
     GENESIS,
+    LANES_FORMAT,
     LEDGER_FORMAT,
     UnsealableValueError,
     canonical,
@@ -215,12 +216,17 @@ class AuditRecord(_Frozen):
     hash: str = ""
     ledger_format: int = 1
     """The canonical form `hash` was computed with: 2 (RFC 8785) for every new row,
-    1 for rows written before (see [`ledger`][hitl_compliance.ledger])."""
+    3 (format 2 and `lane`) for a store with lanes, 1 for rows written before
+    (see [`ledger`][hitl_compliance.ledger])."""
+    lane: int = 0
+    """The ledger lane the row is chained in (format 3; 0 for every other row)."""
 
     def to_row(self) -> dict[str, Any]:
         """Plain JSON form, as exported and as hashed by [`ledger`][hitl_compliance.ledger]."""
         row = self.model_dump(mode="json")
         row["at"] = format_at(self.at)
+        if self.ledger_format < LANES_FORMAT:
+            del row["lane"]  # rows before lanes export (and hash) exactly as before
         return row
 
     def _repr_html_(self) -> str:
@@ -251,6 +257,7 @@ def seal(
     prev_hash: str,
     global_prev_hash: str,
     ledger_format: int = LEDGER_FORMAT,
+    lane: int = 0,
 ) -> AuditRecord:
     """Build an audit record with its ledger hash; every store appends through this.
 
@@ -270,6 +277,7 @@ def seal(
         prev_hash=prev_hash,
         global_prev_hash=global_prev_hash,
         ledger_format=ledger_format,
+        lane=lane,
     )
     return unsealed.model_copy(update={"hash": sealed_hash(unsealed.to_row())})
 

@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hitl_compliance.ledger import GENESIS, LEDGER_FORMAT
+from hitl_compliance.ledger import GENESIS, LANES_FORMAT, lane_of
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -81,10 +81,13 @@ if TYPE_CHECKING:
     from psycopg import AsyncCursor
 
 __all__ = [
+    "DEFAULT_LANES",
     "HEAD_MISSING_SQLSTATE",
     "ServerSideWrites",
     "Step",
     "headless_append",
+    "lane_sql",
+    "schema_lanes",
     "schema_v4",
     "schema_v6",
     "schema_v7",
@@ -446,7 +449,7 @@ def schema_v9(p: str) -> list[Step]:
 # diverge, tests/integration/test_ledger_canonical_sql.py fails (generated,
 # escape-heavy rows sealed by the server against `seal`), and `append_audit`
 # refuses the row at run time.
-_SPLICED = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
+_SPLICED = ("checkpoint_id", "global_prev_hash", "lane", "prev_hash", "seq", "thread_id")
 _MARK = secrets.token_hex(16)
 
 
@@ -459,7 +462,7 @@ def _canon_parts(
     payload: str,
     at: datetime,
 ) -> list[bytes]:
-    """The canonical bytes of an audit row, cut around the `_SPLICED` values (six pieces).
+    """The canonical bytes of a format-3 audit row, cut around the `_SPLICED` values (seven pieces).
 
     The row is sealed over its parsed `payload` (the JSON text stored), which is
     exactly what reading it back gives. Hashing `pieces[0] + json(checkpoint_id)
@@ -480,9 +483,10 @@ def _canon_parts(
             at=at,
             prev_hash=marks["prev_hash"],
             global_prev_hash=marks["global_prev_hash"],
-            ledger_format=LEDGER_FORMAT,
+            ledger_format=LANES_FORMAT,
         ).to_row()
         row["seq"] = marks["seq"]
+        row["lane"] = marks["lane"]
         text = sealed_canonical(row, thread_id=thread_id)
         quoted = [f'"{marks[name]}"'.encode() for name in _SPLICED]
         if all(text.count(q) == 1 for q in quoted):
@@ -540,6 +544,9 @@ class ServerSideWrites(RetentionWrites):
     Needs the one-statement primitives of the store (`_fetch_one`,
     `_fetch_all`, `_execute`) and the functions of migration steps 4 and 6.
     """
+
+    _lane_count: int = 1
+    """The ledger's lanes as persisted (read by the store's setup)."""
 
     def __init__(self, *, table_prefix: str) -> None:
         super().__init__(table_prefix=table_prefix)
@@ -894,6 +901,8 @@ class ServerSideWrites(RetentionWrites):
             at=at,
             prev_hash=row["a_prev"],
             global_prev_hash=row["a_gprev"],
+            ledger_format=LANES_FORMAT,
+            lane=lane_of(thread_id, self._lane_count),
         )
         if record.hash != row["a_hash"]:  # pragma: no cover - a bug, never data
             raise RuntimeError(
@@ -967,3 +976,112 @@ class ServerSideWrites(RetentionWrites):
         )
         rows = await self._fetch_all(sql, [*params, owner, until])
         return [delivery_from_row(self.dialect, r) for r in rows]
+
+
+DEFAULT_LANES = 16
+"""How many ledger lanes a new PostgreSQL store gets (`PostgresReviewStore(ledger_lanes=)`)."""
+
+_LANE_OF = (
+    "(('x' || substr(encode(sha256(convert_to({thread}, 'UTF8')), 'hex'), 1, 8))::bit(32)"
+    "::bigint % {lanes})::integer"
+)
+"""SQL of [`lane_of`][hitl_compliance.ledger.lane_of]: 8 hex digits of SHA-256, modulo L."""
+
+
+def schema_lanes(p: str) -> list[Step]:
+    """Ledger lanes: one chain head per lane, seq from a SEQUENCE, rows in format 3.
+
+    A thread's rows go to lane `lane_of(thread_id, L)`; an append locks only its
+    lane's head row (`<prefix>audit_lanes`), so appends of threads in other
+    lanes run in parallel. The old store-wide head becomes lane 0 (kept missing
+    when it was deleted: appends to lane 0 then refuse with SQLSTATE HL001). L is
+    written to `<prefix>audit_config` by the store's setup right after this step
+    (the constructor's `ledger_lanes`), once, so the mapping never changes. Every
+    statement is safe to repeat.
+    """
+    g = GENESIS
+    lane = _LANE_OF.format(thread="p_thread", lanes="v_lanes")
+    append = f"""CREATE OR REPLACE FUNCTION {p}append_audit(
+        p_thread TEXT, p_review TEXT, p_checkpoint TEXT, p_event TEXT, p_actor TEXT,
+        p_payload TEXT, p_at TIMESTAMPTZ, {_AUDIT_ARGS},
+        OUT a_seq BIGINT, OUT a_prev TEXT, OUT a_gprev TEXT, OUT a_hash TEXT,
+        OUT a_rebuilt BOOLEAN) LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_lanes INTEGER;
+        v_lane INTEGER;
+    BEGIN
+        a_rebuilt := false;
+        SELECT c.lanes INTO v_lanes FROM {p}audit_config AS c WHERE c.id = 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'the audit ledger configuration row ({p}audit_config) is missing'
+                USING ERRCODE = '{HEAD_MISSING_SQLSTATE}';
+        END IF;
+        v_lane := {lane};
+        -- Only this lane's head, locked until the caller's transaction ends:
+        -- always the last thing a write does.
+        SELECT h.hash INTO a_gprev FROM {p}audit_lanes AS h WHERE h.lane = v_lane FOR UPDATE;
+        IF NOT FOUND THEN
+            -- Deleted by a direct edit: rebuilding it from the lane's last row would
+            -- hide rows cut from the end with it, so refuse (LedgerHeadMissingError).
+            RAISE EXCEPTION 'the audit chain head row of lane % ({p}audit_lanes) is missing',
+                v_lane USING ERRCODE = '{HEAD_MISSING_SQLSTATE}';
+        END IF;
+        -- Drawn with the lane head held: seq increases along each lane.
+        a_seq := nextval('{p}audit_seq');
+        -- Read with the lane head held: no other append of the thread is in flight.
+        SELECT a.hash INTO a_prev FROM {p}audit AS a WHERE a.thread_id = p_thread
+            ORDER BY a.seq DESC LIMIT 1;
+        a_prev := COALESCE(a_prev, '{g}');
+        a_hash := encode(sha256(
+            p_canon[1] || convert_to(COALESCE(to_json(p_checkpoint)::text, 'null'), 'UTF8')
+            || p_canon[2] || convert_to(to_json(a_gprev)::text, 'UTF8')
+            || p_canon[3] || convert_to(v_lane::text, 'UTF8')
+            || p_canon[4] || convert_to(to_json(a_prev)::text, 'UTF8')
+            || p_canon[5] || convert_to(a_seq::text, 'UTF8')
+            || p_canon[6] || convert_to(to_json(p_thread)::text, 'UTF8')
+            || p_canon[7]), 'hex');
+        INSERT INTO {p}audit (seq, thread_id, review_id, checkpoint_id, event, actor,
+            payload, at, prev_hash, global_prev_hash, hash, ledger_format, lane)
+            VALUES (a_seq, p_thread, p_review, p_checkpoint, p_event, p_actor, p_payload,
+                p_at, a_prev, a_gprev, a_hash, 3, v_lane);
+        IF p_hook IS NOT NULL THEN
+            INSERT INTO {p}hook_outbox (delivery_id, seq, thread_id, hook, status, attempts,
+                created_at) VALUES (p_delivery, a_seq, p_thread, p_hook, 'pending', 0, p_at);
+        END IF;
+        UPDATE {p}audit_lanes SET seq = a_seq, hash = a_hash WHERE lane = v_lane;
+    END $fn$"""
+    return [
+        f"ALTER TABLE {p}audit ADD COLUMN IF NOT EXISTS lane INTEGER NOT NULL DEFAULT 0",
+        f"ALTER TABLE {p}audit_seals ADD COLUMN IF NOT EXISTS lanes TEXT",
+        f"""CREATE TABLE IF NOT EXISTS {p}audit_config (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            lanes INTEGER NOT NULL CHECK (lanes >= 1)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {p}audit_lanes (
+            lane INTEGER PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        f"CREATE SEQUENCE IF NOT EXISTS {p}audit_seq",
+        # The old head becomes lane 0 (a deleted one stays missing), then goes.
+        f"""DO $mig$ BEGIN
+            IF to_regclass('{p}audit_head') IS NOT NULL THEN
+                INSERT INTO {p}audit_lanes (lane, seq, hash)
+                    SELECT 0, h.seq, h.hash FROM {p}audit_head AS h WHERE h.id = 1
+                    ON CONFLICT (lane) DO NOTHING;
+                DROP TABLE {p}audit_head;
+            END IF;
+        END $mig$""",
+        # Past every seq written so far (and the head's, should its row be gone).
+        f"""SELECT setval('{p}audit_seq', GREATEST(
+            (SELECT COALESCE(MAX(a.seq), 0) FROM {p}audit AS a),
+            (SELECT COALESCE(MAX(h.seq), 0) FROM {p}audit_lanes AS h),
+            (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END
+                FROM {p}audit_seq AS s)) + 1, false)""",
+        append,
+    ]
+
+
+def lane_sql(thread: str, lanes: str) -> str:
+    """The SQL expression of a thread's lane (for tests and queries)."""
+    return _LANE_OF.format(thread=thread, lanes=lanes)
