@@ -545,9 +545,6 @@ class ServerSideWrites(RetentionWrites):
     `_fetch_all`, `_execute`) and the functions of migration steps 4 and 6.
     """
 
-    _lane_count: int = 1
-    """The ledger's lanes as persisted (read by the store's setup)."""
-
     def __init__(self, *, table_prefix: str) -> None:
         super().__init__(table_prefix=table_prefix)
         p = table_prefix

@@ -56,7 +56,7 @@ from hitl_compliance.stores._sql import (
     utc,
 )
 from hitl_compliance.stores._sqlretention import retention_tables
-from hitl_compliance.stores._sqlwrites import Body
+from hitl_compliance.stores._sqlwrites import Body, LaneStatements
 
 try:
     import psycopg
@@ -351,6 +351,7 @@ class PostgresReviewStore(ServerSideWrites):
             )
         self._ledger_lanes = ledger_lanes
         self._lane_count = ledger_lanes
+        self._lane_sql = LaneStatements.of(self.dialect, table_prefix)
         self._audit_lanes = f"{table_prefix}audit_lanes"
         self._audit_config = f"{table_prefix}audit_config"
         self._pool = pool
