@@ -27,10 +27,11 @@ from hitl_compliance import (
     build_compliance_graph,
     open_backend,
 )
-from hitl_compliance.ledger import LedgerReport, lane_of, row_hash
+from hitl_compliance.ledger import LedgerReport, row_hash
 from hitl_compliance.models import AuditRecord
 from hitl_compliance.stores.postgres import PostgresReviewStore
 from hitl_compliance.stores.sqlite import SqliteReviewStore
+from tests.helpers import lane_zero_thread
 
 RISKY = "Guaranteed returns, invest now."
 
@@ -128,13 +129,6 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         for name in "abc":
             assert (await result.verify(name)).ok
         yield result
-
-
-def lane_zero_thread(name: str) -> str:
-    """A fresh thread id whose ledger lane is 0 in a store with 16 lanes."""
-    while lane_of(thread := f"{name}-{uuid.uuid4().hex}", 16) != 0:
-        pass
-    return thread
 
 
 def assert_broken(report: LedgerReport, seq: int, reason: str) -> None:

@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hitl_compliance.ledger import GENESIS, LANES_FORMAT, lane_of
+from hitl_compliance.ledger import GENESIS, LANES_FORMAT, LEDGER_FORMAT, lane_of
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -450,6 +450,8 @@ def schema_v9(p: str) -> list[Step]:
 # escape-heavy rows sealed by the server against `seal`), and `append_audit`
 # refuses the row at run time.
 _SPLICED = ("checkpoint_id", "global_prev_hash", "lane", "prev_hash", "seq", "thread_id")
+# Tables without lanes (before their migration step): format 2, no `lane`.
+_SPLICED_ONE_CHAIN = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
 _MARK = secrets.token_hex(16)
 
 
@@ -461,6 +463,7 @@ def _canon_parts(
     actor: str,
     payload: str,
     at: datetime,
+    lanes: bool = True,
 ) -> list[bytes]:
     """The canonical bytes of a format-3 audit row, cut around the `_SPLICED` values (seven pieces).
 
@@ -470,8 +473,9 @@ def _canon_parts(
     ledger cannot hash raises LedgerValueError (naming `thread_id`) before any call.
     """
     mark = _MARK
+    spliced = _SPLICED if lanes else _SPLICED_ONE_CHAIN
     while True:
-        marks = {name: f"{mark}{i}" for i, name in enumerate(_SPLICED)}
+        marks = {name: f"{mark}{i}" for i, name in enumerate(spliced)}
         row = AuditRecord(
             seq=0,
             thread_id=marks["thread_id"],
@@ -483,16 +487,17 @@ def _canon_parts(
             at=at,
             prev_hash=marks["prev_hash"],
             global_prev_hash=marks["global_prev_hash"],
-            ledger_format=LANES_FORMAT,
+            ledger_format=LANES_FORMAT if lanes else LEDGER_FORMAT,
         ).to_row()
         row["seq"] = marks["seq"]
-        row["lane"] = marks["lane"]
+        if lanes:
+            row["lane"] = marks["lane"]
         text = sealed_canonical(row, thread_id=thread_id)
-        quoted = [f'"{marks[name]}"'.encode() for name in _SPLICED]
+        quoted = [f'"{marks[name]}"'.encode() for name in spliced]
         if all(text.count(q) == 1 for q in quoted):
             found = [text.index(q) for q in quoted]
             if found != sorted(found):  # pragma: no cover - the key order is fixed
-                raise RuntimeError(f"canonical() no longer orders {_SPLICED} as expected")
+                raise RuntimeError(f"canonical() no longer orders {spliced} as expected")
             pieces, start = [], 0
             for q, i in zip(quoted, found, strict=True):
                 pieces.append(text[start:i])
@@ -598,6 +603,7 @@ class ServerSideWrites(RetentionWrites):
             actor=actor,
             payload=payload,
             at=at,
+            lanes=self._lane_sql is not None,
         )
         hook = HOOK_FOR_EVENT.get(event)
         if hook is None or hook not in self._hooks:
@@ -898,8 +904,11 @@ class ServerSideWrites(RetentionWrites):
             at=at,
             prev_hash=row["a_prev"],
             global_prev_hash=row["a_gprev"],
-            ledger_format=LANES_FORMAT,
-            lane=lane_of(thread_id, self._lane_count),
+            **(
+                {}
+                if self._lane_sql is None
+                else {"ledger_format": LANES_FORMAT, "lane": lane_of(thread_id, self._lane_count)}
+            ),
         )
         if record.hash != row["a_hash"]:  # pragma: no cover - a bug, never data
             raise RuntimeError(
