@@ -2,11 +2,27 @@
 
 Every audit row carries `hash = SHA-256(canonical(row))`, where the canonical
 form covers the row's content, `prev_hash` (the previous row *of the same
-thread*, or 64 zeros) and `global_prev_hash` (the previous row *of the whole
-store*). Stores also keep a chain head (the last row's seq and hash). Editing,
-deleting, inserting or reordering a row directly in the database breaks a
-hash or a link, and [`verify_rows`][hitl_compliance.ledger.verify_rows] names
-the first broken row.
+thread*, or 64 zeros) and `global_prev_hash` (the previous row *of the same
+lane*). Stores also keep a chain head per lane (the lane's last seq and hash).
+Editing, deleting, inserting or reordering a row directly in the database
+breaks a hash or a link, and [`verify_rows`][hitl_compliance.ledger.verify_rows]
+names the first broken row.
+
+**Lanes.** A store without lanes (memory, SQLite) is one lane, lane 0: each
+row links to the previous row of the whole store, as always. A PostgreSQL
+store has L lanes (16 by default, fixed when it is created), so that appends
+of different threads do not queue on one head row: a thread's rows all go to
+lane [`lane_of`][hitl_compliance.ledger.lane_of]`(thread_id, L)` (the first 8
+hex digits of SHA-256 of the UTF-8 thread id, modulo L), a row's
+`global_prev_hash` is the previous row of its lane, and `seq` is unique and
+increasing along every lane but may skip numbers (a rolled-back append drew
+one). The store's head is [`combined_head`][hitl_compliance.ledger.combined_head]
+of the lane heads: lane 0's `(seq, hash)` when only lane 0 has rows (exactly
+the head of a store without lanes), otherwise the largest seq and the
+SHA-256 of the JCS of `[[lane, seq, hash], ...]` (lanes with rows, by lane).
+A sealed head signs that combined head and lists the lane heads
+(`SealedHead.lanes`), so truncating or re-hashing any lane back past its
+sealed head is caught.
 
 This module needs only the standard library to import, so an auditor can copy
 this one file and verify an export (`coord.export_audit(path)`):
@@ -29,10 +45,17 @@ accepts exactly those gaps: a row whose `global_prev_hash` (or `prev_hash`)
 skips rows verifies when every skipped `seq` is listed by a tombstone and the
 link equals the listed hash of the row just before it. Any other missing
 row, a listed row still present, or an edited tombstone still breaks the chain.
+With several lanes (seqs are not dense), a row's `global_prev_hash` may skip
+rows when it equals the listed hash of a pruned row between it and its lane's
+previous row.
 
 **The canonical form.** Each row names its `ledger_format` (absent means 1).
 
-* **Format 2** (every row written now, `LEDGER_FORMAT`): the bytes are
+* **Format 3** (`LANES_FORMAT`, every row a store with lanes writes): format 2
+  with one more field, `lane` (an integer), in the hashed object; its
+  `ledger_format` is the integer 3. A row without it (formats 1 and 2) is in
+  lane 0, so rows written before a store had lanes keep verifying unchanged.
+* **Format 2** (every row a store without lanes writes, `LEDGER_FORMAT`): the bytes are
   the [RFC 8785](https://www.rfc-editor.org/rfc/rfc8785) JSON Canonicalization
   Scheme (JCS) of the object `{"seq", "thread_id", "review_id",
   "checkpoint_id", "event", "actor", "payload", "at", "prev_hash",
