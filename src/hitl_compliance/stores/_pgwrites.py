@@ -18,19 +18,22 @@ transaction-scoped advisory lock (the one the shared writes take too), which
 keeps "is the thread free? then take it" race-free across processes; `claim`
 and `vote` lock the review row (`SELECT ... FOR UPDATE`) before they check it.
 
-Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger].
-Each append locks the single chain-head row (`<prefix>audit_head`, `SELECT ...
-FOR UPDATE`) as the last step of its statement, reads the thread's last row,
-seals the new row at `seq = head + 1` and moves the head. That serialises
-audit appends store-wide (the price of one global chain), but the lock is held
-only for the rest of that one statement, never across a round trip. The seal
-is [`seal`][hitl_compliance.models.seal]'s SHA-256 of
-[`canonical`][hitl_compliance.ledger.canonical] bytes: Python builds them,
-cut where the values only the database knows go (seq, the two previous
-hashes, and the thread and checkpoint ids a `complete` reads from the row),
-and the function splices those in as JSON and hashes, so the hash is
-byte-identical to `seal`'s. Hook calls owed by an audit row go to
-`<prefix>hook_outbox` in the same statement.
+Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger],
+in lanes (migration step 12, `schema_lanes`):
+each append computes its thread's lane, locks only that lane's head row
+(`<prefix>audit_lanes`, `SELECT ... FOR UPDATE`) as the last step of its
+statement, draws `seq` from `<prefix>audit_seq`, reads the thread's last row,
+seals the new row (format 3, `global_prev_hash` the lane head's hash) and moves
+the lane head. Appends of threads in different lanes no longer serialise; the
+lock is held only for the rest of that one statement, never across a round
+trip. (Before step 12 one head row, `<prefix>audit_head`, serialised every
+append store-wide.) The seal is [`seal`][hitl_compliance.models.seal]'s
+SHA-256 of [`canonical`][hitl_compliance.ledger.canonical] bytes: Python
+builds them, cut where the values only the database knows go (seq, the two
+previous hashes, the lane, and the thread and checkpoint ids a `complete`
+reads from the row), and the function splices those in as JSON and hashes,
+so the hash is byte-identical to `seal`'s. Hook calls owed by an audit row go
+to `<prefix>hook_outbox` in the same statement.
 
 The functions apply the same rules as the shared writes: the refusals they
 report map to the state machine's (`_REFUSALS`), the conformance suite runs
