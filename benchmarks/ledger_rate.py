@@ -6,8 +6,9 @@ how many turns a deployment can send. This measures, on one store:
 * **append rate**: `P` processes (real OS processes, each with its own
   connection) append `replied` rows on threads of their own for `--seconds`;
   rows per second in total, for `P = 1` and `P = --processes`. A rate that
-  does not grow with `P` means the appends serialise (today every row links
-  to the store-wide chain head, one row all writers update);
+  does not grow with `P` means the appends serialise (with one chain every
+  row links to the store-wide head, one row all writers update; PostgreSQL's
+  lanes give each lane its own head, so threads of different lanes do not);
 * **reply record cost**: the median time of an auto-delivered turn
   (`coord.process`, no pause) and of the one `append_audit` the reply record
   adds to it.

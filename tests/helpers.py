@@ -370,3 +370,16 @@ async def finished_runs(coord: HitlCoordinator, thread_id: str) -> int:
     """
     history = [s async for s in coord.graph.aget_state_history(config_for(thread_id))]
     return sum(1 for s in history if s.next == ())
+
+
+def lane_zero_thread(name: str, lanes: int = 16) -> str:
+    """A fresh thread id whose ledger lane is 0 (of `lanes`): its rows chain with
+    the other such threads' in one lane, so tests written for one chain hold on
+    PostgreSQL's lanes too."""
+    import uuid
+
+    from hitl_compliance.ledger import lane_of
+
+    while lane_of(thread := f"{name}-{uuid.uuid4().hex}", lanes) != 0:
+        pass
+    return thread

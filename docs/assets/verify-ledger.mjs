@@ -3,7 +3,7 @@
 //
 // Written from the procedure in docs/concepts/audit.md ("Verifying without
 // Python"); node >= 18, no npm packages. Format-2 rows are hashed over their
-// RFC 8785 (JCS) form; format-1 rows (written before format 2) over Python's
+// RFC 8785 (JCS) form, format-3 rows (a store with lanes) too, with their `lane`; format-1 rows (written before format 2) over Python's
 // json.dumps form, which needs each number exactly as the export spells it, so
 // the export is parsed by a small JSON reader that keeps number tokens.
 //
@@ -136,8 +136,9 @@ function canonical(row) {
   content.at = formatAt(row.at);
   const format = formatOf(row);
   if (format instanceof Num && format.raw === "1") return Buffer.from(py1(content), "utf8");
-  if (format instanceof Num && format.raw === "2") {
-    content.ledger_format = new Num("2");
+  if (format instanceof Num && (format.raw === "2" || format.raw === "3")) {
+    content.ledger_format = format;
+    if (format.raw === "3") content.lane = row.lane === undefined ? null : row.lane;
     return Buffer.from(jcs(content), "utf8");
   }
   throw new Error(`unknown ledger_format ${format instanceof Num ? format.raw : JSON.stringify(format)}`);
@@ -169,47 +170,75 @@ function threadGap(pruned, tid, after, before) {
   return found === null ? null : found[1];
 }
 
-// The listed hash of row `before - 1` when every seq between two rows is listed.
+// One chain: the listed hash of row `before - 1` when every seq between two rows is listed.
 function globalGap(pruned, after, before) {
-  if (before - after < 2) return null;
-  for (let s = after + 1; s < before; s++) if (!pruned.has(s)) return null;
-  return pruned.get(before - 1)[1];
+  if (before - after < 2) return [];
+  for (let s = after + 1; s < before; s++) if (!pruned.has(s)) return [];
+  return [pruned.get(before - 1)[1]];
+}
+
+// Several lanes: the listed hashes of every pruned row between two rows of a lane.
+function laneGap(pruned, after, before) {
+  return [...pruned].filter(([seq]) => seq > after && seq < before).map(([, [, hash]]) => hash);
+}
+
+// The lane a row is chained in: its `lane` in format 3, else 0; -1 when not an integer.
+function laneOf(row) {
+  const format = formatOf(row);
+  if (!(format instanceof Num && format.raw === "3")) return 0;
+  return row.lane instanceof Num && /^\d+$/.test(row.lane.raw) ? row.lane.value : -1;
+}
+
+// The store's head from its lanes' last rows: lane 0's [seq, hash] when it is the
+// only lane with rows, else the largest seq and SHA-256 of [[lane, seq, hash], ...].
+function combinedHead(lanePrev) {
+  const live = [...lanePrev].filter(([, [seq]]) => seq > 0).sort((a, b) => a[0] - b[0]);
+  if (live.length === 0) return null;
+  if (live.length === 1 && live[0][0] === 0) return live[0][1];
+  const text = JSON.stringify(live.map(([lane, [seq, hash]]) => [lane, seq, hash]));
+  return [Math.max(...live.map(([, [seq]]) => seq)), createHash("sha256").update(text, "utf8").digest("hex")];
 }
 
 function verify(rows, head, onlyThread) {
-  const threadPrev = new Map();
+  const threadPrev = new Map(), lanePrev = new Map();
   const pruned = documented(rows);
-  let globalPrev = GENESIS, lastSeq = 0, checked = 0, lastHash = null;
-  const broken = (seq, thread, reason) => ({ ok: false, checked, seq, thread, reason, lastHash });
+  // One chain (every row in lane 0): every skipped seq must be listed as pruned.
+  const dense = rows.every((r) => laneOf(r) === 0);
+  let lastSeq = 0, checked = 0;
+  const headHash = () => { const h = combinedHead(lanePrev); return h === null ? null : h[1]; };
+  const broken = (seq, thread, reason) => ({ ok: false, checked, seq, thread, reason, lastHash: headHash() });
   for (const row of rows) {
-    const seq = num(row.seq), tid = String(row.thread_id);
+    const seq = num(row.seq), tid = String(row.thread_id), lane = laneOf(row);
     if (!(seq > lastSeq)) return broken(seq, tid, `seq ${seq} is not after seq ${lastSeq}: rows reordered`);
     let digest;
     try { digest = rowHash(row); } catch (e) {
       return broken(seq, tid, `the row cannot be hashed (${e.message}): the row was edited`);
     }
     if (digest !== row.hash) return broken(seq, tid, "hash does not match the row's content: the row was edited");
+    if (lane < 0) return broken(seq, tid, "the row's lane is not an integer: the row was edited");
     if (pruned.has(seq)) return broken(seq, tid, "the row is listed as pruned by a tombstone but is still present");
     const [prevSeq, prevHash] = threadPrev.get(tid) ?? [0, GENESIS];
     if (row.prev_hash !== prevHash && row.prev_hash !== threadGap(pruned, tid, prevSeq, seq)) {
       return broken(seq, tid, "prev_hash does not link to the thread's previous row");
     }
-    if (onlyThread === null && row.global_prev_hash !== globalPrev
-        && row.global_prev_hash !== globalGap(pruned, lastSeq, seq)) {
-      return broken(seq, tid, "global_prev_hash does not link to the previous row of the store");
+    const [laneSeq, laneHash] = lanePrev.get(lane) ?? [0, GENESIS];
+    if (onlyThread === null && row.global_prev_hash !== laneHash
+        && !(dense ? globalGap : laneGap)(pruned, laneSeq, seq).includes(row.global_prev_hash)) {
+      return broken(seq, tid, "global_prev_hash does not link to the previous row of its lane");
     }
     threadPrev.set(tid, [seq, row.hash]);
-    globalPrev = lastHash = row.hash;
+    lanePrev.set(lane, [seq, row.hash]);
     lastSeq = seq;
     checked += 1;
   }
   if (onlyThread === null && head !== null && !(checked === 0 && head.seq === 0)) {
-    if (head.seq !== lastSeq || head.hash !== lastHash) {
+    const found = combinedHead(lanePrev) ?? [0, null];
+    if (head.seq !== found[0] || head.hash !== found[1]) {
       return broken(lastSeq || null, null,
-        `the chain head (seq ${head.seq}) does not match the last row (seq ${lastSeq})`);
+        `the chain head (seq ${head.seq}) does not match the last row of each lane (last seq ${lastSeq})`);
     }
   }
-  return { ok: true, checked, lastHash };
+  return { ok: true, checked, lastHash: headHash() };
 }
 
 class UsageError extends Error {}

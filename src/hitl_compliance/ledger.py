@@ -2,11 +2,27 @@
 
 Every audit row carries `hash = SHA-256(canonical(row))`, where the canonical
 form covers the row's content, `prev_hash` (the previous row *of the same
-thread*, or 64 zeros) and `global_prev_hash` (the previous row *of the whole
-store*). Stores also keep a chain head (the last row's seq and hash). Editing,
-deleting, inserting or reordering a row directly in the database breaks a
-hash or a link, and [`verify_rows`][hitl_compliance.ledger.verify_rows] names
-the first broken row.
+thread*, or 64 zeros) and `global_prev_hash` (the previous row *of the same
+lane*). Stores also keep a chain head per lane (the lane's last seq and hash).
+Editing, deleting, inserting or reordering a row directly in the database
+breaks a hash or a link, and [`verify_rows`][hitl_compliance.ledger.verify_rows]
+names the first broken row.
+
+**Lanes.** A store without lanes (memory, SQLite) is one lane, lane 0: each
+row links to the previous row of the whole store, as always. A PostgreSQL
+store has L lanes (16 by default, fixed when it is created), so that appends
+of different threads do not queue on one head row: a thread's rows all go to
+lane [`lane_of`][hitl_compliance.ledger.lane_of]`(thread_id, L)` (the first 8
+hex digits of SHA-256 of the UTF-8 thread id, modulo L), a row's
+`global_prev_hash` is the previous row of its lane, and `seq` is unique and
+increasing along every lane but may skip numbers (a rolled-back append drew
+one). The store's head is [`combined_head`][hitl_compliance.ledger.combined_head]
+of the lane heads: lane 0's `(seq, hash)` when only lane 0 has rows (exactly
+the head of a store without lanes), otherwise the largest seq and the
+SHA-256 of the JCS of `[[lane, seq, hash], ...]` (lanes with rows, by lane).
+A sealed head signs that combined head and lists the lane heads
+(`SealedHead.lanes`), so truncating or re-hashing any lane back past its
+sealed head is caught.
 
 This module needs only the standard library to import, so an auditor can copy
 this one file and verify an export (`coord.export_audit(path)`):
@@ -29,10 +45,17 @@ accepts exactly those gaps: a row whose `global_prev_hash` (or `prev_hash`)
 skips rows verifies when every skipped `seq` is listed by a tombstone and the
 link equals the listed hash of the row just before it. Any other missing
 row, a listed row still present, or an edited tombstone still breaks the chain.
+With several lanes (seqs are not dense), a row's `global_prev_hash` may skip
+rows when it equals the listed hash of a pruned row between it and its lane's
+previous row.
 
 **The canonical form.** Each row names its `ledger_format` (absent means 1).
 
-* **Format 2** (every row written now, `LEDGER_FORMAT`): the bytes are
+* **Format 3** (`LANES_FORMAT`, every row a store with lanes writes): format 2
+  with one more field, `lane` (an integer), in the hashed object; its
+  `ledger_format` is the integer 3. A row without it (formats 1 and 2) is in
+  lane 0, so rows written before a store had lanes keep verifying unchanged.
+* **Format 2** (every row a store without lanes writes, `LEDGER_FORMAT`): the bytes are
   the [RFC 8785](https://www.rfc-editor.org/rfc/rfc8785) JSON Canonicalization
   Scheme (JCS) of the object `{"seq", "thread_id", "review_id",
   "checkpoint_id", "event", "actor", "payload", "at", "prev_hash",
@@ -77,6 +100,7 @@ __all__ = [
     "GENESIS",
     "HASHED_FIELDS",
     "JSON_SAFE_INTEGER",
+    "LANES_FORMAT",
     "LEDGER_FORMAT",
     "PERSONAL_KEY",
     "PRUNED_EVENT",
@@ -89,13 +113,16 @@ __all__ = [
     "canonical",
     "check_sealable",
     "check_seals",
+    "combined_head",
     "ed25519_verifier",
     "exact_double",
     "format_at",
     "key_id_of",
+    "lane_of",
     "personal_digest",
     "read_seals",
     "row_hash",
+    "row_lane",
     "seal_message",
     "verify_rows",
 ]
@@ -118,7 +145,13 @@ HASHED_FIELDS = (
 """The fields of an audit row covered by its hash (format 2 adds `ledger_format`)."""
 
 LEDGER_FORMAT = 2
-"""The canonical form new rows are sealed with: 2, RFC 8785 (JCS); 1 is the legacy form."""
+"""The canonical form new single-lane rows are sealed with: 2, RFC 8785 (JCS); 1 is the legacy form.
+
+Rows of a store with lanes (PostgreSQL) are sealed in format 3: format 2 plus `lane`.
+"""
+
+LANES_FORMAT = 3
+"""The canonical form of a row that names its `lane`: format 2 plus the `lane` field."""
 
 JSON_SAFE_INTEGER = 2**53 - 1
 """The largest integer JCS (an IEEE 754 double) writes exactly; its negation is the smallest."""
@@ -266,8 +299,10 @@ def canonical(row: Mapping[str, Any]) -> bytes:
         return json.dumps(
             content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode("utf-8")
-    if fmt == 2 and type(fmt) is int:
-        content["ledger_format"] = 2
+    if fmt in (2, LANES_FORMAT) and type(fmt) is int:
+        content["ledger_format"] = fmt
+        if fmt == LANES_FORMAT:
+            content["lane"] = row.get("lane")
         try:
             return _jcs(content)
         except ValueError:  # rfc8785's CanonicalizationError
@@ -276,7 +311,7 @@ def canonical(row: Mapping[str, Any]) -> bytes:
             # 10000000000000000) is that number: written as JCS writes the double.
             check_sealable(content, path="row")
             return _jcs(_as_doubles(content))
-    raise ValueError(f"unknown ledger_format {fmt!r} (this verifier knows 1 and 2)")
+    raise ValueError(f"unknown ledger_format {fmt!r} (this verifier knows 1, 2 and 3)")
 
 
 def _jcs(value: Any) -> bytes:
@@ -317,6 +352,53 @@ class LedgerReport:
     """What the signed heads prove (`None` when no signed heads were checked)."""
 
 
+def lane_of(thread_id: str, lanes: int) -> int:
+    """The lane of a thread in a store with `lanes` lanes (a stable function of its id).
+
+    The first 8 hex digits of SHA-256 of the UTF-8 thread id, as an integer, modulo
+    `lanes`; PostgreSQL's append function computes the same.
+
+    Example:
+        >>> lane_of("thread-1", 1)
+        0
+        >>> 0 <= lane_of("thread-1", 16) < 16
+        True
+    """
+    if lanes < 1:
+        raise ValueError(f"a ledger has at least one lane, got {lanes}")
+    return int(hashlib.sha256(thread_id.encode("utf-8")).hexdigest()[:8], 16) % lanes
+
+
+def row_lane(row: Mapping[str, Any]) -> int:
+    """The lane a row was sealed in: its `lane` in format 3, else 0 (one chain)."""
+    if row.get("ledger_format") == LANES_FORMAT:
+        lane = row.get("lane")
+        return lane if isinstance(lane, int) and not isinstance(lane, bool) else -1
+    return 0
+
+
+def combined_head(lanes: Iterable[tuple[int, int, str]]) -> tuple[int, str] | None:
+    """The store's chain head `(seq, hash)` from its lane heads `(lane, seq, hash)`.
+
+    Lanes without rows (seq 0) are left out. With rows in lane 0 only, the head
+    is lane 0's `(seq, hash)`, exactly the single-chain head of a store without
+    lanes; otherwise it is the largest seq and the hex SHA-256 of the JCS of
+    the list `[[lane, seq, hash], ...]` sorted by lane (for integers and hex
+    strings, compact JSON). None when no lane has a row.
+
+    Example:
+        >>> combined_head([(0, 3, "a" * 64), (1, 0, "0" * 64)]) == (3, "a" * 64)
+        True
+    """
+    live = sorted((lane, seq, digest) for lane, seq, digest in lanes if seq > 0)
+    if not live:
+        return None
+    if len(live) == 1 and live[0][0] == 0:
+        return live[0][1], live[0][2]
+    text = json.dumps([list(head) for head in live], separators=(",", ":"))
+    return max(seq for _, seq, _ in live), hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def verify_rows(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -325,57 +407,79 @@ def verify_rows(
 ) -> LedgerReport:
     """Verify hashes and links of audit rows given in `seq` order.
 
-    Gaps documented by `pruned` tombstones (see the module docstring) verify;
-    any other missing row breaks a link.
+    Each row's `global_prev_hash` links the previous row of its lane (format-3
+    rows name their `lane`; other rows are lane 0, so a store without lanes is
+    one chain). Gaps documented by `pruned` tombstones (see the module
+    docstring) verify; any other missing row breaks a link.
 
     Args:
         rows: All rows of the store (or, with `thread_id`, of that thread), oldest first.
-        head: The store's chain head `(seq, hash)`; checked against the last row
-            (whole-store verification only). `None` skips the head check.
-        thread_id: Verify one thread's chain only (global links are not checked).
+        head: The store's chain head `(seq, hash)`
+            ([`combined_head`][hitl_compliance.ledger.combined_head] of its lane
+            heads); checked against the last row of each lane (whole-store
+            verification only). `None` skips the head check.
+        thread_id: Verify one thread's chain only (lane links are not checked).
     """
     rows = list(rows)
     pruned = _documented(rows)
     by_thread: dict[str, list[int]] = {}
     for seq in sorted(pruned):
         by_thread.setdefault(pruned[seq][0], []).append(seq)
+    # One chain: every seq between two rows must be listed as pruned. Several
+    # lanes share one sequence, so a lane's seqs are not dense (nor, after a
+    # rolled-back append, the store's).
+    dense = all(row_lane(r) == 0 for r in rows)
     thread_prev: dict[str, tuple[int, str]] = {}
-    global_prev = GENESIS
+    lane_prev: dict[int, tuple[int, str]] = {}
     last_seq = 0
     checked = 0
-    last_hash: str | None = None
     for row in rows:
         seq = int(row["seq"])
         tid = str(row["thread_id"])
+        lane = row_lane(row)
         reason = _link_problem(
-            row, seq, last_seq, thread_prev.get(tid, (0, GENESIS)), global_prev, pruned, by_thread
+            row,
+            seq,
+            last_seq,
+            thread_prev.get(tid, (0, GENESIS)),
+            lane_prev.get(lane, (0, GENESIS)),
+            pruned,
+            by_thread,
+            dense=dense,
         )
         if thread_id is not None and reason is not None and reason.startswith("global"):
             reason = None  # a single thread's export cannot see the other threads' rows
         if reason is not None:
-            return LedgerReport(False, checked, LedgerBreak(seq, tid, reason), last_hash)
+            return LedgerReport(False, checked, LedgerBreak(seq, tid, reason), _head_of(lane_prev))
         thread_prev[tid] = (seq, str(row["hash"]))
-        global_prev = str(row["hash"])
+        lane_prev[lane] = (seq, str(row["hash"]))
         last_seq = seq
-        last_hash = global_prev
         checked += 1
+    last_hash = _head_of(lane_prev)
     if thread_id is None and head is not None:
         head_seq, head_hash = head
         if checked == 0 and head_seq == 0:
             return LedgerReport(True, 0, None, None)
-        if (head_seq, head_hash) != (last_seq, last_hash):
+        found = combined_head((lane, s, h) for lane, (s, h) in lane_prev.items())
+        if (head_seq, head_hash) != (found or (0, None)):
             return LedgerReport(
                 False,
                 checked,
                 LedgerBreak(
                     last_seq or None,
                     None,
-                    f"the chain head (seq {head_seq}) does not match the last row "
-                    f"(seq {last_seq}): rows at the end were deleted or added",
+                    f"the chain head (seq {head_seq}) does not match the last row of "
+                    f"each lane (last seq {last_seq}): rows at the end were deleted or added",
                 ),
                 last_hash,
             )
     return LedgerReport(True, checked, None, last_hash)
+
+
+def _head_of(lane_prev: Mapping[int, tuple[int, str]]) -> str | None:
+    """The head hash of the lanes' last rows so far (the last row's, with one lane)."""
+    found = combined_head((lane, seq, digest) for lane, (seq, digest) in lane_prev.items())
+    return None if found is None else found[1]
 
 
 def _documented(rows: list[Mapping[str, Any]]) -> dict[int, tuple[str, str]]:
@@ -402,9 +506,11 @@ def _link_problem(
     seq: int,
     last_seq: int,
     thread_prev: tuple[int, str],
-    global_prev: str,
+    lane_prev: tuple[int, str],
     pruned: Mapping[int, tuple[str, str]],
     by_thread: Mapping[str, list[int]],
+    *,
+    dense: bool,
 ) -> str | None:
     """Why `row` does not verify after its predecessors, or None."""
     if seq <= last_seq:
@@ -416,6 +522,8 @@ def _link_problem(
         return f"the row cannot be hashed ({exc}): the row was edited"
     if digest != row.get("hash"):
         return "hash does not match the row's content: the row was edited"
+    if row_lane(row) < 0:
+        return "the row's lane is not an integer: the row was edited"
     if seq in pruned:
         return "the row is listed as pruned by a tombstone but is still present"
     problem = _personal_problem(row)
@@ -429,11 +537,11 @@ def _link_problem(
             "prev_hash does not link to the thread's previous row: a row of this "
             "thread was deleted, inserted or reordered"
         )
-    if row.get("global_prev_hash") != global_prev and row.get("global_prev_hash") != _global_gap(
-        pruned, last_seq, seq
-    ):
+    gap = _global_gap if dense else _lane_gap
+    link = row.get("global_prev_hash")
+    if link != lane_prev[1] and link not in gap(pruned, lane_prev[0], seq):
         return (
-            "global_prev_hash does not link to the previous row of the store: a row "
+            "global_prev_hash does not link to the previous row of its lane: a row "
             "was deleted, inserted or reordered"
         )
     return None
@@ -484,11 +592,20 @@ def _thread_gap(
     return pruned[seqs[i]][1] if i >= 0 and seqs[i] > after else None
 
 
-def _global_gap(pruned: Mapping[int, tuple[str, str]], after: int, before: int) -> str | None:
-    """The listed hash of row `before - 1` when every seq between two rows is listed as pruned."""
+def _global_gap(pruned: Mapping[int, tuple[str, str]], after: int, before: int) -> set[str]:
+    """One chain: the listed hash of row `before - 1` when every seq between is listed."""
     if before - after < 2 or any(s not in pruned for s in range(after + 1, before)):
-        return None
-    return pruned[before - 1][1]
+        return set()
+    return {pruned[before - 1][1]}
+
+
+def _lane_gap(pruned: Mapping[int, tuple[str, str]], after: int, before: int) -> set[str]:
+    """Several lanes: the listed hashes of the pruned rows between two rows of a lane.
+
+    A tombstone does not say which lane a removed row was in, so the link may
+    be to any of them; a row deleted without being listed still breaks a link.
+    """
+    return {digest for seq, (_, digest) in pruned.items() if after < seq < before}
 
 
 # -- Signed heads ------------------------------------------------------------------
@@ -507,7 +624,11 @@ class SealedHead:
     """A chain head `(seq, hash)` signed at `sealed_at` by the key `key_id`.
 
     The signed bytes are [`seal_message`][hitl_compliance.ledger.seal_message];
-    `signature` is the signature in lowercase hex.
+    `signature` is the signature in lowercase hex. A store with rows in more than
+    lane 0 seals all its lane heads read in one snapshot: `lanes` lists them as
+    `(lane, seq, hash)` and `(seq, hash)` is their
+    [`combined_head`][hitl_compliance.ledger.combined_head], so the signature
+    covers every lane. With one lane, `lanes` is empty and the seal is as before.
     """
 
     seq: int
@@ -515,6 +636,7 @@ class SealedHead:
     sealed_at: datetime
     key_id: str
     signature: str
+    lanes: tuple[tuple[int, int, str], ...] = ()
 
     def message(self) -> bytes:
         """The exact bytes the signature covers."""
@@ -522,7 +644,7 @@ class SealedHead:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON object of an export's or an anchor file's `{"type": "seal"}` line."""
-        return {
+        record: dict[str, Any] = {
             "type": "seal",
             "seq": self.seq,
             "hash": self.hash,
@@ -530,6 +652,9 @@ class SealedHead:
             "key_id": self.key_id,
             "signature": self.signature,
         }
+        if self.lanes:
+            record["lanes"] = [list(head) for head in self.lanes]
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> SealedHead:
@@ -540,13 +665,26 @@ class SealedHead:
         seq = record["seq"]
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
             raise ValueError(f"seal seq must be an int >= 1, got {seq!r}")
+        lanes: list[tuple[int, int, str]] = []
+        for item in record.get("lanes") or []:
+            lane, lane_seq, digest = item
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lane, lane_seq)):
+                raise ValueError(f"a sealed lane head is [lane, seq, hash], got {item!r}")
+            lanes.append((lane, lane_seq, str(digest)))
         return cls(
             seq=seq,
             hash=str(record["hash"]),
             sealed_at=sealed_at,
             key_id=str(record["key_id"]),
             signature=str(record["signature"]),
+            lanes=tuple(lanes),
         )
+
+    def lane_heads(self) -> dict[int, int]:
+        """`lane -> seq` of the heads this seal covers (lane 0 only, without lanes)."""
+        if not self.lanes:
+            return {0: self.seq}
+        return {lane: seq for lane, seq, _ in self.lanes}
 
 
 def seal_message(seq: int, head_hash: str, sealed_at: datetime | str, key_id: str) -> bytes:
@@ -643,11 +781,14 @@ def check_seals(
     verifiers = dict(keys or {})
     if verify is not None:
         verifiers[key_id or ""] = verify
-    by_seq = {int(r["seq"]): str(r["hash"]) for r in rows}
-    # A seal may name a row retention pruned since: its tombstone lists the hash.
+    by_seq = {int(r["seq"]): (str(r["hash"]), row_lane(r)) for r in rows}
+    # A seal may name a row retention pruned since: its tombstone lists the hash
+    # (not the lane: any lane then).
     for seq, (_, digest) in _documented(list(rows)).items():
-        by_seq.setdefault(seq, digest)
-    last_seq = int(rows[-1]["seq"]) if rows else 0
+        by_seq.setdefault(seq, (digest, -1))
+    last_by_lane: dict[int, int] = {}
+    for r in rows:
+        last_by_lane[row_lane(r)] = int(r["seq"])
     intact = int(rows[report.checked - 1]["seq"]) if report.checked else 0
     tagged = [(s, False) for s in seals] + [(s, True) for s in anchors]
     tagged.sort(key=lambda pair: (pair[0].seq, pair[1]))
@@ -656,10 +797,11 @@ def check_seals(
     anchored: int | None = None
     for head, from_anchor in tagged:
         where = "anchored" if from_anchor else "sealed"
-        reason = _seal_problem(head, by_seq, last_seq, verifiers if verifiers else None)
+        reason, at_seq = _seal_problem(head, by_seq, last_by_lane, verifiers or None)
         if reason is not None:
-            at_seq = min(head.seq, last_seq) or None
-            problem = LedgerBreak(at_seq, None, f"the {where} head at seq {head.seq}: {reason}")
+            problem = LedgerBreak(
+                at_seq or None, None, f"the {where} head at seq {head.seq}: {reason}"
+            )
             problems.append((problem, head.seq))
             continue
         if head.seq <= intact:
@@ -667,6 +809,7 @@ def check_seals(
                 sealed = head
             if from_anchor:
                 anchored = max(anchored or 0, head.seq)
+    covered = {} if sealed is None else sealed.lane_heads()
     proof = SealProof(
         signatures_checked=bool(verifiers),
         key_id=key_id if key_id is not None or sealed is None or not verifiers else sealed.key_id,
@@ -675,7 +818,11 @@ def check_seals(
         sealed_seq=None if sealed is None else sealed.seq,
         sealed_at=None if sealed is None else sealed.sealed_at,
         anchored_seq=anchored,
-        unsealed_rows=sum(1 for seq in by_seq if seq > (0 if sealed is None else sealed.seq)),
+        unsealed_rows=sum(
+            1
+            for seq, (_, lane) in by_seq.items()
+            if seq > covered.get(lane, 0 if lane >= 0 else seq)
+        ),
     )
     # The earliest break; at one seq, the rows' own break first, then the seal
     # reaching furthest (it names the most rows cut).
@@ -688,11 +835,12 @@ def check_seals(
 
 def _seal_problem(
     head: SealedHead,
-    by_seq: Mapping[int, str],
-    last_seq: int,
+    by_seq: Mapping[int, tuple[str, int]],
+    last_by_lane: Mapping[int, int],
     verifiers: Mapping[str, Callable[[bytes, bytes], bool]] | None,
-) -> str | None:
-    """Why a sealed head does not verify against the rows and keys, or None."""
+) -> tuple[str | None, int]:
+    """Why a sealed head does not verify against the rows and keys (or None), and at which seq."""
+    last_seq = max(last_by_lane.values(), default=0)
     if verifiers is not None:
         verify = verifiers.get(head.key_id)
         if verify is None:
@@ -700,26 +848,43 @@ def _seal_problem(
             return (
                 f"signed by key {head.key_id!r}, not by the given key {given}: "
                 "forged, or sealed with another key"
-            )
+            ), min(head.seq, last_seq)
         try:
             signature = bytes.fromhex(head.signature)
         except ValueError:
             signature = b""
         if not signature or not verify(head.message(), signature):
-            return "its signature does not verify: the seal was forged or altered"
-    if head.seq > last_seq:
+            return "its signature does not verify: the seal was forged or altered", min(
+                head.seq, last_seq
+            )
+    if head.lanes and combined_head(head.lanes) != (head.seq, head.hash):
         return (
-            f"it is past the last row (seq {last_seq}): rows {last_seq + 1}..{head.seq} "
-            "were deleted (the ledger was truncated)"
+            "its lane heads do not hash to the signed head: the seal was altered",
+            min(head.seq, last_seq),
         )
-    if head.seq not in by_seq:
-        return f"row {head.seq} is missing: rows were deleted"
-    if by_seq[head.seq] != head.hash:
-        return (
-            f"row {head.seq} has another hash than the signed one: "
-            "rows were rewritten and re-hashed"
-        )
-    return None
+    heads = head.lanes or ((-1, head.seq, head.hash),)
+    for lane, seq, digest in heads:
+        if seq == 0:
+            continue
+        lane_last = last_seq if lane < 0 else last_by_lane.get(lane, 0)
+        named = "" if lane < 0 else f"lane {lane}'s "
+        if seq > lane_last:
+            return (
+                f"it is past the last row (seq {lane_last}): rows "
+                f"{lane_last + 1}..{seq} were deleted (the ledger was truncated)"
+                if lane < 0
+                else f"{named}head (seq {seq}) is past the lane's last row (seq {lane_last}): "
+                "rows were deleted (the ledger was truncated)"
+            ), min(seq, last_seq)
+        found = by_seq.get(seq)
+        if found is None:
+            return f"{named}row {seq} is missing: rows were deleted", seq
+        if found[0] != digest or (lane >= 0 and found[1] not in (lane, -1)):
+            return (
+                f"{named}row {seq} has another hash than the signed one: "
+                "rows were rewritten and re-hashed"
+            ), seq
+    return None, 0
 
 
 def ed25519_verifier(public_key_pem: bytes) -> tuple[str, Callable[[bytes, bytes], bool]]:

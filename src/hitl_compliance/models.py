@@ -15,6 +15,7 @@ from hitl_compliance._normalize import canonical_id
 from hitl_compliance.errors import LedgerValueError
 from hitl_compliance.ledger import (
     GENESIS,
+    LANES_FORMAT,
     LEDGER_FORMAT,
     UnsealableValueError,
     canonical,
@@ -215,7 +216,10 @@ class AuditRecord(_Frozen):
     hash: str = ""
     ledger_format: int = 1
     """The canonical form `hash` was computed with: 2 (RFC 8785) for every new row,
-    1 for rows written before (see [`ledger`][hitl_compliance.ledger])."""
+    3 (format 2 and `lane`) for a store with lanes, 1 for rows written before
+    (see [`ledger`][hitl_compliance.ledger])."""
+    lane: int = 0
+    """The ledger lane the row is chained in (format 3; 0 for every other row)."""
     sealed_payload: dict[str, Any] | None = None
     """The payload as hashed, when `payload` shows personal values put back (see
     [Erasure](../concepts/erasure.md)); None when the two are the same."""
@@ -235,6 +239,8 @@ class AuditRecord(_Frozen):
             row["payload"] = sealed
         if row["personal"] is None:
             del row["personal"]
+        if self.ledger_format < LANES_FORMAT:
+            del row["lane"]  # rows before lanes export (and hash) exactly as before
         return row
 
     def _repr_html_(self) -> str:
@@ -265,6 +271,7 @@ def seal(
     prev_hash: str,
     global_prev_hash: str,
     ledger_format: int = LEDGER_FORMAT,
+    lane: int = 0,
 ) -> AuditRecord:
     """Build an audit record with its ledger hash; every store appends through this.
 
@@ -284,6 +291,7 @@ def seal(
         prev_hash=prev_hash,
         global_prev_hash=global_prev_hash,
         ledger_format=ledger_format,
+        lane=lane,
     )
     return unsealed.model_copy(update={"hash": sealed_hash(unsealed.to_row())})
 

@@ -18,7 +18,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hitl_compliance.ledger import row_hash, verify_rows
+from hitl_compliance.ledger import LANES_FORMAT, lane_of, row_hash, verify_rows
 from hitl_compliance.models import seal
 from tests.strategies import AuditAppend, audit_appends
 
@@ -52,7 +52,9 @@ class TestServerSealMatchesCanonical:
         suffix = uuid.uuid4().hex[:6]
         for a in appends:
             thread_id = f"{a.thread}-{suffix}"
-            head = await postgres_store.audit_head()
+            lanes = await postgres_store.audit_lanes()
+            assert lanes is not None
+            lane = lane_of(thread_id, len(lanes))
             await postgres_store.append_audit(
                 thread_id=thread_id,
                 review_id=a.review_id,
@@ -63,7 +65,8 @@ class TestServerSealMatchesCanonical:
                 at=a.at,
             )
             stored = (await postgres_store.audit_rows(thread_id))[-1]
-            assert head is None or stored.global_prev_hash == head[1]
+            # Linked to its lane's head as it was, and sealed in its lane (format 3).
+            assert (stored.lane, stored.global_prev_hash) == (lane, lanes[lane][2])
             python = seal(
                 seq=stored.seq,
                 thread_id=thread_id,
@@ -75,6 +78,8 @@ class TestServerSealMatchesCanonical:
                 at=a.at,
                 prev_hash=stored.prev_hash,
                 global_prev_hash=stored.global_prev_hash,
+                ledger_format=LANES_FORMAT,
+                lane=lane,
             )
             assert stored == python
             assert stored.hash == row_hash(stored.to_row())

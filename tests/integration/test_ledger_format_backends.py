@@ -29,7 +29,7 @@ from hitl_compliance import (
     build_compliance_graph,
 )
 from hitl_compliance.backends import open_backend
-from hitl_compliance.ledger import GENESIS, verify_rows
+from hitl_compliance.ledger import GENESIS, LANES_FORMAT, verify_rows
 from hitl_compliance.models import AuditRecord, seal
 from hitl_compliance.stores.base import ReviewStore
 from hitl_compliance.testing.conformance import assert_chain, at, claim, make_review
@@ -127,7 +127,7 @@ class TestStoresRefuseUnsealableValues:
             payload=payload,
             at=at(1),
         )
-        assert record.ledger_format == 2
+        assert record.ledger_format == (LANES_FORMAT if is_postgres(store) else 2)
         rows = await store.audit_rows()
         assert rows[-1] == record
         assert_chain(rows, await store.audit_head())
@@ -171,7 +171,9 @@ class TestCoordinatorRefusesUnsealableDecisions:
             "completed"
         )
         rows = await coord.reviews.audit_rows()
-        assert {r.ledger_format for r in rows} == {2}
+        assert {r.ledger_format for r in rows} == {
+            LANES_FORMAT if is_postgres(coord.reviews) else 2
+        }
         assert (await coord.verify_audit()).ok
 
 
@@ -227,10 +229,13 @@ async def assert_upgraded(store: ReviewStore, old: list[AuditRecord]) -> None:
         payload={"f": 1e16},
         at=at(9),
     )
-    assert (new.ledger_format, new.prev_hash, new.global_prev_hash) == (
-        2,
+    # PostgreSQL's lanes: format 3, linked to its lane's previous row (the old
+    # rows are lane 0); one chain elsewhere: format 2, linked to the last row.
+    lanes = new.ledger_format == LANES_FORMAT
+    assert new.ledger_format == (LANES_FORMAT if is_postgres(store) else 2)
+    assert (new.prev_hash, new.global_prev_hash) == (
         old[-1].hash,
-        old[-1].hash,
+        old[-1].hash if not lanes or new.lane == 0 else GENESIS,
     )
     rows = await store.audit_rows()
     assert rows == [*old, new]
@@ -306,8 +311,13 @@ class TestUpgradeKeepsFormatOne:
             )
             await cur.execute(
                 f"UPDATE {prefix}audit_head SET seq = %s, hash = %s", (3, old[-1].hash)
-            )
+            )  # the head of the version before step 9 (lane 0's from step 12 on)
         async with module.PostgresReviewStore.from_conn_string(
             postgres_dsn, table_prefix=prefix
         ) as store:
             await assert_upgraded(store, old)
+
+
+def is_postgres(store: object) -> bool:
+    """Whether `store` is PostgreSQL's (which has ledger lanes: format 3)."""
+    return type(store).__module__.endswith("postgres")

@@ -31,6 +31,7 @@ from hitl_compliance.ledger import LedgerReport, row_hash
 from hitl_compliance.models import AuditRecord
 from hitl_compliance.stores.postgres import PostgresReviewStore
 from hitl_compliance.stores.sqlite import SqliteReviewStore
+from tests.helpers import lane_zero_thread
 
 RISKY = "Guaranteed returns, invest now."
 
@@ -53,6 +54,11 @@ class Ledger:
     @property
     def postgres(self) -> bool:
         return isinstance(self.store, PostgresReviewStore)
+
+    @property
+    def head_table(self) -> str:
+        """The chain head table: one row per lane in PostgreSQL, one row in SQLite."""
+        return "audit_lanes" if self.postgres else "audit_head"
 
     async def sql(self, *statements: tuple[str, tuple[Any, ...]] | str) -> None:
         """Run statements (`{p}` is the table prefix, `%s` a parameter) in one transaction."""
@@ -93,7 +99,9 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             checkpointer=backend.checkpointer,
         )
         coord = HitlCoordinator(graph, reviews=backend.reviews)
-        threads = {name: f"{name}-{uuid.uuid4().hex}" for name in "abc"}
+        # On PostgreSQL, threads of lane 0 (of 16): one chain, as in SQLite; the
+        # lanes' own tamper tests are in test_ledger_lanes.py.
+        threads = {name: lane_zero_thread(name) for name in "abc"}
         await coord.process(threads["a"], RISKY)
         await coord.process(threads["b"], RISKY)
         await coord.approve(threads["a"], reviewer="officer@bank")
@@ -201,15 +209,15 @@ class TestDeletedRows:
     async def test_edited_head(self, ledger: Ledger) -> None:
         """A chain head that does not match the last row fails verification."""
         fake = hashlib.sha256(b"forged head").hexdigest()
-        await ledger.sql(("UPDATE {p}audit_head SET hash = %s", (fake,)))
+        await ledger.sql((f"UPDATE {{p}}{ledger.head_table} SET hash = %s", (fake,)))
         assert_broken(await ledger.verify(), ledger.rows[-1].seq, "chain head")
 
     async def test_deleted_head_row(self, ledger: Ledger) -> None:
         """A missing head fails verification, and is never rebuilt: the next write is refused."""
-        await ledger.sql("DELETE FROM {p}audit_head")
+        await ledger.sql("DELETE FROM {p}" + ledger.head_table)
         assert await ledger.store.audit_head() is None
         assert_broken(await ledger.verify(), ledger.rows[-1].seq, "chain head row is missing")
-        thread = f"d-{uuid.uuid4().hex}"
+        thread = lane_zero_thread("d")
         with pytest.raises(LedgerHeadMissingError, match="restore the head row"):
             await ledger.store.append_audit(
                 thread_id=thread,

@@ -42,6 +42,7 @@ from hitl_compliance.ledger import GENESIS, row_hash, seal_message
 from hitl_compliance.models import AuditRecord
 from hitl_compliance.stores.postgres import PostgresReviewStore
 from hitl_compliance.stores.sqlite import SqliteReviewStore
+from tests.helpers import lane_zero_thread
 
 RISKY = "Guaranteed returns, invest now."
 Store = InMemoryReviewStore | SqliteReviewStore | PostgresReviewStore
@@ -61,6 +62,16 @@ class Sealed:
     async def verify(self, **kwargs: Any) -> LedgerReport:
         return await self.coord.verify_audit(public_key=self.public_key, **kwargs)
 
+    @property
+    def head_table(self) -> str:
+        """The chain head table: one row per lane in PostgreSQL, one row in SQLite."""
+        return "audit_lanes" if isinstance(self.store, PostgresReviewStore) else "audit_head"
+
+    @property
+    def lane_zero(self) -> str:
+        """The WHERE clause of lane 0's head row (the only head row in SQLite)."""
+        return " WHERE lane = 0" if isinstance(self.store, PostgresReviewStore) else ""
+
     async def sql(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         assert not isinstance(self.store, InMemoryReviewStore)
         await run_sql(self.store, statement, params)
@@ -74,7 +85,10 @@ class Sealed:
                 rows[:] = [r for r in rows if r.seq <= keep]
             return
         await self.sql("DELETE FROM {p}audit WHERE seq > %s", (keep,))
-        await self.sql("UPDATE {p}audit_head SET seq = %s, hash = %s", (last.seq, last.hash))
+        await self.sql(
+            f"UPDATE {{p}}{self.head_table} SET seq = %s, hash = %s{self.lane_zero}",
+            (last.seq, last.hash),
+        )
 
     async def rehash(self, seq: int, actor: str) -> list[str]:
         """Change row `seq`'s actor and recompute every hash, link and the head; the new hashes."""
@@ -102,7 +116,9 @@ class Sealed:
                 "hash = %s WHERE seq = %s",
                 (r.actor, r.prev_hash, r.global_prev_hash, r.hash, r.seq),
             )
-        await self.sql("UPDATE {p}audit_head SET hash = %s", (forged[-1].hash,))
+        await self.sql(
+            f"UPDATE {{p}}{self.head_table} SET hash = %s{self.lane_zero}", (forged[-1].hash,)
+        )
         return [r.hash for r in forged]
 
     async def replace_seals(self, seals: list[SealedHead]) -> None:
@@ -166,7 +182,9 @@ async def sealed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         )
         coord = HitlCoordinator(graph, reviews=backend.reviews, sealing=sealing)
         # Six rows: each decided turn is paused, replied (the graph's record), decided.
-        threads = [f"{name}-{uuid.uuid4().hex}" for name in "ab"]
+        # On PostgreSQL, threads of lane 0: one chain, as in the other stores
+        # (seals over several lanes: test_ledger_lanes.py).
+        threads = [lane_zero_thread(name) for name in "ab"]
         await coord.process(threads[0], RISKY)
         await coord.process(threads[1], RISKY)
         await coord.approve(threads[0], reviewer="officer@bank", response="Talk to an adviser.")
@@ -203,7 +221,7 @@ class TestIntact:
 
     async def test_rows_after_the_last_seal_are_unproven(self, sealed: Sealed) -> None:
         """A row appended after the last seal is chained but reported as unproven."""
-        await sealed.coord.process(f"d-{uuid.uuid4().hex}", RISKY)
+        await sealed.coord.process(lane_zero_thread("d"), RISKY)
         report = await sealed.verify()
         assert report.ok
         assert report.proof is not None
@@ -273,11 +291,11 @@ class TestHeadRow:
         if isinstance(sealed.store, InMemoryReviewStore):
             pytest.skip("the memory store derives its head from its rows")
         await sealed.truncate(keep=5)
-        await sealed.sql("DELETE FROM {p}audit_head")
+        await sealed.sql(f"DELETE FROM {{p}}{sealed.head_table}")
         report = await sealed.verify()
         assert_broken(report, 5, "chain head row is missing")
         with pytest.raises(LedgerHeadMissingError):
-            await sealed.coord.process(f"d-{uuid.uuid4().hex}", RISKY)
+            await sealed.coord.process(lane_zero_thread("d"), RISKY)
         assert len(await sealed.store.audit_rows()) == 5
         assert await sealed.store.audit_head() is None
         with pytest.raises(LedgerHeadMissingError):
@@ -295,7 +313,7 @@ class TestOfflineVerifier:
     ) -> None:
         """The copied ledger.py checks an export's seals with the key and the anchor file."""
         export = tmp_path / "audit.jsonl"
-        await sealed.coord.process(f"d-{uuid.uuid4().hex}", RISKY)  # row 7, sealed on export
+        await sealed.coord.process(lane_zero_thread("d"), RISKY)  # row 7, sealed on export
         assert await sealed.coord.export_audit(export) == 7
         key = tmp_path / "key.pub.pem"
         key.write_bytes(sealed.public_key)
@@ -370,7 +388,8 @@ class TestMigration:
             assert head is not None
             assert head.seq == 1
             assert await store.seals() == [head]
-            await run_sql(store, "DELETE FROM {p}audit_head")
+            table = "audit_lanes" if isinstance(store, PostgresReviewStore) else "audit_head"
+            await run_sql(store, f"DELETE FROM {{p}}{table}")
             with pytest.raises(LedgerHeadMissingError):
                 await store.append_audit(
                     thread_id="t",

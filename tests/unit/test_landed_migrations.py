@@ -40,6 +40,7 @@ LANDED = {
         "0b2ee51ff2162fe6",
         "8241a468a4fc30e7",
         "d94fe29f51683b8a",  # personal values beside the chain (erasure)
+        "1f12936beefb9ba2",  # ledger lanes
     ],
 }
 

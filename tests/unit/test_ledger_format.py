@@ -84,9 +84,9 @@ class TestCanonicalForms:
         assert record.to_row()["ledger_format"] == 2
         assert record.hash == row_hash(record.to_row())
 
-    @pytest.mark.parametrize("fmt", [3, "2", True, None, 2.0])
+    @pytest.mark.parametrize("fmt", [4, "2", "3", True, None, 2.0, 3.0])
     def test_unknown_format_is_refused(self, fmt: Any) -> None:
-        """Only the ints 1 and 2 name a format."""
+        """Only the ints 1, 2 and 3 name a format."""
         with pytest.raises(ValueError, match="unknown ledger_format"):
             canonical({**ROW, "ledger_format": fmt})
 

@@ -18,19 +18,22 @@ transaction-scoped advisory lock (the one the shared writes take too), which
 keeps "is the thread free? then take it" race-free across processes; `claim`
 and `vote` lock the review row (`SELECT ... FOR UPDATE`) before they check it.
 
-Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger].
-Each append locks the single chain-head row (`<prefix>audit_head`, `SELECT ...
-FOR UPDATE`) as the last step of its statement, reads the thread's last row,
-seals the new row at `seq = head + 1` and moves the head. That serialises
-audit appends store-wide (the price of one global chain), but the lock is held
-only for the rest of that one statement, never across a round trip. The seal
-is [`seal`][hitl_compliance.models.seal]'s SHA-256 of
-[`canonical`][hitl_compliance.ledger.canonical] bytes: Python builds them,
-cut where the values only the database knows go (seq, the two previous
-hashes, and the thread and checkpoint ids a `complete` reads from the row),
-and the function splices those in as JSON and hashes, so the hash is
-byte-identical to `seal`'s. Hook calls owed by an audit row go to
-`<prefix>hook_outbox` in the same statement.
+Audit rows form the tamper-evident ledger of [`ledger`][hitl_compliance.ledger],
+in lanes (migration step 13, `schema_lanes`):
+each append computes its thread's lane, locks only that lane's head row
+(`<prefix>audit_lanes`, `SELECT ... FOR UPDATE`) as the last step of its
+statement, draws `seq` from `<prefix>audit_seq`, reads the thread's last row,
+seals the new row (format 3, `global_prev_hash` the lane head's hash) and moves
+the lane head. Appends of threads in different lanes no longer serialise; the
+lock is held only for the rest of that one statement, never across a round
+trip. (Before step 13 one head row, `<prefix>audit_head`, serialised every
+append store-wide.) The seal is [`seal`][hitl_compliance.models.seal]'s
+SHA-256 of [`canonical`][hitl_compliance.ledger.canonical] bytes: Python
+builds them, cut where the values only the database knows go (seq, the two
+previous hashes, the lane, and the thread and checkpoint ids a `complete`
+reads from the row), and the function splices those in as JSON and hashes,
+so the hash is byte-identical to `seal`'s. Hook calls owed by an audit row go
+to `<prefix>hook_outbox` in the same statement.
 
 The functions apply the same rules as the shared writes: the refusals they
 report map to the state machine's (`_REFUSALS`), the conformance suite runs
@@ -51,7 +54,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hitl_compliance.ledger import GENESIS, LEDGER_FORMAT
+from hitl_compliance.ledger import GENESIS, LANES_FORMAT, LEDGER_FORMAT, lane_of
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -81,10 +84,13 @@ if TYPE_CHECKING:
     from psycopg import AsyncCursor
 
 __all__ = [
+    "DEFAULT_LANES",
     "HEAD_MISSING_SQLSTATE",
     "ServerSideWrites",
     "Step",
     "headless_append",
+    "lane_sql",
+    "schema_lanes",
     "schema_v4",
     "schema_v6",
     "schema_v7",
@@ -446,7 +452,9 @@ def schema_v9(p: str) -> list[Step]:
 # diverge, tests/integration/test_ledger_canonical_sql.py fails (generated,
 # escape-heavy rows sealed by the server against `seal`), and `append_audit`
 # refuses the row at run time.
-_SPLICED = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
+_SPLICED = ("checkpoint_id", "global_prev_hash", "lane", "prev_hash", "seq", "thread_id")
+# Tables without lanes (before their migration step): format 2, no `lane`.
+_SPLICED_ONE_CHAIN = ("checkpoint_id", "global_prev_hash", "prev_hash", "seq", "thread_id")
 _MARK = secrets.token_hex(16)
 
 
@@ -458,8 +466,9 @@ def _canon_parts(
     actor: str,
     payload: str,
     at: datetime,
+    lanes: bool = True,
 ) -> list[bytes]:
-    """The canonical bytes of an audit row, cut around the `_SPLICED` values (six pieces).
+    """The canonical bytes of a format-3 audit row, cut around the `_SPLICED` values (seven pieces).
 
     The row is sealed over its parsed `payload` (the JSON text stored), which is
     exactly what reading it back gives. Hashing `pieces[0] + json(checkpoint_id)
@@ -467,8 +476,9 @@ def _canon_parts(
     ledger cannot hash raises LedgerValueError (naming `thread_id`) before any call.
     """
     mark = _MARK
+    spliced = _SPLICED if lanes else _SPLICED_ONE_CHAIN
     while True:
-        marks = {name: f"{mark}{i}" for i, name in enumerate(_SPLICED)}
+        marks = {name: f"{mark}{i}" for i, name in enumerate(spliced)}
         row = AuditRecord(
             seq=0,
             thread_id=marks["thread_id"],
@@ -480,15 +490,17 @@ def _canon_parts(
             at=at,
             prev_hash=marks["prev_hash"],
             global_prev_hash=marks["global_prev_hash"],
-            ledger_format=LEDGER_FORMAT,
+            ledger_format=LANES_FORMAT if lanes else LEDGER_FORMAT,
         ).to_row()
         row["seq"] = marks["seq"]
+        if lanes:
+            row["lane"] = marks["lane"]
         text = sealed_canonical(row, thread_id=thread_id)
-        quoted = [f'"{marks[name]}"'.encode() for name in _SPLICED]
+        quoted = [f'"{marks[name]}"'.encode() for name in spliced]
         if all(text.count(q) == 1 for q in quoted):
             found = [text.index(q) for q in quoted]
             if found != sorted(found):  # pragma: no cover - the key order is fixed
-                raise RuntimeError(f"canonical() no longer orders {_SPLICED} as expected")
+                raise RuntimeError(f"canonical() no longer orders {spliced} as expected")
             pieces, start = [], 0
             for q, i in zip(quoted, found, strict=True):
                 pieces.append(text[start:i])
@@ -594,6 +606,7 @@ class ServerSideWrites(ErasureWrites):
             actor=actor,
             payload=payload,
             at=at,
+            lanes=self._lane_sql is not None,
         )
         hook = HOOK_FOR_EVENT.get(event)
         if hook is None or hook not in self._hooks:
@@ -897,6 +910,11 @@ class ServerSideWrites(ErasureWrites):
             at=at,
             prev_hash=row["a_prev"],
             global_prev_hash=row["a_gprev"],
+            **(
+                {}
+                if self._lane_sql is None
+                else {"ledger_format": LANES_FORMAT, "lane": lane_of(thread_id, self._lane_count)}
+            ),
         )
         if record.hash != row["a_hash"]:  # pragma: no cover - a bug, never data
             raise RuntimeError(
@@ -970,3 +988,112 @@ class ServerSideWrites(ErasureWrites):
         )
         rows = await self._fetch_all(sql, [*params, owner, until])
         return [delivery_from_row(self.dialect, r) for r in rows]
+
+
+DEFAULT_LANES = 16
+"""How many ledger lanes a new PostgreSQL store gets (`PostgresReviewStore(ledger_lanes=)`)."""
+
+_LANE_OF = (
+    "(('x' || substr(encode(sha256(convert_to({thread}, 'UTF8')), 'hex'), 1, 8))::bit(32)"
+    "::bigint % {lanes})::integer"
+)
+"""SQL of [`lane_of`][hitl_compliance.ledger.lane_of]: 8 hex digits of SHA-256, modulo L."""
+
+
+def schema_lanes(p: str) -> list[Step]:
+    """Ledger lanes: one chain head per lane, seq from a SEQUENCE, rows in format 3.
+
+    A thread's rows go to lane `lane_of(thread_id, L)`; an append locks only its
+    lane's head row (`<prefix>audit_lanes`), so appends of threads in other
+    lanes run in parallel. The old store-wide head becomes lane 0 (kept missing
+    when it was deleted: appends to lane 0 then refuse with SQLSTATE HL001). L is
+    written to `<prefix>audit_config` by the store's setup right after this step
+    (the constructor's `ledger_lanes`), once, so the mapping never changes. Every
+    statement is safe to repeat.
+    """
+    g = GENESIS
+    lane = _LANE_OF.format(thread="p_thread", lanes="v_lanes")
+    append = f"""CREATE OR REPLACE FUNCTION {p}append_audit(
+        p_thread TEXT, p_review TEXT, p_checkpoint TEXT, p_event TEXT, p_actor TEXT,
+        p_payload TEXT, p_at TIMESTAMPTZ, {_AUDIT_ARGS},
+        OUT a_seq BIGINT, OUT a_prev TEXT, OUT a_gprev TEXT, OUT a_hash TEXT,
+        OUT a_rebuilt BOOLEAN) LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_lanes INTEGER;
+        v_lane INTEGER;
+    BEGIN
+        a_rebuilt := false;
+        SELECT c.lanes INTO v_lanes FROM {p}audit_config AS c WHERE c.id = 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'the audit ledger configuration row ({p}audit_config) is missing'
+                USING ERRCODE = '{HEAD_MISSING_SQLSTATE}';
+        END IF;
+        v_lane := {lane};
+        -- Only this lane's head, locked until the caller's transaction ends:
+        -- always the last thing a write does.
+        SELECT h.hash INTO a_gprev FROM {p}audit_lanes AS h WHERE h.lane = v_lane FOR UPDATE;
+        IF NOT FOUND THEN
+            -- Deleted by a direct edit: rebuilding it from the lane's last row would
+            -- hide rows cut from the end with it, so refuse (LedgerHeadMissingError).
+            RAISE EXCEPTION 'the audit chain head row of lane % ({p}audit_lanes) is missing',
+                v_lane USING ERRCODE = '{HEAD_MISSING_SQLSTATE}';
+        END IF;
+        -- Drawn with the lane head held: seq increases along each lane.
+        a_seq := nextval('{p}audit_seq');
+        -- Read with the lane head held: no other append of the thread is in flight.
+        SELECT a.hash INTO a_prev FROM {p}audit AS a WHERE a.thread_id = p_thread
+            ORDER BY a.seq DESC LIMIT 1;
+        a_prev := COALESCE(a_prev, '{g}');
+        a_hash := encode(sha256(
+            p_canon[1] || convert_to(COALESCE(to_json(p_checkpoint)::text, 'null'), 'UTF8')
+            || p_canon[2] || convert_to(to_json(a_gprev)::text, 'UTF8')
+            || p_canon[3] || convert_to(v_lane::text, 'UTF8')
+            || p_canon[4] || convert_to(to_json(a_prev)::text, 'UTF8')
+            || p_canon[5] || convert_to(a_seq::text, 'UTF8')
+            || p_canon[6] || convert_to(to_json(p_thread)::text, 'UTF8')
+            || p_canon[7]), 'hex');
+        INSERT INTO {p}audit (seq, thread_id, review_id, checkpoint_id, event, actor,
+            payload, at, prev_hash, global_prev_hash, hash, ledger_format, lane)
+            VALUES (a_seq, p_thread, p_review, p_checkpoint, p_event, p_actor, p_payload,
+                p_at, a_prev, a_gprev, a_hash, 3, v_lane);
+        IF p_hook IS NOT NULL THEN
+            INSERT INTO {p}hook_outbox (delivery_id, seq, thread_id, hook, status, attempts,
+                created_at) VALUES (p_delivery, a_seq, p_thread, p_hook, 'pending', 0, p_at);
+        END IF;
+        UPDATE {p}audit_lanes SET seq = a_seq, hash = a_hash WHERE lane = v_lane;
+    END $fn$"""
+    return [
+        f"ALTER TABLE {p}audit ADD COLUMN IF NOT EXISTS lane INTEGER NOT NULL DEFAULT 0",
+        f"ALTER TABLE {p}audit_seals ADD COLUMN IF NOT EXISTS lanes TEXT",
+        f"""CREATE TABLE IF NOT EXISTS {p}audit_config (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            lanes INTEGER NOT NULL CHECK (lanes >= 1)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {p}audit_lanes (
+            lane INTEGER PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        f"CREATE SEQUENCE IF NOT EXISTS {p}audit_seq",
+        # The old head becomes lane 0 (a deleted one stays missing), then goes.
+        f"""DO $mig$ BEGIN
+            IF to_regclass('{p}audit_head') IS NOT NULL THEN
+                INSERT INTO {p}audit_lanes (lane, seq, hash)
+                    SELECT 0, h.seq, h.hash FROM {p}audit_head AS h WHERE h.id = 1
+                    ON CONFLICT (lane) DO NOTHING;
+                DROP TABLE {p}audit_head;
+            END IF;
+        END $mig$""",
+        # Past every seq written so far (and the head's, should its row be gone).
+        f"""SELECT setval('{p}audit_seq', GREATEST(
+            (SELECT COALESCE(MAX(a.seq), 0) FROM {p}audit AS a),
+            (SELECT COALESCE(MAX(h.seq), 0) FROM {p}audit_lanes AS h),
+            (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END
+                FROM {p}audit_seq AS s)) + 1, false)""",
+        append,
+    ]
+
+
+def lane_sql(thread: str, lanes: str) -> str:
+    """The SQL expression of a thread's lane (for tests and queries)."""
+    return _LANE_OF.format(thread=thread, lanes=lanes)

@@ -17,7 +17,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from hitl_compliance.errors import ConfigurationError, LedgerHeadMissingError
-from hitl_compliance.ledger import SealedHead, seal_message
+from hitl_compliance.ledger import SealedHead, combined_head, seal_message
 
 if TYPE_CHECKING:
     from hitl_compliance.signing import Sealing
@@ -120,9 +120,21 @@ class Sealer:
 
     async def _seal(self, store: Sealed, head: tuple[int, str], now: datetime) -> SealedHead:
         signer = self.sealing.signer
-        seq, digest = head
+        # All lane heads from one snapshot (the head read before may be older).
+        lanes = await store.audit_lanes()
+        if lanes is None:
+            raise head_missing("audit_lanes")
+        found = combined_head(lanes)
+        if found is None:  # pragma: no cover - the head had a row a moment ago
+            raise head_missing("audit_lanes")
+        seq, digest = found
+        live = tuple(h for h in lanes if h[1] > 0)
+        # One lane (every store without lanes): the seal is exactly the old one.
+        listed = () if (seq, digest) == (live[0][1], live[0][2]) and len(live) == 1 else live
         message = seal_message(seq, digest, now, signer.key_id)
-        sealed = SealedHead(seq, digest, now, signer.key_id, signer.sign(message).hex())
+        sealed = SealedHead(
+            seq, digest, now, signer.key_id, signer.sign(message).hex(), lanes=listed
+        )
         await store._add_seal(sealed)
         self._last = (seq, now)
         for anchor in self.sealing.anchors:
@@ -168,6 +180,11 @@ class Sealed:
 
     async def audit_head(self) -> tuple[int, str] | None:
         raise NotImplementedError
+
+    async def audit_lanes(self) -> tuple[tuple[int, int, str], ...] | None:
+        """The lane heads `(lane, seq, hash)`: in a store without lanes, its one chain head."""
+        head = await self.audit_head()
+        return ((0, 0, "0" * 64),) if head is None else ((0, *head),)
 
     async def seals(self) -> list[SealedHead]:
         """Every sealed head the store keeps, by seq."""

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from hitl_compliance.errors import ConfigurationError, StoreError
-from hitl_compliance.ledger import GENESIS
+from hitl_compliance.ledger import GENESIS, LANES_FORMAT
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -274,6 +274,8 @@ def audit_from_row(d: Dialect, row: Row) -> AuditRecord:
         global_prev_hash=row["global_prev_hash"],
         hash=row["hash"],
         ledger_format=row["ledger_format"],
+        # Only a store with lanes (PostgreSQL) has the column, and writes format 3.
+        lane=row["lane"] if row["ledger_format"] >= LANES_FORMAT else 0,
     )
 
 

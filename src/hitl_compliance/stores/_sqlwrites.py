@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from hitl_compliance.ledger import GENESIS
+from hitl_compliance.ledger import GENESIS, LANES_FORMAT, lane_of
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote, seal
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
@@ -58,7 +58,7 @@ from hitl_compliance.stores._sql import (
 from hitl_compliance.stores._sqlstore import SqlStoreBase
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
 
-__all__ = ["Body", "SqlStore", "Tx", "WriteStatements", "run_sync"]
+__all__ = ["Body", "LaneStatements", "SqlStore", "Tx", "WriteStatements", "run_sync"]
 
 logger = logging.getLogger("hitl_compliance")
 
@@ -235,6 +235,31 @@ class _Audit:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LaneStatements:
+    """The append's statements in a store with ledger lanes (PostgreSQL's shared writes)."""
+
+    table: str
+    head_locked: str
+    next_seq: str
+    insert_audit: str
+    move_head: str
+
+    @classmethod
+    def of(cls, d: Dialect, p: str) -> LaneStatements:
+        return cls(
+            table=f"{p}audit_lanes",
+            head_locked=d.sql(f"SELECT seq, hash FROM {p}audit_lanes WHERE lane = ?{d.for_update}"),
+            next_seq=f"SELECT nextval('{p}audit_seq') AS seq",
+            insert_audit=d.sql(
+                f"INSERT INTO {p}audit (seq, thread_id, review_id, checkpoint_id, event, "
+                "actor, payload, at, prev_hash, global_prev_hash, hash, ledger_format, lane) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            move_head=d.sql(f"UPDATE {p}audit_lanes SET seq = ?, hash = ? WHERE lane = ?"),
+        )
+
+
 class SqlStore(SqlStoreBase):
     """A SQL review store less its driver: every Protocol method, over `_transaction`.
 
@@ -244,6 +269,10 @@ class SqlStore(SqlStoreBase):
     arguments before its transaction starts (a bad value changes nothing),
     then runs one body.
     """
+
+    _lane_sql: LaneStatements | None = None
+    """The append's statements with ledger lanes; None: one chain (`audit_head`)."""
+    _lane_count: int = 1
 
     def __init__(self, *, table_prefix: str) -> None:
         super().__init__(table_prefix=table_prefix)
@@ -551,12 +580,22 @@ class SqlStore(SqlStoreBase):
         reading it back gives.
         """
         d, w = self.dialect, self._writes
-        head = await tx.one(w.head_locked)
-        if head is None:
-            raise head_missing(self._audit_head)
+        lanes = self._lane_sql
+        lane = 0 if lanes is None else lane_of(row.thread_id, self._lane_count)
+        if lanes is None:
+            head = await tx.one(w.head_locked)
+            if head is None:
+                raise head_missing(self._audit_head)
+            seq = int(head["seq"]) + 1
+        else:
+            # Only the thread's lane head is locked; seq comes from the store's sequence.
+            head = await tx.one(lanes.head_locked, (lane,))
+            if head is None:
+                raise head_missing(lanes.table)
+            seq = int((await tx.one(lanes.next_seq) or {"seq": 0})["seq"])
         prev = await tx.one(w.thread_hash, (row.thread_id,))
         record = seal(
-            seq=int(head["seq"]) + 1,
+            seq=seq,
             thread_id=row.thread_id,
             review_id=row.review_id,
             checkpoint_id=row.checkpoint_id,
@@ -566,10 +605,11 @@ class SqlStore(SqlStoreBase):
             at=row.at,
             prev_hash=GENESIS if prev is None else str(prev["hash"]),
             global_prev_hash=str(head["hash"]),
+            **({} if lanes is None else {"ledger_format": LANES_FORMAT, "lane": lane}),
         )
         at = d.time(row.at)
         await tx.run(
-            w.insert_audit,
+            w.insert_audit if lanes is None else lanes.insert_audit,
             (
                 record.seq,
                 row.thread_id,
@@ -583,9 +623,13 @@ class SqlStore(SqlStoreBase):
                 record.global_prev_hash,
                 record.hash,
                 record.ledger_format,
+                *(() if lanes is None else (lane,)),
             ),
         )
-        await tx.run(w.move_head, (record.seq, record.hash))
+        if lanes is None:
+            await tx.run(w.move_head, (record.seq, record.hash))
+        else:
+            await tx.run(lanes.move_head, (record.seq, record.hash, lane))
         hook = HOOK_FOR_EVENT.get(row.event)
         if hook is not None and hook in self._hooks:
             params = (uuid.uuid4().hex, record.seq, row.thread_id, hook, at)

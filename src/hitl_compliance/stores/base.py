@@ -260,7 +260,11 @@ class ReviewStore(Protocol):
         ...
 
     async def audit_head(self) -> tuple[int, str] | None:
-        """The store-wide chain head `(seq, hash)` of the last appended row, or None."""
+        """The ledger's head `(seq, hash)`, or None before the first row.
+
+        One chain: the last appended row's. Several lanes (PostgreSQL): the
+        [`combined_head`][hitl_compliance.ledger.combined_head] of the lane heads.
+        """
         ...
 
     async def list_overdue(self, *, now: datetime, limit: int | None = None) -> list[ReviewRecord]:

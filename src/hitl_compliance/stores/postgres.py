@@ -25,6 +25,7 @@ integer), which would change what was hashed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -32,6 +33,7 @@ from typing import Any, NoReturn, TypeVar
 from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance._validate import INT64_MAX, INT64_MIN
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
+from hitl_compliance.ledger import GENESIS, SealedHead, combined_head
 from hitl_compliance.stores._seals import head_missing, seals_table
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
@@ -55,7 +57,7 @@ from hitl_compliance.stores._sql import (
 )
 from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlretention import retention_tables
-from hitl_compliance.stores._sqlwrites import Body
+from hitl_compliance.stores._sqlwrites import Body, LaneStatements
 
 try:
     import psycopg
@@ -70,10 +72,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from hitl_compliance.stores._pgwrites import (
+    DEFAULT_LANES,
     HEAD_MISSING_SQLSTATE,
     ServerSideWrites,
     Step,
     headless_append,
+    schema_lanes,
     schema_v4,
     schema_v6,
     schema_v7,
@@ -85,6 +89,7 @@ __all__ = ["PostgresReviewStore"]
 _T = TypeVar("_T")
 
 _OPEN = OPEN_SQL
+_MAX_LANES = 1024
 # SQLSTATEs of a parameter PostgreSQL cannot use where it is bound (an int or a
 # list where a text id belongs): the caller's argument, not the schema, is wrong.
 _ARGUMENT_SQLSTATES = frozenset({"42883", "42804", "42P18", "42725"})
@@ -244,6 +249,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_v11,  # 10: retention and legal hold
     _schema_seals,  # 11: signed heads
     _schema_personal,  # 12: personal values beside the chain (erasure)
+    schema_lanes,  # 13: ledger lanes (one head per lane, seq from a sequence)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -323,7 +329,7 @@ class PostgresReviewStore(ServerSideWrites):
     Args:
         pool: the connection pool; any `autocommit` setting and row factory work.
         table_prefix: prefix of the table names (`hitl_reviews`, `hitl_audit`,
-            `hitl_audit_head`, `hitl_hook_outbox`, `hitl_intents`,
+            `hitl_audit_lanes`, `hitl_audit_config`, `hitl_hook_outbox`, `hitl_intents`,
             `hitl_review_rules`, `hitl_holds`, `hitl_evidence` and
             `hitl_schema_version` by default) and of
             the store's functions (`hitl_open_review`, ...).
@@ -334,8 +340,28 @@ class PostgresReviewStore(ServerSideWrites):
 
     dialect = _DIALECT
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, table_prefix: str = "hitl_") -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        table_prefix: str = "hitl_",
+        ledger_lanes: int = DEFAULT_LANES,
+    ) -> None:
         super().__init__(table_prefix=table_prefix)
+        if (
+            isinstance(ledger_lanes, bool)
+            or not isinstance(ledger_lanes, int)
+            or not (1 <= ledger_lanes <= _MAX_LANES)
+        ):
+            raise ConfigurationError(
+                f"ledger_lanes is an int from 1 to {_MAX_LANES} (the audit ledger's "
+                f"independent chains), got {ledger_lanes!r}."
+            )
+        self._ledger_lanes = ledger_lanes
+        self._lane_count = ledger_lanes
+        self._lane_sql = LaneStatements.of(self.dialect, table_prefix)
+        self._audit_lanes = f"{table_prefix}audit_lanes"
+        self._audit_config = f"{table_prefix}audit_config"
         self._pool = pool
         self._owns_pool = False
         self._open_timeout = 30.0
@@ -348,6 +374,7 @@ class PostgresReviewStore(ServerSideWrites):
         table_prefix: str = "hitl_",
         max_size: int = 10,
         open_timeout: float = 30.0,
+        ledger_lanes: int = DEFAULT_LANES,
     ) -> PostgresReviewStore:
         """A store that owns its own pool: opened by `setup()`, closed by `aclose()`.
 
@@ -362,6 +389,8 @@ class PostgresReviewStore(ServerSideWrites):
             table_prefix: prefix of the table names.
             max_size: most connections the pool opens.
             open_timeout: seconds `setup()` waits for the first connection.
+            ledger_lanes: the audit ledger's lanes when `setup()` creates the
+                tables (or adds lanes to an older ledger); kept from then on.
         """
         pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             conninfo,
@@ -370,7 +399,7 @@ class PostgresReviewStore(ServerSideWrites):
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
-        store = cls(pool, table_prefix=table_prefix)
+        store = cls(pool, table_prefix=table_prefix, ledger_lanes=ledger_lanes)
         store._owns_pool = True
         store._open_timeout = open_timeout
         return store
@@ -419,6 +448,7 @@ class PostgresReviewStore(ServerSideWrites):
                     (f"hitl_compliance.setup:{self.table_prefix}",),
                 )
                 await self._migrate(cur)
+                await self._read_lanes(cur)
         except (psycopg.Error, PoolTimeout) as exc:
             reason = scrub(str(exc), conninfo)
             error = ConfigurationError(
@@ -442,7 +472,112 @@ class PostgresReviewStore(ServerSideWrites):
                     await cur.execute(statement)
                 else:
                     await statement(cur, self.table_prefix)
+        if schema_lanes in steps:
+            await self._persist_lanes(cur)
         await cur.execute(self._sql.set_schema_version, (SCHEMA_VERSION,))
+
+    async def _read_lanes(self, cur: AsyncCursor[dict[str, Any]]) -> None:
+        """Use the lanes persisted at creation; one chain (`audit_head`) on older tables.
+
+        (Older tables exist only while a test builds a database of an earlier version.)
+        """
+        await cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (self._audit_config,))
+        present = await cur.fetchone()
+        found = None
+        if present is not None and present["present"]:
+            await cur.execute(f"SELECT lanes FROM {self._audit_config} WHERE id = 1")
+            found = await cur.fetchone()
+        if found is None:
+            self._lane_sql, self._lane_count = None, 1
+        else:
+            self._lane_sql = LaneStatements.of(self.dialect, self.table_prefix)
+            self._lane_count = int(found["lanes"])
+
+    async def _persist_lanes(self, cur: AsyncCursor[dict[str, Any]]) -> None:
+        """Write the lane count once, with its lanes' empty heads (never again: a
+        deleted lane head must stay missing, and the thread-to-lane map fixed)."""
+        await cur.execute(
+            f"INSERT INTO {self._audit_config} (id, lanes) VALUES (1, %s) "
+            "ON CONFLICT (id) DO NOTHING RETURNING lanes",
+            (self._ledger_lanes,),
+        )
+        if await cur.fetchone() is None:
+            return
+        await cur.execute(
+            f"INSERT INTO {self._audit_lanes} (lane, seq, hash) "
+            "SELECT g, 0, %s FROM generate_series(1, %s) AS g ON CONFLICT (lane) DO NOTHING",
+            (GENESIS, self._ledger_lanes - 1),
+        )
+
+    # -- ledger lanes --------------------------------------------------------------
+
+    async def audit_lanes(self) -> tuple[tuple[int, int, str], ...] | None:
+        """Every lane's head `(lane, seq, hash)`, read in one snapshot; None if one is missing.
+
+        On tables without lanes (an older schema), the one chain head as lane 0.
+
+        A lane head row deleted outside hitl-compliance is never rebuilt: the
+        ledger then has no head (verification reports it, appends to that lane
+        raise LedgerHeadMissingError).
+        """
+        if self._lane_sql is None:
+            return await super().audit_lanes()
+        rows = await self._fetch_all(
+            f"SELECT (SELECT c.lanes FROM {self._audit_config} AS c WHERE c.id = 1) AS n, "
+            f"h.lane, h.seq, h.hash FROM {self._audit_lanes} AS h ORDER BY h.lane",
+            (),
+        )
+        lanes = tuple((int(r["lane"]), int(r["seq"]), str(r["hash"])) for r in rows)
+        count = int(rows[0]["n"]) if rows and rows[0]["n"] is not None else self._lane_count
+        if [lane for lane, _, _ in lanes] != list(range(count)):
+            return None
+        return lanes
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The ledger head: [`combined_head`][hitl_compliance.ledger.combined_head] of the lanes.
+
+        None before the first row, or when a lane head row is missing.
+        """
+        if self._lane_sql is None:
+            return await super().audit_head()
+        lanes = await self.audit_lanes()
+        return None if lanes is None else combined_head(lanes)
+
+    async def seals(self) -> list[SealedHead]:
+        """Every sealed head in the seals table (with its lane heads), by seq."""
+        if self._lane_sql is None:
+            return await super().seals()
+        rows = await self._fetch_all(
+            f"SELECT seq, key_id, hash, sealed_at, signature, lanes FROM "
+            f"{self.table_prefix}audit_seals ORDER BY seq, key_id",
+            (),
+        )
+        return [
+            SealedHead.from_record(
+                {
+                    "seq": int(r["seq"]),
+                    "hash": r["hash"],
+                    "sealed_at": self.dialect.read_time(r["sealed_at"]).isoformat(),
+                    "key_id": r["key_id"],
+                    "signature": r["signature"],
+                    "lanes": json.loads(r["lanes"]) if r["lanes"] else [],
+                }
+            )
+            for r in rows
+        ]
+
+    async def _add_seal(self, head: SealedHead) -> None:
+        """Store one sealed head with its lane heads (once per seq and key)."""
+        if self._lane_sql is None:
+            await super()._add_seal(head)
+            return
+        lanes = json.dumps([list(h) for h in head.lanes]) if head.lanes else None
+        await self._execute(
+            f"INSERT INTO {self.table_prefix}audit_seals (seq, key_id, hash, sealed_at, "
+            "signature, lanes) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (seq, key_id) DO NOTHING",
+            (head.seq, head.key_id, head.hash, head.sealed_at, head.signature, lanes),
+        )
 
     async def aclose(self) -> None:
         """Close the pool if the store owns it (a pool passed in is left open); idempotent."""
@@ -508,7 +643,7 @@ class PostgresReviewStore(ServerSideWrites):
     def _raise_translated(self, exc: psycopg.Error) -> NoReturn:
         """Raise the library's error for psycopg's `exc` (see `_driver_errors`)."""
         if exc.sqlstate == HEAD_MISSING_SQLSTATE:
-            raise head_missing(self._audit_head, backend="postgres") from None
+            raise head_missing(self._audit_lanes, backend="postgres") from None
         argument = isinstance(exc, psycopg.DataError) or (
             isinstance(exc, psycopg.ProgrammingError) and _is_argument_error(exc)
         )

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from hitl_compliance.ledger import GENESIS, row_hash, verify_rows
+from hitl_compliance.ledger import GENESIS, combined_head, row_hash, verify_rows
 from hitl_compliance.models import AuditRecord, ReviewRecord, Vote, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores import ReviewStore
@@ -143,16 +143,22 @@ def make_due(
 
 
 def assert_chain(rows: list[AuditRecord], head: tuple[int, str] | None) -> None:
-    """Rows are numbered 1..n without gaps, each sealed and linked, and the head is the last."""
-    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    """Rows have increasing seqs (1..n without gaps in a store without lanes), each
+    sealed and linked to its thread's and its lane's previous row, and the head is
+    the [`combined_head`][hitl_compliance.ledger.combined_head] of the lanes' last rows."""
+    seqs = [r.seq for r in rows]
+    assert seqs == sorted(set(seqs))
+    if all(r.lane == 0 for r in rows):
+        assert seqs == list(range(1, len(rows) + 1))
     last_of_thread: dict[str, str] = {}
-    previous = GENESIS
+    last_of_lane: dict[int, tuple[int, str]] = {}
     for record in rows:
         assert record.hash == row_hash(record.to_row())
         assert record.prev_hash == last_of_thread.get(record.thread_id, GENESIS)
-        assert record.global_prev_hash == previous
-        last_of_thread[record.thread_id] = previous = record.hash
-    assert head == ((rows[-1].seq, rows[-1].hash) if rows else None)
+        assert record.global_prev_hash == last_of_lane.get(record.lane, (0, GENESIS))[1]
+        last_of_thread[record.thread_id] = record.hash
+        last_of_lane[record.lane] = (record.seq, record.hash)
+    assert head == combined_head((lane, *last) for lane, last in last_of_lane.items())
     report = verify_rows([r.to_row() for r in rows], head=head or (0, ""))
     assert report.ok, report.first_broken
     assert report.checked == len(rows)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import pytest
 
-from hitl_compliance.ledger import LEDGER_FORMAT, row_hash, verify_rows
+from hitl_compliance.ledger import LANES_FORMAT, LEDGER_FORMAT, row_hash, verify_rows
 from hitl_compliance.models import AuditRecord
 from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.stores import ReviewStore
@@ -153,8 +153,10 @@ class LedgerConformance(ConformanceBase):
         assert stored.to_row() == record.to_row()
         assert repr(stored.payload["big_float"]) == "1e+16"
         assert repr(stored.payload["negative_zero"]) == "-0.0"
-        # The store keeps the canonical form the row was sealed in (format 2, RFC 8785).
-        assert stored.ledger_format == record.ledger_format == LEDGER_FORMAT
+        # The store keeps the canonical form the row was sealed in (format 2, RFC 8785;
+        # 3, format 2 and the row's lane, in a store with ledger lanes).
+        assert stored.ledger_format == record.ledger_format
+        assert stored.ledger_format in (LEDGER_FORMAT, LANES_FORMAT)
         assert stored.hash == row_hash(stored.to_row())
         assert_chain([stored], await review_store.audit_head())
 

@@ -15,10 +15,11 @@ alone to run only this capability.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from hitl_compliance.ledger import check_seals, verify_rows
+from hitl_compliance.ledger import check_seals, combined_head, row_lane, verify_rows
 from hitl_compliance.stores import ReviewStore, SealStore
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import at
@@ -45,6 +46,15 @@ async def _append(store: ReviewStore, i: int) -> None:
     )
 
 
+def _head_at(rows: list[dict[str, Any]], seq: int) -> tuple[int, str] | None:
+    """The ledger head when row `seq` was the newest."""
+    last: dict[int, tuple[int, str]] = {}
+    for row in rows:
+        if row["seq"] <= seq:
+            last[row_lane(row)] = (row["seq"], row["hash"])
+    return combined_head((lane, *head) for lane, head in last.items())
+
+
 class SealConformance(ConformanceBase):
     """The sealed-head tests: policy, round trip, one seal per head, empty ledger."""
 
@@ -60,7 +70,9 @@ class SealConformance(ConformanceBase):
         seals = await store.seals()
         assert [s.seq for s in seals] == [2, 4]
         rows = [r.to_row() for r in await review_store.audit_rows()]
-        assert [s.hash for s in seals] == [rows[1]["hash"], rows[3]["hash"]]
+        # Each seal signs the head as it was: the last row's hash in a store without
+        # lanes, the combined head of the lanes' last rows in one with lanes.
+        assert [(s.seq, s.hash) for s in seals] == [_head_at(rows, 2), _head_at(rows, 4)]
         key = load_public_key(signer.public_key_pem())
         report = check_seals(rows, verify_rows(rows), seals, verify=key.verify, key_id=key.key_id)
         assert report.ok, report.first_broken
