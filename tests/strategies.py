@@ -401,6 +401,14 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
     ),
     "ensure_not_held": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
     "erase_subject": ({"subject": "alice"}, {"subject": _bad_hold_text()}),
+    "evidence_pack": (
+        {"thread_id": PAUSED},
+        {
+            "thread_id": bad_thread_ids(),
+            "review_id": bad_optional_text(),
+            "public_key": _bad_public_keys(),
+        },
+    ),
 }
 
 COORDINATOR_PARAMETERS: frozenset[tuple[str, str]] = frozenset(

@@ -77,6 +77,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 NOT_DECISIONS = {
     "demo",
+    "evidence",
     "pending",
     "show",
     "audit",
