@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hitl_compliance import _personal
-from hitl_compliance._coordination import hooks, integrity
+from hitl_compliance._coordination import hooks, integrity, qa
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import (
     claim_approval,
@@ -73,6 +73,32 @@ class InGraphAuthority:
     def now(self) -> datetime:
         """The coordinator's clock: rows the graph writes for it are timed as its own."""
         return self._ctx.now()
+
+    async def sample_for_qa(
+        self,
+        *,
+        thread_id: str,
+        turn: str,
+        rules: tuple[str, ...],
+        product: str | None,
+        reply_seq: int | None,
+    ) -> None:
+        """Sample a reply the rules delivered alone for second-line QA (see `_coordination.qa`).
+
+        Nothing without `qa_sampling`; once per turn however often the step runs.
+        """
+        sampling = self._ctx.qa_sampling
+        if sampling is None:
+            return
+        await qa.sample(
+            self._ctx,
+            sampling,
+            thread_id=thread_id,
+            turn=turn,
+            rules=rules,
+            product=product,
+            reply_seq=reply_seq,
+        )
 
     async def record_pause(self, review: ReviewRecord) -> None:
         """Open the pending review of a pause nobody else records (idempotent per pause).
