@@ -128,25 +128,25 @@ async def qa_verdict(
     reason_code: str | None,
     reason: str | None,
 ) -> QaReview:
-    """Record a QA reviewer's verdict once; every check runs before anything is written."""
+    """Record a QA reviewer's verdict once; every check runs before anything is written.
+
+    The arguments are checked before the QA review is read (InvalidInputError
+    whether or not it exists), then the review's state and the reviewer's role.
+    """
+    _validate.text("qa_review_id", qa_id)
     who = as_reviewer(reviewer)
     checked = check_verdict(verdict, reason_code, qa_id=qa_id)
     note = _validate.decision_text("reason", reason)
+    if reason_code is not None:
+        # The coordinator's taxonomy: a code outside it is refused (only a
+        # disagreement needs a code, checked above, so no policy applies).
+        check_reason(
+            ctx.reason_codes, _NO_REQUIREMENT, action="reject", code=reason_code, text=note
+        )
     review = await qa_review(ctx, qa_id)
     if review.verdict is not None:
         raise qa_recorded(review)
     _check_role(ctx, who, review)
-    if reason_code is not None:
-        # The coordinator's taxonomy: a code outside it is refused (the action
-        # is never "required" here: only a disagreement needs a code, checked above).
-        check_reason(
-            ctx.reason_codes,
-            _NO_REQUIREMENT,
-            action="reject",
-            code=reason_code,
-            text=note,
-            thread_id=review.thread_id,
-        )
     payload: dict[str, Any] = {
         "verdict": checked,
         "reason_code": reason_code,
