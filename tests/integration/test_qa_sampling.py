@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,3 +332,49 @@ class TestDisagreement:
         assert later == (QaRuleCount("crypto", 1, 0, 0), QaRuleCount("guarantee", 1, 0, 0))
         assert later[0].disagreement_rate is None
         assert await coord.qa_disagreement(since=T0 + timedelta(days=1)) == ()
+
+
+class TestMigration:
+    @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+    async def test_a_database_of_the_previous_version_gets_the_qa_tables(
+        self,
+        kind: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest,
+    ) -> None:
+        """Tables of the previous schema version are upgraded in place, rows kept; QA works."""
+        if kind == "sqlite":
+            import hitl_compliance.stores.sqlite as module
+
+            url = f"sqlite:///{tmp_path / 'old.db'}"
+        else:
+            pytest.importorskip("psycopg")
+            import hitl_compliance.stores.postgres as module  # type: ignore[no-redef]
+
+            url = str(request.getfixturevalue("postgres_dsn"))
+        prefix = f"m{uuid.uuid4().hex[:8]}_"
+        previous = len(module._MIGRATIONS) - 1
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:previous])
+            patch.setattr(module, "SCHEMA_VERSION", previous)
+            async with open_backend(url, table_prefix=prefix) as old:
+                await old.reviews.append_audit(
+                    thread_id="t1",
+                    review_id=None,
+                    checkpoint_id=None,
+                    event=REPLY_EVENT,
+                    actor="auto",
+                    payload={"outcome": "delivered"},
+                    at=T0,
+                )
+                old_rows = await old.reviews.audit_rows()
+        for _ in range(2):  # the step is idempotent: a second open changes nothing
+            async with open_backend(url, table_prefix=prefix) as new:
+                assert await new.reviews.audit_rows() == old_rows
+        async with open_backend(url, table_prefix=prefix) as new:
+            coord = coordinator(new, qa_sampling=ALL)
+            t = tid()
+            await coord.process(t, CLEAN)
+            assert [q.thread_id for q in await coord.qa_pending()] == [t]
+            assert (await coord.verify_audit()).ok
