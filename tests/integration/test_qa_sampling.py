@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
 
 from hitl_compliance import (
     HitlCoordinator,
@@ -37,6 +38,7 @@ from hitl_compliance._replies import REPLY_EVENT
 from hitl_compliance.backends import Backend
 from hitl_compliance.qa import QA_SAMPLED_EVENT, QA_VERDICT_EVENT, QaStore, qa_review_id
 from hitl_compliance.testing import FakeClock
+from tests.gate_graphs import Bank, build_react
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 CLEAN = "Thanks for asking about ISAs."
@@ -194,6 +196,25 @@ class TestSampling:
         await coord.process(t, CLEAN)
         assert await coord.qa_pending() == []
         assert [r.event for r in await coord.audit_log(t)] == [REPLY_EVENT]
+
+
+class TestGatedGraph:
+    async def test_a_gate_reply_the_rules_let_through_is_sampled(self, backend: Backend) -> None:
+        """A gated agent's clear text reply is sampled too (the gate's `replied` row)."""
+        graph, _ = build_react(
+            "command_resume", backend.checkpointer, Bank(), AIMessage("Your balance is fine.")
+        )
+        coord = HitlCoordinator(graph, reviews=backend.reviews, qa_sampling=ALL)
+        t = tid()
+        result = await coord.process(t, {"messages": [("user", "Balance?")]})
+        assert result.status == "completed"
+        [review] = await coord.qa_pending()
+        assert review.thread_id == t
+        assert review.product is None
+        assert review.stratum.startswith("-|")
+        rows = await coord.audit_log(t)
+        assert [r.event for r in rows] == [REPLY_EVENT, QA_SAMPLED_EVENT]
+        assert review.reply_seq == rows[0].seq
 
 
 class TestVerdicts:
