@@ -872,6 +872,8 @@ def _add_qa(sub: Any) -> None:
     qa = sub.add_parser(
         "qa", help="second-line QA of auto-delivered replies: pending, verdict, disagreement"
     )
+    _add_common(qa, top=False)
+    _add_remote(qa, top=False)
     actions = qa.add_subparsers(dest="qa_command", required=True, metavar="ACTION")
     pending = actions.add_parser("pending", help="list sampled replies awaiting a QA verdict")
     pending.add_argument(

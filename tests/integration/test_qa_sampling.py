@@ -20,6 +20,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from hitl_compliance import (
+    ConfigurationError,
     HitlCoordinator,
     InvalidDecisionError,
     KeywordRule,
@@ -31,6 +32,7 @@ from hitl_compliance import (
     QaSampling,
     ReasonCodeError,
     Reviewer,
+    attach_authority,
     build_compliance_graph,
     open_backend,
 )
@@ -217,6 +219,30 @@ class TestGatedGraph:
         assert review.reply_seq == rows[0].seq
 
 
+class TestServedGraph:
+    async def test_attach_authority_samples_a_raw_run(self, backend: Backend) -> None:
+        """A served graph (attach_authority, no coordinator in the process) samples its replies."""
+        graph = build_compliance_graph(
+            lambda state: state.customer_message, rules=RULES, checkpointer=backend.checkpointer
+        )
+        attach_authority(graph, reviews=backend.reviews, qa_sampling=ALL, clock=FakeClock(T0))
+        t = tid()
+        config = {"configurable": {"thread_id": t}}
+        await graph.ainvoke({"customer_message": CLEAN, "metadata": {"product": "isa"}}, config)
+        store = backend.reviews
+        assert isinstance(store, QaStore)
+        [review] = await store.list_qa_pending()
+        assert (review.thread_id, review.product, review.sampled_at) == (t, "isa", T0)
+
+    async def test_attach_authority_refuses_another_type(self, backend: Backend) -> None:
+        """qa_sampling must be a QaSampling there too."""
+        graph = build_compliance_graph(
+            lambda state: state.customer_message, rules=RULES, checkpointer=backend.checkpointer
+        )
+        with pytest.raises(ConfigurationError):
+            attach_authority(graph, reviews=backend.reviews, qa_sampling=0.5)  # type: ignore[arg-type]
+
+
 class TestVerdicts:
     async def test_agree_and_disagree_are_recorded_with_their_rows(self, backend: Backend) -> None:
         """A verdict fills the QA review and appends a qa_verdict row with the contract payload."""
@@ -284,7 +310,10 @@ class TestVerdicts:
         before = await coord.audit_log(t)
         with pytest.raises(QaAlreadyRecordedError) as caught:
             await coord.qa_verdict(
-                review.qa_review_id, reviewer="qa2@bank", verdict="disagree", reason_code="other"
+                review.qa_review_id,
+                reviewer="qa2@bank",
+                verdict="disagree",
+                reason_code="missing_risk_warning",
             )
         assert caught.value.verdict == "agree"
         with pytest.raises(QaReviewNotFoundError):

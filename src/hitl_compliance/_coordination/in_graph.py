@@ -39,6 +39,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer
+from hitl_compliance.qa import QaSampling
 from hitl_compliance.reasons import FCA_RETAIL_REASON_CODES, ReasonCodes, ReasonPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
@@ -278,6 +279,7 @@ def authority_context(
     reason_codes: ReasonCodes | None = None,
     reason_policy: ReasonPolicy | None = None,
     telemetry: Instruments | None = None,
+    qa_sampling: QaSampling | None = None,
 ) -> Context:
     """A coordinator's context without a graph: what the checks inside the graph need."""
     codes, rules = reason_config(reason_codes, reason_policy)
@@ -296,6 +298,7 @@ def authority_context(
         reason_codes=codes,
         reason_policy=rules,
         telemetry=telemetry,
+        qa_sampling=qa_sampling,
     )
 
 
