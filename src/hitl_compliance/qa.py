@@ -157,6 +157,11 @@ class QaSampling:
         if not isinstance(self.seed, str) or "\x00" in self.seed:
             raise ConfigurationError("seed must be a string without NUL characters.")
 
+    def __hash__(self) -> int:
+        # The generated hash would hash the read-only mapping, which is unhashable.
+        rates = tuple(sorted(self.rates.items()))
+        return hash((self.rate, rates, self.watch, self.seed, self.roles))
+
     def rate_for(self, product: str | None) -> float:
         """The sampling rate of a turn about `product` (None: no product known)."""
         if product is not None and product in self.watch:

@@ -99,6 +99,14 @@ class TestConfiguration:
         with pytest.raises(ConfigurationError):
             QaSampling(**kwargs)
 
+    def test_equal_configurations_hash_alike(self) -> None:
+        """A QaSampling is a value: equal ones are equal and hash alike (usable as a key)."""
+        a = QaSampling(rate=0.1, rates={"isa": 0.5, "sipp": 0.2}, seed="q")
+        b = QaSampling(rate=0.1, rates={"sipp": 0.2, "isa": 0.5}, seed="q")
+        assert a == b
+        assert hash(a) == hash(b)
+        assert len({a, b, QaSampling()}) == 2
+
     def test_sets_given_as_lists_are_frozen(self) -> None:
         """`watch` and `roles` may be any iterable of strings; they are kept as frozensets."""
         qa = QaSampling(watch=["crypto"], roles=["qa"])  # type: ignore[arg-type]
