@@ -145,6 +145,9 @@ class HitlCoordinator:
             delivered alone to second-line QA ([`QaSampling`][hitl_compliance.QaSampling]):
             listed by `qa_pending()`, judged with `qa_verdict()`, never blocking
             a delivery. Needs a store that keeps QA reviews (the library's three).
+            With a `RemoteGraph` the served graph delivers, so pass the same
+            `QaSampling` to its `attach_authority`; this coordinator lists and
+            records the verdicts.
 
     Example:
         ```python
