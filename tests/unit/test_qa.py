@@ -170,3 +170,50 @@ class TestHelpers:
         )
         assert QaRuleCount("a", 2, 2, 1).disagreement_rate == 0.5
         assert QaRuleCount("a", 1, 0, 0).disagreement_rate is None
+
+
+class TestDeliveryUnchanged:
+    @settings(max_examples=25, deadline=None)
+    @given(
+        messages=st.lists(
+            st.sampled_from(["Tell me about ISAs", "Guaranteed returns?", "Hi", "Pensions?"]),
+            min_size=1,
+            max_size=4,
+        ),
+        rate=st.sampled_from([0.0, 0.5, 1.0]),
+    )
+    async def test_sampling_never_changes_what_is_delivered(
+        self, messages: list[str], rate: float
+    ) -> None:
+        """Every turn's result and the thread's state are the same with and without QA;
+        at rate 1 every reply the rules delivered alone is sampled once, at rate 0 none."""
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        from hitl_compliance import KeywordRule
+        from hitl_compliance.testing import FakeClock
+
+        def coord(qa: QaSampling | None) -> HitlCoordinator:
+            graph = build_compliance_graph(
+                lambda state: state.customer_message,
+                rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+                checkpointer=InMemorySaver(),
+            )
+            return HitlCoordinator(graph, clock=FakeClock(T0), qa_sampling=qa)
+
+        plain, sampled = coord(None), coord(QaSampling(rate=rate, seed="p"))
+        auto = 0
+        for message in messages:
+            results = []
+            for c in (plain, sampled):
+                result = await c.process("t1", message)
+                auto += c is sampled and not result.awaiting_approval
+                if result.awaiting_approval:
+                    result = await c.approve("t1", reviewer="officer@bank")
+                results.append(result.model_dump(exclude={"checkpoint_id", "review_id"}))
+            assert results[0] == results[1]
+        config = {"configurable": {"thread_id": "t1"}}
+        states = [(await c.graph.aget_state(config)).values for c in (plain, sampled)]
+        assert states[0] == states[1]
+        delivered_alone = [q.turn for q in await sampled.qa_pending()]
+        assert len(delivered_alone) == len(set(delivered_alone))
+        assert len(delivered_alone) == {0.0: 0, 1.0: auto}.get(rate, len(delivered_alone))
