@@ -308,6 +308,11 @@ def _bad_public_keys() -> st.SearchStrategy[Any]:
     )
 
 
+def _bad_qa_ids() -> st.SearchStrategy[Any]:
+    """For a QA review id: not a str, or text no store keeps."""
+    return st.one_of(not_text(none=True), unstorable_text())
+
+
 def _bad_hold_text() -> st.SearchStrategy[Any]:
     """For a hold's `reason` and `by`: not a str, blank, or text no audit row could keep."""
     return st.one_of(not_text(none=True), st.text(" \t", max_size=3), unstorable_text())
@@ -389,6 +394,19 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
     ),
     "audit_log": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
     "reason_code_counts": ({}, {"since": bad_nows(), "until": bad_nows()}),
+    "qa_pending": ({}, {"limit": bad_limits()}),
+    "qa_review": ({"qa_review_id": "qa:x:1"}, {"qa_review_id": _bad_qa_ids()}),
+    "qa_verdict": (
+        {"qa_review_id": "qa:x:1", "reviewer": "qa@bank", "verdict": "agree"},
+        {
+            "qa_review_id": _bad_qa_ids(),
+            "reviewer": bad_reviewers(),
+            "verdict": st.one_of(not_text(none=True), st.sampled_from(["Agree", "yes", ""])),
+            "reason_code": bad_reason_codes(),
+            "reason": bad_optional_text(),
+        },
+    ),
+    "qa_disagreement": ({}, {"since": bad_nows(), "until": bad_nows()}),
     "state_at_decision": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
     "apply_retention": ({}, {"now": bad_nows()}),
     "place_hold": (

@@ -41,6 +41,11 @@ from hitl_compliance import (
     PendingReview,
     ProcessResult,
     PublicKey,
+    QaReview,
+    QaRuleCount,
+    QaSampling,
+    QaStore,
+    QaVerdict,
     ReasonCode,
     ReasonCodeCount,
     ReasonCodes,
@@ -145,6 +150,22 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.reject("t", reviewer="a", reason_code="unfair_terms"), ProcessResult)
     assert_type(await coord.reason_code_counts(), tuple[ReasonCodeCount, ...])
     assert_type(FCA_RETAIL_REASON_CODES.get("other"), ReasonCode | None)
+
+
+async def check_qa(graph: ComplianceGraph) -> None:
+    qa = QaSampling(rate=0.02, watch=frozenset({"crypto_isa"}), seed="q1")
+    coord = HitlCoordinator(graph, reviews=InMemoryReviewStore(), qa_sampling=qa)
+    assert_type(coord.qa_sampling, QaSampling | None)
+    assert_type(qa.rate_for("isa"), float)
+    assert_type(qa.selects("t", "1", "isa"), bool)
+    assert_type(await coord.qa_pending(limit=10), list[QaReview])
+    judged = await coord.qa_verdict("qa:t:1", reviewer="qa", verdict="disagree", reason_code="x")
+    assert_type(judged, QaReview)
+    assert_type(judged.verdict, QaVerdict | None)
+    counts = await coord.qa_disagreement()
+    assert_type(counts, tuple[QaRuleCount, ...])
+    assert_type(counts[0].disagreement_rate, float | None)
+    assert_type(isinstance(coord.reviews, QaStore), bool)
 
 
 async def check_hook_outbox(store: ReviewStore, event: DecidedEvent) -> None:

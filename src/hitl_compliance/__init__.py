@@ -34,6 +34,8 @@ from hitl_compliance.errors import (
     NotAuthorizedError,
     PauseDisabledError,
     PolicyViolationError,
+    QaAlreadyRecordedError,
+    QaReviewNotFoundError,
     QuorumPendingError,
     ReasonCodeError,
     ReviewIdRequiredError,
@@ -83,6 +85,7 @@ from hitl_compliance.policy import (
     RoleBasedPolicy,
     canonical_reviewer_id,
 )
+from hitl_compliance.qa import QaReview, QaRuleCount, QaSampling, QaStore, QaVerdict
 from hitl_compliance.reasons import (
     FCA_RETAIL_REASON_CODES,
     ReasonAction,
@@ -184,6 +187,13 @@ __all__ = [
     "PolicyViolationError",
     "ProcessResult",
     "PublicKey",
+    "QaAlreadyRecordedError",
+    "QaReview",
+    "QaReviewNotFoundError",
+    "QaRuleCount",
+    "QaSampling",
+    "QaStore",
+    "QaVerdict",
     "QuorumPendingError",
     "ReasonAction",
     "ReasonCode",

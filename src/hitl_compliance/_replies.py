@@ -102,8 +102,14 @@ async def record_reply(
     turn: str,
     tool_calls: Sequence[Mapping[str, Any]] = (),
     subject: str | None = None,
+    product: str | None = None,
 ) -> None:
-    """Append the turn's `replied` event to the authority's store (nothing without a store)."""
+    """Append the turn's `replied` event to the authority's store (nothing without a store).
+
+    A reply the rules delivered alone is then offered to the authority's QA
+    sampler (a coordinator's `qa_sampling`), with the `replied` row's seq and
+    the turn's `product` (its stratum).
+    """
     if authority is None:
         return
     payload: dict[str, Any] = {
@@ -124,7 +130,7 @@ async def record_reply(
     payload = await _personal.sealed(
         store, payload, _personal.REPLY_PERSONAL, thread_id=thread_id, subject=subject
     )
-    await store.append_audit(
+    record = await store.append_audit(
         thread_id=thread_id,
         review_id=review_id,
         checkpoint_id=checkpoint_id,
@@ -133,3 +139,12 @@ async def record_reply(
         payload=payload,
         at=at,
     )
+    sampler = getattr(authority, "sample_for_qa", None)
+    if outcome == "delivered" and decided_by == AUTO and callable(sampler):
+        await sampler(
+            thread_id=thread_id,
+            turn=turn,
+            rules=tuple(name for name, _ in ruleset.rules),
+            product=product,
+            reply_seq=record.seq,
+        )

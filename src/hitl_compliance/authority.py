@@ -24,6 +24,7 @@ from hitl_compliance.graph import graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy, Reviewer
+from hitl_compliance.qa import QaSampling, QaStore
 from hitl_compliance.reasons import ReasonCodes, ReasonPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
@@ -107,6 +108,20 @@ class _SetUpFirst:
         await self._setup()
         await self._inner.record_pause(review)
 
+    async def sample_for_qa(
+        self,
+        *,
+        thread_id: str,
+        turn: str,
+        rules: tuple[str, ...],
+        product: str | None,
+        reply_seq: int | None,
+    ) -> None:
+        await self._setup()
+        await self._inner.sample_for_qa(
+            thread_id=thread_id, turn=turn, rules=rules, product=product, reply_seq=reply_seq
+        )
+
 
 def attach_authority(
     graph: Any,
@@ -121,6 +136,7 @@ def attach_authority(
     reason_codes: ReasonCodes | None = None,
     reason_policy: ReasonPolicy | None = None,
     telemetry: Telemetry | None = None,
+    qa_sampling: QaSampling | None = None,
 ) -> Any:
     """Check, claim and audit every decision on `graph`'s pauses in `reviews`, under `policy`.
 
@@ -152,6 +168,9 @@ def attach_authority(
         telemetry: Where the `hitl.decide` spans and decision metrics of decisions
             claimed in the graph go, as `HitlCoordinator(telemetry=...)` (default:
             the global providers when the `otel` extra is installed).
+        qa_sampling: Sample the replies the rules deliver alone for second-line QA,
+            as `HitlCoordinator(qa_sampling=...)` (on LangGraph Server, where the
+            served graph delivers them); needs a store that keeps QA reviews.
 
     Returns:
         `graph`, for `graph = attach_authority(builder.compile(), ...)`.
@@ -187,6 +206,13 @@ def attach_authority(
     for value in [sla, *(sla_by or {}).values()]:
         if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
             raise ConfigurationError("sla and sla_by values must be positive timedeltas.")
+    if qa_sampling is not None and not isinstance(qa_sampling, QaSampling):
+        raise ConfigurationError("qa_sampling must be a hitl_compliance.QaSampling instance.")
+    if qa_sampling is not None and not isinstance(reviews, QaStore):
+        raise ConfigurationError(
+            f"qa_sampling needs a store that keeps QA reviews (QaStore); "
+            f"{type(reviews).__name__} does not."
+        )
     ctx = authority_context(
         reviews,
         policy=policy,
@@ -197,6 +223,7 @@ def attach_authority(
         reason_codes=reason_codes,
         reason_policy=reason_policy,
         telemetry=instruments_for(telemetry, reviews),
+        qa_sampling=qa_sampling,
     )
     inner = InGraphAuthority(ctx)
     attach(graph, _SetUpFirst(inner) if setup else inner)

@@ -815,6 +815,86 @@ async def cmd_release(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     return EXIT_OK if hold is not None else EXIT_REFUSED
 
 
+async def cmd_qa(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Second-line QA: list sampled replies, record a verdict, or count disagreements per rule."""
+    if args.qa_command == "pending":
+        waiting = await coord.qa_pending(limit=args.limit)
+        if args.json:
+            _json(waiting)
+        elif not waiting:
+            _say("No sampled reply awaits a QA verdict.")
+        else:
+            _table(
+                ["QA REVIEW", "SAMPLED AT", "PRODUCT", "RULES"],
+                [
+                    [q.qa_review_id, q.sampled_at.isoformat(), q.product or "-", ",".join(q.rules)]
+                    for q in waiting
+                ],
+            )
+        return EXIT_OK
+    if args.qa_command == "verdict":
+        judged = await coord.qa_verdict(
+            args.qa_review_id,
+            reviewer=_reviewer(args),
+            verdict=args.verdict,
+            reason_code=args.reason_code,
+            reason=args.reason,
+        )
+        if args.json:
+            _json(judged)
+        else:
+            code = f" ({judged.reason_code})" if judged.reason_code else ""
+            _echo(f"{judged.verdict}{code}: {judged.qa_review_id} by {judged.reviewer}")
+        return EXIT_OK
+    counts = await coord.qa_disagreement(since=args.since, until=args.until)
+    if args.json:
+        _json([{**_plain(c), "disagreement_rate": c.disagreement_rate} for c in counts])
+    elif not counts:
+        _say("No reply was sampled for QA in this period.")
+    else:
+        _table(
+            ["RULE", "SAMPLED", "REVIEWED", "DISAGREED", "RATE"],
+            [
+                [
+                    c.rule,
+                    str(c.sampled),
+                    str(c.reviewed),
+                    str(c.disagreements),
+                    "-" if c.disagreement_rate is None else f"{c.disagreement_rate:.1%}",
+                ]
+                for c in counts
+            ],
+        )
+    return EXIT_OK
+
+
+def _add_qa(sub: Any) -> None:
+    qa = sub.add_parser(
+        "qa", help="second-line QA of auto-delivered replies: pending, verdict, disagreement"
+    )
+    _add_common(qa, top=False)
+    _add_remote(qa, top=False)
+    actions = qa.add_subparsers(dest="qa_command", required=True, metavar="ACTION")
+    pending = actions.add_parser("pending", help="list sampled replies awaiting a QA verdict")
+    pending.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="at most N reviews (N >= 1)"
+    )
+    verdict = actions.add_parser("verdict", help="record a QA verdict on a sampled reply")
+    verdict.add_argument("qa_review_id", metavar="QA_REVIEW", help="qa:<thread>:<turn>")
+    verdict.add_argument("verdict", choices=["agree", "disagree"])
+    _add_decider(verdict)
+    verdict.add_argument(
+        "--reason-code", metavar="CODE", help="why (required to disagree; see `reason-codes`)"
+    )
+    verdict.add_argument("--reason", metavar="TEXT", help="free text recorded with the verdict")
+    counts = actions.add_parser("disagreement", help="count QA disagreements per rule")
+    counts.add_argument("--since", type=_aware_time, metavar="ISO", help="sampled at or after")
+    counts.add_argument("--until", type=_aware_time, metavar="ISO", help="sampled before")
+    for action in (pending, verdict, counts):
+        _add_common(action, top=False)
+        _add_remote(action, top=False)
+
+
 def _aware_time(text: str) -> datetime:
     """argparse type of `--now`: an ISO-8601 time with its offset, else a usage error."""
     try:
@@ -1234,10 +1314,12 @@ def build_parser() -> argparse.ArgumentParser:
     reasons.add_argument(
         "--until", type=_aware_time, metavar="ISO", help="with --counts: decided before"
     )
+    _add_qa(sub)
     return parser
 
 
 _HANDLERS: dict[str, Handler] = {
+    "qa": cmd_qa,
     "reason-codes": cmd_reason_codes,
     "pending": cmd_pending,
     "show": cmd_show,

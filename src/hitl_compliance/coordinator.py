@@ -25,6 +25,7 @@ from hitl_compliance._coordination import decisions as _decisions
 from hitl_compliance._coordination import erasing as _erasing
 from hitl_compliance._coordination import evidence as _evidence
 from hitl_compliance._coordination import packs as _packs
+from hitl_compliance._coordination import qa as _qa
 from hitl_compliance._coordination import recovery as _recovery
 from hitl_compliance._coordination import retention as _retention
 from hitl_compliance._coordination import reviews as _reviews
@@ -51,6 +52,7 @@ from hitl_compliance.policy import (
     Authorization,
     Reviewer,
 )
+from hitl_compliance.qa import QaReview, QaRuleCount, QaSampling, QaStore, QaVerdict
 from hitl_compliance.reasons import ReasonCodeCount, ReasonCodes, ReasonPolicy
 from hitl_compliance.retention import Hold, RetentionPolicy, RetentionReport, check_policies
 from hitl_compliance.signing import Anchor, KeySource, Sealing
@@ -139,6 +141,13 @@ class HitlCoordinator:
             ([`Telemetry`][hitl_compliance.Telemetry]). By default the global
             providers when `opentelemetry-api` (the `otel` extra) is installed,
             else nothing is recorded.
+        qa_sampling: Send a seeded, stratified sample of the replies the rules
+            delivered alone to second-line QA ([`QaSampling`][hitl_compliance.QaSampling]):
+            listed by `qa_pending()`, judged with `qa_verdict()`, never blocking
+            a delivery. Needs a store that keeps QA reviews (the library's three).
+            With a `RemoteGraph` the served graph delivers, so pass the same
+            `QaSampling` to its `attach_authority`; this coordinator lists and
+            records the verdicts.
 
     Example:
         ```python
@@ -169,6 +178,7 @@ class HitlCoordinator:
         reason_policy: ReasonPolicy | None = None,
         sealing: Sealing | None = None,
         telemetry: Telemetry | None = None,
+        qa_sampling: QaSampling | None = None,
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -213,6 +223,13 @@ class HitlCoordinator:
                 f"sealing needs a store that keeps sealed heads (SealStore); "
                 f"{type(store).__name__} does not."
             )
+        if qa_sampling is not None and not isinstance(qa_sampling, QaSampling):
+            raise ConfigurationError("qa_sampling must be a hitl_compliance.QaSampling instance.")
+        if qa_sampling is not None and not isinstance(store, QaStore):
+            raise ConfigurationError(
+                f"qa_sampling needs a store that keeps QA reviews (QaStore); "
+                f"{type(store).__name__} does not."
+            )
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
         codes, reasons_required = reason_config(reason_codes, reason_policy)
@@ -242,6 +259,7 @@ class HitlCoordinator:
             reason_codes=codes,
             reason_policy=reasons_required,
             telemetry=instruments,
+            qa_sampling=qa_sampling,
         )
         register_hooks(store, self._ctx.hooks.names())
         if sealing is not None:
@@ -280,6 +298,11 @@ class HitlCoordinator:
     def lease(self) -> timedelta:
         """How long a claim or turn may stay unfinished before `recover()` takes it over."""
         return self._ctx.lease
+
+    @property
+    def qa_sampling(self) -> QaSampling | None:
+        """Which auto-delivered replies go to second-line QA (None: no QA sampling)."""
+        return self._ctx.qa_sampling
 
     def now(self) -> datetime:
         """The coordinator's clock (timezone-aware): the time it stamps on reviews and audits."""
@@ -782,6 +805,88 @@ class HitlCoordinator:
             LegalHoldError: the thread is under legal hold.
         """
         await _retention.ensure_not_held(self._ctx, thread_id)
+
+    # -- second-line QA (qa.py) --------------------------------------------------
+
+    async def qa_pending(self, *, limit: int | None = None) -> list[QaReview]:
+        """Sampled auto-delivered replies awaiting a QA verdict, oldest sampled first.
+
+        Apart from `pending()`: a QA review never blocks its thread, and the SLA
+        never sweeps it.
+
+        Raises:
+            ConfigurationError: the store keeps no QA reviews.
+        """
+        return await _qa.qa_pending(self._ctx, limit)
+
+    async def qa_review(self, qa_review_id: str) -> QaReview:
+        """One QA review, with its verdict once recorded.
+
+        Raises:
+            QaReviewNotFoundError: no QA review has this id.
+        """
+        return await _qa.qa_review(self._ctx, qa_review_id)
+
+    async def qa_verdict(
+        self,
+        qa_review_id: str,
+        *,
+        reviewer: str | Reviewer,
+        verdict: QaVerdict,
+        reason_code: str | None = None,
+        reason: str | None = None,
+    ) -> QaReview:
+        """Record a QA reviewer's verdict on a sampled reply (a `qa_verdict` audit row), once.
+
+        Args:
+            qa_review_id: The QA review, `qa:<thread id>:<turn>` (as `qa_pending()` lists it).
+            reviewer: Who judged; must hold one of `QaSampling.roles` when it names any.
+            verdict: `"agree"` (the rules were right to let the reply through) or
+                `"disagree"` (it needed a human).
+            reason_code: Why, one of the coordinator's
+                [`reason_codes`][hitl_compliance.HitlCoordinator.reason_codes];
+                required for `"disagree"`.
+            reason: Free text (required by codes that need text, such as `other`).
+
+        Raises:
+            QaReviewNotFoundError: no QA review has this id.
+            QaAlreadyRecordedError: it holds a verdict already.
+            InvalidDecisionError: the verdict is not agree/disagree, or a disagree has no code.
+            ReasonCodeError: the reason code is unknown (or needs a reason text).
+            NotAuthorizedError: the reviewer holds none of the QA roles.
+
+        Every check runs before anything is written: a refused verdict changes nothing.
+
+        Example:
+            ```python
+            for qa in await coord.qa_pending():
+                await coord.qa_verdict(qa.qa_review_id, reviewer="qa@bank", verdict="agree")
+            ```
+        """
+        return await _qa.qa_verdict(
+            self._ctx,
+            qa_review_id,
+            reviewer=reviewer,
+            verdict=verdict,
+            reason_code=reason_code,
+            reason=reason,
+        )
+
+    async def qa_disagreement(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[QaRuleCount, ...]:
+        """Per rule, the QA reviews sampled in `[since, until)`: sampled, judged, disagreed.
+
+        [`QaRuleCount.disagreement_rate`][hitl_compliance.QaRuleCount.disagreement_rate]
+        is the evidence that a rule catches what it should. Counted in the store.
+
+        Example:
+            ```python
+            for row in await coord.qa_disagreement():
+                print(row.rule, row.reviewed, row.disagreement_rate)
+            ```
+        """
+        return await _qa.qa_disagreement(self._ctx, since, until)
 
     # -- erasure (erasure.py) ----------------------------------------------------
 

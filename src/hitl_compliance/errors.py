@@ -5,8 +5,10 @@ HitlError
 ├── ConfigurationError        the graph, coordinator or backend is set up wrongly
 │   └── SigningUnavailableError  signed heads need the `signing` extra (cryptography)
 ├── ReviewNotFoundError       no paused review exists for the thread
+│   └── QaReviewNotFoundError  no QA review has this id
 ├── AlreadyDecidedError       the review was decided (or is being decided) already
-│   └── DuplicateVoteError    this reviewer already voted on this review
+│   ├── DuplicateVoteError    this reviewer already voted on this review
+│   └── QaAlreadyRecordedError  the QA review holds a verdict already
 ├── ThreadBusyError           the thread is paused, or another call is running on it
 ├── NotAuthorizedError        the reviewer may not decide this review (policy, requester)
 ├── PolicyViolationError      an edited reply breaks a `block` rule
@@ -49,6 +51,8 @@ __all__ = [
     "NotAuthorizedError",
     "PauseDisabledError",
     "PolicyViolationError",
+    "QaAlreadyRecordedError",
+    "QaReviewNotFoundError",
     "QuorumPendingError",
     "ReasonCodeError",
     "ReviewIdRequiredError",
@@ -113,6 +117,37 @@ class DuplicateVoteError(AlreadyDecidedError):
 
     A review needing several approvers waits for *other* reviewers.
     """
+
+
+class QaReviewNotFoundError(ReviewNotFoundError):
+    """No QA review has this id: the turn was not sampled, or the id is mistyped.
+
+    QA review ids are `qa:<thread id>:<turn>`; list them with `await coord.qa_pending()`.
+    """
+
+    def __init__(self, message: str, *, thread_id: str | None = None, qa_review_id: str) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.qa_review_id = qa_review_id
+
+
+class QaAlreadyRecordedError(AlreadyDecidedError):
+    """The QA review holds a verdict already: one verdict per sampled reply, never replaced.
+
+    Read it with `await coord.qa_review(qa_review_id)`; the ledger's `qa_verdict` row
+    names who recorded it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str | None = None,
+        qa_review_id: str,
+        verdict: str | None = None,
+    ) -> None:
+        super().__init__(message, thread_id=thread_id, status=verdict)
+        self.qa_review_id = qa_review_id
+        self.verdict = verdict
 
 
 class QuorumPendingError(HitlError):

@@ -724,7 +724,14 @@ async def _record_reply(
         decided_by=decided_by,
         turn=str(state.turn),
         subject=subject_of(state),
+        product=_product_of(state),
     )
+
+
+def _product_of(state: ComplianceState) -> str | None:
+    """The turn's product (`metadata["product"]`), its QA sampling stratum; None if unnamed."""
+    product = (state.metadata or {}).get("product")
+    return product if isinstance(product, str) and product else None
 
 
 def _drafter_of(state: ComplianceState) -> str | None:

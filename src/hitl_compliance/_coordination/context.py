@@ -33,6 +33,7 @@ from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ProcessResult, ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy
+from hitl_compliance.qa import QaSampling
 from hitl_compliance.reasons import (
     FCA_RETAIL_REASON_CODES,
     ReasonCodes,
@@ -92,6 +93,8 @@ class Context:
     reason_policy: ReasonPolicy = _NO_REASON_REQUIRED
     telemetry: Instruments | None = None
     """Spans and metrics (None: off, or `opentelemetry-api` not installed)."""
+    qa_sampling: QaSampling | None = None
+    """Which auto-delivered replies go to second-line QA (None: none)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hitl_compliance import _personal
-from hitl_compliance._coordination import hooks, integrity
+from hitl_compliance._coordination import hooks, integrity, qa
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import (
     claim_approval,
@@ -39,6 +39,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer
+from hitl_compliance.qa import QaSampling
 from hitl_compliance.reasons import FCA_RETAIL_REASON_CODES, ReasonCodes, ReasonPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
@@ -73,6 +74,32 @@ class InGraphAuthority:
     def now(self) -> datetime:
         """The coordinator's clock: rows the graph writes for it are timed as its own."""
         return self._ctx.now()
+
+    async def sample_for_qa(
+        self,
+        *,
+        thread_id: str,
+        turn: str,
+        rules: tuple[str, ...],
+        product: str | None,
+        reply_seq: int | None,
+    ) -> None:
+        """Sample a reply the rules delivered alone for second-line QA (see `_coordination.qa`).
+
+        Nothing without `qa_sampling`; once per turn however often the step runs.
+        """
+        sampling = self._ctx.qa_sampling
+        if sampling is None:
+            return
+        await qa.sample(
+            self._ctx,
+            sampling,
+            thread_id=thread_id,
+            turn=turn,
+            rules=rules,
+            product=product,
+            reply_seq=reply_seq,
+        )
 
     async def record_pause(self, review: ReviewRecord) -> None:
         """Open the pending review of a pause nobody else records (idempotent per pause).
@@ -252,6 +279,7 @@ def authority_context(
     reason_codes: ReasonCodes | None = None,
     reason_policy: ReasonPolicy | None = None,
     telemetry: Instruments | None = None,
+    qa_sampling: QaSampling | None = None,
 ) -> Context:
     """A coordinator's context without a graph: what the checks inside the graph need."""
     codes, rules = reason_config(reason_codes, reason_policy)
@@ -270,6 +298,7 @@ def authority_context(
         reason_codes=codes,
         reason_policy=rules,
         telemetry=telemetry,
+        qa_sampling=qa_sampling,
     )
 
 

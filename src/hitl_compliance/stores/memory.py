@@ -21,6 +21,17 @@ from hitl_compliance.models import (
     seal,
     sha256_text,
 )
+from hitl_compliance.qa import (
+    QA_SAMPLED_EVENT,
+    QA_SAMPLER,
+    QA_VERDICT_EVENT,
+    QaReview,
+    QaRuleCount,
+    QaVerdict,
+    count_qa,
+    qa_not_found,
+    qa_recorded,
+)
 from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.retention import (
     Hold,
@@ -68,6 +79,7 @@ class InMemoryReviewStore(Sealed):
         self._evidence: dict[str, tuple[str, dict[str, Any]]] = {}  # review_id -> (thread, state)
         self._seals: dict[tuple[int, str], SealedHead] = {}
         self._personal: dict[str, PersonalValue] = {}  # digest -> value kept beside the chain
+        self._qa: dict[str, QaReview] = {}  # second-line QA reviews, apart from `_reviews`
 
     def configure_hooks(self, hooks: frozenset[str]) -> None:
         """Write outbox rows for these hooks (see the protocol)."""
@@ -551,6 +563,82 @@ class InMemoryReviewStore(Sealed):
             )
             self._outbox[delivery.delivery_id] = delivery
         return record
+
+    # -- second-line QA ---------------------------------------------------------
+
+    async def open_qa_review(self, review: QaReview, *, payload: dict[str, Any]) -> bool:
+        """Insert the QA review with its `qa_sampled` row, once per id (see `QaStore`)."""
+        _aware(review.sampled_at)
+        async with self._lock:
+            if review.qa_review_id in self._qa:
+                return False
+            self._append(
+                thread_id=review.thread_id,
+                review_id=None,
+                checkpoint_id=None,
+                event=QA_SAMPLED_EVENT,
+                actor=QA_SAMPLER,
+                payload=payload,
+                at=review.sampled_at,
+            )
+            self._qa[review.qa_review_id] = review
+        await self._after_write()
+        return True
+
+    async def get_qa_review(self, qa_review_id: str) -> QaReview | None:
+        return self._qa.get(qa_review_id)
+
+    async def list_qa_pending(self, *, limit: int | None = None) -> list[QaReview]:
+        check_limit(limit)
+        waiting = sorted(
+            (q for q in self._qa.values() if q.verdict is None),
+            key=lambda q: (q.sampled_at, q.qa_review_id),
+        )
+        return waiting if limit is None else waiting[:limit]
+
+    async def record_qa_verdict(
+        self,
+        qa_review_id: str,
+        *,
+        verdict: QaVerdict,
+        reason_code: str | None,
+        reviewer: str,
+        now: datetime,
+        payload: dict[str, Any],
+    ) -> QaReview:
+        """Record the verdict with its `qa_verdict` row, once (see `QaStore`)."""
+        _aware(now)
+        async with self._lock:
+            review = self._qa.get(qa_review_id)
+            if review is None:
+                raise qa_not_found(qa_review_id)
+            if review.verdict is not None:
+                raise qa_recorded(review)
+            self._append(
+                thread_id=review.thread_id,
+                review_id=None,
+                checkpoint_id=None,
+                event=QA_VERDICT_EVENT,
+                actor=reviewer,
+                payload=payload,
+                at=now,
+            )
+            judged = review.model_copy(
+                update={
+                    "verdict": verdict,
+                    "reason_code": reason_code,
+                    "reviewer": reviewer,
+                    "decided_at": now,
+                }
+            )
+            self._qa[qa_review_id] = judged
+        await self._after_write()
+        return judged
+
+    async def qa_disagreement(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[QaRuleCount, ...]:
+        return count_qa(self._qa.values(), since=since, until=until)
 
     # -- retention and legal hold -----------------------------------------------
 

@@ -56,6 +56,7 @@ from hitl_compliance.stores._sql import (
     utc,
 )
 from hitl_compliance.stores._sqlerasure import personal_tables
+from hitl_compliance.stores._sqlqa import qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlwrites import Body, LaneStatements
 
@@ -234,6 +235,12 @@ def _schema_personal(p: str) -> list[Step]:
     return [*personal_tables(_DIALECT, p)]
 
 
+def _schema_qa(p: str) -> list[Step]:
+    # Second-line QA: sampled auto-delivered replies and their verdicts, apart from
+    # the first-line reviews. IF NOT EXISTS: safe after any earlier step.
+    return [*qa_tables(_DIALECT, p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -250,6 +257,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_seals,  # 11: signed heads
     _schema_personal,  # 12: personal values beside the chain (erasure)
     schema_lanes,  # 13: ledger lanes (one head per lane, seq from a sequence)
+    _schema_qa,  # 14: second-line QA reviews (QaSampling)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -62,7 +62,8 @@ from hitl_compliance.stores._sql import (
     store_error,
     undated_index,
 )
-from hitl_compliance.stores._sqlerasure import ErasureWrites, personal_tables
+from hitl_compliance.stores._sqlerasure import personal_tables
+from hitl_compliance.stores._sqlqa import QaWrites, qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlwrites import Body, run_sync
 
@@ -227,6 +228,12 @@ def _schema_personal(p: str) -> list[_Step]:
     return [*personal_tables(_DIALECT, p)]
 
 
+def _schema_qa(p: str) -> list[_Step]:
+    # Second-line QA: sampled auto-delivered replies and their verdicts, apart from
+    # the first-line reviews. IF NOT EXISTS: safe after any earlier step.
+    return [*qa_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -238,6 +245,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v9,  # 8: retention and legal hold
     _schema_seals,  # 9: signed heads
     _schema_personal,  # 10: personal values beside the chain (erasure)
+    _schema_qa,  # 11: second-line QA reviews (QaSampling)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -500,7 +508,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(ErasureWrites):
+class SqliteReviewStore(QaWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]

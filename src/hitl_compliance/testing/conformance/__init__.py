@@ -55,6 +55,10 @@ see fail) only that capability, with the same fixtures:
   [`RetentionConformance`][hitl_compliance.testing.conformance.RetentionConformance],
   legal holds, documented pruning, kept evidence (skipped for a store without
   the [`RetentionStore`][hitl_compliance.RetentionStore] capability).
+* `_qa`: [`QaConformance`][hitl_compliance.testing.conformance.QaConformance],
+  second-line QA reviews: sampled once, judged once, counted per rule, apart
+  from first-line reviews (skipped for a store without
+  [`QaStore`][hitl_compliance.QaStore]).
 
 Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 `asyncio`, so they run under pytest-asyncio's strict and auto modes alike.
@@ -79,6 +83,7 @@ from hitl_compliance.testing.conformance._helpers import (
 from hitl_compliance.testing.conformance._inputs import InputConformance
 from hitl_compliance.testing.conformance._ledger import LedgerConformance
 from hitl_compliance.testing.conformance._outbox import OutboxConformance
+from hitl_compliance.testing.conformance._qa import QaConformance
 from hitl_compliance.testing.conformance._retention import RetentionConformance
 from hitl_compliance.testing.conformance._reviews import ReviewConformance
 from hitl_compliance.testing.conformance._seals import SealConformance
@@ -96,6 +101,7 @@ __all__ = [
     "InputConformance",
     "LedgerConformance",
     "OutboxConformance",
+    "QaConformance",
     "RetentionConformance",
     "ReviewConformance",
     "ReviewStoreConformance",
@@ -126,6 +132,7 @@ class ReviewStoreConformance(
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
+    QaConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
 
@@ -159,5 +166,6 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
+    QaConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
