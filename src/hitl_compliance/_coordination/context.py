@@ -92,6 +92,8 @@ class Context:
     reason_policy: ReasonPolicy = _NO_REASON_REQUIRED
     telemetry: Instruments | None = None
     """Spans and metrics (None: off, or `opentelemetry-api` not installed)."""
+    stop_roles: frozenset[str] = frozenset({"compliance-head"})
+    """The roles that may switch the stop (`stop_delivery`, `resume_delivery`)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

@@ -62,8 +62,9 @@ from hitl_compliance.stores._sql import (
     store_error,
     undated_index,
 )
-from hitl_compliance.stores._sqlerasure import ErasureWrites, personal_tables
+from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlretention import retention_tables
+from hitl_compliance.stores._sqlstops import StopWrites, stop_tables
 from hitl_compliance.stores._sqlwrites import Body, run_sync
 
 __all__ = ["SqliteReviewStore"]
@@ -227,6 +228,11 @@ def _schema_personal(p: str) -> list[_Step]:
     return [*personal_tables(_DIALECT, p)]
 
 
+def _schema_stops(p: str) -> list[_Step]:
+    # The stop switch: one row per stopped scope. IF NOT EXISTS: safe after any step.
+    return [*stop_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -238,6 +244,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v9,  # 8: retention and legal hold
     _schema_seals,  # 9: signed heads
     _schema_personal,  # 10: personal values beside the chain (erasure)
+    _schema_stops,  # 11: the stop switch
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -500,7 +507,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(ErasureWrites):
+class SqliteReviewStore(StopWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
