@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from hitl_compliance._text import plain_text
 from hitl_compliance.errors import InvalidInputError
 from hitl_compliance.rules import RuleResult
 
@@ -97,6 +98,10 @@ class StopScope:
             )
         if any(ord(c) < 32 for c in self.value):
             raise InvalidInputError("A StopScope value may not hold control characters.")
+        try:
+            plain_text(self.value)
+        except ValueError as exc:
+            raise InvalidInputError(f"A StopScope value {exc}.") from None
 
     @classmethod
     def everything(cls) -> StopScope:
