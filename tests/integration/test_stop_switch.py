@@ -9,6 +9,9 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +36,7 @@ from hitl_compliance.errors import InvalidInputError
 from hitl_compliance.graph import graph_spec
 from hitl_compliance.stops import DELIVERY_RESUMED, DELIVERY_STOPPED, STOP_RULE, STOP_THREAD
 from tests.gate_graphs import SAFE, build, graph_input
+from tests.helpers import FakeClock
 
 HEAD = Reviewer("head@bank", roles=frozenset({"compliance-head"}))
 OFFICER = Reviewer("officer@bank", roles=frozenset({"smcr_approver"}))
@@ -187,3 +191,97 @@ class TestEnforcement:
         # A raw run no coordinator drives is held too, and recorded for review.
         await graph.ainvoke(graph_input("messages"), {"configurable": {"thread_id": "raw"}})
         assert [p.thread_id for p in await coord.pending()].count("raw") == 1
+
+
+class TestMigration:
+    @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+    async def test_a_previous_version_database_gains_the_stop_table(
+        self,
+        kind: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest,
+    ) -> None:
+        """Tables of the previous schema version are upgraded in place, rows kept; stops work."""
+        if kind == "sqlite":
+            import hitl_compliance.stores.sqlite as module
+
+            url = f"sqlite:///{tmp_path / 'old.db'}"
+        else:
+            pytest.importorskip("psycopg")
+            import hitl_compliance.stores.postgres as module  # type: ignore[no-redef]
+
+            url = str(request.getfixturevalue("postgres_dsn"))
+        prefix = f"m{uuid.uuid4().hex[:8]}_"
+        previous = len(module._MIGRATIONS) - 1
+        now = FakeClock().now
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:previous])
+            patch.setattr(module, "SCHEMA_VERSION", previous)
+            async with open_backend(url, table_prefix=prefix) as old:
+                await old.reviews.place_hold("t1", reason="enquiry", by="legal", now=now)  # type: ignore[attr-defined]
+                old_rows = await old.reviews.audit_rows()
+        for _ in range(2):  # the step is idempotent: a second open changes nothing
+            async with open_backend(url, table_prefix=prefix) as new:
+                store: Any = new.reviews
+                assert await store.audit_rows() == old_rows
+                assert await store.delivery_stops() == []
+        async with open_backend(url, table_prefix=prefix) as new:
+            store = new.reviews
+            stop = await store.stop_delivery(StopScope.everything(), reason="r", by="h", now=now)
+            assert await store.delivery_stops() == [stop]
+            assert [r.event for r in await store.audit_rows()] == ["hold_placed", DELIVERY_STOPPED]
+
+
+WORKER = Path(__file__).with_name("stop_worker.py")
+
+
+@pytest.mark.slow
+class TestAcrossProcesses:
+    """A stop switched in one process holds the next turn of another within one second."""
+
+    @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+    async def test_a_second_process_pauses_within_a_second(
+        self, kind: str, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> None:
+        """The child's turns started a second after the switch returned all pause."""
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path / 'shared.db'}"
+        else:
+            url = str(request.getfixturevalue("postgres_dsn"))
+        prefix = f"x{uuid.uuid4().hex[:8]}_"
+        ready = tmp_path / "ready"
+        async with open_backend(url, table_prefix=prefix) as backend:
+            coord = factory(backend)
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(WORKER),
+                url,
+                prefix,
+                str(ready),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            try:
+                while not ready.exists():
+                    assert child.returncode is None, "the worker died before it was ready"
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.3)  # the child is delivering turns back to back
+                await coord.stop_delivery("all", by=HEAD, reason="latency test")
+                switched = time.time()
+                out, _ = await asyncio.wait_for(child.communicate(), timeout=30)
+            finally:
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+        assert child.returncode == 0
+        turns = [line.split() for line in out.decode().splitlines()]
+        paused = [float(start) for status, start, _ in turns if status == "paused"]
+        delivered = [float(start) for status, start, _ in turns if status == "completed"]
+        assert len(paused) == 1, turns
+        assert delivered, turns
+        # Every turn the child started a second or more after the switch paused.
+        late = max(delivered) - switched
+        latency = paused[0] - switched
+        print(f"\n{kind}: last delivered turn started {late:+.3f}s, first held {latency:+.3f}s")
+        assert late < 1.0
+        assert latency < 1.0
