@@ -87,6 +87,9 @@ NOT_DECISIONS = {
     "release",
     "retention",
     "reason-codes",
+    "stop",
+    "stops",
+    "resume-delivery",
 }
 
 
