@@ -714,9 +714,9 @@ def test_a_stop_shows_a_banner_in_chromium(served: ServerThread, tmp_path: Path)
 
     head = httpx.Client(base_url=served.url, headers={"X-Reviewer": "head@bank"}, timeout=10)
     sam = httpx.Client(base_url=served.url, headers={"X-Reviewer": "sam@bank"}, timeout=10)
-    refused = sam.post("/stops", json={"scope": "all", "reason": "not mine to stop"})
+    refused = sam.post("/stops/on", json={"scope": "all", "reason": "not mine to stop"})
     assert refused.status_code == 403
-    stopped = head.post("/stops", json={"scope": "all", "reason": "FCA dear-CEO letter"})
+    stopped = head.post("/stops/on", json={"scope": "all", "reason": "FCA dear-CEO letter"})
     assert stopped.status_code == 200
     banner = stopped.json()["banner"]
     assert banner.startswith("Delivery stopped (all) by head@bank since ")
@@ -737,7 +737,7 @@ def test_a_stop_shows_a_banner_in_chromium(served: ServerThread, tmp_path: Path)
             stops = page.locator("#stops")
             expect(stops).to_be_visible()
             expect(stops.locator("p.stop")).to_have_text([banner])
-            resumed = head.post("/stops/resume", json={"scope": "all"})
+            resumed = head.post("/stops/off", json={"scope": "all"})
             assert resumed.json() == []
             expect(stops).to_be_hidden(timeout=12_000)  # the page re-reads /stops every 5 s
             assert errors == []

@@ -86,7 +86,7 @@ class StopInfo(BaseModel):
 
 
 class StopRequest(BaseModel):
-    """`POST /stops` (switch on, with a reason) and `POST /stops/resume` (switch off)."""
+    """`POST /stops/on` (switch on, with a reason) and `POST /stops/off` (switch off)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -409,22 +409,22 @@ def _add_review_routes(
         return [StopInfo.of(s) for s in await coord().stops()]
 
     @router.post(
-        "/stops",
+        "/stops/on",
         operation_id="stop_delivery",
         summary="Stop delivery in a scope (a stop role only; audited)",
         response_model=StopInfo,
-        responses=problems(401, 403, 415, 422),
+        responses=problems(400, 401, 403, 415, 422),
     )
     async def stop_delivery(who: Who, body: Annotated[StopRequest, Body()]) -> StopInfo:
         stop = await coord().stop_delivery(body.scope, by=who, reason=body.reason or "")
         return StopInfo.of(stop)
 
     @router.post(
-        "/stops/resume",
+        "/stops/off",
         operation_id="resume_delivery",
         summary="Switch a scope's stop off (a stop role only; audited); the stops still on",
         response_model=list[StopInfo],
-        responses=problems(401, 403, 415, 422),
+        responses=problems(400, 401, 403, 415, 422),
     )
     async def resume_delivery(who: Who, body: Annotated[StopRequest, Body()]) -> list[StopInfo]:
         current = coord()
