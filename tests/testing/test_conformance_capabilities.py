@@ -46,6 +46,13 @@ class TestThirdPartyStore({mixin}):
 # For each capability: an adapter bug only that capability's tests are sure to catch,
 # and one test of the mixin that must report it.
 BROKEN = {
+    "StopConformance": (
+        """
+    async def delivery_stops(self):
+        return []
+""",
+        "test_stops_are_switched_with_audit_rows",
+    ),
     "RetentionConformance": (
         """
     async def holds(self):

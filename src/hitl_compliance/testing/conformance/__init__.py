@@ -55,6 +55,9 @@ see fail) only that capability, with the same fixtures:
   [`RetentionConformance`][hitl_compliance.testing.conformance.RetentionConformance],
   legal holds, documented pruning, kept evidence (skipped for a store without
   the [`RetentionStore`][hitl_compliance.RetentionStore] capability).
+* `_stops`: [`StopConformance`][hitl_compliance.testing.conformance.StopConformance],
+  the stop switch, audited and shared (skipped for a store without the
+  [`DeliveryStopStore`][hitl_compliance.DeliveryStopStore] capability).
 
 Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 `asyncio`, so they run under pytest-asyncio's strict and auto modes alike.
@@ -84,6 +87,7 @@ from hitl_compliance.testing.conformance._reviews import ReviewConformance
 from hitl_compliance.testing.conformance._seals import SealConformance
 from hitl_compliance.testing.conformance._several import SeveralReviewsConformance
 from hitl_compliance.testing.conformance._sla import SlaConformance
+from hitl_compliance.testing.conformance._stops import StopConformance
 from hitl_compliance.testing.conformance._turns import TurnConformance
 from hitl_compliance.testing.conformance._votes import VoteConformance
 
@@ -102,6 +106,7 @@ __all__ = [
     "SealConformance",
     "SeveralReviewsConformance",
     "SlaConformance",
+    "StopConformance",
     "TurnConformance",
     "VoteConformance",
     "assert_chain",
@@ -126,6 +131,7 @@ class ReviewStoreConformance(
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
+    StopConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
 
@@ -159,5 +165,6 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
+    StopConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
