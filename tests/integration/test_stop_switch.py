@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,23 @@ class TestAcrossProcesses:
         print(f"\n{kind}: last delivered turn started {late:+.3f}s, first held {latency:+.3f}s")
         assert late < 1.0
         assert latency < 1.0
+
+
+class TestSla:
+    async def test_the_sla_never_approves_a_held_reply(self, backend: Backend) -> None:
+        """With on_timeout="approve_draft", a reply the stop held is rejected at its deadline."""
+        clock = FakeClock()
+        graph = build_compliance_graph(lambda s: SAFE, checkpointer=backend.checkpointer)
+        coord = HitlCoordinator(
+            graph,
+            reviews=backend.reviews,
+            clock=clock,
+            sla=timedelta(hours=1),
+            on_timeout="approve_draft",
+        )
+        await coord.stop_delivery("all", by=HEAD, reason="incident")
+        assert (await coord.process("t1", "Q?")).awaiting_approval
+        clock.advance(hours=2)
+        [expired] = await coord.expire_overdue()
+        assert expired.status == "rejected"  # nothing of the draft went out
+        assert expired.agent_response is None
