@@ -43,12 +43,9 @@ def _authorised(ctx: Context, by: object, action: str) -> Reviewer:
     """The actor as a reviewer, if it holds a stop role; else NotAuthorizedError."""
     if not isinstance(by, (str, Reviewer)):
         raise InvalidInputError(f"by must be a str id or a Reviewer, got {type(by).__name__}.")
-    _validate.text("by", by.id if isinstance(by, Reviewer) else by)
-    if not (by.id if isinstance(by, Reviewer) else by).strip():
+    if not _validate.text("by", by.id if isinstance(by, Reviewer) else by).strip():
         raise InvalidInputError("by must name who switches: a non-blank id.")
     actor = as_reviewer(by)
-    if not actor.id.strip():
-        raise InvalidInputError("by must name who switches: a non-blank id.")
     if not actor.roles & ctx.stop_roles:
         raise NotAuthorizedError(
             f"{actor.id!r} may not {action} delivery: it takes one of the roles "
