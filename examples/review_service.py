@@ -64,6 +64,7 @@ REVIEWERS: Mapping[str, frozenset[str]] = {
     "sam@bank": frozenset({SMCR_APPROVER}),
     "cora@bank": frozenset({COMPLIANCE_OFFICER}),
     "ops@bank": frozenset(),
+    "head@bank": frozenset({"compliance-head"}),  # may stop delivery (POST /stops)
 }
 """The demo's reviewers and their SM&CR roles; a real service asks its identity provider."""
 

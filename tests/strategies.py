@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hitl_compliance._validate import MAX_JSON_DEPTH
 from hitl_compliance.models import ReviewRecord
+from hitl_compliance.policy import Reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.testing import HumanDecision
 from hitl_compliance.testing import strategies as kit
@@ -318,6 +319,19 @@ def _bad_hold_text() -> st.SearchStrategy[Any]:
     return st.one_of(not_text(none=True), st.text(" \t", max_size=3), unstorable_text())
 
 
+STOP_HEAD = Reviewer("head@bank", roles=frozenset({"compliance-head"}))
+"""A holder of the default stop role (`HitlCoordinator(stop_roles=...)`)."""
+
+
+def _bad_stop_scopes() -> st.SearchStrategy[Any]:
+    """Not a stop scope: not a str, an unknown kind, a kind without a value, unstorable text."""
+    return st.one_of(
+        not_text(none=True),
+        st.sampled_from(["", "everything", "product:", "ruleset:  ", "product:a\nb", "x:y"]),
+        unstorable_text().map(lambda t: f"product:{t}"),
+    )
+
+
 _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]] = {
     "process": (
         {"thread_id": FRESH, "message": "invest", "requested_by": None},
@@ -418,6 +432,14 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
         {"thread_id": bad_thread_ids(), "by": _bad_hold_text()},
     ),
     "ensure_not_held": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
+    "stop_delivery": (
+        {"scope": "product:none-such", "by": STOP_HEAD, "reason": "incident"},
+        {"scope": _bad_stop_scopes(), "by": _bad_hold_text(), "reason": _bad_hold_text()},
+    ),
+    "resume_delivery": (
+        {"scope": "product:none-such", "by": STOP_HEAD},
+        {"scope": _bad_stop_scopes(), "by": _bad_hold_text()},
+    ),
     "erase_subject": ({"subject": "alice"}, {"subject": _bad_hold_text()}),
     "evidence_pack": (
         {"thread_id": PAUSED},

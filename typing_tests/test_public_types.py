@@ -53,11 +53,14 @@ from hitl_compliance import (
     RegexRule,
     RetentionPolicy,
     RetentionReport,
+    Reviewer,
     ReviewStore,
     RuleResult,
     SealedHead,
     Sealing,
     SealProof,
+    StopScope,
+    StopSwitch,
     Telemetry,
     ThreadErasure,
     Verdict,
@@ -141,6 +144,13 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.place_hold("t", reason="enquiry", by="legal"), Hold)
     assert_type(await coord.release_hold("t", by="legal"), Hold | None)
     assert_type(await coord.holds(), list[Hold])
+    head = Reviewer("head", roles=frozenset({"compliance-head"}))
+    stop = await coord.stop_delivery(StopScope.product("isa"), by=head, reason="probe")
+    assert_type(stop, StopSwitch)
+    assert_type(stop.scope, StopScope)
+    assert_type(stop.since, datetime)
+    assert_type(await coord.resume_delivery("all", by=head), StopSwitch | None)
+    assert_type(await coord.stops(), list[StopSwitch])
     erased = await coord.erase_subject("customer-42")
     assert_type(erased, ErasureReport)
     assert_type(erased.threads, tuple[ThreadErasure, ...])

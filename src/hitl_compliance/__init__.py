@@ -122,6 +122,7 @@ from hitl_compliance.signing import (
     load_public_key,
 )
 from hitl_compliance.state import ComplianceState, Decision, GateView, merge_metadata
+from hitl_compliance.stops import DeliveryStopStore, StopScope, StopSwitch
 from hitl_compliance.stores import InMemoryReviewStore, ReviewStore, SealStore
 from hitl_compliance.telemetry import INSTRUMENTATION_NAME, Telemetry
 
@@ -147,6 +148,7 @@ __all__ = [
     "CrossOriginRequestError",
     "DecidedEvent",
     "Decision",
+    "DeliveryStopStore",
     "DraftError",
     "Drafter",
     "DuplicateVoteError",
@@ -222,6 +224,8 @@ __all__ = [
     "Signer",
     "SigningUnavailableError",
     "StaleReviewError",
+    "StopScope",
+    "StopSwitch",
     "StoreError",
     "TamperedError",
     "Telemetry",

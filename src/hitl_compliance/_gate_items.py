@@ -112,14 +112,18 @@ async def check_items(
     text: str,
     calls: list[dict[str, Any]],
     context: dict[str, Any],
+    held: Sequence[RuleResult] = (),
 ) -> list[dict[str, Any]]:
-    """The text item (review id `pass_id`), then one item per call, each checked."""
+    """The text item (review id `pass_id`), then one item per call, each checked.
+
+    `held`: findings every item carries whatever the rules say (a stop switch's).
+    """
     base = {**context, "tool_calls": calls}
     findings = await _findings(rules, GateView(**base, draft_response=text), "text")
-    items = [_item(pass_id, None, text, findings)]
+    items = [_item(pass_id, None, text, [*findings, *held])]
     for call in calls:
         view = GateView(**base, draft_response="", tool_call=call)
-        findings = await _findings(rules, view, "tool_call")
+        findings = [*await _findings(rules, view, "tool_call"), *held]
         items.append(
             _item(item_review_id(pass_id, call["id"]), call, describe_call(call), findings)
         )

@@ -88,6 +88,7 @@ from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sh
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.signing import FileAnchor
+from hitl_compliance.stops import DELIVERY_RESUMED, DELIVERY_STOPPED, StopSwitch
 
 __all__ = ["DEFAULT_APP", "DEFAULT_BACKEND", "REMOTE_TOKEN_ENV", "AppFactory", "main"]
 
@@ -548,6 +549,9 @@ def _audit_detail(record: AuditRecord) -> str:
     if record.event == "erased":
         values, reviews = payload.get("values"), payload.get("reviews")
         return f"personal data erased: {values} values, {reviews} reviews"
+    if record.event in (DELIVERY_STOPPED, DELIVERY_RESUMED):
+        verb = "stopped" if record.event == DELIVERY_STOPPED else "resumed"
+        return f"delivery {verb} ({payload.get('scope')}): {payload.get('reason')!r}"
     if record.event in ("hold_placed", "hold_released"):
         return f"legal hold: {payload.get('reason')!r}"
     if record.event == "pruned":
@@ -893,6 +897,56 @@ def _add_qa(sub: Any) -> None:
     for action in (pending, verdict, counts):
         _add_common(action, top=False)
         _add_remote(action, top=False)
+
+
+def _stopper(args: argparse.Namespace) -> Reviewer:
+    return Reviewer(args.by, roles=frozenset(args.role))
+
+
+def _stop_rows(stops: list[StopSwitch]) -> list[list[str]]:
+    return [
+        [
+            s.scope.key,
+            f"{s.since.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}",
+            s.by,
+            s.reason,
+        ]
+        for s in stops
+    ]
+
+
+async def cmd_stops(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """List the stops in force: while one is on, every reply in its scope waits for review."""
+    stops = await coord.stops()
+    if args.json:
+        _json(stops)
+    elif not stops:
+        _echo("Delivery is not stopped.")
+    else:
+        _table(["SCOPE", "SINCE (UTC)", "BY", "REASON"], _stop_rows(stops))
+    return EXIT_OK
+
+
+async def cmd_stop(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Stop delivery in a scope: every reply waits for review until resumed (audited)."""
+    stop = await coord.stop_delivery(args.scope, by=_stopper(args), reason=args.reason)
+    if args.json:
+        _json(stop)
+    else:
+        _echo(stop.banner)
+    return EXIT_OK
+
+
+async def cmd_resume_delivery(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Resume delivery in a scope (audited); exit 1 when it was not stopped."""
+    stop = await coord.resume_delivery(args.scope, by=_stopper(args))
+    if args.json:
+        _json(stop)
+    elif stop is None:
+        _echo(f"Delivery was not stopped ({args.scope}).")
+    else:
+        _echo(f"resumed: {stop.scope.key} (was stopped by {stop.by}: {stop.reason})")
+    return EXIT_OK if stop is not None else EXIT_REFUSED
 
 
 def _aware_time(text: str) -> datetime:
@@ -1300,6 +1354,28 @@ def build_parser() -> argparse.ArgumentParser:
         held.add_argument("thread", metavar="THREAD")
         held.add_argument("--by", required=True, metavar="WHO", help="who places/releases it")
     hold.add_argument("--reason", required=True, metavar="TEXT", help="why (the matter, ticket)")
+    stops = sub.add_parser("stops", help="list the stops in force (delivery held for review)")
+    stop = sub.add_parser("stop", help="stop delivery: every reply waits for review (audited)")
+    resume = sub.add_parser("resume-delivery", help="switch a stop off (audited)")
+    for switch in (stops, stop, resume):
+        _add_common(switch, top=False)
+        _add_remote(switch, top=False)
+    for switch in (stop, resume):
+        switch.add_argument(
+            "--scope",
+            default="all",
+            metavar="SCOPE",
+            help="all (default), ruleset:<fingerprint> or product:<name>",
+        )
+        switch.add_argument("--by", required=True, metavar="WHO", help="who switches it")
+        switch.add_argument(
+            "--role",
+            metavar="ROLE",
+            action="append",
+            default=[],
+            help="a role WHO holds (one of the app's stop_roles; repeat for several)",
+        )
+    stop.add_argument("--reason", required=True, metavar="TEXT", help="why (the incident)")
     reasons = sub.add_parser(
         "reason-codes", help="list the app's reason codes (or count the recorded ones)"
     )
@@ -1330,6 +1406,9 @@ _HANDLERS: dict[str, Handler] = {
     "retention": cmd_retention,
     "hold": cmd_hold,
     "release": cmd_release,
+    "stops": cmd_stops,
+    "stop": cmd_stop,
+    "resume-delivery": cmd_resume_delivery,
 }
 
 

@@ -30,6 +30,7 @@ from hitl_compliance._coordination import recovery as _recovery
 from hitl_compliance._coordination import retention as _retention
 from hitl_compliance._coordination import reviews as _reviews
 from hitl_compliance._coordination import sla as _sla
+from hitl_compliance._coordination import stops as _stops
 from hitl_compliance._coordination import turns as _turns
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.driver import Driver, check_drivable, driver_for
@@ -57,6 +58,7 @@ from hitl_compliance.reasons import ReasonCodeCount, ReasonCodes, ReasonPolicy
 from hitl_compliance.retention import Hold, RetentionPolicy, RetentionReport, check_policies
 from hitl_compliance.signing import Anchor, KeySource, Sealing
 from hitl_compliance.state import ComplianceState
+from hitl_compliance.stops import StopScope, StopSwitch
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore, SealStore
 from hitl_compliance.stores.memory import InMemoryReviewStore
@@ -148,6 +150,8 @@ class HitlCoordinator:
             With a `RemoteGraph` the served graph delivers, so pass the same
             `QaSampling` to its `attach_authority`; this coordinator lists and
             records the verdicts.
+        stop_roles: The roles that may switch the stop switch
+            (`stop_delivery` / `resume_delivery`; default `("compliance-head",)`).
 
     Example:
         ```python
@@ -179,6 +183,7 @@ class HitlCoordinator:
         sealing: Sealing | None = None,
         telemetry: Telemetry | None = None,
         qa_sampling: QaSampling | None = None,
+        stop_roles: Iterable[str] = ("compliance-head",),
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -233,6 +238,12 @@ class HitlCoordinator:
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
         codes, reasons_required = reason_config(reason_codes, reason_policy)
+        roles = () if isinstance(stop_roles, str) else tuple(stop_roles)
+        if not roles or not all(isinstance(r, str) and r.strip() for r in roles):
+            raise ConfigurationError(
+                "stop_roles must be an iterable of non-blank role names, such as "
+                "('compliance-head',); a single str is not one."
+            )
         instruments = instruments_for(telemetry, store)
         driver: Driver
         if remote:
@@ -260,6 +271,7 @@ class HitlCoordinator:
             reason_policy=reasons_required,
             telemetry=instruments,
             qa_sampling=qa_sampling,
+            stop_roles=frozenset(roles),
         )
         register_hooks(store, self._ctx.hooks.names())
         if sealing is not None:
@@ -887,6 +899,46 @@ class HitlCoordinator:
             ```
         """
         return await _qa.qa_disagreement(self._ctx, since, until)
+
+    # -- the stop switch (stops.py) ----------------------------------------------
+
+    async def stop_delivery(
+        self, scope: StopScope | str, *, by: str | Reviewer, reason: str
+    ) -> StopSwitch:
+        """Hold every reply in `scope` for review, whatever the rules say (audited).
+
+        Written to the store (with a `delivery_stopped` audit row) before this
+        returns; every process sharing the store honours it within
+        [`STOP_REFRESH`][hitl_compliance.stops.STOP_REFRESH] seconds, this one
+        at once. Idempotent: a scope already stopped returns its stop unchanged.
+
+        Example:
+            ```python
+            head = Reviewer("ceo@bank", roles=frozenset({"compliance-head"}))
+            await coord.stop_delivery(StopScope.product("isa"), by=head, reason="mis-selling probe")
+            ```
+
+        Raises:
+            NotAuthorizedError: `by` holds none of `stop_roles` (nothing changed).
+            InvalidInputError: a bad scope or an empty reason.
+        """
+        return await _stops.stop_delivery(self._ctx, scope, by=by, reason=reason)
+
+    async def resume_delivery(
+        self, scope: StopScope | str, *, by: str | Reviewer
+    ) -> StopSwitch | None:
+        """Switch the stop of `scope` off (a `delivery_resumed` audit row); None if it was off.
+
+        Turns paused while it was on stay paused: resuming approves nothing.
+
+        Raises:
+            NotAuthorizedError: `by` holds none of `stop_roles` (nothing changed).
+        """
+        return await _stops.resume_delivery(self._ctx, scope, by=by)
+
+    async def stops(self) -> list[StopSwitch]:
+        """Every stop in force in the store, oldest first."""
+        return await _stops.stops(self._ctx)
 
     # -- erasure (erasure.py) ----------------------------------------------------
 

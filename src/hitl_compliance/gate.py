@@ -99,6 +99,7 @@ from hitl_compliance._inbox import (
 )
 from hitl_compliance._pause import ask, replayed
 from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
+from hitl_compliance._stops import holding, product_of, run_store
 from hitl_compliance._text import plain_text
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -109,6 +110,7 @@ from hitl_compliance.errors import (
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.rules import ComplianceRule, RuleResult, rule_targets
 from hitl_compliance.state import Decision, GateView
+from hitl_compliance.stops import stop_finding
 from hitl_compliance.stores._legacy import is_legacy, wrap_legacy
 from hitl_compliance.stores.base import ReviewStore
 
@@ -664,7 +666,11 @@ def _check_node(spec: _GateSpec) -> Any:
             "requested_by": state.get("requested_by"),
         }
         pass_id = _review_id(config)
-        items = await check_items(spec.rules, pass_id, text, calls, context)
+        # A stop switched on in the store holds every item for review, whatever the rules say.
+        store = await run_store(config, spec.slot.authority, spec.fallback)
+        stops = await holding(store, ruleset=spec.ruleset.fingerprint, product=product_of(state))
+        held = [stop_finding(stops)] if stops else []
+        items = await check_items(spec.rules, pass_id, text, calls, context, held)
         outcome: dict[str, Any] = {
             **context,
             "gate": spec.name,

@@ -48,6 +48,7 @@ from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_u
 from hitl_compliance._pause import ask, replayed
 from hitl_compliance._personal import subject_of
 from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
+from hitl_compliance._stops import holding, product_of, run_store
 from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
@@ -64,6 +65,7 @@ from hitl_compliance.platform import (
 )
 from hitl_compliance.rules import ComplianceRule, RuleResult, worst_verdict
 from hitl_compliance.state import ComplianceState, Decision, as_decision
+from hitl_compliance.stops import stop_finding
 
 __all__ = [
     "NODES",
@@ -326,7 +328,7 @@ def build_compliance_graph(
     conversation = has_conversation(state_schema)
     nodes: dict[str, Any] = {
         "draft": _draft_node(draft, conversation, platform),
-        "compliance": _compliance_node(rule_list),
+        "compliance": _compliance_node(spec),
         "human_approval": _approval_node(spec),
         "deliver": _deliver_node(spec, conversation),
         "rejected": _rejected_node(spec, rejection_message, conversation),
@@ -407,17 +409,32 @@ def _draft_node(
     return _in_run_context(draft_node)
 
 
-def _compliance_node(
-    rules: tuple[ComplianceRule, ...],
-) -> Callable[..., Awaitable[dict[str, Any]]]:
-    async def compliance(state: ComplianceState) -> dict[str, Any]:
-        findings = [r for r in await run_rules(rules, state) if r.verdict != "pass"]
+def _compliance_node(spec: GraphSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def compliance(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
+        findings = [r for r in await run_rules(spec.rules, state) if r.verdict != "pass"]
+        # A stop switched on in the store holds every turn in its scope for review,
+        # whatever the rules found (a block still rejects: it is the worse verdict).
+        store = await run_store(config, spec.authority.authority)
+        stops = await holding(store, ruleset=spec.ruleset.fingerprint, product=product_of(state))
+        if stops:
+            findings.append(stop_finding(stops))
         return {
             "violations": [f.to_dict() for f in findings],
             "is_compliant": not findings,
         }
 
-    return _in_run_context(compliance)
+    if _ASYNC_INTERRUPT:
+        return compliance
+
+    async def with_config(state: ComplianceState, config: RunnableConfig) -> dict[str, Any]:
+        token = var_child_runnable_config.set(config)
+        try:
+            return await compliance(state, config)
+        finally:
+            var_child_runnable_config.reset(token)
+
+    with_config.__name__ = "compliance"
+    return with_config
 
 
 async def _route_findings(state: ComplianceState) -> str:

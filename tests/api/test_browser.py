@@ -705,3 +705,48 @@ def test_tool_call_arguments_edited_in_the_inbox(
             assert errors == []
         finally:
             context.close()
+
+
+def test_a_stop_shows_a_banner_in_chromium(served: ServerThread, tmp_path: Path) -> None:
+    """While delivery is stopped the inbox says who stopped it, since when and why."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    head = httpx.Client(base_url=served.url, headers={"X-Reviewer": "head@bank"}, timeout=10)
+    sam = httpx.Client(base_url=served.url, headers={"X-Reviewer": "sam@bank"}, timeout=10)
+    refused = sam.post("/stops/on", json={"scope": "all", "reason": "not mine to stop"})
+    assert refused.status_code == 403
+    stopped = head.post("/stops/on", json={"scope": "all", "reason": "FCA dear-CEO letter"})
+    assert stopped.status_code == 200
+    banner = stopped.json()["banner"]
+    assert banner.startswith("Delivery stopped (all) by head@bank since ")
+    assert banner.endswith(": FCA dear-CEO letter")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served.url}/inbox?reviewer=sam@bank")
+            expect(page.locator("article.review")).to_have_count(2)
+            stops = page.locator("#stops")
+            expect(stops).to_be_visible()
+            expect(stops.locator("p.stop")).to_have_text([banner])
+            resumed = head.post("/stops/off", json={"scope": "all"})
+            assert resumed.json() == []
+            expect(stops).to_be_hidden(timeout=12_000)  # the page re-reads /stops every 5 s
+            assert errors == []
+        finally:
+            context.close()
+    audit = head.get("/reviews/hitl:delivery/audit").json()
+    assert [(r["event"], r["actor"]) for r in audit] == [
+        ("delivery_stopped", "head@bank"),
+        ("delivery_resumed", "head@bank"),
+    ]
+    head.close()
+    sam.close()

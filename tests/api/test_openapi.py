@@ -20,6 +20,7 @@ JSON_ROUTES = {
     ("post", "/reviews/{thread_id}/reject"): "ProcessResult",
     ("get", "/audit/verify"): "LedgerReport",
     ("get", "/reason-codes"): "ReasonTaxonomy",
+    ("post", "/stops/on"): "StopInfo",
 }
 PROBLEMS = {
     ("get", "/me"): {"401", "422"},
@@ -33,6 +34,9 @@ PROBLEMS = {
     ("get", "/events"): {"401", "422"},
     ("get", "/reason-codes"): {"401", "422"},
     ("get", "/reason-codes/counts"): {"401", "422"},
+    ("get", "/stops"): {"401", "422"},
+    ("post", "/stops/on"): {"400", "401", "403", "415", "422"},
+    ("post", "/stops/off"): {"400", "401", "403", "415", "422"},
 }
 
 

@@ -26,9 +26,10 @@ pytest.importorskip(
 from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.types import Command
 
-from hitl_compliance import HitlCoordinator, gate_pauses
+from hitl_compliance import HitlCoordinator, Reviewer, gate_pauses
 from hitl_compliance.backends import open_backend
-from tests.gate_graphs import PAY_BIG, Bank
+from hitl_compliance.stops import STOP_RULE
+from tests.gate_graphs import PAY_BIG, PAY_SMALL, Bank
 from tests.middleware_app import POLICY, agent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +151,14 @@ async def test_racing_hitl_responses_one_outcome(url: str) -> None:
         ran = decided[0].event == "approved"
         assert bank.transfers == ([(5_000, "12345678")] if ran else [])
         assert await gate_pauses(graph, {"configurable": {"thread_id": thread}}) == []
+
+
+async def test_a_stop_holds_the_agents_small_transfer(url: str) -> None:
+    """While delivery is stopped, a transfer under the limit (no rule flags it) waits too."""
+    head = Reviewer("head@bank", roles=frozenset({"compliance-head"}))
+    async with open_backend(url, table_prefix=f"s{uuid.uuid4().hex[:8]}_") as backend:
+        coord = HitlCoordinator(agent(backend.checkpointer), reviews=backend.reviews, policy=POLICY)
+        await coord.stop_delivery("all", by=head, reason="payments incident")
+        held = await coord.process("pay-s", PAY_SMALL)
+        assert held.status == "paused"
+        assert STOP_RULE in {v.rule for v in held.violations}

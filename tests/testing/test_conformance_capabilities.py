@@ -53,6 +53,13 @@ BROKEN = {
 """,
         "test_pending_oldest_first_and_one_verdict",
     ),
+    "StopConformance": (
+        """
+    async def delivery_stops(self):
+        return []
+""",
+        "test_stops_are_switched_with_audit_rows",
+    ),
     "RetentionConformance": (
         """
     async def holds(self):

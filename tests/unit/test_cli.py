@@ -849,3 +849,38 @@ class TestRetentionCommands:
         )
         assert code == 2
         assert "offset" in err
+
+
+class TestStopCommands:
+    """stop / stops / resume-delivery drive the coordinator's stop switch."""
+
+    def test_stop_holds_replies_until_resumed(
+        self, empty_backend: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A stop by a stop role is listed and audited; an unauthorised one exits 1."""
+        head = ["--by", "head@bank", "--role", "compliance-head"]
+        code, _, err = run(
+            capsys, "stop", "--by", "x", "--reason", "why", "--backend", empty_backend
+        )
+        assert code == 1
+        assert "NotAuthorizedError" in err
+        assert run(capsys, "stops", "--backend", empty_backend)[1].strip() == (
+            "Delivery is not stopped."
+        )
+        code, out, _ = run(
+            capsys, "stop", *head, "--reason", "FCA letter", "--backend", empty_backend
+        )
+        assert code == 0
+        assert out.startswith("Delivery stopped (all) by head@bank since ")
+        [stop] = run_json(capsys, "stops", "--backend", empty_backend)
+        assert (stop["scope"], stop["by"], stop["reason"]) == (
+            {"kind": "all", "value": None},
+            "head@bank",
+            "FCA letter",
+        )
+        assert run(capsys, "resume-delivery", *head, "--backend", empty_backend)[0] == 0
+        assert run(capsys, "resume-delivery", *head, "--backend", empty_backend)[0] == 1
+        out = run(capsys, "audit", "hitl:delivery", "--backend", empty_backend)[1]
+        assert "delivery stopped (all): 'FCA letter'" in out
+        assert "delivery resumed (all)" in out
+        assert run(capsys, "audit", "--verify", "--backend", empty_backend)[0] == 0

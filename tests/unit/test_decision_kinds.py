@@ -88,7 +88,13 @@ NOT_DECISIONS = {
     "retention",
     "reason-codes",
     "qa",
+    "stop",
+    "stops",
+    "resume-delivery",
 }
+
+NOT_DECISION_ROUTES = {"/stops/on", "/stops/off"}
+"""POST routes of the review router that decide no review (the stop switch)."""
 
 
 class TestKinds:
@@ -259,7 +265,11 @@ class TestServiceAndInbox:
 
         router = create_review_router(lambda: None, authenticate=authenticate, inbox=False)  # type: ignore[arg-type,return-value]
         return {
-            r.path: r for r in router.routes if isinstance(r, APIRoute) and r.methods == {"POST"}
+            r.path: r
+            for r in router.routes
+            if isinstance(r, APIRoute)
+            and r.methods == {"POST"}
+            and r.path not in NOT_DECISION_ROUTES
         }
 
     def test_routes_are_the_kinds(self) -> None:

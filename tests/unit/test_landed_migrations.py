@@ -27,6 +27,7 @@ LANDED = {
         "4ed733c501feb554",
         "fe1336388de66553",  # personal values beside the chain (erasure)
         "0f0de34c48a76f7d",  # second-line QA reviews
+        "6e90aa8e5d4dc044",  # the stop switch
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -43,6 +44,7 @@ LANDED = {
         "d94fe29f51683b8a",  # personal values beside the chain (erasure)
         "1f12936beefb9ba2",  # ledger lanes
         "5420fdfff18b119e",  # second-line QA reviews
+        "67969d6a0610f476",  # the stop switch
     ],
 }
 

@@ -95,6 +95,8 @@ class Context:
     """Spans and metrics (None: off, or `opentelemetry-api` not installed)."""
     qa_sampling: QaSampling | None = None
     """Which auto-delivered replies go to second-line QA (None: none)."""
+    stop_roles: frozenset[str] = frozenset({"compliance-head"})
+    """The roles that may switch the stop (`stop_delivery`, `resume_delivery`)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

@@ -27,6 +27,7 @@ from hitl_compliance.errors import AlreadyDecidedError, HitlError, ThreadBusyErr
 from hitl_compliance.models import ProcessResult, ReviewRecord, sha256_text
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.state import Decision
+from hitl_compliance.stops import STOP_RULE
 
 __all__ = ["SLA_ACTOR", "adopt_undated", "expire", "expire_overdue", "run_sla_sweeper", "sla_for"]
 
@@ -140,7 +141,9 @@ async def expire(
             raise AlreadyDecidedError("escalated already", thread_id=review.thread_id)
         await hooks.dispatch(ctx, review.thread_id)
         return paused_result(escalated, escalated.approvals_required)
-    approve = ctx.on_timeout == "approve_draft"
+    # A reply the stop switch held goes out only with a human's approval: the SLA rejects it.
+    held = any(v.rule == STOP_RULE for v in review.violations)
+    approve = ctx.on_timeout == "approve_draft" and not held
     made = Decision(
         approved=approve,
         reviewer=SLA_ACTOR,

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from hitl_compliance._decision_kinds import ApproveRequest, RejectRequest
 from hitl_compliance._text import plain_text
 from hitl_compliance._validate import Metadata, PlainText
 from hitl_compliance.errors import InvalidInputError
 from hitl_compliance.models import PendingReview
+from hitl_compliance.stops import StopSwitch
 
 __all__ = [
     "ApproveRequest",
@@ -31,6 +32,8 @@ __all__ = [
     "RejectRequest",
     "ReviewPage",
     "ReviewerInfo",
+    "StopInfo",
+    "StopRequest",
     "ThreadId",
     "parse_older_than",
     "parse_time",
@@ -59,6 +62,45 @@ class ReviewerInfo(BaseModel):
 
     id: str
     roles: list[str]
+
+
+class StopInfo(BaseModel):
+    """A stop in force (`GET /stops`): every reply in its scope waits for review."""
+
+    scope: str = Field(description="`all`, `ruleset:<fingerprint>` or `product:<name>`.")
+    by: str
+    reason: str
+    since: datetime
+    banner: str = Field(description="One line an inbox shows while the stop is on.")
+
+    @classmethod
+    def of(cls, stop: StopSwitch) -> "StopInfo":
+        """The stop as the API shows it."""
+        return cls(
+            scope=stop.scope.key,
+            by=stop.by,
+            reason=stop.reason,
+            since=stop.since,
+            banner=stop.banner,
+        )
+
+
+class StopRequest(BaseModel):
+    """`POST /stops/on` (switch on, with a reason) and `POST /stops/off` (switch off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: PlainText = Field(
+        default="all",
+        min_length=1,
+        max_length=600,
+        description="`all` (default), `ruleset:<fingerprint>` or `product:<name>`.",
+    )
+    reason: PlainText | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why delivery stops (required to switch on; ignored by resume).",
+    )
 
 
 class ReasonCodeInfo(BaseModel):

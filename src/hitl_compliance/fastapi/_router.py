@@ -34,6 +34,8 @@ from hitl_compliance.fastapi._bodies import (
     ReasonTaxonomy,
     ReviewerInfo,
     ReviewPage,
+    StopInfo,
+    StopRequest,
     ThreadId,
     parse_older_than,
     parse_time,
@@ -395,6 +397,39 @@ def _add_review_routes(
             since=parse_time("since", since), until=parse_time("until", until)
         )
         return [ReasonCountInfo(code=c.code, event=c.event, count=c.count) for c in counts]
+
+    @router.get(
+        "/stops",
+        operation_id="list_stops",
+        summary="The stops in force: while one is on, every reply in its scope waits for review",
+        response_model=list[StopInfo],
+        responses=problems(401, 422),
+    )
+    async def list_stops(who: Who) -> list[StopInfo]:
+        return [StopInfo.of(s) for s in await coord().stops()]
+
+    @router.post(
+        "/stops/on",
+        operation_id="stop_delivery",
+        summary="Stop delivery in a scope (a stop role only; audited)",
+        response_model=StopInfo,
+        responses=problems(400, 401, 403, 415, 422),
+    )
+    async def stop_delivery(who: Who, body: Annotated[StopRequest, Body()]) -> StopInfo:
+        stop = await coord().stop_delivery(body.scope, by=who, reason=body.reason or "")
+        return StopInfo.of(stop)
+
+    @router.post(
+        "/stops/off",
+        operation_id="resume_delivery",
+        summary="Switch a scope's stop off (a stop role only; audited); the stops still on",
+        response_model=list[StopInfo],
+        responses=problems(400, 401, 403, 415, 422),
+    )
+    async def resume_delivery(who: Who, body: Annotated[StopRequest, Body()]) -> list[StopInfo]:
+        current = coord()
+        await current.resume_delivery(body.scope, by=who)
+        return [StopInfo.of(s) for s in await current.stops()]
 
     @router.get(
         "/reviews/{thread_id}/audit",

@@ -78,6 +78,7 @@ from hitl_compliance.stores._sql import (
     several_open_reviews,
 )
 from hitl_compliance.stores._sqlqa import QaWrites
+from hitl_compliance.stores._sqlstops import StopWrites
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus
 
 if TYPE_CHECKING:
@@ -546,7 +547,7 @@ def headless_append(p: str) -> str:
     return append.replace(rebuild, _REFUSE_HEADLESS.replace("{p}", p))
 
 
-class ServerSideWrites(QaWrites):
+class ServerSideWrites(QaWrites, StopWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
     Needs the one-statement primitives of the store (`_fetch_one`,

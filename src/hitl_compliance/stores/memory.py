@@ -40,6 +40,13 @@ from hitl_compliance.retention import (
     hold_error,
     tombstone_payload,
 )
+from hitl_compliance.stops import (
+    DELIVERY_RESUMED,
+    DELIVERY_STOPPED,
+    STOP_THREAD,
+    StopScope,
+    StopSwitch,
+)
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._seals import Sealed, seals_after
@@ -76,6 +83,7 @@ class InMemoryReviewStore(Sealed):
         self._outbox: dict[str, HookDelivery] = {}
         self._last_seq = 0  # rows may be pruned: the next seq is not len(self._audit) + 1
         self._holds: dict[str, Hold] = {}
+        self._stops: dict[str, StopSwitch] = {}
         self._evidence: dict[str, tuple[str, dict[str, Any]]] = {}  # review_id -> (thread, state)
         self._seals: dict[tuple[int, str], SealedHead] = {}
         self._personal: dict[str, PersonalValue] = {}  # digest -> value kept beside the chain
@@ -682,6 +690,50 @@ class InMemoryReviewStore(Sealed):
 
     async def holds(self) -> list[Hold]:
         return sorted(self._holds.values(), key=lambda h: (h.placed_at, h.thread_id))
+
+    # -- the stop switch --------------------------------------------------------
+
+    async def stop_delivery(
+        self, scope: StopScope, *, reason: str, by: str, now: datetime
+    ) -> StopSwitch:
+        _aware(now)
+        async with self._lock:
+            existing = self._stops.get(scope.key)
+            if existing is not None:
+                return existing
+            stop = StopSwitch(scope=scope, by=by, reason=reason, since=now)
+            self._append(
+                thread_id=STOP_THREAD,
+                review_id=None,
+                checkpoint_id=None,
+                event=DELIVERY_STOPPED,
+                actor=by,
+                payload={"scope": scope.key, "reason": reason},
+                at=now,
+            )
+            self._stops[scope.key] = stop
+            return stop
+
+    async def resume_delivery(
+        self, scope: StopScope, *, by: str, now: datetime
+    ) -> StopSwitch | None:
+        _aware(now)
+        async with self._lock:
+            stop = self._stops.pop(scope.key, None)
+            if stop is not None:
+                self._append(
+                    thread_id=STOP_THREAD,
+                    review_id=None,
+                    checkpoint_id=None,
+                    event=DELIVERY_RESUMED,
+                    actor=by,
+                    payload={"scope": scope.key, "reason": stop.reason, "stopped_by": stop.by},
+                    at=now,
+                )
+            return stop
+
+    async def delivery_stops(self) -> list[StopSwitch]:
+        return sorted(self._stops.values(), key=lambda s: (s.since, s.scope.key))
 
     def _busy(self, thread_id: str) -> bool:
         return thread_id in self._turns or self._open_review_id(thread_id) is not None

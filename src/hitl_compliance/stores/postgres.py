@@ -58,6 +58,7 @@ from hitl_compliance.stores._sql import (
 from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlqa import qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
+from hitl_compliance.stores._sqlstops import stop_tables
 from hitl_compliance.stores._sqlwrites import Body, LaneStatements
 
 try:
@@ -241,6 +242,11 @@ def _schema_qa(p: str) -> list[Step]:
     return [*qa_tables(_DIALECT, p)]
 
 
+def _schema_stops(p: str) -> list[Step]:
+    # The stop switch: one row per stopped scope. IF NOT EXISTS: safe after any step.
+    return [*stop_tables(_DIALECT, p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -258,6 +264,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_personal,  # 12: personal values beside the chain (erasure)
     schema_lanes,  # 13: ledger lanes (one head per lane, seq from a sequence)
     _schema_qa,  # 14: second-line QA reviews (QaSampling)
+    _schema_stops,  # 15: the stop switch
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

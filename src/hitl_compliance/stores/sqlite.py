@@ -65,6 +65,7 @@ from hitl_compliance.stores._sql import (
 from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlqa import QaWrites, qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
+from hitl_compliance.stores._sqlstops import StopWrites, stop_tables
 from hitl_compliance.stores._sqlwrites import Body, run_sync
 
 __all__ = ["SqliteReviewStore"]
@@ -234,6 +235,11 @@ def _schema_qa(p: str) -> list[_Step]:
     return [*qa_tables(_DIALECT, p)]
 
 
+def _schema_stops(p: str) -> list[_Step]:
+    # The stop switch: one row per stopped scope. IF NOT EXISTS: safe after any step.
+    return [*stop_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -246,6 +252,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_seals,  # 9: signed heads
     _schema_personal,  # 10: personal values beside the chain (erasure)
     _schema_qa,  # 11: second-line QA reviews (QaSampling)
+    _schema_stops,  # 12: the stop switch
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -508,7 +515,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(QaWrites):
+class SqliteReviewStore(QaWrites, StopWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]

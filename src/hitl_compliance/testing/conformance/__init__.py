@@ -59,6 +59,9 @@ see fail) only that capability, with the same fixtures:
   second-line QA reviews: sampled once, judged once, counted per rule, apart
   from first-line reviews (skipped for a store without
   [`QaStore`][hitl_compliance.QaStore]).
+* `_stops`: [`StopConformance`][hitl_compliance.testing.conformance.StopConformance],
+  the stop switch, audited and shared (skipped for a store without the
+  [`DeliveryStopStore`][hitl_compliance.DeliveryStopStore] capability).
 
 Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 `asyncio`, so they run under pytest-asyncio's strict and auto modes alike.
@@ -89,6 +92,7 @@ from hitl_compliance.testing.conformance._reviews import ReviewConformance
 from hitl_compliance.testing.conformance._seals import SealConformance
 from hitl_compliance.testing.conformance._several import SeveralReviewsConformance
 from hitl_compliance.testing.conformance._sla import SlaConformance
+from hitl_compliance.testing.conformance._stops import StopConformance
 from hitl_compliance.testing.conformance._turns import TurnConformance
 from hitl_compliance.testing.conformance._votes import VoteConformance
 
@@ -108,6 +112,7 @@ __all__ = [
     "SealConformance",
     "SeveralReviewsConformance",
     "SlaConformance",
+    "StopConformance",
     "TurnConformance",
     "VoteConformance",
     "assert_chain",
@@ -133,6 +138,7 @@ class ReviewStoreConformance(
     InputConformance,
     RetentionConformance,
     QaConformance,
+    StopConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
 
@@ -167,5 +173,6 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     InputConformance,
     RetentionConformance,
     QaConformance,
+    StopConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
