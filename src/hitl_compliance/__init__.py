@@ -124,6 +124,7 @@ from hitl_compliance.telemetry import INSTRUMENTATION_NAME, Telemetry
 
 __all__ = [
     "COORDINATOR_PERMISSION",
+    "DELEGATION_THREAD",
     "ERASED_TEXT",
     "FCA_RETAIL_REASON_CODES",
     "INSTRUMENTATION_NAME",
@@ -133,6 +134,9 @@ __all__ = [
     "AlreadyDecidedError",
     "Anchor",
     "ApprovalPolicy",
+    "Assignment",
+    "AssignmentRule",
+    "AssignmentStore",
     "AuditRecord",
     "Authorization",
     "Backend",
@@ -144,6 +148,7 @@ __all__ = [
     "CrossOriginRequestError",
     "DecidedEvent",
     "Decision",
+    "Delegation",
     "DraftError",
     "Drafter",
     "DuplicateVoteError",
@@ -203,6 +208,7 @@ __all__ = [
     "ReviewStore",
     "Reviewer",
     "RoleBasedPolicy",
+    "Routing",
     "RuleResult",
     "SealProof",
     "SealStore",

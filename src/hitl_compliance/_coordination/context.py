@@ -28,6 +28,7 @@ from hitl_compliance._coordination.driver import (
     driver_for,
 )
 from hitl_compliance._coordination.telemetry import Instruments
+from hitl_compliance.assignment import Routing
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
@@ -92,6 +93,8 @@ class Context:
     reason_policy: ReasonPolicy = _NO_REASON_REQUIRED
     telemetry: Instruments | None = None
     """Spans and metrics (None: off, or `opentelemetry-api` not installed)."""
+    routing: Routing | None = None
+    """How reviews are assigned at pause (None: they are not)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

@@ -77,7 +77,7 @@ from hitl_compliance.stores._sql import (
     review_values,
     several_open_reviews,
 )
-from hitl_compliance.stores._sqlerasure import ErasureWrites
+from hitl_compliance.stores._sqlassign import AssignmentWrites
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus
 
 if TYPE_CHECKING:
@@ -546,7 +546,7 @@ def headless_append(p: str) -> str:
     return append.replace(rebuild, _REFUSE_HEADLESS.replace("{p}", p))
 
 
-class ServerSideWrites(ErasureWrites):
+class ServerSideWrites(AssignmentWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
     Needs the one-statement primitives of the store (`_fetch_one`,

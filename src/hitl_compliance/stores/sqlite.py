@@ -62,7 +62,12 @@ from hitl_compliance.stores._sql import (
     store_error,
     undated_index,
 )
-from hitl_compliance.stores._sqlerasure import ErasureWrites, personal_tables
+from hitl_compliance.stores._sqlassign import (
+    AssignmentWrites,
+    assignment_columns,
+    assignment_tables,
+)
+from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlwrites import Body, run_sync
 
@@ -227,6 +232,12 @@ def _schema_personal(p: str) -> list[_Step]:
     return [*personal_tables(_DIALECT, p)]
 
 
+def _schema_assignment(p: str) -> list[_Step]:
+    # Assignment: the review row's assignee and why, the partial index that
+    # pending(assigned_to=) reads, and one delegation row per delegator.
+    return [*assignment_columns(p, if_not_exists=False), *assignment_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -238,6 +249,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v9,  # 8: retention and legal hold
     _schema_seals,  # 9: signed heads
     _schema_personal,  # 10: personal values beside the chain (erasure)
+    _schema_assignment,  # 11: assignment and delegation
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -500,7 +512,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(ErasureWrites):
+class SqliteReviewStore(AssignmentWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
