@@ -9,6 +9,14 @@ import it from `hitl_compliance.middleware`, or as `hitl_compliance.ComplianceMi
 which loads that module on first use.
 """
 
+from hitl_compliance.assignment import (
+    DELEGATION_THREAD,
+    Assignment,
+    AssignmentRule,
+    AssignmentStore,
+    Delegation,
+    Routing,
+)
 from hitl_compliance.authority import COORDINATOR_PERMISSION, attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
