@@ -223,7 +223,7 @@ class TestReassignAndDelegate:
 
 class TestEnforce:
     async def test_enforce_refuses_others_and_allows_the_delegate(self, backend: Backend) -> None:
-        """With enforce, only the assignee, its queue and its delegates decide (refusals audited)."""
+        """With enforce only the assignee, its queue and its delegates decide (refusals audited)."""
         routing = Routing(rules=ROUTING.rules, queues=ROUTING.queues, enforce=True)
         coord = coordinator(backend, FakeClock(T0), routing=routing)
         await coord.process("t", "leverage")  # alice

@@ -105,11 +105,13 @@ async def reassign(
     """Move the thread's pending review to `to` (contract: `HitlCoordinator.reassign`)."""
     from hitl_compliance._coordination.reviews import open_review
 
-    routing = _routing(ctx)
     check_thread_id(thread_id)
     _name(to, "to")
     _name(reason, "reason", 2000)
+    if review_id is not None:
+        _validate.text("review_id", review_id)
     who = as_reviewer(by)
+    routing = _routing(ctx)
     if not _supervises(routing, who):
         raise NotAuthorizedError(
             f"{who.id!r} may not reassign reviews: it needs one of the roles "
@@ -138,7 +140,6 @@ async def delegate(
     by: str | Reviewer,
 ) -> Delegation:
     """Hand `from_reviewer`'s reviews to `to_reviewer` until `until` (contract: `delegate`)."""
-    routing = _routing(ctx)
     _name(from_reviewer, "from_reviewer")
     _name(to_reviewer, "to_reviewer")
     if from_reviewer == to_reviewer:
@@ -151,6 +152,7 @@ async def delegate(
             "delegation must end in the future."
         )
     who = as_reviewer(by)
+    routing = _routing(ctx)
     if who.id != from_reviewer and not _supervises(routing, who):
         raise NotAuthorizedError(
             f"{who.id!r} may not delegate {from_reviewer!r}'s reviews: only they or a "
@@ -168,9 +170,9 @@ async def revoke_delegation(
     ctx: Context, from_reviewer: str, *, by: str | Reviewer
 ) -> Delegation | None:
     """End `from_reviewer`'s delegation (contract: `HitlCoordinator.revoke_delegation`)."""
-    routing = _routing(ctx)
     _name(from_reviewer, "from_reviewer")
     who = as_reviewer(by)
+    routing = _routing(ctx)
     if who.id != from_reviewer and not _supervises(routing, who):
         raise NotAuthorizedError(
             f"{who.id!r} may not revoke {from_reviewer!r}'s delegation: only they or a "
