@@ -269,3 +269,52 @@ async def test_sqlite_assigned_query_uses_the_partial_index(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "hitl_reviews_assigned" in plan
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_previous_version_database_gains_assignment(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Tables one step old are upgraded in place; their pending review can then be assigned."""
+    if kind == "sqlite":
+        import hitl_compliance.stores.sqlite as module
+
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        pytest.importorskip("psycopg")
+        import hitl_compliance.stores.postgres as module  # type: ignore[no-redef]
+
+        url = str(request.getfixturevalue("postgres_dsn"))
+    prefix = f"m{uuid.uuid4().hex[:8]}_"
+    previous = len(module._MIGRATIONS) - 1
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:previous])
+        patch.setattr(module, "SCHEMA_VERSION", previous)
+        async with open_backend(url, table_prefix=prefix) as old:
+            await coordinator(old, FakeClock(T0), routing=None).process("t", "Guaranteed")
+    for _ in range(2):  # a second open changes nothing
+        async with open_backend(url, table_prefix=prefix) as new:
+            coord = coordinator(new, FakeClock(T0))
+            (item,) = await coord.pending()
+            assert item.assigned_to is None
+    async with open_backend(url, table_prefix=prefix) as new:
+        coord = coordinator(new, FakeClock(T0))
+        await coord.reassign("t", to="bob@bank", by=BOSS, reason="adopted")
+        (item,) = await coord.pending(assigned_to="bob@bank")
+        assert (item.thread_id, item.assignment_reason) == ("t", "adopted")
+        assert (await coord.verify_audit()).ok
+
+
+async def test_postgres_assigned_query_uses_the_partial_index(postgres_dsn: str) -> None:
+    """On PostgreSQL too, `pending(assigned_to=)` can read the partial index (EXPLAIN)."""
+    prefix = f"x{uuid.uuid4().hex[:8]}_"
+    async with open_backend(postgres_dsn, table_prefix=prefix) as backend:
+        store: Any = backend.reviews
+        sql, params = store.assigned_query(
+            ["bob@bank"], limit=10, requested_before=None, after=None
+        )
+        async with store._pool.connection() as conn:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            cur = await conn.execute(f"EXPLAIN {sql}", params)
+            plan = " ".join(str(v) for row in await cur.fetchall() for v in dict(row).values())
+    assert f"{prefix}reviews_assigned" in plan
