@@ -85,6 +85,8 @@ NOT_DECISIONS = {
     "recover",
     "hold",
     "release",
+    "assign",
+    "delegate",
     "retention",
     "reason-codes",
 }
