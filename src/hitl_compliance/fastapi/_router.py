@@ -25,6 +25,7 @@ from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     HitlError,
+    InvalidInputError,
     ReviewNotFoundError,
 )
 from hitl_compliance.fastapi._bodies import (
@@ -313,14 +314,32 @@ def _add_review_routes(
             Query(max_length=600, description="`next_cursor` of the previous page."),
         ] = None,
         mine: Annotated[bool, Query(description="Only reviews the caller may decide now.")] = False,
+        assigned_to: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description=(
+                    "Only reviews waiting for this reviewer id: assigned to it, to a queue "
+                    "it belongs to, or to someone who delegated to it (needs routing)."
+                ),
+            ),
+        ] = None,
     ) -> ReviewPage:
+        current = coord()
+        if assigned_to is not None and current.routing is None:
+            raise InvalidInputError(
+                "assigned_to needs a coordinator with routing= (HitlCoordinator(..., "
+                "routing=Routing(...))); this service assigns no reviews."
+            )
         # One more than asked tells whether another page exists.
-        items = await coord().pending(
+        items = await current.pending(
             rule=rule,
             reviewer=who if mine else None,
             older_than=None if older_than is None else parse_older_than(older_than),
             limit=limit + 1,
             cursor=cursor,
+            assigned_to=assigned_to,
         )
         more = len(items) > limit
         items = items[:limit]
