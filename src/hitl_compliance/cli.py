@@ -552,6 +552,11 @@ def _audit_detail(record: AuditRecord) -> str:
     if record.event == "erased":
         values, reviews = payload.get("values"), payload.get("reviews")
         return f"personal data erased: {values} values, {reviews} reviews"
+    if record.event in ("assigned", "reassigned"):
+        moved = f" (was {payload.get('from')})" if payload.get("from") else ""
+        return f"assigned to {payload.get('to')}{moved}: {payload.get('reason')}"
+    if record.event in ("delegated", "delegation_revoked"):
+        return f"{payload.get('from')} -> {payload.get('to')} until {payload.get('until')}"
     if record.event in ("hold_placed", "hold_released"):
         return f"legal hold: {payload.get('reason')!r}"
     if record.event == "pruned":

@@ -221,6 +221,25 @@ class TestReassignAndDelegate:
         assert (await coord.verify_audit()).ok
 
 
+class TestEvidence:
+    async def test_thread_verifies_and_the_pack_lists_assignments(self, backend: Backend) -> None:
+        """A routed, reassigned, decided review's thread verifies; its pack shows the moves."""
+        coord = coordinator(backend, FakeClock(T0))
+        await coord.process("t", "Guaranteed")
+        await coord.reassign("t", to="zed@bank", by=BOSS, reason="cover")
+        await coord.approve("t", reviewer="zed@bank")
+        assert (await coord.verify_audit("t")).ok
+        assert [e for e, _, _ in events(await coord.audit_log("t"))] == [
+            "paused",
+            "assigned",
+            "reassigned",
+            "approved",
+        ]
+        pack = await coord.evidence_pack("t")
+        assert "Reassigned" in pack.html
+        assert "Assigned by the routing" in pack.html
+
+
 class TestEnforce:
     async def test_enforce_refuses_others_and_allows_the_delegate(self, backend: Backend) -> None:
         """With enforce only the assignee, its queue and its delegates decide (refusals audited)."""

@@ -2,7 +2,7 @@
 
 One parametrised class per concern: the mixin modules (`_turns`, `_reviews`,
 `_votes`, `_sla`, `_outbox`, `_ledger`, `_seals`, `_several`, `_inputs`,
-`_retention`) must each pass on a correct
+`_retention`, `_assignment`) must each pass on a correct
 adapter, fail on an adapter broken in that capability (a capability that
 cannot fail proves nothing), and together hold the whole suite exactly once;
 `_base` must give each of them the fixtures and the message of the whole suite.
@@ -46,6 +46,13 @@ class TestThirdPartyStore({mixin}):
 # For each capability: an adapter bug only that capability's tests are sure to catch,
 # and one test of the mixin that must report it.
 BROKEN = {
+    "AssignmentConformance": (
+        """
+    async def list_assigned(self, assignees, **kwargs):
+        return list(reversed(await super().list_assigned(assignees, **kwargs)))
+""",
+        "test_list_assigned_in_order_with_cursor_and_cutoff",
+    ),
     "RetentionConformance": (
         """
     async def holds(self):

@@ -84,7 +84,7 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1
+SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1 + 4
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
 plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
 `SlaConformance` on undated reviews (`list_undated`, `set_deadline`), the one of
@@ -94,7 +94,8 @@ one of `LedgerConformance` on `reason_code_counts` (skipped by a store without t
 optional `ReasonCodeCounter`), the 3 of `SealConformance` (signed chain heads) and
 the one of `ReviewConformance` on a review reading back to its `paused` row's
 commitment, and the one of `ReviewConformance` on `count_pending` (skipped by a store
-without the optional `PendingCounter`)."""
+without the optional `PendingCounter`), and the 4 of `AssignmentConformance` (assignment,
+reassignment, the assignee list, delegations)."""
 
 
 def own_tests(cls: type) -> int:
@@ -132,6 +133,7 @@ def test_the_composed_suite_collects_as_many_tests_as_before(inner: pytest.Pytes
     assert suite_size() == SUITE_SIZE
     assert own_tests(conformance.SeveralReviewsConformance) == 11
     assert own_tests(conformance.RetentionConformance) == 5
+    assert own_tests(conformance.AssignmentConformance) == 4
     assert len(items) == SUITE_SIZE
     assert len({item.name for item in items}) == SUITE_SIZE
 

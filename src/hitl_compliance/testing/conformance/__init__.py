@@ -55,6 +55,10 @@ see fail) only that capability, with the same fixtures:
   [`RetentionConformance`][hitl_compliance.testing.conformance.RetentionConformance],
   legal holds, documented pruning, kept evidence (skipped for a store without
   the [`RetentionStore`][hitl_compliance.RetentionStore] capability).
+* `_assignment`:
+  [`AssignmentConformance`][hitl_compliance.testing.conformance.AssignmentConformance],
+  assignment, reassignment, the assignee list, delegations (skipped for a
+  store without the [`AssignmentStore`][hitl_compliance.AssignmentStore] capability).
 
 Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 `asyncio`, so they run under pytest-asyncio's strict and auto modes alike.
@@ -62,6 +66,7 @@ Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 
 from __future__ import annotations
 
+from hitl_compliance.testing.conformance._assignment import AssignmentConformance
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (
     DRAFT,
@@ -92,6 +97,7 @@ __all__ = [
     "DRAFT",
     "IST",
     "T0",
+    "AssignmentConformance",
     "ConformanceBase",
     "InputConformance",
     "LedgerConformance",
@@ -126,6 +132,7 @@ class ReviewStoreConformance(
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
+    AssignmentConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
 
@@ -159,5 +166,6 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     SeveralReviewsConformance,
     InputConformance,
     RetentionConformance,
+    AssignmentConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
