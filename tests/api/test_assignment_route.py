@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from hitl_compliance import AssignmentRule, Routing
-from tests.api.conftest import ADVICE, PROMO, ServiceFactory
+from tests.api.conftest import ADVICE, PROMO, ROLES, ServiceFactory
 
 ROUTING = Routing(
     rules=[AssignmentRule("sam", severity="high")],
@@ -44,3 +46,50 @@ class TestAssignedTo:
         )
         assert got.status_code == 422
         assert "routing" in got.json()["detail"]
+
+
+class TestReassignRoute:
+    async def test_a_supervisor_reassigns_and_others_are_refused(
+        self, service_factory: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`POST /reviews/{id}/assign` moves the review (audited); a non-supervisor gets 403."""
+        monkeypatch.setitem(ROLES, "lead", frozenset({"supervisor"}))
+        service = service_factory(routing=ROUTING)
+        thread = await service.pause(PROMO)
+        body = {"to": "dan", "reason": "cora is away"}
+        refused = await service.client.post(
+            f"/reviews/{thread}/assign", json=body, headers={"Authorization": "Bearer cora"}
+        )
+        assert refused.status_code == 403
+        got = await service.client.post(
+            f"/reviews/{thread}/assign", json=body, headers={"Authorization": "Bearer lead"}
+        )
+        assert got.status_code == 200, got.text
+        assert got.json() == {
+            "review_id": got.json()["review_id"],
+            "thread_id": thread,
+            "assigned_to": "dan",
+            "reason": "cora is away",
+        }
+        last = (await service.coord.audit_log(thread))[-1]
+        assert (last.event, last.actor, last.payload["from"]) == (
+            "reassigned",
+            "lead",
+            "queue:desk",
+        )
+        missing = await service.client.post(
+            "/reviews/nope/assign", json=body, headers={"Authorization": "Bearer lead"}
+        )
+        assert missing.status_code == 404
+
+    async def test_without_routing_is_a_422(self, service_factory: ServiceFactory) -> None:
+        """A service that assigns nothing refuses to reassign, changing nothing."""
+        service = service_factory()
+        thread = await service.pause(PROMO)
+        got = await service.client.post(
+            f"/reviews/{thread}/assign",
+            json={"to": "dan", "reason": "r"},
+            headers={"Authorization": "Bearer cora"},
+        )
+        assert got.status_code == 422
+        assert [r.event for r in await service.coord.audit_log(thread)] == ["paused"]

@@ -18,6 +18,7 @@ JSON_ROUTES = {
     ("get", "/reviews/{thread_id}"): "PendingReview",
     ("post", "/reviews/{thread_id}/approve"): "ProcessResult",
     ("post", "/reviews/{thread_id}/reject"): "ProcessResult",
+    ("post", "/reviews/{thread_id}/assign"): "AssignmentInfo",
     ("get", "/audit/verify"): "LedgerReport",
     ("get", "/reason-codes"): "ReasonTaxonomy",
 }
@@ -27,6 +28,7 @@ PROBLEMS = {
     ("get", "/reviews/{thread_id}"): {"401", "404", "422"},
     ("post", "/reviews/{thread_id}/approve"): {"400", "401", "403", "404", "409", "415", "422"},
     ("post", "/reviews/{thread_id}/reject"): {"400", "401", "403", "404", "409", "415", "422"},
+    ("post", "/reviews/{thread_id}/assign"): {"400", "401", "403", "404", "409", "415", "422"},
     ("get", "/reviews/{thread_id}/audit"): {"401", "422"},
     ("get", "/reviews/{thread_id}/evidence"): {"401", "404", "422"},
     ("get", "/audit/verify"): {"401", "422"},

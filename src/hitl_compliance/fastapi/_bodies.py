@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from hitl_compliance._decision_kinds import ApproveRequest, RejectRequest
 from hitl_compliance._text import plain_text
@@ -23,6 +23,8 @@ from hitl_compliance.models import PendingReview
 
 __all__ = [
     "ApproveRequest",
+    "AssignRequest",
+    "AssignmentInfo",
     "Metadata",
     "PlainText",
     "ReasonCodeInfo",
@@ -52,6 +54,28 @@ class ReviewPage(BaseModel):
         default=None,
         description="Pass as `cursor` for the next page; `null` when this page is the last.",
     )
+
+
+class AssignRequest(BaseModel):
+    """Body of `POST /reviews/{thread_id}/assign`: the new assignee and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: PlainText = Field(
+        min_length=1, max_length=256, description='A reviewer id, or `"queue:<name>"`.'
+    )
+    reason: PlainText = Field(
+        min_length=1, max_length=2000, description="Why (the `reassigned` audit row keeps it)."
+    )
+
+
+class AssignmentInfo(BaseModel):
+    """Whom a review now waits for, and why."""
+
+    review_id: str
+    thread_id: str
+    assigned_to: str
+    reason: str
 
 
 class ReviewerInfo(BaseModel):

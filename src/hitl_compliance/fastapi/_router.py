@@ -29,6 +29,8 @@ from hitl_compliance.errors import (
     ReviewNotFoundError,
 )
 from hitl_compliance.fastapi._bodies import (
+    AssignmentInfo,
+    AssignRequest,
     PlainText,
     ReasonCodeInfo,
     ReasonCountInfo,
@@ -344,6 +346,42 @@ def _add_review_routes(
         more = len(items) > limit
         items = items[:limit]
         return ReviewPage(items=items, next_cursor=items[-1].cursor if more else None)
+
+    @router.post(
+        "/reviews/{thread_id}/assign",
+        operation_id="reassign_review",
+        summary="Reassign a pending review (a supervisor; a `reassigned` audit row)",
+        response_model=AssignmentInfo,
+        responses=problems(400, 401, 403, 404, 409, 415, 422),
+    )
+    async def reassign_review(
+        who: Who,
+        thread_id: ThreadId,
+        body: Annotated[AssignRequest, Body()],
+        review_id: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description="Which of the thread's pending reviews; required when it has several.",
+            ),
+        ] = None,
+    ) -> AssignmentInfo:
+        current = coord()
+        if current.routing is None:
+            raise InvalidInputError(
+                "Reassigning needs a coordinator with routing= (HitlCoordinator(..., "
+                "routing=Routing(...))); this service assigns no reviews."
+            )
+        done = await current.reassign(
+            thread_id, to=body.to, by=who, reason=body.reason, review_id=review_id
+        )
+        return AssignmentInfo(
+            review_id=done.review_id,
+            thread_id=done.thread_id,
+            assigned_to=done.assigned_to,
+            reason=done.reason,
+        )
 
     @router.get(
         "/reviews/{thread_id}",
