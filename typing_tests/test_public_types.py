@@ -21,12 +21,14 @@ from hitl_compliance import (
     FCA_RETAIL_REASON_CODES,
     NODES,
     PLATFORM_CHECKPOINTER,
+    Assignment,
     AuditRecord,
     ComplianceGraph,
     ComplianceRule,
     ComplianceState,
     DecidedEvent,
     Decision,
+    Delegation,
     Ed25519Signer,
     ErasureReport,
     EvidenceFiles,
@@ -49,6 +51,7 @@ from hitl_compliance import (
     RetentionPolicy,
     RetentionReport,
     ReviewStore,
+    Routing,
     RuleResult,
     SealedHead,
     Sealing,
@@ -136,6 +139,13 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(await coord.place_hold("t", reason="enquiry", by="legal"), Hold)
     assert_type(await coord.release_hold("t", by="legal"), Hold | None)
     assert_type(await coord.holds(), list[Hold])
+    assert_type(await coord.reassign("t", to="bob", by="lead", reason="cover"), Assignment)
+    until = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    assert_type(await coord.delegate("bob", "cat", until=until, by="bob"), Delegation)
+    assert_type(await coord.revoke_delegation("bob", by="bob"), Delegation | None)
+    assert_type(await coord.delegations(), list[Delegation])
+    assert_type(coord.routing, Routing | None)
+    assert_type((await coord.pending(assigned_to="bob"))[0].assigned_to, str | None)
     erased = await coord.erase_subject("customer-42")
     assert_type(erased, ErasureReport)
     assert_type(erased.threads, tuple[ThreadErasure, ...])
