@@ -332,6 +332,8 @@ def _bad_stop_scopes() -> st.SearchStrategy[Any]:
     )
 
 
+_FAR = datetime(2999, 1, 1, tzinfo=timezone.utc)  # a delegation's valid end
+
 _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]] = {
     "process": (
         {"thread_id": FRESH, "message": "invest", "requested_by": None},
@@ -350,7 +352,31 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
             "older_than": bad_older_than(),
             "limit": bad_limits(),
             "cursor": bad_cursors(),
+            "assigned_to": st.one_of(bad_optional_text(), st.text(" \t", max_size=3)),
         },
+    ),
+    "reassign": (
+        {"thread_id": PAUSED, "to": "bob", "by": "lead", "reason": "cover"},
+        {
+            "thread_id": bad_thread_ids(),
+            "to": _bad_hold_text(),
+            "by": bad_reviewers(),
+            "reason": _bad_hold_text(),
+            "review_id": bad_optional_text(),
+        },
+    ),
+    "delegate": (
+        {"from_reviewer": "bob", "to_reviewer": "carol", "until": _FAR, "by": "bob"},
+        {
+            "from_reviewer": _bad_hold_text(),
+            "to_reviewer": _bad_hold_text(),
+            "until": bad_nows(),
+            "by": bad_reviewers(),
+        },
+    ),
+    "revoke_delegation": (
+        {"from_reviewer": "bob", "by": "bob"},
+        {"from_reviewer": _bad_hold_text(), "by": bad_reviewers()},
     ),
     "approve": (
         {"thread_id": PAUSED, "reviewer": "alice"},
@@ -578,3 +604,26 @@ def review_rows(draw: st.DrawFn) -> ReviewRecord:
 def ledger_payloads(draw: st.DrawFn) -> dict[str, Any]:
     """An audit payload the ledger's format 2 (RFC 8785) writes exactly, escape- and float-heavy."""
     return draw(st.dictionaries(_LEDGER_TEXT, _LEDGER_JSON, max_size=4))
+
+
+# -- assignment and delegation -----------------------------------------------------
+
+ASSIGNEES = ("ann", "ben", "cat", "dan")
+"""The reviewers of an assignment story; `ann` is in `queue:q`."""
+
+
+@st.composite
+def assignment_stories(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """Steps over four paused threads: delegate, revoke, let time pass, reassign.
+
+    `("delegate", from, to, hours)`, `("revoke", from)`, `("advance", hours)`,
+    `("reassign", thread index, to)`; the test replays them against a model.
+    """
+    who = st.sampled_from(ASSIGNEES)
+    step = st.one_of(
+        st.tuples(st.just("delegate"), who, who, st.integers(1, 6)).filter(lambda s: s[1] != s[2]),
+        st.tuples(st.just("revoke"), who),
+        st.tuples(st.just("advance"), st.integers(1, 4)),
+        st.tuples(st.just("reassign"), st.integers(0, 3), st.sampled_from([*ASSIGNEES, "queue:q"])),
+    )
+    return draw(st.lists(step, min_size=1, max_size=12))

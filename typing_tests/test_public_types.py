@@ -21,12 +21,14 @@ from hitl_compliance import (
     FCA_RETAIL_REASON_CODES,
     NODES,
     PLATFORM_CHECKPOINTER,
+    Assignment,
     AuditRecord,
     ComplianceGraph,
     ComplianceRule,
     ComplianceState,
     DecidedEvent,
     Decision,
+    Delegation,
     Ed25519Signer,
     ErasureReport,
     EvidenceFiles,
@@ -55,6 +57,7 @@ from hitl_compliance import (
     RetentionReport,
     Reviewer,
     ReviewStore,
+    Routing,
     RuleResult,
     SealedHead,
     Sealing,
@@ -151,6 +154,13 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(stop.since, datetime)
     assert_type(await coord.resume_delivery("all", by=head), StopSwitch | None)
     assert_type(await coord.stops(), list[StopSwitch])
+    assert_type(await coord.reassign("t", to="bob", by="lead", reason="cover"), Assignment)
+    until = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    assert_type(await coord.delegate("bob", "cat", until=until, by="bob"), Delegation)
+    assert_type(await coord.revoke_delegation("bob", by="bob"), Delegation | None)
+    assert_type(await coord.delegations(), list[Delegation])
+    assert_type(coord.routing, Routing | None)
+    assert_type((await coord.pending(assigned_to="bob"))[0].assigned_to, str | None)
     erased = await coord.erase_subject("customer-42")
     assert_type(erased, ErasureReport)
     assert_type(erased.threads, tuple[ThreadErasure, ...])

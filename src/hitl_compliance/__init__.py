@@ -9,6 +9,14 @@ import it from `hitl_compliance.middleware`, or as `hitl_compliance.ComplianceMi
 which loads that module on first use.
 """
 
+from hitl_compliance.assignment import (
+    DELEGATION_THREAD,
+    Assignment,
+    AssignmentRule,
+    AssignmentStore,
+    Delegation,
+    Routing,
+)
 from hitl_compliance.authority import COORDINATOR_PERMISSION, attach_authority
 from hitl_compliance.backends import Backend, mask_url, open_backend, review_store
 from hitl_compliance.coordinator import Clock, HitlCoordinator, OnTimeout
@@ -128,6 +136,7 @@ from hitl_compliance.telemetry import INSTRUMENTATION_NAME, Telemetry
 
 __all__ = [
     "COORDINATOR_PERMISSION",
+    "DELEGATION_THREAD",
     "ERASED_TEXT",
     "FCA_RETAIL_REASON_CODES",
     "INSTRUMENTATION_NAME",
@@ -137,6 +146,9 @@ __all__ = [
     "AlreadyDecidedError",
     "Anchor",
     "ApprovalPolicy",
+    "Assignment",
+    "AssignmentRule",
+    "AssignmentStore",
     "AuditRecord",
     "Authorization",
     "Backend",
@@ -148,6 +160,7 @@ __all__ = [
     "CrossOriginRequestError",
     "DecidedEvent",
     "Decision",
+    "Delegation",
     "DeliveryStopStore",
     "DraftError",
     "Drafter",
@@ -215,6 +228,7 @@ __all__ = [
     "ReviewStore",
     "Reviewer",
     "RoleBasedPolicy",
+    "Routing",
     "RuleResult",
     "SealProof",
     "SealStore",

@@ -56,6 +56,8 @@ _WHAT = {
     "dated": "Deadline set",
     "recovered": "Finished after a process stopped",
     "replied": "Reply sent",
+    "assigned": "Assigned by the routing",
+    "reassigned": "Reassigned",
 }
 
 _OUTCOME = {

@@ -320,7 +320,7 @@ async def cmd_pending(coord: HitlCoordinator, args: argparse.Namespace) -> int:
     """List the reviews awaiting a decision, oldest first."""
     who = _reviewer(args) if args.reviewer else None
     reviews: list[PendingReview] = await coord.pending(
-        rule=args.rule, reviewer=who, limit=args.limit
+        rule=args.rule, reviewer=who, limit=args.limit, assigned_to=args.assigned_to
     )
     if args.json:
         _json(reviews)
@@ -347,6 +347,10 @@ async def cmd_pending(coord: HitlCoordinator, args: argparse.Namespace) -> int:
             for r in reviews
         ],
     )
+    for r in reviews:
+        if r.assigned_to is not None:
+            via = f" (delegated by {r.delegated_from})" if r.delegated_from else ""
+            _echo(f"{r.thread_id}: assigned to {r.assigned_to}{via} because {r.assignment_reason}")
     _echo()
     _echo(f"{len(reviews)} pending. Next: {_command(args, 'show', reviews[0].thread_id)}")
     if who is not None and hidden:
@@ -552,6 +556,11 @@ def _audit_detail(record: AuditRecord) -> str:
     if record.event in (DELIVERY_STOPPED, DELIVERY_RESUMED):
         verb = "stopped" if record.event == DELIVERY_STOPPED else "resumed"
         return f"delivery {verb} ({payload.get('scope')}): {payload.get('reason')!r}"
+    if record.event in ("assigned", "reassigned"):
+        moved = f" (was {payload.get('from')})" if payload.get("from") else ""
+        return f"assigned to {payload.get('to')}{moved}: {payload.get('reason')}"
+    if record.event in ("delegated", "delegation_revoked"):
+        return f"{payload.get('from')} -> {payload.get('to')} until {payload.get('until')}"
     if record.event in ("hold_placed", "hold_released"):
         return f"legal hold: {payload.get('reason')!r}"
     if record.event == "pruned":
@@ -804,6 +813,62 @@ async def cmd_hold(coord: HitlCoordinator, args: argparse.Namespace) -> int:
         _json(hold)
     else:
         _echo(f"held: {hold.thread_id} ({hold.reason}, by {hold.placed_by})")
+    return EXIT_OK
+
+
+def _by(args: argparse.Namespace) -> Reviewer:
+    """`--by` (for `delegate`, default: `--from`) with the `--role`s it holds."""
+    return Reviewer(args.by or args.from_reviewer, roles=frozenset(args.role or ()))
+
+
+async def cmd_assign(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Reassign a thread's pending review (a `reassigned` audit row)."""
+    done = await coord.reassign(
+        args.thread, to=args.to, by=_by(args), reason=args.reason, review_id=args.review_id
+    )
+    if args.json:
+        _json(done)
+    else:
+        _echo(f"assigned: {done.thread_id} -> {done.assigned_to} ({done.reason})")
+    return EXIT_OK
+
+
+async def cmd_delegate(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Delegate a reviewer's reviews until a time, revoke a delegation, or list them."""
+    if args.revoke:
+        if args.from_reviewer is None:
+            raise ConfigurationError("delegate --revoke needs --from: whose delegation ends.")
+        gone = await coord.revoke_delegation(args.from_reviewer, by=_by(args))
+        if args.json:
+            _json(gone)
+        elif gone is None:
+            _echo(f"{args.from_reviewer} has no delegation.")
+        else:
+            _echo(f"revoked: {gone.from_reviewer} -> {gone.to_reviewer}")
+        return EXIT_OK if gone is not None else EXIT_REFUSED
+    if args.from_reviewer is None and args.to is None and args.until is None:
+        active = await coord.delegations()
+        if args.json:
+            _json(active)
+        elif not active:
+            _echo("No delegations in force.")
+        else:
+            _table(
+                ["FROM", "TO", "UNTIL", "BY"],
+                [[d.from_reviewer, d.to_reviewer, d.until.isoformat(), d.by] for d in active],
+            )
+        return EXIT_OK
+    if args.from_reviewer is None or args.to is None or args.until is None:
+        raise ConfigurationError(
+            "delegate needs --from, --to and --until (or none of them, to list delegations)."
+        )
+    made = await coord.delegate(args.from_reviewer, args.to, until=args.until, by=_by(args))
+    if args.json:
+        _json(made)
+    else:
+        _echo(
+            f"delegated: {made.from_reviewer} -> {made.to_reviewer} until {made.until.isoformat()}"
+        )
     return EXIT_OK
 
 
@@ -1223,6 +1288,11 @@ def build_parser() -> argparse.ArgumentParser:
     pending.add_argument(
         "--limit", type=_positive_int, metavar="N", help="at most N reviews (N >= 1)"
     )
+    pending.add_argument(
+        "--assigned-to",
+        metavar="ID",
+        help="only reviews waiting for this reviewer (directly, its queues, delegations)",
+    )
 
     show = sub.add_parser("show", help="show one thread's review: draft, findings, roles")
     _add_common(show, top=False)
@@ -1376,6 +1446,28 @@ def build_parser() -> argparse.ArgumentParser:
             help="a role WHO holds (one of the app's stop_roles; repeat for several)",
         )
     stop.add_argument("--reason", required=True, metavar="TEXT", help="why (the incident)")
+    assign = sub.add_parser("assign", help="reassign a thread's pending review (supervisors)")
+    delegate = sub.add_parser(
+        "delegate", help="delegate a reviewer's reviews until a time; --revoke; none: list"
+    )
+    for moving in (assign, delegate):
+        _add_common(moving, top=False)
+        _add_remote(moving, top=False)
+        moving.add_argument(
+            "--role", metavar="ROLE", action="append", default=[], help="a role --by holds"
+        )
+    assign.add_argument("thread", metavar="THREAD")
+    assign.add_argument("--to", required=True, metavar="ID", help="reviewer id or queue:NAME")
+    assign.add_argument("--by", required=True, metavar="WHO", help="who reassigns it")
+    assign.add_argument("--reason", required=True, metavar="TEXT", help="why")
+    assign.add_argument("--review-id", metavar="ID", help="which review (several pending)")
+    delegate.add_argument("--from", dest="from_reviewer", metavar="ID", help="the delegator")
+    delegate.add_argument("--to", metavar="ID", help="who sees their reviews meanwhile")
+    delegate.add_argument("--until", type=_aware_time, metavar="ISO", help="when it ends")
+    delegate.add_argument(
+        "--by", metavar="WHO", default=None, help="who delegates (default --from)"
+    )
+    delegate.add_argument("--revoke", action="store_true", help="end --from's delegation now")
     reasons = sub.add_parser(
         "reason-codes", help="list the app's reason codes (or count the recorded ones)"
     )
@@ -1409,6 +1501,8 @@ _HANDLERS: dict[str, Handler] = {
     "stops": cmd_stops,
     "stop": cmd_stop,
     "resume-delivery": cmd_resume_delivery,
+    "assign": cmd_assign,
+    "delegate": cmd_delegate,
 }
 
 

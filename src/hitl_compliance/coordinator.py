@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, cast
 
+from hitl_compliance._coordination import assigning as _assigning
 from hitl_compliance._coordination import decisions as _decisions
 from hitl_compliance._coordination import erasing as _erasing
 from hitl_compliance._coordination import evidence as _evidence
@@ -38,6 +39,7 @@ from hitl_compliance._coordination.hooks import register_hooks
 from hitl_compliance._coordination.in_graph import InGraphAuthority, reason_config
 from hitl_compliance._coordination.remote import RemoteDriver, is_remote
 from hitl_compliance._coordination.telemetry import instruments_for
+from hitl_compliance.assignment import Assignment, AssignmentStore, Delegation, Routing
 from hitl_compliance.authority import attach
 from hitl_compliance.erasure import ErasureReport
 from hitl_compliance.errors import ConfigurationError
@@ -152,6 +154,10 @@ class HitlCoordinator:
             records the verdicts.
         stop_roles: The roles that may switch the stop switch
             (`stop_delivery` / `resume_delivery`; default `("compliance-head",)`).
+        routing: How reviews are assigned when they pause, reassigned and
+            delegated ([`Routing`][hitl_compliance.Routing]; default: not
+            assigned). Needs a store with the assignment capability (the
+            library's three stores).
 
     Example:
         ```python
@@ -184,6 +190,7 @@ class HitlCoordinator:
         telemetry: Telemetry | None = None,
         qa_sampling: QaSampling | None = None,
         stop_roles: Iterable[str] = ("compliance-head",),
+        routing: Routing | None = None,
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -237,6 +244,13 @@ class HitlCoordinator:
             )
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError("hooks must be a hitl_compliance.Hooks instance.")
+        if routing is not None and not isinstance(routing, Routing):
+            raise ConfigurationError("routing must be a hitl_compliance.Routing instance.")
+        if routing is not None and not isinstance(store, AssignmentStore):
+            raise ConfigurationError(
+                f"routing needs a store that keeps assignments (AssignmentStore); "
+                f"{type(store).__name__} does not."
+            )
         codes, reasons_required = reason_config(reason_codes, reason_policy)
         roles = () if isinstance(stop_roles, str) else tuple(stop_roles)
         if not roles or not all(isinstance(r, str) and r.strip() for r in roles):
@@ -272,6 +286,7 @@ class HitlCoordinator:
             telemetry=instruments,
             qa_sampling=qa_sampling,
             stop_roles=frozenset(roles),
+            routing=routing,
         )
         register_hooks(store, self._ctx.hooks.names())
         if sealing is not None:
@@ -358,6 +373,7 @@ class HitlCoordinator:
         older_than: timedelta | datetime | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        assigned_to: str | None = None,
     ) -> list[PendingReview]:
         """Paused threads awaiting a decision, oldest first, read from the review store.
 
@@ -371,10 +387,19 @@ class HitlCoordinator:
                 than this timedelta.
             limit: At most this many items.
             cursor: Continue after this item (`PendingReview.cursor` of the last item).
+            assigned_to: Only reviews waiting for this reviewer id: assigned to it
+                (exactly), to a queue of the routing it belongs to, or to a reviewer
+                who delegated to it (until the delegation ends, by the coordinator's
+                clock; `delegated_from` names them). Read through an index of the
+                store. Needs `routing=`.
+
+        Each item carries its `assigned_to` and `assignment_reason` when the
+        coordinator has a routing.
 
         Raises:
             InvalidInputError: a filter of the wrong type, a `limit` outside 1 to
                 2**63 - 1, an `older_than` beyond the calendar or naive, a bad cursor.
+            ConfigurationError: `assigned_to` on a coordinator without `routing=`.
 
         Example:
             ```python
@@ -389,6 +414,7 @@ class HitlCoordinator:
             older_than=older_than,
             limit=limit,
             cursor=cursor,
+            assigned_to=assigned_to,
         )
 
     async def review(self, thread_id: str, *, review_id: str | None = None) -> PendingReview:
@@ -435,6 +461,94 @@ class HitlCoordinator:
                 (edited in the database); nothing changed.
         """
         return await _reviews.may_decide(self._ctx, thread_id, reviewer, review_id)
+
+    # -- assignment and delegation (assigning.py) ------------------------------
+
+    @property
+    def routing(self) -> Routing | None:
+        """How reviews are assigned at pause (None: they are not)."""
+        return self._ctx.routing
+
+    async def reassign(
+        self,
+        thread_id: str,
+        *,
+        to: str,
+        by: str | Reviewer,
+        reason: str,
+        review_id: str | None = None,
+    ) -> Assignment:
+        """Assign the thread's pending review to `to` (a reviewer id or `"queue:<name>"`).
+
+        `by` must hold one of `Routing.supervisor_roles` (default `"supervisor"`).
+        Writes a `reassigned` audit row (`to`, `reason`, and `from`: the previous
+        assignee) with the change.
+
+        Raises:
+            ConfigurationError: the coordinator has no `routing=`.
+            NotAuthorizedError: `by` holds none of the supervisor roles; nothing changed.
+            ReviewNotFoundError: the thread never paused.
+            AlreadyDecidedError: its review is claimed or decided already.
+            ReviewIdRequiredError: several reviews are pending and `review_id` is None.
+            InvalidInputError: a blank `to` or `reason`.
+
+        Example:
+            ```python
+            boss = Reviewer("lead@bank", roles=frozenset({"supervisor"}))
+            await coord.reassign("t1", to="carol@bank", by=boss, reason="bob is on leave")
+            ```
+        """
+        return await _assigning.reassign(
+            self._ctx, thread_id, to=to, by=by, reason=reason, review_id=review_id
+        )
+
+    async def delegate(
+        self,
+        from_reviewer: str,
+        to_reviewer: str,
+        *,
+        until: datetime,
+        by: str | Reviewer,
+    ) -> Delegation:
+        """Let `to_reviewer` see `from_reviewer`'s reviews until `until` (out of office).
+
+        `pending(assigned_to=to_reviewer)` then lists them too, with
+        `delegated_from`, until `until` by the coordinator's clock. A second
+        delegation of `from_reviewer` replaces the first. `by` is
+        `from_reviewer` or a supervisor. Writes a `delegated` audit row (on the
+        ledger thread [`DELEGATION_THREAD`][hitl_compliance.DELEGATION_THREAD]).
+
+        Raises:
+            ConfigurationError: the coordinator has no `routing=`.
+            NotAuthorizedError: `by` is neither `from_reviewer` nor a supervisor.
+            InvalidInputError: blank ids, the same reviewer twice, or `until` naive
+                or not in the future; nothing changed.
+
+        Example:
+            ```python
+            await coord.delegate("bob@bank", "carol@bank", until=back_on, by="bob@bank")
+            ```
+        """
+        return await _assigning.delegate(self._ctx, from_reviewer, to_reviewer, until=until, by=by)
+
+    async def revoke_delegation(
+        self, from_reviewer: str, *, by: str | Reviewer
+    ) -> Delegation | None:
+        """End `from_reviewer`'s delegation early (a `delegation_revoked` row); None if none.
+
+        Raises:
+            ConfigurationError: the coordinator has no `routing=`.
+            NotAuthorizedError: `by` is neither `from_reviewer` nor a supervisor.
+        """
+        return await _assigning.revoke_delegation(self._ctx, from_reviewer, by=by)
+
+    async def delegations(self) -> list[Delegation]:
+        """The delegations in force by the coordinator's clock, by delegator.
+
+        Raises:
+            ConfigurationError: the coordinator has no `routing=`.
+        """
+        return await _assigning.delegations(self._ctx)
 
     # -- decisions: decide -> resume -> record (decisions.py) ------------------
 

@@ -130,6 +130,12 @@ class PendingReview(_Frozen):
     approvals_required: int = 1
     deadline: datetime | None = None
     priority: int = 0
+    assigned_to: str | None = None
+    """Whom the review waits for: a reviewer id or `"queue:<name>"` (None: unassigned)."""
+    assignment_reason: str | None = None
+    """Why it is assigned there (`"rule guarantee -> queue:compliance-l2"`)."""
+    delegated_from: str | None = None
+    """In `pending(assigned_to=x)`: the reviewer who delegated it to `x`, else None."""
 
     @property
     def cursor(self) -> str:

@@ -26,6 +26,7 @@ from hitl_compliance import (
     HitlCoordinator,
     ReasonPolicy,
     Reviewer,
+    Routing,
     build_compliance_graph,
     open_backend,
 )
@@ -101,6 +102,7 @@ def build_coordinator(
     *,
     policy: ApprovalPolicy | None = None,
     reason_policy: ReasonPolicy | None = None,
+    routing: Routing | None = None,
 ) -> HitlCoordinator:
     """The FCA rules and policy over the echo drafter on `backend`, publishing to `events`."""
     graph = build_compliance_graph(
@@ -117,6 +119,7 @@ def build_coordinator(
         clock=clock,
         hooks=events.hooks(),
         reason_policy=reason_policy,
+        routing=routing,
     )
 
 
@@ -189,6 +192,7 @@ def new_service(
     policy: ApprovalPolicy | None = None,
     idempotency: IdempotencyStore | None = None,
     reason_policy: ReasonPolicy | None = None,
+    routing: Routing | None = None,
     **router_options: Any,
 ) -> Service:
     """A coordinator on `backend` behind the router, with an httpx client over ASGI.
@@ -196,7 +200,9 @@ def new_service(
     `router_options` go to `create_review_router` (say, `trusted_origins=`).
     """
     events = ReviewEvents()
-    coord = build_coordinator(backend, events, clock, policy=policy, reason_policy=reason_policy)
+    coord = build_coordinator(
+        backend, events, clock, policy=policy, reason_policy=reason_policy, routing=routing
+    )
     app = make_app(coord, events, idempotency=idempotency, heartbeat=0.2, **router_options)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
     return Service(backend, coord, events, app, client, clock)

@@ -2,7 +2,7 @@
 
 One parametrised class per concern: the mixin modules (`_turns`, `_reviews`,
 `_votes`, `_sla`, `_outbox`, `_ledger`, `_seals`, `_several`, `_inputs`,
-`_retention`, `_qa`) must each pass on a correct
+`_retention`, `_qa`, `_stops`, `_assignment`) must each pass on a correct
 adapter, fail on an adapter broken in that capability (a capability that
 cannot fail proves nothing), and together hold the whole suite exactly once;
 `_base` must give each of them the fixtures and the message of the whole suite.
@@ -59,6 +59,13 @@ BROKEN = {
         return []
 """,
         "test_stops_are_switched_with_audit_rows",
+    ),
+    "AssignmentConformance": (
+        """
+    async def list_assigned(self, assignees, **kwargs):
+        return list(reversed(await super().list_assigned(assignees, **kwargs)))
+""",
+        "test_list_assigned_in_order_with_cursor_and_cutoff",
     ),
     "RetentionConformance": (
         """

@@ -84,7 +84,7 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1 + 4 + 2
+SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1 + 4 + 2 + 4
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
 plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
 `SlaConformance` on undated reviews (`list_undated`, `set_deadline`), the one of
@@ -96,7 +96,9 @@ the one of `ReviewConformance` on a review reading back to its `paused` row's
 commitment, and the one of `ReviewConformance` on `count_pending` (skipped by a store
 without the optional `PendingCounter`), the 4 of `QaConformance` (second-line QA
 reviews; skipped by a store without the optional `QaStore`),
-and the 2 of `StopConformance` (the stop switch)."""
+the 2 of `StopConformance` (the stop switch),
+and the 4 of `AssignmentConformance` (assignment, reassignment, the assignee list,
+delegations)."""
 
 
 def own_tests(cls: type) -> int:
@@ -135,6 +137,7 @@ def test_the_composed_suite_collects_as_many_tests_as_before(inner: pytest.Pytes
     assert own_tests(conformance.SeveralReviewsConformance) == 11
     assert own_tests(conformance.RetentionConformance) == 5
     assert own_tests(conformance.StopConformance) == 2
+    assert own_tests(conformance.AssignmentConformance) == 4
     assert len(items) == SUITE_SIZE
     assert len({item.name for item in items}) == SUITE_SIZE
 

@@ -884,3 +884,77 @@ class TestStopCommands:
         assert "delivery stopped (all): 'FCA letter'" in out
         assert "delivery resumed (all)" in out
         assert run(capsys, "audit", "--verify", "--backend", empty_backend)[0] == 0
+
+
+class TestAssignmentCommands:
+    """assign / delegate / pending --assigned-to drive the coordinator's routing."""
+
+    APP = """
+from hitl_compliance import (
+    AssignmentRule,
+    HitlCoordinator,
+    KeywordRule,
+    Routing,
+    build_compliance_graph,
+)
+
+
+def factory(backend):
+    graph = build_compliance_graph(
+        lambda state: "Crypto is a sure thing.",
+        rules=[KeywordRule("crypto", ["crypto"], reason="high risk")],
+        checkpointer=backend.checkpointer,
+    )
+    routing = Routing(rules=[AssignmentRule("queue:desk", rule="crypto")],
+                      queues={"desk": {"bob@bank"}})
+    return HitlCoordinator(graph, reviews=backend.reviews, routing=routing)
+"""
+
+    def test_assign_delegate_and_list(
+        self,
+        tmp_path: Path,
+        backend_url: str,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A supervisor reassigns, a reviewer delegates, and pending --assigned-to follows."""
+        (tmp_path / "routed_app.py").write_text(self.APP, encoding="utf-8")
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delitem(sys.modules, "routed_app", raising=False)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        import routed_app  # type: ignore[import-not-found]
+
+        async def pause() -> None:
+            async with open_backend(backend_url) as backend:
+                coord: HitlCoordinator = routed_app.factory(backend)
+                assert (await coord.process("c1", "crypto?")).status == "paused"
+
+        asyncio.run(pause())
+        app = ("--app", "routed_app:factory", "--backend", backend_url)
+        [item] = run_json(capsys, "pending", "--assigned-to", "bob@bank", *app)
+        assert (item["assigned_to"], item["assignment_reason"]) == (
+            "queue:desk",
+            "rule crypto -> queue:desk",
+        )
+        code, out, _ = run(capsys, "pending", "--assigned-to", "bob@bank", *app)
+        assert "c1: assigned to queue:desk because rule crypto -> queue:desk" in out
+        assign = ("assign", "c1", "--to", "ann@bank", "--by", "lead@bank", "--reason", "cover")
+        code, _, err = run(capsys, *assign, *app)
+        assert code == 1
+        assert "NotAuthorizedError" in err
+        done = run_json(capsys, *assign, "--role", "supervisor", *app)
+        assert done["assigned_to"] == "ann@bank"
+        until = "2999-01-01T00:00:00+00:00"
+        made = run_json(
+            capsys, "delegate", "--from", "ann@bank", "--to", "cat@bank", "--until", until, *app
+        )
+        assert (made["by"], made["until"]) == ("ann@bank", until)
+        [via] = run_json(capsys, "pending", "--assigned-to", "cat@bank", *app)
+        assert (via["thread_id"], via["delegated_from"]) == ("c1", "ann@bank")
+        assert [d["to_reviewer"] for d in run_json(capsys, "delegate", *app)] == ["cat@bank"]
+        assert run(capsys, "delegate", "--revoke", "--from", "ann@bank", *app)[0] == 0
+        assert run(capsys, "delegate", "--revoke", "--from", "ann@bank", *app)[0] == 1
+        assert run_json(capsys, "pending", "--assigned-to", "cat@bank", *app) == []
+        events = [r["event"] for r in run_json(capsys, "audit", "c1", *app)]
+        assert events[:3] == ["paused", "assigned", "reassigned"]
+        assert run(capsys, "audit", "--verify", *app)[0] == 0

@@ -85,6 +85,8 @@ NOT_DECISIONS = {
     "recover",
     "hold",
     "release",
+    "assign",
+    "delegate",
     "retention",
     "reason-codes",
     "qa",
@@ -93,8 +95,8 @@ NOT_DECISIONS = {
     "resume-delivery",
 }
 
-NOT_DECISION_ROUTES = {"/stops/on", "/stops/off"}
-"""POST routes of the review router that decide no review (the stop switch)."""
+NOT_DECISION_ROUTES = {"/stops/on", "/stops/off", "/reviews/{thread_id}/assign"}
+"""POST routes of the review router that decide no review (the stop switch, reassignment)."""
 
 
 class TestKinds:

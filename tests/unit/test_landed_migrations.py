@@ -28,6 +28,7 @@ LANDED = {
         "fe1336388de66553",  # personal values beside the chain (erasure)
         "0f0de34c48a76f7d",  # second-line QA reviews
         "6e90aa8e5d4dc044",  # the stop switch
+        "fe15da7d7a0426d6",  # assignment and delegation
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -45,6 +46,7 @@ LANDED = {
         "1f12936beefb9ba2",  # ledger lanes
         "5420fdfff18b119e",  # second-line QA reviews
         "67969d6a0610f476",  # the stop switch
+        "66800bec4507b49c",  # assignment and delegation
     ],
 }
 

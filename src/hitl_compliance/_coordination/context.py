@@ -28,6 +28,7 @@ from hitl_compliance._coordination.driver import (
     driver_for,
 )
 from hitl_compliance._coordination.telemetry import Instruments
+from hitl_compliance.assignment import Routing
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
@@ -97,6 +98,8 @@ class Context:
     """Which auto-delivered replies go to second-line QA (None: none)."""
     stop_roles: frozenset[str] = frozenset({"compliance-head"})
     """The roles that may switch the stop (`stop_delivery`, `resume_delivery`)."""
+    routing: Routing | None = None
+    """How reviews are assigned at pause (None: they are not)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

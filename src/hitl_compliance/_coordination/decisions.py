@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hitl_compliance import _personal, _validate
-from hitl_compliance._coordination import hooks, reviews, turns
+from hitl_compliance._coordination import assigning, hooks, reviews, turns
 from hitl_compliance._coordination.context import (
     Context,
     Position,
@@ -115,6 +115,7 @@ async def approve(
     review = await reviews.open_review(ctx, thread_id, expected, review_id)
     ctx.check_reason(made, review)  # before four-eyes, which audits a refusal
     await four_eyes(ctx, review, who)
+    await assigned_decider(ctx, review, who)
     edit_findings = await check_edit(ctx, review, made)
     claim_id = uuid.uuid4().hex
     updated = await claim_approval(ctx, review, who, made, edit_findings, claim_id)
@@ -222,9 +223,17 @@ async def reject(
         reason_code=reason_code or None,
     )
     review = await reviews.open_review(ctx, thread_id, expected, review_id)
+    await assigned_decider(ctx, review, who)
     claim_id = uuid.uuid4().hex
     claimed = await claim_rejection(ctx, review, who, made, claim_id)
     return await resume_claimed(ctx, claimed, claim_id)
+
+
+async def assigned_decider(ctx: Context, review: ReviewRecord, who: Reviewer) -> None:
+    """With `Routing(enforce=True)`, refuse (audited) a decider the review is not assigned to."""
+    why = await assigning.refusal(ctx, who, review)
+    if why is not None:
+        await deny(ctx, review, who, why)
 
 
 async def four_eyes(ctx: Context, review: ReviewRecord, who: Reviewer) -> str:

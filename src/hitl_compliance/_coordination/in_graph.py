@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hitl_compliance import _personal
-from hitl_compliance._coordination import hooks, integrity, qa
+from hitl_compliance._coordination import assigning, hooks, integrity, qa
 from hitl_compliance._coordination.context import Context
 from hitl_compliance._coordination.decisions import (
     claim_approval,
@@ -113,9 +113,11 @@ class InGraphAuthority:
         if due is not None and review.deadline is None:
             review = review.model_copy(update={"deadline": review.requested_at + due})
         try:
-            await self._ctx.reviews.open_review(review, owner=None)
+            opened = await self._ctx.reviews.open_review(review, owner=None)
         except ThreadBusyError:
             logger.info("thread %s: pause already under review", review.thread_id)
+        else:
+            await assigning.route(self._ctx, opened)
 
     async def _find(self, thread_id: str, review_id: str | None) -> ReviewRecord | None:
         opened = await self._ctx.reviews.open_reviews(thread_id)

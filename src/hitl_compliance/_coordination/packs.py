@@ -44,6 +44,8 @@ _DECISION_ROWS = frozenset(
         "dated",
         "recovered",
         "replied",
+        "assigned",
+        "reassigned",
     }
 )
 """The rows "Who decided, when" lists: the review's events and its turn's reply."""

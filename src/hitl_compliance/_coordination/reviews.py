@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from hitl_compliance import _validate
-from hitl_compliance._coordination import integrity
+from hitl_compliance._coordination import assigning, integrity
 from hitl_compliance._coordination.context import Context, check_thread_id
 from hitl_compliance.errors import (
     ConfigurationError,
@@ -47,6 +47,7 @@ async def pending(
     older_than: timedelta | datetime | None,
     limit: int | None,
     cursor: str | None,
+    assigned_to: str | None = None,
 ) -> list[PendingReview]:
     """Paused reviews, oldest first, filtered (contract: `HitlCoordinator.pending`)."""
     _validate.page_limit(limit)
@@ -55,21 +56,36 @@ async def pending(
         _validate.text("rule", rule)
     after = parse_cursor(_validate.cursor_text(cursor))
     who = None if reviewer is None else as_reviewer(reviewer)
+    via: dict[str, str | None] | None = None
+    if assigned_to is not None:
+        if not isinstance(assigned_to, str) or not assigned_to.strip():
+            raise InvalidInputError("assigned_to must be a non-empty str (a reviewer id).")
+        _validate.text("assigned_to", assigned_to)
+        via = await assigning.assignees_for(ctx, assigned_to)
+    # Filters the store's index does not answer drop rows after the read: fetch wider pages.
+    narrowed = who is not None or (via is not None and rule is not None)
     out: list[PendingReview] = []
     while True:
-        page = await ctx.reviews.list_pending(
-            # Filtering by reviewer drops rows after the read: fetch wider pages then.
-            limit=None if limit is None else max(limit, 50) if who else limit,
-            rule=rule,
-            requested_before=before,
-            after=after,
-        )
-        for record in page:
-            if who is None or authorization(ctx, who, record).allowed:
-                out.append(record.to_pending())
-                if limit is not None and len(out) == limit:
-                    return out
-        if who is None or limit is None or not page:
+        width = None if limit is None else max(limit, 50) if narrowed else limit
+        if via is None:
+            page = await ctx.reviews.list_pending(
+                limit=width, rule=rule, requested_before=before, after=after
+            )
+        else:
+            page = await assigning.list_assigned(
+                ctx, list(via), limit=width, requested_before=before, after=after
+            )
+        kept = [
+            record
+            for record in page
+            if (who is None or authorization(ctx, who, record).allowed)
+            and (via is None or rule is None or any(v.rule == rule for v in record.violations))
+        ]
+        for view in await assigning.annotate(ctx, kept, via):
+            out.append(view)
+            if limit is not None and len(out) == limit:
+                return out
+        if not narrowed or limit is None or not page:
             return out
         after = (page[-1].requested_at, page[-1].review_id)
 
@@ -77,7 +93,8 @@ async def pending(
 async def review(ctx: Context, thread_id: str, review_id: str | None = None) -> PendingReview:
     """The thread's review awaiting a decision, as `pending()` lists it."""
     check_thread_id(thread_id)
-    return (await open_review(ctx, thread_id, None, review_id)).to_pending()
+    found = await open_review(ctx, thread_id, None, review_id)
+    return (await assigning.annotate(ctx, [found]))[0]
 
 
 async def may_decide(

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from hitl_compliance._coordination import hooks, reviews, sla
+from hitl_compliance._coordination import assigning, hooks, reviews, sla
 from hitl_compliance._coordination.context import (
     Context,
     Position,
@@ -93,6 +93,7 @@ async def _open(ctx: Context, thread_id: str, owner: str | None, pos: Position) 
         deadline=None if due is None else requested_at + due,
     )
     review = await ctx.reviews.open_review(review, owner=owner)
+    await assigning.route(ctx, review)
     logger.info("thread %s paused for review %s", thread_id, review.review_id)
     return review
 

@@ -24,6 +24,8 @@ from hitl_compliance.stops import StopSwitch
 
 __all__ = [
     "ApproveRequest",
+    "AssignRequest",
+    "AssignmentInfo",
     "Metadata",
     "PlainText",
     "ReasonCodeInfo",
@@ -55,6 +57,28 @@ class ReviewPage(BaseModel):
         default=None,
         description="Pass as `cursor` for the next page; `null` when this page is the last.",
     )
+
+
+class AssignRequest(BaseModel):
+    """Body of `POST /reviews/{thread_id}/assign`: the new assignee and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: PlainText = Field(
+        min_length=1, max_length=256, description='A reviewer id, or `"queue:<name>"`.'
+    )
+    reason: PlainText = Field(
+        min_length=1, max_length=2000, description="Why (the `reassigned` audit row keeps it)."
+    )
+
+
+class AssignmentInfo(BaseModel):
+    """Whom a review now waits for, and why."""
+
+    review_id: str
+    thread_id: str
+    assigned_to: str
+    reason: str
 
 
 class ReviewerInfo(BaseModel):

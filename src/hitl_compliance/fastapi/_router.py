@@ -25,9 +25,12 @@ from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     HitlError,
+    InvalidInputError,
     ReviewNotFoundError,
 )
 from hitl_compliance.fastapi._bodies import (
+    AssignmentInfo,
+    AssignRequest,
     PlainText,
     ReasonCodeInfo,
     ReasonCountInfo,
@@ -315,18 +318,72 @@ def _add_review_routes(
             Query(max_length=600, description="`next_cursor` of the previous page."),
         ] = None,
         mine: Annotated[bool, Query(description="Only reviews the caller may decide now.")] = False,
+        assigned_to: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description=(
+                    "Only reviews waiting for this reviewer id: assigned to it, to a queue "
+                    "it belongs to, or to someone who delegated to it (needs routing)."
+                ),
+            ),
+        ] = None,
     ) -> ReviewPage:
+        current = coord()
+        if assigned_to is not None and current.routing is None:
+            raise InvalidInputError(
+                "assigned_to needs a coordinator with routing= (HitlCoordinator(..., "
+                "routing=Routing(...))); this service assigns no reviews."
+            )
         # One more than asked tells whether another page exists.
-        items = await coord().pending(
+        items = await current.pending(
             rule=rule,
             reviewer=who if mine else None,
             older_than=None if older_than is None else parse_older_than(older_than),
             limit=limit + 1,
             cursor=cursor,
+            assigned_to=assigned_to,
         )
         more = len(items) > limit
         items = items[:limit]
         return ReviewPage(items=items, next_cursor=items[-1].cursor if more else None)
+
+    @router.post(
+        "/reviews/{thread_id}/assign",
+        operation_id="reassign_review",
+        summary="Reassign a pending review (a supervisor; a `reassigned` audit row)",
+        response_model=AssignmentInfo,
+        responses=problems(400, 401, 403, 404, 409, 415, 422),
+    )
+    async def reassign_review(
+        who: Who,
+        thread_id: ThreadId,
+        body: Annotated[AssignRequest, Body()],
+        review_id: Annotated[
+            PlainText | None,
+            Query(
+                min_length=1,
+                max_length=256,
+                description="Which of the thread's pending reviews; required when it has several.",
+            ),
+        ] = None,
+    ) -> AssignmentInfo:
+        current = coord()
+        if current.routing is None:
+            raise InvalidInputError(
+                "Reassigning needs a coordinator with routing= (HitlCoordinator(..., "
+                "routing=Routing(...))); this service assigns no reviews."
+            )
+        done = await current.reassign(
+            thread_id, to=body.to, by=who, reason=body.reason, review_id=review_id
+        )
+        return AssignmentInfo(
+            review_id=done.review_id,
+            thread_id=done.thread_id,
+            assigned_to=done.assigned_to,
+            reason=done.reason,
+        )
 
     @router.get(
         "/reviews/{thread_id}",

@@ -77,6 +77,7 @@ from hitl_compliance.stores._sql import (
     review_values,
     several_open_reviews,
 )
+from hitl_compliance.stores._sqlassign import AssignmentWrites
 from hitl_compliance.stores._sqlqa import QaWrites
 from hitl_compliance.stores._sqlstops import StopWrites
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus
@@ -547,7 +548,7 @@ def headless_append(p: str) -> str:
     return append.replace(rebuild, _REFUSE_HEADLESS.replace("{p}", p))
 
 
-class ServerSideWrites(QaWrites, StopWrites):
+class ServerSideWrites(QaWrites, StopWrites, AssignmentWrites):
     """The PostgreSQL store's writes as one statement each (see the module docstring).
 
     Needs the one-statement primitives of the store (`_fetch_one`,

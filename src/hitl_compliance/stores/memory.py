@@ -11,6 +11,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from hitl_compliance import _personal
+from hitl_compliance.assignment import (
+    DELEGATION_THREAD,
+    Assignment,
+    Delegation,
+    assigned_payload,
+    delegated_payload,
+)
 from hitl_compliance.erasure import PersonalValue, ThreadErasure
 from hitl_compliance.ledger import ERASED_EVENT, GENESIS, PRUNED_EVENT, SealedHead
 from hitl_compliance.models import (
@@ -84,6 +91,8 @@ class InMemoryReviewStore(Sealed):
         self._last_seq = 0  # rows may be pruned: the next seq is not len(self._audit) + 1
         self._holds: dict[str, Hold] = {}
         self._stops: dict[str, StopSwitch] = {}
+        self._assignments: dict[str, Assignment] = {}  # review_id -> assignment in force
+        self._delegations: dict[str, Delegation] = {}  # delegator -> delegation
         self._evidence: dict[str, tuple[str, dict[str, Any]]] = {}  # review_id -> (thread, state)
         self._seals: dict[tuple[int, str], SealedHead] = {}
         self._personal: dict[str, PersonalValue] = {}  # digest -> value kept beside the chain
@@ -1049,6 +1058,112 @@ class InMemoryReviewStore(Sealed):
                 update.update(lease_owner=None, lease_until=None)
             self._outbox[delivery_id] = delivery.model_copy(update=update)
             return True
+
+    # -- assignment and delegation -----------------------------------------------
+
+    async def assign(
+        self,
+        review_id: str,
+        *,
+        to: str,
+        reason: str,
+        by: str,
+        now: datetime,
+        initial: bool,
+    ) -> Assignment | None:
+        _aware(now)
+        async with self._lock:
+            review = self._reviews.get(review_id)
+            if review is None or review.status != "pending":
+                return None
+            previous = self._assignments.get(review_id)
+            if initial and previous is not None:
+                return previous
+            self._append(
+                thread_id=review.thread_id,
+                review_id=review_id,
+                checkpoint_id=review.checkpoint_id,
+                event="assigned" if initial else "reassigned",
+                actor=by,
+                payload=assigned_payload(
+                    to, reason, None if previous is None else previous.assigned_to
+                ),
+                at=now,
+            )
+            done = Assignment(
+                review_id=review_id, thread_id=review.thread_id, assigned_to=to, reason=reason
+            )
+            self._assignments[review_id] = done
+            return done
+
+    async def assignments(self, review_ids: Sequence[str]) -> list[Assignment]:
+        async with self._lock:
+            return [self._assignments[i] for i in review_ids if i in self._assignments]
+
+    async def list_assigned(
+        self,
+        assignees: Sequence[str],
+        *,
+        limit: int | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
+        check_limit(limit)
+        wanted = set(assignees)
+        async with self._lock:
+            order = self._pending_order
+            start = 0 if after is None else bisect.bisect_right(order, after)
+            stop = (
+                len(order)
+                if requested_before is None
+                else bisect.bisect_left(order, requested_before, key=_requested_at)
+            )
+            rows: list[ReviewRecord] = []
+            for i in range(start, stop):
+                if limit is not None and len(rows) >= limit:
+                    break
+                found = self._assignments.get(order[i][1])
+                if found is not None and found.assigned_to in wanted:
+                    rows.append(self._reviews[order[i][1]])
+            return rows
+
+    async def delegate(self, delegation: Delegation) -> Delegation:
+        _aware(delegation.until)
+        _aware(delegation.created_at)
+        async with self._lock:
+            self._append(
+                thread_id=DELEGATION_THREAD,
+                review_id=None,
+                checkpoint_id=None,
+                event="delegated",
+                actor=delegation.by,
+                payload=delegated_payload(delegation),
+                at=delegation.created_at,
+            )
+            self._delegations[delegation.from_reviewer] = delegation
+            return delegation
+
+    async def revoke_delegation(
+        self, from_reviewer: str, *, by: str, now: datetime
+    ) -> Delegation | None:
+        _aware(now)
+        async with self._lock:
+            gone = self._delegations.pop(from_reviewer, None)
+            if gone is not None:
+                self._append(
+                    thread_id=DELEGATION_THREAD,
+                    review_id=None,
+                    checkpoint_id=None,
+                    event="delegation_revoked",
+                    actor=by,
+                    payload=delegated_payload(gone),
+                    at=now,
+                )
+            return gone
+
+    async def delegations(self) -> list[Delegation]:
+        async with self._lock:
+            return [self._delegations[k] for k in sorted(self._delegations)]
 
 
 def _requested_at(key: tuple[datetime, str]) -> datetime:

@@ -55,6 +55,7 @@ from hitl_compliance.stores._sql import (
     undated_index,
     utc,
 )
+from hitl_compliance.stores._sqlassign import assignment_columns, assignment_tables
 from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlqa import qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
@@ -247,6 +248,12 @@ def _schema_stops(p: str) -> list[Step]:
     return [*stop_tables(_DIALECT, p)]
 
 
+def _schema_assignment(p: str) -> list[Step]:
+    # Assignment: the review row's assignee and why, the partial index that
+    # pending(assigned_to=) reads, and one delegation row per delegator.
+    return [*assignment_columns(p, if_not_exists=True), *assignment_tables(_DIALECT, p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -265,6 +272,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     schema_lanes,  # 13: ledger lanes (one head per lane, seq from a sequence)
     _schema_qa,  # 14: second-line QA reviews (QaSampling)
     _schema_stops,  # 15: the stop switch
+    _schema_assignment,  # 16: assignment and delegation
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -62,6 +62,11 @@ from hitl_compliance.stores._sql import (
     store_error,
     undated_index,
 )
+from hitl_compliance.stores._sqlassign import (
+    AssignmentWrites,
+    assignment_columns,
+    assignment_tables,
+)
 from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlqa import QaWrites, qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
@@ -240,6 +245,12 @@ def _schema_stops(p: str) -> list[_Step]:
     return [*stop_tables(_DIALECT, p)]
 
 
+def _schema_assignment(p: str) -> list[_Step]:
+    # Assignment: the review row's assignee and why, the partial index that
+    # pending(assigned_to=) reads, and one delegation row per delegator.
+    return [*assignment_columns(p, if_not_exists=False), *assignment_tables(_DIALECT, p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -253,6 +264,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_personal,  # 10: personal values beside the chain (erasure)
     _schema_qa,  # 11: second-line QA reviews (QaSampling)
     _schema_stops,  # 12: the stop switch
+    _schema_assignment,  # 13: assignment and delegation
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -515,7 +527,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(QaWrites, StopWrites):
+class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]

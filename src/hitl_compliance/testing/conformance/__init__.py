@@ -62,6 +62,10 @@ see fail) only that capability, with the same fixtures:
 * `_stops`: [`StopConformance`][hitl_compliance.testing.conformance.StopConformance],
   the stop switch, audited and shared (skipped for a store without the
   [`DeliveryStopStore`][hitl_compliance.DeliveryStopStore] capability).
+* `_assignment`:
+  [`AssignmentConformance`][hitl_compliance.testing.conformance.AssignmentConformance],
+  assignment, reassignment, the assignee list, delegations (skipped for a
+  store without the [`AssignmentStore`][hitl_compliance.AssignmentStore] capability).
 
 Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 `asyncio`, so they run under pytest-asyncio's strict and auto modes alike.
@@ -69,6 +73,7 @@ Needs the `testing` extra (pytest and pytest-asyncio); the tests are marked
 
 from __future__ import annotations
 
+from hitl_compliance.testing.conformance._assignment import AssignmentConformance
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (
     DRAFT,
@@ -101,6 +106,7 @@ __all__ = [
     "DRAFT",
     "IST",
     "T0",
+    "AssignmentConformance",
     "ConformanceBase",
     "InputConformance",
     "LedgerConformance",
@@ -139,6 +145,7 @@ class ReviewStoreConformance(
     RetentionConformance,
     QaConformance,
     StopConformance,
+    AssignmentConformance,
 ):
     """The tests every `ReviewStore` adapter passes; subclass it and provide `review_store`.
 
@@ -174,5 +181,6 @@ CAPABILITIES: tuple[type[ConformanceBase], ...] = (
     RetentionConformance,
     QaConformance,
     StopConformance,
+    AssignmentConformance,
 )
 """The capability mixins `ReviewStoreConformance` is composed of, in collection order."""
