@@ -274,6 +274,17 @@ class TestQaVerdict:
         assert await qa_service.coord.audit_log(review.thread_id) == before
         assert await qa_service.coord.qa_pending() == [review]
 
+    @pytest.mark.parametrize("qa_id", ["a\nb", "x\n", "a/verdict", "qa:a/b:1"])
+    async def test_any_text_routes_to_the_verdict(
+        self, memory_service: Service, qa_id: str
+    ) -> None:
+        """Newlines and slashes in the id reach the route (a 404 problem), never a redirect."""
+        got = await memory_service.client.post(
+            f"/qa/{quote(qa_id, safe='')}/verdict", json={"verdict": "agree"}, headers=as_("sam")
+        )
+        assert got.status_code == 404, got.text
+        assert got.json()["qa_review_id"] == qa_id
+
     async def test_unauthenticated_is_a_401(self, qa_service: Service) -> None:
         """No reviewer, no verdict."""
         review = await sample(qa_service)

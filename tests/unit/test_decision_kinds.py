@@ -99,7 +99,7 @@ NOT_DECISION_ROUTES = {
     "/stops/on",
     "/stops/off",
     "/reviews/{thread_id}/assign",
-    "/qa/{qa_review_id:path}/verdict",
+    "/qa/{qa_review_id:hitl_qa_verdict_id}/verdict",
 }
 """POST routes of the review router that decide no first-line review (the stop switch,
 reassignment, a second-line QA verdict)."""

@@ -77,14 +77,16 @@ _LATER_FIELDS = ("tool_args", "reason_code", "reason")
 
 
 class _QaReviewIdConvertor(Convertor[str]):
-    """A QA review id in `GET /qa/{id}`: any path (a thread id may hold `/`) not ending `/verdict`.
+    """A QA review id in `GET /qa/{id}`: any text (a thread id may hold `/`) not ending `/verdict`.
 
-    With Starlette's plain `path` convertor the GET route would also match
+    With Starlette's `path` convertor the GET route would also match
     `/qa/{id}/verdict` and answer its other methods with `405 Allow: GET`,
     hiding the POST. A QA review id ends in `:<turn>`, never in `/verdict`.
+    `[\\s\\S]`, not `.`: a decoded path may hold a newline, and the route should
+    answer it (a 404 or 422 problem), not miss it.
     """
 
-    regex = r"(?:[^/]|/(?!verdict$))+"
+    regex = r"(?:[^/]|/(?!verdict\Z))+"
 
     def convert(self, value: str) -> str:
         return value
@@ -93,8 +95,15 @@ class _QaReviewIdConvertor(Convertor[str]):
         return value
 
 
-# Starlette keeps convertors in one registry; the name is this package's own.
+class _QaVerdictIdConvertor(_QaReviewIdConvertor):
+    """A QA review id in `POST /qa/{id}/verdict`: any text, newlines and `/` included."""
+
+    regex = r"[\s\S]+"
+
+
+# Starlette keeps convertors in one registry; the names are this package's own.
 register_url_convertor("hitl_qa_review_id", _QaReviewIdConvertor())
+register_url_convertor("hitl_qa_verdict_id", _QaVerdictIdConvertor())
 
 ResolveCoordinator = Callable[[], HitlCoordinator]
 """Returns the coordinator to serve, per request."""
@@ -726,7 +735,7 @@ def _add_qa_routes(
         return await coord().qa_review(qa_review_id)
 
     @router.post(
-        "/qa/{qa_review_id:path}/verdict",
+        "/qa/{qa_review_id:hitl_qa_verdict_id}/verdict",
         operation_id="qa_verdict",
         summary="Record a QA verdict on a sampled reply (a `qa_verdict` audit row), once",
         response_model=QaReview,
