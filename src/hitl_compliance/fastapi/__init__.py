@@ -68,7 +68,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a test with fastap
     ) from exc
 
 from hitl_compliance.errors import CrossOriginRequestError, UnsupportedMediaTypeError
-from hitl_compliance.fastapi._bodies import ApproveRequest, RejectRequest, ReviewerInfo, ReviewPage
+from hitl_compliance.fastapi._bodies import (
+    ApproveRequest,
+    QaVerdictRequest,
+    RejectRequest,
+    ReviewerInfo,
+    ReviewPage,
+)
 from hitl_compliance.fastapi._events import ReviewEventMessage, ReviewEvents, Subscription
 from hitl_compliance.fastapi._idempotency import (
     IdempotencyStore,
@@ -91,6 +97,7 @@ __all__ = [
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
     "Problem",
+    "QaVerdictRequest",
     "RejectRequest",
     "ReviewEventMessage",
     "ReviewEvents",
