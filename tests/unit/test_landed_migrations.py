@@ -26,6 +26,7 @@ LANDED = {
         "bcf2a73223fe5ebd",
         "4ed733c501feb554",
         "fe1336388de66553",  # personal values beside the chain (erasure)
+        "9152132443c4242b",  # oversight report ranges
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -41,6 +42,7 @@ LANDED = {
         "8241a468a4fc30e7",
         "d94fe29f51683b8a",  # personal values beside the chain (erasure)
         "1f12936beefb9ba2",  # ledger lanes
+        "9152132443c4242b",  # oversight report ranges
     ],
 }
 

@@ -31,6 +31,14 @@ from hitl_compliance.models import (
     check_audit_payload,
     seal,
 )
+from hitl_compliance.oversight import (
+    ERASED_DRAFT,
+    QA_EVENT,
+    DecisionFact,
+    EscalationFact,
+    outcome_of,
+    rule_ids,
+)
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import OPEN_STATUSES, is_open
 from hitl_compliance.stores.base import TurnRecord
@@ -651,6 +659,85 @@ def reason_counts_query(
         f"WHERE {' AND '.join(where)}) AS coded GROUP BY code, event ORDER BY code, event",
         params,
     )
+
+
+def oversight_indexes(p: str) -> list[str]:
+    """The oversight report's ranges: decided reviews by `decided_at`, audit rows by event and time.
+
+    `oversight_report` reads only the window's rows through these, whatever
+    the history's size (a test checks the plans).
+    """
+    return [
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_decided ON {p}reviews (decided_at)",
+        f"CREATE INDEX IF NOT EXISTS {p}audit_event_at ON {p}audit (event, at)",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class OversightQueries:
+    """`oversight_report`'s three reads of one window, each a range of an index."""
+
+    decisions: str
+    """Reviews decided in the window (`reviews_decided`), with what a report needs of them."""
+    escalations: str
+    """`escalated` audit rows of the window (`audit_event_at`) with their reviews' findings."""
+    qa: str
+    """`qa_verdict` audit rows of the window (`audit_event_at`)."""
+
+    @classmethod
+    def of(cls, d: Dialect, t: Tables) -> OversightQueries:
+        """The queries on tables `t` in dialect `d` (parameters: since, until)."""
+        response = d.json_text.format(column="decision", key="response")
+        tool_args = d.json_text.format(column="decision", key="tool_args")
+        code = d.json_text.format(column="decision", key="reason_code")
+        return cls(
+            decisions=d.sql(
+                "SELECT review_id, reviewer, status, requested_at, decided_at, deadline, "
+                f"CASE WHEN draft_response = '{ERASED_DRAFT}' THEN NULL "
+                "ELSE LENGTH(draft_response) END AS draft_characters, violations, "
+                f"{code} AS reason_code, "
+                f"CASE WHEN {response} IS NOT NULL OR {tool_args} IS NOT NULL "
+                "THEN 1 ELSE 0 END AS edited "
+                f"FROM {t.reviews} WHERE decided_at >= ? AND decided_at < ? "
+                "AND status IN ('approved', 'rejected', 'expired')"
+            ),
+            escalations=d.sql(
+                f"SELECT a.review_id, a.actor, a.at, r.violations FROM {t.audit} AS a "
+                f"LEFT JOIN {t.reviews} AS r ON r.review_id = a.review_id "
+                "WHERE a.event = 'escalated' AND a.at >= ? AND a.at < ?"
+            ),
+            qa=d.sql(
+                f"SELECT at, payload FROM {t.audit} "
+                f"WHERE event = '{QA_EVENT}' AND at >= ? AND at < ?"
+            ),
+        )
+
+
+def decision_fact_from_row(d: Dialect, row: Row) -> DecisionFact | None:
+    """A row of `OversightQueries.decisions` as its fact."""
+    outcome = outcome_of(row["status"], edited=bool(row["edited"]))
+    if outcome is None:
+        return None
+    chars = row["draft_characters"]
+    code = row["reason_code"]
+    return DecisionFact(
+        review_id=row["review_id"],
+        reviewer=row["reviewer"] or "",
+        outcome=outcome,
+        requested_at=d.read_time(row["requested_at"]),
+        decided_at=d.read_time(row["decided_at"]),
+        deadline=d.read_optional_time(row["deadline"]),
+        draft_characters=None if chars is None else int(chars),
+        rules=rule_ids(d.read_json(row["violations"])),
+        reason_code=None if code is None else str(code),
+    )
+
+
+def escalation_fact_from_row(d: Dialect, row: Row) -> EscalationFact:
+    """A row of `OversightQueries.escalations` as its fact."""
+    violations = row["violations"]
+    rules = () if violations is None else rule_ids(d.read_json(violations))
+    return EscalationFact(row["review_id"] or "", row["actor"], d.read_time(row["at"]), rules)
 
 
 def hooks_query(

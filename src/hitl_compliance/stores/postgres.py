@@ -49,6 +49,7 @@ from hitl_compliance.stores._sql import (
     open_and_pending_indexes,
     outbox_tables,
     overdue_index,
+    oversight_indexes,
     review_rules_index,
     steps_to_run,
     store_error,
@@ -234,6 +235,12 @@ def _schema_personal(p: str) -> list[Step]:
     return [*personal_tables(_DIALECT, p)]
 
 
+def _schema_oversight(p: str) -> list[Step]:
+    # Oversight reports read decided reviews by decided_at and audit rows by
+    # (event, at): the window's rows only. IF NOT EXISTS: safe after any step.
+    return [*oversight_indexes(p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -250,6 +257,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_seals,  # 11: signed heads
     _schema_personal,  # 12: personal values beside the chain (erasure)
     schema_lanes,  # 13: ledger lanes (one head per lane, seq from a sequence)
+    _schema_oversight,  # 14: oversight report ranges (decided_at; audit event, at)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

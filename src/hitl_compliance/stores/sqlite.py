@@ -56,6 +56,7 @@ from hitl_compliance.stores._sql import (
     open_and_pending_indexes,
     outbox_tables,
     overdue_index,
+    oversight_indexes,
     review_rules_index,
     several_open_reviews,
     steps_to_run,
@@ -227,6 +228,12 @@ def _schema_personal(p: str) -> list[_Step]:
     return [*personal_tables(_DIALECT, p)]
 
 
+def _schema_oversight(p: str) -> list[_Step]:
+    # Oversight reports read decided reviews by decided_at and audit rows by
+    # (event, at): the window's rows only. IF NOT EXISTS: safe after any step.
+    return [*oversight_indexes(p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -238,6 +245,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v9,  # 8: retention and legal hold
     _schema_seals,  # 9: signed heads
     _schema_personal,  # 10: personal values beside the chain (erasure)
+    _schema_oversight,  # 11: oversight report ranges (decided_at; audit event, at)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
