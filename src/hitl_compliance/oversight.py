@@ -198,7 +198,20 @@ class OversightReport(BaseModel):
     flags: tuple[RubberStampFlag, ...]
     """By kind, then reviewer."""
     qa_reviews: int = 0
+    """QA verdicts (`qa_verdict` audit rows) in the window."""
     qa_disagreements: int = 0
+
+    def to_html(self) -> str:
+        """The report as one self-contained HTML page (charts by plotly.js, inlined).
+
+        Needs the `report` extra (`pip install "hitl-compliance[report]"`).
+
+        Raises:
+            ConfigurationError: plotly is not installed.
+        """
+        from hitl_compliance._oversight_html import render
+
+        return render(self)
 
 
 @dataclass(frozen=True, slots=True)

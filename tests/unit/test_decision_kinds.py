@@ -87,6 +87,7 @@ NOT_DECISIONS = {
     "release",
     "retention",
     "reason-codes",
+    "report",
 }
 
 
