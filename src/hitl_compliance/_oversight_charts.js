@@ -10,9 +10,9 @@ window.drawOversight = function drawOversight(report, ids) {
   ];
   const CONFIG = { displayModeBar: false, responsive: true };
   const layout = (title, yTitle, extra) => Object.assign({
-    title: { text: title, font: { size: 15 } },
-    margin: { t: 40, r: 10, b: 60, l: 55 },
-    legend: { orientation: "h", y: -0.2 },
+    title: { text: title, font: { size: 15 }, y: 0.98 },
+    margin: { t: 40, r: 10, b: 40, l: 55 },
+    legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", xanchor: "left" },
     yaxis: { title: { text: yTitle }, rangemode: "tozero" },
     paper_bgcolor: "rgba(0,0,0,0)",
   }, extra || {});
@@ -23,7 +23,8 @@ window.drawOversight = function drawOversight(report, ids) {
   }));
   Plotly.newPlot(ids.decisions, outcomes, layout(
     `Decisions over time by outcome (per ${report.period}, UTC)`, "reviews",
-    { barmode: "stack", xaxis: { type: "category" } }), CONFIG);
+    { barmode: "stack", margin: { t: 70, r: 10, b: 80, l: 55 },
+      xaxis: { type: "category", tickangle: -60, automargin: true } }), CONFIG);
 
   const people = report.reviewers.filter((r) => r.decisions > 0);
   const names = people.map((r) => r.reviewer);
@@ -34,7 +35,8 @@ window.drawOversight = function drawOversight(report, ids) {
     { type: "bar", name: "90th percentile", x: names,
       y: people.map((r) => minutes(r.p90_seconds)), marker: { color: "#9fa8da" } },
   ], layout("Time to decision per reviewer", "minutes",
-    { barmode: "group", xaxis: { type: "category" } }), CONFIG);
+    { barmode: "group", margin: { t: 70, r: 10, b: 80, l: 55 },
+      xaxis: { type: "category", automargin: true } }), CONFIG);
 
   const table = document.getElementById(ids.flags);
   const body = table.tBodies[0] || table.appendChild(document.createElement("tbody"));
@@ -42,10 +44,20 @@ window.drawOversight = function drawOversight(report, ids) {
   for (const flag of report.flags) {
     const row = body.insertRow();
     row.className = `flag ${flag.kind}`;
-    for (const text of [flag.kind.replace(/_/g, " "), flag.reviewer, flag.detail,
-      flag.review_ids.join(", ")]) {
+    for (const text of [flag.kind.replace(/_/g, " "), flag.reviewer, flag.detail]) {
       row.insertCell().textContent = text;
     }
+    // Every review behind the flag, folded: a streak can name hundreds.
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    const count = flag.review_ids.length;
+    summary.textContent = `${count} review${count === 1 ? "" : "s"}: ${flag.review_ids[0]}` +
+      (count > 1 ? " …" : "");
+    const ids = document.createElement("div");
+    ids.className = "review-ids";
+    ids.textContent = flag.review_ids.join(", ");
+    details.append(summary, ids);
+    row.insertCell().append(details);
   }
   if (!report.flags.length) {
     const cell = body.insertRow().insertCell();

@@ -34,6 +34,7 @@ from hitl_compliance.models import AuditRecord, ReviewRecord
 
 __all__ = [
     "ERASED_DRAFT",
+    "MAX_PERIODS",
     "PERIODS",
     "QA_EVENT",
     "CodeCount",
@@ -53,6 +54,7 @@ __all__ = [
     "build_report",
     "decision_fact",
     "outcome_of",
+    "period_count",
     "period_start",
     "qa_fact",
     "report_of_records",
@@ -67,6 +69,11 @@ Period = Literal["day", "week", "month"]
 """The length of one row of [`OversightReport.periods`][..OversightReport.periods] (UTC)."""
 
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
+
+MAX_PERIODS = 1000
+"""The most periods one report holds (about 2.7 years by day, 19 by week, 83 by month)."""
+
+_PERIOD_DAYS = {"day": 1, "week": 7, "month": 28}
 
 FlagKind = Literal["fast_decision", "approval_streak", "high_approval_rate"]
 """Why a [`RubberStampFlag`][..RubberStampFlag] was raised."""
@@ -291,6 +298,11 @@ def period_start(at: datetime, period: Period) -> datetime:
     if period == "week":
         return day - timedelta(days=day.weekday())
     return day.replace(day=1)
+
+
+def period_count(since: datetime, until: datetime, period: Period) -> int:
+    """At most how many periods `[since, until)` spans (an upper bound, counted cheaply)."""
+    return (until - since).days // _PERIOD_DAYS[period] + 2
 
 
 def _next_period(start: datetime, period: Period) -> datetime:

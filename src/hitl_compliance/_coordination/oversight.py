@@ -7,7 +7,14 @@ from datetime import datetime, timezone
 from hitl_compliance import _validate
 from hitl_compliance._coordination.context import Context
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
-from hitl_compliance.oversight import PERIODS, OversightReport, OversightThresholds, Period
+from hitl_compliance.oversight import (
+    MAX_PERIODS,
+    PERIODS,
+    OversightReport,
+    OversightThresholds,
+    Period,
+    period_count,
+)
 from hitl_compliance.stores.base import OversightSource
 
 __all__ = ["oversight_report"]
@@ -31,6 +38,11 @@ async def oversight_report(
         )
     if period not in PERIODS:
         raise InvalidInputError(f"period must be one of {list(PERIODS)}, got {period!r}.")
+    if period_count(start, end, period) > MAX_PERIODS + 1:
+        raise InvalidInputError(
+            f"since..until spans more than {MAX_PERIODS} {period}s; pass a shorter window "
+            "or a longer period (week, month)."
+        )
     if thresholds is None:
         thresholds = OversightThresholds()
     elif not isinstance(thresholds, OversightThresholds):
