@@ -20,6 +20,7 @@ JSON_ROUTES = {
     ("post", "/reviews/{thread_id}/reject"): "ProcessResult",
     ("get", "/audit/verify"): "LedgerReport",
     ("get", "/reason-codes"): "ReasonTaxonomy",
+    ("get", "/oversight"): "OversightReport",
 }
 PROBLEMS = {
     ("get", "/me"): {"401", "422"},
@@ -33,6 +34,7 @@ PROBLEMS = {
     ("get", "/events"): {"401", "422"},
     ("get", "/reason-codes"): {"401", "422"},
     ("get", "/reason-codes/counts"): {"401", "422"},
+    ("get", "/oversight"): {"401", "422"},
 }
 
 
@@ -63,6 +65,8 @@ class TestOpenApi:
         assert set(operations) == set(PROBLEMS) | {
             ("get", "/reviews/{thread_id}/audit"),
             ("get", "/inbox"),
+            ("get", "/oversight/plotly.js"),
+            ("get", "/oversight/charts.js"),
         }
         for key, op in operations.items():
             assert op["operationId"], key
@@ -86,6 +90,9 @@ class TestOpenApi:
         assert set(events) == {"text/event-stream"}
         inbox = openapi["paths"]["/inbox"]["get"]["responses"]["200"]["content"]
         assert set(inbox) == {"text/html"}
+        for script in ("/oversight/plotly.js", "/oversight/charts.js"):
+            ok = openapi["paths"][script]["get"]["responses"]["200"]["content"]
+            assert set(ok) == {"text/javascript"}, script
         evidence = openapi["paths"]["/reviews/{thread_id}/evidence"]["get"]["responses"]["200"]
         assert set(evidence["content"]) == {"text/html", "application/json"}
 
