@@ -701,10 +701,12 @@ class OversightQueries:
                 f"FROM {t.reviews} WHERE decided_at >= ? AND decided_at < ? "
                 "AND status IN ('approved', 'rejected', 'expired')"
             ),
+            # A scalar subquery: each row's review is found by its primary key (a join
+            # may hash the whole review table instead).
             escalations=d.sql(
-                f"SELECT a.review_id, a.actor, a.at, r.violations FROM {t.audit} AS a "
-                f"LEFT JOIN {t.reviews} AS r ON r.review_id = a.review_id "
-                "WHERE a.event = 'escalated' AND a.at >= ? AND a.at < ?"
+                f"SELECT a.review_id, a.actor, a.at, (SELECT r.violations FROM {t.reviews} "
+                "AS r WHERE r.review_id = a.review_id) AS violations "
+                f"FROM {t.audit} AS a WHERE a.event = 'escalated' AND a.at >= ? AND a.at < ?"
             ),
             qa=d.sql(
                 f"SELECT at, payload FROM {t.audit} "
