@@ -66,7 +66,8 @@ Outcome = Literal["approve", "edit", "reject", "expire", "escalate"]
 edited text or tool arguments, `reject`), or the SLA's (`expire`, `escalate`)."""
 
 Period = Literal["day", "week", "month"]
-"""The length of one row of [`OversightReport.periods`][..OversightReport.periods] (UTC)."""
+"""The length (UTC) of one row of
+[`OversightReport.periods`][hitl_compliance.oversight.OversightReport.periods]."""
 
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
 
@@ -76,7 +77,7 @@ MAX_PERIODS = 1000
 _PERIOD_DAYS = {"day": 1, "week": 7, "month": 28}
 
 FlagKind = Literal["fast_decision", "approval_streak", "high_approval_rate"]
-"""Why a [`RubberStampFlag`][..RubberStampFlag] was raised."""
+"""Why a [`RubberStampFlag`][hitl_compliance.oversight.RubberStampFlag] was raised."""
 
 QA_EVENT = "qa_verdict"
 """The audit event of a QA verdict: payload `{"verdict": "agree" | "disagree",
