@@ -276,3 +276,51 @@ class TestIndexedReads:
                 assert index in plan, plan
                 assert "Seq Scan on plan_reviews" not in plan, plan
                 assert "Seq Scan on plan_audit" not in plan, plan
+
+
+class TestMigration:
+    @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+    async def test_a_previous_version_database_gains_the_indexes(
+        self,
+        kind: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest,
+    ) -> None:
+        """Reviews decided before the step are reported after it; the step adds both indexes."""
+        if kind == "sqlite":
+            import hitl_compliance.stores.sqlite as module
+
+            url = f"sqlite:///{tmp_path / 'old.db'}"
+        else:
+            pytest.importorskip("psycopg")
+            import hitl_compliance.stores.postgres as module  # type: ignore[no-redef]
+
+            url = str(request.getfixturevalue("postgres_dsn"))
+        prefix = f"m{uuid.uuid4().hex[:8]}_"
+        previous = len(module._MIGRATIONS) - 1
+        clock = FakeClock(T0)
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_MIGRATIONS", module._MIGRATIONS[:previous])
+            patch.setattr(module, "SCHEMA_VERSION", previous)
+            async with open_backend(url, table_prefix=prefix) as old:
+                coord = coordinator(old, clock)
+                await coord.process("t-old", BOTH)
+                clock.advance(minutes=5)
+                await coord.approve("t-old", reviewer="alice")
+        for _ in range(2):  # the step is idempotent: a second open changes nothing
+            async with open_backend(url, table_prefix=prefix) as new:
+                report = await coordinator(new, clock).oversight_report(since=DAY[0], until=DAY[1])
+                assert [(r.reviewer, r.approve, r.median_seconds) for r in report.reviewers] == [
+                    ("alice", 1, 300.0)
+                ]
+        if kind == "sqlite":
+            with sqlite3.connect(tmp_path / "old.db") as conn:
+                names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        else:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                cur = await conn.execute("SELECT indexname FROM pg_indexes")
+                names = {r[0] for r in await cur.fetchall()}
+        assert {f"{prefix}reviews_decided", f"{prefix}audit_event_at"} <= names
