@@ -37,7 +37,6 @@ from hitl_compliance.oversight import (
     DecisionFact,
     EscalationFact,
     outcome_of,
-    rule_ids,
 )
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import OPEN_STATUSES, is_open
@@ -101,6 +100,12 @@ class Dialect:
     json_text: str = "json_extract({column}, '$.{key}')"
     """A top-level key of a JSON text column as SQL text (SQLite's `json_extract`,
     PostgreSQL's `::jsonb ->>`); `{column}` and `{key}` are filled in."""
+    rule_list: str = (
+        "(SELECT group_concat(json_extract(v.value, '$.rule'), char(31)) "
+        "FROM json_each({column}) AS v)"
+    )
+    """The `rule` of each finding in a JSON array column, joined by U+001F (the unit
+    separator), as SQL text: the rule ids only, without parsing the findings in Python."""
 
     def limit(self, limit: int | None) -> Any:
         """The LIMIT parameter for `limit` (None: all rows)."""
@@ -690,11 +695,13 @@ class OversightQueries:
         response = d.json_text.format(column="decision", key="response")
         tool_args = d.json_text.format(column="decision", key="tool_args")
         code = d.json_text.format(column="decision", key="reason_code")
+        escalated_rules = d.rule_list.format(column="r.violations")
         return cls(
             decisions=d.sql(
                 "SELECT review_id, reviewer, status, requested_at, decided_at, deadline, "
                 f"CASE WHEN draft_response = '{ERASED_DRAFT}' THEN NULL "
-                "ELSE LENGTH(draft_response) END AS draft_characters, violations, "
+                "ELSE LENGTH(draft_response) END AS draft_characters, "
+                f"{d.rule_list.format(column='violations')} AS rules, "
                 f"{code} AS reason_code, "
                 f"CASE WHEN {response} IS NOT NULL OR {tool_args} IS NOT NULL "
                 "THEN 1 ELSE 0 END AS edited "
@@ -704,8 +711,8 @@ class OversightQueries:
             # A scalar subquery: each row's review is found by its primary key (a join
             # may hash the whole review table instead).
             escalations=d.sql(
-                f"SELECT a.review_id, a.actor, a.at, (SELECT r.violations FROM {t.reviews} "
-                "AS r WHERE r.review_id = a.review_id) AS violations "
+                f"SELECT a.review_id, a.actor, a.at, (SELECT {escalated_rules} "
+                f"FROM {t.reviews} AS r WHERE r.review_id = a.review_id) AS rules "
                 f"FROM {t.audit} AS a WHERE a.event = 'escalated' AND a.at >= ? AND a.at < ?"
             ),
             qa=d.sql(
@@ -730,16 +737,20 @@ def decision_fact_from_row(d: Dialect, row: Row) -> DecisionFact | None:
         decided_at=d.read_time(row["decided_at"]),
         deadline=d.read_optional_time(row["deadline"]),
         draft_characters=None if chars is None else int(chars),
-        rules=rule_ids(d.read_json(row["violations"])),
+        rules=split_rules(row["rules"]),
         reason_code=None if code is None else str(code),
     )
 
 
 def escalation_fact_from_row(d: Dialect, row: Row) -> EscalationFact:
     """A row of `OversightQueries.escalations` as its fact."""
-    violations = row["violations"]
-    rules = () if violations is None else rule_ids(d.read_json(violations))
+    rules = split_rules(row["rules"])
     return EscalationFact(row["review_id"] or "", row["actor"], d.read_time(row["at"]), rules)
+
+
+def split_rules(value: str | None) -> tuple[str, ...]:
+    """The rule ids of a `Dialect.rule_list` value, each once, in order."""
+    return tuple(dict.fromkeys(value.split("\x1f"))) if value else ()
 
 
 def hooks_query(

@@ -299,6 +299,7 @@ _DIALECT = Dialect(
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     json_text="({column}::jsonb ->> '{key}')",
+    rule_list="(SELECT string_agg(v ->> 'rule', chr(31)) FROM jsonb_array_elements({column}) AS v)",
 )
 
 
