@@ -84,7 +84,7 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1
+SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1 + 1
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
 plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
 `SlaConformance` on undated reviews (`list_undated`, `set_deadline`), the one of
@@ -93,8 +93,9 @@ and the 5 of `RetentionConformance` (holds, documented pruning, kept evidence), 
 one of `LedgerConformance` on `reason_code_counts` (skipped by a store without the
 optional `ReasonCodeCounter`), the 3 of `SealConformance` (signed chain heads) and
 the one of `ReviewConformance` on a review reading back to its `paused` row's
-commitment, and the one of `ReviewConformance` on `count_pending` (skipped by a store
-without the optional `PendingCounter`)."""
+commitment, the one of `ReviewConformance` on `count_pending` (skipped by a store
+without the optional `PendingCounter`), and the one of `LedgerConformance` on
+`oversight_report` (skipped by a store without the optional `OversightSource`)."""
 
 
 def own_tests(cls: type) -> int:
