@@ -72,7 +72,7 @@ Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
 
 MAX_PERIODS = 1000
-"""The most periods one report holds (about 2.7 years by day, 19 by week, 83 by month)."""
+"""The most periods one report holds (about 2.7 years by day, 19 years by week)."""
 
 _PERIOD_DAYS = {"day": 1, "week": 7, "month": 28}
 
@@ -101,7 +101,8 @@ class OversightThresholds(BaseModel):
     model_config = _FORBID
 
     words_per_minute: float = Field(default=400.0, gt=0, le=10_000)
-    """Fastest credible careful reading speed (skilled readers skim at about 400-700)."""
+    """The reading speed the floor assumes; 400 is generous (adults read non-fiction
+    silently at about 240 words a minute, Brysbaert 2019), so a flag means a skim at best."""
     characters_per_word: float = Field(default=6.0, gt=0, le=100)
     min_reading_seconds: float = Field(default=3.0, ge=0, le=86_400)
     """No decision is credible faster than this, however short the draft."""
