@@ -22,6 +22,7 @@ JSON_ROUTES = {
     ("get", "/audit/verify"): "LedgerReport",
     ("get", "/reason-codes"): "ReasonTaxonomy",
     ("post", "/stops/on"): "StopInfo",
+    ("get", "/oversight"): "OversightReport",
 }
 PROBLEMS = {
     ("get", "/me"): {"401", "422"},
@@ -39,6 +40,7 @@ PROBLEMS = {
     ("get", "/stops"): {"401", "422"},
     ("post", "/stops/on"): {"400", "401", "403", "415", "422"},
     ("post", "/stops/off"): {"400", "401", "403", "415", "422"},
+    ("get", "/oversight"): {"401", "422"},
 }
 
 
@@ -69,6 +71,8 @@ class TestOpenApi:
         assert set(operations) == set(PROBLEMS) | {
             ("get", "/reviews/{thread_id}/audit"),
             ("get", "/inbox"),
+            ("get", "/oversight/plotly.js"),
+            ("get", "/oversight/charts.js"),
         }
         for key, op in operations.items():
             assert op["operationId"], key
@@ -92,6 +96,9 @@ class TestOpenApi:
         assert set(events) == {"text/event-stream"}
         inbox = openapi["paths"]["/inbox"]["get"]["responses"]["200"]["content"]
         assert set(inbox) == {"text/html"}
+        for script in ("/oversight/plotly.js", "/oversight/charts.js"):
+            ok = openapi["paths"][script]["get"]["responses"]["200"]["content"]
+            assert set(ok) == {"text/javascript"}, script
         evidence = openapi["paths"]["/reviews/{thread_id}/evidence"]["get"]["responses"]["200"]
         assert set(evidence["content"]) == {"text/html", "application/json"}
 
