@@ -296,6 +296,7 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
         "python -m benchmarks --only cycle --output /tmp/cycle.json",
         "python -m benchmarks.instructions       # instructions per cycle (valgrind): noise-free",
         "python -m benchmarks.ledger_rate --url URL  # ledger appends/s from 1 and 4 processes",
+        "python -m benchmarks.oversight --url URL  # oversight reports on 1M audit rows",
         "```",
         "",
         "Results go to `.benchmarks/results.json`; `python -m benchmarks --from-json "

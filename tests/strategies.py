@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hitl_compliance._validate import MAX_JSON_DEPTH
 from hitl_compliance.models import ReviewRecord
+from hitl_compliance.oversight import PERIODS
 from hitl_compliance.policy import Reviewer
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.testing import HumanDecision
@@ -447,6 +448,22 @@ _SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]]
         },
     ),
     "qa_disagreement": ({}, {"since": bad_nows(), "until": bad_nows()}),
+    "oversight_report": (
+        {
+            "since": datetime(2026, 3, 1, tzinfo=timezone.utc),
+            "until": datetime(2026, 4, 1, tzinfo=timezone.utc),
+        },
+        {
+            "since": bad_nows(),
+            "until": bad_nows(),
+            "period": st.one_of(
+                st.none(), st.integers(), st.text(max_size=6).filter(lambda p: p not in PERIODS)
+            ),
+            "thresholds": st.one_of(
+                st.integers(), st.text(max_size=3), st.just({"streak_length": 3})
+            ),
+        },
+    ),
     "state_at_decision": ({"thread_id": PAUSED}, {"thread_id": bad_thread_ids()}),
     "apply_retention": ({}, {"now": bad_nows()}),
     "place_hold": (

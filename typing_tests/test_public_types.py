@@ -40,6 +40,8 @@ from hitl_compliance import (
     KeywordRule,
     LedgerReport,
     LedgerValueError,
+    OversightReport,
+    OversightThresholds,
     PendingReview,
     ProcessResult,
     PublicKey,
@@ -56,6 +58,7 @@ from hitl_compliance import (
     RetentionPolicy,
     RetentionReport,
     Reviewer,
+    ReviewerStats,
     ReviewStore,
     Routing,
     RuleResult,
@@ -169,6 +172,13 @@ async def check_coordinator(graph: ComplianceGraph) -> None:
     assert_type(coord.reason_policy, ReasonPolicy)
     assert_type(await coord.reject("t", reviewer="a", reason_code="unfair_terms"), ProcessResult)
     assert_type(await coord.reason_code_counts(), tuple[ReasonCodeCount, ...])
+    report = await coord.oversight_report(
+        since=datetime.now(timezone.utc), until=datetime.now(timezone.utc)
+    )
+    assert_type(report, OversightReport)
+    assert_type(report.reviewers, tuple[ReviewerStats, ...])
+    assert_type(report.flags[0].review_ids, tuple[str, ...])
+    assert_type(OversightThresholds().reading_floor(600), float)
     assert_type(FCA_RETAIL_REASON_CODES.get("other"), ReasonCode | None)
 
 

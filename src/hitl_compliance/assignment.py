@@ -57,7 +57,7 @@ __all__ = [
 QUEUE_PREFIX = "queue:"
 """An assignee naming a queue, not a reviewer: `"queue:compliance-l2"`."""
 
-DELEGATION_THREAD = "system:delegations"
+DELEGATION_THREAD = "hitl:delegations"
 """The ledger thread of `delegated` and `delegation_revoked` rows (they belong to no thread)."""
 
 ASSIGNMENT_EVENTS = ("assigned", "reassigned", "delegated", "delegation_revoked")

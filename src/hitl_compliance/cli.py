@@ -65,10 +65,11 @@ import textwrap
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from hitl_compliance import _decision_kinds
 from hitl_compliance._decision_kinds import DecisionKind
@@ -85,6 +86,7 @@ from hitl_compliance.errors import (
     TamperedError,
 )
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult, sha256_text
+from hitl_compliance.oversight import OutcomeStats, OversightThresholds
 from hitl_compliance.policy import ApprovalPolicy, Reviewer, RoleBasedPolicy
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.signing import FileAnchor
@@ -718,6 +720,81 @@ async def cmd_expire(coord: HitlCoordinator, args: argparse.Namespace) -> int:
             return EXIT_OK
         sys.stdout.flush()
         await asyncio.sleep(every)
+
+
+_REPORT_COLUMNS = ("approve", "edit", "reject", "expire", "escalate")
+
+
+def _stat_row(name: str, stats: OutcomeStats) -> list[str]:
+    def minutes(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds / 60:.1f}"
+
+    rate = "-" if stats.override_rate is None else f"{stats.override_rate:.0%}"
+    return [
+        name,
+        *(str(getattr(stats, c)) for c in _REPORT_COLUMNS),
+        rate,
+        minutes(stats.median_seconds),
+        minutes(stats.p90_seconds),
+        str(stats.sla_breaches),
+    ]
+
+
+async def cmd_report(coord: HitlCoordinator, args: argparse.Namespace) -> int:
+    """Oversight analytics of a window: per reviewer, per rule, flags; `--html FILE` charts."""
+    until: datetime = args.until or datetime.now(timezone.utc)
+    since: datetime = args.since or until - timedelta(days=30)
+    given = {
+        "words_per_minute": args.words_per_minute,
+        "min_reading_seconds": args.min_seconds,
+        "streak_length": args.streak,
+        "approval_rate_factor": args.rate_factor,
+        "min_decisions": args.min_decisions,
+    }
+    try:
+        thresholds = OversightThresholds(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"bad report threshold: {problems}.") from None
+    report = await coord.oversight_report(
+        since=since, until=until, thresholds=thresholds, period=args.period
+    )
+    if args.html:
+        page = report.to_html()
+        await asyncio.to_thread(Path(args.html).write_text, page, encoding="utf-8")
+        if not args.json:
+            _say(f"Wrote the oversight report to {args.html}.")
+    if args.json:
+        _json(report)
+        return EXIT_OK
+    if args.html:
+        return EXIT_OK
+    t = report.totals
+    _say(f"Oversight report, {since.isoformat()} to {until.isoformat()} (until excluded).")
+    headers = ["", *(c.upper() for c in _REPORT_COLUMNS), "OVERRIDE", "MEDIAN MIN", "P90 MIN"]
+    headers.append("SLA BREACHES")
+    _table(
+        ["REVIEWER", *headers[1:]],
+        [_stat_row("(all)", t), *(_stat_row(r.reviewer, r) for r in report.reviewers)],
+    )
+    if report.rules:
+        _echo()
+        _table(
+            ["RULE", *headers[1:], "QA", "QA DISAGREE"],
+            [
+                [*_stat_row(r.rule, r), str(r.qa_reviews), str(r.qa_disagreements)]
+                for r in report.rules
+            ],
+        )
+    _echo()
+    if not report.flags:
+        _say("No rubber-stamp flags.")
+    else:
+        _table(
+            ["FLAG", "REVIEWER", "REVIEWS", "WHAT"],
+            [[f.kind, f.reviewer, str(len(f.review_ids)), f.detail] for f in report.flags],
+        )
+    return EXIT_OK
 
 
 async def cmd_reason_codes(coord: HitlCoordinator, args: argparse.Namespace) -> int:
@@ -1483,11 +1560,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--until", type=_aware_time, metavar="ISO", help="with --counts: decided before"
     )
     _add_qa(sub)
+    report = sub.add_parser(
+        "report",
+        help="oversight analytics: per reviewer, rule and period, rubber-stamp flags",
+        description="Oversight analytics of the reviews decided in a window (default: the "
+        "last 30 days): counts, override rate, time to decision, SLA breaches, reason codes, "
+        "QA, and rubber-stamp flags naming their reviews. --html FILE writes one "
+        "self-contained page with charts (needs the report extra).",
+    )
+    _add_common(report, top=False)
+    _add_remote(report, top=False)
+    report.add_argument(
+        "--since", type=_aware_time, metavar="ISO", help="decided at or after (default: 30 days)"
+    )
+    report.add_argument(
+        "--until", type=_aware_time, metavar="ISO", help="decided before (default: now)"
+    )
+    report.add_argument("--period", choices=["day", "week", "month"], default="day")
+    report.add_argument(
+        "--html", metavar="FILE", help="write the report with charts as one HTML page"
+    )
+    report.add_argument(
+        "--words-per-minute", type=_positive_seconds, metavar="N", help="reading speed floor"
+    )
+    report.add_argument(
+        "--min-seconds", type=float, metavar="S", help="no decision is credible faster than S"
+    )
+    report.add_argument(
+        "--streak", type=_positive_int, metavar="N", help="flag N unedited approvals in a row"
+    )
+    report.add_argument(
+        "--rate-factor",
+        type=_positive_seconds,
+        metavar="F",
+        help="flag a reviewer the rest of the team overrides F times as often as",
+    )
+    report.add_argument(
+        "--min-decisions", type=_positive_int, metavar="N", help="decisions before rates compare"
+    )
     return parser
 
 
 _HANDLERS: dict[str, Handler] = {
     "qa": cmd_qa,
+    "report": cmd_report,
     "reason-codes": cmd_reason_codes,
     "pending": cmd_pending,
     "show": cmd_show,

@@ -25,6 +25,7 @@ from hitl_compliance._coordination import assigning as _assigning
 from hitl_compliance._coordination import decisions as _decisions
 from hitl_compliance._coordination import erasing as _erasing
 from hitl_compliance._coordination import evidence as _evidence
+from hitl_compliance._coordination import oversight as _oversight
 from hitl_compliance._coordination import packs as _packs
 from hitl_compliance._coordination import qa as _qa
 from hitl_compliance._coordination import recovery as _recovery
@@ -49,6 +50,7 @@ from hitl_compliance.graph import ComplianceGraph, graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.ledger import LedgerReport, SealedHead
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
+from hitl_compliance.oversight import OversightReport, OversightThresholds
 from hitl_compliance.policy import (
     AllowAllPolicy,
     ApprovalPolicy,
@@ -826,6 +828,42 @@ class HitlCoordinator:
             ```
         """
         return await _evidence.reason_code_counts(self._ctx, since, until)
+
+    async def oversight_report(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        thresholds: OversightThresholds | None = None,
+        period: str = "day",
+    ) -> OversightReport:
+        """Oversight analytics of the reviews decided at `since <= t < until`.
+
+        Per reviewer, per rule and per `period` (`day`, `week` or `month`, UTC):
+        counts of approve / edit / reject / expire / escalate, the override rate,
+        the median and 90th percentile time to decision, SLA breaches and reason
+        codes; a per-rule QA section (`qa_verdict` audit rows); and rubber-stamp
+        flags under `thresholds` (default
+        [`OversightThresholds()`][hitl_compliance.OversightThresholds]), each
+        naming its reviews. Computed by the store from the window's rows only,
+        read through indexes (see the [Oversight guide](../guides/oversight.md)).
+
+        Raises:
+            InvalidInputError: `since` or `until` is not timezone-aware, `since`
+                is not before `until`, `period` is unknown, or `thresholds` is
+                not an `OversightThresholds`.
+            ConfigurationError: the review store is not an `OversightSource`.
+
+        Example:
+            ```python
+            report = await coord.oversight_report(since=month_start, until=month_end)
+            for flag in report.flags:
+                print(flag.kind, flag.reviewer, len(flag.review_ids))
+            ```
+        """
+        return await _oversight.oversight_report(
+            self._ctx, since=since, until=until, thresholds=thresholds, period=period
+        )
 
     async def evidence_pack(
         self,

@@ -12,7 +12,8 @@ inbox; the review must still be pending and the frame blocked.
 
 The first test saves a screenshot of the inbox; it replaces `docs/assets/inbox.png`
 (shown by docs/guides/review-service.md) when that file is missing or when
-`HITL_UPDATE_SCREENSHOTS=1`, so ordinary runs leave the work tree alone.
+`HITL_UPDATE_SCREENSHOTS=1`, so ordinary runs leave the work tree alone; the stop
+switch's test does the same for `docs/assets/stop-banner.png` (docs/guides/oversight.md).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hitl_compliance import Reviewer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "assets" / "inbox.png"
+STOP_SCREENSHOT = ROOT / "docs" / "assets" / "stop-banner.png"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -737,6 +739,11 @@ def test_a_stop_shows_a_banner_in_chromium(served: ServerThread, tmp_path: Path)
             stops = page.locator("#stops")
             expect(stops).to_be_visible()
             expect(stops.locator("p.stop")).to_have_text([banner])
+            shot = tmp_path / "stop-banner.png"
+            page.screenshot(path=str(shot), full_page=False)
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            if os.environ.get("HITL_UPDATE_SCREENSHOTS") or not STOP_SCREENSHOT.exists():
+                shutil.copyfile(shot, STOP_SCREENSHOT)
             resumed = head.post("/stops/off", json={"scope": "all"})
             assert resumed.json() == []
             expect(stops).to_be_hidden(timeout=12_000)  # the page re-reads /stops every 5 s

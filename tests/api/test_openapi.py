@@ -24,6 +24,7 @@ JSON_ROUTES = {
     ("post", "/stops/on"): "StopInfo",
     ("get", "/qa/{qa_review_id}"): "QaReview",
     ("post", "/qa/{qa_review_id}/verdict"): "QaReview",
+    ("get", "/oversight"): "OversightReport",
 }
 PROBLEMS = {
     ("get", "/me"): {"401", "422"},
@@ -45,6 +46,7 @@ PROBLEMS = {
     ("get", "/qa/disagreement"): {"401", "422"},
     ("get", "/qa/{qa_review_id}"): {"401", "404", "422"},
     ("post", "/qa/{qa_review_id}/verdict"): {"400", "401", "403", "404", "409", "415", "422"},
+    ("get", "/oversight"): {"401", "422"},
 }
 
 
@@ -75,6 +77,8 @@ class TestOpenApi:
         assert set(operations) == set(PROBLEMS) | {
             ("get", "/reviews/{thread_id}/audit"),
             ("get", "/inbox"),
+            ("get", "/oversight/plotly.js"),
+            ("get", "/oversight/charts.js"),
         }
         for key, op in operations.items():
             assert op["operationId"], key
@@ -98,6 +102,9 @@ class TestOpenApi:
         assert set(events) == {"text/event-stream"}
         inbox = openapi["paths"]["/inbox"]["get"]["responses"]["200"]["content"]
         assert set(inbox) == {"text/html"}
+        for script in ("/oversight/plotly.js", "/oversight/charts.js"):
+            ok = openapi["paths"][script]["get"]["responses"]["200"]["content"]
+            assert set(ok) == {"text/javascript"}, script
         evidence = openapi["paths"]["/reviews/{thread_id}/evidence"]["get"]["responses"]["200"]
         assert set(evidence["content"]) == {"text/html", "application/json"}
         for path, model in (("/qa/pending", "QaReview"), ("/qa/disagreement", "QaRuleCountInfo")):

@@ -84,7 +84,7 @@ class TestReviews(ThirdPartyFixture, ReviewConformance):
     pass
 '''
 
-SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1 + 4 + 2 + 4
+SUITE_SIZE = 72 + 11 + 3 + 1 + 5 + 1 + 3 + 1 + 1 + 4 + 2 + 4 + 1
 """The tests `ReviewStoreConformance` held as one class, counted before the split (72),
 plus the 11 of the capability added since, `SeveralReviewsConformance`, the 3 of
 `SlaConformance` on undated reviews (`list_undated`, `set_deadline`), the one of
@@ -98,7 +98,9 @@ without the optional `PendingCounter`), the 4 of `QaConformance` (second-line QA
 reviews; skipped by a store without the optional `QaStore`),
 the 2 of `StopConformance` (the stop switch),
 and the 4 of `AssignmentConformance` (assignment, reassignment, the assignee list,
-delegations)."""
+delegations),
+and the one of `LedgerConformance` on `oversight_report` (skipped by a store without
+the optional `OversightSource`)."""
 
 
 def own_tests(cls: type) -> int:

@@ -104,3 +104,12 @@ async def test_thread_id_checked_first(ctx: Context) -> None:
     """An invalid thread id is refused before the input is validated or a turn begins."""
     with pytest.raises(InvalidInputError, match="thread"):
         await turns.process(ctx, "", "", requested_by=None, fields={"nope": 1})
+
+
+@pytest.mark.parametrize("thread_id", sorted(turns.LEDGER_THREADS))
+async def test_the_library_ledger_threads_are_no_conversation(ctx: Context, thread_id: str) -> None:
+    """The stop switch's and the delegations' ledger threads cannot start a turn."""
+    with pytest.raises(InvalidInputError, match="ledger thread"):
+        await turns.process(ctx, thread_id, "hello", requested_by=None, fields={})
+    assert await ctx.reviews.audit_log(thread_id) == []
+    assert await ctx.reviews.get_review(thread_id) is None

@@ -93,6 +93,7 @@ NOT_DECISIONS = {
     "stop",
     "stops",
     "resume-delivery",
+    "report",
 }
 
 NOT_DECISION_ROUTES = {

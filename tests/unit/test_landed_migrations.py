@@ -29,6 +29,7 @@ LANDED = {
         "0f0de34c48a76f7d",  # second-line QA reviews
         "6e90aa8e5d4dc044",  # the stop switch
         "fe15da7d7a0426d6",  # assignment and delegation
+        "9152132443c4242b",  # oversight report ranges
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -47,6 +48,7 @@ LANDED = {
         "5420fdfff18b119e",  # second-line QA reviews
         "67969d6a0610f476",  # the stop switch
         "66800bec4507b49c",  # assignment and delegation
+        "9152132443c4242b",  # oversight report ranges
     ],
 }
 

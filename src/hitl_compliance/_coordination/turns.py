@@ -25,12 +25,17 @@ from hitl_compliance._coordination.context import (
     run,
 )
 from hitl_compliance._coordination.driver import RESERVED, each_pause
-from hitl_compliance.errors import HitlError
+from hitl_compliance.assignment import DELEGATION_THREAD
+from hitl_compliance.errors import HitlError, InvalidInputError
 from hitl_compliance.models import ProcessResult, ReviewRecord
+from hitl_compliance.stops import STOP_THREAD
 
 __all__ = ["RESERVED", "process", "settle_turn", "turn_input"]
 
 logger = logging.getLogger("hitl_compliance")
+
+LEDGER_THREADS = frozenset({STOP_THREAD, DELEGATION_THREAD})
+"""Audit-ledger threads the library writes itself; no conversation may use their ids."""
 
 
 async def process(
@@ -43,6 +48,12 @@ async def process(
 ) -> ProcessResult:
     """Run one turn: begin it, run the graph, settle it (contract: `HitlCoordinator.process`)."""
     check_thread_id(thread_id)
+    if thread_id in LEDGER_THREADS:
+        raise InvalidInputError(
+            f"Thread id {thread_id!r} is the library's own ledger thread (the stop switch's "
+            "or the delegations' rows): give the conversation another id.",
+            thread_id=thread_id,
+        )
     values = turn_input(ctx, message, requested_by, fields)
     owner = uuid.uuid4().hex
     await ctx.reviews.begin_turn(thread_id, owner=owner, now=ctx.now())

@@ -22,6 +22,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from hitl_compliance import _decision_kinds
 from hitl_compliance._decision_kinds import DecisionKind
+from hitl_compliance._oversight_html import charts_js, plotly_js
 from hitl_compliance.coordinator import HitlCoordinator
 from hitl_compliance.errors import (
     AlreadyDecidedError,
@@ -67,6 +68,7 @@ from hitl_compliance.fastapi._problems import (
 from hitl_compliance.fastapi._security import RequestGuard
 from hitl_compliance.ledger import LedgerReport
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
+from hitl_compliance.oversight import OversightReport
 from hitl_compliance.policy import Reviewer
 from hitl_compliance.qa import QaReview
 
@@ -527,6 +529,36 @@ def _add_review_routes(
         return [StopInfo.of(s) for s in await current.stops()]
 
     @router.get(
+        "/oversight",
+        operation_id="oversight_report",
+        summary="Oversight analytics of the reviews decided in a window, with rubber-stamp flags",
+        response_model=OversightReport,
+        responses=problems(401, 422),
+    )
+    async def oversight_report(
+        who: Who,
+        since: Annotated[
+            PlainText,
+            Query(max_length=64, description="Decided at or after this ISO-8601 datetime."),
+        ],
+        until: Annotated[
+            PlainText,
+            Query(max_length=64, description="Decided before this ISO-8601 datetime."),
+        ],
+        period: Annotated[
+            Literal["day", "week", "month"],
+            Query(description="The length of one row of `periods` (UTC)."),
+        ] = "day",
+    ) -> Response:
+        # parse_time returns None only for None, which FastAPI never passes here.
+        report = await coord().oversight_report(
+            since=parse_time("since", since),  # type: ignore[arg-type]
+            until=parse_time("until", until),  # type: ignore[arg-type]
+            period=period,
+        )
+        return Response(report.model_dump_json(), media_type="application/json")
+
+    @router.get(
         "/reviews/{thread_id}/audit",
         operation_id="review_audit",
         summary="The thread's audit records, oldest first",
@@ -804,3 +836,35 @@ def _add_inbox_route(router: APIRouter, page: str, headers: Mapping[str, str]) -
     )
     async def inbox_page() -> HTMLResponse:
         return HTMLResponse(page, headers=headers)
+
+    scripts: dict[str, str] = {}
+
+    def script(name: str, load: Callable[[], str]) -> Response:
+        # Read on first use: plotly.js is 4.8 MB, and the report extra may be absent.
+        if name not in scripts:
+            scripts[name] = load()
+        return Response(
+            scripts[name],
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @router.get(
+        "/oversight/plotly.js",
+        operation_id="oversight_plotly",
+        summary="plotly.js, from the installed plotly package (the inbox's Oversight view)",
+        response_class=Response,
+        responses={200: {"content": {"text/javascript": {"schema": {"type": "string"}}}}},
+    )
+    async def oversight_plotly() -> Response:
+        return script("plotly", plotly_js)
+
+    @router.get(
+        "/oversight/charts.js",
+        operation_id="oversight_charts",
+        summary="The script drawing an oversight report (the inbox's Oversight view)",
+        response_class=Response,
+        responses={200: {"content": {"text/javascript": {"schema": {"type": "string"}}}}},
+    )
+    async def oversight_charts() -> Response:
+        return script("charts", charts_js)

@@ -7,6 +7,7 @@ needs the `sqlite` extra, `hitl_compliance.stores.postgres` the `postgres` extra
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
+    OversightSource,
     PendingCounter,
     ReasonCodeCounter,
     ReviewStore,
@@ -20,6 +21,7 @@ __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
     "InMemoryReviewStore",
+    "OversightSource",
     "PendingCounter",
     "ReasonCodeCounter",
     "ReviewStore",

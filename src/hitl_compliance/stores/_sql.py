@@ -31,6 +31,13 @@ from hitl_compliance.models import (
     check_audit_payload,
     seal,
 )
+from hitl_compliance.oversight import (
+    ERASED_DRAFT,
+    QA_EVENT,
+    DecisionFact,
+    EscalationFact,
+    outcome_of,
+)
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import OPEN_STATUSES, is_open
 from hitl_compliance.stores.base import TurnRecord
@@ -93,6 +100,12 @@ class Dialect:
     json_text: str = "json_extract({column}, '$.{key}')"
     """A top-level key of a JSON text column as SQL text (SQLite's `json_extract`,
     PostgreSQL's `::jsonb ->>`); `{column}` and `{key}` are filled in."""
+    rule_list: str = (
+        "(SELECT group_concat(json_extract(v.value, '$.rule'), char(31)) "
+        "FROM json_each({column}) AS v)"
+    )
+    """The `rule` of each finding in a JSON array column, joined by U+001F (the unit
+    separator), as SQL text: the rule ids only, without parsing the findings in Python."""
 
     def limit(self, limit: int | None) -> Any:
         """The LIMIT parameter for `limit` (None: all rows)."""
@@ -651,6 +664,93 @@ def reason_counts_query(
         f"WHERE {' AND '.join(where)}) AS coded GROUP BY code, event ORDER BY code, event",
         params,
     )
+
+
+def oversight_indexes(p: str) -> list[str]:
+    """The oversight report's ranges: decided reviews by `decided_at`, audit rows by event and time.
+
+    `oversight_report` reads only the window's rows through these, whatever
+    the history's size (a test checks the plans).
+    """
+    return [
+        f"CREATE INDEX IF NOT EXISTS {p}reviews_decided ON {p}reviews (decided_at)",
+        f"CREATE INDEX IF NOT EXISTS {p}audit_event_at ON {p}audit (event, at)",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class OversightQueries:
+    """`oversight_report`'s three reads of one window, each a range of an index."""
+
+    decisions: str
+    """Reviews decided in the window (`reviews_decided`), with what a report needs of them."""
+    escalations: str
+    """`escalated` audit rows of the window (`audit_event_at`) with their reviews' findings."""
+    qa: str
+    """`qa_verdict` audit rows of the window (`audit_event_at`)."""
+
+    @classmethod
+    def of(cls, d: Dialect, t: Tables) -> OversightQueries:
+        """The queries on tables `t` in dialect `d` (parameters: since, until)."""
+        response = d.json_text.format(column="decision", key="response")
+        tool_args = d.json_text.format(column="decision", key="tool_args")
+        code = d.json_text.format(column="decision", key="reason_code")
+        escalated_rules = d.rule_list.format(column="r.violations")
+        return cls(
+            decisions=d.sql(
+                "SELECT review_id, reviewer, status, requested_at, decided_at, deadline, "
+                f"CASE WHEN draft_response = '{ERASED_DRAFT}' THEN NULL "
+                "ELSE LENGTH(draft_response) END AS draft_characters, "
+                f"{d.rule_list.format(column='violations')} AS rules, "
+                f"{code} AS reason_code, "
+                f"CASE WHEN {response} IS NOT NULL OR {tool_args} IS NOT NULL "
+                "THEN 1 ELSE 0 END AS edited "
+                f"FROM {t.reviews} WHERE decided_at >= ? AND decided_at < ? "
+                "AND status IN ('approved', 'rejected', 'expired')"
+            ),
+            # A scalar subquery: each row's review is found by its primary key (a join
+            # may hash the whole review table instead).
+            escalations=d.sql(
+                f"SELECT a.review_id, a.actor, a.at, (SELECT {escalated_rules} "
+                f"FROM {t.reviews} AS r WHERE r.review_id = a.review_id) AS rules "
+                f"FROM {t.audit} AS a WHERE a.event = 'escalated' AND a.at >= ? AND a.at < ?"
+            ),
+            qa=d.sql(
+                f"SELECT at, payload FROM {t.audit} "
+                f"WHERE event = '{QA_EVENT}' AND at >= ? AND at < ?"
+            ),
+        )
+
+
+def decision_fact_from_row(d: Dialect, row: Row) -> DecisionFact | None:
+    """A row of `OversightQueries.decisions` as its fact."""
+    outcome = outcome_of(row["status"], edited=bool(row["edited"]))
+    if outcome is None:
+        return None
+    chars = row["draft_characters"]
+    code = row["reason_code"]
+    return DecisionFact(
+        review_id=row["review_id"],
+        reviewer=row["reviewer"] or "",
+        outcome=outcome,
+        requested_at=d.read_time(row["requested_at"]),
+        decided_at=d.read_time(row["decided_at"]),
+        deadline=d.read_optional_time(row["deadline"]),
+        draft_characters=None if chars is None else int(chars),
+        rules=split_rules(row["rules"]),
+        reason_code=None if code is None else str(code),
+    )
+
+
+def escalation_fact_from_row(d: Dialect, row: Row) -> EscalationFact:
+    """A row of `OversightQueries.escalations` as its fact."""
+    rules = split_rules(row["rules"])
+    return EscalationFact(row["review_id"] or "", row["actor"], d.read_time(row["at"]), rules)
+
+
+def split_rules(value: str | None) -> tuple[str, ...]:
+    """The rule ids of a `Dialect.rule_list` value, each once, in order."""
+    return tuple(dict.fromkeys(value.split("\x1f"))) if value else ()
 
 
 def hooks_query(

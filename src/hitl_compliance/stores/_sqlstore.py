@@ -25,16 +25,26 @@ from typing_extensions import Self
 
 from hitl_compliance.ledger import SealedHead
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord
+from hitl_compliance.oversight import (
+    OversightReport,
+    OversightThresholds,
+    Period,
+    build_report,
+    qa_fact,
+)
 from hitl_compliance.reasons import ReasonCodeCount
 from hitl_compliance.stores._seals import Sealed, SealStatements
 from hitl_compliance.stores._sql import (
     Dialect,
+    OversightQueries,
     Row,
     Statements,
     Tables,
     audit_from_row,
     claimable_query,
+    decision_fact_from_row,
     delivery_from_row,
+    escalation_fact_from_row,
     hooks_query,
     overdue_query,
     pending_query,
@@ -231,6 +241,33 @@ class SqlStoreBase(Sealed):
         sql, params = reason_counts_query(self.dialect, self._audit, since=since, until=until)
         rows = await self._fetch_all(sql, params)
         return tuple(ReasonCodeCount(str(r["code"]), str(r["event"]), int(r["n"])) for r in rows)
+
+    async def oversight_report(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        thresholds: OversightThresholds,
+        period: Period,
+    ) -> OversightReport:
+        """The oversight report of the window: three index range reads, then `build_report`."""
+        d = self.dialect
+        q = OversightQueries.of(d, self._tables)
+        window = (d.time(since), d.time(until))
+        decided = await self._fetch_all(q.decisions, window)
+        escalated = await self._fetch_all(q.escalations, window)
+        verdicts = await self._fetch_all(q.qa, window)
+        decisions = [f for f in (decision_fact_from_row(d, r) for r in decided) if f is not None]
+        qa = [v for v in (qa_fact(d.read_time(r["at"]), r["payload"]) for r in verdicts) if v]
+        return build_report(
+            since=since,
+            until=until,
+            period=period,
+            thresholds=thresholds,
+            decisions=decisions,
+            escalations=[escalation_fact_from_row(d, r) for r in escalated],
+            qa=qa,
+        )
 
     async def audit_head(self) -> tuple[int, str] | None:
         """The chain head `(seq, hash)` of the last appended row; None before the first."""

@@ -29,6 +29,7 @@ from hitl_compliance import _commitments
 from hitl_compliance._decision_kinds import FinalStatus, hook_for_event
 from hitl_compliance.ledger import SealedHead
 from hitl_compliance.models import AuditRecord, HookDelivery, ReviewRecord, Vote
+from hitl_compliance.oversight import OversightReport, OversightThresholds, Period
 from hitl_compliance.reasons import ReasonCodeCount
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HOOK_FOR_EVENT",
     "FinalStatus",
+    "OversightSource",
     "PendingCounter",
     "ReasonCodeCounter",
     "ReviewStore",
@@ -415,6 +417,27 @@ class ReasonCodeCounter(Protocol):
     ) -> tuple[ReasonCodeCount, ...]:
         """Audit rows at `since <= at < until` whose payload has a `reason_code`, counted
         by `(code, event)`, sorted by code then event."""
+        ...
+
+
+@runtime_checkable
+class OversightSource(Protocol):
+    """A store that computes [oversight reports](../guides/oversight.md) (the library's three).
+
+    It reads only the window's rows, through indexes: decided reviews by
+    `decided_at`, `escalated` and `qa_verdict` audit rows by `(event, at)`, and
+    hands them to [`build_report`][hitl_compliance.oversight.build_report].
+    """
+
+    async def oversight_report(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        thresholds: OversightThresholds,
+        period: Period,
+    ) -> OversightReport:
+        """The report of the reviews decided, and audit rows written, at `since <= t < until`."""
         ...
 
 

@@ -28,6 +28,12 @@ from hitl_compliance.models import (
     seal,
     sha256_text,
 )
+from hitl_compliance.oversight import (
+    OversightReport,
+    OversightThresholds,
+    Period,
+    report_of_records,
+)
 from hitl_compliance.qa import (
     QA_SAMPLED_EVENT,
     QA_SAMPLER,
@@ -524,6 +530,24 @@ class InMemoryReviewStore(Sealed):
     ) -> tuple[ReasonCodeCount, ...]:
         """Audit rows with a payload `reason_code`, counted by code and event."""
         return count_reason_codes(self._audit, since=since, until=until)
+
+    async def oversight_report(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        thresholds: OversightThresholds,
+        period: Period,
+    ) -> OversightReport:
+        """The oversight report of the window (a scan: memory has no indexes to read)."""
+        return report_of_records(
+            list(self._reviews.values()),
+            list(self._audit),
+            since=since,
+            until=until,
+            period=period,
+            thresholds=thresholds,
+        )
 
     async def audit_head(self) -> tuple[int, str] | None:
         return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else None

@@ -49,6 +49,7 @@ from hitl_compliance.stores._sql import (
     open_and_pending_indexes,
     outbox_tables,
     overdue_index,
+    oversight_indexes,
     review_rules_index,
     steps_to_run,
     store_error,
@@ -254,6 +255,12 @@ def _schema_assignment(p: str) -> list[Step]:
     return [*assignment_columns(p, if_not_exists=True), *assignment_tables(_DIALECT, p)]
 
 
+def _schema_oversight(p: str) -> list[Step]:
+    # Oversight reports read decided reviews by decided_at and audit rows by
+    # (event, at): the window's rows only. IF NOT EXISTS: safe after any step.
+    return [*oversight_indexes(p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -273,6 +280,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_qa,  # 14: second-line QA reviews (QaSampling)
     _schema_stops,  # 15: the stop switch
     _schema_assignment,  # 16: assignment and delegation
+    _schema_oversight,  # 17: oversight report ranges (decided_at; audit event, at)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -314,6 +322,7 @@ _DIALECT = Dialect(
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     json_text="({column}::jsonb ->> '{key}')",
+    rule_list="(SELECT string_agg(v ->> 'rule', chr(31)) FROM jsonb_array_elements({column}) AS v)",
 )
 
 

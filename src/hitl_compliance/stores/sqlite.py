@@ -56,6 +56,7 @@ from hitl_compliance.stores._sql import (
     open_and_pending_indexes,
     outbox_tables,
     overdue_index,
+    oversight_indexes,
     review_rules_index,
     several_open_reviews,
     steps_to_run,
@@ -251,6 +252,12 @@ def _schema_assignment(p: str) -> list[_Step]:
     return [*assignment_columns(p, if_not_exists=False), *assignment_tables(_DIALECT, p)]
 
 
+def _schema_oversight(p: str) -> list[_Step]:
+    # Oversight reports read decided reviews by decided_at and audit rows by
+    # (event, at): the window's rows only. IF NOT EXISTS: safe after any step.
+    return [*oversight_indexes(p)]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -265,6 +272,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_qa,  # 11: second-line QA reviews (QaSampling)
     _schema_stops,  # 12: the stop switch
     _schema_assignment,  # 13: assignment and delegation
+    _schema_oversight,  # 14: oversight report ranges (decided_at; audit event, at)
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

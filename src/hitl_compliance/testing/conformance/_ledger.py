@@ -21,9 +21,10 @@ import pytest
 
 from hitl_compliance.ledger import LANES_FORMAT, LEDGER_FORMAT, row_hash, verify_rows
 from hitl_compliance.models import AuditRecord
+from hitl_compliance.oversight import QA_EVENT, OversightThresholds
 from hitl_compliance.reasons import ReasonCodeCount, count_reason_codes
 from hitl_compliance.stores import ReviewStore
-from hitl_compliance.stores.base import ReasonCodeCounter
+from hitl_compliance.stores.base import OversightSource, ReasonCodeCounter
 from hitl_compliance.testing.conformance._base import ConformanceBase
 from hitl_compliance.testing.conformance._helpers import (
     IST,
@@ -231,3 +232,40 @@ class LedgerConformance(ConformanceBase):
             ReasonCodeCount("misleading_promotion", "approved", 1),
             ReasonCodeCount("misleading_promotion", "rejected", 1),
         )
+
+    # -- oversight (optional capability: OversightSource) ---------------------------
+
+    async def test_oversight_report_reads_the_windows_qa_rows(
+        self, review_store: ReviewStore
+    ) -> None:
+        """oversight_report counts the `qa_verdict` rows at `since <= at < until`, any zone."""
+        if not isinstance(review_store, OversightSource):
+            pytest.skip("the store does not implement OversightSource (optional)")
+        plan = [("disagree", ["promise"], 0), ("agree", ["promise", "advice"], 1)]
+        plan += [("disagree", ["advice"], 2), ("disagree", ["promise"], 5)]
+        for i, (verdict, rules, minutes) in enumerate(plan):
+            await review_store.append_audit(
+                thread_id=f"t{i}",
+                review_id=None,
+                checkpoint_id=None,
+                event=QA_EVENT,
+                actor="qa@bank",
+                payload={
+                    "verdict": verdict,
+                    "reason_code": None,
+                    "rules": rules,
+                    "sampled_review_id": f"r{i}",
+                },
+                at=at(minutes).astimezone(IST) if i % 2 else at(minutes),
+            )
+        report = await review_store.oversight_report(
+            since=at(1).astimezone(IST),
+            until=at(5),
+            thresholds=OversightThresholds(),
+            period="day",
+        )
+        assert (report.qa_reviews, report.qa_disagreements) == (2, 1)
+        qa = {r.rule: (r.qa_reviews, r.qa_disagreements) for r in report.rules}
+        assert qa == {"advice": (2, 1), "promise": (1, 0)}
+        assert report.totals.decisions == 0
+        assert report.flags == ()
