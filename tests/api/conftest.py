@@ -24,6 +24,7 @@ from hitl_compliance import (
     ApprovalPolicy,
     ComplianceState,
     HitlCoordinator,
+    QaSampling,
     ReasonPolicy,
     Reviewer,
     Routing,
@@ -103,6 +104,7 @@ def build_coordinator(
     policy: ApprovalPolicy | None = None,
     reason_policy: ReasonPolicy | None = None,
     routing: Routing | None = None,
+    qa_sampling: QaSampling | None = None,
 ) -> HitlCoordinator:
     """The FCA rules and policy over the echo drafter on `backend`, publishing to `events`."""
     graph = build_compliance_graph(
@@ -120,6 +122,7 @@ def build_coordinator(
         hooks=events.hooks(),
         reason_policy=reason_policy,
         routing=routing,
+        qa_sampling=qa_sampling,
     )
 
 
@@ -193,6 +196,7 @@ def new_service(
     idempotency: IdempotencyStore | None = None,
     reason_policy: ReasonPolicy | None = None,
     routing: Routing | None = None,
+    qa_sampling: QaSampling | None = None,
     **router_options: Any,
 ) -> Service:
     """A coordinator on `backend` behind the router, with an httpx client over ASGI.
@@ -201,7 +205,13 @@ def new_service(
     """
     events = ReviewEvents()
     coord = build_coordinator(
-        backend, events, clock, policy=policy, reason_policy=reason_policy, routing=routing
+        backend,
+        events,
+        clock,
+        policy=policy,
+        reason_policy=reason_policy,
+        routing=routing,
+        qa_sampling=qa_sampling,
     )
     app = make_app(coord, events, idempotency=idempotency, heartbeat=0.2, **router_options)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")

@@ -757,3 +757,123 @@ def test_a_stop_shows_a_banner_in_chromium(served: ServerThread, tmp_path: Path)
     ]
     head.close()
     sam.close()
+
+
+@dataclass
+class QaServed:
+    """A QA-sampling review service on uvicorn, with its coordinator and event loop."""
+
+    server: ServerThread
+    holder: dict[str, Any]
+
+    def run(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Run `work(coordinator)` on the server's own loop (its stores live there)."""
+        import asyncio
+
+        future = asyncio.run_coroutine_threadsafe(
+            work(self.holder["coordinator"]), self.holder["loop"]
+        )
+        return future.result(10)
+
+
+@pytest.fixture
+def served_qa() -> Iterator[QaServed]:
+    """The review router over a coordinator sampling every auto-delivered reply for QA.
+
+    Two threads, `qa-1` and `qa-2`, got a clean reply the rules let through, so
+    each has a QA review; the caller is `qa@bank`, holding the QA role.
+    """
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from hitl_compliance import HitlCoordinator, KeywordRule, QaSampling, build_compliance_graph
+    from hitl_compliance.fastapi import create_review_router
+
+    holder: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        graph = build_compliance_graph(
+            lambda state: "Our branches open at 9am.",
+            rules=[KeywordRule("promise", ["guaranteed returns"])],
+            checkpointer=InMemorySaver(),
+        )
+        coord = HitlCoordinator(graph, qa_sampling=QaSampling(rate=1.0, roles=frozenset({"qa"})))
+        for thread in ("qa-1", "qa-2"):
+            await coord.process(thread, "When do you open?")
+        holder["coordinator"] = coord
+        holder["loop"] = asyncio.get_running_loop()
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(
+        create_review_router(
+            lambda: holder["coordinator"],
+            authenticate=lambda: Reviewer("qa@bank", roles=frozenset({"qa"})),
+        )
+    )
+    with ServerThread(app) as server:
+        yield QaServed(server, holder)
+
+
+def test_qa_verdicts_recorded_from_the_inbox(served_qa: QaServed, tmp_path: Path) -> None:
+    """The QA panel lists the sample; a disagree needs a code; verdicts reach the ledger."""
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{served_qa.server.url}/inbox")
+            panel = page.locator("#qa-panel")
+            cards = panel.locator("article.qa")
+            expect(cards).to_have_count(2)
+            first = panel.locator('article[data-qa="qa:qa-1:1"]')
+            expect(first.locator(".qa-id")).to_have_text("qa:qa-1:1")
+            first.get_by_role("button", name="Disagree", exact=True).click()
+            expect(page.locator("#banner")).to_contain_text("reason_code")
+            expect(cards).to_have_count(2)
+            first.get_by_role("combobox", name="QA reason code for qa:qa-1:1").select_option(
+                "missing_risk_warning"
+            )
+            first.get_by_role("textbox", name="QA note for qa:qa-1:1").fill("no risk line")
+            first.get_by_role("button", name="Disagree", exact=True).click()
+            expect(cards).to_have_count(1)
+            expect(page.locator("#banner")).to_contain_text("QA verdict on qa:qa-1:1: disagree")
+            expect(page.locator("#audit tbody tr").last).to_have_attribute(
+                "data-event", "qa_verdict"
+            )
+            panel.locator('article[data-qa="qa:qa-2:1"]').get_by_role(
+                "button", name="Agree", exact=True
+            ).click()
+            expect(panel).to_be_hidden()
+            assert errors == []
+        finally:
+            context.close()
+
+    async def check(coord: Any) -> None:
+        disagreed = await coord.qa_review("qa:qa-1:1")
+        assert (disagreed.verdict, disagreed.reason_code, disagreed.reviewer) == (
+            "disagree",
+            "missing_risk_warning",
+            "qa@bank",
+        )
+        assert (await coord.qa_review("qa:qa-2:1")).verdict == "agree"
+        for thread in ("qa-1", "qa-2"):
+            rows = [r for r in await coord.audit_log(thread) if r.event == "qa_verdict"]
+            assert len(rows) == 1, rows
+        assert rows[0].payload["verdict"] == "agree"
+        assert (await coord.verify_audit()).ok
+
+    served_qa.run(check)

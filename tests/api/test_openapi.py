@@ -22,6 +22,8 @@ JSON_ROUTES = {
     ("get", "/audit/verify"): "LedgerReport",
     ("get", "/reason-codes"): "ReasonTaxonomy",
     ("post", "/stops/on"): "StopInfo",
+    ("get", "/qa/{qa_review_id}"): "QaReview",
+    ("post", "/qa/{qa_review_id}/verdict"): "QaReview",
     ("get", "/oversight"): "OversightReport",
 }
 PROBLEMS = {
@@ -40,6 +42,10 @@ PROBLEMS = {
     ("get", "/stops"): {"401", "422"},
     ("post", "/stops/on"): {"400", "401", "403", "415", "422"},
     ("post", "/stops/off"): {"400", "401", "403", "415", "422"},
+    ("get", "/qa/pending"): {"401", "422"},
+    ("get", "/qa/disagreement"): {"401", "422"},
+    ("get", "/qa/{qa_review_id}"): {"401", "404", "422"},
+    ("post", "/qa/{qa_review_id}/verdict"): {"400", "401", "403", "404", "409", "415", "422"},
     ("get", "/oversight"): {"401", "422"},
 }
 
@@ -101,6 +107,29 @@ class TestOpenApi:
             assert set(ok) == {"text/javascript"}, script
         evidence = openapi["paths"]["/reviews/{thread_id}/evidence"]["get"]["responses"]["200"]
         assert set(evidence["content"]) == {"text/html", "application/json"}
+        for path, model in (("/qa/pending", "QaReview"), ("/qa/disagreement", "QaRuleCountInfo")):
+            listed = openapi["paths"][path]["get"]["responses"]["200"]["content"]
+            assert listed["application/json"]["schema"]["items"] == {
+                "$ref": f"#/components/schemas/{model}"
+            }, path
+
+    def test_qa_routes(self, openapi: dict[str, Any]) -> None:
+        """The QA id is one path parameter (no convertor suffix); the verdict body is closed."""
+        paths = openapi["paths"]
+        assert not [p for p in paths if ":" in p]
+        for path, method in (("/qa/{qa_review_id}", "get"), ("/qa/{qa_review_id}/verdict", "post")):
+            [param] = [p for p in paths[path][method]["parameters"] if p["in"] == "path"]
+            assert (param["name"], param["required"]) == ("qa_review_id", True)
+            assert param["schema"]["maxLength"] == 600
+        verdict = paths["/qa/{qa_review_id}/verdict"]["post"]
+        headers = [p["name"] for p in verdict["parameters"] if p["in"] == "header"]
+        assert headers == ["Idempotency-Key"]
+        body = openapi["components"]["schemas"]["QaVerdictRequest"]
+        assert body["additionalProperties"] is False
+        assert body["required"] == ["verdict"]
+        assert body["properties"]["verdict"]["enum"] == ["agree", "disagree"]
+        counts = openapi["components"]["schemas"]["QaRuleCountInfo"]["properties"]
+        assert {"rule", "sampled", "reviewed", "disagreements", "disagreement_rate"} == set(counts)
 
     def test_problem_responses(self, openapi: dict[str, Any]) -> None:
         """Each route declares its problem statuses as `application/problem+json` Problems."""

@@ -96,8 +96,14 @@ NOT_DECISIONS = {
     "report",
 }
 
-NOT_DECISION_ROUTES = {"/stops/on", "/stops/off", "/reviews/{thread_id}/assign"}
-"""POST routes of the review router that decide no review (the stop switch, reassignment)."""
+NOT_DECISION_ROUTES = {
+    "/stops/on",
+    "/stops/off",
+    "/reviews/{thread_id}/assign",
+    "/qa/{qa_review_id:hitl_qa_verdict_id}/verdict",
+}
+"""POST routes of the review router that decide no first-line review (the stop switch,
+reassignment, a second-line QA verdict)."""
 
 
 class TestKinds:

@@ -16,6 +16,10 @@ Routes (relative to where the router is mounted):
 | `POST /reviews/{thread_id}/reject` | reject with a `reason` |
 | `GET /reviews/{thread_id}/audit` | the thread's audit records |
 | `GET /audit/verify` | verify the tamper-evident ledger |
+| `GET /qa/pending` | second-line QA reviews awaiting a verdict (`limit`) |
+| `GET /qa/{qa_review_id}` | one QA review |
+| `POST /qa/{qa_review_id}/verdict` | record `agree` / `disagree` (with a `reason_code`) once |
+| `GET /qa/disagreement` | per-rule QA counts and disagreement rate (`since`, `until`) |
 | `GET /events` | `paused` / `decided` / `expired` as Server-Sent Events |
 | `GET /me` | the authenticated reviewer |
 | `GET /inbox` | the reviewer inbox page (HTML and vanilla JS, no build step) |
@@ -64,7 +68,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a test with fastap
     ) from exc
 
 from hitl_compliance.errors import CrossOriginRequestError, UnsupportedMediaTypeError
-from hitl_compliance.fastapi._bodies import ApproveRequest, RejectRequest, ReviewerInfo, ReviewPage
+from hitl_compliance.fastapi._bodies import (
+    ApproveRequest,
+    QaVerdictRequest,
+    RejectRequest,
+    ReviewerInfo,
+    ReviewPage,
+)
 from hitl_compliance.fastapi._events import ReviewEventMessage, ReviewEvents, Subscription
 from hitl_compliance.fastapi._idempotency import (
     IdempotencyStore,
@@ -87,6 +97,7 @@ __all__ = [
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
     "Problem",
+    "QaVerdictRequest",
     "RejectRequest",
     "ReviewEventMessage",
     "ReviewEvents",

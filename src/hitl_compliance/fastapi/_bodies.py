@@ -10,7 +10,7 @@ in `_decision_kinds.py`.
 
 import math
 from datetime import datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
@@ -20,6 +20,7 @@ from hitl_compliance._text import plain_text
 from hitl_compliance._validate import Metadata, PlainText
 from hitl_compliance.errors import InvalidInputError
 from hitl_compliance.models import PendingReview
+from hitl_compliance.qa import QaRuleCount
 from hitl_compliance.stops import StopSwitch
 
 __all__ = [
@@ -28,6 +29,9 @@ __all__ = [
     "AssignmentInfo",
     "Metadata",
     "PlainText",
+    "QaReviewId",
+    "QaRuleCountInfo",
+    "QaVerdictRequest",
     "ReasonCodeInfo",
     "ReasonCountInfo",
     "ReasonTaxonomy",
@@ -47,6 +51,69 @@ ThreadId = Annotated[
     AfterValidator(plain_text),
 ]
 """The `{thread_id}` path parameter."""
+
+QaReviewId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=600,
+        description=(
+            "The QA review's id, `qa:<thread id>:<turn>` as `GET /qa/pending` lists it "
+            "(colons as they are; a `/` of the thread id percent-encoded or not)."
+        ),
+        examples=["qa:conv-1:1"],
+    ),
+    AfterValidator(plain_text),
+]
+"""The `{qa_review_id}` path parameter (routed with Starlette's `path` convertor)."""
+
+
+class QaVerdictRequest(BaseModel):
+    """Body of `POST /qa/{qa_review_id}/verdict`: a QA reviewer's verdict on a sampled reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["agree", "disagree"] = Field(
+        description=(
+            "`agree`: the rules were right to let the reply through; `disagree`: it needed a human."
+        )
+    )
+    reason_code: PlainText | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Why, as a code of the service's taxonomy (`GET /reason-codes`); required "
+            "for `disagree`. Unknown: a 422 `ReasonCodeError`. Audited."
+        ),
+    )
+    reason: PlainText | None = Field(
+        default=None,
+        max_length=5_000,
+        description="Free text (required by codes that need text, such as `other`); audited.",
+    )
+
+
+class QaRuleCountInfo(BaseModel):
+    """One rule's second-line QA outcome in `GET /qa/disagreement`."""
+
+    rule: str
+    sampled: int = Field(description="QA reviews sampled in the window whose rules include it.")
+    reviewed: int = Field(description="Of those, how many hold a verdict.")
+    disagreements: int = Field(description="Of those, how many the QA reviewer disagreed with.")
+    disagreement_rate: float | None = Field(
+        description="`disagreements / reviewed`; `null` before any verdict."
+    )
+
+    @classmethod
+    def of(cls, count: QaRuleCount) -> "QaRuleCountInfo":
+        """The count as the API shows it."""
+        return cls(
+            rule=count.rule,
+            sampled=count.sampled,
+            reviewed=count.reviewed,
+            disagreements=count.disagreements,
+            disagreement_rate=count.disagreement_rate,
+        )
 
 
 class ReviewPage(BaseModel):

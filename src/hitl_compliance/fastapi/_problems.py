@@ -29,6 +29,8 @@ from hitl_compliance.errors import (
     InvalidInputError,
     NotAuthorizedError,
     PolicyViolationError,
+    QaAlreadyRecordedError,
+    QaReviewNotFoundError,
     ReviewNotFoundError,
     StaleReviewError,
     ThreadBusyError,
@@ -86,7 +88,15 @@ class Problem(BaseModel):
     reviewer: str | None = None
     missing_roles: list[str] | None = None
     review_status: str | None = Field(
-        default=None, description="`AlreadyDecidedError`: the review's status now."
+        default=None,
+        description=(
+            "`AlreadyDecidedError`: the review's status now (`QaAlreadyRecordedError`: "
+            "the verdict it holds)."
+        ),
+    )
+    qa_review_id: str | None = Field(
+        default=None,
+        description="`QaReviewNotFoundError`, `QaAlreadyRecordedError`: the QA review's id.",
     )
     expected: str | None = None
     actual: str | None = None
@@ -123,6 +133,8 @@ _TITLES: dict[type[HitlError], str] = {
     UnsupportedMediaTypeError: "Body is not JSON",
     AlreadyDecidedError: "Review already decided",
     DuplicateVoteError: "Reviewer already voted",
+    QaReviewNotFoundError: "QA review not found",
+    QaAlreadyRecordedError: "QA verdict already recorded",
     StaleReviewError: "Review changed since it was loaded",
     ThreadBusyError: "Thread busy",
     InvalidInputError: "Invalid input",
@@ -181,6 +193,8 @@ def problem_response(exc: HitlError) -> Response:
         body["missing_roles"] = sorted(exc.missing_roles)
     if isinstance(exc, AlreadyDecidedError):
         body["review_status"] = exc.status
+    if isinstance(exc, (QaReviewNotFoundError, QaAlreadyRecordedError)):
+        body["qa_review_id"] = exc.qa_review_id
     if isinstance(exc, StaleReviewError):
         body["expected"] = exc.expected
         body["actual"] = exc.actual
@@ -293,8 +307,11 @@ def problems(*statuses: int, model: bool = True) -> dict[int | str, dict[str, An
             "The approval policy (or four-eyes) forbids this reviewer, audited as `denied`; "
             "or a browser sent the request from another origin (`CrossOriginRequestError`)."
         ),
-        404: "No pending review for this thread.",
-        409: "Already decided, stale (`expected` mismatch) or the thread is busy.",
+        404: "No pending review for this thread (on `/qa/...`: no QA review has this id).",
+        409: (
+            "Already decided, stale (`expected` mismatch) or the thread is busy "
+            "(on `/qa/...`: the QA review holds a verdict already)."
+        ),
         415: "The body is not declared JSON (`Content-Type: application/json`).",
         422: "Invalid input, or an edited reply breaks a `block` rule.",
     }

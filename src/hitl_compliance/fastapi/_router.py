@@ -1,8 +1,9 @@
 """The review router: each route translates HTTP to one public `HitlCoordinator` call.
 
 [`create_review_router`][hitl_compliance.fastapi.create_review_router] checks its
-arguments, then adds three groups of routes: the JSON review routes (reading
-and deciding reviews, the audit trail), the event stream, and the inbox page.
+arguments, then adds four groups of routes: the JSON review routes (reading
+and deciding reviews, the audit trail), the second-line QA routes, the event
+stream, and the inbox page.
 Nothing here decides anything: who may decide what is the coordinator's policy,
 what a request may contain is `_bodies`, how errors look is `_problems`, how
 a repeated `Idempotency-Key` is answered is `_idempotency`.
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
 
 from hitl_compliance import _decision_kinds
 from hitl_compliance._decision_kinds import DecisionKind
@@ -33,6 +35,9 @@ from hitl_compliance.fastapi._bodies import (
     AssignmentInfo,
     AssignRequest,
     PlainText,
+    QaReviewId,
+    QaRuleCountInfo,
+    QaVerdictRequest,
     ReasonCodeInfo,
     ReasonCountInfo,
     ReasonTaxonomy,
@@ -65,11 +70,42 @@ from hitl_compliance.ledger import LedgerReport
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
 from hitl_compliance.oversight import OversightReport
 from hitl_compliance.policy import Reviewer
+from hitl_compliance.qa import QaReview
 
 __all__ = ["create_review_router", "decide_once", "pending_review"]
 
 _LATER_FIELDS = ("tool_args", "reason_code", "reason")
 """Body fields added after the first release: out of a replay's fingerprint while unset."""
+
+
+class _QaReviewIdConvertor(Convertor[str]):
+    """A QA review id in `GET /qa/{id}`: any text (a thread id may hold `/`) not ending `/verdict`.
+
+    With Starlette's `path` convertor the GET route would also match
+    `/qa/{id}/verdict` and answer its other methods with `405 Allow: GET`,
+    hiding the POST. A QA review id ends in `:<turn>`, never in `/verdict`.
+    `[\\s\\S]`, not `.`: a decoded path may hold a newline, and the route should
+    answer it (a 404 or 422 problem), not miss it.
+    """
+
+    regex = r"(?:[^/]|/(?!verdict\Z))+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _QaVerdictIdConvertor(_QaReviewIdConvertor):
+    """A QA review id in `POST /qa/{id}/verdict`: any text, newlines and `/` included."""
+
+    regex = r"[\s\S]+"
+
+
+# Starlette keeps convertors in one registry; the names are this package's own.
+register_url_convertor("hitl_qa_review_id", _QaReviewIdConvertor())
+register_url_convertor("hitl_qa_verdict_id", _QaVerdictIdConvertor())
 
 ResolveCoordinator = Callable[[], HitlCoordinator]
 """Returns the coordinator to serve, per request."""
@@ -162,6 +198,7 @@ def create_review_router(
     reviewer_of = _reviewer_dependency(authenticate)
     router = APIRouter(route_class=_GuardedRoute, tags=list(tags))
     _add_review_routes(router, coord, reviewer_of, runner)
+    _add_qa_routes(router, coord, reviewer_of, runner)
     if events is not None:
         _add_event_route(router, reviewer_of, events, heartbeat)
     if inbox:
@@ -221,7 +258,7 @@ async def pending_review(
     )
 
 
-async def _answer(decide: Callable[[], Awaitable[ProcessResult]]) -> Response:
+async def _answer(decide: Callable[[], Awaitable[BaseModel]]) -> Response:
     """The decision's result as JSON, or its error as a problem."""
     try:
         result = await decide()
@@ -236,13 +273,14 @@ async def decide_once(
     who: Reviewer,
     key: str | None,
     body: BaseModel,
-    decide: Callable[[], Awaitable[ProcessResult]],
+    decide: Callable[[], Awaitable[BaseModel]],
     query: dict[str, str] | None = None,
 ) -> Response:
     """Run `decide` once per (reviewer, path, Idempotency-Key); replay its response.
 
-    `query` (the `review_id` query parameter, when given) is part of what a
-    replay must repeat, as the body is.
+    `decide` is a review decision (a `ProcessResult`) or a QA verdict (a
+    `QaReview`). `query` (the `review_id` query parameter, when given) is part
+    of what a replay must repeat, as the body is.
     """
     if key is None:
         return await _answer(decide)
@@ -653,6 +691,105 @@ def _add_decision_route(
         return await decide_once(runner, request, who, idempotency_key, body, decide, query)
 
     decide_route.__name__ = kind.verb
+
+
+def _add_qa_routes(
+    router: APIRouter,
+    coord: ResolveCoordinator,
+    reviewer_of: ResolveReviewer,
+    runner: IdempotentRunner,
+) -> None:
+    """Second-line QA: the sample awaiting a verdict, one QA review, a verdict, the counts.
+
+    `/qa/pending` and `/qa/disagreement` are added before `/qa/{qa_review_id}`,
+    which would match them too; a QA review's id (`qa:<thread>:<turn>`) is never
+    one of those words. The id is routed as a path (`path`, and on GET
+    `_QaReviewIdConvertor`, which stops short of `/verdict`), so the `/` a thread
+    id may hold (percent-encoded or not) still reaches the coordinator. GET and
+    POST are on different paths (`/qa/{id}`, `/qa/{id}/verdict`), so no path
+    answers one method with a 405 that hides the other.
+    """
+    Who = Annotated[Reviewer, Depends(reviewer_of)]  # noqa: N806
+    IdempotencyKey = Annotated[  # noqa: N806
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Repeat a POST with the same key to get the first response again.",
+        ),
+    ]
+
+    @router.get(
+        "/qa/pending",
+        operation_id="qa_pending",
+        summary="QA reviews awaiting a verdict, oldest sampled first",
+        response_model=list[QaReview],
+        responses=problems(401, 422),
+    )
+    async def qa_pending(
+        who: Who,
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    ) -> list[QaReview]:
+        return await coord().qa_pending(limit=limit)
+
+    @router.get(
+        "/qa/disagreement",
+        operation_id="qa_disagreement",
+        summary="Per rule, QA reviews sampled, judged and disagreed with",
+        response_model=list[QaRuleCountInfo],
+        responses=problems(401, 422),
+    )
+    async def qa_disagreement(
+        who: Who,
+        since: Annotated[
+            PlainText | None,
+            Query(max_length=64, description="Sampled at or after this ISO-8601 datetime."),
+        ] = None,
+        until: Annotated[
+            PlainText | None,
+            Query(max_length=64, description="Sampled before this ISO-8601 datetime."),
+        ] = None,
+    ) -> list[QaRuleCountInfo]:
+        counts = await coord().qa_disagreement(
+            since=parse_time("since", since), until=parse_time("until", until)
+        )
+        return [QaRuleCountInfo.of(c) for c in counts]
+
+    @router.get(
+        "/qa/{qa_review_id:hitl_qa_review_id}",
+        operation_id="get_qa_review",
+        summary="One QA review, with its verdict once recorded",
+        response_model=QaReview,
+        responses=problems(401, 404, 422),
+    )
+    async def get_qa_review(who: Who, qa_review_id: QaReviewId) -> QaReview:
+        return await coord().qa_review(qa_review_id)
+
+    @router.post(
+        "/qa/{qa_review_id:hitl_qa_verdict_id}/verdict",
+        operation_id="qa_verdict",
+        summary="Record a QA verdict on a sampled reply (a `qa_verdict` audit row), once",
+        response_model=QaReview,
+        responses=problems(400, 401, 403, 404, 409, 415, 422),
+    )
+    async def qa_verdict(
+        request: Request,
+        who: Who,
+        qa_review_id: QaReviewId,
+        body: Annotated[QaVerdictRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        async def decide() -> QaReview:
+            return await coord().qa_verdict(
+                qa_review_id,
+                reviewer=who,
+                verdict=body.verdict,
+                reason_code=body.reason_code,
+                reason=body.reason,
+            )
+
+        return await decide_once(runner, request, who, idempotency_key, body, decide)
 
 
 def _add_event_route(
