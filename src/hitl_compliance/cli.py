@@ -1092,9 +1092,12 @@ async def cmd_resume_delivery(coord: HitlCoordinator, args: argparse.Namespace) 
 
 
 def _aware_time(text: str) -> datetime:
-    """argparse type of `--now`: an ISO-8601 time with its offset, else a usage error."""
+    """argparse type of `--now`: an ISO-8601 time with its offset, else a usage error.
+
+    A trailing `Z` means UTC on every Python (3.10's `fromisoformat` refuses it).
+    """
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:

@@ -74,3 +74,12 @@ class TestReport:
         since_after_until = ["--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"]
         assert main(["report", "--backend", backend_url, *since_after_until]) == 1
         assert "before until" in capsys.readouterr().err
+
+
+def test_a_z_suffix_is_utc_on_every_python() -> None:
+    """`--since ...Z` parses as UTC, also where `datetime.fromisoformat` refuses `Z` (3.10)."""
+    from datetime import datetime, timezone
+
+    from hitl_compliance.cli import _aware_time
+
+    assert _aware_time("2026-02-01T00:00:00Z") == datetime(2026, 2, 1, tzinfo=timezone.utc)
