@@ -133,11 +133,13 @@ async def open_review(
             thread_id=thread_id,
             review_ids=ids,
         )
-    latest = await ctx.reviews.get_review(thread_id)
+    # The thread's latest review only when no open one is the answer (one read saved).
     if review_id is None:
-        review = waiting[0] if len(waiting) == 1 else latest
+        review = waiting[0] if len(waiting) == 1 else await ctx.reviews.get_review(thread_id)
     else:
-        review = next((r for r in opened if r.review_id == review_id), latest)
+        review = next((r for r in opened if r.review_id == review_id), None)
+        if review is None:
+            review = await ctx.reviews.get_review(thread_id)
     if review is None:
         raise refusal_error(Refusal.NO_REVIEW, thread_id=thread_id)
     if review_id is not None and review.review_id != review_id:
