@@ -20,7 +20,14 @@ from hitl_compliance.erasure import ERASED_TEXT, PersonalValue, ThreadErasure
 from hitl_compliance.ledger import ERASED_EVENT
 from hitl_compliance.models import AuditRecord, ReviewRecord
 from hitl_compliance.retention import hold_error
-from hitl_compliance.stores._sql import OPEN_SQL, Dialect, Row, audit_from_row, dumps
+from hitl_compliance.stores._sql import (
+    OPEN_SQL,
+    Dialect,
+    Row,
+    audit_from_row,
+    dumps,
+    review_from_row,
+)
 from hitl_compliance.stores._sqlretention import RetentionWrites
 from hitl_compliance.stores._sqlwrites import Tx, _Audit
 
@@ -185,6 +192,22 @@ class ErasureWrites(RetentionWrites):
         if not any(_personal.commits(r.payload) for r in rows):
             return rows
         return _personal.revealed(rows, [self._value(r) for r in kept])
+
+    async def open_reviews_with_log(
+        self, thread_id: str
+    ) -> tuple[list[ReviewRecord], list[AuditRecord]]:
+        """`open_reviews` and `audit_log` of a thread in one trip: what a decision reads first."""
+        opened, found, kept = await self._fetch_alls(
+            [
+                (self._sql.open_reviews, (thread_id,)),
+                (self._sql.thread_audit_rows, (thread_id,)),
+                (self._personal_sql.thread, (thread_id,)),
+            ]
+        )
+        rows = [audit_from_row(self.dialect, r) for r in found]
+        if any(_personal.commits(r.payload) for r in rows):
+            rows = _personal.revealed(rows, [self._value(r) for r in kept])
+        return [review_from_row(self.dialect, r) for r in opened], rows
 
     async def erase_thread(self, thread_id: str, *, now: datetime, actor: str) -> ThreadErasure:
         """Delete the thread's personal values, redact its reviews and evidence, append `erased`."""
