@@ -120,9 +120,16 @@ def reveal(
     return (shown, proof) if proof else None
 
 
-def revealed(records: Iterable[AuditRecord], values: Iterable[PersonalValue]) -> list[AuditRecord]:
-    """The records with their personal values put back (see [`reveal`][..reveal])."""
-    by_digest = {v.digest: v for v in values}
+def revealed(
+    records: Iterable[AuditRecord],
+    values: Iterable[PersonalValue] | Mapping[str, PersonalValue],
+) -> list[AuditRecord]:
+    """The records with their personal values put back (see [`reveal`][..reveal]).
+
+    `values` may be a mapping by digest already (the memory store's own), so a
+    thread's read costs its rows, not every value the store keeps.
+    """
+    by_digest = values if isinstance(values, Mapping) else {v.digest: v for v in values}
     out: list[AuditRecord] = []
     for record in records:
         shown = reveal(record.payload, by_digest) if record.sealed_payload is None else None

@@ -467,12 +467,12 @@ class InMemoryReviewStore(Sealed):
             )
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
-        return _personal.revealed(self._audit_by_thread.get(thread_id, ()), self._personal.values())
+        return _personal.revealed(self._audit_by_thread.get(thread_id, ()), self._personal)
 
     async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
         if thread_id is not None:
             return await self.audit_log(thread_id)
-        return _personal.revealed(self._audit, self._personal.values())
+        return _personal.revealed(self._audit, self._personal)
 
     # -- personal data (erasure) -----------------------------------------------------
 
