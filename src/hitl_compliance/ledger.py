@@ -329,7 +329,7 @@ def _json_writes_as_jcs(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_JCS_SAFE_INT <= value <= _JCS_SAFE_INT
+        return bool(-_JCS_SAFE_INT <= value <= _JCS_SAFE_INT)
     if kind is list:
         return all(_json_writes_as_jcs(item) for item in value)
     if kind is dict:

@@ -102,12 +102,14 @@ _JSON_LEAVES = (
 )
 _JSON_VALUES = st.recursive(
     _JSON_LEAVES,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=4)
-        | st.sampled_from(["a", "b", "\ue000", "\U0001f600", "z"]),
-        inner,
-        max_size=4,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=4)
+            | st.sampled_from(["a", "b", "\ue000", "\U0001f600", "z"]),
+            inner,
+            max_size=4,
+        )
     ),
     max_leaves=12,
 )
