@@ -93,8 +93,8 @@ _CYCLE: list[Column] = [
 
 _THROUGHPUT: list[Column] = [
     ("Backend", _key("backend")),
-    ("Processes", lambda r: _num(r.get("processes", 1))),
     ("Concurrent threads", _key("concurrency")),
+    ("Processes", lambda r: _num(r.get("processes", 1))),
     ("Library cycles/s", _key("library_cycles_per_s", 1)),
     ("Raw cycles/s", _key("raw_cycles_per_s", 1)),
     ("Library / raw", _key("throughput_ratio")),
