@@ -177,6 +177,8 @@ def _verdict(rows: Sequence[Row], sign: str) -> str:
     targets = sorted({r["target"] for r in rows if r.get("target") is not None})
     bound = f"target {sign} " + " / ".join(f"{t:.2f}" for t in targets) if targets else "target"
     judged = [r for r in rows if r.get("target_met") is not None]
+    if not judged:
+        return "no target recorded"
     missed = sum(1 for r in judged if not r["target_met"])
     if missed == 0:
         return f"{bound}, met everywhere"
