@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -29,13 +29,24 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from benchmarks._raw import RawGraph, Style, build_raw_graph
 from benchmarks._workload import draft, rules
-from hitl_compliance import HitlCoordinator, build_compliance_graph
+from hitl_compliance import ComplianceState, HitlCoordinator, build_compliance_graph
 from hitl_compliance.backends import Backend, open_backend
 
-__all__ = ["BACKENDS", "BackendName", "BenchContext", "with_search_path"]
+if TYPE_CHECKING:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+__all__ = [
+    "BACKENDS",
+    "BackendName",
+    "BenchContext",
+    "Drafter",
+    "raw_postgres_saver",
+    "with_search_path",
+]
 
 BackendName = Literal["memory", "sqlite", "postgres"]
 BACKENDS: tuple[BackendName, ...] = ("memory", "sqlite", "postgres")
+Drafter = Callable[[ComplianceState], str]
 POOL_MAX_SIZE = 10
 """The library's `open_backend` pool size; the baseline's pool gets the same."""
 
@@ -46,6 +57,27 @@ def with_search_path(dsn: str, schema: str) -> str:
     option = "options=" + quote(f"-csearch_path={schema}", safe="")
     query = f"{parts.query}&{option}" if parts.query else option
     return urlunsplit(parts._replace(query=query))
+
+
+@asynccontextmanager
+async def raw_postgres_saver(dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
+    """An `AsyncPostgresSaver` on the pool LangGraph documents (no `setup()`: the caller's)."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn,
+        open=False,
+        min_size=1,
+        max_size=POOL_MAX_SIZE,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+    )
+    await pool.open(wait=True)
+    try:
+        yield AsyncPostgresSaver(pool)
+    finally:
+        await pool.close()
 
 
 @dataclass
@@ -122,12 +154,12 @@ class BenchContext:
 
     @asynccontextmanager
     async def library(
-        self, backend: BackendName, style: Style, label: str = "lib"
+        self, backend: BackendName, style: Style, label: str = "lib", *, drafter: Drafter = draft
     ) -> AsyncIterator[HitlCoordinator]:
-        """A coordinator over the shared drafter and rules, on fresh storage."""
+        """A coordinator over the shared drafter (or `drafter`) and rules, on fresh storage."""
         async with self.library_backend(backend, label) as (opened, _):
             graph = build_compliance_graph(
-                draft, rules=rules(), checkpointer=opened.checkpointer, style=style
+                drafter, rules=rules(), checkpointer=opened.checkpointer, style=style
             )
             yield HitlCoordinator(graph, reviews=opened.reviews)
 
@@ -145,30 +177,14 @@ class BenchContext:
                 await saver.setup()
                 yield saver
         else:
-            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-            from psycopg.rows import dict_row
-            from psycopg_pool import AsyncConnectionPool
-
-            async with self.postgres_schema(label) as dsn:
-                pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                    dsn,
-                    open=False,
-                    min_size=1,
-                    max_size=POOL_MAX_SIZE,
-                    kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-                )
-                await pool.open(wait=True)
-                try:
-                    pg_saver = AsyncPostgresSaver(pool)
-                    await pg_saver.setup()
-                    yield pg_saver
-                finally:
-                    await pool.close()
+            async with self.postgres_schema(label) as dsn, raw_postgres_saver(dsn) as pg_saver:
+                await pg_saver.setup()
+                yield pg_saver
 
     @asynccontextmanager
     async def raw(
-        self, backend: BackendName, style: Style, label: str = "raw"
+        self, backend: BackendName, style: Style, label: str = "raw", *, drafter: Drafter = draft
     ) -> AsyncIterator[RawGraph]:
-        """The hand-written baseline graph on fresh storage."""
+        """The hand-written baseline graph (over `drafter`) on fresh storage."""
         async with self.raw_saver(backend, label) as saver:
-            yield build_raw_graph(draft, rules(), checkpointer=saver, style=style)
+            yield build_raw_graph(drafter, rules(), checkpointer=saver, style=style)

@@ -31,10 +31,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
-from benchmarks._workload import MESSAGE, raw_decision
+from benchmarks._workload import MESSAGE, SAFE_REPLY, raw_decision
 from hitl_compliance import ComplianceState, KeywordRule, RegexRule
 
-__all__ = ["RawGraph", "Style", "build_raw_graph", "raw_cycle", "raw_pause"]
+__all__ = ["RawGraph", "Style", "build_raw_graph", "raw_cycle", "raw_pause", "raw_turn"]
 
 Style = Literal["interrupt_before", "command_resume"]
 RawGraph = CompiledStateGraph[Any, Any, Any, Any]
@@ -179,3 +179,14 @@ async def raw_cycle(graph: RawGraph, style: Style, thread_id: str) -> None:
     """One full cycle: process -> pause -> approve -> delivered."""
     await raw_pause(graph, style, thread_id)
     await raw_approve(graph, style, thread_id)
+
+
+async def raw_turn(graph: RawGraph, thread_id: str) -> None:
+    """One turn whose draft passes the rules: `ainvoke`, and its result says it was delivered.
+
+    On a fresh thread the returned state alone shows the outcome (a reply, sent by the
+    model), so a careful user needs no `aget_state` here, with either style.
+    """
+    out = await graph.ainvoke({"customer_message": MESSAGE}, _config(thread_id))
+    if out.get("agent_type") != "llm" or out.get("agent_response") != SAFE_REPLY:
+        raise AssertionError(f"raw graph did not deliver the safe draft on {thread_id}: {out}")

@@ -63,9 +63,17 @@ def _target(r: Row) -> str:
     return "–" if met is None else ("yes" if met else "**no**")
 
 
+def _bound(r: Row, sign: str) -> str:
+    """`yes (≤ 1.05)` / `**no** (≥ 0.95)`: whether the row meets its own target."""
+    if r.get("target") is None:
+        return _target(r)
+    return f"{_target(r)} ({sign} {r['target']:.2f})"
+
+
 _CYCLE: list[Column] = [
     ("Backend", _key("backend")),
     ("Style", lambda r: f"`{r['style']}`"),
+    ("Kind", lambda r: r.get("kind", "cycle")),
     ("Library median (ms)", _key("library_median_ms")),
     ("Raw median (ms)", _key("raw_median_ms")),
     ("Overhead (ms)", _key("overhead_ms")),
@@ -79,13 +87,14 @@ _CYCLE: list[Column] = [
     ),
     ("Library p99 (ms)", _key("library_p99_ms")),
     ("Raw p99 (ms)", _key("raw_p99_ms")),
-    ("Cycles each", _key("cycles_each")),
-    ("≤ 1.15", _target),
+    ("Calls each", _key("cycles_each")),
+    ("Target met", lambda r: _bound(r, "≤")),
 ]
 
 _THROUGHPUT: list[Column] = [
     ("Backend", _key("backend")),
     ("Concurrent threads", _key("concurrency")),
+    ("Processes", lambda r: _num(r.get("processes", 1))),
     ("Library cycles/s", _key("library_cycles_per_s", 1)),
     ("Raw cycles/s", _key("raw_cycles_per_s", 1)),
     ("Library / raw", _key("throughput_ratio")),
@@ -96,6 +105,7 @@ _THROUGHPUT: list[Column] = [
     ("Raw p50 / p99 (ms)", lambda r: f"{_num(r['raw_p50_ms'], 1)} / {_num(r['raw_p99_ms'], 1)}"),
     ("Failed cycles (lib / raw)", lambda r: f"{r['library_errors']} / {r['raw_errors']}"),
     ("Cycles each", _key("cycles_each")),
+    ("Target met", lambda r: _bound(r, "≥")),
 ]
 
 
@@ -132,12 +142,13 @@ _SLA: list[Column] = [
 _IO: list[Column] = [
     ("Backend", _key("backend")),
     ("Style", lambda r: f"`{r['style']}`"),
+    ("Workload", lambda r: r.get("workload", "cycle")),
     ("Unit", _key("unit")),
-    ("Library per cycle", lambda r: f"**{_num(r['library_total'], 1)}**"),
+    ("Library per call", lambda r: f"**{_num(r['library_total'], 1)}**"),
     ("… checkpointer", _key("library_checkpointer", 1)),
     ("… review store", _key("library_review_store", 1)),
     ("Library transactions", _key("library_transactions", 1)),
-    ("Raw per cycle", _key("raw_total", 1)),
+    ("Raw per call", _key("raw_total", 1)),
     ("Library / raw", _key("ratio")),
 ]
 
@@ -161,32 +172,56 @@ _COLUMNS: dict[str, list[Column]] = {
 }
 
 
+def _verdict(rows: Sequence[Row], sign: str) -> str:
+    """`target ≤ 1.05, met everywhere` or `..., not met in 3 of 6 rows` (each row's own target)."""
+    targets = sorted({r["target"] for r in rows if r.get("target") is not None})
+    bound = f"target {sign} " + " / ".join(f"{t:.2f}" for t in targets) if targets else "target"
+    judged = [r for r in rows if r.get("target_met") is not None]
+    if not judged:
+        return "no target recorded"
+    missed = sum(1 for r in judged if not r["target_met"])
+    if missed == 0:
+        return f"{bound}, met everywhere"
+    return f"{bound}, **not met** in {missed} of {len(judged)} rows"
+
+
+def _ratio_line(title: str, rows: Sequence[Row]) -> str:
+    parts = [f"{r['backend']}/{r['style']} **{r['ratio']:.2f}**" for r in rows]
+    verdict = _verdict(rows, "≤")
+    return f"- **{title}** (library / raw, median; {verdict}): " + ", ".join(parts) + "."
+
+
 def _summary(results: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     cycle = results.get("cycle")
     if cycle and cycle["rows"]:
-        parts = [f"{r['backend']}/{r['style']} **{r['ratio']:.2f}**" for r in cycle["rows"]]
-        met = all(r["target_met"] for r in cycle["rows"])
-        lines.append(
-            "- **Cycle overhead** (library / raw, median; target ≤ 1.15, "
-            f"{'met everywhere' if met else 'not met everywhere'}): " + ", ".join(parts) + "."
-        )
+        for kind, title in (("cycle", "Cycle overhead"), ("turn", "Non-paused turn")):
+            rows = [r for r in cycle["rows"] if r.get("kind", "cycle") == kind]
+            if rows:
+                lines.append(_ratio_line(title, rows))
+    gated = results.get("gated")
+    if gated and gated["rows"]:
+        lines.append(_ratio_line("Gated ReAct cycle", gated["rows"]))
     io = results.get("io")
     if io and io["rows"]:
         parts = [
-            f"{r['backend']}/{r['style']} {_num(r['library_total'], 0)} vs "
-            f"{_num(r['raw_total'], 0)} {r['unit']}"
+            f"{r['backend']}/{r['style']}/{r.get('workload', 'cycle')} "
+            f"{_num(r['library_total'], 0)} vs {_num(r['raw_total'], 0)} {r['unit']}"
             for r in io["rows"]
         ]
-        lines.append("- **Storage I/O per cycle** (library vs raw): " + ", ".join(parts) + ".")
+        lines.append("- **Storage I/O per call** (library vs raw): " + ", ".join(parts) + ".")
     throughput = results.get("throughput")
     if throughput and throughput["rows"]:
         parts = [
-            f"{r['backend']} ×{r['concurrency']}: {_num(r['library_cycles_per_s'], 0)} vs "
-            f"{_num(r['raw_cycles_per_s'], 0)}"
+            f"{r['backend']} {_processes(r)}×{r['concurrency']}: "
+            f"{_num(r['library_cycles_per_s'], 0)} vs {_num(r['raw_cycles_per_s'], 0)} "
+            f"({_num(r['throughput_ratio'])})"
             for r in throughput["rows"]
         ]
-        lines.append("- **Throughput** (cycles/s, library vs raw): " + "; ".join(parts) + ".")
+        lines.append(
+            f"- **Throughput** (cycles/s, library vs raw (ratio); "
+            f"{_verdict(throughput['rows'], '≥')}): " + "; ".join(parts) + "."
+        )
     pending = results.get("pending")
     if pending and pending["rows"]:
         biggest = max(r["threads"] for r in pending["rows"])
@@ -211,8 +246,21 @@ def _summary(results: dict[str, Any]) -> list[str]:
     memory = results.get("memory")
     if memory and memory["rows"]:
         parts = [f"{r['variant']} {_num(r['rss_mib_per_10k'], 1)} MiB" for r in memory["rows"]]
-        lines.append("- **Memory** per 10k pending reviews (RSS): " + ", ".join(parts) + ".")
+        line = "- **Memory** per 10k pending reviews (RSS): " + ", ".join(parts)
+        rss = {r["variant"]: r["rss_mib_per_10k"] for r in memory["rows"]}
+        target = memory["params"].get("target_ratio")
+        if rss.get("library") and rss.get("raw") and target is not None:
+            ratio = rss["library"] / rss["raw"]
+            met = "met" if ratio <= target else "**not met**"
+            line += f"; library / raw **{ratio:.2f}** (target ≤ {target:.2f}, {met})"
+        lines.append(line + ".")
     return lines
+
+
+def _processes(r: Row) -> str:
+    """`4 processes ` for a multi-process row, nothing for the usual one-process rows."""
+    n = r.get("processes", 1)
+    return f"{n} processes " if n > 1 else ""
 
 
 def _machine(meta: dict[str, Any]) -> str:

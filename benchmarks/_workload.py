@@ -16,9 +16,11 @@ __all__ = [
     "MESSAGE",
     "REVIEWER",
     "RISKY_REPLY",
+    "SAFE_REPLY",
     "draft",
     "raw_decision",
     "rules",
+    "safe_draft",
 ]
 
 MESSAGE = "Should I move my pension into the Global Equity Fund?"
@@ -27,6 +29,9 @@ MESSAGE = "Should I move my pension into the Global Equity Fund?"
 RISKY_REPLY = "Our fund offers guaranteed returns of 9% a year."
 """What the drafter always answers: it trips the `guarantee` rule, so every turn pauses."""
 
+SAFE_REPLY = "The fund's value can fall as well as rise; our adviser can talk you through it."
+"""What the safe drafter answers: no rule fires, so the turn is delivered at once."""
+
 REVIEWER = "officer@bank.example"
 """Who approves every paused draft."""
 
@@ -34,6 +39,11 @@ REVIEWER = "officer@bank.example"
 def draft(state: ComplianceState) -> str:
     """The zero-latency drafter used by both the library and the raw baseline."""
     return RISKY_REPLY
+
+
+def safe_draft(state: ComplianceState) -> str:
+    """The zero-latency drafter of the non-paused turn: a reply every rule passes."""
+    return SAFE_REPLY
 
 
 def rules() -> list[KeywordRule | RegexRule]:

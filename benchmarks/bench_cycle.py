@@ -6,24 +6,32 @@ graph driven the way a careful user must (see `benchmarks._raw`). Every cycle
 uses a fresh thread id. The two run interleaved in alternating rounds on
 separate but identically configured storage, sequentially (one cycle in
 flight), so the ratio of medians is the library's per-cycle overhead.
+
+Rows of kind `turn` time the other common path, a turn whose draft passes the
+rules and is delivered at once: `coord.process(t, msg)` returning `completed`
+(the library also writes the turn's `replied` ledger record) against the raw
+graph's one `ainvoke`.
 """
 
 from __future__ import annotations
 
 import statistics
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks._backends import BackendName, BenchContext
 from benchmarks._harness import Interleaved, interleave, ms, percentile
-from benchmarks._raw import Style, raw_cycle
+from benchmarks._raw import Style, raw_cycle, raw_turn
 from benchmarks._result import BenchResult, guarded, new_result
-from benchmarks._workload import MESSAGE, REVIEWER
+from benchmarks._workload import MESSAGE, REVIEWER, SAFE_REPLY, safe_draft
 
-__all__ = ["TARGET_RATIO", "cycle_row", "run"]
+__all__ = ["KINDS", "TARGET_RATIO", "Kind", "cycle_row", "run"]
 
-TARGET_RATIO = 1.15
+TARGET_RATIO = 1.05
+"""Issue 19: library / raw median at most this, for cycles and non-paused turns alike."""
 STYLES: tuple[Style, ...] = ("interrupt_before", "command_resume")
+Kind = Literal["cycle", "turn"]
+KINDS: tuple[Kind, ...] = ("cycle", "turn")
 
 
 def _params(ctx: BenchContext) -> dict[str, dict[str, int]]:
@@ -36,6 +44,31 @@ def _params(ctx: BenchContext) -> dict[str, dict[str, int]]:
         "sqlite": {"warmup": 30, "rounds": 10, "per_round": 30},
         "postgres": {"warmup": 30, "rounds": 10, "per_round": 30},
     }
+
+
+async def _measure_turn(
+    ctx: BenchContext, backend: BackendName, style: Style, p: dict[str, int]
+) -> Interleaved:
+    """Interleaved latencies of a turn delivered at once (no pause), library and raw."""
+    async with (
+        ctx.library(backend, style, drafter=safe_draft) as coord,
+        ctx.raw(backend, style, drafter=safe_draft) as graph,
+    ):
+
+        async def library_turn() -> None:
+            done = await coord.process(uuid.uuid4().hex, MESSAGE)
+            if done.status != "completed" or done.agent_response != SAFE_REPLY:
+                raise AssertionError(f"library did not deliver at once: {done.status}")
+
+        async def raw_one() -> None:
+            await raw_turn(graph, uuid.uuid4().hex)
+
+        return await interleave(
+            {"library": library_turn, "raw": raw_one},
+            warmup=p["warmup"],
+            rounds=p["rounds"],
+            per_round=p["per_round"],
+        )
 
 
 async def _measure(
@@ -67,23 +100,27 @@ async def _measure(
         )
 
 
-def cycle_row(backend: str, style: str, timed: Interleaved, target: float) -> dict[str, Any]:
-    """One results row of an interleaved library-vs-raw cycle measurement."""
+def cycle_row(
+    backend: str, style: str, timed: Interleaved, target: float, kind: Kind = "cycle"
+) -> dict[str, Any]:
+    """One results row of an interleaved library-vs-raw measurement (a cycle or a turn)."""
     per_round = timed.round_ratios("library", "raw")
-    ratio = timed.ratio("library", "raw")
+    ratio = round(timed.ratio("library", "raw"), 3)  # judged as shown
     return {
         "backend": backend,
         "style": style,
+        "kind": kind,
         "cycles_each": len(timed.samples["library"]),
         "library_median_ms": ms(timed.median("library")),
         "raw_median_ms": ms(timed.median("raw")),
         "library_p99_ms": ms(percentile(timed.samples["library"], 99)),
         "raw_p99_ms": ms(percentile(timed.samples["raw"], 99)),
         "overhead_ms": ms(timed.median("library") - timed.median("raw")),
-        "ratio": round(ratio, 3),
+        "ratio": ratio,
         "round_ratio_min": round(min(per_round), 3),
         "round_ratio_median": round(statistics.median(per_round), 3),
         "round_ratio_max": round(max(per_round), 3),
+        "target": target,
         "target_met": ratio <= target,
     }
 
@@ -91,7 +128,7 @@ def cycle_row(backend: str, style: str, timed: Interleaved, target: float) -> di
 async def run(ctx: BenchContext) -> BenchResult:
     """Measure library and raw cycle latency on every available backend, both styles."""
     params = _params(ctx)
-    result = new_result("cycle", "Cycle overhead (sequential, one cycle in flight)", params)
+    result = new_result("cycle", "Cycle and turn overhead (sequential, one call in flight)", params)
     result["notes"] += [
         "One cycle = start a turn that pauses for review, then approve it and deliver. "
         "Library: `HitlCoordinator.process` + `approve`. Raw: the hand-written graph "
@@ -100,23 +137,30 @@ async def run(ctx: BenchContext) -> BenchResult:
         "(to learn it paused) + `aupdate_state(as_node='human_approval')` + "
         "`ainvoke(None)`; dynamic style: `ainvoke` (reads `__interrupt__`) + "
         "`ainvoke(Command(resume=...))`.",
+        "Kind `turn` = one turn whose draft passes the rules, delivered at once on a "
+        "fresh thread. Library: `HitlCoordinator.process` returning `completed` (it "
+        "also appends the turn's `replied` ledger record). Raw: the same graph's one "
+        "`ainvoke`, whose returned state shows the reply was sent; nothing else.",
         "The drafter returns at once: all of the time is orchestration and storage.",
-        f"Target: library/raw <= {TARGET_RATIO}. The ratio is median over median; "
-        "'per-round ratio' is the range of the ratio computed within each round.",
+        f"Target (issue 19): library/raw <= {TARGET_RATIO} for cycles and turns. The ratio "
+        "is median over median; 'per-round ratio' is the range of the ratio computed "
+        "within each round. 'Calls each' counts cycles or turns per side.",
     ]
     if "postgres" not in ctx.backends("postgres") and ctx.postgres_skip_reason:
         result["skipped"].append(f"postgres: {ctx.postgres_skip_reason}")
     backends: list[BackendName] = ctx.backends("memory", "sqlite", "postgres")
-    for backend in backends:
-        p = params[backend]
-        for style in STYLES:
-            with guarded(result, f"{backend}/{style}"):
-                timed = await _measure(ctx, backend, style, p)
-                row = cycle_row(backend, style, timed, TARGET_RATIO)
-                result["rows"].append(row)
-                print(
-                    f"  cycle {backend:8} {style:16} library {row['library_median_ms']:7.2f} ms"
-                    f"  raw {row['raw_median_ms']:7.2f} ms  ratio {row['ratio']:.3f}",
-                    flush=True,
-                )
+    for kind in KINDS:
+        measure = _measure if kind == "cycle" else _measure_turn
+        for backend in backends:
+            for style in STYLES:
+                with guarded(result, f"{kind} {backend}/{style}"):
+                    timed = await measure(ctx, backend, style, params[backend])
+                    row = cycle_row(backend, style, timed, TARGET_RATIO, kind)
+                    result["rows"].append(row)
+                    print(
+                        f"  {kind:5} {backend:8} {style:16} library "
+                        f"{row['library_median_ms']:7.2f} ms  raw {row['raw_median_ms']:7.2f} ms"
+                        f"  ratio {row['ratio']:.3f}",
+                        flush=True,
+                    )
     return result

@@ -36,7 +36,7 @@ from hitl_compliance import HitlCoordinator, ToolCallRule, compliance_gate, rout
 
 __all__ = ["TARGET_RATIO", "run"]
 
-TARGET_RATIO = 1.15
+TARGET_RATIO = 1.05
 STYLES: tuple[Style, ...] = ("interrupt_before", "command_resume")
 LIMIT_GBP = 1_000
 
@@ -188,7 +188,7 @@ async def run(ctx: BenchContext) -> BenchResult:
         "review node before the tools (static: `interrupt_before` + `aget_state` + "
         "`aupdate_state(as_node='review')` + `ainvoke(None)`; dynamic: `interrupt()` + "
         "`Command(resume=...)`), with no audit, policy or claim.",
-        f"Target (issue 19): library/raw <= 1.05; this page's cycle target is {TARGET_RATIO}.",
+        f"Target (issue 19): library/raw <= {TARGET_RATIO}.",
     ]
     if "postgres" not in ctx.backends("postgres") and ctx.postgres_skip_reason:
         result["skipped"].append(f"postgres: {ctx.postgres_skip_reason}")

@@ -14,6 +14,10 @@ sequential cycles per backend and style:
   protocol or simple `Query` waits for the server), on a pool built like
   `open_backend`'s (one pool shared by saver and store) so every connection
   can be traced; `BEGIN` counts the explicit transactions.
+
+Three workloads: the factory graph's pause-approve `cycle`, the gated ReAct
+graph's cycle (`gated`, see `benchmarks.bench_gated`) and a `turn` delivered at
+once (no pause; the library appends its `replied` ledger record).
 """
 
 from __future__ import annotations
@@ -25,17 +29,71 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from benchmarks import bench_gated
 from benchmarks._backends import BenchContext
-from benchmarks._raw import Style, build_raw_graph, raw_cycle
+from benchmarks._raw import Style, build_raw_graph, raw_cycle, raw_turn
 from benchmarks._result import BenchResult, guarded, new_result
-from benchmarks._workload import MESSAGE, REVIEWER, draft, rules
-from hitl_compliance import HitlCoordinator, build_compliance_graph
+from benchmarks._workload import MESSAGE, REVIEWER, draft, rules, safe_draft
+from hitl_compliance import HitlCoordinator, ReviewStore, build_compliance_graph
 
-__all__ = ["run"]
+__all__ = ["WORKLOADS", "run"]
 
 STYLES: tuple[Style, ...] = ("interrupt_before", "command_resume")
+Workload = Literal["cycle", "gated", "turn"]
+WORKLOADS: tuple[Workload, ...] = ("cycle", "gated", "turn")
+Call = Callable[[], Awaitable[None]]
+
+
+def _library_call(
+    workload: Workload, style: Style, checkpointer: BaseCheckpointSaver[Any], reviews: ReviewStore
+) -> Call:
+    """One library call of `workload`: a pause and its approval, or a turn delivered at once."""
+    if workload == "gated":
+        graph = bench_gated.library_graph(checkpointer, style)
+    else:
+        drafter = safe_draft if workload == "turn" else draft
+        graph = build_compliance_graph(
+            drafter, rules=rules(), checkpointer=checkpointer, style=style
+        )
+    coord = HitlCoordinator(graph, reviews=reviews)
+
+    async def call() -> None:
+        thread_id = uuid.uuid4().hex
+        done = await coord.process(thread_id, MESSAGE)
+        if workload != "turn":
+            done = await coord.approve(thread_id, reviewer=REVIEWER)
+        if done.status != "completed":
+            raise AssertionError(f"library {workload} did not deliver: {done.status}")
+
+    return call
+
+
+def _raw_call(workload: Workload, style: Style, saver: BaseCheckpointSaver[Any]) -> Call:
+    """The hand-written baseline's call of `workload`."""
+    if workload == "gated":
+        gated = bench_gated.raw_graph(saver, style)
+
+        async def gated_call() -> None:
+            await bench_gated.raw_cycle(gated, style, uuid.uuid4().hex)
+
+        return gated_call
+    graph = build_raw_graph(
+        safe_draft if workload == "turn" else draft, rules(), checkpointer=saver, style=style
+    )
+
+    async def call() -> None:
+        if workload == "turn":
+            await raw_turn(graph, uuid.uuid4().hex)
+        else:
+            await raw_cycle(graph, style, uuid.uuid4().hex)
+
+    return call
+
+
 _SYNC = re.compile(r"^F\t\d+\t(?:Sync|Query)\b", re.M)
 _BEGIN = re.compile(r"^F\t\d+\tQuery\t \"BEGIN", re.M)
 
@@ -68,29 +126,31 @@ def _count_hops() -> Iterator[collections.Counter[int]]:
         store_module._Worker.run = original_run  # type: ignore[method-assign]
 
 
-async def _sqlite(ctx: BenchContext, style: Style, cycles: int, warmup: int) -> dict[str, Any]:
-    async with ctx.library("sqlite", style) as coord, ctx.raw("sqlite", style) as graph:
-        lib_saver = id(coord.graph.checkpointer.conn)  # type: ignore[union-attr]
-
-        async def library_cycle() -> None:
-            thread_id = uuid.uuid4().hex
-            await coord.process(thread_id, MESSAGE)
-            await coord.approve(thread_id, reviewer=REVIEWER)
-
+async def _sqlite(
+    ctx: BenchContext, workload: Workload, style: Style, cycles: int, warmup: int
+) -> dict[str, Any]:
+    async with (
+        ctx.library_backend("sqlite", "io-lib") as (opened, _),
+        ctx.raw_saver("sqlite", "io-raw") as saver,
+    ):
+        lib_saver = id(opened.checkpointer.conn)  # type: ignore[attr-defined]
+        library_call = _library_call(workload, style, opened.checkpointer, opened.reviews)
+        raw_call = _raw_call(workload, style, saver)
         for _ in range(warmup):
-            await library_cycle()
-            await raw_cycle(graph, style, uuid.uuid4().hex)
+            await library_call()
+            await raw_call()
         with _count_hops() as lib_counts:
             for _ in range(cycles):
-                await library_cycle()
+                await library_call()
         with _count_hops() as raw_counts:
             for _ in range(cycles):
-                await raw_cycle(graph, style, uuid.uuid4().hex)
+                await raw_call()
     lib_checkpoints = lib_counts.get(lib_saver, 0)
     lib_store = sum(lib_counts.values()) - lib_checkpoints
     return {
         "backend": "sqlite",
         "style": style,
+        "workload": workload,
         "unit": "thread hops",
         "library_total": round((lib_checkpoints + lib_store) / cycles, 1),
         "library_checkpointer": round(lib_checkpoints / cycles, 1),
@@ -115,7 +175,9 @@ def _read_traces(tracedir: Path, side: str) -> str:
     return "".join(p.read_text() for p in sorted(tracedir.glob(f"{side}-*.trace")))
 
 
-async def _postgres(ctx: BenchContext, style: Style, cycles: int, warmup: int) -> dict[str, Any]:
+async def _postgres(
+    ctx: BenchContext, workload: Workload, style: Style, cycles: int, warmup: int
+) -> dict[str, Any]:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg import AsyncConnection
     from psycopg.pq import Trace
@@ -142,26 +204,12 @@ async def _postgres(ctx: BenchContext, style: Style, cycles: int, warmup: int) -
         try:
             saver = AsyncPostgresSaver(pool)
             await saver.setup()
-            cycle: Callable[[], Awaitable[None]]
             if side == "library":
                 store = PostgresReviewStore(pool)
                 await store.setup()
-                coord = HitlCoordinator(
-                    build_compliance_graph(draft, rules=rules(), checkpointer=saver, style=style),
-                    reviews=store,
-                )
-
-                async def cycle() -> None:
-                    thread_id = uuid.uuid4().hex
-                    await coord.process(thread_id, MESSAGE)
-                    await coord.approve(thread_id, reviewer=REVIEWER)
-
+                cycle = _library_call(workload, style, saver, store)
             else:
-                graph = build_raw_graph(draft, rules(), checkpointer=saver, style=style)
-
-                async def cycle() -> None:
-                    await raw_cycle(graph, style, uuid.uuid4().hex)
-
+                cycle = _raw_call(workload, style, saver)
             for _ in range(warmup):
                 await cycle()
             files = _start_traces(connections, tracedir, side, Trace.SUPPRESS_TIMESTAMPS)
@@ -187,6 +235,7 @@ async def _postgres(ctx: BenchContext, style: Style, cycles: int, warmup: int) -
     return {
         "backend": "postgres",
         "style": style,
+        "workload": workload,
         "unit": "round trips",
         "library_total": round(lib_trips / cycles, 1),
         "library_checkpointer": None,
@@ -199,10 +248,13 @@ async def _postgres(ctx: BenchContext, style: Style, cycles: int, warmup: int) -
 async def run(ctx: BenchContext) -> BenchResult:
     """Trips to storage per cycle on SQLite and Postgres, both styles."""
     cycles, warmup = (3, 1) if ctx.smoke else (40, 3)
-    result = new_result("io", "Storage I/O per cycle (counted, not timed)", {"cycles": cycles})
+    result = new_result("io", "Storage I/O per call (counted, not timed)", {"cycles": cycles})
     result["notes"] += [
-        f"{cycles} sequential cycles per row after {warmup} warm-up cycle(s); counts are per cycle "
-        "and do not depend on machine load.",
+        f"{cycles} sequential calls per row after {warmup} warm-up call(s); counts are per call "
+        "and do not depend on machine load. Workloads: `cycle` = the factory graph's "
+        "pause and approval (as in table 1); `gated` = the gated ReAct graph's cycle "
+        "(as in table 1a); `turn` = a turn delivered at once, no pause (the library "
+        "appends its `replied` ledger record).",
         "SQLite: trips to a worker thread, each one wake-up of the event loop: for "
         "LangGraph's saver, calls into aiosqlite's thread (each `execute`, `fetchone`, "
         "cursor close and commit is one hop); for the review store, calls into its "
@@ -213,18 +265,17 @@ async def run(ctx: BenchContext) -> BenchResult:
     ]
     if "postgres" not in ctx.backends("postgres") and ctx.postgres_skip_reason:
         result["skipped"].append(f"postgres: {ctx.postgres_skip_reason}")
-    for backend in ctx.backends("sqlite", "postgres"):
-        for style in STYLES:
-            with guarded(result, f"{backend}/{style}"):
-                if backend == "sqlite":
-                    row = await _sqlite(ctx, style, cycles, warmup)
-                else:
-                    row = await _postgres(ctx, style, cycles, warmup)
-                row["ratio"] = round(row["library_total"] / row["raw_total"], 2)
-                result["rows"].append(row)
-                print(
-                    f"  io       {backend:8} {style:16} library {row['library_total']} vs raw "
-                    f"{row['raw_total']} {row['unit']} per cycle",
-                    flush=True,
-                )
+    for workload in WORKLOADS:
+        for backend in ctx.backends("sqlite", "postgres"):
+            for style in STYLES:
+                with guarded(result, f"{workload} {backend}/{style}"):
+                    measure = _sqlite if backend == "sqlite" else _postgres
+                    row = await measure(ctx, workload, style, cycles, warmup)
+                    row["ratio"] = round(row["library_total"] / row["raw_total"], 2)
+                    result["rows"].append(row)
+                    print(
+                        f"  io {workload:5} {backend:8} {style:16} library "
+                        f"{row['library_total']} vs raw {row['raw_total']} {row['unit']} per call",
+                        flush=True,
+                    )
     return result

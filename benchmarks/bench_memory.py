@@ -23,7 +23,10 @@ from typing import Any
 from benchmarks._backends import BenchContext
 from benchmarks._result import BenchResult, new_result
 
-__all__ = ["run"]
+__all__ = ["TARGET_RATIO", "run"]
+
+TARGET_RATIO = 1.15
+"""Issue 19: the library's RSS per 10k paused threads at most this times raw's."""
 
 _ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("library", "raw", "store")
@@ -47,7 +50,11 @@ def _child(variant: str, n: int) -> dict[str, Any]:
 async def run(ctx: BenchContext) -> BenchResult:
     """RSS growth per 10k paused threads: library, raw baseline, review store alone."""
     n = 100 if ctx.smoke else 10_000
-    result = new_result("memory", "Memory per 10k pending reviews (in-memory backend)", {"n": n})
+    result = new_result(
+        "memory",
+        "Memory per 10k pending reviews (in-memory backend)",
+        {"n": n, "target_ratio": TARGET_RATIO},
+    )
     result["notes"] += [
         f"Each variant parks {n:,} threads in a fresh process after a 50-thread "
         "warm-up; figures are growth of VmRSS (after `gc.collect()`) and of the "
@@ -86,5 +93,8 @@ async def run(ctx: BenchContext) -> BenchResult:
         )
     lib, raw = result["rows"][0]["rss_mib_per_10k"], result["rows"][1]["rss_mib_per_10k"]
     if raw:
-        result["notes"].append(f"library/raw RSS ratio: {lib / raw:.2f}.")
+        met = "met" if lib / raw <= TARGET_RATIO else "not met"
+        result["notes"].append(
+            f"library/raw RSS ratio: {lib / raw:.2f} (target <= {TARGET_RATIO}: {met})."
+        )
     return result
