@@ -66,7 +66,7 @@ class InputLimits:
             InputTooLargeError: `value` is too long.
         """
         if isinstance(value, str) and len(value) > self.max_text_chars:
-            raise _too_large(field, len(value), self.max_text_chars, "characters", thread_id)
+            raise too_large(field, len(value), self.max_text_chars, "characters", thread_id)
 
     def check_json(self, field: str, value: object, *, thread_id: str | None = None) -> None:
         """Refuse a mapping whose UTF-8 JSON is longer than `max_metadata_bytes`.
@@ -78,7 +78,7 @@ class InputLimits:
             return
         size = json_size(value, self.max_metadata_bytes)
         if size > self.max_metadata_bytes:
-            raise _too_large(field, size, self.max_metadata_bytes, "bytes", thread_id)
+            raise too_large(field, size, self.max_metadata_bytes, "bytes", thread_id)
 
     def check_decision(self, made: Decision, *, thread_id: str | None = None) -> None:
         """Refuse a decision whose texts or metadata exceed the limits.
@@ -92,14 +92,16 @@ class InputLimits:
         self.check_json("tool_args", made.tool_args, thread_id=thread_id)
 
 
-def _too_large(
-    field: str, size: int, limit: int, unit: str, thread_id: str | None
+def too_large(
+    field: str, size: int, limit: int, unit: str, thread_id: str | None, *, fix: str | None = None
 ) -> InputTooLargeError:
-    option = "max_text_chars" if unit == "characters" else "max_metadata_bytes"
+    """The error for `field` of `size` over `limit`; `fix` says how to raise the limit."""
+    if fix is None:
+        option = "max_text_chars" if unit == "characters" else "max_metadata_bytes"
+        fix = f"raise InputLimits({option}=...) where the coordinator is built"
     return InputTooLargeError(
         f"{field} is {size:,} {unit}{'+' if unit == 'bytes' else ''}, over the limit of "
-        f"{limit:,} {unit}; nothing was written. Shorten it, or raise "
-        f"InputLimits({option}=...) where the coordinator is built.",
+        f"{limit:,} {unit}; nothing was written. Shorten it, or {fix}.",
         field=field,
         size=size,
         limit=limit,

@@ -44,8 +44,9 @@ def approval(**fields: Any) -> dict[str, Any]:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -53,7 +54,7 @@ json_values = st.recursive(
 class TestInputLimits:
     def test_defaults_are_documented(self) -> None:
         """The defaults are one million characters per text and bytes per metadata."""
-        assert DEFAULT_INPUT_LIMITS == InputLimits(1_000_000, 1_000_000)
+        assert InputLimits(1_000_000, 1_000_000) == DEFAULT_INPUT_LIMITS
 
     @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10"])
     def test_a_limit_must_be_a_positive_int(self, bad: Any) -> None:
@@ -174,9 +175,7 @@ class TestRawResume:
         """A coordinator attaches its limits: a raw resume around it meets the same ones."""
         coord = HitlCoordinator(factory("command_resume"), limits=SMALL)
         await coord.process("t", "hi")
-        out = await coord.graph.ainvoke(
-            Command(resume=approval(metadata={"k": "x" * 200})), CONFIG
-        )
+        out = await coord.graph.ainvoke(Command(resume=approval(metadata={"k": "x" * 200})), CONFIG)
         assert "metadata is" in out["__interrupt__"][0].value["refused"]
         assert [p.thread_id for p in await coord.pending()] == ["t"]
 
