@@ -150,6 +150,16 @@ _MEMORY: list[Column] = [
     ("Seconds", _key("seconds", 1)),
 ]
 
+_EDIT: list[Column] = [
+    ("Backend", _key("backend")),
+    ("Edit (MB)", _key("edit_mb", 2)),
+    ("Seconds", lambda r: f"**{_num(r['seconds'], 3)}**"),
+    ("s per MB", _key("s_per_mb", 3)),
+    ("Peak (MiB, tracemalloc)", lambda r: f"**{_num(r['peak_mib'], 1)}**"),
+    ("Peak MiB per MB", _key("peak_mib_per_mb", 2)),
+    ("RSS peak growth (MiB)", _key("rss_peak_mib", 1)),
+]
+
 _COLUMNS: dict[str, list[Column]] = {
     "cycle": _CYCLE,
     "gated": _CYCLE,
@@ -158,6 +168,7 @@ _COLUMNS: dict[str, list[Column]] = {
     "pending": _PENDING,
     "sla": _SLA,
     "memory": _MEMORY,
+    "edit": _EDIT,
 }
 
 
@@ -212,6 +223,14 @@ def _summary(results: dict[str, Any]) -> list[str]:
     if memory and memory["rows"]:
         parts = [f"{r['variant']} {_num(r['rss_mib_per_10k'], 1)} MiB" for r in memory["rows"]]
         lines.append("- **Memory** per 10k pending reviews (RSS): " + ", ".join(parts) + ".")
+    edit = results.get("edit")
+    if edit and edit["rows"]:
+        parts = [
+            f"{r['backend']} {_num(r['s_per_mb'], 3)} s and {_num(r['peak_mib_per_mb'], 1)} MiB"
+            for r in edit["rows"]
+            if r["edit_mb"] == "fit"
+        ]
+        lines.append("- **Large edits**, cost per MB of edit (fitted): " + ", ".join(parts) + ".")
     return lines
 
 
@@ -348,6 +367,7 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
         "pending": "3. `pending()` at scale",
         "sla": "4. SLA sweep",
         "memory": "5. Memory",
+        "edit": "6. Large edits",
     }
     for name, heading in sections.items():
         result = results.get(name)

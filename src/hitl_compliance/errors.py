@@ -408,7 +408,7 @@ class UnsupportedMediaTypeError(InvalidInputError):
 
 
 class InputTooLargeError(InvalidInputError):
-    """A text or metadata mapping is larger than the [`InputLimits`][hitl_compliance.InputLimits] allow.
+    """A text or metadata is larger than the [`InputLimits`][hitl_compliance.InputLimits] allow.
 
     Refused before anything is written: no checkpoint, no review row, no audit
     row. Shorten the input, or raise the limit where the coordinator (or

@@ -1,4 +1,4 @@
-"""How large the texts and metadata the library accepts may be: [`InputLimits`][hitl_compliance.InputLimits].
+"""How large the texts and metadata the library accepts may be: `InputLimits`.
 
 Every text and JSON value a turn or a decision brings is kept in LangGraph's
 checkpoints, in the review store and in audit rows, and the rules scan it. An
@@ -115,7 +115,7 @@ DEFAULT_INPUT_LIMITS = InputLimits()
 
 
 def json_size(value: Any, bound: int) -> int:
-    """The UTF-8 size of `value` as compact JSON (at most a little past `bound` is computed exactly).
+    """The UTF-8 size of `value` as compact JSON, counted until it passes `bound`.
 
     A str counts as its UTF-8 length plus two quotes, without escapes, so the
     size is a lower bound of what `json.dumps` writes; that is enough to refuse

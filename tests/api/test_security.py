@@ -239,7 +239,7 @@ class TestTooLarge:
         assert response.json()["status"] == "rejected"
 
     async def test_the_coordinators_limits_are_413(self, service_factory: Any) -> None:
-        """An edit past the coordinator's `InputLimits` is a 413 naming the field; nothing changes."""
+        """An edit past the coordinator's `InputLimits` is a 413 naming the field; no change."""
         service = service_factory(limits=InputLimits(max_text_chars=len(PROMO) + 10))
         thread_id = await service.pause(PROMO)
         response = await service.client.post(

@@ -1,4 +1,4 @@
-"""`InputLimits`: the largest texts and metadata accepted, on every path a turn or decision takes."""
+"""`InputLimits`: the largest texts and metadata accepted, on every path of a turn or decision."""
 
 from __future__ import annotations
 

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CrossOriginRequestError",
     "RequestGuard",
-    "bounded",
     "UnsupportedMediaTypeError",
+    "bounded",
     "frame_headers",
 ]
 
