@@ -41,6 +41,7 @@ __all__ = [
     "latin_skeleton_map",
     "normalize",
     "normalized_phrase",
+    "release_long_views",
 ]
 
 # Default-ignorable code points that are not category Cf (DerivedCoreProperties.txt):
@@ -311,7 +312,7 @@ def normalize(text: str, *, fold: bool = True) -> NormalizedText:
 
     Cached: the compliance node runs every rule on the same draft, one after another,
     so the view is built once per draft, not once per rule. Long texts have a cache
-    of their own that keeps only the last few, so a burst of large edits does not
+    of their own that keeps only the latest, so a burst of large edits does not
     stay resident (256 views of 10 MB texts would hold gigabytes).
     """
     if len(text) > _LONG:
@@ -327,9 +328,18 @@ def _normalize_short(text: str, fold: bool) -> NormalizedText:
     return NormalizedText(text, fold=fold)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # both views (folded or not) of the latest long text
 def _normalize_long(text: str, fold: bool) -> NormalizedText:
     return NormalizedText(text, fold=fold)
+
+
+def release_long_views() -> None:
+    """Drop the cached views of long texts (the rule runner calls it once all rules ran).
+
+    Each is as large as its text; kept, they would stay resident through the
+    rest of the call (the claim, the audit rows, the checkpoint) for nothing.
+    """
+    _normalize_long.cache_clear()
 
 
 def normalized_phrase(phrase: str) -> str:

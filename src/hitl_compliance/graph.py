@@ -46,6 +46,7 @@ from hitl_compliance._drafting import (
     turn_conversation,
 )
 from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
+from hitl_compliance._normalize import release_long_views
 from hitl_compliance._pause import ask, replayed
 from hitl_compliance._personal import subject_of
 from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
@@ -200,6 +201,7 @@ async def run_rules(rules: Sequence[ComplianceRule], state: ComplianceState) -> 
         except Exception as exc:  # a broken rule must fail closed, never let a draft through
             outcome = RuleResult(rule.name, "review", f"rule failed: {exc!r}")
         results.append(outcome)
+    release_long_views()
     return results
 
 
