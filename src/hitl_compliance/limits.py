@@ -30,7 +30,7 @@ class InputLimits:
 
     The defaults allow anything a chat turn plausibly holds: 1,000,000
     characters is about 250,000 tokens, more than any chat model's context
-    window, and a 1 MB edit costs about 0.2 s and 20 MiB. Raise them for
+    window, and a 1 MB edit costs well under a second and about 8 MiB. Raise them for
     larger documents: the cost of a text grows linearly with its size (see the
     edit benchmark in the performance page).
 
