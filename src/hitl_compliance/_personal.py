@@ -20,8 +20,8 @@ commitment (an edited side value breaks verification).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from hitl_compliance._commitments import paused_payload
 from hitl_compliance.erasure import ERASED_TEXT, PersonalStore, PersonalValue
@@ -120,9 +120,16 @@ def reveal(
     return (shown, proof) if proof else None
 
 
-def revealed(records: Iterable[AuditRecord], values: Iterable[PersonalValue]) -> list[AuditRecord]:
-    """The records with their personal values put back (see [`reveal`][..reveal])."""
-    by_digest = {v.digest: v for v in values}
+def revealed(
+    records: Iterable[AuditRecord],
+    values: Iterable[PersonalValue] | Mapping[str, PersonalValue],
+) -> list[AuditRecord]:
+    """The records with their personal values put back (see [`reveal`][..reveal]).
+
+    `values` may be a mapping by digest already (the memory store's own), so a
+    thread's read costs its rows, not every value the store keeps.
+    """
+    by_digest = values if isinstance(values, Mapping) else {v.digest: v for v in values}
     out: list[AuditRecord] = []
     for record in records:
         shown = reveal(record.payload, by_digest) if record.sealed_payload is None else None
@@ -228,12 +235,27 @@ async def sealed(
 ) -> dict[str, Any]:
     """`payload` sealed, its values kept in `store`; unchanged for a store without the capability.
 
-    The values are kept before the row is written: a write that then fails
-    leaves values no row commits to, which erasure of the thread removes.
+    The caller's next call writes the row to `store`. A store that can stage
+    values keeps them with that write, in its transaction or round trip; any
+    other store keeps them now, before the row. Either way a row is never
+    durable without its values, and a write that fails leaves at most values no
+    row commits to, which erasure of the thread removes.
     """
     if not isinstance(store, PersonalStore):
         return dict(payload)
     out, values = seal(payload, fields, thread_id=thread_id, subject=subject)
     if values:
-        await store.put_personal(values)
+        if isinstance(store, StagingStore):
+            store.stage_personal(values)
+        else:
+            await store.put_personal(values)
     return out
+
+
+@runtime_checkable
+class StagingStore(Protocol):
+    """A personal-data store that keeps staged values with its next write (see `sealed`)."""
+
+    def stage_personal(self, values: Sequence[PersonalValue]) -> None:
+        """Keep `values` in the store's next write's transaction (or round trip)."""
+        ...

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hitl_compliance.ledger import GENESIS, HASHED_FIELDS, canonical, row_hash, verify_rows
@@ -89,3 +89,46 @@ class TestFormatOne:
         assert canonical(row) == legacy.encode("utf-8")
         exported = json.loads(json.dumps(row, ensure_ascii=False))
         assert verify_rows([exported], head=(1, record.hash)).ok
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF))
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=4)
+            | st.sampled_from(["a", "b", "\ue000", "\U0001f600", "z"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES)
+@settings(max_examples=400)
+def test_fast_canonical_json_matches_rfc8785_byte_for_byte(value: object) -> None:
+    """The ledger's `json` fast path writes exactly what `rfc8785` writes, or both refuse."""
+    import rfc8785
+
+    from hitl_compliance.ledger import _jcs
+
+    try:
+        expected: bytes | None = rfc8785.dumps(value)
+    except ValueError:
+        expected = None
+    try:
+        got: bytes | None = _jcs(value)
+    except ValueError:
+        got = None
+    assert got == expected

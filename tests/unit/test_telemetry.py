@@ -135,6 +135,42 @@ class TestDefaults:
         )
         assert scopes == str({INSTRUMENTATION_NAME})
 
+    def test_no_spans_until_a_global_provider_is_set_then_spans(self) -> None:
+        """Built before any SDK: the API's proxy provider costs no span; one set later is used."""
+        out = run(
+            """
+            import asyncio
+            from langgraph.checkpoint.memory import InMemorySaver
+            from opentelemetry import trace
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+                InMemorySpanExporter,
+            )
+            from hitl_compliance import HitlCoordinator, KeywordRule, build_compliance_graph
+
+            graph = build_compliance_graph(
+                lambda state: "Guaranteed returns.",
+                rules=[KeywordRule("guarantee", ["guaranteed returns"])],
+                checkpointer=InMemorySaver(),
+            )
+            coord = HitlCoordinator(graph)
+
+            async def turn(thread):
+                await coord.process(thread, "hi")
+                await coord.approve(thread, reviewer="officer@bank")
+
+            asyncio.run(turn("before"))
+            spans = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(spans))
+            trace.set_tracer_provider(provider)
+            asyncio.run(turn("after"))
+            print(sorted({s.attributes["hitl.thread_id"] for s in spans.get_finished_spans()}))
+            """,
+        )
+        assert out.strip() == str(["after"])
+
     async def test_disabled_records_nothing(self) -> None:
         """Telemetry(enabled=False) records nothing, even with providers given."""
         spans = InMemorySpanExporter()

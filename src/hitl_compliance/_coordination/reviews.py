@@ -9,6 +9,7 @@ before anything changes, so a UI's answer and the decision agree.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination import assigning, integrity
@@ -21,12 +22,13 @@ from hitl_compliance.errors import (
     ReviewIdRequiredError,
     StaleReviewError,
 )
-from hitl_compliance.models import PendingReview, ReviewRecord, sha256_text
+from hitl_compliance.models import AuditRecord, PendingReview, ReviewRecord, sha256_text
 from hitl_compliance.policy import Authorization, Reviewer, as_reviewer, canonical_reviewer_id
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import Refusal, refusal_error
 
 __all__ = [
+    "ReviewsWithLog",
     "authorization",
     "canonical",
     "is_requester",
@@ -123,7 +125,11 @@ async def open_review(
     """
     if review_id is not None:
         _validate.text("review_id", review_id)
-    opened = await ctx.reviews.open_reviews(thread_id)
+    log: list[AuditRecord] | None = None
+    if isinstance(ctx.reviews, ReviewsWithLog):
+        opened, log = await ctx.reviews.open_reviews_with_log(thread_id)
+    else:
+        opened = await ctx.reviews.open_reviews(thread_id)
     waiting = [r for r in opened if r.status == "pending"]
     if review_id is None and len(waiting) > 1:
         ids = tuple(r.review_id for r in waiting)
@@ -133,11 +139,13 @@ async def open_review(
             thread_id=thread_id,
             review_ids=ids,
         )
-    latest = await ctx.reviews.get_review(thread_id)
+    # The thread's latest review only when no open one is the answer (one read saved).
     if review_id is None:
-        review = waiting[0] if len(waiting) == 1 else latest
+        review = waiting[0] if len(waiting) == 1 else await ctx.reviews.get_review(thread_id)
     else:
-        review = next((r for r in opened if r.review_id == review_id), latest)
+        review = next((r for r in opened if r.review_id == review_id), None)
+        if review is None:
+            review = await ctx.reviews.get_review(thread_id)
     if review is None:
         raise refusal_error(Refusal.NO_REVIEW, thread_id=thread_id)
     if review_id is not None and review.review_id != review_id:
@@ -159,8 +167,22 @@ async def open_review(
                 actual=review.checkpoint_id,
             )
     # Authorisation reads this row: refuse one that differs from its ledger rows.
-    await integrity.check(ctx.reviews, review)
+    if log is None:
+        await integrity.check(ctx.reviews, review)
+    else:
+        integrity.check_rows(review, log)
     return review
+
+
+@runtime_checkable
+class ReviewsWithLog(Protocol):
+    """A store that reads a thread's open reviews and its audit log in one trip."""
+
+    async def open_reviews_with_log(
+        self, thread_id: str
+    ) -> tuple[list[ReviewRecord], list[AuditRecord]]:
+        """`open_reviews(thread_id)` and `audit_log(thread_id)`, read together."""
+        ...
 
 
 def authorization(ctx: Context, reviewer: Reviewer, review: ReviewRecord) -> Authorization:

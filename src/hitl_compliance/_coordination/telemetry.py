@@ -89,7 +89,9 @@ def instruments_for(telemetry: Telemetry | None, store: ReviewStore) -> Instrume
     given = telemetry or Telemetry()
     tracer = trace.get_tracer(INSTRUMENTATION_NAME, tracer_provider=given.tracer_provider)
     provider = given.meter_provider or metrics.get_meter_provider()
-    return Instruments(tracer, _meters(provider), store)
+    return Instruments(
+        tracer, _meters(provider), store, global_tracer=given.tracer_provider is None
+    )
 
 
 class _Meters:
@@ -168,16 +170,34 @@ def _attrs(**values: str | None) -> dict[str, str]:
 class Instruments:
     """A coordinator's tracer, its provider's metrics and its store's pending count."""
 
-    def __init__(self, tracer: Tracer, meters: _Meters, store: ReviewStore) -> None:
+    def __init__(
+        self, tracer: Tracer, meters: _Meters, store: ReviewStore, *, global_tracer: bool = False
+    ) -> None:
         self._tracer = tracer
         self._meters = meters
         self._count = store.count_pending if isinstance(store, PendingCounter) else None
+        self._global_tracer = global_tracer
+
+    def _tracing(self) -> bool:
+        """False while spans would go nowhere: the global tracer provider is still the API's proxy.
+
+        Checked on every span, so an SDK installed after the coordinator was built
+        is used from its next call on.
+        """
+        if not self._global_tracer:
+            return True
+        from opentelemetry.trace import ProxyTracerProvider, get_tracer_provider
+
+        return not isinstance(get_tracer_provider(), ProxyTracerProvider)
 
     @contextmanager
     def span(self, name: str, attributes: dict[str, str]) -> Iterator[Span]:
         """A current span; an exception sets status ERROR and `error.type`, not its message."""
-        from opentelemetry.trace import Status, StatusCode
+        from opentelemetry.trace import INVALID_SPAN, Status, StatusCode
 
+        if not self._tracing():
+            yield INVALID_SPAN  # records nothing, and costs no context switch
+            return
         with self._tracer.start_as_current_span(
             name, attributes=attributes, record_exception=False, set_status_on_exception=False
         ) as span:

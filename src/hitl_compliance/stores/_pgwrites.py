@@ -648,10 +648,10 @@ class ServerSideWrites(QaWrites, StopWrites, AssignmentWrites):
         actor = review.requested_by or "system"
         sealed, personal = self._paused_payload(review)
         audit_payload = audit_json(sealed, event="paused", thread_id=review.thread_id)
-        # Kept just before the server-side write (its one statement takes no side rows):
-        # a review that then exists already leaves values no row commits to, which
-        # erasing the thread removes.
-        await self.put_personal(personal)
+        # Kept in the server-side write's round trip, just before it (its one statement
+        # takes no side rows): a review that then exists already leaves values no row
+        # commits to, which erasing the thread removes.
+        self.stage_personal(personal)
         row = await self._fetch_one(
             self._sql_open_review,
             [

@@ -20,7 +20,14 @@ from hitl_compliance.erasure import ERASED_TEXT, PersonalValue, ThreadErasure
 from hitl_compliance.ledger import ERASED_EVENT
 from hitl_compliance.models import AuditRecord, ReviewRecord
 from hitl_compliance.retention import hold_error
-from hitl_compliance.stores._sql import OPEN_SQL, Dialect, Row, dumps
+from hitl_compliance.stores._sql import (
+    OPEN_SQL,
+    Dialect,
+    Row,
+    audit_from_row,
+    dumps,
+    review_from_row,
+)
 from hitl_compliance.stores._sqlretention import RetentionWrites
 from hitl_compliance.stores._sqlwrites import Tx, _Audit
 
@@ -99,6 +106,7 @@ class ErasureWrites(RetentionWrites):
     def __init__(self, *, table_prefix: str) -> None:
         super().__init__(table_prefix=table_prefix)
         self._personal_sql = _Statements.of(self.dialect, self.table_prefix)
+        self._staged: list[PersonalValue] = []
 
     @staticmethod
     def _value(row: Row) -> PersonalValue:
@@ -127,6 +135,23 @@ class ErasureWrites(RetentionWrites):
             for v in values
         ]
 
+    def stage_personal(self, values: Sequence[PersonalValue]) -> None:
+        """Keep `values` with this store's next write, in its transaction or round trip.
+
+        Saves `put_personal`'s write of its own. A write that fails stages them
+        again for the next, so the write that commits to them takes them along.
+        """
+        self._staged.extend(values)
+
+    def _take_staged(self) -> list[PersonalValue]:
+        """The staged values, now the caller's to write (or to `_restage` on failure)."""
+        staged, self._staged = self._staged, []
+        return staged
+
+    def _restage(self, values: Sequence[PersonalValue]) -> None:
+        """Stage `values` again: the write that took them failed."""
+        self._staged[:0] = values
+
     async def put_personal(self, values: Sequence[PersonalValue]) -> None:
         """Keep these values beside the chain (see `PersonalStore`)."""
         params = self._params(values)
@@ -154,10 +179,35 @@ class ErasureWrites(RetentionWrites):
 
     async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
         """Every audit row (or one thread's), with its personal values put back."""
-        rows = await super().audit_rows(thread_id)
+        if thread_id is None:
+            rows = await super().audit_rows(thread_id)
+            if not any(_personal.commits(r.payload) for r in rows):
+                return rows  # nothing to put back: no read of the side table
+            return _personal.revealed(rows, await self.personal_values(thread_id))
+        # One thread's rows and values in one trip: the decision path reads them every time.
+        found, kept = await self._fetch_alls(
+            [(self._sql.thread_audit_rows, (thread_id,)), (self._personal_sql.thread, (thread_id,))]
+        )
+        rows = [audit_from_row(self.dialect, r) for r in found]
         if not any(_personal.commits(r.payload) for r in rows):
-            return rows  # nothing to put back: no read of the side table
-        return _personal.revealed(rows, await self.personal_values(thread_id))
+            return rows
+        return _personal.revealed(rows, [self._value(r) for r in kept])
+
+    async def open_reviews_with_log(
+        self, thread_id: str
+    ) -> tuple[list[ReviewRecord], list[AuditRecord]]:
+        """`open_reviews` and `audit_log` of a thread in one trip: what a decision reads first."""
+        opened, found, kept = await self._fetch_alls(
+            [
+                (self._sql.open_reviews, (thread_id,)),
+                (self._sql.thread_audit_rows, (thread_id,)),
+                (self._personal_sql.thread, (thread_id,)),
+            ]
+        )
+        rows = [audit_from_row(self.dialect, r) for r in found]
+        if any(_personal.commits(r.payload) for r in rows):
+            rows = _personal.revealed(rows, [self._value(r) for r in kept])
+        return [review_from_row(self.dialect, r) for r in opened], rows
 
     async def erase_thread(self, thread_id: str, *, now: datetime, actor: str) -> ThreadErasure:
         """Delete the thread's personal values, redact its reviews and evidence, append `erased`."""

@@ -91,6 +91,10 @@ class SqlStoreBase(Sealed):
         """Run one read statement; all its rows."""
         raise NotImplementedError
 
+    async def _fetch_alls(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Several read statements' rows in one trip to the database (each reads committed data)."""
+        raise NotImplementedError
+
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Row | None:
         """Run one read statement; its first row, or None."""
         raise NotImplementedError

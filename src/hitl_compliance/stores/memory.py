@@ -8,7 +8,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from hitl_compliance import _personal
 from hitl_compliance.assignment import (
@@ -71,6 +73,8 @@ from hitl_compliance.stores.base import (
 )
 
 __all__ = ["InMemoryReviewStore"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class InMemoryReviewStore(Sealed):
@@ -187,7 +191,7 @@ class InMemoryReviewStore(Sealed):
             )
             for value in personal:
                 self._personal[value.digest] = value
-            self._reviews[review.review_id] = review
+            self._reviews[review.review_id] = _lean(review)
             self._by_thread.setdefault(review.thread_id, []).append(review.review_id)
             self._by_checkpoint[(review.thread_id, review.checkpoint_id)] = review.review_id
             self._add_pending(review)
@@ -315,7 +319,7 @@ class InMemoryReviewStore(Sealed):
                 "votes": votes,
             }
         )
-        self._reviews[review.review_id] = claimed
+        self._reviews[review.review_id] = _lean(claimed)
         self._drop_pending(review)
         return claimed
 
@@ -355,7 +359,7 @@ class InMemoryReviewStore(Sealed):
                 payload=vote.model_dump(mode="json"),
                 at=now,
             )
-            self._reviews[review.review_id] = updated
+            self._reviews[review.review_id] = _lean(updated)
             self._push(record)
             return updated
 
@@ -376,7 +380,7 @@ class InMemoryReviewStore(Sealed):
                     ),
                 }
             )
-            self._reviews[review_id] = released
+            self._reviews[review_id] = _lean(released)
             self._add_pending(released)
 
     @seals_after
@@ -413,7 +417,7 @@ class InMemoryReviewStore(Sealed):
                 payload=payload,
                 at=now,
             )
-            self._reviews[review_id] = done
+            self._reviews[review_id] = _lean(done)
             self._push(record)
             return done
 
@@ -436,8 +440,8 @@ class InMemoryReviewStore(Sealed):
                 review.status, review.claim_id, old_claim_id
             ):
                 return False
-            self._reviews[review_id] = review.model_copy(
-                update={"claim_id": new_claim_id, "claimed_at": now}
+            self._reviews[review_id] = _lean(
+                review.model_copy(update={"claim_id": new_claim_id, "claimed_at": now})
             )
             return True
 
@@ -467,12 +471,12 @@ class InMemoryReviewStore(Sealed):
             )
 
     async def audit_log(self, thread_id: str) -> list[AuditRecord]:
-        return _personal.revealed(self._audit_by_thread.get(thread_id, ()), self._personal.values())
+        return _personal.revealed(self._audit_by_thread.get(thread_id, ()), self._personal)
 
     async def audit_rows(self, thread_id: str | None = None) -> list[AuditRecord]:
         if thread_id is not None:
             return await self.audit_log(thread_id)
-        return _personal.revealed(self._audit, self._personal.values())
+        return _personal.revealed(self._audit, self._personal)
 
     # -- personal data (erasure) -----------------------------------------------------
 
@@ -506,7 +510,9 @@ class InMemoryReviewStore(Sealed):
                 del self._personal[digest]
             ids = list(self._by_thread.get(thread_id, ()))
             for review_id in ids:
-                self._reviews[review_id] = _personal.redacted_review(self._reviews[review_id])
+                self._reviews[review_id] = _lean(
+                    _personal.redacted_review(self._reviews[review_id])
+                )
             kept = [r for r, (t, _) in self._evidence.items() if t == thread_id]
             for review_id in kept:
                 self._evidence[review_id] = (thread_id, dict(_personal.ERASED_STATE))
@@ -590,6 +596,7 @@ class InMemoryReviewStore(Sealed):
 
     def _push(self, record: AuditRecord) -> AuditRecord:
         """Append a row `_seal` built under the same lock, and queue its hook call."""
+        record = _lean(record)
         self._audit.append(record)
         self._last_seq = record.seq
         self._audit_by_thread.setdefault(record.thread_id, []).append(record)
@@ -950,7 +957,7 @@ class InMemoryReviewStore(Sealed):
             review = self._reviews.get(review_id)
             if review is None or review.status != "pending" or review.deadline is not None:
                 return False
-            self._reviews[review_id] = review.model_copy(update={"deadline": deadline})
+            self._reviews[review_id] = _lean(review.model_copy(update={"deadline": deadline}))
             return True
 
     @seals_after
@@ -980,7 +987,7 @@ class InMemoryReviewStore(Sealed):
                 payload=payload,
                 at=now,
             )
-            self._reviews[review_id] = escalated
+            self._reviews[review_id] = _lean(escalated)
             self._push(record)
             return escalated
 
@@ -1188,6 +1195,25 @@ class InMemoryReviewStore(Sealed):
     async def delegations(self) -> list[Delegation]:
         async with self._lock:
             return [self._delegations[k] for k in sorted(self._delegations)]
+
+
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _lean(model: _M) -> _M:
+    """`model`, sharing its set of given field names with every kept row given the same names.
+
+    Pydantic gives each instance its own `model_fields_set` (a 728-byte set for a
+    row of 5 names or more, half the weight of a paused review's row). A frozen model
+    never changes that set in place (`model_copy` copies it before adding to it),
+    so the rows this store keeps can share one per combination of names.
+    """
+    names = model.__pydantic_fields_set__
+    shared = _FIELD_SETS.get(frozenset(names))
+    if shared is None:
+        shared = _FIELD_SETS.setdefault(frozenset(names), set(names))
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+    return model
 
 
 def _requested_at(key: tuple[datetime, str]) -> datetime:

@@ -32,6 +32,7 @@ from typing import Any, NoReturn, TypeVar
 
 from hitl_compliance._secrets import mask_dsn, scrub
 from hitl_compliance._validate import INT64_MAX, INT64_MIN
+from hitl_compliance.erasure import PersonalValue
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
 from hitl_compliance.ledger import GENESIS, SealedHead, combined_head
 from hitl_compliance.stores._seals import head_missing, seals_table
@@ -380,6 +381,11 @@ class PostgresReviewStore(ServerSideWrites):
         ledger_lanes: int = DEFAULT_LANES,
     ) -> None:
         super().__init__(table_prefix=table_prefix)
+        self._personal_many = (
+            f"INSERT INTO {self.table_prefix}personal (digest, thread_id, subject, salt, value) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "ON CONFLICT (digest) DO NOTHING"
+        )
         if (
             isinstance(ledger_lanes, bool)
             or not isinstance(ledger_lanes, int)
@@ -632,6 +638,19 @@ class PostgresReviewStore(ServerSideWrites):
                     async with conn.transaction():
                         yield cur
 
+    async def put_personal(self, values: Sequence[PersonalValue]) -> None:
+        """Keep these values (see `PersonalStore`): one statement, one round trip."""
+        if values:
+            await self._execute(self._personal_many, self._personal_arrays(values))
+
+    def _personal_arrays(self, values: Sequence[PersonalValue]) -> list[list[Any]]:
+        """`_personal_many`'s parameters: one array per column."""
+        columns: list[list[Any]] = [[], [], [], [], []]
+        for row in self._params(values):
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        return columns
+
     async def _transaction(self, body: Body[_T], *, lock: str | None = None) -> _T:
         """`body` in one transaction on one pool connection (the shared writes' primitive).
 
@@ -652,7 +671,14 @@ class PostgresReviewStore(ServerSideWrites):
                         "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
                         (self._lock_ns, lock),
                     )
-                return await body(_PgTx(cur))
+                staged = self._take_staged()
+                try:
+                    if staged:
+                        await cur.execute(self._personal_many, self._personal_arrays(staged))
+                    return await body(_PgTx(cur))
+                except BaseException:
+                    self._restage(staged)
+                    raise
 
     @contextmanager
     def _driver_errors(self) -> Iterator[None]:
@@ -710,8 +736,35 @@ class PostgresReviewStore(ServerSideWrites):
             await cur.execute(sql, params)
             return cur.rowcount
 
-    async def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-        """Run one statement and return its first row (None when it returns none)."""
+    async def _fetch_alls(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Several read statements in one pipeline: one round trip."""
         async with self._read() as cur:
-            await cur.execute(sql, params)
-            return await cur.fetchone() if cur.description is not None else None
+            conn = cur.connection
+            async with conn.pipeline():
+                cursors = []
+                for sql, params in queries:
+                    each = conn.cursor(row_factory=dict_row)
+                    await each.execute(sql, params)
+                    cursors.append(each)
+            return [list(await each.fetchall()) for each in cursors]
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        """Run one statement and return its first row (None when it returns none).
+
+        Staged personal values (`stage_personal`) go first, in the same round trip.
+        """
+        staged = self._take_staged()
+        try:
+            async with self._read() as cur:
+                if staged:
+                    async with cur.connection.pipeline():
+                        await cur.connection.execute(
+                            self._personal_many, self._personal_arrays(staged)
+                        )
+                        await cur.execute(sql, params)
+                else:
+                    await cur.execute(sql, params)
+                return await cur.fetchone() if cur.description is not None else None
+        except BaseException:
+            self._restage(staged)
+            raise

@@ -72,7 +72,7 @@ from hitl_compliance.stores._sqlerasure import personal_tables
 from hitl_compliance.stores._sqlqa import QaWrites, qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlstops import StopWrites, stop_tables
-from hitl_compliance.stores._sqlwrites import Body, run_sync
+from hitl_compliance.stores._sqlwrites import Body, Tx, run_sync
 
 __all__ = ["SqliteReviewStore"]
 
@@ -676,6 +676,10 @@ class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites):
         """One read statement, in one trip to the store's thread."""
         return list(await self._read(lambda conn: _all(conn, sql, params)))
 
+    async def _fetch_alls(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Several read statements, in one trip to the store's thread."""
+        return await self._read(lambda conn: [list(_all(conn, q, p)) for q, p in queries])
+
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Row | None:
         """One read statement's first row, in one trip to the store's thread."""
         return await self._read(lambda conn: _one(conn, sql, params))
@@ -690,4 +694,17 @@ class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites):
         The file's write lock, taken before the first read, serialises every
         write of every connection and process, so `lock` needs nothing more.
         """
-        return await self._write(lambda conn: run_sync(body(_SqliteTx(conn))))
+        staged = self._take_staged()
+        if not staged:
+            return await self._write(lambda conn: run_sync(body(_SqliteTx(conn))))
+        keep = self._params(staged)
+
+        async def with_staged(tx: Tx) -> _T:
+            await tx.run_many(self._personal_sql.insert, keep)
+            return await body(tx)
+
+        try:
+            return await self._write(lambda conn: run_sync(with_staged(_SqliteTx(conn))))
+        except BaseException:
+            self._restage(staged)
+            raise
