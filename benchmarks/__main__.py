@@ -25,6 +25,7 @@ from typing import Any
 
 from benchmarks import (
     bench_cycle,
+    bench_edit,
     bench_gated,
     bench_io,
     bench_memory,
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[BenchContext], Awaitable[BenchResult]]] = {
     "pending": bench_pending.run,
     "sla": bench_sla.run,
     "memory": bench_memory.run,
+    "edit": bench_edit.run,
 }
 """Every benchmark, in the order they run and appear in the docs."""
 

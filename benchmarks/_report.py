@@ -161,6 +161,16 @@ _MEMORY: list[Column] = [
     ("Seconds", _key("seconds", 1)),
 ]
 
+_EDIT: list[Column] = [
+    ("Backend", _key("backend")),
+    ("Edit (MB)", _key("edit_mb", 2)),
+    ("Seconds", lambda r: f"**{_num(r['seconds'], 3)}**"),
+    ("s per MB", _key("s_per_mb", 3)),
+    ("Peak (MiB, tracemalloc)", lambda r: f"**{_num(r['peak_mib'], 1)}**"),
+    ("Peak MiB per MB", _key("peak_mib_per_mb", 2)),
+    ("RSS peak growth (MiB)", _key("rss_peak_mib", 1)),
+]
+
 _COLUMNS: dict[str, list[Column]] = {
     "cycle": _CYCLE,
     "gated": _CYCLE,
@@ -169,6 +179,7 @@ _COLUMNS: dict[str, list[Column]] = {
     "pending": _PENDING,
     "sla": _SLA,
     "memory": _MEMORY,
+    "edit": _EDIT,
 }
 
 
@@ -254,6 +265,14 @@ def _summary(results: dict[str, Any]) -> list[str]:
             met = "met" if ratio <= target else "**not met**"
             line += f"; library / raw **{ratio:.2f}** (target ≤ {target:.2f}, {met})"
         lines.append(line + ".")
+    edit = results.get("edit")
+    if edit and edit["rows"]:
+        parts = [
+            f"{r['backend']} {_num(r['s_per_mb'], 3)} s and {_num(r['peak_mib_per_mb'], 1)} MiB"
+            for r in edit["rows"]
+            if r["edit_mb"] == "fit"
+        ]
+        lines.append("- **Large edits**, cost per MB of edit (fitted): " + ", ".join(parts) + ".")
     return lines
 
 
@@ -396,6 +415,7 @@ def render(document: dict[str, Any], *, previous: Path | None = None) -> str:
         "pending": "3. `pending()` at scale",
         "sla": "4. SLA sweep",
         "memory": "5. Memory",
+        "edit": "6. Large edits",
     }
     for name, heading in sections.items():
         result = results.get(name)

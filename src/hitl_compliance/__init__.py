@@ -34,6 +34,7 @@ from hitl_compliance.errors import (
     DraftError,
     DuplicateVoteError,
     HitlError,
+    InputTooLargeError,
     InvalidDecisionError,
     InvalidInputError,
     LedgerHeadMissingError,
@@ -76,6 +77,7 @@ from hitl_compliance.graph import (
 )
 from hitl_compliance.hooks import DecidedEvent, ExpiredEvent, Hooks, PausedEvent, ReviewEvent
 from hitl_compliance.ledger import LedgerBreak, LedgerReport, SealedHead, SealProof
+from hitl_compliance.limits import InputLimits
 from hitl_compliance.models import (
     AuditRecord,
     HookDelivery,
@@ -194,6 +196,8 @@ __all__ = [
     "HookDelivery",
     "Hooks",
     "InMemoryReviewStore",
+    "InputLimits",
+    "InputTooLargeError",
     "InvalidDecisionError",
     "InvalidInputError",
     "KeywordRule",

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from langchain_core.runnables import RunnableConfig
 
 from hitl_compliance.errors import HitlError
+from hitl_compliance.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import Reviewer
 from hitl_compliance.rules import RuleResult
@@ -36,6 +37,7 @@ __all__ = [
     "DecisionAuthority",
     "authenticated_reviewer",
     "driven",
+    "limits_of",
     "ready_store",
     "remote_driven",
 ]
@@ -171,3 +173,9 @@ def authenticated_reviewer(config: RunnableConfig) -> Reviewer | None:
     if COORDINATOR_PERMISSION in roles:
         return None
     return Reviewer(identity, roles=frozenset(roles))
+
+
+def limits_of(authority: object) -> InputLimits:
+    """The input limits `authority` enforces (the defaults for none, or one without)."""
+    limits = getattr(authority, "limits", None)
+    return limits if isinstance(limits, InputLimits) else DEFAULT_INPUT_LIMITS

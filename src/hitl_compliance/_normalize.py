@@ -41,6 +41,7 @@ __all__ = [
     "latin_skeleton_map",
     "normalize",
     "normalized_phrase",
+    "release_long_views",
 ]
 
 # Default-ignorable code points that are not category Cf (DerivedCoreProperties.txt):
@@ -120,8 +121,32 @@ def _view_of_cluster(cluster: str, fold: bool) -> str:
 _SPACES = re.compile(r" {2,}")
 
 
-def _one_space(text: str) -> str:
-    """`text` with every run of white space as one space (str.split runs at C speed)."""
+_CHUNK = 1 << 16
+_WORD_END = re.compile(r"\S(?=\s)")
+
+
+def _one_space(text: str, chunk: int = _CHUNK) -> str:
+    """`text` with every run of white space as one space (str.split runs at C speed).
+
+    A long text is done a chunk at a time, each cut just before a run of white
+    space: `str.split` makes one object per word (about ten times the text's
+    size for English), so splitting a 10 MB edit whole peaked at over 100 MiB.
+    """
+    if len(text) <= chunk:
+        return _one_space_whole(text)
+    views: list[str] = []
+    start = 0
+    while start < len(text):
+        cut = _WORD_END.search(text, start + chunk) if start + chunk < len(text) else None
+        end = len(text) if cut is None else cut.end()
+        # Each chunk but the last ends in a word and each but the first starts with
+        # white space, so no run of white space spans two chunks.
+        views.append(_one_space_whole(text[start:end]))
+        start = end
+    return "".join(views)
+
+
+def _one_space_whole(text: str) -> str:
     view = " ".join(text.split())
     if text[:1].isspace():
         view = " " + view
@@ -282,14 +307,39 @@ class NormalizedText:
         return f"NormalizedText({self.original!r} -> {self.text!r})"
 
 
-@functools.lru_cache(maxsize=256)
 def normalize(text: str, *, fold: bool = True) -> NormalizedText:
     """The normalised view of `text`, case-folded when `fold`.
 
     Cached: the compliance node runs every rule on the same draft, one after another,
-    so the view is built once per draft, not once per rule.
+    so the view is built once per draft, not once per rule. Long texts have a cache
+    of their own that keeps only the latest, so a burst of large edits does not
+    stay resident (256 views of 10 MB texts would hold gigabytes).
     """
+    if len(text) > _LONG:
+        return _normalize_long(text, fold)
+    return _normalize_short(text, fold)
+
+
+_LONG = 1 << 16
+
+
+@functools.lru_cache(maxsize=256)
+def _normalize_short(text: str, fold: bool) -> NormalizedText:
     return NormalizedText(text, fold=fold)
+
+
+@functools.lru_cache(maxsize=2)  # both views (folded or not) of the latest long text
+def _normalize_long(text: str, fold: bool) -> NormalizedText:
+    return NormalizedText(text, fold=fold)
+
+
+def release_long_views() -> None:
+    """Drop the cached views of long texts (the rule runner calls it once all rules ran).
+
+    Each is as large as its text; kept, they would stay resident through the
+    rest of the call (the claim, the audit rows, the checkpoint) for nothing.
+    """
+    _normalize_long.cache_clear()
 
 
 def normalized_phrase(phrase: str) -> str:

@@ -22,6 +22,7 @@ from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.gate import gates_in, is_gate
 from hitl_compliance.graph import graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
+from hitl_compliance.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy, Reviewer
 from hitl_compliance.qa import QaSampling, QaStore
@@ -68,6 +69,10 @@ class _SetUpFirst:
     @property
     def reviews(self) -> ReviewStore:
         return self._inner.reviews
+
+    @property
+    def limits(self) -> InputLimits:
+        return self._inner.limits
 
     async def ready(self) -> None:
         """Set the store up (once per event loop); what a trusted coordinator's run needs."""
@@ -137,6 +142,7 @@ def attach_authority(
     reason_policy: ReasonPolicy | None = None,
     telemetry: Telemetry | None = None,
     qa_sampling: QaSampling | None = None,
+    limits: InputLimits | None = None,
 ) -> Any:
     """Check, claim and audit every decision on `graph`'s pauses in `reviews`, under `policy`.
 
@@ -171,6 +177,9 @@ def attach_authority(
         qa_sampling: Sample the replies the rules deliver alone for second-line QA,
             as `HitlCoordinator(qa_sampling=...)` (on LangGraph Server, where the
             served graph delivers them); needs a store that keeps QA reviews.
+        limits: The largest texts and metadata a decision may carry, as
+            `HitlCoordinator(limits=...)` (default: `InputLimits()`); a larger one
+            is refused (the thread stays paused, the refusal shown at the pause).
 
     Returns:
         `graph`, for `graph = attach_authority(builder.compile(), ...)`.
@@ -206,6 +215,10 @@ def attach_authority(
     for value in [sla, *(sla_by or {}).values()]:
         if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
             raise ConfigurationError("sla and sla_by values must be positive timedeltas.")
+    if limits is not None and not isinstance(limits, InputLimits):
+        raise ConfigurationError(
+            f"limits must be a hitl_compliance.InputLimits, got {type(limits).__name__}."
+        )
     if qa_sampling is not None and not isinstance(qa_sampling, QaSampling):
         raise ConfigurationError("qa_sampling must be a hitl_compliance.QaSampling instance.")
     if qa_sampling is not None and not isinstance(reviews, QaStore):
@@ -224,6 +237,7 @@ def attach_authority(
         reason_policy=reason_policy,
         telemetry=instruments_for(telemetry, reviews),
         qa_sampling=qa_sampling,
+        limits=DEFAULT_INPUT_LIMITS if limits is None else limits,
     )
     inner = InGraphAuthority(ctx)
     attach(graph, _SetUpFirst(inner) if setup else inner)

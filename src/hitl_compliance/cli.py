@@ -82,6 +82,7 @@ from hitl_compliance.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     HitlError,
+    InputTooLargeError,
     ReviewNotFoundError,
     TamperedError,
 )
@@ -1728,7 +1729,10 @@ def _check_database_exists(args: argparse.Namespace) -> None:
 def _error(exc: HitlError, args: argparse.Namespace) -> None:
     """One line on stderr naming the error; a password of --backend never shows in it."""
     # The library masks DSNs itself; this also covers text an --app factory raised.
-    _echo(f"error: {type(exc).__name__}: {_one_line(scrub(str(exc), args.backend))}", err=True)
+    message = _one_line(scrub(str(exc), args.backend))
+    if isinstance(exc, InputTooLargeError):
+        message += " (The CLI's coordinator is the --app factory's: pass limits= there.)"
+    _echo(f"error: {type(exc).__name__}: {message}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

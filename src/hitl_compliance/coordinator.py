@@ -49,6 +49,7 @@ from hitl_compliance.gate import protect_stream
 from hitl_compliance.graph import ComplianceGraph, graph_spec, is_factory_graph
 from hitl_compliance.hooks import Hooks
 from hitl_compliance.ledger import LedgerReport, SealedHead
+from hitl_compliance.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from hitl_compliance.models import AuditRecord, PendingReview, ProcessResult
 from hitl_compliance.oversight import OversightReport, OversightThresholds
 from hitl_compliance.policy import (
@@ -160,6 +161,12 @@ class HitlCoordinator:
             delegated ([`Routing`][hitl_compliance.Routing]; default: not
             assigned). Needs a store with the assignment capability (the
             library's three stores).
+        limits: The largest texts and metadata accepted
+            ([`InputLimits`][hitl_compliance.InputLimits]; default 1,000,000
+            characters per text and 1,000,000 bytes of JSON per metadata). A
+            larger input raises [`InputTooLargeError`][hitl_compliance.InputTooLargeError]
+            before anything is written; decisions made around the coordinator
+            (a raw resume) are held to the same limits in the graph.
 
     Example:
         ```python
@@ -193,6 +200,7 @@ class HitlCoordinator:
         qa_sampling: QaSampling | None = None,
         stop_roles: Iterable[str] = ("compliance-head",),
         routing: Routing | None = None,
+        limits: InputLimits | None = None,
     ) -> None:
         remote = is_remote(graph)
         spec = graph_spec(graph) if not remote and is_factory_graph(graph) else None
@@ -289,6 +297,7 @@ class HitlCoordinator:
             qa_sampling=qa_sampling,
             stop_roles=frozenset(roles),
             routing=routing,
+            limits=_limits(limits),
         )
         register_hooks(store, self._ctx.hooks.names())
         if sealing is not None:
@@ -1120,3 +1129,14 @@ class HitlCoordinator:
             InvalidInputError: `subject` is not a non-empty string.
         """
         return await _erasing.erase_subject(self._ctx, subject)
+
+
+def _limits(limits: InputLimits | None) -> InputLimits:
+    """`limits`, or the defaults (ConfigurationError for anything but `InputLimits`)."""
+    if limits is None:
+        return DEFAULT_INPUT_LIMITS
+    if not isinstance(limits, InputLimits):
+        raise ConfigurationError(
+            f"limits must be a hitl_compliance.InputLimits, got {type(limits).__name__}."
+        )
+    return limits

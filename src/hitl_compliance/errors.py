@@ -20,6 +20,7 @@ HitlError
 │   │   └── ReasonCodeError   a reason code is unknown, or missing where the policy needs one
 │   ├── ReviewIdRequiredError  the thread has several pending reviews: pass review_id=
 │   ├── LedgerValueError      an audit payload holds a value the ledger cannot hash exactly
+│   ├── InputTooLargeError    a text or metadata exceeds the configured InputLimits (413)
 │   └── UnsupportedMediaTypeError  a review-service request body is not JSON (415)
 ├── CrossOriginRequestError   a browser sent a decision from another site's page (403)
 ├── StoreError                the review store's database failed; the call changed nothing
@@ -43,6 +44,7 @@ __all__ = [
     "DraftError",
     "DuplicateVoteError",
     "HitlError",
+    "InputTooLargeError",
     "InvalidDecisionError",
     "InvalidInputError",
     "LedgerHeadMissingError",
@@ -403,6 +405,33 @@ class UnsupportedMediaTypeError(InvalidInputError):
     ) -> None:
         super().__init__(message, thread_id=thread_id)
         self.content_type = content_type
+
+
+class InputTooLargeError(InvalidInputError):
+    """A text or metadata is larger than the [`InputLimits`][hitl_compliance.InputLimits] allow.
+
+    Refused before anything is written: no checkpoint, no review row, no audit
+    row. Shorten the input, or raise the limit where the coordinator (or
+    `attach_authority`) is built. `field` names the input, `size` its size and
+    `limit` the limit, both in `unit` (`"characters"` or `"bytes"`). The review
+    service answers it with HTTP 413.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str,
+        size: int,
+        limit: int,
+        unit: str,
+        thread_id: str | None = None,
+    ) -> None:
+        super().__init__(message, thread_id=thread_id)
+        self.field = field
+        self.size = size
+        self.limit = limit
+        self.unit = unit
 
 
 class CrossOriginRequestError(HitlError):

@@ -76,6 +76,7 @@ from hitl_compliance._authority import (
     DecisionAuthority,
     authenticated_reviewer,
     driven,
+    limits_of,
     ready_store,
     remote_driven,
 )
@@ -105,6 +106,7 @@ from hitl_compliance.errors import (
     ConfigurationError,
     DraftError,
     HitlError,
+    InputTooLargeError,
     InvalidDecisionError,
 )
 from hitl_compliance.models import ReviewRecord
@@ -810,6 +812,14 @@ async def _decide(
     store holds claimed; in anyone else's, the authority attached to the gate
     checks and claims it as `approve()` / `reject()` would.
     """
+    if not driven(config) or remote_driven(config):
+        # Before the rules scan an edit: a resume past the limits is refused unread.
+        try:
+            limits_of(spec.slot.authority or spec.fallback).check_decision(
+                decision, thread_id=_thread_id(config)
+            )
+        except InputTooLargeError as exc:
+            return f"refused: {exc}"
     decided = await judge(spec.rules, outcome, decision)
     if isinstance(decided, str):
         return decided

@@ -34,6 +34,7 @@ from hitl_compliance._authority import (
     DecisionAuthority,
     authenticated_reviewer,
     driven,
+    limits_of,
     ready_store,
     remote_driven,
 )
@@ -45,6 +46,7 @@ from hitl_compliance._drafting import (
     turn_conversation,
 )
 from hitl_compliance._inbox import describe, human_interrupt, signed_by_server_user
+from hitl_compliance._normalize import release_long_views
 from hitl_compliance._pause import ask, replayed
 from hitl_compliance._personal import subject_of
 from hitl_compliance._replies import AUTO, RuleSet, outcome_of, record_reply
@@ -52,6 +54,7 @@ from hitl_compliance._stops import holding, product_of, run_store
 from hitl_compliance.errors import (
     ConfigurationError,
     HitlError,
+    InputTooLargeError,
     InvalidDecisionError,
     NotAuthorizedError,
     PauseDisabledError,
@@ -198,6 +201,7 @@ async def run_rules(rules: Sequence[ComplianceRule], state: ComplianceState) -> 
         except Exception as exc:  # a broken rule must fail closed, never let a draft through
             outcome = RuleResult(rule.name, "review", f"rule failed: {exc!r}")
         results.append(outcome)
+    release_long_views()
     return results
 
 
@@ -577,11 +581,18 @@ async def _decide(
     to) the decision is taken as given: the coordinator checked and claimed it.
     """
     decider = _decider(spec, config)
+    if decider is None and not remote_driven(config) and driven(config):
+        return made  # the coordinator of this run checked and claimed it
+    thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
+    try:
+        # Before the rules scan an edit: a resume past the limits is refused unread.
+        limits_of(spec.authority.authority).check_decision(made, thread_id=thread_id)
+    except InputTooLargeError as exc:
+        return exc
     if decider is None:
         if remote_driven(config):
             return await _claimed_remotely(spec, state, config, made)
         return made
-    thread_id = str((config.get("configurable") or {}).get("thread_id", ""))
     if made.tool_args is not None:
         return InvalidDecisionError(
             "tool_args edit a tool call; a build_compliance_graph() review is of reply "

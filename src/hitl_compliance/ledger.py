@@ -188,7 +188,9 @@ def personal_digest(salt: str, value: object) -> str:
 
     `salt` is hex (32 random bytes). Raises ValueError for a salt that is not hex.
     """
-    return hashlib.sha256(bytes.fromhex(salt) + _jcs(value)).hexdigest()
+    digest = hashlib.sha256(bytes.fromhex(salt))
+    digest.update(_jcs(value))  # not salt + JCS: that copies a large value once more
+    return digest.hexdigest()
 
 
 def format_at(value: datetime | str) -> str:

@@ -24,6 +24,7 @@ from hitl_compliance import (
     ApprovalPolicy,
     ComplianceState,
     HitlCoordinator,
+    InputLimits,
     QaSampling,
     ReasonPolicy,
     Reviewer,
@@ -105,6 +106,7 @@ def build_coordinator(
     reason_policy: ReasonPolicy | None = None,
     routing: Routing | None = None,
     qa_sampling: QaSampling | None = None,
+    limits: InputLimits | None = None,
 ) -> HitlCoordinator:
     """The FCA rules and policy over the echo drafter on `backend`, publishing to `events`."""
     graph = build_compliance_graph(
@@ -123,6 +125,7 @@ def build_coordinator(
         reason_policy=reason_policy,
         routing=routing,
         qa_sampling=qa_sampling,
+        limits=limits,
     )
 
 
@@ -197,6 +200,7 @@ def new_service(
     reason_policy: ReasonPolicy | None = None,
     routing: Routing | None = None,
     qa_sampling: QaSampling | None = None,
+    limits: InputLimits | None = None,
     **router_options: Any,
 ) -> Service:
     """A coordinator on `backend` behind the router, with an httpx client over ASGI.
@@ -212,6 +216,7 @@ def new_service(
         reason_policy=reason_policy,
         routing=routing,
         qa_sampling=qa_sampling,
+        limits=limits,
     )
     app = make_app(coord, events, idempotency=idempotency, heartbeat=0.2, **router_options)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")

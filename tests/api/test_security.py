@@ -17,7 +17,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hitl_compliance import ConfigurationError, HitlError, InvalidInputError, open_backend
+from hitl_compliance import (
+    ConfigurationError,
+    HitlError,
+    InputLimits,
+    InputTooLargeError,
+    InvalidInputError,
+    open_backend,
+)
 from hitl_compliance.fastapi import (
     CrossOriginRequestError,
     ReviewEvents,
@@ -25,6 +32,7 @@ from hitl_compliance.fastapi import (
     create_review_router,
     status_for,
 )
+from hitl_compliance.fastapi._security import MAX_BODY_BYTES
 from tests.api.conftest import PROMO, Service, as_, authenticate, new_service
 from tests.api.test_routes import events_of, problem
 from tests.helpers import FakeClock
@@ -47,6 +55,7 @@ NOT_JSON = [
 ]
 
 ServiceWith = Callable[..., Service]
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -177,6 +186,77 @@ class TestJsonOnly:
         assert isinstance(error, HitlError)
         assert error.content_type == "text/plain"
         assert status_for(error) == 415
+
+
+class TestTooLarge:
+    """Bodies past 1 MiB, and inputs past the coordinator's limits, are a 413 problem."""
+
+    async def test_a_declared_oversized_body_is_413_unread(self, service: Service) -> None:
+        """A `Content-Length` over the limit is refused before the body is read or parsed."""
+        thread_id = await service.pause(PROMO)
+        content = b'{"reason": "' + b"x" * MAX_BODY_BYTES + b'"}'
+        response = await service.client.post(
+            f"/reviews/{thread_id}/reject", content=content, headers=as_("sam") | JSON
+        )
+        body = problem(response, 413, "InputTooLargeError")
+        assert (body["field"], body["size"], body["limit"], body["unit"]) == (
+            "the request body",
+            len(content),
+            MAX_BODY_BYTES,
+            "bytes",
+        )
+        await assert_untouched(service, thread_id)
+
+    async def test_a_chunked_oversized_body_is_413(self, memory_service: Service) -> None:
+        """A body without a length is read only until it passes the limit."""
+        thread_id = await memory_service.pause(PROMO)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"reason": "'
+            for _ in range(20):
+                yield b"x" * 65_536
+            yield b'"}'
+
+        response = await memory_service.client.post(
+            f"/reviews/{thread_id}/reject", content=chunks(), headers=as_("sam") | JSON
+        )
+        assert "content-length" not in response.request.headers
+        problem(response, 413, "InputTooLargeError")
+        await assert_untouched(memory_service, thread_id)
+
+    async def test_a_chunked_body_under_the_limit_decides(self, memory_service: Service) -> None:
+        """The body read by the check is the one the route parses."""
+        thread_id = await memory_service.pause(PROMO)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"reason": "not suitable'
+            yield b' for this customer"}'
+
+        response = await memory_service.client.post(
+            f"/reviews/{thread_id}/reject", content=chunks(), headers=as_("sam") | JSON
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "rejected"
+
+    async def test_the_coordinators_limits_are_413(self, service_factory: Any) -> None:
+        """An edit past the coordinator's `InputLimits` is a 413 naming the field; no change."""
+        service = service_factory(limits=InputLimits(max_text_chars=len(PROMO) + 10))
+        thread_id = await service.pause(PROMO)
+        response = await service.client.post(
+            f"/reviews/{thread_id}/approve",
+            json={"response": "Capital at risk. " * 10},
+            headers=as_("sam"),
+        )
+        body = problem(response, 413, "InputTooLargeError")
+        assert (body["field"], body["size"], body["unit"]) == ("response", 170, "characters")
+        assert "InputLimits(max_text_chars=...)" in body["detail"]
+        await assert_untouched(service, thread_id)
+
+    def test_error_type(self) -> None:
+        """InputTooLargeError is an InvalidInputError that maps to 413."""
+        err = InputTooLargeError("too big", field="f", size=2, limit=1, unit="bytes")
+        assert isinstance(err, InvalidInputError)
+        assert status_for(err) == 413
 
 
 class TestCrossOrigin:

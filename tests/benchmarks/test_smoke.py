@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_DSN_ENV = "HITL_TEST_POSTGRES_DSN"
-BENCHMARKS = ("cycle", "gated", "io", "throughput", "pending", "sla", "memory")
+BENCHMARKS = ("cycle", "gated", "io", "throughput", "pending", "sla", "memory", "edit")
 STYLES = {"interrupt_before", "command_resume"}
 
 
@@ -175,6 +175,17 @@ class TestSmokeRun:
         assert [r["variant"] for r in rows] == ["library", "raw", "store only"]
         assert "(target ≤ 1.15, " in smoke_run["page"]
 
+    def test_edit_table_has_every_size_and_a_fit(self, smoke_run: dict[str, Any]) -> None:
+        """The large-edit table has a row per size and backend, and a fitted slope per backend."""
+        result = smoke_run["document"]["results"]["edit"]
+        sizes = [s / 1_000_000 for s in result["params"]["sizes_chars"]]
+        backends = _backends(smoke_run, "memory", "sqlite", "postgres")
+        rows = result["rows"]
+        assert {(r["backend"], r["edit_mb"]) for r in rows} == {
+            (b, m) for b in backends for m in [*sizes, "fit"]
+        }
+        assert all(r["peak_mib"] for r in rows)
+
     def test_postgres_skip_is_explained(self, smoke_run: dict[str, Any]) -> None:
         """Without a DSN every Postgres-capable benchmark says why Postgres was skipped."""
         if smoke_run["postgres"]:
@@ -195,6 +206,7 @@ class TestSmokeRun:
             "## 3. `pending()` at scale",
             "## 4. SLA sweep",
             "## 5. Memory",
+            "## 6. Large edits",
             "<!-- analysis:start -->",
         ):
             assert heading in page
@@ -202,6 +214,7 @@ class TestSmokeRun:
         assert "| Backend | Concurrent threads |" in page
         assert "| Backend | Threads |" in page
         assert "| Variant |" in page
+        assert "| Backend | Edit (MB) |" in page
 
 
 @pytest.mark.parametrize("side", ["library", "raw"])

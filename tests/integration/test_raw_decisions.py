@@ -137,6 +137,17 @@ class TestRawDecisions:
             ("rejected", "payments@bank"),
         ]
 
+    async def test_tool_args_past_the_limits_are_refused_unclaimed(self, raw: Raw) -> None:
+        """Edited arguments past the default InputLimits are refused at the pause, unaudited."""
+        before = await raw.events()
+        huge = {"amount_gbp": 10, "to_account": "111", "note": "x" * 1_000_001}
+        await raw.resume("111", made("payments@bank", "payments_officer", tool_args=huge))
+        pauses = await raw.pauses()
+        assert sorted(pauses) == ["111", "222"]
+        assert "tool_args is" in (pauses["111"].outcome.refused or "")
+        assert await raw.events() == before
+        assert raw.bank.transfers == []
+
     async def test_edited_arguments_are_rechecked(self, raw: Raw) -> None:
         """An edit the rules block is refused; an edit they allow runs with its arguments."""
         officer = ("payments@bank", "payments_officer")

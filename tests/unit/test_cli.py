@@ -339,6 +339,22 @@ class TestRefusals:
         assert err.count("\n") == 1
         assert pending_threads(capsys, backend_url) == [left_over]
 
+    def test_an_edit_over_the_limit_is_refused(
+        self, backend_url: str, left_over: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An edit past the input limits exits 1 with one line naming size, limit and fix."""
+        code, _, err = run(
+            capsys,
+            *("approve", left_over, "--reviewer", "officer@bank", "--role", SMCR_APPROVER),
+            *("--response", "x" * 1_000_001, "--backend", backend_url),
+        )
+        assert code == 1
+        assert err.startswith("error: InputTooLargeError: response is 1,000,001 characters")
+        assert "InputLimits(max_text_chars=...)" in err
+        assert "--app" in err
+        assert err.count("\n") == 1
+        assert pending_threads(capsys, backend_url) == [left_over]
+
 
 class TestConfigurationErrors:
     """Usage and configuration errors exit 2 and touch nothing."""

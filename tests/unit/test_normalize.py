@@ -8,9 +8,12 @@ from hypothesis import strategies as st
 
 from hitl_compliance._normalize import (
     NormalizedText,
+    _one_space,
+    _one_space_whole,
     latin_skeleton_map,
     normalize,
     normalized_phrase,
+    release_long_views,
 )
 
 
@@ -142,3 +145,31 @@ class TestMapAgreesWithView:
             assert NormalizedText(text[whole[0] : whole[1]], fold=fold).text.strip(" ") == (
                 view.text.strip(" ")
             )
+
+
+_SPACES_AND_LETTERS = st.text(
+    alphabet=st.sampled_from(["a", "b", " ", "\n", "\t", "\u00a0", "\u2003", "\u3000", "\x1c"]),
+    max_size=60,
+)
+
+
+class TestLongTexts:
+    @given(_SPACES_AND_LETTERS, st.integers(min_value=1, max_value=7))
+    def test_chunked_white_space_folding_equals_the_whole(self, text: str, chunk: int) -> None:
+        """Folding white space a chunk at a time gives exactly the view of the whole text."""
+        assert _one_space(text, chunk) == _one_space_whole(text)
+
+    def test_a_long_text_gets_the_same_view(self) -> None:
+        """A text past the chunk size normalises as the same text built from short pieces."""
+        piece = "Capital  at\n\nrisk.\u00a0Guaranteed RETURNS "
+        long_text = piece * 5_000
+        assert normalize(long_text).text == normalize(piece).text * 5_000
+
+    def test_long_views_are_released(self) -> None:
+        """The rule runner's release drops long views; short ones stay cached."""
+        long_text, short = "x " * 70_000, "short text"
+        first, kept = normalize(long_text), normalize(short)
+        assert normalize(long_text) is first
+        release_long_views()
+        assert normalize(long_text) is not first
+        assert normalize(short) is kept

@@ -32,6 +32,7 @@ from hitl_compliance.assignment import Routing
 from hitl_compliance.errors import ConfigurationError
 from hitl_compliance.graph import ComplianceGraph, GraphSpec
 from hitl_compliance.hooks import Hooks
+from hitl_compliance.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from hitl_compliance.models import ProcessResult, ReviewRecord
 from hitl_compliance.policy import ApprovalPolicy
 from hitl_compliance.qa import QaSampling
@@ -100,6 +101,8 @@ class Context:
     """The roles that may switch the stop (`stop_delivery`, `resume_delivery`)."""
     routing: Routing | None = None
     """How reviews are assigned at pause (None: they are not)."""
+    limits: InputLimits = DEFAULT_INPUT_LIMITS
+    """The largest texts and metadata accepted (checked before anything is written)."""
 
     def __post_init__(self) -> None:
         if self.driver is None:

@@ -59,6 +59,7 @@ __all__ = [
     "FORCED",
     "approve",
     "check_edit",
+    "check_sizes",
     "claim_approval",
     "claim_rejection",
     "completed_status",
@@ -96,6 +97,8 @@ async def approve(
 ) -> ProcessResult:
     """Vote to approve; resume the graph at quorum (contract: `HitlCoordinator.approve`)."""
     check_thread_id(thread_id)
+    check_sizes(ctx, thread_id, response=response, reason=reason, expected=expected)
+    check_sizes(ctx, thread_id, metadata=metadata, tool_args=tool_args)
     who = as_reviewer(reviewer)
     _validate.decision_text("response", response)
     _validate.decision_text("expected", expected)
@@ -209,6 +212,7 @@ async def reject(
 ) -> ProcessResult:
     """Reject, then resume the graph to `rejected` (contract: `HitlCoordinator.reject`)."""
     check_thread_id(thread_id)
+    check_sizes(ctx, thread_id, reason=reason, expected=expected, metadata=metadata)
     who = as_reviewer(reviewer)
     _validate.decision_text("reason", reason)
     _validate.decision_text("expected", expected)
@@ -284,6 +288,19 @@ def _tool_args(tool_args: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidDecisionError(f"tool_args {exc}; pass JSON every store keeps.") from None
     return dict(tool_args)
+
+
+def check_sizes(ctx: Context, thread_id: str, **given: object) -> None:
+    """Refuse a decision's texts and mappings past `ctx.limits` (InputTooLargeError).
+
+    Measured first, before the content checks: measuring is cheap, scanning
+    and hashing a huge value is not.
+    """
+    for name, value in given.items():
+        if isinstance(value, str):
+            ctx.limits.check_text(name, value, thread_id=thread_id)
+        else:
+            ctx.limits.check_json(name, value, thread_id=thread_id)
 
 
 def decision(ctx: Context, **fields: Any) -> Decision:

@@ -37,6 +37,7 @@ from hitl_compliance.errors import (
     ThreadBusyError,
 )
 from hitl_compliance.hooks import Hooks
+from hitl_compliance.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from hitl_compliance.models import ReviewRecord
 from hitl_compliance.policy import AllowAllPolicy, ApprovalPolicy, Reviewer
 from hitl_compliance.qa import QaSampling
@@ -65,6 +66,11 @@ class InGraphAuthority:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+
+    @property
+    def limits(self) -> InputLimits:
+        """The largest texts and metadata a decision may carry."""
+        return self._ctx.limits
 
     @property
     def reviews(self) -> ReviewStore:
@@ -282,6 +288,7 @@ def authority_context(
     reason_policy: ReasonPolicy | None = None,
     telemetry: Instruments | None = None,
     qa_sampling: QaSampling | None = None,
+    limits: InputLimits = DEFAULT_INPUT_LIMITS,
 ) -> Context:
     """A coordinator's context without a graph: what the checks inside the graph need."""
     codes, rules = reason_config(reason_codes, reason_policy)
@@ -301,6 +308,7 @@ def authority_context(
         reason_policy=rules,
         telemetry=telemetry,
         qa_sampling=qa_sampling,
+        limits=limits,
     )
 
 

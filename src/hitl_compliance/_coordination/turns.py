@@ -54,7 +54,7 @@ async def process(
             "or the delegations' rows): give the conversation another id.",
             thread_id=thread_id,
         )
-    values = turn_input(ctx, message, requested_by, fields)
+    values = turn_input(ctx, message, requested_by, fields, thread_id=thread_id)
     owner = uuid.uuid4().hex
     await ctx.reviews.begin_turn(thread_id, owner=owner, now=ctx.now())
     try:
@@ -73,13 +73,22 @@ def turn_input(
     message: str | Mapping[str, Any],
     requested_by: str | None,
     fields: Mapping[str, Any],
+    *,
+    thread_id: str | None = None,
 ) -> Any:
     """The graph input of a turn, validated (and, for a pydantic schema, coerced).
 
     Raises:
+        InputTooLargeError: the message or metadata exceeds `ctx.limits`.
         InvalidInputError: a bad message or requester, an unknown or reserved
             field, or a value no checkpoint could keep; nothing was written.
     """
+    limits = ctx.limits
+    given = message if isinstance(message, Mapping) else {"customer_message": message}
+    limits.check_text("message", given.get("customer_message"), thread_id=thread_id)
+    limits.check_text("requested_by", requested_by, thread_id=thread_id)
+    for source in (given, fields):
+        limits.check_json("metadata", source.get("metadata"), thread_id=thread_id)
     return ctx.driver.turn_input(message, requested_by, fields)
 
 

@@ -25,6 +25,7 @@ from hitl_compliance.errors import (
     CrossOriginRequestError,
     DuplicateVoteError,
     HitlError,
+    InputTooLargeError,
     InvalidDecisionError,
     InvalidInputError,
     NotAuthorizedError,
@@ -36,7 +37,7 @@ from hitl_compliance.errors import (
     ThreadBusyError,
     UnsupportedMediaTypeError,
 )
-from hitl_compliance.fastapi._security import RequestGuard
+from hitl_compliance.fastapi._security import RequestGuard, bounded
 from hitl_compliance.rules import RuleResult
 
 __all__ = [
@@ -112,6 +113,16 @@ class Problem(BaseModel):
     errors: list[ValidationIssue] | None = Field(
         default=None, description="Request validation: every failed check."
     )
+    field: str | None = Field(
+        default=None, description="`InputTooLargeError`: the input over its limit."
+    )
+    size: int | None = Field(default=None, description="`InputTooLargeError`: its size, in `unit`.")
+    limit: int | None = Field(
+        default=None, description="`InputTooLargeError`: the limit, in `unit`."
+    )
+    unit: str | None = Field(
+        default=None, description="`InputTooLargeError`: `characters` or `bytes`."
+    )
 
 
 _STATUS: dict[type[HitlError], int] = {
@@ -119,6 +130,7 @@ _STATUS: dict[type[HitlError], int] = {
     NotAuthorizedError: 403,
     CrossOriginRequestError: 403,
     UnsupportedMediaTypeError: 415,
+    InputTooLargeError: 413,
     AlreadyDecidedError: 409,
     StaleReviewError: 409,
     ThreadBusyError: 409,
@@ -138,6 +150,7 @@ _TITLES: dict[type[HitlError], str] = {
     StaleReviewError: "Review changed since it was loaded",
     ThreadBusyError: "Thread busy",
     InvalidInputError: "Invalid input",
+    InputTooLargeError: "Input too large",
     InvalidDecisionError: "Invalid decision",
     PolicyViolationError: "Edited reply breaks a block rule",
 }
@@ -195,6 +208,8 @@ def problem_response(exc: HitlError) -> Response:
         body["review_status"] = exc.status
     if isinstance(exc, (QaReviewNotFoundError, QaAlreadyRecordedError)):
         body["qa_review_id"] = exc.qa_review_id
+    if isinstance(exc, InputTooLargeError):
+        body.update(field=exc.field, size=exc.size, limit=exc.limit, unit=exc.unit)
     if isinstance(exc, StaleReviewError):
         body["expected"] = exc.expected
         body["actual"] = exc.actual
@@ -278,6 +293,10 @@ class ProblemRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             if guard is not None:
+                read = await bounded(request)
+                if isinstance(read, InputTooLargeError):
+                    return problem_response(read)
+                request = read
                 refused = await guard.refusal(request)
                 if refused is not None:
                     return problem_response(refused)
@@ -311,6 +330,10 @@ def problems(*statuses: int, model: bool = True) -> dict[int | str, dict[str, An
         409: (
             "Already decided, stale (`expected` mismatch) or the thread is busy "
             "(on `/qa/...`: the QA review holds a verdict already)."
+        ),
+        413: (
+            "The body is over 1 MiB, or a text or metadata over the coordinator's "
+            "`InputLimits` (`InputTooLargeError`); nothing was decided."
         ),
         415: "The body is not declared JSON (`Content-Type: application/json`).",
         422: "Invalid input, or an edited reply breaks a `block` rule.",

@@ -394,7 +394,7 @@ def _add_review_routes(
         operation_id="reassign_review",
         summary="Reassign a pending review (a supervisor; a `reassigned` audit row)",
         response_model=AssignmentInfo,
-        responses=problems(400, 401, 403, 404, 409, 415, 422),
+        responses=problems(400, 401, 403, 404, 409, 413, 415, 422),
     )
     async def reassign_review(
         who: Who,
@@ -510,7 +510,7 @@ def _add_review_routes(
         operation_id="stop_delivery",
         summary="Stop delivery in a scope (a stop role only; audited)",
         response_model=StopInfo,
-        responses=problems(400, 401, 403, 415, 422),
+        responses=problems(400, 401, 403, 413, 415, 422),
     )
     async def stop_delivery(who: Who, body: Annotated[StopRequest, Body()]) -> StopInfo:
         stop = await coord().stop_delivery(body.scope, by=who, reason=body.reason or "")
@@ -521,7 +521,7 @@ def _add_review_routes(
         operation_id="resume_delivery",
         summary="Switch a scope's stop off (a stop role only; audited); the stops still on",
         response_model=list[StopInfo],
-        responses=problems(400, 401, 403, 415, 422),
+        responses=problems(400, 401, 403, 413, 415, 422),
     )
     async def resume_delivery(who: Who, body: Annotated[StopRequest, Body()]) -> list[StopInfo]:
         current = coord()
@@ -655,7 +655,7 @@ def _add_decision_route(
         operation_id=kind.operation_id,
         summary=kind.summary,
         response_model=ProcessResult,
-        responses=problems(400, 401, 403, 404, 409, 415, 422),
+        responses=problems(400, 401, 403, 404, 409, 413, 415, 422),
     )
     async def decide_route(
         request: Request,
@@ -771,7 +771,7 @@ def _add_qa_routes(
         operation_id="qa_verdict",
         summary="Record a QA verdict on a sampled reply (a `qa_verdict` audit row), once",
         response_model=QaReview,
-        responses=problems(400, 401, 403, 404, 409, 415, 422),
+        responses=problems(400, 401, 403, 404, 409, 413, 415, 422),
     )
     async def qa_verdict(
         request: Request,

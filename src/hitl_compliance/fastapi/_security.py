@@ -27,21 +27,29 @@ from hitl_compliance.errors import (
     ConfigurationError,
     CrossOriginRequestError,
     HitlError,
+    InputTooLargeError,
     UnsupportedMediaTypeError,
 )
+from hitl_compliance.limits import too_large
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+    from starlette.types import Message
 
 __all__ = [
     "CrossOriginRequestError",
     "RequestGuard",
     "UnsupportedMediaTypeError",
+    "bounded",
     "frame_headers",
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 """Methods that change nothing, so any origin may send them (CORS guards what it reads)."""
+
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body read (1 MiB): the largest valid decision body (a 20,000
+character edit, 16 KiB of metadata and of tool arguments) is well under it."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -148,6 +156,48 @@ class RequestGuard:
         # No Origin: a browser says cross-site / same-site only for another page's
         # request; a client that is not a browser (curl, a backend) sends neither.
         return fetch_site == ""
+
+
+async def bounded(request: Request) -> Request | InputTooLargeError:
+    """`request` with its body read, or a 413 refusal past `MAX_BODY_BYTES`.
+
+    A declared `Content-Length` over the limit is refused unread; a body without
+    one (chunked) is read only until it passes the limit, so no client can make
+    the service hold more. Requests that change nothing pass as they are.
+    """
+    if request.method.upper() in SAFE_METHODS:
+        return request
+    thread_id = request.path_params.get("thread_id")
+    thread = thread_id if isinstance(thread_id, str) else None
+
+    def refused(size: int) -> InputTooLargeError:
+        return too_large(
+            "the request body", size, MAX_BODY_BYTES, "bytes", thread, fix="send a smaller one"
+        )
+
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return refused(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return refused(size)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    replayed = False
+    upstream = request.receive
+
+    async def receive() -> Message:
+        # The body once, as read; then whatever the server says (a disconnect).
+        nonlocal replayed
+        if replayed:
+            return await upstream()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return type(request)(request.scope, receive)
 
 
 _KEYWORDS = ("'self'", "'none'")
