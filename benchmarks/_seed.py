@@ -38,8 +38,8 @@ __all__ = [
     "PAUSED_EVERY",
     "RULES",
     "SeedRow",
-    "pending_templates",
     "clone_checkpoints",
+    "pending_templates",
     "seed_reviews",
     "seed_templates",
     "thread_id",
@@ -281,7 +281,8 @@ def _copy_sqlite(path: str, templates: dict[str, str], copies: dict[str, list[_C
     try:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(hitl_reviews)")]
         row = conn.execute(
-            "SELECT requested_at FROM hitl_reviews WHERE review_id = ?", (SeedRow(TEMPLATE_PENDING).record().review_id,)
+            "SELECT requested_at FROM hitl_reviews WHERE review_id = ?",
+            (SeedRow(TEMPLATE_PENDING).record().review_id,),
         ).fetchone()
         expected = _sqlite_ts(SeedRow(TEMPLATE_PENDING).record().requested_at)
         if row is None or row[0] != expected:

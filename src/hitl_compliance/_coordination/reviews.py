@@ -22,7 +22,14 @@ from hitl_compliance.errors import (
     StaleReviewError,
 )
 from hitl_compliance.models import PendingReview, ReviewRecord, sha256_text
-from hitl_compliance.policy import Authorization, Reviewer, as_reviewer, canonical_reviewer_id
+from hitl_compliance.policy import (
+    AllowAllPolicy,
+    Authorization,
+    Reviewer,
+    RoleBasedPolicy,
+    as_reviewer,
+    canonical_reviewer_id,
+)
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import Refusal, refusal_error
 
@@ -62,11 +69,13 @@ async def pending(
             raise InvalidInputError("assigned_to must be a non-empty str (a reviewer id).")
         _validate.text("assigned_to", assigned_to)
         via = await assigning.assignees_for(ctx, assigned_to)
-    # Filters the store's index does not answer drop rows after the read: fetch wider pages.
+    # Filters the store's index does not answer drop rows after the read: fetch wider
+    # pages, doubling up to _MAX_PAGE, so a selective filter costs few round trips.
     narrowed = who is not None or (via is not None and rule is not None)
+    may = None if who is None else _Eligibility(ctx, who)
     out: list[PendingReview] = []
+    width = None if limit is None else max(limit, 50) if narrowed else limit
     while True:
-        width = None if limit is None else max(limit, 50) if narrowed else limit
         if via is None:
             page = await ctx.reviews.list_pending(
                 limit=width, rule=rule, requested_before=before, after=after
@@ -78,7 +87,7 @@ async def pending(
         kept = [
             record
             for record in page
-            if (who is None or authorization(ctx, who, record).allowed)
+            if (may is None or may.allowed(record))
             and (via is None or rule is None or any(v.rule == rule for v in record.violations))
         ]
         for view in await assigning.annotate(ctx, kept, via):
@@ -88,6 +97,54 @@ async def pending(
         if not narrowed or limit is None or not page:
             return out
         after = (page[-1].requested_at, page[-1].review_id)
+        if width is not None:
+            width = max(width, min(width * 2, _MAX_PAGE))
+
+
+_MAX_PAGE = 1000
+"""The widest page a filtered `pending()` reads at once (rows dropped after the read)."""
+
+
+class _Eligibility:
+    """`authorization(ctx, reviewer, r).allowed` over many reviews, with its pure parts memoised.
+
+    The reviewer's canonical id is computed once, each requester's once, and, for
+    the library's own policies (whose answer depends only on the findings' rules
+    and severities), the policy once per distinct set of those.
+    """
+
+    def __init__(self, ctx: Context, reviewer: Reviewer) -> None:
+        self._ctx = ctx
+        self._reviewer = reviewer
+        self._key: str | None = None
+        self._requesters: dict[str, bool] = {}
+        self._by_kinds = type(ctx.policy) in (AllowAllPolicy, RoleBasedPolicy)
+        self._policy: dict[frozenset[tuple[str, str]], bool] = {}
+
+    def allowed(self, review: ReviewRecord) -> bool:
+        """Whether the reviewer may decide `review` now (as `authorization` answers)."""
+        ctx = self._ctx
+        if self._key is None:
+            self._key = canonical(ctx, self._reviewer.id)
+        key = self._key
+        requester = review.requested_by
+        if requester is not None:
+            mine = self._requesters.get(requester)
+            if mine is None:
+                mine = self._requesters[requester] = is_requester(ctx, key, review)
+            if mine:
+                return False
+        if any(key in (v.reviewer_key, canonical(ctx, v.reviewer)) for v in review.votes):
+            return False
+        if not self._by_kinds:
+            return ctx.policy.authorize(self._reviewer, review.violations).allowed
+        kinds = frozenset((v.rule, v.severity) for v in review.violations)
+        found = self._policy.get(kinds)
+        if found is None:
+            found = self._policy[kinds] = ctx.policy.authorize(
+                self._reviewer, review.violations
+            ).allowed
+        return found
 
 
 async def review(ctx: Context, thread_id: str, review_id: str | None = None) -> PendingReview:
