@@ -8,7 +8,9 @@ before anything changes, so a UI's answer and the decision agree.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination import assigning, integrity
@@ -73,10 +75,18 @@ async def pending(
     # pages, doubling up to _MAX_PAGE, so a selective filter costs few round trips.
     narrowed = who is not None or (via is not None and rule is not None)
     may = None if who is None else _Eligibility(ctx, who)
+    kinds = None if may is None or via is not None else await may.kinds(rule)
+    if kinds == []:
+        return []
     out: list[PendingReview] = []
     width = None if limit is None else max(limit, 50) if narrowed else limit
     while True:
-        if via is None:
+        if kinds is not None:
+            # Only reviews whose finding kinds the policy allows (and that have `rule`).
+            page = await ctx.reviews.list_pending_by_kinds(  # type: ignore[attr-defined]
+                kinds, limit=width, requested_before=before, after=after
+            )
+        elif via is None:
             page = await ctx.reviews.list_pending(
                 limit=width, rule=rule, requested_before=before, after=after
             )
@@ -88,7 +98,11 @@ async def pending(
             record
             for record in page
             if (may is None or may.allowed(record))
-            and (via is None or rule is None or any(v.rule == rule for v in record.violations))
+            and (
+                (via is None and kinds is None)
+                or rule is None
+                or any(v.rule == rule for v in record.violations)
+            )
         ]
         for view in await assigning.annotate(ctx, kept, via):
             out.append(view)
@@ -103,6 +117,30 @@ async def pending(
 
 _MAX_PAGE = 1000
 """The widest page a filtered `pending()` reads at once (rows dropped after the read)."""
+
+
+_SEVERITIES = frozenset({"low", "medium", "high", "critical"})
+
+
+def _pairs(value: str) -> list[tuple[str, str]] | None:
+    """The `(rule, severity)` pairs of a finding-kinds value, or None if it is not one."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(parsed, list):
+        return None
+    out: list[tuple[str, str]] = []
+    for item in parsed:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or item[1] not in _SEVERITIES
+        ):
+            return None
+        out.append((item[0], item[1]))
+    return out
 
 
 class _Eligibility:
@@ -120,6 +158,35 @@ class _Eligibility:
         self._requesters: dict[str, bool] = {}
         self._by_kinds = type(ctx.policy) in (AllowAllPolicy, RoleBasedPolicy)
         self._policy: dict[frozenset[tuple[str, str]], bool] = {}
+
+    async def kinds(self, rule: str | None) -> list[str] | None:
+        """The finding-kinds values of pending reviews the policy may allow (with a
+        finding of `rule`, if given), or None when the store or policy cannot say.
+
+        Only the library's role-based policy decides from `(rule, severity)` pairs
+        alone (and the allow-all one needs no narrowing); any other policy, or a
+        store without the kinds index, reads every pending review instead.
+        """
+        ctx = self._ctx
+        store: Any = ctx.reviews
+        if type(ctx.policy) is not RoleBasedPolicy or not hasattr(store, "list_pending_by_kinds"):
+            return None
+        values: list[str] | None = await store.pending_finding_kinds()
+        if values is None:
+            return None
+        out: list[str] = []
+        for value in values:
+            pairs = _pairs(value)
+            if pairs is None:
+                # Not a value this library wrote: let the per-row check decide.
+                out.append(value)
+                continue
+            if rule is not None and all(r != rule for r, _ in pairs):
+                continue
+            findings = [RuleResult(r, "review", severity=s) for r, s in pairs]  # type: ignore[arg-type]
+            if ctx.policy.authorize(self._reviewer, findings).allowed:
+                out.append(value)
+        return out
 
     def allowed(self, review: ReviewRecord) -> bool:
         """Whether the reviewer may decide `review` now (as `authorization` answers)."""

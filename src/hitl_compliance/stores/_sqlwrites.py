@@ -55,6 +55,7 @@ from hitl_compliance.stores._sql import (
     review_from_row,
     review_values,
 )
+from hitl_compliance.stores._sqlkinds import finding_kinds
 from hitl_compliance.stores._sqlstore import SqlStoreBase
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
 
@@ -163,7 +164,10 @@ class WriteStatements:
                 f"SELECT * FROM {t.reviews} WHERE thread_id = ? AND checkpoint_id = ?"
             ),
             insert_review=d.sql(
-                f"INSERT INTO {t.reviews} ({REVIEW_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+                # finding_kinds: SQLite's column behind pending(reviewer=) (`_sqlkinds`);
+                # PostgreSQL opens reviews server-side and indexes an expression instead.
+                f"INSERT INTO {t.reviews} ({REVIEW_COLUMNS}, finding_kinds) "
+                f"VALUES ({', '.join('?' * 19)})"
             ),
             insert_rule=d.sql(
                 f"INSERT INTO {t.review_rules} (review_id, rule, requested_at) VALUES (?, ?, ?)"
@@ -344,7 +348,7 @@ class SqlStore(SqlStoreBase):
                         thread_id=review.thread_id,
                         review_id=str(open_row["review_id"]),
                     )
-            await tx.run(w.insert_review, values)
+            await tx.run(w.insert_review, [*values, finding_kinds(review.violations)])
             if rules:
                 await tx.run_many(w.insert_rule, rules)
             await self._append(tx, paused)

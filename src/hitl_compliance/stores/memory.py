@@ -65,6 +65,7 @@ from hitl_compliance.stops import (
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._seals import Sealed, seals_after
+from hitl_compliance.stores._sqlkinds import finding_kinds
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -96,6 +97,8 @@ class InMemoryReviewStore(Sealed):
         # (`list_assigned`), so a filtered page costs O(log n + rows returned).
         self._pending_by_rule: dict[str, list[tuple[datetime, str]]] = {}
         self._pending_by_assignee: dict[str, list[tuple[datetime, str]]] = {}
+        # ... and per finding kinds (`_sqlkinds.finding_kinds`), for pending(reviewer=).
+        self._pending_by_kinds: dict[str, list[tuple[datetime, str]]] = {}
         self._turns: dict[str, TurnRecord] = {}
         self._audit: list[AuditRecord] = []
         self._audit_by_thread: dict[str, list[AuditRecord]] = {}
@@ -227,6 +230,29 @@ class InMemoryReviewStore(Sealed):
             keys = _window(order, after, requested_before, limit)
             return [self._reviews[review_id] for _, review_id in keys]
 
+    async def pending_finding_kinds(self) -> list[str] | None:
+        """Each distinct finding-kinds value among pending reviews (`pending(reviewer=)`)."""
+        async with self._lock:
+            return sorted(self._pending_by_kinds)
+
+    async def list_pending_by_kinds(
+        self,
+        kinds: Sequence[str],
+        *,
+        limit: int | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Pending reviews whose finding-kinds value is one of `kinds`, oldest first."""
+        check_limit(limit)
+        async with self._lock:
+            windows = [
+                _window(self._pending_by_kinds.get(k, []), after, requested_before, limit)
+                for k in sorted(set(kinds))
+            ]
+            keys = itertools.islice(heapq.merge(*windows), limit)
+            return [self._reviews[review_id] for _, review_id in keys]
+
     async def count_pending(self) -> int:
         """How many reviews are pending (the size of the pending index)."""
         return len(self._pending)
@@ -238,6 +264,8 @@ class InMemoryReviewStore(Sealed):
             bisect.insort(self._pending_order, key)
             for rule in dict.fromkeys(v.rule for v in review.violations):
                 bisect.insort(self._pending_by_rule.setdefault(rule, []), key)
+            kinds = finding_kinds(review.violations)
+            bisect.insort(self._pending_by_kinds.setdefault(kinds, []), key)
             assigned = self._assignments.get(review.review_id)
             if assigned is not None:
                 bisect.insort(self._pending_by_assignee.setdefault(assigned.assigned_to, []), key)
@@ -249,6 +277,7 @@ class InMemoryReviewStore(Sealed):
             _remove(self._pending_order, key)
             for rule in dict.fromkeys(v.rule for v in review.violations):
                 _remove_from(self._pending_by_rule, rule, key)
+            _remove_from(self._pending_by_kinds, finding_kinds(review.violations), key)
             assigned = self._assignments.get(review.review_id)
             if assigned is not None:
                 _remove_from(self._pending_by_assignee, assigned.assigned_to, key)

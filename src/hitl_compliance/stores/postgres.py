@@ -58,6 +58,7 @@ from hitl_compliance.stores._sql import (
 )
 from hitl_compliance.stores._sqlassign import assignment_columns, assignment_tables
 from hitl_compliance.stores._sqlerasure import personal_tables
+from hitl_compliance.stores._sqlkinds import KindsReads, postgres_kinds_steps
 from hitl_compliance.stores._sqlqa import qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlstops import stop_tables
@@ -261,6 +262,12 @@ def _schema_oversight(p: str) -> list[Step]:
     return [*oversight_indexes(p)]
 
 
+def _schema_kinds(p: str) -> list[Step]:
+    # pending(reviewer=) reads pending reviews by their findings' (rule, severity)
+    # pairs: an immutable function of the row and a partial index on it.
+    return [*postgres_kinds_steps(p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -281,6 +288,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_stops,  # 15: the stop switch
     _schema_assignment,  # 16: assignment and delegation
     _schema_oversight,  # 17: oversight report ranges (decided_at; audit event, at)
+    _schema_kinds,  # 18: pending reviews by finding kinds (pending(reviewer=))
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -348,7 +356,7 @@ class _PgTx:
         await self._cur.executemany(sql, rows)
 
 
-class PostgresReviewStore(ServerSideWrites):
+class PostgresReviewStore(ServerSideWrites, KindsReads):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in PostgreSQL tables.
 
     Give it a `psycopg_pool.AsyncConnectionPool` you own (it is never closed
@@ -371,6 +379,7 @@ class PostgresReviewStore(ServerSideWrites):
     """
 
     dialect = _DIALECT
+    kinds_expr = "{p}finding_kinds(violations)"
 
     def __init__(
         self,
