@@ -70,6 +70,8 @@ class KindsReads(SqlStoreBase):
 
     kinds_expr: str = "finding_kinds"
     """The SQL expression of a review row's kinds (a column, or the indexed call)."""
+    kinds_ready: bool = False
+    """Whether `setup()` brought the tables to the kinds index's migration step."""
 
     def _kinds(self) -> str:
         return self.kinds_expr.format(p=self.table_prefix)
@@ -122,9 +124,12 @@ class KindsReads(SqlStoreBase):
     async def pending_finding_kinds(self) -> list[str] | None:
         """Each distinct kinds value among pending reviews.
 
-        Returns None when a pending row has no kinds value (written by a version
-        before the index): the caller then reads the reviews without it.
+        Returns None when the tables have no kinds index, or a pending row has no
+        kinds value (written by a version before it): the caller then reads the
+        reviews without it.
         """
+        if not self.kinds_ready:
+            return None
         d, k, reviews = self.dialect, self._kinds(), f"{self.table_prefix}reviews"
         unset = await self._fetch_one(
             d.sql(f"SELECT 1 AS x FROM {reviews} WHERE status = 'pending' AND {k} IS NULL LIMIT 1"),

@@ -118,6 +118,7 @@ class WriteStatements:
     insert_turn: str
     review_at_checkpoint: str
     insert_review: str
+    insert_review_kinds: str
     insert_rule: str
     latest_locked: str
     review_locked: str
@@ -164,8 +165,11 @@ class WriteStatements:
                 f"SELECT * FROM {t.reviews} WHERE thread_id = ? AND checkpoint_id = ?"
             ),
             insert_review=d.sql(
-                # finding_kinds: SQLite's column behind pending(reviewer=) (`_sqlkinds`);
-                # PostgreSQL opens reviews server-side and indexes an expression instead.
+                f"INSERT INTO {t.reviews} ({REVIEW_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+            ),
+            # finding_kinds: SQLite's column behind pending(reviewer=) (`_sqlkinds`);
+            # PostgreSQL indexes an expression of `violations` instead.
+            insert_review_kinds=d.sql(
                 f"INSERT INTO {t.reviews} ({REVIEW_COLUMNS}, finding_kinds) "
                 f"VALUES ({', '.join('?' * 19)})"
             ),
@@ -276,6 +280,9 @@ class SqlStore(SqlStoreBase):
 
     _lane_sql: LaneStatements | None = None
     """The append's statements with ledger lanes; None: one chain (`audit_head`)."""
+    kinds_column: bool = False
+    """Whether the review table keeps `finding_kinds` as a column written with the row
+    (SQLite); PostgreSQL computes it in an index expression."""
     _lane_count: int = 1
 
     def __init__(self, *, table_prefix: str) -> None:
@@ -348,7 +355,10 @@ class SqlStore(SqlStoreBase):
                         thread_id=review.thread_id,
                         review_id=str(open_row["review_id"]),
                     )
-            await tx.run(w.insert_review, [*values, finding_kinds(review.violations)])
+            if self.kinds_column:
+                await tx.run(w.insert_review_kinds, [*values, finding_kinds(review.violations)])
+            else:
+                await tx.run(w.insert_review, values)
             if rules:
                 await tx.run_many(w.insert_rule, rules)
             await self._append(tx, paused)

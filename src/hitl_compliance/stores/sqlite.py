@@ -634,6 +634,8 @@ class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites, KindsReads):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Run the migration steps the tables miss; the caller holds the write lock."""
+        # The kinds column and index exist once their step has run (tests run fewer).
+        self.kinds_column = self.kinds_ready = _schema_kinds in _MIGRATIONS
         _run_sql(conn, self._sql.create_schema_version)
         version = _one(conn, self._sql.schema_version, ())
         steps = steps_to_run(version, _MIGRATIONS, where=f"in SQLite database {self.path!r}")
