@@ -22,6 +22,7 @@ from hitl_compliance import (
     build_compliance_graph,
     open_backend,
 )
+from hitl_compliance._coordination.reviews import authorization
 from hitl_compliance.backends import Backend
 from tests.property.test_pending_reviewer import Ask, Row, _check
 
@@ -138,3 +139,31 @@ async def test_a_previous_version_database_gains_the_kinds_index(
             assert item.thread_id == "t"
             assert await coord.pending(reviewer=Reviewer("bob", roles=frozenset({"b"}))) == []
             assert (await coord.verify_audit()).ok
+
+
+async def test_sqlite_row_without_kinds_is_still_listed(tmp_path: Path) -> None:
+    """A pending SQLite row with no kinds value (older code) sends `pending(reviewer=)`
+    back to reading every pending review, and the pages still equal the reference."""
+    path = tmp_path / "unset.db"
+    async with open_backend(f"sqlite:///{path}") as backend:
+        await _check(backend.reviews, _rows(), POLICY, [])  # type: ignore[arg-type]
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE hitl_reviews SET finding_kinds = NULL WHERE review_id = "
+            "(SELECT min(review_id) FROM hitl_reviews)"
+        )
+    async with open_backend(f"sqlite:///{path}") as backend:
+        store: Any = backend.reviews
+        assert await store.pending_finding_kinds() is None
+        coord = _coordinator(backend)
+        everything = await store.list_pending()
+        for ask in QUESTIONS:
+            who = Reviewer(ask.reviewer, roles=ask.roles)
+            expected = [
+                r.review_id
+                for r in everything
+                if authorization(coord._ctx, who, r).allowed
+                and (ask.rule is None or any(v.rule == ask.rule for v in r.violations))
+            ][: ask.limit]
+            got = await coord.pending(reviewer=who, rule=ask.rule, limit=ask.limit)
+            assert [p.review_id for p in got] == expected, ask

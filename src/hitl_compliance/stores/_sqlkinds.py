@@ -70,6 +70,8 @@ class KindsReads(SqlStoreBase):
 
     kinds_expr: str = "finding_kinds"
     """The SQL expression of a review row's kinds (a column, or the indexed call)."""
+    kinds_nullable: bool = True
+    """Whether a pending row's kinds can be unset (a column written by older code)."""
     kinds_ready: bool = False
     """Whether `setup()` brought the tables to the kinds index's migration step."""
 
@@ -78,9 +80,10 @@ class KindsReads(SqlStoreBase):
 
     def distinct_kinds_query(self) -> str:
         """Each distinct kinds value among pending rows: a skip scan of the kinds index
-        (one index probe per value, however many rows share it)."""
+        (one index probe per value, however many rows share it); then, where the
+        value can be unset, one NULL row if any pending row has none."""
         d, k, reviews = self.dialect, self._kinds(), f"{self.table_prefix}reviews"
-        return d.sql(
+        sql = (
             f"WITH RECURSIVE found(kinds) AS ("
             f"SELECT min({k}) FROM {reviews} WHERE status = 'pending' "
             f"UNION ALL SELECT (SELECT min({k}) FROM {reviews} "
@@ -88,6 +91,12 @@ class KindsReads(SqlStoreBase):
             "WHERE found.kinds IS NOT NULL) "
             "SELECT kinds FROM found WHERE kinds IS NOT NULL"
         )
+        if self.kinds_nullable:
+            sql += (
+                f" UNION ALL SELECT NULL FROM (SELECT 1 AS x FROM {reviews} "
+                f"WHERE status = 'pending' AND {k} IS NULL LIMIT 1) AS unset"
+            )
+        return d.sql(sql)
 
     def by_kinds_query(
         self,
@@ -130,14 +139,10 @@ class KindsReads(SqlStoreBase):
         """
         if not self.kinds_ready:
             return None
-        d, k, reviews = self.dialect, self._kinds(), f"{self.table_prefix}reviews"
-        unset = await self._fetch_one(
-            d.sql(f"SELECT 1 AS x FROM {reviews} WHERE status = 'pending' AND {k} IS NULL LIMIT 1"),
-            (),
-        )
-        if unset is not None:
+        rows = await self._fetch_all(self.distinct_kinds_query(), ())
+        if any(r["kinds"] is None for r in rows):
             return None
-        return [str(r["kinds"]) for r in await self._fetch_all(self.distinct_kinds_query(), ())]
+        return [str(r["kinds"]) for r in rows]
 
     async def list_pending_by_kinds(
         self,

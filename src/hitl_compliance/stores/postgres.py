@@ -380,6 +380,7 @@ class PostgresReviewStore(ServerSideWrites, KindsReads):
 
     dialect = _DIALECT
     kinds_expr = "{p}finding_kinds(violations)"
+    kinds_nullable = False  # the function returns '[]' for no findings, never NULL
 
     def __init__(
         self,
