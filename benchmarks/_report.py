@@ -128,8 +128,29 @@ _PENDING: list[Column] = [
     ("`pending()` all p50 (ms)", _key("library_all_p50_ms", 1)),
     ("Naive, all (ms)", _naive("all")),
     ("< 10 ms", _target),
+    ("`rule=` 20% / 1% (ms)", lambda r: _pair(r, "rule", "rule_rare")),
+    ("`reviewer=` 20% / 1% (ms)", lambda r: _pair(r, "reviewer", "reviewer_rare")),
+    ("`assigned_to=` 10% (ms)", _key("filter_assigned_to_p50_ms")),
+    ("`older_than=` 50% (ms)", _key("filter_older_than_p50_ms")),
+    ("Filters ≤ 10 ms", lambda r: _num(_filters_met(r))),
     ("Seeding (s)", _key("seed_s", 1)),
 ]
+"""Filter columns: `pending(limit=50, <filter>)` p50, each filter's share of the pending reviews."""
+
+_FILTER_KEYS = ("rule", "rule_rare", "reviewer", "reviewer_rare", "assigned_to", "older_than")
+
+
+def _pair(r: Row, common: str, rare: str) -> str:
+    return f"{_num(r.get(f'filter_{common}_p50_ms'))} / {_num(r.get(f'filter_{rare}_p50_ms'))}"
+
+
+def _filters_met(r: Row) -> bool | None:
+    """Whether every filtered `pending(limit=50)` p50 is at most 10 ms (None: not measured)."""
+    values = [r.get(f"filter_{k}_p50_ms") for k in _FILTER_KEYS]
+    if any(v is None for v in values):
+        return None
+    return max(values) <= 10.0
+
 
 _SLA: list[Column] = [
     ("Backend", _key("backend")),
@@ -243,6 +264,16 @@ def _summary(results: dict[str, Any]) -> list[str]:
             if r["threads"] == biggest
         ]
         lines.append(f"- **`pending(limit=50)`** at {biggest:,} threads: " + ", ".join(parts) + ".")
+        worst = [
+            f"{r['backend']} {_num(max(r[f'filter_{k}_p50_ms'] for k in _FILTER_KEYS))} ms"
+            for r in pending["rows"]
+            if r["threads"] == biggest and _filters_met(r) is not None
+        ]
+        if worst:
+            lines.append(
+                f"- **`pending(limit=50)` with a filter** at {biggest:,} threads, slowest "
+                "filter p50 (target ≤ 10 ms): " + ", ".join(worst) + "."
+            )
     sla = results.get("sla")
     if sla and sla["status"] == "skipped":
         lines.append(f"- **SLA sweep**: {sla['reason']}")

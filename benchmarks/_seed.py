@@ -34,9 +34,12 @@ from benchmarks._workload import MESSAGE, REVIEWER, RISKY_REPLY
 from hitl_compliance import ReviewRecord, ReviewStore, RuleResult
 
 __all__ = [
+    "ASSIGNEES",
     "PAUSED_EVERY",
+    "RULES",
     "SeedRow",
     "clone_checkpoints",
+    "pending_templates",
     "seed_reviews",
     "seed_templates",
     "thread_id",
@@ -46,7 +49,24 @@ PAUSED_EVERY = 10
 """Thread `i` is paused when `i % PAUSED_EVERY == 0`: 10% of threads await review."""
 
 _BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
-_FINDING = RuleResult("guarantee", "review", "promises returns", ("guaranteed returns",))
+
+RULES: tuple[tuple[str, int], ...] = (
+    ("advice", 40),
+    ("guarantee", 30),
+    ("pii", 20),
+    ("complaint", 9),
+    ("vulnerable", 1),
+)
+"""The rule of each seeded review and its share of them in percent (a skewed mix)."""
+_RULE_OF = [name for name, share in RULES for _ in range(share)]
+_SEVERITY = ("low", "medium", "high", "critical")
+
+ASSIGNEES = 10
+"""Pending reviews are assigned round-robin to `agent-0` .. `agent-9` (10% each)."""
+
+
+def _finding(rule: str, severity: str) -> RuleResult:
+    return RuleResult(rule, "review", f"{rule} finding", ("guaranteed returns",), severity)  # type: ignore[arg-type]
 
 
 def thread_id(i: int) -> str:
@@ -65,9 +85,26 @@ class SeedRow:
         """Whether this thread is still awaiting review."""
         return self.index % PAUSED_EVERY == 0
 
+    @property
+    def rule(self) -> str:
+        """The rule of its one finding (`RULES` gives the mix)."""
+        return _RULE_OF[(self.index // PAUSED_EVERY) % len(_RULE_OF)]
+
+    @property
+    def assignee(self) -> str:
+        """Whom it is assigned to while pending."""
+        return f"agent-{(self.index // PAUSED_EVERY) % ASSIGNEES}"
+
+    @property
+    def requested_at(self) -> datetime:
+        """When it was requested: one second per thread index."""
+        return _BASE + timedelta(seconds=self.index)
+
     def record(self) -> ReviewRecord:
         """The review as the store API sees it."""
-        requested = _BASE + timedelta(seconds=self.index)
+        requested = self.requested_at
+        # One severity per rule, so each rule's template row is what its copies hold.
+        severity = _SEVERITY[[name for name, _ in RULES].index(self.rule) % len(_SEVERITY)]
         fields: dict[str, Any] = {
             "review_id": uuid.UUID(int=(3 << 64) + self.index).hex,
             "thread_id": thread_id(self.index),
@@ -75,7 +112,7 @@ class SeedRow:
             "status": "pending",
             "customer_message": MESSAGE,
             "draft_response": RISKY_REPLY,
-            "violations": [_FINDING],
+            "violations": [_finding(self.rule, severity)],
             "requested_at": requested,
         }
         if not self.paused:
@@ -142,19 +179,50 @@ async def _api_seed(store: ReviewStore, record: ReviewRecord) -> None:
 
 
 TEMPLATE_PENDING = -PAUSED_EVERY
-"""Seed index of the pending template review (thread `seed--000010`)."""
+"""Seed index of the first pending template review (thread `seed--000010`)."""
 TEMPLATE_DONE = -1
 """Seed index of the approved template review (thread `seed--000001`)."""
 
 # Columns given a fresh value in every copy; every other column is copied from
 # the template row, so new columns added to the store's schema are filled the
 # way the store itself fills them.
-_FRESH = ("review_id", "thread_id", "checkpoint_id", "requested_at", "claim_id")
+_FRESH = (
+    "review_id",
+    "thread_id",
+    "checkpoint_id",
+    "requested_at",
+    "claim_id",
+    "assigned_to",
+)
+
+
+def pending_templates() -> dict[str, int]:
+    """The seed index of each rule's pending template review (negative, paused)."""
+    out: dict[str, int] = {}
+    i = TEMPLATE_PENDING
+    while len(out) < len(RULES):
+        out.setdefault(SeedRow(i).rule, i)
+        i -= PAUSED_EVERY
+    return out
+
+
+async def _assign(store: ReviewStore, row: SeedRow) -> None:
+    assign = getattr(store, "assign")  # noqa: B009 - every library store has it
+    await assign(
+        row.record().review_id,
+        to=row.assignee,
+        reason="seeded",
+        by="seed",
+        now=row.requested_at,
+        initial=True,
+    )
 
 
 async def seed_templates(store: ReviewStore) -> None:
-    """Write the two template reviews (one pending, one approved) through the store API."""
-    await _api_seed(store, SeedRow(TEMPLATE_PENDING).record())
+    """Write the template reviews (one pending per rule, one approved) through the store API."""
+    for index in pending_templates().values():
+        await _api_seed(store, SeedRow(index).record())
+        await _assign(store, SeedRow(index))
     await _api_seed(store, SeedRow(TEMPLATE_DONE).record())
 
 
@@ -178,34 +246,43 @@ async def seed_reviews(
     if backend == "memory":
         for i in range(start, stop):
             await _api_seed(store, SeedRow(i).record())
+            if SeedRow(i).paused:
+                await _assign(store, SeedRow(i))
         return
-    copies: dict[bool, list[tuple[str, str, str, datetime, str | None]]] = {True: [], False: []}
+    # Copies grouped by the template they copy: each rule's pending one, the approved one.
+    copies: dict[str, list[_Copy]] = {}
+    templates = {rule: SeedRow(i).record().review_id for rule, i in pending_templates().items()}
+    templates[""] = SeedRow(TEMPLATE_DONE).record().review_id
     for i in range(start, stop):
         row = SeedRow(i)
         r = row.record()
-        copies[row.paused].append(
-            (r.review_id, r.thread_id, r.checkpoint_id, r.requested_at, r.claim_id)
+        copies.setdefault(row.rule if row.paused else "", []).append(
+            (
+                r.review_id,
+                r.thread_id,
+                r.checkpoint_id,
+                r.requested_at,
+                r.claim_id,
+                row.assignee if row.paused else None,
+            )
         )
-    templates = {
-        True: SeedRow(TEMPLATE_PENDING).record().review_id,
-        False: SeedRow(TEMPLATE_DONE).record().review_id,
-    }
     if backend == "sqlite":
         _copy_sqlite(location.removeprefix("sqlite:///"), templates, copies)
         return
     await _copy_postgres(location, templates, copies)
 
 
-def _copy_sqlite(
-    path: str,
-    templates: dict[bool, str],
-    copies: dict[bool, list[tuple[str, str, str, datetime, str | None]]],
-) -> None:
+_Copy = tuple[str, str, str, datetime, str | None, str | None]
+"""review_id, thread_id, checkpoint_id, requested_at, claim_id, assigned_to."""
+
+
+def _copy_sqlite(path: str, templates: dict[str, str], copies: dict[str, list[_Copy]]) -> None:
     conn = sqlite3.connect(path, timeout=30)
     try:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(hitl_reviews)")]
         row = conn.execute(
-            "SELECT requested_at FROM hitl_reviews WHERE review_id = ?", (templates[True],)
+            "SELECT requested_at FROM hitl_reviews WHERE review_id = ?",
+            (SeedRow(TEMPLATE_PENDING).record().review_id,),
         ).fetchone()
         expected = _sqlite_ts(SeedRow(TEMPLATE_PENDING).record().requested_at)
         if row is None or row[0] != expected:
@@ -219,27 +296,35 @@ def _copy_sqlite(
             f"INSERT INTO hitl_reviews ({', '.join(columns)}) SELECT {select} "
             "FROM hitl_reviews WHERE review_id = ?"
         )
+        rule_rows = (
+            "INSERT INTO hitl_review_rules (review_id, rule, requested_at) "
+            "SELECT ?, rule, ? FROM hitl_review_rules WHERE review_id = ?"
+        )
         with conn:
-            for paused, rows in copies.items():
+            for group, rows in copies.items():
                 params = []
-                for review_id, thread, checkpoint, requested, claim in rows:
+                for review_id, thread, checkpoint, requested, claim, assignee in rows:
                     value = {
                         "review_id": review_id,
                         "thread_id": thread,
                         "checkpoint_id": checkpoint,
                         "requested_at": _sqlite_ts(requested),
                         "claim_id": claim,
+                        "assigned_to": assignee,
                     }
-                    params.append((*(value[c] for c in fresh), templates[paused]))
+                    params.append((*(value[c] for c in fresh), templates[group]))
                 conn.executemany(sql, params)
+                # The open reviews' rule side-table rows, as open_review writes them.
+                conn.executemany(
+                    rule_rows,
+                    [(r[0], _sqlite_ts(r[3]), templates[group]) for r in rows],
+                )
     finally:
         conn.close()
 
 
 async def _copy_postgres(
-    dsn: str,
-    templates: dict[bool, str],
-    copies: dict[bool, list[tuple[str, str, str, datetime, str | None]]],
+    dsn: str, templates: dict[str, str], copies: dict[str, list[_Copy]]
 ) -> None:
     import psycopg
 
@@ -254,20 +339,27 @@ async def _copy_postgres(
         sql = (
             f"INSERT INTO hitl_reviews ({', '.join(columns)}) SELECT {select} "
             "FROM hitl_reviews t CROSS JOIN unnest(%s::text[], %s::text[], %s::text[], "
-            "%s::timestamptz[], %s::text[]) "
-            "AS v(review_id, thread_id, checkpoint_id, requested_at, claim_id) "
+            "%s::timestamptz[], %s::text[], %s::text[]) "
+            "AS v(review_id, thread_id, checkpoint_id, requested_at, claim_id, assigned_to) "
             "WHERE t.review_id = %s"
         )
-        for paused, rows in copies.items():
+        rule_rows = (
+            "INSERT INTO hitl_review_rules (review_id, rule, requested_at) "
+            "SELECT v.review_id, t.rule, v.requested_at FROM hitl_review_rules t "
+            "CROSS JOIN unnest(%s::text[], %s::timestamptz[]) AS v(review_id, requested_at) "
+            "WHERE t.review_id = %s"
+        )
+        for group, rows in copies.items():
             for chunk in range(0, len(rows), 20_000):
                 part = rows[chunk : chunk + 20_000]
                 if not part:
                     continue
-                await conn.execute(
-                    sql, (*(list(col) for col in zip(*part, strict=True)), templates[paused])
-                )
+                cols = [list(col) for col in zip(*part, strict=True)]
+                await conn.execute(sql, (*cols, templates[group]))
+                await conn.execute(rule_rows, (cols[0], cols[3], templates[group]))
         # What autovacuum would have done on a table this size in steady state.
         await conn.execute("ANALYZE hitl_reviews")
+        await conn.execute("ANALYZE hitl_review_rules")
 
 
 def _config(thread: str, checkpoint_id: str | None = None) -> Any:

@@ -30,19 +30,39 @@ from benchmarks._raw import RawGraph, raw_cycle, raw_pause
 from benchmarks._result import BenchResult, guarded, new_result
 from benchmarks._seed import (
     PAUSED_EVERY,
+    RULES,
+    SeedRow,
     clone_checkpoints,
+    pending_templates,
     seed_reviews,
     seed_templates,
     thread_id,
 )
 from benchmarks._workload import RISKY_REPLY, draft, rules
-from hitl_compliance import HitlCoordinator, build_compliance_graph
+from hitl_compliance import (
+    HitlCoordinator,
+    Reviewer,
+    RoleBasedPolicy,
+    Routing,
+    build_compliance_graph,
+)
 
-__all__ = ["TARGET_MS", "run"]
+__all__ = ["FILTERS", "TARGET_MS", "run"]
 
 TARGET_MS = 10.0
 LIMIT = 50
 _PAUSED = ("human_approval",)
+
+FILTERS: tuple[tuple[str, str], ...] = (
+    ("rule", "rule='pii' (20% of pending)"),
+    ("rule_rare", "rule='vulnerable' (1%)"),
+    ("reviewer", "reviewer with the 'pii' role (20%)"),
+    ("reviewer_rare", "reviewer with the 'vulnerable' role (1%)"),
+    ("assigned_to", "assigned_to='agent-3' (10%)"),
+    ("older_than", "older_than= the middle of the seeded range (50%)"),
+)
+"""The filtered `pending(limit=50)` calls measured at each scale: key and what it selects."""
+_POLICY = RoleBasedPolicy(rule_roles={name: f"role-{name}" for name, _ in RULES})
 
 
 @dataclass(frozen=True)
@@ -151,7 +171,15 @@ async def run(ctx: BenchContext) -> BenchResult:
         f"scales. Each naive variant repeats at most once per round while its "
         f"total stays under {params.naive_budget_s:.0f} s per scale.",
         f"Target: pending(limit={LIMIT}) p50 under {TARGET_MS:.0f} ms on SQLite and "
-        "Postgres, flat from the smallest to the largest scale.",
+        "Postgres, flat from the smallest to the largest scale; and with any filter "
+        f"(issue 19 item 3) at most {TARGET_MS:.0f} ms at 100,000 threads.",
+        "Filters: each pending review has one finding of one rule, mixed "
+        + ", ".join(f"{name} {share}%" for name, share in RULES)
+        + "; the coordinator's policy is a RoleBasedPolicy giving each rule its own "
+        "role; pending reviews are assigned round-robin to agent-0 .. agent-9. "
+        "Measured with limit=50: "
+        + "; ".join(what for _, what in FILTERS)
+        + ". Each result's length is checked against the seed.",
     ]
     if "postgres" not in ctx.backends("postgres") and ctx.postgres_skip_reason:
         result["skipped"].append(f"postgres: {ctx.postgres_skip_reason}")
@@ -172,6 +200,8 @@ async def _run_backend(
         coord = HitlCoordinator(
             build_compliance_graph(draft, rules=rules(), checkpointer=opened.checkpointer),
             reviews=opened.reviews,
+            policy=_POLICY,
+            routing=Routing(),
         )
         # Templates: one real paused thread and one real completed thread. They
         # stay in the saver, so the naive scan finds one paused thread more.
@@ -196,11 +226,13 @@ async def _run_backend(
             await _check_seed(graph, scale)
             row = await _measure_scale(params, backend, scale, coord, graph, naive_dead)
             row["seed_s"] = round(seed_s, 1)
+            row.update(await _measure_filters(params, scale, coord))
             result["rows"].append(row)
             print(
                 f"  pending  {backend:8} {scale:>7,} threads: limit={LIMIT} "
                 f"{row['library_limit_p50_ms']} ms (naive {row['naive_limit_ms']}), "
-                f"all {row['library_all_p50_ms']} ms (naive {row['naive_all_ms']})",
+                f"all {row['library_all_p50_ms']} ms (naive {row['naive_all_ms']}); "
+                + ", ".join(f"{key} {row[f'filter_{key}_p50_ms']}" for key, _ in FILTERS),
                 flush=True,
             )
 
@@ -223,8 +255,10 @@ async def _measure_scale(
     graph: RawGraph,
     naive_dead: dict[str, str],
 ) -> dict[str, Any]:
-    # Both sides hold one extra paused thread: the template they were seeded from.
-    pending_total = len(range(0, scale, PAUSED_EVERY)) + 1
+    # Both sides hold extra paused threads: the library its per-rule templates, the
+    # raw graph its one template; the naive scan finds one, the library all of them.
+    pending_total = len(range(0, scale, PAUSED_EVERY)) + len(pending_templates())
+    naive_total = len(range(0, scale, PAUSED_EVERY)) + 1
     lib_limit: list[float] = []
     lib_all: list[float] = []
     naive: dict[str, _Naive] = {"limit": _Naive([]), "all": _Naive([])}
@@ -243,14 +277,14 @@ async def _measure_scale(
     for r in range(params.rounds):
         for _ in range(params.limit_calls_per_round):
             lib_limit.append(await _timed(lib_limit_call, min(LIMIT, pending_total)))
-        await _naive_round(params, graph, naive["limit"], LIMIT, min(LIMIT, pending_total), r)
+        await _naive_round(params, graph, naive["limit"], LIMIT, min(LIMIT, naive_total), r)
         spent = 0.0
         for _ in range(params.all_calls_per_round):
             lib_all.append(await _timed(lib_all_call, pending_total))
             spent += lib_all[-1]
             if spent > params.all_budget_s:
                 break
-        await _naive_round(params, graph, naive["all"], None, pending_total, r)
+        await _naive_round(params, graph, naive["all"], None, naive_total, r)
     for variant, timing in naive.items():
         if timing.stopped:
             naive_dead[variant] = f"not run: stopped at {scale:,} threads"
@@ -274,6 +308,53 @@ async def _measure_scale(
         row[f"naive_{variant}_n"] = cell["n"]
     row["target_met"] = row["library_limit_p50_ms"] < TARGET_MS if backend != "memory" else None
     return row
+
+
+def _pending_rows(scale: int) -> list[SeedRow]:
+    """Every pending seeded review: the seeded threads' and the templates'."""
+    rows = [SeedRow(i) for i in range(0, scale, PAUSED_EVERY)]
+    return rows + [SeedRow(i) for i in pending_templates().values()]
+
+
+async def _measure_filters(params: Params, scale: int, coord: HitlCoordinator) -> dict[str, Any]:
+    """p50 of each filtered `pending(limit=50)` call, checked against the seed."""
+    rows = _pending_rows(scale)
+    cutoff = SeedRow(scale // 2).requested_at
+    calls: dict[str, tuple[Callable[[], Awaitable[int]], int]] = {}
+
+    def add(key: str, match: Callable[[SeedRow], bool], **kwargs: Any) -> None:
+        async def call() -> int:
+            return len(await coord.pending(limit=LIMIT, **kwargs))
+
+        calls[key] = (call, min(LIMIT, sum(1 for r in rows if match(r))))
+
+    add("rule", lambda r: r.rule == "pii", rule="pii")
+    add("rule_rare", lambda r: r.rule == "vulnerable", rule="vulnerable")
+    add(
+        "reviewer",
+        lambda r: r.rule == "pii",
+        reviewer=Reviewer("officer", roles=frozenset({"role-pii"})),
+    )
+    add(
+        "reviewer_rare",
+        lambda r: r.rule == "vulnerable",
+        reviewer=Reviewer("officer", roles=frozenset({"role-vulnerable"})),
+    )
+    add("assigned_to", lambda r: r.assignee == "agent-3", assigned_to="agent-3")
+    add("older_than", lambda r: r.requested_at < cutoff, older_than=cutoff)
+    out: dict[str, Any] = {}
+    for key, (call, expect) in calls.items():
+        await _timed(call, expect)  # warm-up
+        samples: list[float] = []
+        spent = 0.0
+        for _ in range(params.rounds * params.limit_calls_per_round // 5):
+            samples.append(await _timed(call, expect))
+            spent += samples[-1]
+            if spent > params.all_budget_s:
+                break
+        out[f"filter_{key}_p50_ms"] = ms(statistics.median(samples))
+        out[f"filter_{key}_n"] = len(samples)
+    return out
 
 
 async def _naive_round(

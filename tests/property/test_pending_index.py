@@ -1,8 +1,9 @@
-"""`InMemoryReviewStore.list_pending` (a sorted index, bisected) against a brute-force model.
+"""`InMemoryReviewStore`'s pending indexes (sorted, bisected) against a brute-force model.
 
 Random interleavings of opening, voting, claiming, releasing and completing
-reviews, with many ties in `requested_at`, then every filter combination:
-`rule`, `requested_before`, the keyset cursor `after` and `limit`. The model
+reviews and (re)assigning them, with many ties in `requested_at`, then every
+filter combination: `rule` or the assignees of `list_assigned`,
+`requested_before`, the keyset cursor `after` and `limit`. The model
 is the old definition: sort every pending review by `(requested_at,
 review_id)`, then filter and slice.
 
@@ -31,7 +32,7 @@ RULES = ("r1", "r2")
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # open | vote | claim | release | complete
+    kind: str  # open | vote | claim | release | complete | assign | reassign
     thread: str
     minute: int  # requested_at offset (few values: many ties)
     rules: tuple[str, ...]
@@ -39,7 +40,9 @@ class Op:
 
 ops = st.builds(
     Op,
-    kind=st.sampled_from(["open", "open", "vote", "claim", "release", "complete"]),
+    kind=st.sampled_from(
+        ["open", "open", "vote", "claim", "release", "complete", "assign", "reassign"]
+    ),
     thread=st.sampled_from(THREADS),
     minute=st.integers(0, 3),
     rules=st.lists(st.sampled_from(RULES), max_size=2, unique=True).map(tuple),
@@ -52,10 +55,14 @@ class Query:
     rule: str | None
     before: int | None  # minute
     after: tuple[int, int] | None  # (minute, index into known ids, or -1 for "0" * 32)
+    assignees: tuple[str, ...] | None  # list_assigned(assignees) instead of list_pending
 
+
+ASSIGNEES = ("x", "y", "queue:q")
 
 queries = st.builds(
     Query,
+    assignees=st.none() | st.lists(st.sampled_from(ASSIGNEES), max_size=3).map(tuple),
     limit=st.none() | st.integers(0, 4),
     rule=st.none() | st.sampled_from([*RULES, "unknown"]),
     before=st.none() | st.integers(0, 4),
@@ -105,6 +112,15 @@ async def _story(script: list[Op], asks: list[Query]) -> None:
                 continue
             if done.status == "claimed":
                 claims[done.review_id] = claim_id
+        elif op.kind in ("assign", "reassign") and review is not None:
+            await store.assign(
+                review.review_id,
+                to=ASSIGNEES[op.minute % len(ASSIGNEES)],
+                reason="r",
+                by="b",
+                now=T0,
+                initial=op.kind == "assign",
+            )
         elif op.kind == "release" and review is not None and review.review_id in claims:
             await store.release(review.review_id, claim_id=claims.pop(review.review_id))
         elif op.kind == "complete" and review is not None and review.review_id in claims:
@@ -122,6 +138,7 @@ async def _story(script: list[Op], asks: list[Query]) -> None:
         key=lambda r: (r.requested_at, r.review_id),
     )
     assert await store.list_pending() == model
+    assigned = {a.review_id: a.assigned_to for a in await store.assignments(ids)}
     for ask in asks:
         before = None if ask.before is None else T0 + timedelta(minutes=ask.before)
         after: tuple[datetime, str] | None = None
@@ -129,18 +146,25 @@ async def _story(script: list[Op], asks: list[Query]) -> None:
             minute, index = ask.after
             known = ids[index] if 0 <= index < len(ids) else "0" * 32
             after = (T0 + timedelta(minutes=minute), known)
+        rule = None if ask.assignees is not None else ask.rule
         expected = [
             r
             for r in model
-            if (ask.rule is None or any(v.rule == ask.rule for v in r.violations))
+            if (rule is None or any(v.rule == rule for v in r.violations))
+            and (ask.assignees is None or assigned.get(r.review_id) in ask.assignees)
             and (before is None or r.requested_at < before)
             and (after is None or (r.requested_at, r.review_id) > after)
         ]
         if ask.limit is not None:
             expected = expected[: ask.limit]
-        got = await store.list_pending(
-            limit=ask.limit, rule=ask.rule, requested_before=before, after=after
-        )
+        if ask.assignees is None:
+            got = await store.list_pending(
+                limit=ask.limit, rule=rule, requested_before=before, after=after
+            )
+        else:
+            got = await store.list_assigned(
+                ask.assignees, limit=ask.limit, requested_before=before, after=after
+            )
         assert [r.review_id for r in got] == [r.review_id for r in expected], ask
         assert got == expected
 
@@ -157,7 +181,8 @@ async def _latest(store: InMemoryReviewStore, review_id: str) -> Any:
 
 @given(script=st.lists(ops, max_size=40), asks=st.lists(queries, min_size=1, max_size=8))
 def test_list_pending_matches_sorting_everything(script: list[Op], asks: list[Query]) -> None:
-    """Every filter, cursor and limit gives what sorting all pending reviews would."""
+    """Every filter (rule, assignees), cursor and limit gives what sorting all pending
+    reviews would."""
     asyncio.run(_story(script, asks))
 
 

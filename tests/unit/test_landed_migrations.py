@@ -30,6 +30,7 @@ LANDED = {
         "6e90aa8e5d4dc044",  # the stop switch
         "fe15da7d7a0426d6",  # assignment and delegation
         "9152132443c4242b",  # oversight report ranges
+        "600de14e0fec2872",  # pending reviews by finding kinds
     ],
     "postgres": [
         "54ffe09aed38596d",
@@ -49,6 +50,7 @@ LANDED = {
         "67969d6a0610f476",  # the stop switch
         "66800bec4507b49c",  # assignment and delegation
         "9152132443c4242b",  # oversight report ranges
+        "1613e26fce820197",  # pending reviews by finding kinds
     ],
 }
 

@@ -8,8 +8,9 @@ before anything changes, so a UI's answer and the decision agree.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from hitl_compliance import _validate
 from hitl_compliance._coordination import assigning, integrity
@@ -23,7 +24,14 @@ from hitl_compliance.errors import (
     StaleReviewError,
 )
 from hitl_compliance.models import AuditRecord, PendingReview, ReviewRecord, sha256_text
-from hitl_compliance.policy import Authorization, Reviewer, as_reviewer, canonical_reviewer_id
+from hitl_compliance.policy import (
+    AllowAllPolicy,
+    Authorization,
+    Reviewer,
+    RoleBasedPolicy,
+    as_reviewer,
+    canonical_reviewer_id,
+)
 from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._machine import Refusal, refusal_error
 
@@ -64,12 +72,22 @@ async def pending(
             raise InvalidInputError("assigned_to must be a non-empty str (a reviewer id).")
         _validate.text("assigned_to", assigned_to)
         via = await assigning.assignees_for(ctx, assigned_to)
-    # Filters the store's index does not answer drop rows after the read: fetch wider pages.
+    # Filters the store's index does not answer drop rows after the read: fetch wider
+    # pages, doubling up to _MAX_PAGE, so a selective filter costs few round trips.
     narrowed = who is not None or (via is not None and rule is not None)
+    may = None if who is None else _Eligibility(ctx, who)
+    kinds = None if may is None or via is not None else await may.kinds(rule)
+    if kinds == []:
+        return []
     out: list[PendingReview] = []
+    width = None if limit is None else max(limit, 50) if narrowed else limit
     while True:
-        width = None if limit is None else max(limit, 50) if narrowed else limit
-        if via is None:
+        if kinds is not None:
+            # Only reviews whose finding kinds the policy allows (and that have `rule`).
+            page = await ctx.reviews.list_pending_by_kinds(  # type: ignore[attr-defined]
+                kinds, limit=width, requested_before=before, after=after
+            )
+        elif via is None:
             page = await ctx.reviews.list_pending(
                 limit=width, rule=rule, requested_before=before, after=after
             )
@@ -80,8 +98,12 @@ async def pending(
         kept = [
             record
             for record in page
-            if (who is None or authorization(ctx, who, record).allowed)
-            and (via is None or rule is None or any(v.rule == rule for v in record.violations))
+            if (may is None or may.allowed(record))
+            and (
+                (via is None and kinds is None)
+                or rule is None
+                or any(v.rule == rule for v in record.violations)
+            )
         ]
         for view in await assigning.annotate(ctx, kept, via):
             out.append(view)
@@ -90,6 +112,107 @@ async def pending(
         if not narrowed or limit is None or not page:
             return out
         after = (page[-1].requested_at, page[-1].review_id)
+        if width is not None:
+            width = max(width, min(width * 2, _MAX_PAGE))
+
+
+_MAX_PAGE = 1000
+"""The widest page a filtered `pending()` reads at once (rows dropped after the read)."""
+
+
+_SEVERITIES = frozenset({"low", "medium", "high", "critical"})
+
+
+def _pairs(value: str) -> list[tuple[str, str]] | None:
+    """The `(rule, severity)` pairs of a finding-kinds value, or None if it is not one."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(parsed, list):
+        return None
+    out: list[tuple[str, str]] = []
+    for item in parsed:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or item[1] not in _SEVERITIES
+        ):
+            return None
+        out.append((item[0], item[1]))
+    return out
+
+
+class _Eligibility:
+    """`authorization(ctx, reviewer, r).allowed` over many reviews, with its pure parts memoised.
+
+    The reviewer's canonical id is computed once, each requester's once, and, for
+    the library's own policies (whose answer depends only on the findings' rules
+    and severities), the policy once per distinct set of those.
+    """
+
+    def __init__(self, ctx: Context, reviewer: Reviewer) -> None:
+        self._ctx = ctx
+        self._reviewer = reviewer
+        self._key: str | None = None
+        self._requesters: dict[str, bool] = {}
+        self._by_kinds = type(ctx.policy) in (AllowAllPolicy, RoleBasedPolicy)
+        self._policy: dict[frozenset[tuple[str, str]], bool] = {}
+
+    async def kinds(self, rule: str | None) -> list[str] | None:
+        """The finding-kinds values of pending reviews the policy may allow (with a
+        finding of `rule`, if given), or None when the store or policy cannot say.
+
+        Only the library's role-based policy decides from `(rule, severity)` pairs
+        alone (and the allow-all one needs no narrowing); any other policy, or a
+        store without the kinds index, reads every pending review instead.
+        """
+        ctx = self._ctx
+        store: Any = ctx.reviews
+        if type(ctx.policy) is not RoleBasedPolicy or not hasattr(store, "list_pending_by_kinds"):
+            return None
+        values: list[str] | None = await store.pending_finding_kinds()
+        if values is None:
+            return None
+        out: list[str] = []
+        for value in values:
+            pairs = _pairs(value)
+            if pairs is None:
+                # Not a value this library wrote: let the per-row check decide.
+                out.append(value)
+                continue
+            if rule is not None and all(r != rule for r, _ in pairs):
+                continue
+            findings = [RuleResult(r, "review", severity=s) for r, s in pairs]  # type: ignore[arg-type]
+            if ctx.policy.authorize(self._reviewer, findings).allowed:
+                out.append(value)
+        return out
+
+    def allowed(self, review: ReviewRecord) -> bool:
+        """Whether the reviewer may decide `review` now (as `authorization` answers)."""
+        ctx = self._ctx
+        if self._key is None:
+            self._key = canonical(ctx, self._reviewer.id)
+        key = self._key
+        requester = review.requested_by
+        if requester is not None:
+            mine = self._requesters.get(requester)
+            if mine is None:
+                mine = self._requesters[requester] = is_requester(ctx, key, review)
+            if mine:
+                return False
+        if any(key in (v.reviewer_key, canonical(ctx, v.reviewer)) for v in review.votes):
+            return False
+        if not self._by_kinds:
+            return ctx.policy.authorize(self._reviewer, review.violations).allowed
+        kinds = frozenset((v.rule, v.severity) for v in review.violations)
+        found = self._policy.get(kinds)
+        if found is None:
+            found = self._policy[kinds] = ctx.policy.authorize(
+                self._reviewer, review.violations
+            ).allowed
+        return found
 
 
 async def review(ctx: Context, thread_id: str, review_id: str | None = None) -> PendingReview:

@@ -55,6 +55,7 @@ from hitl_compliance.stores._sql import (
     review_from_row,
     review_values,
 )
+from hitl_compliance.stores._sqlkinds import finding_kinds
 from hitl_compliance.stores._sqlstore import SqlStoreBase
 from hitl_compliance.stores.base import HOOK_FOR_EVENT, FinalStatus, paused_payload
 
@@ -117,6 +118,7 @@ class WriteStatements:
     insert_turn: str
     review_at_checkpoint: str
     insert_review: str
+    insert_review_kinds: str
     insert_rule: str
     latest_locked: str
     review_locked: str
@@ -164,6 +166,12 @@ class WriteStatements:
             ),
             insert_review=d.sql(
                 f"INSERT INTO {t.reviews} ({REVIEW_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+            ),
+            # finding_kinds: SQLite's column behind pending(reviewer=) (`_sqlkinds`);
+            # PostgreSQL indexes an expression of `violations` instead.
+            insert_review_kinds=d.sql(
+                f"INSERT INTO {t.reviews} ({REVIEW_COLUMNS}, finding_kinds) "
+                f"VALUES ({', '.join('?' * 19)})"
             ),
             insert_rule=d.sql(
                 f"INSERT INTO {t.review_rules} (review_id, rule, requested_at) VALUES (?, ?, ?)"
@@ -272,6 +280,9 @@ class SqlStore(SqlStoreBase):
 
     _lane_sql: LaneStatements | None = None
     """The append's statements with ledger lanes; None: one chain (`audit_head`)."""
+    kinds_column: bool = False
+    """Whether the review table keeps `finding_kinds` as a column written with the row
+    (SQLite); PostgreSQL computes it in an index expression."""
     _lane_count: int = 1
 
     def __init__(self, *, table_prefix: str) -> None:
@@ -344,7 +355,10 @@ class SqlStore(SqlStoreBase):
                         thread_id=review.thread_id,
                         review_id=str(open_row["review_id"]),
                     )
-            await tx.run(w.insert_review, values)
+            if self.kinds_column:
+                await tx.run(w.insert_review_kinds, [*values, finding_kinds(review.violations)])
+            else:
+                await tx.run(w.insert_review, values)
             if rules:
                 await tx.run_many(w.insert_rule, rules)
             await self._append(tx, paused)

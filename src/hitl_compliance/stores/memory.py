@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
+import itertools
 import json
 import uuid
 from collections.abc import Sequence
@@ -65,6 +67,7 @@ from hitl_compliance.stops import (
 from hitl_compliance.stores import _machine as machine
 from hitl_compliance.stores._machine import Refusal, refusal_error
 from hitl_compliance.stores._seals import Sealed, seals_after
+from hitl_compliance.stores._sqlkinds import finding_kinds
 from hitl_compliance.stores.base import (
     HOOK_FOR_EVENT,
     FinalStatus,
@@ -93,6 +96,13 @@ class InMemoryReviewStore(Sealed):
         # The pending reviews' keys, sorted: `list_pending` bisects and slices it
         # instead of sorting every pending review on each call.
         self._pending_order: list[tuple[datetime, str]] = []
+        # Secondary indexes of the pending reviews, each sorted like `_pending_order`:
+        # per rule of their findings (`list_pending(rule=)`) and per assignee
+        # (`list_assigned`), so a filtered page costs O(log n + rows returned).
+        self._pending_by_rule: dict[str, list[tuple[datetime, str]]] = {}
+        self._pending_by_assignee: dict[str, list[tuple[datetime, str]]] = {}
+        # ... and per finding kinds (`_sqlkinds.finding_kinds`), for pending(reviewer=).
+        self._pending_by_kinds: dict[str, list[tuple[datetime, str]]] = {}
         self._turns: dict[str, TurnRecord] = {}
         self._audit: list[AuditRecord] = []
         self._audit_by_thread: dict[str, list[AuditRecord]] = {}
@@ -219,25 +229,33 @@ class InMemoryReviewStore(Sealed):
     ) -> list[ReviewRecord]:
         check_limit(limit)
         async with self._lock:
-            order = self._pending_order
-            # The keyset window of the sorted index: after the cursor, before the cutoff.
-            start = 0 if after is None else bisect.bisect_right(order, after)
-            stop = (
-                len(order)
-                if requested_before is None
-                else bisect.bisect_left(order, requested_before, key=_requested_at)
-            )
-            if rule is None:
-                end = stop if limit is None else min(stop, start + limit)
-                return [self._reviews[review_id] for _, review_id in order[start:end]]
-            rows: list[ReviewRecord] = []
-            for i in range(start, stop):
-                if limit is not None and len(rows) >= limit:
-                    break
-                review = self._reviews[order[i][1]]
-                if any(v.rule == rule for v in review.violations):
-                    rows.append(review)
-            return rows
+            # The keyset window of a sorted index: after the cursor, before the cutoff.
+            order = self._pending_order if rule is None else self._pending_by_rule.get(rule, [])
+            keys = _window(order, after, requested_before, limit)
+            return [self._reviews[review_id] for _, review_id in keys]
+
+    async def pending_finding_kinds(self) -> list[str] | None:
+        """Each distinct finding-kinds value among pending reviews (`pending(reviewer=)`)."""
+        async with self._lock:
+            return sorted(self._pending_by_kinds)
+
+    async def list_pending_by_kinds(
+        self,
+        kinds: Sequence[str],
+        *,
+        limit: int | None = None,
+        requested_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Pending reviews whose finding-kinds value is one of `kinds`, oldest first."""
+        check_limit(limit)
+        async with self._lock:
+            windows = [
+                _window(self._pending_by_kinds.get(k, []), after, requested_before, limit)
+                for k in sorted(set(kinds))
+            ]
+            keys = itertools.islice(heapq.merge(*windows), limit)
+            return [self._reviews[review_id] for _, review_id in keys]
 
     async def count_pending(self) -> int:
         """How many reviews are pending (the size of the pending index)."""
@@ -246,15 +264,27 @@ class InMemoryReviewStore(Sealed):
     def _add_pending(self, review: ReviewRecord) -> None:
         if review.review_id not in self._pending:
             self._pending[review.review_id] = None
-            bisect.insort(self._pending_order, (review.requested_at, review.review_id))
+            key = (review.requested_at, review.review_id)
+            bisect.insort(self._pending_order, key)
+            for rule in dict.fromkeys(v.rule for v in review.violations):
+                bisect.insort(self._pending_by_rule.setdefault(rule, []), key)
+            kinds = finding_kinds(review.violations)
+            bisect.insort(self._pending_by_kinds.setdefault(kinds, []), key)
+            assigned = self._assignments.get(review.review_id)
+            if assigned is not None:
+                bisect.insort(self._pending_by_assignee.setdefault(assigned.assigned_to, []), key)
 
     def _drop_pending(self, review: ReviewRecord) -> None:
         if review.review_id in self._pending:
             del self._pending[review.review_id]
             key = (review.requested_at, review.review_id)
-            i = bisect.bisect_left(self._pending_order, key)
-            if i < len(self._pending_order) and self._pending_order[i] == key:
-                del self._pending_order[i]
+            _remove(self._pending_order, key)
+            for rule in dict.fromkeys(v.rule for v in review.violations):
+                _remove_from(self._pending_by_rule, rule, key)
+            _remove_from(self._pending_by_kinds, finding_kinds(review.violations), key)
+            assigned = self._assignments.get(review.review_id)
+            if assigned is not None:
+                _remove_from(self._pending_by_assignee, assigned.assigned_to, key)
 
     def _pending_review(self, thread_id: str, review_id: str | None) -> ReviewRecord:
         """The thread's latest review, which must be pending (and `review_id`, if given)."""
@@ -1124,6 +1154,10 @@ class InMemoryReviewStore(Sealed):
             done = Assignment(
                 review_id=review_id, thread_id=review.thread_id, assigned_to=to, reason=reason
             )
+            key = (review.requested_at, review_id)
+            if previous is not None:
+                _remove_from(self._pending_by_assignee, previous.assigned_to, key)
+            bisect.insort(self._pending_by_assignee.setdefault(to, []), key)
             self._assignments[review_id] = done
             return done
 
@@ -1140,23 +1174,14 @@ class InMemoryReviewStore(Sealed):
         after: tuple[datetime, str] | None = None,
     ) -> list[ReviewRecord]:
         check_limit(limit)
-        wanted = set(assignees)
         async with self._lock:
-            order = self._pending_order
-            start = 0 if after is None else bisect.bisect_right(order, after)
-            stop = (
-                len(order)
-                if requested_before is None
-                else bisect.bisect_left(order, requested_before, key=_requested_at)
-            )
-            rows: list[ReviewRecord] = []
-            for i in range(start, stop):
-                if limit is not None and len(rows) >= limit:
-                    break
-                found = self._assignments.get(order[i][1])
-                if found is not None and found.assigned_to in wanted:
-                    rows.append(self._reviews[order[i][1]])
-            return rows
+            # Each assignee's index is sorted: merge their windows, oldest first.
+            windows = [
+                _window(self._pending_by_assignee.get(name, []), after, requested_before, limit)
+                for name in sorted(set(assignees))
+            ]
+            keys = itertools.islice(heapq.merge(*windows), limit)
+            return [self._reviews[review_id] for _, review_id in keys]
 
     async def delegate(self, delegation: Delegation) -> Delegation:
         _aware(delegation.until)
@@ -1218,6 +1243,39 @@ def _lean(model: _M) -> _M:
 
 def _requested_at(key: tuple[datetime, str]) -> datetime:
     return key[0]
+
+
+def _window(
+    order: list[tuple[datetime, str]],
+    after: tuple[datetime, str] | None,
+    requested_before: datetime | None,
+    limit: int | None,
+) -> list[tuple[datetime, str]]:
+    """The keys of a sorted pending index after the cursor and before the cutoff."""
+    start = 0 if after is None else bisect.bisect_right(order, after)
+    stop = (
+        len(order)
+        if requested_before is None
+        else bisect.bisect_left(order, requested_before, key=_requested_at)
+    )
+    end = stop if limit is None else min(stop, start + limit)
+    return order[start:end]
+
+
+def _remove(order: list[tuple[datetime, str]], key: tuple[datetime, str]) -> None:
+    i = bisect.bisect_left(order, key)
+    if i < len(order) and order[i] == key:
+        del order[i]
+
+
+def _remove_from(
+    index: dict[str, list[tuple[datetime, str]]], name: str, key: tuple[datetime, str]
+) -> None:
+    order = index.get(name)
+    if order is not None:
+        _remove(order, key)
+        if not order:
+            del index[name]
 
 
 def _aware(value: datetime) -> None:

@@ -59,6 +59,7 @@ from hitl_compliance.stores._sql import (
 )
 from hitl_compliance.stores._sqlassign import assignment_columns, assignment_tables
 from hitl_compliance.stores._sqlerasure import personal_tables
+from hitl_compliance.stores._sqlkinds import KindsReads, postgres_kinds_steps
 from hitl_compliance.stores._sqlqa import qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlstops import stop_tables
@@ -262,6 +263,12 @@ def _schema_oversight(p: str) -> list[Step]:
     return [*oversight_indexes(p)]
 
 
+def _schema_kinds(p: str) -> list[Step]:
+    # pending(reviewer=) reads pending reviews by their findings' (rule, severity)
+    # pairs: an immutable function of the row and a partial index on it.
+    return [*postgres_kinds_steps(p)]
+
+
 # Ordered migration steps: step i (1-based) brings the tables to schema version i.
 # Append new steps; never edit or reorder released ones.
 _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
@@ -282,6 +289,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[Step]]] = (
     _schema_stops,  # 15: the stop switch
     _schema_assignment,  # 16: assignment and delegation
     _schema_oversight,  # 17: oversight report ranges (decided_at; audit event, at)
+    _schema_kinds,  # 18: pending reviews by finding kinds (pending(reviewer=))
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -349,7 +357,7 @@ class _PgTx:
         await self._cur.executemany(sql, rows)
 
 
-class PostgresReviewStore(ServerSideWrites):
+class PostgresReviewStore(ServerSideWrites, KindsReads):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in PostgreSQL tables.
 
     Give it a `psycopg_pool.AsyncConnectionPool` you own (it is never closed
@@ -372,6 +380,8 @@ class PostgresReviewStore(ServerSideWrites):
     """
 
     dialect = _DIALECT
+    kinds_expr = "{p}finding_kinds(violations)"
+    kinds_nullable = False  # the function returns '[]' for no findings, never NULL
 
     def __init__(
         self,
@@ -499,6 +509,8 @@ class PostgresReviewStore(ServerSideWrites):
 
     async def _migrate(self, cur: AsyncCursor[dict[str, Any]]) -> None:
         """Run the migration steps the tables miss; the caller holds the setup lock."""
+        # The kinds function and index exist once their step has run (tests run fewer).
+        self.kinds_ready = _schema_kinds in _MIGRATIONS
         await cur.execute(self._sql.create_schema_version)
         await cur.execute(self._sql.schema_version)
         steps = steps_to_run(await cur.fetchone(), _MIGRATIONS, where=f"({self._reviews}, ...)")

@@ -42,6 +42,7 @@ from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from hitl_compliance.errors import ConfigurationError, InvalidInputError
+from hitl_compliance.rules import RuleResult
 from hitl_compliance.stores._seals import seals_table
 from hitl_compliance.stores._sql import (
     OPEN_SQL,
@@ -69,6 +70,7 @@ from hitl_compliance.stores._sqlassign import (
     assignment_tables,
 )
 from hitl_compliance.stores._sqlerasure import personal_tables
+from hitl_compliance.stores._sqlkinds import KindsReads, finding_kinds, sqlite_kinds_index
 from hitl_compliance.stores._sqlqa import QaWrites, qa_tables
 from hitl_compliance.stores._sqlretention import retention_tables
 from hitl_compliance.stores._sqlstops import StopWrites, stop_tables
@@ -258,6 +260,28 @@ def _schema_oversight(p: str) -> list[_Step]:
     return [*oversight_indexes(p)]
 
 
+def _fill_kinds(conn: sqlite3.Connection, p: str) -> None:
+    """The kinds value of every open review written before step 15 (SQL cannot sort
+    and de-duplicate the pairs the way `finding_kinds` does)."""
+    rows = conn.execute(
+        f"SELECT review_id, violations FROM {p}reviews WHERE status IN {_OPEN}"
+    ).fetchall()
+    conn.executemany(
+        f"UPDATE {p}reviews SET finding_kinds = ? WHERE review_id = ?",
+        [(finding_kinds([RuleResult.from_dict(v) for v in json.loads(r[1])]), r[0]) for r in rows],
+    )
+
+
+def _schema_kinds(p: str) -> list[_Step]:
+    # pending(reviewer=) reads pending reviews by their findings' (rule, severity)
+    # pairs: the column, its value on open reviews already written, its index.
+    return [
+        f"ALTER TABLE {p}reviews ADD COLUMN finding_kinds TEXT",
+        _fill_kinds,
+        sqlite_kinds_index(p),
+    ]
+
+
 _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_v1,
     _schema_v2,
@@ -273,6 +297,7 @@ _MIGRATIONS: Sequence[Callable[[str], list[_Step]]] = (
     _schema_stops,  # 12: the stop switch
     _schema_assignment,  # 13: assignment and delegation
     _schema_oversight,  # 14: oversight report ranges (decided_at; audit event, at)
+    _schema_kinds,  # 15: pending reviews by finding kinds (pending(reviewer=))
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -535,7 +560,7 @@ _DIALECT = Dialect(
 )
 
 
-class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites):
+class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites, KindsReads):
     """A [`ReviewStore`][hitl_compliance.ReviewStore] in an SQLite file.
 
     Opens its own connection in [`setup`][hitl_compliance.stores.sqlite.SqliteReviewStore.setup]
@@ -609,6 +634,8 @@ class SqliteReviewStore(QaWrites, StopWrites, AssignmentWrites):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Run the migration steps the tables miss; the caller holds the write lock."""
+        # The kinds column and index exist once their step has run (tests run fewer).
+        self.kinds_column = self.kinds_ready = _schema_kinds in _MIGRATIONS
         _run_sql(conn, self._sql.create_schema_version)
         version = _one(conn, self._sql.schema_version, ())
         steps = steps_to_run(version, _MIGRATIONS, where=f"in SQLite database {self.path!r}")
