@@ -58,11 +58,14 @@ class TestPendingReview:
     async def test_route_calls_the_coordinator_once(
         self, memory_service: Service, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The route asks the coordinator, which reads the store once: no extra round trip."""
+        """The route asks the coordinator once, which finds the review among the open ones.
+
+        The thread's latest review is not read as well (issue 19: one read saved).
+        """
         thread_id = await memory_service.pause(PROMO)
         coord, store = memory_service.coord, memory_service.coord.reviews
         calls: list[str] = []
-        review, get_review = coord.review, store.get_review
+        review, get_review, open_reviews = coord.review, store.get_review, store.open_reviews
 
         async def spy_review(tid: str) -> Any:
             calls.append("coordinator.review")
@@ -72,11 +75,16 @@ class TestPendingReview:
             calls.append("store.get_review")
             return await get_review(tid)
 
+        async def spy_open_reviews(tid: str) -> Any:
+            calls.append("store.open_reviews")
+            return await open_reviews(tid)
+
         monkeypatch.setattr(coord, "review", spy_review)
         monkeypatch.setattr(store, "get_review", spy_get_review)
+        monkeypatch.setattr(store, "open_reviews", spy_open_reviews)
         response = await memory_service.client.get(f"/reviews/{thread_id}", headers=as_("sam"))
         assert response.status_code == 200
-        assert calls == ["coordinator.review", "store.get_review"]
+        assert calls == ["coordinator.review", "store.open_reviews"]
 
 
 class TestDecideOnce:
