@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,11 @@ BAD_METADATA: list[Any] = [
 ]
 
 
+def _stable_id(value: object) -> str:
+    """`repr(value)` without object addresses: the same id in every pytest-xdist worker."""
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+
+
 async def pause(coord: HitlCoordinator) -> None:
     assert (await coord.process("t1", RISKY)).status == "paused"
 
@@ -95,7 +101,7 @@ class TestDecisionArguments:
             await coord.approve("t1", reviewer="alice", response=response)
         await assert_still_decidable(coord, before)
 
-    @pytest.mark.parametrize("metadata", BAD_METADATA, ids=repr)
+    @pytest.mark.parametrize("metadata", BAD_METADATA, ids=_stable_id)
     async def test_approval_metadata_that_is_not_storable_json_is_refused(
         self, coord: HitlCoordinator, metadata: Any
     ) -> None:
@@ -106,7 +112,7 @@ class TestDecisionArguments:
             await coord.approve("t1", reviewer="alice", metadata=metadata)
         await assert_still_decidable(coord, before)
 
-    @pytest.mark.parametrize("metadata", BAD_METADATA[:3], ids=repr)
+    @pytest.mark.parametrize("metadata", BAD_METADATA[:3], ids=_stable_id)
     async def test_rejection_metadata_beyond_64_bits_is_refused(
         self, coord: HitlCoordinator, metadata: Any
     ) -> None:
@@ -164,7 +170,7 @@ class TestDecisionArguments:
 class TestTurnArguments:
     """`process` refuses metadata exactly as decisions refuse it, before the turn starts."""
 
-    @pytest.mark.parametrize("metadata", BAD_METADATA, ids=repr)
+    @pytest.mark.parametrize("metadata", BAD_METADATA, ids=_stable_id)
     async def test_turn_metadata_that_is_not_storable_json_is_refused(
         self, coord: HitlCoordinator, drafter: ScriptedDrafter, metadata: Any
     ) -> None:
@@ -327,7 +333,7 @@ class TestSharedJsonValidator:
                 decided_at=datetime.now(timezone.utc),
             )
 
-    @pytest.mark.parametrize("value", BAD_METADATA[:-2], ids=repr)
+    @pytest.mark.parametrize("value", BAD_METADATA[:-2], ids=_stable_id)
     def test_each_bad_value_is_named(self, value: Any) -> None:
         """The validator raises ValueError saying what is wrong with the value."""
         with pytest.raises(ValueError, match=r"."):
