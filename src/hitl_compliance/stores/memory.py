@@ -8,7 +8,7 @@ import heapq
 import itertools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -250,12 +250,7 @@ class InMemoryReviewStore(Sealed):
         """Pending reviews whose finding-kinds value is one of `kinds`, oldest first."""
         check_limit(limit)
         async with self._lock:
-            windows = [
-                _window(self._pending_by_kinds.get(k, []), after, requested_before, limit)
-                for k in sorted(set(kinds))
-            ]
-            keys = itertools.islice(heapq.merge(*windows), limit)
-            return [self._reviews[review_id] for _, review_id in keys]
+            return self._merged(self._pending_by_kinds, kinds, limit, requested_before, after)
 
     async def count_pending(self) -> int:
         """How many reviews are pending (the size of the pending index)."""
@@ -1175,13 +1170,25 @@ class InMemoryReviewStore(Sealed):
     ) -> list[ReviewRecord]:
         check_limit(limit)
         async with self._lock:
-            # Each assignee's index is sorted: merge their windows, oldest first.
-            windows = [
-                _window(self._pending_by_assignee.get(name, []), after, requested_before, limit)
-                for name in sorted(set(assignees))
-            ]
-            keys = itertools.islice(heapq.merge(*windows), limit)
-            return [self._reviews[review_id] for _, review_id in keys]
+            return self._merged(
+                self._pending_by_assignee, assignees, limit, requested_before, after
+            )
+
+    def _merged(
+        self,
+        index: Mapping[str, list[tuple[datetime, str]]],
+        names: Sequence[str],
+        limit: int | None,
+        requested_before: datetime | None,
+        after: tuple[datetime, str] | None,
+    ) -> list[ReviewRecord]:
+        """The reviews under `names` in a sorted per-name index, merged oldest first."""
+        windows = [
+            _window(index.get(name, []), after, requested_before, limit)
+            for name in sorted(set(names))
+        ]
+        keys = itertools.islice(heapq.merge(*windows), limit)
+        return [self._reviews[review_id] for _, review_id in keys]
 
     async def delegate(self, delegation: Delegation) -> Delegation:
         _aware(delegation.until)
